@@ -1,0 +1,120 @@
+use crate::{
+    Capabilities, DataKey, DataKeySpec, KeySpec, KeyUri, KeyVersionInfo, Listing, PageRequest,
+    ProviderError, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SignInput, VersionRef,
+};
+use std::time::Duration;
+
+/// One key backend. Every method is one backend round trip (or a few); the gateway adds policy,
+/// lifecycle rules and audit around it.
+///
+/// Operations a backend lacks keep the default body, which returns
+/// [`ProviderError::Unsupported`] naming the instance and the operation.
+#[async_trait::async_trait]
+pub trait KeyProvider: Send + Sync {
+    /// The instance name from configuration (`local`, `aws-prod`, …); errors carry it.
+    fn name(&self) -> &str;
+
+    /// The backend kind (`local`, `aws-kms`, `vault`, `pkcs11`, `gcp-kms`, `azure-keyvault`).
+    fn kind(&self) -> &'static str;
+
+    fn capabilities(&self) -> Capabilities;
+
+    async fn create_key(&self, spec: &KeySpec) -> Result<Replied<ProviderKey>>;
+
+    async fn describe(&self, key: &KeyUri) -> Result<Replied<ProviderKey>>;
+
+    async fn list(&self, _page: &PageRequest) -> Result<Replied<Listing>> {
+        Err(ProviderError::unsupported(self.name(), "listing keys"))
+    }
+
+    /// Seals `plaintext` under the version; returns the provider's blob, which the gateway
+    /// wraps into its self-describing ciphertext.
+    async fn encrypt(
+        &self,
+        _key: &VersionRef,
+        _plaintext: &SecretBytes,
+        _aad: &[u8],
+    ) -> Result<Replied<Vec<u8>>> {
+        Err(ProviderError::unsupported(self.name(), "encrypt"))
+    }
+
+    async fn decrypt(
+        &self,
+        _key: &VersionRef,
+        _blob: &[u8],
+        _aad: &[u8],
+    ) -> Result<Replied<SecretBytes>> {
+        Err(ProviderError::unsupported(self.name(), "decrypt"))
+    }
+
+    /// A fresh data key from the backend's RNG, sealed under the version (`aad` binds it as for
+    /// [`KeyProvider::encrypt`]).
+    async fn generate_data_key(
+        &self,
+        _key: &VersionRef,
+        _spec: DataKeySpec,
+        _aad: &[u8],
+    ) -> Result<Replied<DataKey>> {
+        Err(ProviderError::unsupported(self.name(), "generate data key"))
+    }
+
+    /// Signature encodings are the same on every provider: ECDSA as DER (X9.62 `Ecdsa-Sig-Value`),
+    /// RSA-PSS with salt length equal to the digest length, Ed25519 as 64 raw bytes.
+    async fn sign(&self, _key: &VersionRef, _input: SignInput<'_>) -> Result<Replied<Vec<u8>>> {
+        Err(ProviderError::unsupported(self.name(), "sign"))
+    }
+
+    async fn verify(
+        &self,
+        _key: &VersionRef,
+        _input: SignInput<'_>,
+        _signature: &[u8],
+    ) -> Result<Replied<bool>> {
+        Err(ProviderError::unsupported(self.name(), "verify"))
+    }
+
+    async fn public_key(&self, _key: &VersionRef) -> Result<Replied<PublicKeyInfo>> {
+        Err(ProviderError::unsupported(self.name(), "get public key"))
+    }
+
+    async fn mac(&self, _key: &VersionRef, _message: &[u8]) -> Result<Replied<Vec<u8>>> {
+        Err(ProviderError::unsupported(self.name(), "generate MAC"))
+    }
+
+    async fn verify_mac(
+        &self,
+        _key: &VersionRef,
+        _message: &[u8],
+        _tag: &[u8],
+    ) -> Result<Replied<bool>> {
+        Err(ProviderError::unsupported(self.name(), "verify MAC"))
+    }
+
+    /// Adds a version and makes it primary.
+    async fn rotate(&self, _key: &KeyUri) -> Result<Replied<KeyVersionInfo>> {
+        Err(ProviderError::unsupported(self.name(), "rotation"))
+    }
+
+    async fn set_enabled(&self, _key: &KeyUri, _enabled: bool) -> Result<Replied<()>> {
+        Err(ProviderError::unsupported(
+            self.name(),
+            "enabling or disabling keys",
+        ))
+    }
+
+    /// Tells the backend destruction is pending. Backends with their own deletion window (AWS,
+    /// Azure, GCP) start it here; others need do nothing, since the gateway keeps the window and
+    /// calls [`KeyProvider::destroy`] when it ends.
+    async fn schedule_destroy(&self, _key: &KeyUri, _window: Duration) -> Result<Replied<()>> {
+        Ok(Replied::local(()))
+    }
+
+    async fn cancel_destroy(&self, _key: &KeyUri) -> Result<Replied<()>> {
+        Ok(Replied::local(()))
+    }
+
+    /// Destroys the key material for good, once the pending window has ended.
+    async fn destroy(&self, _key: &KeyUri) -> Result<Replied<()>> {
+        Err(ProviderError::unsupported(self.name(), "destruction"))
+    }
+}

@@ -1,0 +1,154 @@
+use crate::{Algorithm, KeyUri, SecretBytes};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A provider's answer plus the backend's own request id (AWS `x-amzn-RequestId`, Vault
+/// `request_id`, …), so the audit log can join gateway events to the backend's audit stream.
+#[derive(Debug)]
+pub struct Replied<T> {
+    pub value: T,
+    pub request_id: Option<String>,
+}
+
+impl<T> Replied<T> {
+    /// A reply from a backend that has no request ids of its own (the local provider).
+    pub fn local(value: T) -> Self {
+        Self {
+            value,
+            request_id: None,
+        }
+    }
+
+    pub fn with_request_id(value: T, request_id: Option<String>) -> Self {
+        Self { value, request_id }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Replied<U> {
+        Replied {
+            value: f(self.value),
+            request_id: self.request_id,
+        }
+    }
+}
+
+/// What the gateway asks a provider to create.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    /// keygate's name for the key (`payments/card-dek`); providers may use it in their own
+    /// names, labels or aliases.
+    pub name: String,
+    /// keygate's immutable key id.
+    pub key_id: String,
+    pub algorithm: Algorithm,
+    pub owner: String,
+    pub environment: String,
+    /// Fixed at creation; providers with automatic rotation set their period from it.
+    pub crypto_period: Duration,
+    /// Extra labels/tags to carry into the backend.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The state of a key as the backend sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKeyState {
+    Enabled,
+    Disabled,
+    PendingDestruction,
+    Destroyed,
+}
+
+/// One version of a key. `number` counts from 1 in creation order; `provider_version` is the
+/// backend's own name for it (a Vault version, a GCP cryptoKeyVersion, a PKCS#11 object id…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVersionInfo {
+    pub number: u32,
+    pub provider_version: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderKey {
+    pub uri: KeyUri,
+    pub algorithm: Algorithm,
+    pub state: ProviderKeyState,
+    /// Oldest first; the last is the primary (used for new encryptions and signatures).
+    pub versions: Vec<KeyVersionInfo>,
+}
+
+/// The exact key version an operation uses. The gateway resolves it from its catalog, so a
+/// provider need not look the key up first.
+#[derive(Debug, Clone)]
+pub struct VersionRef {
+    pub uri: KeyUri,
+    pub algorithm: Algorithm,
+    pub version: u32,
+    pub provider_version: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DataKeySpec {
+    /// Length of the data key in bytes (32 for AES-256).
+    pub len: usize,
+}
+
+/// A data key: its plaintext (for the caller to use and discard) and the same key sealed under
+/// the provider key (for the caller to store).
+#[derive(Debug)]
+pub struct DataKey {
+    pub plaintext: SecretBytes,
+    pub sealed: Vec<u8>,
+}
+
+/// What is signed: the message itself, or a digest the caller already computed with the
+/// algorithm's hash.
+#[derive(Debug, Clone, Copy)]
+pub enum SignInput<'a> {
+    Message(&'a [u8]),
+    Digest(&'a [u8]),
+}
+
+/// A public key as DER SubjectPublicKeyInfo.
+#[derive(Debug, Clone)]
+pub struct PublicKeyInfo {
+    pub spki_der: Vec<u8>,
+}
+
+/// What a backend can do. The gateway refuses, with a clear message, any call outside it.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    pub algorithms: Vec<Algorithm>,
+    pub rotate: bool,
+    pub disable: bool,
+    pub destroy: bool,
+    pub list: bool,
+    /// Sign/verify accept a precomputed digest.
+    pub sign_digest: bool,
+}
+
+impl Capabilities {
+    pub fn supports(&self, algorithm: Algorithm) -> bool {
+        self.algorithms.contains(&algorithm)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub page_size: u32,
+    /// Opaque token from the previous [`Listing`]; empty for the first page.
+    pub page_token: String,
+}
+
+/// A key the backend holds, whether or not keygate created it (inventory).
+#[derive(Debug, Clone)]
+pub struct ListedKey {
+    pub uri: KeyUri,
+    pub algorithm: Option<Algorithm>,
+    pub state: ProviderKeyState,
+    /// keygate's key id, when the backend carries it (tag, label, metadata).
+    pub keygate_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub keys: Vec<ListedKey>,
+    pub next_page_token: String,
+}
