@@ -594,48 +594,11 @@ mod independent {
             }
             _ => return false,
         };
-        let Some(raw) = raw_public_key(algorithm, spki_der) else {
+        let Some(raw) = crate::spki::spki_public_key_bits(spki_der) else {
             return false;
         };
         UnparsedPublicKey::new(alg, raw)
             .verify(message, sig)
             .is_ok()
-    }
-
-    /// aws-lc-rs's `UnparsedPublicKey` takes the key inside the SPKI for EC (the point),
-    /// Ed25519 (32 bytes) and RSA (RSAPublicKey DER), so peel the BIT STRING out.
-    fn raw_public_key(algorithm: Algorithm, spki: &[u8]) -> Option<Vec<u8>> {
-        let (tag, body, _) = der(spki)?;
-        if tag != 0x30 {
-            return None;
-        }
-        let (_, _, rest) = der(body)?; // AlgorithmIdentifier
-        let (tag, bits, _) = der(rest)?;
-        if tag != 0x03 || bits.first() != Some(&0) {
-            return None;
-        }
-        let _ = algorithm;
-        Some(bits[1..].to_vec())
-    }
-
-    /// One DER TLV: (tag, contents, the bytes after it).
-    fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let tag = *input.first()?;
-        let first = *input.get(1)? as usize;
-        let (len, header) = if first < 0x80 {
-            (first, 2)
-        } else {
-            let n = first & 0x7f;
-            if n == 0 || n > 4 {
-                return None;
-            }
-            let mut len = 0usize;
-            for i in 0..n {
-                len = (len << 8) | *input.get(2 + i)? as usize;
-            }
-            (len, 2 + n)
-        };
-        let body = input.get(header..header + len)?;
-        Some((tag, body, &input[header + len..]))
     }
 }

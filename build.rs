@@ -1,0 +1,18 @@
+// Compiles proto/keygate/v1 with a vendored protoc, so the build needs nothing outside cargo.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    // SAFETY of intent: build scripts are single-threaded; PROTOC tells prost-build which binary.
+    unsafe { std::env::set_var("PROTOC", protoc) };
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("keygate_descriptor.bin"))
+        .compile_protos(
+            &[
+                "proto/keygate/v1/keys.proto",
+                "proto/keygate/v1/audit.proto",
+            ],
+            &["proto"],
+        )?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

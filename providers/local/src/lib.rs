@@ -1,0 +1,20 @@
+//! keygate's embedded key provider (`local://KEY_ID`).
+//!
+//! Keys live in the gateway's data directory, one file per key, each version's material sealed
+//! with AES-256-GCM under a master key. The master key is derived from a passphrase with
+//! Argon2id (production) or generated and stored beside the keys (dev mode only: anyone who can
+//! read the data directory can read the keys, and the gateway says so loudly at start-up).
+//!
+//! Cryptography is aws-lc-rs: AES-256-GCM, ECDSA P-256/P-384, Ed25519, RSA-OAEP (SHA-256),
+//! RSA-PSS and PKCS#1 v1.5 signatures (SHA-256), HMAC-SHA-256.
+
+mod master_key;
+mod material;
+mod provider;
+mod store;
+
+pub use master_key::{MasterKey, MasterKeyError, MasterKeySource};
+pub use provider::LocalProvider;
+
+/// The URI scheme of keys held by this provider.
+pub const SCHEME: &str = "local";

@@ -1,0 +1,446 @@
+//! The `KeyProvider` implementation over the store and the loaded keys.
+
+use crate::master_key::MasterKey;
+use crate::material::{self, LoadedKey, MaterialError};
+use crate::store::{KeyFile, Store, VersionFile};
+use crate::{MasterKeySource, SCHEME};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use keygate_provider::{
+    Algorithm, Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyUri, KeyVersionInfo,
+    ListedKey, Listing, PageRequest, ProviderError, ProviderKey, ProviderKeyState, PublicKeyInfo,
+    Replied, Result, SecretBytes, SignInput, VersionRef,
+};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+/// A key as held in memory: its file (for rewriting) and each version loaded for use.
+struct Entry {
+    file: KeyFile,
+    versions: Vec<Arc<LoadedKey>>,
+}
+
+pub struct LocalProvider {
+    name: String,
+    master: MasterKey,
+    store: Store,
+    /// Read on every operation; never held across an await.
+    keys: RwLock<HashMap<String, Arc<Entry>>>,
+    /// Serialises changes (create, rotate, enable, destroy) so file and map stay in step.
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for LocalProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalProvider")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Additional data binding sealed material to its key and version, so files cannot be swapped.
+fn material_aad(key_id: &str, version: u32) -> Vec<u8> {
+    format!("keygate-local-material-v1|{key_id}|{version}").into_bytes()
+}
+
+fn uri_for(key_id: &str) -> KeyUri {
+    KeyUri::new(format!("{SCHEME}://{key_id}"))
+}
+
+impl LocalProvider {
+    /// Opens the store in `dir` (created if missing) and loads every key.
+    pub fn open(
+        name: &str,
+        dir: &Path,
+        source: MasterKeySource,
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let master = MasterKey::open(dir, source)?;
+        let store = Store::open(dir)?;
+        let mut keys = HashMap::new();
+        for file in store.load_all()? {
+            let entry = load_entry(&master, file).map_err(|e| e.to_string())?;
+            keys.insert(entry.file.key_id.clone(), Arc::new(entry));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            master,
+            store,
+            keys: RwLock::new(keys),
+            changes: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// True when the master key was generated for dev mode (stored in the clear).
+    pub fn is_dev_mode(&self) -> bool {
+        self.master.dev_mode
+    }
+
+    fn key_id<'a>(&self, uri: &'a KeyUri) -> Result<&'a str> {
+        uri.strip_scheme(SCHEME)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                ProviderError::invalid(&self.name, format!("'{uri}' is not a {SCHEME}:// key URI"))
+            })
+    }
+
+    fn entry(&self, uri: &KeyUri) -> Result<Arc<Entry>> {
+        let id = self.key_id(uri)?;
+        let keys = self.keys.read().map_err(|_| self.poisoned())?;
+        keys.get(id)
+            .cloned()
+            .ok_or_else(|| ProviderError::not_found(&self.name, format!("key {uri}")))
+    }
+
+    fn poisoned(&self) -> ProviderError {
+        ProviderError::internal(&self.name, "key table lock poisoned")
+    }
+
+    /// The loaded version, if the key is enabled.
+    fn usable(&self, v: &VersionRef) -> Result<Arc<LoadedKey>> {
+        let entry = self.entry(&v.uri)?;
+        if !entry.file.enabled {
+            return Err(ProviderError::precondition(
+                &self.name,
+                format!("key {} is disabled", v.uri),
+            ));
+        }
+        let index = (v.version as usize).checked_sub(1);
+        index
+            .and_then(|i| entry.versions.get(i))
+            .cloned()
+            .ok_or_else(|| {
+                ProviderError::not_found(
+                    &self.name,
+                    format!("version {} of key {}", v.version, v.uri),
+                )
+            })
+    }
+
+    fn map_err(&self, v: &VersionRef, e: MaterialError) -> ProviderError {
+        match e {
+            MaterialError::Authentication => ProviderError::auth_failed(&self.name),
+            MaterialError::Invalid(reason) => ProviderError::invalid(&self.name, reason),
+            MaterialError::WrongPurpose(op) => ProviderError::precondition(
+                &self.name,
+                format!(
+                    "key {} is a {} key ({}); it cannot {op}",
+                    v.uri,
+                    v.algorithm.purpose(),
+                    v.algorithm
+                ),
+            ),
+            MaterialError::Crypto(what) => ProviderError::internal(&self.name, what),
+        }
+    }
+
+    fn seal_version(
+        &self,
+        key_id: &str,
+        number: u32,
+        material: &SecretBytes,
+    ) -> Result<VersionFile> {
+        let sealed = self
+            .master
+            .seal(material.expose(), &material_aad(key_id, number))
+            .map_err(|_| ProviderError::internal(&self.name, "sealing key material failed"))?;
+        Ok(VersionFile {
+            number,
+            sealed: B64.encode(sealed),
+        })
+    }
+
+    async fn generate(&self, algorithm: Algorithm) -> Result<SecretBytes> {
+        // RSA generation takes up to seconds: keep it off the async workers.
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || material::generate(algorithm))
+            .await
+            .map_err(|e| ProviderError::internal(&name, format!("key generation task: {e}")))?
+            .map_err(|e| match e {
+                MaterialError::Invalid(reason) => ProviderError::unsupported(&name, reason),
+                other => ProviderError::internal(&name, format!("{other:?}")),
+            })
+    }
+
+    /// Writes `file` and swaps the in-memory entry; caller holds `changes`.
+    fn commit(&self, file: KeyFile, versions: Vec<Arc<LoadedKey>>) -> Result<Arc<Entry>> {
+        self.store.write(&file).map_err(|e| {
+            ProviderError::internal(&self.name, format!("writing key {}: {e}", file.key_id))
+        })?;
+        let entry = Arc::new(Entry { file, versions });
+        self.keys
+            .write()
+            .map_err(|_| self.poisoned())?
+            .insert(entry.file.key_id.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    fn describe_entry(entry: &Entry) -> ProviderKey {
+        ProviderKey {
+            uri: uri_for(&entry.file.key_id),
+            algorithm: entry.file.algorithm,
+            state: if entry.file.enabled {
+                ProviderKeyState::Enabled
+            } else {
+                ProviderKeyState::Disabled
+            },
+            versions: entry
+                .file
+                .versions
+                .iter()
+                .map(|v| KeyVersionInfo {
+                    number: v.number,
+                    provider_version: v.number.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn load_entry(master: &MasterKey, file: KeyFile) -> std::result::Result<Entry, String> {
+    let mut versions = Vec::with_capacity(file.versions.len());
+    for v in &file.versions {
+        let sealed = B64
+            .decode(&v.sealed)
+            .map_err(|_| format!("key {} version {}: bad base64", file.key_id, v.number))?;
+        let material = master
+            .open_sealed(&sealed, &material_aad(&file.key_id, v.number))
+            .map_err(|_| {
+                format!(
+                    "key {} version {}: material does not open under this master key",
+                    file.key_id, v.number
+                )
+            })?;
+        let loaded = LoadedKey::load(file.algorithm, &material)
+            .map_err(|e| format!("key {} version {}: {e:?}", file.key_id, v.number))?;
+        versions.push(Arc::new(loaded));
+    }
+    Ok(Entry { file, versions })
+}
+
+#[async_trait::async_trait]
+impl KeyProvider for LocalProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            algorithms: material::SUPPORTED.to_vec(),
+            rotate: true,
+            disable: true,
+            destroy: true,
+            list: true,
+            sign_digest: true,
+        }
+    }
+
+    async fn create_key(&self, spec: &KeySpec) -> Result<Replied<ProviderKey>> {
+        if !material::SUPPORTED.contains(&spec.algorithm) {
+            return Err(ProviderError::unsupported(
+                &self.name,
+                format!("algorithm {}", spec.algorithm),
+            ));
+        }
+        let material = self.generate(spec.algorithm).await?;
+        let loaded = LoadedKey::load(spec.algorithm, &material).map_err(|e| {
+            ProviderError::internal(&self.name, format!("loading new key material: {e:?}"))
+        })?;
+        let _guard = self.changes.lock().await;
+        let exists = self
+            .keys
+            .read()
+            .map_err(|_| self.poisoned())?
+            .contains_key(&spec.key_id)
+            || self.store.exists(&spec.key_id);
+        if exists {
+            return Err(ProviderError::AlreadyExists {
+                provider: self.name.clone(),
+                what: format!("key {}", uri_for(&spec.key_id)),
+            });
+        }
+        let file = KeyFile {
+            key_id: spec.key_id.clone(),
+            name: spec.name.clone(),
+            algorithm: spec.algorithm,
+            enabled: true,
+            versions: vec![self.seal_version(&spec.key_id, 1, &material)?],
+        };
+        let entry = self.commit(file, vec![Arc::new(loaded)])?;
+        Ok(Replied::local(Self::describe_entry(&entry)))
+    }
+
+    async fn describe(&self, key: &KeyUri) -> Result<Replied<ProviderKey>> {
+        Ok(Replied::local(Self::describe_entry(&*self.entry(key)?)))
+    }
+
+    async fn list(&self, page: &PageRequest) -> Result<Replied<Listing>> {
+        let keys = self.keys.read().map_err(|_| self.poisoned())?;
+        let mut ids: Vec<&String> = keys
+            .keys()
+            .filter(|id| id.as_str() > page.page_token.as_str())
+            .collect();
+        ids.sort();
+        let size = if page.page_size == 0 {
+            100
+        } else {
+            page.page_size as usize
+        };
+        let next_page_token = if ids.len() > size {
+            ids[size - 1].clone()
+        } else {
+            String::new()
+        };
+        let listed = ids
+            .into_iter()
+            .take(size)
+            .filter_map(|id| keys.get(id))
+            .map(|e| ListedKey {
+                uri: uri_for(&e.file.key_id),
+                algorithm: Some(e.file.algorithm),
+                state: Self::describe_entry(e).state,
+                keygate_id: Some(e.file.key_id.clone()),
+            })
+            .collect();
+        Ok(Replied::local(Listing {
+            keys: listed,
+            next_page_token,
+        }))
+    }
+
+    async fn encrypt(
+        &self,
+        key: &VersionRef,
+        plaintext: &SecretBytes,
+        aad: &[u8],
+    ) -> Result<Replied<Vec<u8>>> {
+        let loaded = self.usable(key)?;
+        let blob = loaded
+            .encrypt(plaintext.expose(), aad)
+            .map_err(|e| self.map_err(key, e))?;
+        Ok(Replied::local(blob))
+    }
+
+    async fn decrypt(
+        &self,
+        key: &VersionRef,
+        blob: &[u8],
+        aad: &[u8],
+    ) -> Result<Replied<SecretBytes>> {
+        let loaded = self.usable(key)?;
+        let plaintext = loaded
+            .decrypt(blob, aad)
+            .map_err(|e| self.map_err(key, e))?;
+        Ok(Replied::local(plaintext))
+    }
+
+    async fn generate_data_key(
+        &self,
+        key: &VersionRef,
+        spec: DataKeySpec,
+        aad: &[u8],
+    ) -> Result<Replied<DataKey>> {
+        let loaded = self.usable(key)?;
+        let plaintext = crate::master_key::random_secret(spec.len)
+            .map_err(|_| ProviderError::internal(&self.name, "random generation failed"))?;
+        let sealed = loaded
+            .encrypt(plaintext.expose(), aad)
+            .map_err(|e| self.map_err(key, e))?;
+        Ok(Replied::local(DataKey { plaintext, sealed }))
+    }
+
+    async fn sign(&self, key: &VersionRef, input: SignInput<'_>) -> Result<Replied<Vec<u8>>> {
+        let loaded = self.usable(key)?;
+        let sig = loaded
+            .sign(key.algorithm, input)
+            .map_err(|e| self.map_err(key, e))?;
+        Ok(Replied::local(sig))
+    }
+
+    async fn verify(
+        &self,
+        key: &VersionRef,
+        input: SignInput<'_>,
+        signature: &[u8],
+    ) -> Result<Replied<bool>> {
+        let loaded = self.usable(key)?;
+        let ok = loaded
+            .verify(key.algorithm, input, signature)
+            .map_err(|e| self.map_err(key, e))?;
+        Ok(Replied::local(ok))
+    }
+
+    async fn public_key(&self, key: &VersionRef) -> Result<Replied<PublicKeyInfo>> {
+        let loaded = self.usable(key)?;
+        let spki_der = loaded.public_key_der().map_err(|e| self.map_err(key, e))?;
+        Ok(Replied::local(PublicKeyInfo { spki_der }))
+    }
+
+    async fn mac(&self, key: &VersionRef, message: &[u8]) -> Result<Replied<Vec<u8>>> {
+        let loaded = self.usable(key)?;
+        Ok(Replied::local(
+            loaded.mac(message).map_err(|e| self.map_err(key, e))?,
+        ))
+    }
+
+    async fn verify_mac(
+        &self,
+        key: &VersionRef,
+        message: &[u8],
+        tag: &[u8],
+    ) -> Result<Replied<bool>> {
+        let loaded = self.usable(key)?;
+        Ok(Replied::local(
+            loaded
+                .verify_mac(message, tag)
+                .map_err(|e| self.map_err(key, e))?,
+        ))
+    }
+
+    async fn rotate(&self, key: &KeyUri) -> Result<Replied<KeyVersionInfo>> {
+        let algorithm = self.entry(key)?.file.algorithm;
+        let material = self.generate(algorithm).await?;
+        let loaded = LoadedKey::load(algorithm, &material).map_err(|e| {
+            ProviderError::internal(&self.name, format!("loading new key material: {e:?}"))
+        })?;
+        let _guard = self.changes.lock().await;
+        let entry = self.entry(key)?;
+        let number = entry.file.versions.len() as u32 + 1;
+        let mut file = entry.file.clone();
+        file.versions
+            .push(self.seal_version(&file.key_id, number, &material)?);
+        let mut versions = entry.versions.clone();
+        versions.push(Arc::new(loaded));
+        self.commit(file, versions)?;
+        Ok(Replied::local(KeyVersionInfo {
+            number,
+            provider_version: number.to_string(),
+        }))
+    }
+
+    async fn set_enabled(&self, key: &KeyUri, enabled: bool) -> Result<Replied<()>> {
+        let _guard = self.changes.lock().await;
+        let entry = self.entry(key)?;
+        let mut file = entry.file.clone();
+        file.enabled = enabled;
+        self.commit(file, entry.versions.clone())?;
+        Ok(Replied::local(()))
+    }
+
+    async fn destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
+        let _guard = self.changes.lock().await;
+        let id = self.key_id(key)?.to_string();
+        self.entry(key)?;
+        self.store
+            .remove(&id)
+            .map_err(|e| ProviderError::internal(&self.name, format!("removing key {key}: {e}")))?;
+        self.keys.write().map_err(|_| self.poisoned())?.remove(&id);
+        Ok(Replied::local(()))
+    }
+}

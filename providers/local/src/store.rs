@@ -1,0 +1,70 @@
+//! Key files on disk: one JSON file per key, rewritten atomically on every change.
+
+use crate::master_key::write_private;
+use keygate_provider::Algorithm;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyFile {
+    pub key_id: String,
+    pub name: String,
+    pub algorithm: Algorithm,
+    pub enabled: bool,
+    pub versions: Vec<VersionFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionFile {
+    pub number: u32,
+    /// The version's material sealed under the master key, base64 (nonce ‖ ciphertext ‖ tag).
+    pub sealed: String,
+}
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        let dir = dir.join("keys");
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, key_id: &str) -> PathBuf {
+        // Hex keeps any id (slashes, dots) a plain file name.
+        self.dir.join(format!("{}.json", hex::encode(key_id)))
+    }
+
+    pub fn load_all(&self) -> std::io::Result<Vec<KeyFile>> {
+        let mut keys = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path)?;
+            let key: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not a valid key file: {e}", path.display()),
+                )
+            })?;
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    pub fn exists(&self, key_id: &str) -> bool {
+        self.path(key_id).exists()
+    }
+
+    pub fn write(&self, key: &KeyFile) -> std::io::Result<()> {
+        write_private(&self.path(&key.key_id), key)
+    }
+
+    pub fn remove(&self, key_id: &str) -> std::io::Result<()> {
+        std::fs::remove_file(self.path(key_id))
+    }
+}

@@ -1,0 +1,95 @@
+use keygate_provider::{Algorithm, KeyPurpose, KeyUri, VersionRef};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A key's lifecycle state as keygate tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Enabled,
+    Disabled,
+    PendingDestruction,
+    Destroyed,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Enabled => "enabled",
+            KeyState::Disabled => "disabled",
+            KeyState::PendingDestruction => "pending-destruction",
+            KeyState::Destroyed => "destroyed",
+        }
+    }
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "enabled" => Ok(KeyState::Enabled),
+            "disabled" => Ok(KeyState::Disabled),
+            "pending-destruction" => Ok(KeyState::PendingDestruction),
+            "destroyed" => Ok(KeyState::Destroyed),
+            other => Err(format!("unknown key state '{other}'")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRecord {
+    pub version: u32,
+    pub provider_version: String,
+    pub created_at_ms: i64,
+}
+
+/// Everything keygate knows about one key.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub purpose: KeyPurpose,
+    pub environment: String,
+    pub algorithm: Algorithm,
+    /// Provider instance name from configuration.
+    pub provider: String,
+    pub provider_uri: KeyUri,
+    pub state: KeyState,
+    pub crypto_period: Duration,
+    pub created_at_ms: i64,
+    /// When the primary version's crypto-period ends.
+    pub rotation_due_at_ms: i64,
+    pub destruction_at_ms: Option<i64>,
+    pub labels: BTreeMap<String, String>,
+    /// Oldest first; never empty.
+    pub versions: Vec<VersionRecord>,
+}
+
+impl KeyRecord {
+    pub fn primary(&self) -> &VersionRecord {
+        // A record always has at least one version (created with one; versions only grow).
+        &self.versions[self.versions.len() - 1]
+    }
+
+    pub fn version(&self, number: u32) -> Option<&VersionRecord> {
+        self.versions.iter().find(|v| v.version == number)
+    }
+
+    /// The reference a provider call needs for `version`.
+    pub fn version_ref(&self, version: &VersionRecord) -> VersionRef {
+        VersionRef {
+            uri: self.provider_uri.clone(),
+            algorithm: self.algorithm,
+            version: version.version,
+            provider_version: version.provider_version.clone(),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! SQL for the catalog tables.
+
+use super::{KeyRecord, KeyState, VersionRecord};
+use sqlx::{Row, SqlitePool};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn corrupt(what: String) -> sqlx::Error {
+    sqlx::Error::Decode(what.into())
+}
+
+pub async fn load_all(db: &SqlitePool) -> Result<Vec<KeyRecord>, sqlx::Error> {
+    let mut versions: HashMap<String, Vec<VersionRecord>> = HashMap::new();
+    for row in sqlx::query(
+        "SELECT key_id, version, provider_version, created_at_ms FROM key_versions ORDER BY key_id, version",
+    )
+    .fetch_all(db)
+    .await?
+    {
+        versions
+            .entry(row.try_get("key_id")?)
+            .or_default()
+            .push(VersionRecord {
+                version: row.try_get::<i64, _>("version")? as u32,
+                provider_version: row.try_get("provider_version")?,
+                created_at_ms: row.try_get("created_at_ms")?,
+            });
+    }
+    let rows = sqlx::query(
+        "SELECT id, name, owner, purpose, environment, algorithm, provider, provider_uri, state,
+                crypto_period_secs, created_at_ms, rotation_due_at_ms, destruction_at_ms, labels
+         FROM keys",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut records = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let algorithm: String = row.try_get("algorithm")?;
+        let purpose: String = row.try_get("purpose")?;
+        let state: String = row.try_get("state")?;
+        let labels: String = row.try_get("labels")?;
+        let versions = versions.remove(&id).unwrap_or_default();
+        if versions.is_empty() {
+            return Err(corrupt(format!("key {id} has no versions")));
+        }
+        records.push(KeyRecord {
+            name: row.try_get("name")?,
+            owner: row.try_get("owner")?,
+            purpose: purpose
+                .parse()
+                .map_err(|e: keygate_provider::UnknownAlgorithm| corrupt(e.0))?,
+            environment: row.try_get("environment")?,
+            algorithm: algorithm
+                .parse()
+                .map_err(|e: keygate_provider::UnknownAlgorithm| corrupt(e.0))?,
+            provider: row.try_get("provider")?,
+            provider_uri: keygate_provider::KeyUri::new(row.try_get::<String, _>("provider_uri")?),
+            state: state.parse().map_err(corrupt)?,
+            crypto_period: Duration::from_secs(row.try_get::<i64, _>("crypto_period_secs")? as u64),
+            created_at_ms: row.try_get("created_at_ms")?,
+            rotation_due_at_ms: row.try_get("rotation_due_at_ms")?,
+            destruction_at_ms: row.try_get("destruction_at_ms")?,
+            labels: serde_json::from_str(&labels)
+                .map_err(|e| corrupt(format!("key {id} labels: {e}")))?,
+            versions,
+            id,
+        });
+    }
+    Ok(records)
+}
+
+pub async fn insert(db: &SqlitePool, r: &KeyRecord) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO keys (id, name, owner, purpose, environment, algorithm, provider, provider_uri,
+                           state, crypto_period_secs, created_at_ms, rotation_due_at_ms,
+                           destruction_at_ms, labels)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&r.id)
+    .bind(&r.name)
+    .bind(&r.owner)
+    .bind(r.purpose.as_str())
+    .bind(&r.environment)
+    .bind(r.algorithm.as_str())
+    .bind(&r.provider)
+    .bind(r.provider_uri.as_str())
+    .bind(r.state.as_str())
+    .bind(r.crypto_period.as_secs() as i64)
+    .bind(r.created_at_ms)
+    .bind(r.rotation_due_at_ms)
+    .bind(r.destruction_at_ms)
+    .bind(serde_json::to_string(&r.labels).unwrap_or_else(|_| "{}".into()))
+    .execute(&mut *tx)
+    .await?;
+    for v in &r.versions {
+        insert_version(&mut tx, &r.id, v).await?;
+    }
+    tx.commit().await
+}
+
+async fn insert_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    key_id: &str,
+    v: &VersionRecord,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO key_versions (key_id, version, provider_version, created_at_ms) VALUES (?, ?, ?, ?)",
+    )
+    .bind(key_id)
+    .bind(i64::from(v.version))
+    .bind(&v.provider_version)
+    .bind(v.created_at_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn add_version(
+    db: &SqlitePool,
+    key_id: &str,
+    v: &VersionRecord,
+    rotation_due_at_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    insert_version(&mut tx, key_id, v).await?;
+    sqlx::query("UPDATE keys SET rotation_due_at_ms = ? WHERE id = ?")
+        .bind(rotation_due_at_ms)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+pub async fn set_state(
+    db: &SqlitePool,
+    key_id: &str,
+    state: KeyState,
+    destruction_at_ms: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE keys SET state = ?, destruction_at_ms = ? WHERE id = ?")
+        .bind(state.as_str())
+        .bind(destruction_at_ms)
+        .bind(key_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! `keygate key …`
+
+use super::CliResult;
+use super::client::{Connection, describe};
+use super::output;
+use crate::pb;
+use clap::Subcommand;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create a key. Every key needs an owner and a crypto-period.
+    Create {
+        /// Lower-case path-like name, e.g. payments/card-dek.
+        name: String,
+        /// encrypt | sign | mac (defaults to what the algorithm is for).
+        #[arg(long)]
+        purpose: Option<String>,
+        /// aes-256-gcm, rsa-3072-oaep, ecdsa-p256, ecdsa-p384, ed25519, rsa-2048-pss, rsa-2048-pkcs1, hmac-sha256, …
+        #[arg(long)]
+        algorithm: String,
+        /// The person or service account answerable for the key (never a team).
+        #[arg(long)]
+        owner: String,
+        /// How long each version may be used before rotation, e.g. 365d, 90d.
+        #[arg(long)]
+        crypto_period: String,
+        /// prod | staging | dev | … (default dev).
+        #[arg(long)]
+        environment: Option<String>,
+        /// Provider instance (default: the gateway's default provider).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Labels, KEY=VALUE; repeatable.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+    },
+    /// List keys you may see.
+    List {
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// Show one key.
+    Show { key: String },
+    /// Add a version and make it primary.
+    Rotate { key: String },
+    /// Allow use of a disabled key again.
+    Enable { key: String },
+    /// Refuse every use of a key until it is enabled.
+    Disable { key: String },
+    /// Start the pending window after which the key is destroyed.
+    ScheduleDestruction {
+        key: String,
+        /// e.g. 30d (the default); at least the gateway's minimum (7d by default).
+        #[arg(long)]
+        window: Option<String>,
+    },
+    /// Stop a pending destruction; the key comes back disabled.
+    CancelDestruction { key: String },
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("label '{s}' is not KEY=VALUE"))
+}
+
+fn duration(flag: &str, text: &str) -> Result<prost_types::Duration, String> {
+    let d = crate::time::parse_duration(text).map_err(|e| format!("{flag}: {e}"))?;
+    Ok(prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: 0,
+    })
+}
+
+fn print_key(json: bool, key: &pb::Key) {
+    if json {
+        println!("{}", output::key_json(key));
+    } else {
+        print!("{}", output::key_details(key));
+    }
+}
+
+pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
+    let mut keys = conn.keys().await?;
+    let key = match cmd {
+        KeyCommand::Create {
+            name,
+            purpose,
+            algorithm,
+            owner,
+            crypto_period,
+            environment,
+            provider,
+            labels,
+        } => {
+            keys.create_key(pb::CreateKeyRequest {
+                name,
+                purpose: purpose.unwrap_or_default(),
+                algorithm,
+                owner,
+                environment: environment.unwrap_or_default(),
+                crypto_period: Some(duration("--crypto-period", &crypto_period)?),
+                provider: provider.unwrap_or_default(),
+                labels: labels.into_iter().collect(),
+            })
+            .await
+        }
+        KeyCommand::List { owner, environment } => {
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = keys
+                    .list_keys(pb::ListKeysRequest {
+                        page_size: 500,
+                        page_token,
+                        owner: owner.clone().unwrap_or_default(),
+                        environment: environment.clone().unwrap_or_default(),
+                    })
+                    .await
+                    .map_err(describe)?
+                    .into_inner();
+                all.extend(page.keys);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::Value::Array(all.iter().map(output::key_json).collect())
+                );
+            } else {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            k.name.clone(),
+                            k.algorithm.clone(),
+                            k.owner.clone(),
+                            k.environment.clone(),
+                            k.state.clone(),
+                            k.primary_version.to_string(),
+                            k.provider.clone(),
+                            k.rotation_due_at.clone(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    output::table(
+                        &[
+                            "NAME",
+                            "ALGORITHM",
+                            "OWNER",
+                            "ENV",
+                            "STATE",
+                            "VERSION",
+                            "PROVIDER",
+                            "ROTATION DUE"
+                        ],
+                        &rows
+                    )
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        KeyCommand::Show { key } => keys.get_key(pb::GetKeyRequest { key }).await,
+        KeyCommand::Rotate { key } => keys.rotate_key(pb::RotateKeyRequest { key }).await,
+        KeyCommand::Enable { key } => keys.enable_key(pb::EnableKeyRequest { key }).await,
+        KeyCommand::Disable { key } => keys.disable_key(pb::DisableKeyRequest { key }).await,
+        KeyCommand::ScheduleDestruction { key, window } => {
+            let pending_window = window.map(|w| duration("--window", &w)).transpose()?;
+            keys.schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+                key,
+                pending_window,
+            })
+            .await
+        }
+        KeyCommand::CancelDestruction { key } => {
+            keys.cancel_key_destruction(pb::CancelKeyDestructionRequest { key })
+                .await
+        }
+    };
+    print_key(json, &key.map_err(describe)?.into_inner());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,108 @@
+//! The `keygate` command: the server (`serve`), client verbs for people and scripts, and the
+//! benchmark.
+
+mod audit_cmd;
+mod bench;
+mod client;
+mod key_cmd;
+mod output;
+mod serve;
+mod use_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keygate",
+    version,
+    about = "One gRPC key API over many key backends, with central policy and a tamper-evident audit log",
+    long_about = "keygate fronts key backends (its embedded local provider now; AWS KMS, Azure Key Vault, \
+Google Cloud KMS, Vault and PKCS#11 HSMs as providers) with one gRPC API, checks every call against \
+Cedar policies and appends every call to a hash-chained audit log before replying.\n\n\
+Start a server with `keygate serve --dev`; the other commands are clients of a running server \
+(--endpoint / KEYGATE_ENDPOINT, --token / KEYGATE_TOKEN)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub conn: client::Connection,
+
+    /// Print JSON instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(serve::ServeArgs),
+    /// Create, inspect and manage keys.
+    #[command(subcommand)]
+    Key(key_cmd::KeyCommand),
+    /// Encrypt stdin to stdout under a key.
+    Encrypt(use_cmd::EncryptArgs),
+    /// Decrypt stdin (a keygate ciphertext) to stdout.
+    Decrypt(use_cmd::DecryptArgs),
+    /// Generate a data key: its plaintext and the same key sealed under KEY.
+    DataKey(use_cmd::DataKeyArgs),
+    /// Sign stdin with a key; the signature goes to stdout.
+    Sign(use_cmd::SignArgs),
+    /// Verify a signature over stdin; exits 1 if it is not valid.
+    Verify(use_cmd::VerifyArgs),
+    /// Print a signing key's public key (PEM).
+    PublicKey(use_cmd::PublicKeyArgs),
+    /// HMAC stdin with a key; the tag goes to stdout.
+    Mac(use_cmd::MacArgs),
+    /// Verify an HMAC tag over stdin; exits 1 if it is not valid.
+    VerifyMac(use_cmd::VerifyMacArgs),
+    /// Query, tail and verify the audit log.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
+    /// Load-test a running gateway and report ops/s and latency percentiles.
+    Bench(bench::BenchArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("keygate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("keygate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A CLI failure: a message for a person, already phrased.
+pub type CliResult<T = ExitCode> = Result<T, String>;
+
+async fn run(cli: Cli) -> CliResult {
+    let json = cli.json;
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Key(cmd) => key_cmd::run(&cli.conn, json, cmd).await,
+        Command::Encrypt(a) => use_cmd::encrypt(&cli.conn, a).await,
+        Command::Decrypt(a) => use_cmd::decrypt(&cli.conn, a).await,
+        Command::DataKey(a) => use_cmd::data_key(&cli.conn, json, a).await,
+        Command::Sign(a) => use_cmd::sign(&cli.conn, a).await,
+        Command::Verify(a) => use_cmd::verify(&cli.conn, json, a).await,
+        Command::PublicKey(a) => use_cmd::public_key(&cli.conn, a).await,
+        Command::Mac(a) => use_cmd::mac(&cli.conn, a).await,
+        Command::VerifyMac(a) => use_cmd::verify_mac(&cli.conn, json, a).await,
+        Command::Audit(cmd) => audit_cmd::run(&cli.conn, json, cmd).await,
+        Command::Bench(args) => bench::run(&cli.conn, json, args).await,
+    }
+}

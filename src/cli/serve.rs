@@ -1,0 +1,142 @@
+//! `keygate serve`
+
+use super::CliResult;
+use crate::config::Config;
+use crate::lifecycle::scheduler;
+use clap::Args;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Development mode: no configuration needed; a generated master key for the local
+    /// provider (stored in the data directory, NOT protected) and a root token.
+    #[arg(long)]
+    pub dev: bool,
+    /// TOML configuration file (see README); `KEYGATE_…` variables override it.
+    #[arg(long, env = "KEYGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address (default 127.0.0.1:50051; port 0 picks a free one).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Data directory (catalog, audit log, local keys).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Dev mode's root token (default: a random one, printed at start-up).
+    #[arg(
+        long,
+        env = "KEYGATE_DEV_TOKEN",
+        hide_env_values = true,
+        requires = "dev"
+    )]
+    pub dev_token: Option<String>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive. Never logs
+    /// plaintext, key material or tokens at any level.
+    #[arg(long, env = "KEYGATE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+const DEV_BANNER: &str = "\
+================================================================================
+  keygate is running in DEV MODE.
+  The local provider's master key is generated and stored UNPROTECTED in the data
+  directory, and the root token below can do everything. Never use dev mode for
+  real keys.
+================================================================================";
+
+pub async fn run(args: ServeArgs) -> CliResult {
+    let filter = EnvFilter::try_new(&args.log).map_err(|e| format!("--log {}: {e}", args.log))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(listen) = args.listen {
+        config.listen.address = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.storage.data_dir = dir;
+    } else if args.dev && args.config.is_none() {
+        config.storage.data_dir = PathBuf::from(".keygate/dev");
+    }
+    let (dev_token, token_given) = match (args.dev, args.dev_token) {
+        (false, _) => (None, false),
+        (true, Some(t)) => (Some(t), true),
+        (true, None) => (Some(crate::auth::random_token()), false),
+    };
+    let gateway = crate::server::startup::build(&config, dev_token.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&config.listen.address)
+        .await
+        .map_err(|e| format!("listen.address {}: {e}", config.listen.address))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("listen.address: {e}"))?;
+    if args.dev {
+        eprintln!("{DEV_BANNER}");
+        if token_given {
+            println!("root token: the one given with --dev-token");
+        } else if let Some(token) = &dev_token {
+            println!("root token: {token}");
+        }
+    }
+    let scheme = if config.listen.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("keygate listening on {scheme}://{addr}");
+    println!(
+        "data directory: {}; providers: {}; {} policies",
+        config.storage.data_dir.display(),
+        gateway.providers.names().join(", "),
+        gateway.policy.policy_count()
+    );
+    let _ = std::io::stdout().flush();
+    tracing::info!(%addr, "serving");
+
+    let scheduler_task = tokio::spawn(scheduler::run(
+        gateway.clone(),
+        gateway.lifecycle.scan_interval,
+    ));
+    let timeout = config
+        .duration("limits.request_timeout", &config.limits.request_timeout)
+        .map_err(|e| e.to_string())?;
+    let result = crate::server::serve(
+        gateway,
+        listener,
+        config.listen.tls.as_ref(),
+        timeout,
+        shutdown_signal(),
+    )
+    .await;
+    scheduler_task.abort();
+    result.map_err(|e| e.to_string())?;
+    eprintln!("keygate stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,326 @@
+//! Configuration: a TOML file (`--config FILE`) with `KEYGATE_…` environment overrides
+//! (`KEYGATE_LISTEN__ADDRESS=0.0.0.0:50051`). `--dev` needs no file at all.
+//!
+//! Secrets appear only as references ([`SecretRef`]); an inline secret is refused.
+
+mod secret_ref;
+
+pub use secret_ref::{SecretRef, SecretRefError};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub listen: ListenConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Bearer tokens and the principals they stand for.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Provider instances by name: `[providers.NAME] kind = "local"`.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// The provider CreateKey uses when the request names none.
+    pub default_provider: Option<String>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Default `127.0.0.1:50051`.
+    #[serde(default = "default_listen")]
+    pub address: String,
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            address: default_listen(),
+            tls: None,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:50051".into()
+}
+
+/// Server TLS (rustls). With `client_ca_file`, clients must present a certificate it signed
+/// (mTLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Holds the catalog and audit database and the local provider's keys.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("keygate-data")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrincipalKind {
+    User,
+    ServiceAccount,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A person (`alice`) or service account (`svc-payments`); never a team.
+    pub principal: String,
+    pub kind: PrincipalKind,
+    /// Roles from the policies: `key-admin`, `key-user`, `auditor`, or your own.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub token: SecretRef,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A folder with `*.cedar` policies and `keygate.cedarschema`; the built-in defaults
+    /// (the repository's `policies/`) when unset.
+    pub dir: Option<PathBuf>,
+}
+
+/// One provider instance. `kind` picks the implementation; the other fields are that kind's.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderConfig {
+    pub kind: String,
+    #[serde(flatten)]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default = "default_max_plaintext")]
+    pub max_plaintext_bytes: usize,
+    #[serde(default = "default_max_aad")]
+    pub max_associated_data_bytes: usize,
+    /// Per-call deadline, e.g. `10s`.
+    #[serde(default = "default_timeout")]
+    pub request_timeout: String,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_plaintext_bytes: default_max_plaintext(),
+            max_associated_data_bytes: default_max_aad(),
+            request_timeout: default_timeout(),
+        }
+    }
+}
+
+fn default_max_plaintext() -> usize {
+    64 * 1024
+}
+fn default_max_aad() -> usize {
+    8 * 1024
+}
+fn default_timeout() -> String {
+    "10s".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Shortest crypto-period a key may have, e.g. `1d`.
+    #[serde(default = "default_min_period")]
+    pub min_crypto_period: String,
+    /// Shortest destruction pending window, e.g. `7d`.
+    #[serde(default = "default_min_window")]
+    pub min_destruction_window: String,
+    /// How often the scheduler looks for keys due for rotation or destruction.
+    #[serde(default = "default_scan")]
+    pub scan_interval: String,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            min_crypto_period: default_min_period(),
+            min_destruction_window: default_min_window(),
+            scan_interval: default_scan(),
+        }
+    }
+}
+
+fn default_min_period() -> String {
+    "1d".into()
+}
+fn default_min_window() -> String {
+    "7d".into()
+}
+fn default_scan() -> String {
+    "60s".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {setting}: {reason}")]
+    Invalid { setting: String, reason: String },
+}
+
+impl Config {
+    /// Reads `file` (if any) and `KEYGATE_…` environment overrides.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("KEYGATE")
+                .prefix_separator("_")
+                .separator("__")
+                .ignore_empty(true),
+        );
+        let config: Config = builder.build()?.try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            setting: setting.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Checks what serde cannot: names, durations, references between sections.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (i, t) in self.tokens.iter().enumerate() {
+            if t.principal.trim().is_empty() {
+                return Err(Self::invalid(format!("tokens[{i}].principal"), "is empty"));
+            }
+        }
+        for (setting, value) in [
+            ("limits.request_timeout", &self.limits.request_timeout),
+            (
+                "lifecycle.min_crypto_period",
+                &self.lifecycle.min_crypto_period,
+            ),
+            (
+                "lifecycle.min_destruction_window",
+                &self.lifecycle.min_destruction_window,
+            ),
+            ("lifecycle.scan_interval", &self.lifecycle.scan_interval),
+        ] {
+            crate::time::parse_duration(value).map_err(|e| Self::invalid(setting, e))?;
+        }
+        if let Some(name) = &self.default_provider
+            && !self.providers.contains_key(name)
+        {
+            return Err(Self::invalid(
+                "default_provider",
+                format!("names '{name}', which is not a [providers.{name}] section"),
+            ));
+        }
+        if self.limits.max_plaintext_bytes == 0 || self.limits.max_plaintext_bytes > 1024 * 1024 {
+            return Err(Self::invalid(
+                "limits.max_plaintext_bytes",
+                "must be between 1 and 1048576",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn duration(&self, setting: &str, value: &str) -> Result<std::time::Duration, ConfigError> {
+        crate::time::parse_duration(value).map_err(|e| Self::invalid(setting, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn inline_token_is_refused_naming_the_setting() {
+        let err =
+            parse("[[tokens]]\nprincipal = \"alice\"\nkind = \"user\"\ntoken = \"s3cr3t-value\"\n")
+                .unwrap_err();
+        assert!(err.contains("inline secrets are refused"), "{err}");
+        assert!(err.contains("token"), "{err}");
+        assert!(!err.contains("s3cr3t-value"), "{err}");
+    }
+
+    #[test]
+    fn bad_durations_and_dangling_default_provider_are_named() {
+        let err = parse("[lifecycle]\nmin_crypto_period = \"soon\"\n").unwrap_err();
+        assert!(err.contains("lifecycle.min_crypto_period"), "{err}");
+        let err = parse("default_provider = \"aws\"\n").unwrap_err();
+        assert!(
+            err.contains("default_provider") && err.contains("aws"),
+            "{err}"
+        );
+        let err = parse("[listen]\nadress = \"x\"\n").unwrap_err();
+        assert!(err.contains("adress"), "{err}");
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let config = parse(
+            r#"
+default_provider = "local"
+[listen]
+address = "0.0.0.0:50051"
+[storage]
+data_dir = "/var/lib/keygate"
+[[tokens]]
+principal = "alice"
+kind = "user"
+roles = ["key-admin"]
+token = { env = "ALICE_TOKEN" }
+[providers.local]
+kind = "local"
+passphrase = { env = "KEYGATE_MASTER_PASSPHRASE" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.providers["local"].kind, "local");
+        assert_eq!(config.tokens[0].token, SecretRef::Env("ALICE_TOKEN".into()));
+    }
+}

@@ -1,0 +1,157 @@
+//! keygate's facts as Cedar entities, actions and context.
+
+use crate::auth::Principal;
+use crate::config::PrincipalKind;
+use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+/// Every action keygate authorizes; the names are the Cedar action ids and the RPC names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    CreateKey,
+    GetKey,
+    Encrypt,
+    Decrypt,
+    GenerateDataKey,
+    ReEncrypt,
+    Sign,
+    Verify,
+    GetPublicKey,
+    GenerateMac,
+    VerifyMac,
+    RotateKey,
+    EnableKey,
+    DisableKey,
+    ScheduleKeyDestruction,
+    CancelKeyDestruction,
+    AuditQuery,
+    AuditTail,
+    AuditVerify,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::CreateKey => "CreateKey",
+            Action::GetKey => "GetKey",
+            Action::Encrypt => "Encrypt",
+            Action::Decrypt => "Decrypt",
+            Action::GenerateDataKey => "GenerateDataKey",
+            Action::ReEncrypt => "ReEncrypt",
+            Action::Sign => "Sign",
+            Action::Verify => "Verify",
+            Action::GetPublicKey => "GetPublicKey",
+            Action::GenerateMac => "GenerateMac",
+            Action::VerifyMac => "VerifyMac",
+            Action::RotateKey => "RotateKey",
+            Action::EnableKey => "EnableKey",
+            Action::DisableKey => "DisableKey",
+            Action::ScheduleKeyDestruction => "ScheduleKeyDestruction",
+            Action::CancelKeyDestruction => "CancelKeyDestruction",
+            Action::AuditQuery => "AuditQuery",
+            Action::AuditTail => "AuditTail",
+            Action::AuditVerify => "AuditVerify",
+        }
+    }
+}
+
+/// A key's attributes as policies see them.
+#[derive(Debug, Clone)]
+pub struct KeyAttributes<'a> {
+    /// The key id, or the requested name for a key not yet created.
+    pub id: &'a str,
+    pub name: &'a str,
+    pub owner: &'a str,
+    pub purpose: &'a str,
+    pub environment: &'a str,
+    pub algorithm: &'a str,
+    pub state: &'a str,
+    pub provider: &'a str,
+}
+
+pub enum Resource<'a> {
+    Key(KeyAttributes<'a>),
+    AuditLog,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PolicyContext {
+    pub client_address: String,
+    pub time_ms: i64,
+    pub crypto_period_seconds: i64,
+}
+
+fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
+    let t = EntityTypeName::from_str(type_name).map_err(|e| e.to_string())?;
+    Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
+}
+
+fn string(s: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(s.to_string())
+}
+
+type Built = (EntityUid, EntityUid, EntityUid, Context, Vec<Entity>);
+
+pub fn build(
+    principal: &Principal,
+    action: Action,
+    resource: &Resource<'_>,
+    context: &PolicyContext,
+) -> Result<Built, String> {
+    let principal_type = match principal.kind {
+        PrincipalKind::User => "Keygate::User",
+        PrincipalKind::ServiceAccount => "Keygate::ServiceAccount",
+    };
+    let principal_uid = uid(principal_type, &principal.name)?;
+    let mut entities = Vec::with_capacity(2 + principal.roles.len());
+    let mut parents = HashSet::with_capacity(principal.roles.len());
+    for role in &principal.roles {
+        let role_uid = uid("Keygate::Role", role)?;
+        entities.push(Entity::new_no_attrs(role_uid.clone(), HashSet::new()));
+        parents.insert(role_uid);
+    }
+    let attrs = HashMap::from([("name".to_string(), string(&principal.name))]);
+    entities.push(Entity::new(principal_uid.clone(), attrs, parents).map_err(|e| e.to_string())?);
+
+    let resource_uid = match resource {
+        Resource::Key(k) => {
+            let key_uid = uid("Keygate::Key", k.id)?;
+            let attrs = HashMap::from([
+                ("name".to_string(), string(k.name)),
+                ("owner".to_string(), string(k.owner)),
+                ("purpose".to_string(), string(k.purpose)),
+                ("environment".to_string(), string(k.environment)),
+                ("algorithm".to_string(), string(k.algorithm)),
+                ("state".to_string(), string(k.state)),
+                ("provider".to_string(), string(k.provider)),
+            ]);
+            entities.push(
+                Entity::new(key_uid.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?,
+            );
+            key_uid
+        }
+        Resource::AuditLog => {
+            let log_uid = uid("Keygate::AuditLog", "gateway")?;
+            entities.push(Entity::new_no_attrs(log_uid.clone(), HashSet::new()));
+            log_uid
+        }
+    };
+    let action_uid = uid("Keygate::Action", action.as_str())?;
+    let context = Context::from_pairs([
+        (
+            "client_address".to_string(),
+            string(&context.client_address),
+        ),
+        (
+            "time_ms".to_string(),
+            RestrictedExpression::new_long(context.time_ms),
+        ),
+        (
+            "crypto_period_seconds".to_string(),
+            RestrictedExpression::new_long(context.crypto_period_seconds),
+        ),
+    ])
+    .map_err(|e| e.to_string())?;
+    Ok((principal_uid, action_uid, resource_uid, context, entities))
+}

@@ -1,0 +1,50 @@
+//! What a handler takes from the transport (token, peer, request id) and gives back (the
+//! request id header).
+
+use crate::gateway::{CallMeta, GatewayError};
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+pub fn meta<T>(request: &Request<T>) -> CallMeta {
+    let token = request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| Zeroizing::new(t.trim().as_bytes().to_vec()));
+    CallMeta {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        client_address: request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "unknown".into()),
+        token,
+    }
+}
+
+/// The reply, with the call's request id in the `x-request-id` header either way.
+pub fn reply<T>(meta: &CallMeta, result: Result<T, GatewayError>) -> Result<Response<T>, Status> {
+    let id = MetadataValue::try_from(meta.request_id.as_str()).ok();
+    match result {
+        Ok(body) => {
+            let mut response = Response::new(body);
+            if let Some(id) = id {
+                response.metadata_mut().insert(REQUEST_ID_HEADER, id);
+            }
+            Ok(response)
+        }
+        Err(e) => {
+            let mut status = super::status::to_status(e);
+            if let Some(id) = id {
+                status.metadata_mut().insert(REQUEST_ID_HEADER, id);
+            }
+            Err(status)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The gRPC server: key and audit services, standard health checking and reflection, TLS or
+//! mTLS through rustls, per-call deadline and per-connection concurrency limits.
+
+mod audit;
+pub mod call;
+mod keys;
+pub mod startup;
+mod status;
+
+pub use status::to_status;
+
+use crate::config::TlsConfig;
+use crate::gateway::Gateway;
+use crate::pb;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+/// Messages above this are refused by the transport before any handler runs.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("listen.tls.{setting}: cannot read {path}: {source}")]
+    TlsFile {
+        setting: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(String),
+}
+
+fn read(setting: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|source| ServeError::TlsFile {
+        setting,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+pub fn tls_config(tls: &TlsConfig) -> Result<ServerTlsConfig, ServeError> {
+    let cert = read("cert_file", &tls.cert_file)?;
+    let key = zeroize::Zeroizing::new(read("key_file", &tls.key_file)?);
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key.as_slice()));
+    if let Some(ca) = &tls.client_ca_file {
+        config = config.client_ca_root(Certificate::from_pem(read("client_ca_file", ca)?));
+    }
+    Ok(config)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    tls: Option<&TlsConfig>,
+    request_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::key_service_server::KeyServiceServer<keys::KeyApi>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::audit_service_server::AuditServiceServer<audit::AuditApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let key_service = pb::key_service_server::KeyServiceServer::new(keys::KeyApi {
+        gateway: gateway.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let audit_service =
+        pb::audit_service_server::AuditServiceServer::new(audit::AuditApi { gateway })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+
+    let mut builder = Server::builder()
+        .timeout(request_timeout)
+        .tcp_nodelay(true)
+        .concurrency_limit_per_connection(1024);
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls_config(tls)?)
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+    }
+    builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(key_service)
+        .add_service(audit_service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

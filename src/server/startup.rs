@@ -1,0 +1,91 @@
+//! From configuration to a running gateway: storage, catalog, audit log, policies, tokens,
+//! providers.
+
+use crate::audit::AuditLog;
+use crate::auth::{Principal, TokenTable};
+use crate::catalog::Catalog;
+use crate::config::{Config, PrincipalKind};
+use crate::gateway::{Gateway, Limits};
+use crate::lifecycle::LifecycleSettings;
+use crate::policy::PolicyEngine;
+use crate::providers::ProviderRegistry;
+use std::sync::Arc;
+
+/// The principal dev mode's root token stands for: every built-in role.
+pub const DEV_ROOT: &str = "root";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Tokens(#[from] crate::auth::TokenError),
+    #[error(transparent)]
+    Providers(#[from] crate::providers::ProviderSetupError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Builds the gateway. `dev_token` adds the dev root principal.
+pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gateway>, StartupError> {
+    let dev = dev_token.is_some();
+    let mut tokens = TokenTable::from_config(config)?;
+    if let Some(token) = dev_token {
+        tokens.insert(
+            token.as_bytes(),
+            Principal {
+                name: DEV_ROOT.into(),
+                kind: PrincipalKind::User,
+                roles: vec!["key-admin".into(), "key-user".into(), "auditor".into()],
+            },
+        );
+    }
+    if tokens.is_empty() {
+        return Err(StartupError::Invalid(
+            "no tokens are configured: add [[tokens]] sections, or run with --dev".into(),
+        ));
+    }
+    let policy = match &config.policy.dir {
+        Some(dir) => PolicyEngine::load_dir(dir)?,
+        None => PolicyEngine::defaults()?,
+    };
+    let providers = ProviderRegistry::from_config(config, dev)?;
+    if providers.names().is_empty() {
+        return Err(StartupError::Invalid(
+            "no providers are configured: add a [providers.NAME] section (e.g. kind = \"local\")"
+                .into(),
+        ));
+    }
+    let db = crate::db::open(&config.storage.data_dir).await?;
+    let catalog = Catalog::load(db.clone()).await?;
+    let audit = AuditLog::start(db).await?;
+    let limits = Limits {
+        max_plaintext_bytes: config.limits.max_plaintext_bytes,
+        max_associated_data_bytes: config.limits.max_associated_data_bytes,
+        provider_timeout: config
+            .duration("limits.request_timeout", &config.limits.request_timeout)?,
+    };
+    let defaults = LifecycleSettings::default();
+    let lifecycle = LifecycleSettings {
+        min_crypto_period: config.duration(
+            "lifecycle.min_crypto_period",
+            &config.lifecycle.min_crypto_period,
+        )?,
+        min_destruction_window: config.duration(
+            "lifecycle.min_destruction_window",
+            &config.lifecycle.min_destruction_window,
+        )?,
+        scan_interval: config
+            .duration("lifecycle.scan_interval", &config.lifecycle.scan_interval)?,
+        ..defaults
+    };
+    Ok(Arc::new(Gateway::new(
+        catalog, providers, policy, audit, tokens, limits, lifecycle,
+    )))
+}

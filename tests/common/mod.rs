@@ -1,0 +1,233 @@
+//! Shared harness for the end-to-end tests: a real `keygate serve` process on a free port,
+//! and gRPC clients for it.
+#![allow(dead_code)]
+
+pub mod suite;
+
+use keygate::pb::audit_service_client::AuditServiceClient;
+use keygate::pb::key_service_client::KeyServiceClient;
+use keygate_test_backends::process::ChildGuard;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub const ROOT_TOKEN: &str = "kg_test_root_token_0123456789abcdef";
+
+pub fn keygate_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_keygate")
+}
+
+/// A running gateway. Killed when dropped.
+pub struct Server {
+    pub child: ChildGuard,
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+pub struct ServerOptions {
+    pub dev: bool,
+    pub config: Option<PathBuf>,
+    pub log_filter: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            dev: true,
+            config: None,
+            log_filter: "info".into(),
+            env: Vec::new(),
+        }
+    }
+}
+
+impl Server {
+    /// `keygate serve --dev` on a free port with a known root token.
+    pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, ServerOptions::default())
+    }
+
+    pub fn start_with(data_dir: &Path, options: ServerOptions) -> Server {
+        let log = data_dir.with_extension(format!("log-{}", std::process::id()));
+        let log = unique(&log);
+        let mut cmd = Command::new(keygate_bin());
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--log")
+            .arg(&options.log_filter);
+        if options.dev {
+            cmd.arg("--dev").arg("--dev-token").arg(ROOT_TOKEN);
+        }
+        if let Some(config) = &options.config {
+            cmd.arg("--config").arg(config);
+        }
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
+        let mut child = ChildGuard::spawn(cmd, &log).expect("spawn keygate");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = text
+                .lines()
+                .find(|l| l.starts_with("keygate listening on "))
+            {
+                let url = line.trim_start_matches("keygate listening on ").trim();
+                // Certificates in the TLS tests are issued for `localhost`.
+                let endpoint = url.replace("https://127.0.0.1", "https://localhost");
+                return Server {
+                    child,
+                    endpoint,
+                    data_dir: data_dir.to_path_buf(),
+                    log,
+                };
+            }
+            if !child.is_running() || Instant::now() > deadline {
+                panic!("keygate did not start:\n{}", child.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the server printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint.clone())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to keygate")
+    }
+
+    pub async fn keys(&self, token: &str) -> Keys {
+        KeyServiceClient::with_interceptor(self.channel().await, Bearer::new(token))
+    }
+
+    pub async fn root(&self) -> Keys {
+        self.keys(ROOT_TOKEN).await
+    }
+
+    pub async fn audit(&self, token: &str) -> Audit {
+        AuditServiceClient::with_interceptor(self.channel().await, Bearer::new(token))
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        self.child.kill();
+    }
+
+    /// The keygate CLI pointed at this server.
+    pub fn cli(&self) -> Command {
+        let mut cmd = Command::new(keygate_bin());
+        cmd.env("KEYGATE_ENDPOINT", &self.endpoint)
+            .env("KEYGATE_TOKEN", ROOT_TOKEN);
+        cmd
+    }
+}
+
+fn unique(path: &Path) -> PathBuf {
+    let mut n = 0;
+    loop {
+        let candidate = PathBuf::from(format!("{}-{n}", path.display()));
+        if !candidate.exists() {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Self {
+        if token.is_empty() {
+            Bearer(None)
+        } else {
+            Bearer(Some(
+                format!("Bearer {token}").parse().expect("ascii token"),
+            ))
+        }
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Keys = KeyServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
+
+pub fn days(n: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration {
+        seconds: n * 86_400,
+        nanos: 0,
+    })
+}
+
+/// A CreateKey request with sensible defaults.
+pub fn create(name: &str, algorithm: &str, owner: &str) -> keygate::pb::CreateKeyRequest {
+    keygate::pb::CreateKeyRequest {
+        name: name.into(),
+        purpose: String::new(),
+        algorithm: algorithm.into(),
+        owner: owner.into(),
+        environment: "dev".into(),
+        crypto_period: days(90),
+        provider: String::new(),
+        labels: Default::default(),
+    }
+}
+
+/// Audit events for a request id.
+pub async fn events_for(audit: &mut Audit, request_id: &str) -> Vec<keygate::pb::AuditEvent> {
+    audit
+        .query(keygate::pb::AuditQueryRequest {
+            request_id: request_id.into(),
+            page_size: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("audit query")
+        .into_inner()
+        .events
+}
+
+pub fn request_id<T>(r: &tonic::Response<T>) -> String {
+    r.metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn status_request_id(s: &tonic::Status) -> String {
+    s.metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}

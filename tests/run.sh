@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (idempotently), then runs the suite.
+#
+#   tests/run.sh            everything
+#   tests/run.sh FILTER     only test binaries or tests whose name contains FILTER
+#                           (e.g. policy, audit, aws, vault, pkcs11, emulators), installing
+#                           only the backends that area needs
+#
+# Backends are installed into $KEYGATE_BACKENDS_CACHE (default ~/.cache/keygate-backends),
+# outside the clone, and started by the tests themselves on free loopback ports.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+filter="${1:-}"
+
+# One target directory outside the clone, reused between runs (CI included).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/keygate-target}"
+
+needs() { # needs NAME: does this run need backend NAME?
+  [ -z "$filter" ] || [[ "$1" == *"$filter"* ]] || [[ "$filter" == *"$1"* ]]
+}
+
+for backend in $(ls tests/backends/install-*.sh 2>/dev/null | sed -E 's|.*/install-(.*)\.sh|\1|'); do
+  if needs "$backend"; then
+    echo "== installing backend: $backend"
+    while IFS= read -r line; do
+      case "$line" in
+        *=*) export "${line?}"; echo "   $line" ;;
+      esac
+    done < <(tests/backends/install.sh "$backend")
+  fi
+done
+
+echo "== building"
+cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
+
+echo "== testing"
+if cargo nextest --version >/dev/null 2>&1; then
+  args=(nextest run --workspace --locked --no-fail-fast)
+  if [ -n "$filter" ]; then
+    args+=(-E "binary(~$filter) | test(~$filter) | package(~$filter)")
+  fi
+  cargo "${args[@]}"
+else
+  cargo test --workspace --locked --no-fail-fast -- ${filter:+"$filter"}
+fi
