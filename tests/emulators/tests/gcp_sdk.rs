@@ -199,10 +199,7 @@ async fn symmetric_round_trip_with_checksums_and_aad() -> TestResult {
     assert_eq!(enc.name, primary.name);
     assert!(enc.verified_plaintext_crc32c);
     assert!(enc.verified_additional_authenticated_data_crc32c);
-    assert_eq!(
-        enc.ciphertext_crc32c.map(i64::from),
-        Some(crc(&enc.ciphertext))
-    );
+    assert_eq!(enc.ciphertext_crc32c, Some(crc(&enc.ciphertext)));
     assert_ne!(enc.ciphertext.as_ref(), pt.as_slice());
 
     let dec = client
@@ -215,7 +212,7 @@ async fn symmetric_round_trip_with_checksums_and_aad() -> TestResult {
         .await?;
     assert_eq!(dec.plaintext.as_ref(), pt.as_slice());
     assert!(dec.used_primary);
-    assert_eq!(dec.plaintext_crc32c.map(i64::from), Some(crc(&pt)));
+    assert_eq!(dec.plaintext_crc32c, Some(crc(&pt)));
 
     // Wrong AAD, a tampered ciphertext and a bad client checksum are refused.
     let wrong_aad = client
@@ -559,7 +556,7 @@ async fn public_key_der(
     version: &str,
 ) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     let pk = client.get_public_key().set_name(version).send().await?;
-    assert_eq!(pk.pem_crc32c.map(i64::from), Some(crc(pk.pem.as_bytes())));
+    assert_eq!(pk.pem_crc32c, Some(crc(pk.pem.as_bytes())));
     assert_eq!(pk.name, version);
     let parsed = pem::parse(&pk.pem)?;
     assert_eq!(parsed.tag(), "PUBLIC KEY");
@@ -621,11 +618,7 @@ async fn asymmetric_signatures_verify_independently() -> TestResult {
             .send()
             .await?;
         assert!(resp.verified_digest_crc32c, "{id}");
-        assert_eq!(
-            resp.signature_crc32c.map(i64::from),
-            Some(crc(&resp.signature)),
-            "{id}"
-        );
+        assert_eq!(resp.signature_crc32c, Some(crc(&resp.signature)), "{id}");
         UnparsedPublicKey::new(verify_alg, &der)
             .verify(msg, &resp.signature)
             .map_err(|_| format!("{id}: signature does not verify"))?;
@@ -704,10 +697,7 @@ async fn rsa_oaep_ciphertext_made_locally_decrypts_in_the_emulator() -> TestResu
         .await?;
     assert_eq!(resp.plaintext.as_ref(), b"wrapped dek");
     assert!(resp.verified_ciphertext_crc32c);
-    assert_eq!(
-        resp.plaintext_crc32c.map(i64::from),
-        Some(crc(b"wrapped dek"))
-    );
+    assert_eq!(resp.plaintext_crc32c, Some(crc(b"wrapped dek")));
     let garbage = client
         .asymmetric_decrypt()
         .set_name(&version)
@@ -734,7 +724,7 @@ async fn hmac_sign_and_verify() -> TestResult {
         .await?;
     assert_eq!(signed.mac.len(), 32);
     assert!(signed.verified_data_crc32c);
-    assert_eq!(signed.mac_crc32c.map(i64::from), Some(crc(&signed.mac)));
+    assert_eq!(signed.mac_crc32c, Some(crc(&signed.mac)));
     let ok = client
         .mac_verify()
         .set_name(&version)
@@ -828,20 +818,14 @@ async fn hooks_inject_throttling_and_corrupt_checksums() -> TestResult {
         .set_plaintext(b"x".to_vec())
         .send()
         .await?;
-    assert_ne!(
-        enc.ciphertext_crc32c.map(i64::from),
-        Some(crc(&enc.ciphertext))
-    );
+    assert_ne!(enc.ciphertext_crc32c, Some(crc(&enc.ciphertext)));
     let enc = client
         .encrypt()
         .set_name(&k.name)
         .set_plaintext(b"x".to_vec())
         .send()
         .await?;
-    assert_eq!(
-        enc.ciphertext_crc32c.map(i64::from),
-        Some(crc(&enc.ciphertext))
-    );
+    assert_eq!(enc.ciphertext_crc32c, Some(crc(&enc.ciphertext)));
     let resp = http
         .post(format!("{}/_emulator/corrupt-checksums?count=1", emu.url()))
         .send()
@@ -853,6 +837,6 @@ async fn hooks_inject_throttling_and_corrupt_checksums() -> TestResult {
         .set_ciphertext(enc.ciphertext)
         .send()
         .await?;
-    assert_ne!(dec.plaintext_crc32c.map(i64::from), Some(crc(b"x")));
+    assert_ne!(dec.plaintext_crc32c, Some(crc(b"x")));
     Ok(())
 }

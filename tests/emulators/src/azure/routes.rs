@@ -353,12 +353,12 @@ fn create(vault: &mut Vault, ctx: &Ctx, name: &str, body: &Value) -> KvResult<Va
         str_field(body, "kty")?
             .ok_or_else(|| KvError::bad_parameter("Property 'kty' is required."))?,
     )?;
-    if let Some(e) = int_field(body, "public_exponent")? {
-        if e != 65_537 {
-            return Err(KvError::bad_parameter(
-                "Only the public exponent 65537 is supported.",
-            ));
-        }
+    if let Some(e) = int_field(body, "public_exponent")?
+        && e != 65_537
+    {
+        return Err(KvError::bad_parameter(
+            "Only the public exponent 65537 is supported.",
+        ));
     }
     let material = if kty.starts_with("RSA") {
         crypto::generate_rsa(int_field(body, "key_size")?.unwrap_or(2048))

@@ -130,19 +130,18 @@ impl CryptoKey {
                 v.material = None;
             }
         }
-        if self.purpose == "ENCRYPT_DECRYPT" {
-            if let (Some(next), Some(period)) = (self.next_rotation_time, self.rotation_period_secs)
-            {
-                if next <= now && period > 0 {
-                    let n = self.add_version(now)?;
-                    self.primary = Some(n);
-                    let mut t = next;
-                    while t <= now {
-                        t += chrono::Duration::seconds(period);
-                    }
-                    self.next_rotation_time = Some(t);
-                }
+        if self.purpose == "ENCRYPT_DECRYPT"
+            && let (Some(next), Some(period)) = (self.next_rotation_time, self.rotation_period_secs)
+            && next <= now
+            && period > 0
+        {
+            let n = self.add_version(now)?;
+            self.primary = Some(n);
+            let mut t = next;
+            while t <= now {
+                t += chrono::Duration::seconds(period);
             }
+            self.next_rotation_time = Some(t);
         }
         Ok(())
     }
