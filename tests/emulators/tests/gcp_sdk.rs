@@ -840,3 +840,81 @@ async fn hooks_inject_throttling_and_corrupt_checksums() -> TestResult {
     assert_ne!(dec.plaintext_crc32c, Some(crc(b"x")));
     Ok(())
 }
+
+#[tokio::test]
+async fn scheduled_destruction_completes_after_the_window() -> TestResult {
+    let (_emu, client) = start().await?;
+    let r = ring(&client, "short").await?;
+    // A one-second window (the emulator allows windows shorter than the
+    // service's 24-hour minimum so tests need not wait).
+    let k = client
+        .create_crypto_key()
+        .set_parent(&r)
+        .set_crypto_key_id("k")
+        .set_crypto_key(
+            CryptoKey::new()
+                .set_purpose(Purpose::EncryptDecrypt)
+                .set_destroy_scheduled_duration(google_cloud_wkt::Duration::clamp(1, 0)),
+        )
+        .send()
+        .await?;
+    let v1 = format!("{}/cryptoKeyVersions/1", k.name);
+    let ct = client
+        .encrypt()
+        .set_name(&k.name)
+        .set_plaintext(b"short-lived".to_vec())
+        .send()
+        .await?
+        .ciphertext;
+    let scheduled = client
+        .destroy_crypto_key_version()
+        .set_name(&v1)
+        .send()
+        .await?;
+    assert_eq!(scheduled.state, State::DestroyScheduled);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let gone = client.get_crypto_key_version().set_name(&v1).send().await?;
+    assert_eq!(gone.state, State::Destroyed);
+    assert!(gone.destroy_event_time.is_some());
+    let restore = client
+        .restore_crypto_key_version()
+        .set_name(&v1)
+        .send()
+        .await;
+    assert_eq!(code(restore), Some(Code::FailedPrecondition));
+    let decrypt = client
+        .decrypt()
+        .set_name(&k.name)
+        .set_ciphertext(ct)
+        .send()
+        .await;
+    assert_eq!(code(decrypt), Some(Code::FailedPrecondition));
+    let encrypt = client
+        .encrypt()
+        .set_name(&k.name)
+        .set_plaintext(b"x".to_vec())
+        .send()
+        .await;
+    assert_eq!(code(encrypt), Some(Code::FailedPrecondition));
+
+    // DER public keys on request, with their own checksum.
+    let sig = key(
+        &client,
+        &r,
+        "sig",
+        Purpose::AsymmetricSign,
+        Alg::EcSignP256Sha256,
+    )
+    .await?;
+    let der = client
+        .get_public_key()
+        .set_name(format!("{}/cryptoKeyVersions/1", sig.name))
+        .set_public_key_format(google_cloud_kms_v1::model::public_key::PublicKeyFormat::Der)
+        .send()
+        .await?;
+    let data = der.public_key.ok_or("no publicKey")?;
+    assert_eq!(data.crc32c_checksum, Some(crc(&data.data)));
+    assert_eq!(pem::parse(&der.pem)?.contents(), data.data.as_ref());
+    Ok(())
+}
