@@ -31,7 +31,9 @@ impl OpenBao {
     /// Transit at `transit/`.
     pub fn start() -> io::Result<Self> {
         let bin = find_program("KEYGATE_BAO_BIN", "bao")?;
-        let dir = tempfile::Builder::new().prefix("keygate-openbao-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("keygate-openbao-")
+            .tempdir()?;
         let audit_log = dir.path().join("audit.log");
         let config = format!(
             "audit \"file\" \"keygate\" {{\n  options {{\n    file_path = {:?}\n  }}\n}}\n",
@@ -86,7 +88,12 @@ impl OpenBao {
 
     /// One HTTP request with the root token; returns the status and the body. For tests that
     /// set things up behind a provider's back (keys, policies, tokens).
-    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> io::Result<(u16, String)> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> io::Result<(u16, String)> {
         http(self.socket_addr(), method, path, Some(ROOT_TOKEN), body)
     }
 
@@ -118,7 +125,11 @@ impl OpenBao {
     }
 
     fn enable_transit(&self) -> io::Result<()> {
-        let (status, body) = self.request("POST", "/v1/sys/mounts/transit", Some(r#"{"type":"transit"}"#))?;
+        let (status, body) = self.request(
+            "POST",
+            "/v1/sys/mounts/transit",
+            Some(r#"{"type":"transit"}"#),
+        )?;
         if status / 100 != 2 {
             return Err(io::Error::other(format!(
                 "enabling transit gave HTTP {status}: {body}"
@@ -176,10 +187,15 @@ fn http(
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| io::Error::other(format!("no status in HTTP response: {head}")))?;
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Ok((status, body))
 }
 
