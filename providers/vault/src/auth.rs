@@ -99,19 +99,32 @@ pub async fn approle_login(
     })
 }
 
+/// What the renewal loop does next.
+pub enum Next {
+    /// Ask Vault about the configured token (at start, or after a failure).
+    Lookup,
+    /// A lease just obtained by login or renewal.
+    Lease { ttl: Duration, renewable: bool },
+}
+
 /// Keeps the token in `http` valid for as long as the provider lives.
 pub async fn maintain(
     provider: String,
     config: VaultConfig,
     http: Arc<VaultHttp>,
     approle: Option<AppRoleLogin>,
-    mut lease: Option<(Duration, bool)>,
+    mut next: Next,
 ) {
     loop {
-        let (ttl, renewable) = match lease {
-            Some(l) => l,
-            None => match lookup_self(&config, &http).await {
-                Ok(l) => l,
+        let (ttl, renewable) = match next {
+            Next::Lease { ttl, renewable } => (ttl, renewable),
+            Next::Lookup => match lookup_self(&config, &http).await {
+                Ok((ttl, _)) if ttl.is_zero() => {
+                    // Root and other non-expiring tokens never need renewal.
+                    tracing::debug!(provider = %provider, "token does not expire; no renewal needed");
+                    return;
+                }
+                Ok((ttl, renewable)) => (ttl, renewable),
                 Err(e) => {
                     tracing::warn!(provider = %provider, error = %e, "token lookup failed; retrying");
                     tokio::time::sleep(RETRY).await;
@@ -119,15 +132,18 @@ pub async fn maintain(
                 }
             },
         };
-        if ttl.is_zero() {
-            // Root and periodic-less non-expiring tokens never need renewal.
-            tracing::debug!(provider = %provider, "token does not expire; no renewal needed");
-            return;
+        // A lease of 0 from login or renewal means nothing is left: replace it at once.
+        if !ttl.is_zero() {
+            tokio::time::sleep(ttl.mul_f64(2.0 / 3.0).max(Duration::from_secs(1))).await;
         }
-        tokio::time::sleep(ttl.mul_f64(2.0 / 3.0).max(Duration::from_secs(1))).await;
-        lease = if renewable {
+        next = if renewable && !ttl.is_zero() {
             match renew_self(&config, &http).await {
-                Ok(l) => Some(l),
+                // A renewal that grants much less than before has hit the token's max TTL:
+                // stop renewing and replace the token (AppRole) before it runs out.
+                Ok((new_ttl, still)) => Next::Lease {
+                    ttl: new_ttl,
+                    renewable: still && new_ttl * 2 >= ttl,
+                },
                 Err(e) => {
                     tracing::warn!(provider = %provider, error = %e, "token renewal failed");
                     relogin(&provider, &config, &http, approle.as_ref()).await
@@ -144,11 +160,12 @@ async fn relogin(
     config: &VaultConfig,
     http: &VaultHttp,
     approle: Option<&AppRoleLogin>,
-) -> Option<(Duration, bool)> {
+) -> Next {
     let Some(login) = approle else {
         // A plain token cannot be replaced: look it up again to learn what is left.
+        tracing::warn!(provider = %provider, "the configured token can no longer be renewed");
         tokio::time::sleep(RETRY).await;
-        return None;
+        return Next::Lookup;
     };
     loop {
         match approle_login(provider, config, login).await {
@@ -156,7 +173,10 @@ async fn relogin(
                 if let Err(e) = http.token.set(&lease.token) {
                     tracing::error!(provider = %provider, error = %e, "new token unusable");
                 }
-                return Some((lease.ttl, lease.renewable));
+                return Next::Lease {
+                    ttl: lease.ttl,
+                    renewable: lease.renewable,
+                };
             }
             Err(e) => {
                 tracing::warn!(provider = %provider, error = %e, "AppRole login failed; retrying");

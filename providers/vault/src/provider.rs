@@ -55,7 +55,7 @@ impl VaultProvider {
     ) -> Result<Self> {
         let name = name.into();
         let (token, approle, lease) = match credentials {
-            VaultCredentials::Token(token) => (token, None, None),
+            VaultCredentials::Token(token) => (token, None, auth::Next::Lookup),
             VaultCredentials::AppRole { role_id, secret_id } => {
                 let login = AppRoleLogin {
                     mount: config.approle_mount().to_string(),
@@ -63,7 +63,11 @@ impl VaultProvider {
                     secret_id,
                 };
                 let lease = auth::approle_login(&name, &config, &login).await?;
-                (lease.token, Some(login), Some((lease.ttl, lease.renewable)))
+                let next = auth::Next::Lease {
+                    ttl: lease.ttl,
+                    renewable: lease.renewable,
+                };
+                (lease.token, Some(login), next)
             }
         };
         let cell = TokenCell::new(&token).map_err(|e| ProviderError::invalid(&name, e))?;
@@ -452,28 +456,33 @@ impl KeyProvider for VaultProvider {
         // LIST gives names only; each key is read for its type and state.
         for name in names.get(start..end).unwrap_or_default() {
             let uri = self.uri_for(name);
-            let (_, key) = match self.read_key(&uri).await {
-                Ok(found) => found,
+            let read = self.op("list keys", &uri);
+            let data = match self
+                .http
+                .call(
+                    &read,
+                    Method::GET,
+                    &self.path(&format!("keys/{name}")),
+                    None,
+                )
+                .await
+            {
+                Ok(reply) => reply.data,
                 // Deleted between LIST and read.
                 Err(ProviderError::NotFound { .. }) => continue,
-                Err(ProviderError::Internal { .. }) => {
-                    keys.push(ListedKey {
-                        uri,
-                        algorithm: None,
-                        state: ProviderKeyState::Enabled,
-                        keygate_id: None,
-                    });
-                    continue;
-                }
                 Err(e) => return Err(e),
             };
             let parsed = algorithms::parse_vault_key_name(name);
+            let vault_type = data.get("type").and_then(Value::as_str).unwrap_or("");
+            // A foreign RSA key's scheme is unknown, so inventory reports no algorithm for it.
+            let algorithm = match &parsed {
+                Some((a, _)) if algorithms::vault_type(*a) == vault_type => Some(*a),
+                _ => algorithms::from_vault_type(vault_type),
+            };
             keys.push(ListedKey {
                 uri,
-                algorithm: Some(key.algorithm).filter(|a| {
-                    a.rsa_bits().is_none() || parsed.as_ref().is_some_and(|(p, _)| p == a)
-                }),
-                state: key.state,
+                algorithm,
+                state: state_of(&data),
                 keygate_id: parsed.map(|(_, id)| id),
             });
         }

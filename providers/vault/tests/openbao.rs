@@ -374,3 +374,91 @@ async fn throttling_is_retried_then_reported() {
         "bounded by the budget"
     );
 }
+
+/// Sends a set-up request with the root token and returns the JSON answer, failing the test on
+/// an error status.
+fn setup(bao: &OpenBao, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
+    let (status, text) = bao.request(method, path, body).expect("request");
+    assert!(status / 100 == 2, "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approle_login_and_token_renewal_outlive_the_token_max_ttl() {
+    let bao = start_bao();
+    setup(
+        &bao,
+        "POST",
+        "/v1/sys/auth/approle",
+        Some(r#"{"type":"approle"}"#),
+    );
+    let policy = r#"{"policy":"path \"transit/*\" { capabilities = [\"create\",\"read\",\"update\",\"delete\",\"list\"] }"}"#;
+    setup(
+        &bao,
+        "PUT",
+        "/v1/sys/policies/acl/keygate-transit",
+        Some(policy),
+    );
+    // Short lifetimes so renewal and re-login both happen within the test.
+    setup(
+        &bao,
+        "POST",
+        "/v1/auth/approle/role/keygate",
+        Some(r#"{"token_policies":["keygate-transit"],"token_ttl":"3s","token_max_ttl":"6s"}"#),
+    );
+    let role = setup(&bao, "GET", "/v1/auth/approle/role/keygate/role-id", None);
+    let secret = setup(
+        &bao,
+        "POST",
+        "/v1/auth/approle/role/keygate/secret-id",
+        None,
+    );
+    let dir = bao
+        .audit_log_path()
+        .parent()
+        .expect("fixture dir")
+        .to_path_buf();
+    let role_file = dir.join("role_id");
+    let secret_file = dir.join("secret_id");
+    let text = |v: &serde_json::Value, p: &str| {
+        v.pointer(p).and_then(|x| x.as_str()).expect(p).to_string()
+    };
+    std::fs::write(&role_file, text(&role, "/data/role_id") + "\n").expect("write");
+    std::fs::write(&secret_file, text(&secret, "/data/secret_id")).expect("write");
+
+    let config: VaultConfig = serde_json::from_value(serde_json::json!({
+        "address": bao.addr(),
+        "auth": {
+            "method": "approle",
+            "role_id": { "file": role_file },
+            "secret_id": { "file": secret_file },
+        },
+    }))
+    .expect("config parses");
+    let credentials = VaultCredentials::resolve(&config.auth).expect("references resolve");
+    let provider = VaultProvider::connect("vault-approle", config, credentials)
+        .await
+        .expect("AppRole login");
+    let key = provider
+        .create_key(&spec("approle/dek", Algorithm::Aes256Gcm))
+        .await
+        .expect("create")
+        .value;
+    let v1 = version(&key, 1);
+    provider
+        .encrypt(&v1, &SecretBytes::copy_from(b"x"), b"")
+        .await
+        .expect("encrypt with the first token");
+    // Past the first token's max TTL: only a renewed-then-replaced token still works.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    provider
+        .encrypt(&v1, &SecretBytes::copy_from(b"x"), b"")
+        .await
+        .expect("encrypt after the first token's max TTL");
+    let logins = std::fs::read_to_string(bao.audit_log_path())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(r#""type":"response""#) && l.contains("auth/approle/login"))
+        .count();
+    assert!(logins >= 2, "expected a re-login, saw {logins} login(s)");
+}
