@@ -836,9 +836,21 @@ impl KeyProvider for VaultProvider {
     }
 
     /// Soft-deletes the key for the pending window, so nothing uses it meanwhile. Cancelling
-    /// leaves it disabled; the gateway re-enables it explicitly.
+    /// (the default `cancel_destroy`) leaves it disabled; the gateway re-enables it explicitly.
+    /// On servers without soft-delete (HashiCorp Vault) nothing is done here, as the trait
+    /// allows: the gateway keeps the window and refuses use of the key itself.
     async fn schedule_destroy(&self, key: &KeyUri, _window: Duration) -> Result<Replied<()>> {
-        self.set_enabled(key, false).await
+        match self.set_enabled(key, false).await {
+            Err(ProviderError::Unsupported { .. }) => {
+                tracing::info!(
+                    provider = %self.name,
+                    key = %key,
+                    "no Transit soft-delete on this server; the gateway alone guards the pending window"
+                );
+                Ok(Replied::local(()))
+            }
+            other => other,
+        }
     }
 
     /// Sets `deletion_allowed` and deletes the key with all its versions.

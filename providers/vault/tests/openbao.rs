@@ -191,6 +191,17 @@ async fn rotation_keeps_old_ciphertexts_and_encrypts_with_the_new_version() {
         .expect_err("version mismatch");
     assert_eq!(err.kind(), "authentication_failed");
 
+    provider
+        .schedule_destroy(&key.uri, Duration::from_secs(86_400))
+        .await
+        .expect("schedule destroy");
+    let pending = provider.describe(&key.uri).await.expect("describe").value;
+    assert_eq!(pending.state, keygate_provider::ProviderKeyState::Disabled);
+    let err = provider
+        .encrypt(&v2, &plaintext, b"ctx")
+        .await
+        .expect_err("a key pending destruction is unusable");
+    assert_eq!(err.kind(), "failed_precondition");
     provider.destroy(&key.uri).await.expect("destroy");
     let err = provider.describe(&key.uri).await.expect_err("destroyed");
     assert_eq!(err.kind(), "not_found");
@@ -461,4 +472,46 @@ async fn approle_login_and_token_renewal_outlive_the_token_max_ttl() {
         .filter(|l| l.contains(r#""type":"response""#) && l.contains("auth/approle/login"))
         .count();
     assert!(logins >= 2, "expected a re-login, saw {logins} login(s)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn precomputed_digests_sign_like_messages() {
+    use aws_lc_rs::digest;
+    use keygate_provider::SignInput;
+    let bao = start_bao();
+    let provider = provider(&bao).await;
+    let message = b"sign me by digest";
+    for (algorithm, hash) in [
+        (Algorithm::EcdsaP256, &digest::SHA256),
+        (Algorithm::EcdsaP384, &digest::SHA384),
+        (Algorithm::Rsa2048Pss, &digest::SHA256),
+        (Algorithm::Rsa2048Pkcs1, &digest::SHA256),
+    ] {
+        let key = provider
+            .create_key(&spec(&format!("digest/{}", algorithm.as_str()), algorithm))
+            .await
+            .expect("create")
+            .value;
+        let v1 = version(&key, 1);
+        let d = digest::digest(hash, message);
+        let signature = provider
+            .sign(&v1, SignInput::Digest(d.as_ref()))
+            .await
+            .expect("sign digest")
+            .value;
+        let ok = provider
+            .verify(&v1, SignInput::Message(message), &signature)
+            .await
+            .expect("verify")
+            .value;
+        assert!(
+            ok,
+            "{algorithm}: a digest signature verifies over the message"
+        );
+        let err = provider
+            .sign(&v1, SignInput::Digest(&d.as_ref()[..16]))
+            .await
+            .expect_err("short digest");
+        assert_eq!(err.kind(), "invalid_input", "{algorithm}: {err}");
+    }
 }
