@@ -81,20 +81,7 @@ impl VaultHttp {
         config: &VaultConfig,
         token: TokenCell,
     ) -> Result<Self, ProviderError> {
-        let address = config.address.trim_end_matches('/');
-        if !(address.starts_with("http://") || address.starts_with("https://")) {
-            return Err(ProviderError::invalid(
-                provider,
-                format!("Vault address '{address}' must start with http:// or https://"),
-            ));
-        }
-        // vaultrs panics on an unparsable address, so reject it here first.
-        reqwest::Url::parse(address).map_err(|e| {
-            ProviderError::invalid(
-                provider,
-                format!("Vault address '{address}' is not a URL: {e}"),
-            )
-        })?;
+        let address = check_address(provider, &config.address)?;
         let mut headers = HeaderMap::new();
         if let Some(ns) = &config.namespace {
             let value = HeaderValue::from_str(ns).map_err(|_| {
@@ -241,6 +228,25 @@ impl VaultHttp {
     }
 }
 
+/// The address without a trailing `/`, if it is an http(s) URL. Checked before anything else
+/// because vaultrs panics on an unparsable address.
+pub fn check_address<'a>(provider: &str, address: &'a str) -> Result<&'a str, ProviderError> {
+    let address = address.trim_end_matches('/');
+    if !(address.starts_with("http://") || address.starts_with("https://")) {
+        return Err(ProviderError::invalid(
+            provider,
+            format!("Vault address '{address}' must start with http:// or https://"),
+        ));
+    }
+    reqwest::Url::parse(address).map_err(|e| {
+        ProviderError::invalid(
+            provider,
+            format!("Vault address '{address}' is not a URL: {e}"),
+        )
+    })?;
+    Ok(address)
+}
+
 fn transport(e: reqwest::Error) -> VaultFailure {
     // reqwest's Display includes the URL, which carries no secret; the source chain says why.
     let mut detail = e.to_string();
@@ -252,5 +258,28 @@ fn transport(e: reqwest::Error) -> VaultFailure {
     VaultFailure::Transport {
         timed_out: e.is_timeout(),
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked_before_use() {
+        assert_eq!(
+            check_address("v", "https://vault:8200/").ok(),
+            Some("https://vault:8200")
+        );
+        assert!(check_address("v", "vault:8200").is_err());
+        assert!(check_address("v", "http://[bad").is_err());
+    }
+
+    #[test]
+    fn the_token_header_is_sensitive() {
+        let cell = TokenCell::new(&SecretBytes::copy_from(b"s.secret")).expect("valid token");
+        let value = cell.get().expect("set");
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("s.secret"));
     }
 }

@@ -20,6 +20,13 @@
 //! - ECDSA signatures are DER, RSA-PSS uses a salt as long as the hash, Ed25519 is raw.
 //! - Disable is OpenBao's Transit soft-delete, enforced by the server; HashiCorp Vault lacks it
 //!   and gets `Unsupported`.
+//! - Create and rotate use `keygen_timeout_ms` (default 60 s; RSA-4096 generation is slow),
+//!   every other call `request_timeout_ms` (default 5 s) with a 1 s connect timeout.
+//! - `list` LISTs the mount, then reads each key of the page for its type and state.
+//!   Foreign RSA keys are listed without an algorithm (Transit keys carry no scheme), and
+//!   `describe` reports them as the PSS variant of their size.
+//! - Data keys come from `datakey/plaintext` (16, 32 or 64 bytes), bound to the associated
+//!   data; `datakey/wrapped` is not used since the trait always returns the plaintext.
 //! - Transit's encrypt endpoint creates a missing key ("upsert") if the token may. Run the
 //!   mount with `transit/config/keys disable_upsert=true`, or give keygate's policy no
 //!   `create` on `encrypt/*`, so an externally deleted key is reported, not recreated.

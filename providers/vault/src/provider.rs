@@ -2,7 +2,7 @@
 
 use crate::algorithms::{self, SUPPORTED};
 use crate::auth::{self, AppRoleLogin};
-use crate::client::{Reply, TokenCell, VaultHttp};
+use crate::client::{self, Reply, TokenCell, VaultHttp};
 use crate::config::{VaultConfig, VaultCredentials};
 use crate::errors::{Op, VaultFailure};
 use base64::Engine;
@@ -54,6 +54,7 @@ impl VaultProvider {
         credentials: VaultCredentials,
     ) -> Result<Self> {
         let name = name.into();
+        client::check_address(&name, &config.address)?;
         let (token, approle, lease) = match credentials {
             VaultCredentials::Token(token) => (token, None, auth::Next::Lookup),
             VaultCredentials::AppRole { role_id, secret_id } => {
@@ -113,7 +114,12 @@ impl VaultProvider {
                 ),
             ));
         }
-        if name.is_empty() || name.contains('/') {
+        // Only Transit's own name characters, so a URI cannot steer the request to another path.
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
             return Err(ProviderError::invalid(
                 &self.name,
                 format!("{uri} has no valid key name"),
