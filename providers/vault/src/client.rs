@@ -1,0 +1,285 @@
+//! Direct HTTP calls to the Vault API: one request in, Vault's `request_id` and `data` out.
+//!
+//! Every Transit call goes through here rather than through vaultrs, because vaultrs strips
+//! the response envelope (losing `request_id`, which the audit log needs), hides Vault's error
+//! text, cannot read `hmac` keys and does not model `latest_version` or `auto_rotate_period`.
+
+use crate::config::VaultConfig;
+use crate::errors::{Op, VaultFailure};
+use keygate_provider::{ProviderError, SecretBytes};
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// Vault's answer to one request.
+#[derive(Debug)]
+pub struct Reply {
+    pub request_id: Option<String>,
+    /// The `data` object (`Value::Null` for 204 answers).
+    pub data: Value,
+}
+
+impl Reply {
+    pub fn str_field(&self, field: &str) -> Result<&str, VaultFailure> {
+        self.data
+            .get(field)
+            .and_then(Value::as_str)
+            .ok_or_else(|| VaultFailure::Malformed(format!("no string field '{field}' in data")))
+    }
+}
+
+/// The token every request carries; swapped by the renewal task after a new login.
+pub struct TokenCell(RwLock<HeaderValue>);
+
+impl TokenCell {
+    pub fn new(token: &SecretBytes) -> Result<Self, String> {
+        Ok(Self(RwLock::new(sensitive_header(token)?)))
+    }
+
+    pub fn set(&self, token: &SecretBytes) -> Result<(), String> {
+        let value = sensitive_header(token)?;
+        if let Ok(mut slot) = self.0.write() {
+            *slot = value;
+        }
+        Ok(())
+    }
+
+    fn get(&self) -> Option<HeaderValue> {
+        self.0.read().ok().map(|v| v.clone())
+    }
+
+    /// The token as text, for the few auth calls made through vaultrs.
+    pub fn expose(&self) -> Option<Zeroizing<String>> {
+        self.get()
+            .and_then(|v| v.to_str().ok().map(|s| Zeroizing::new(s.to_string())))
+    }
+}
+
+/// A header value that `Debug` and HTTP/2 HPACK indexing treat as secret.
+fn sensitive_header(token: &SecretBytes) -> Result<HeaderValue, String> {
+    let mut value = HeaderValue::from_bytes(token.expose())
+        .map_err(|_| "the Vault token contains bytes not allowed in an HTTP header".to_string())?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+pub struct VaultHttp {
+    http: reqwest::Client,
+    /// `https://host:port/v1/`.
+    base: String,
+    throttle_budget: Duration,
+    keygen_timeout: Duration,
+    pub token: TokenCell,
+}
+
+impl VaultHttp {
+    pub fn new(
+        provider: &str,
+        config: &VaultConfig,
+        token: TokenCell,
+    ) -> Result<Self, ProviderError> {
+        let address = check_address(provider, &config.address)?;
+        let mut headers = HeaderMap::new();
+        if let Some(ns) = &config.namespace {
+            let value = HeaderValue::from_str(ns).map_err(|_| {
+                ProviderError::invalid(
+                    provider,
+                    format!("namespace '{ns}' is not a valid header value"),
+                )
+            })?;
+            headers.insert("X-Vault-Namespace", value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(config.connect_timeout())
+            .timeout(config.request_timeout());
+        if address.starts_with("http://") {
+            // Plain HTTP needs no trust store; loading the platform verifier can fail on hosts
+            // without one (reqwest issue 2988, worked around the same way in vaultrs).
+            builder = builder.tls_certs_only(Vec::new());
+        } else if let Some(path) = &config.ca_bundle {
+            let pem = std::fs::read(path).map_err(|e| {
+                ProviderError::invalid(
+                    provider,
+                    format!("cannot read CA bundle {}: {e}", path.display()),
+                )
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ProviderError::invalid(
+                    provider,
+                    format!("CA bundle {} is not PEM: {e}", path.display()),
+                )
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder.build().map_err(|e| {
+            ProviderError::internal(provider, format!("cannot build the HTTP client: {e}"))
+        })?;
+        Ok(Self {
+            http,
+            base: format!("{address}/v1/"),
+            throttle_budget: config.throttle_budget(),
+            keygen_timeout: config.keygen_timeout(),
+            token,
+        })
+    }
+
+    /// One Vault request. `path` is relative to `/v1/`. 429 answers are retried with jittered
+    /// exponential backoff until the throttle budget is spent; nothing else is retried, so an
+    /// outage surfaces at once.
+    pub async fn call(
+        &self,
+        op: &Op<'_>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, ProviderError> {
+        self.call_raw(method, path, body, None)
+            .await
+            .map_err(|f| f.into_provider_error(op))
+    }
+
+    /// [`VaultHttp::call`] for requests that generate key material, with the longer keygen
+    /// timeout instead of the request timeout.
+    pub async fn call_keygen(
+        &self,
+        op: &Op<'_>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, ProviderError> {
+        self.call_raw(method, path, body, Some(self.keygen_timeout))
+            .await
+            .map_err(|f| f.into_provider_error(op))
+    }
+
+    async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, VaultFailure> {
+        let url = format!("{}{}", self.base, path);
+        // The body may hold base64 plaintext: keep the serialized copy in a zeroizing buffer.
+        let body = match body {
+            Some(v) => Some(Zeroizing::new(
+                serde_json::to_vec(v).map_err(|e| VaultFailure::Malformed(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
+            }
+            if let Some(token) = self.token.get() {
+                request = request.header("X-Vault-Token", token);
+            }
+            if let Some(body) = &body {
+                request = request
+                    .header("Content-Type", "application/json")
+                    .body(body.to_vec());
+            }
+            let response = request.send().await.map_err(transport)?;
+            let status = response.status().as_u16();
+            let bytes = Zeroizing::new(response.bytes().await.map_err(transport)?.to_vec());
+            let json: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+            };
+            if (200..300).contains(&status) {
+                return Ok(Reply {
+                    request_id: json
+                        .get("request_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    data: json.get("data").cloned().unwrap_or(Value::Null),
+                });
+            }
+            let errors: Vec<String> = json
+                .get("errors")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if status != 429 {
+                return Err(VaultFailure::Status { status, errors });
+            }
+            let jitter = rand::random_range(0.5..1.5);
+            let pause = backoff.mul_f64(jitter);
+            if started.elapsed() + pause > self.throttle_budget {
+                return Err(VaultFailure::Throttled { attempts, errors });
+            }
+            tokio::time::sleep(pause).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+/// The address without a trailing `/`, if it is an http(s) URL. Checked before anything else
+/// because vaultrs panics on an unparsable address.
+pub fn check_address<'a>(provider: &str, address: &'a str) -> Result<&'a str, ProviderError> {
+    let address = address.trim_end_matches('/');
+    if !(address.starts_with("http://") || address.starts_with("https://")) {
+        return Err(ProviderError::invalid(
+            provider,
+            format!("Vault address '{address}' must start with http:// or https://"),
+        ));
+    }
+    reqwest::Url::parse(address).map_err(|e| {
+        ProviderError::invalid(
+            provider,
+            format!("Vault address '{address}' is not a URL: {e}"),
+        )
+    })?;
+    Ok(address)
+}
+
+fn transport(e: reqwest::Error) -> VaultFailure {
+    // reqwest's Display includes the URL, which carries no secret; the source chain says why.
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    VaultFailure::Transport {
+        timed_out: e.is_timeout(),
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked_before_use() {
+        assert_eq!(
+            check_address("v", "https://vault:8200/").ok(),
+            Some("https://vault:8200")
+        );
+        assert!(check_address("v", "vault:8200").is_err());
+        assert!(check_address("v", "http://[bad").is_err());
+    }
+
+    #[test]
+    fn the_token_header_is_sensitive() {
+        let cell = TokenCell::new(&SecretBytes::copy_from(b"s.secret")).expect("valid token");
+        let value = cell.get().expect("set");
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("s.secret"));
+    }
+}
