@@ -6,3 +6,4 @@
 //! variable that script documents, or on `PATH`.
 
 pub mod process;
+pub mod softhsm;
