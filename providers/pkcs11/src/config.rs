@@ -26,6 +26,13 @@ pub struct Pkcs11Config {
     /// How many logged-in sessions to keep open; this bounds concurrent calls to the token.
     #[serde(default = "default_pool_size")]
     pub session_pool_size: usize,
+    /// For tokens whose CKM_RSA_PKCS_OAEP supports only SHA-1 (SoftHSM2 2.6 and older):
+    /// decrypt rsa-*-oaep with raw RSA (CKM_RSA_X_509) on the token and remove the
+    /// OAEP-SHA-256 padding in the provider, in constant time. The private key still never
+    /// leaves the token, but the token then performs raw RSA for keygate. Leave off for HSMs
+    /// that support OAEP with SHA-256; with it off, such a token answers `Unsupported`.
+    #[serde(default)]
+    pub oaep_unpad_in_provider: bool,
 }
 
 /// Identifies the token. A label is preferred: slot numbers change when tokens are added.
@@ -62,6 +69,7 @@ impl Pkcs11Config {
             token: TokenSelector::Label(token_label.into()),
             user_pin: SecretRef::Env("KEYGATE_HSM_PIN".into()),
             session_pool_size: DEFAULT_SESSION_POOL_SIZE,
+            oaep_unpad_in_provider: false,
         }
     }
 }
@@ -88,6 +96,7 @@ mod tests {
         assert_eq!(config.token, TokenSelector::Label("keygate".into()));
         assert_eq!(config.user_pin, SecretRef::Env("PIN".into()));
         assert_eq!(config.session_pool_size, DEFAULT_SESSION_POOL_SIZE);
+        assert!(!config.oaep_unpad_in_provider);
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub enum OpError {
     Ck(CkError),
     NotFound(String),
     AlreadyExists(String),
+    Unsupported(String),
+    AuthFailed,
     Internal(String),
 }
 
@@ -113,6 +115,17 @@ pub fn from_c_decrypt(e: &CkError) -> bool {
     matches!(e, CkError::Pkcs11(_, Function::Decrypt))
 }
 
+/// Whether C_DecryptInit refused the mechanism or its parameters.
+pub fn mechanism_refused(e: &CkError) -> bool {
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::ArgumentsBad | RvError::MechanismParamInvalid | RvError::MechanismInvalid,
+            Function::DecryptInit
+        )
+    )
+}
+
 pub fn is_rv(e: &CkError, wanted: RvError) -> bool {
     rv(e) == Some(wanted)
 }
@@ -127,6 +140,8 @@ impl OpError {
                 provider: provider.into(),
                 what: thing,
             },
+            OpError::Unsupported(thing) => ProviderError::unsupported(provider, thing),
+            OpError::AuthFailed => ProviderError::auth_failed(provider),
             OpError::Internal(reason) => {
                 ProviderError::internal(provider, format!("{what}: {reason}"))
             }

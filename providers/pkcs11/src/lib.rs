@@ -13,6 +13,7 @@ mod errors;
 mod mechanisms;
 mod module;
 mod naming;
+mod oaep;
 mod ops;
 mod provider;
 mod session_pool;

@@ -2,9 +2,12 @@
 
 use crate::config::{Pkcs11Config, TokenSelector};
 use crate::der;
-use crate::errors::{OpError, OpenError, from_c_decrypt, is_rv, is_session_level};
+use crate::errors::{
+    OpError, OpenError, from_c_decrypt, is_rv, is_session_level, mechanism_refused,
+};
 use crate::mechanisms::{self, AES_GCM_IV_LEN, AES_GCM_TAG_LEN};
 use crate::naming::VersionId;
+use crate::oaep;
 use crate::ops;
 use crate::session_pool::SessionPool;
 use crate::uri::ObjectUri;
@@ -19,6 +22,7 @@ use keygate_provider::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// The largest data key one call hands out.
 const MAX_DATA_KEY_LEN: usize = 1024;
@@ -30,6 +34,8 @@ pub struct Pkcs11Provider {
     /// The token's label as the token reports it, used in every URI.
     token_label: String,
     pool: SessionPool,
+    /// See [`Pkcs11Config::oaep_unpad_in_provider`].
+    oaep_unpad_in_provider: bool,
     /// Serialises create and rotate, which pick the next version number by looking first.
     versioning: tokio::sync::Mutex<()>,
 }
@@ -161,6 +167,7 @@ impl Pkcs11Provider {
             name: provider.into(),
             token_label,
             pool,
+            oaep_unpad_in_provider: config.oaep_unpad_in_provider,
             versioning: tokio::sync::Mutex::new(()),
         })
     }
@@ -514,6 +521,7 @@ impl KeyProvider for Pkcs11Provider {
         }
         let blob = blob.to_vec();
         let aad = aad.to_vec();
+        let unpad_here = self.oaep_unpad_in_provider;
         let result = self
             .pool
             .run(move |s| {
@@ -524,8 +532,20 @@ impl KeyProvider for Pkcs11Provider {
                     let mut iv = iv.to_vec();
                     let params = GcmParams::new(&mut iv, &aad, GCM_TAG_BITS.into())?;
                     s.decrypt(&Mechanism::AesGcm(params), handle, sealed)?
+                } else if unpad_here {
+                    let em = Zeroizing::new(s.decrypt(&Mechanism::RsaX509, handle, &blob)?);
+                    let k = algorithm.rsa_bits().unwrap_or(0) as usize / 8;
+                    oaep::decode(&em, k).ok_or(OpError::AuthFailed)?
                 } else {
-                    s.decrypt(&mechanisms::oaep_mechanism(), handle, &blob)?
+                    match s.decrypt(&mechanisms::oaep_mechanism(), handle, &blob) {
+                        Err(e) if mechanism_refused(&e) => {
+                            return Err(OpError::Unsupported(format!(
+                                "RSA-OAEP with SHA-256 on this token ({e}); set \
+                                 `oaep_unpad_in_provider = true` to remove the padding in keygate"
+                            )));
+                        }
+                        result => result?,
+                    }
                 };
                 Ok(SecretBytes::new(out))
             })
