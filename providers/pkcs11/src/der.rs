@@ -67,7 +67,7 @@ fn read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 /// Raw r‖s (each half the field size) → DER `Ecdsa-Sig-Value`.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return None;
     }
     let (r, s) = raw.split_at(raw.len() / 2);
