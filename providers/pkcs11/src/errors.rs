@@ -166,6 +166,7 @@ fn map_ck(provider: &str, what: &str, e: &CkError) -> ProviderError {
         | RvError::DeviceMemory
         | RvError::TokenNotPresent
         | RvError::TokenNotRecognized
+        | RvError::SlotIdInvalid
         | RvError::SessionHandleInvalid
         | RvError::SessionClosed
         | RvError::SessionCount
