@@ -10,11 +10,13 @@
 //!   [`SoftHsm::add_token`], or its own keys on a shared token. Tokens must be added before the
 //!   module is initialised: SoftHSM2 scans the directory at `C_Initialize`.
 //!
-//! The directory is removed when the handle drops.
+//! The directory is removed when the handle drops, or at process exit for a fixture kept in a
+//! `static` (see [`SoftHsm::remove_at_exit`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, Once};
 
 use crate::process::find_program;
 
@@ -96,5 +98,26 @@ impl SoftHsm {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// For a fixture held in a `static`, which is never dropped: removes the directory when
+    /// the process exits (the test harness exits through `exit`, which runs `atexit` hooks).
+    pub fn remove_at_exit(&self) {
+        static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+        static REGISTER: Once = Once::new();
+        extern "C" fn cleanup() {
+            let dirs = DIRS.lock().unwrap_or_else(|p| p.into_inner());
+            for dir in dirs.iter() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        DIRS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(self.dir().to_path_buf());
+        REGISTER.call_once(|| {
+            // SAFETY: `cleanup` is a plain extern "C" fn that only touches a static Mutex
+            // and the file system.
+            unsafe { libc::atexit(cleanup) };
+        });
     }
 }

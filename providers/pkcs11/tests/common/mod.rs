@@ -24,6 +24,7 @@ pub fn hsm() -> &'static SoftHsm {
         });
         hsm.add_token(SPARE_TOKEN, SO_PIN, USER_PIN)
             .unwrap_or_else(|e| panic!("could not add the spare SoftHSM2 token: {e}"));
+        hsm.remove_at_exit();
         // SAFETY: set once, inside this OnceLock, before any test initialises the module;
         // nothing else in these test binaries reads or writes the environment meanwhile.
         unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf_path()) };
