@@ -7,3 +7,4 @@
 
 pub mod openbao;
 pub mod process;
+pub mod softhsm;

@@ -1,0 +1,41 @@
+//! keygate's PKCS#11 provider: keys live on an HSM token and never leave it.
+//!
+//! - Keys are generated on the token as persistent (CKA_TOKEN), private, sensitive and
+//!   non-extractable objects. Every object of a key carries the keygate key id as CKA_LABEL;
+//!   CKA_ID names the version (see `naming`), so a restarted gateway finds them again.
+//! - Key URIs follow RFC 7512: `pkcs11:token=TOKEN;object=KEY_ID`.
+//! - Every PKCS#11 call runs on a pooled, logged-in session on tokio's blocking pool.
+//! - Tested against SoftHSM2.
+//!
+//! Using it from the gateway:
+//!
+//! - Deserialize a [`Pkcs11Config`], resolve its `user_pin` reference, and call
+//!   [`Pkcs11Provider::connect`]`(name, &config, pin)`. Start-up failures are [`OpenError`]s that
+//!   name the setting at fault; they convert into `ProviderError`.
+//! - A module is loaded and `C_Initialize`d once per process and never finalised, so provider
+//!   instances (and re-created ones) share it.
+//! - SoftHSM2 finds its token directory through `SOFTHSM2_CONF`, read once at `C_Initialize`:
+//!   set it in the gateway's environment before start (not from inside the running process:
+//!   changing the environment of a multi-threaded process is unsound).
+//! - PKCS#11 login state is per process and token. When another instance in the same process
+//!   is already logged in to the token, the token answers CKR_USER_ALREADY_LOGGED_IN without
+//!   checking this instance's PIN: configure one instance per token.
+//! - Disabling a key turns off its usage attributes (CKA_ENCRYPT/DECRYPT/SIGN/VERIFY) with
+//!   `C_SetAttributeValue`; a token that refuses answers `Unsupported`, and the gateway must
+//!   then refuse use of the disabled key itself.
+
+mod config;
+mod der;
+mod errors;
+mod mechanisms;
+mod module;
+mod naming;
+mod oaep;
+mod ops;
+mod provider;
+mod session_pool;
+mod uri;
+
+pub use config::{DEFAULT_SESSION_POOL_SIZE, Pkcs11Config, SecretRef, TokenSelector};
+pub use errors::OpenError;
+pub use provider::Pkcs11Provider;
