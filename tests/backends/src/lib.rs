@@ -5,4 +5,5 @@
 //! `tests/run.sh`), which is idempotent; a fixture finds its program through the environment
 //! variable that script documents, or on `PATH`.
 
+pub mod localstack;
 pub mod process;

@@ -40,9 +40,7 @@ pub fn find_program(env_var: &str, name: &str) -> io::Result<PathBuf> {
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                format!(
-                    "{name} not found: set {env_var} or run tests/run.sh, which installs it"
-                ),
+                format!("{name} not found: set {env_var} or run tests/run.sh, which installs it"),
             )
         })
 }
