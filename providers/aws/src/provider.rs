@@ -516,21 +516,6 @@ impl KeyProvider for AwsKmsProvider {
         let alg = algorithms::encryption(v.algorithm).ok_or_else(|| {
             ProviderError::unsupported(&self.name, format!("decrypt with {}", v.algorithm))
         })?;
-        // An RSA-OAEP ciphertext is exactly one modulus long; anything else cannot be one.
-        if let Some(bits) = v.algorithm.rsa_bits()
-            && blob.len() != bits as usize / 8
-        {
-            return Err(ProviderError::invalid(
-                &self.name,
-                format!(
-                    "{}: a {} ciphertext is {} bytes, got {}",
-                    self.at(OP, v.uri.as_str()).what(),
-                    v.algorithm,
-                    bits / 8,
-                    blob.len()
-                ),
-            ));
-        }
         // KeyId is sent so that a blob made under another key fails instead of decrypting.
         let mut request = self
             .client
