@@ -1,7 +1,7 @@
 //! Maps SDK errors to typed [`ProviderError`]s. Messages name the provider, the operation and
 //! the key (plus the AWS request id when there was a reply); never credentials or plaintext.
 
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::RequestId;
 use aws_smithy_runtime_api::http::Response;
 use keygate_provider::ProviderError;
@@ -45,7 +45,7 @@ where
                 "{} could not reach AWS KMS{}: {}",
                 at.what(),
                 if d.is_timeout() { " (timeout)" } else { "" },
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
         ),
         SdkError::ResponseError(_) => ProviderError::unavailable(
@@ -53,7 +53,7 @@ where
             format!(
                 "{} got an unreadable reply{request}: {}",
                 at.what(),
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
         ),
         SdkError::ConstructionFailure(_) => ProviderError::internal(
@@ -61,7 +61,7 @@ where
             format!(
                 "{} could not be sent (credentials or configuration): {}",
                 at.what(),
-                DisplayErrorContext(&err)
+                chain(&err)
             ),
         ),
         SdkError::ServiceError(service) => {
@@ -75,13 +75,23 @@ where
         }
         _ => ProviderError::internal(
             provider,
-            format!(
-                "{} failed{request}: {}",
-                at.what(),
-                DisplayErrorContext(&err)
-            ),
+            format!("{} failed{request}: {}", at.what(), chain(&err)),
         ),
     }
+}
+
+/// The error and its sources, one line (the SDK's own Display says only "dispatch failure").
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
 }
 
 /// A KMS error code as keygate's error kind.

@@ -18,6 +18,8 @@ fn faults() {
     common::runtime().block_on(async {
         throttling_is_retried_then_reported().await;
         println!("ok: throttling is retried within the budget, then Throttled");
+        access_denied_is_backend_denied().await;
+        println!("ok: AccessDeniedException is BackendDenied, not retried");
         a_silent_endpoint_times_out().await;
         println!("ok: a silent endpoint is Unavailable within the timeout");
         an_outage_is_unavailable_then_recovers().await;
@@ -118,6 +120,29 @@ async fn throttling_is_retried_then_reported() {
         "{:?}",
         started.elapsed()
     );
+}
+
+async fn access_denied_is_backend_denied() {
+    let (endpoint, count) = fake_kms(
+        "400 Bad Request",
+        r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform kms:Encrypt"}"#,
+    )
+    .await;
+    let p = common::provider("aws-denied", common::config(&endpoint)).await;
+    match p
+        .encrypt(&version(ARN), &SecretBytes::copy_from(b"x"), b"")
+        .await
+    {
+        Err(ProviderError::BackendDenied { reason, .. }) => {
+            assert!(
+                reason.contains("kms:Encrypt") && reason.contains(ARN),
+                "{reason}"
+            );
+            assert!(!reason.contains("test"), "credentials leak into {reason}");
+        }
+        other => panic!("an access-denied KMS gave {other:?}"),
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 1, "a refusal is not retried");
 }
 
 async fn a_silent_endpoint_times_out() {
