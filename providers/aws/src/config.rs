@@ -22,8 +22,8 @@ use std::time::Duration;
 pub struct AwsKmsConfig {
     /// The AWS region every key of this instance lives in (`us-east-1`).
     pub region: String,
-    /// The account keys belong to. When unset it is learned from the first key the service
-    /// returns; either way an ARN naming another account is refused.
+    /// The account keys belong to; an ARN naming another account is refused. When unset it is
+    /// learned from the first key created or listed (until then only the region is checked).
     #[serde(default)]
     pub account_id: Option<String>,
     /// Overrides the service endpoint (LocalStack, a VPC endpoint, FIPS).

@@ -10,7 +10,9 @@ mod arn;
 mod client;
 mod config;
 mod errors;
+mod inputs;
 mod keys;
+mod lookup;
 mod provider;
 
 pub use algorithms::{MAX_KMS_INPUT, SUPPORTED};

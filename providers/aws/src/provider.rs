@@ -9,9 +9,8 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{KeyMetadata, MessageType, Tag};
+use aws_sdk_kms::types::Tag;
 use aws_smithy_runtime_api::http::Response;
-use base64::Engine;
 use keygate_provider::{
     Algorithm, Capabilities, DataKey, DataKeySpec, KeyProvider, KeyPurpose, KeySpec, KeyUri,
     KeyVersionInfo, ListedKey, Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo,
@@ -30,13 +29,14 @@ pub const DELETION_WINDOW_DAYS: std::ops::RangeInclusive<u64> = 7..=30;
 
 /// One AWS KMS account and region.
 pub struct AwsKmsProvider {
-    name: String,
+    pub(crate) name: String,
     region: String,
-    /// From the config, or learned from the first key ARN the service returns.
+    /// From the config, or learned from the first key this account creates or lists (never
+    /// from a describe, which may name another account's key).
     account: OnceLock<String>,
     /// Whether the endpoint answers ListKeyRotations (LocalStack 4.10 does not).
-    rotations_listed: AtomicBool,
-    client: Client,
+    pub(crate) rotations_listed: AtomicBool,
+    pub(crate) client: Client,
 }
 
 impl AwsKmsProvider {
@@ -64,7 +64,7 @@ impl AwsKmsProvider {
         &self.client
     }
 
-    fn at<'a>(&'a self, op: &'static str, key: &'a str) -> Attempt<'a> {
+    pub(crate) fn at<'a>(&'a self, op: &'static str, key: &'a str) -> Attempt<'a> {
         Attempt {
             provider: &self.name,
             op,
@@ -72,7 +72,7 @@ impl AwsKmsProvider {
         }
     }
 
-    fn key_id(&self, uri: &KeyUri) -> Result<String> {
+    pub(crate) fn key_id(&self, uri: &KeyUri) -> Result<String> {
         arn::key_id(
             &self.name,
             uri,
@@ -81,238 +81,29 @@ impl AwsKmsProvider {
         )
     }
 
-    fn learn_account(&self, arn: &str) {
+    pub(crate) fn learn_account(&self, arn: &str) {
         if let Some(a) = arn::account_of(arn) {
             let _ = self.account.set(a.to_string());
         }
     }
 
-    fn sdk<E>(&self, op: &'static str, key: &str, err: SdkError<E, Response>) -> ProviderError
+    pub(crate) fn sdk<E>(
+        &self,
+        op: &'static str,
+        key: &str,
+        err: SdkError<E, Response>,
+    ) -> ProviderError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         from_sdk(self.at(op, key), err)
     }
 
-    fn missing(&self, op: &'static str, key: &str, field: &str) -> ProviderError {
+    pub(crate) fn missing(&self, op: &'static str, key: &str, field: &str) -> ProviderError {
         ProviderError::internal(
             &self.name,
             format!("{}: the reply has no {field}", self.at(op, key).what()),
         )
-    }
-
-    /// Refuses an operation the key's purpose does not allow, before calling AWS.
-    fn require(&self, v: &VersionRef, purpose: KeyPurpose, op: &'static str) -> Result<()> {
-        if v.algorithm.purpose() != purpose {
-            return Err(ProviderError::precondition(
-                &self.name,
-                format!(
-                    "{}: the key is a {} key ({}), not a {purpose} key",
-                    self.at(op, v.uri.as_str()).what(),
-                    v.algorithm.purpose(),
-                    v.algorithm
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn too_big(&self, op: &'static str, key: &KeyUri, len: usize, limit: usize) -> ProviderError {
-        ProviderError::invalid(
-            &self.name,
-            format!(
-                "{}: input is {len} bytes, over the AWS KMS limit of {limit} bytes",
-                self.at(op, key.as_str()).what()
-            ),
-        )
-    }
-
-    async fn metadata(&self, op: &'static str, uri: &KeyUri) -> Result<Replied<KeyMetadata>> {
-        let id = self.key_id(uri)?;
-        let out = self
-            .client
-            .describe_key()
-            .key_id(&id)
-            .send()
-            .await
-            .map_err(|e| self.sdk(op, uri.as_str(), e))?;
-        let request_id = out.request_id().map(str::to_string);
-        let metadata = out
-            .key_metadata
-            .ok_or_else(|| self.missing(op, uri.as_str(), "KeyMetadata"))?;
-        if let Some(a) = metadata.arn() {
-            self.learn_account(a);
-        }
-        Ok(Replied::with_request_id(metadata, request_id))
-    }
-
-    async fn tags(&self, op: &'static str, key_id: &str) -> Result<Vec<Tag>> {
-        let mut tags = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .list_resource_tags()
-                .key_id(key_id)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| self.sdk(op, key_id, e))?;
-            tags.extend(out.tags.unwrap_or_default());
-            match out.next_marker {
-                Some(m) if out.truncated => marker = Some(m),
-                _ => return Ok(tags),
-            }
-        }
-    }
-
-    async fn versions(
-        &self,
-        op: &'static str,
-        metadata: &KeyMetadata,
-    ) -> Result<Vec<KeyVersionInfo>> {
-        if !keys::rotates(metadata) {
-            return Ok(keys::versions(&[]));
-        }
-        if !self.rotations_listed.load(Ordering::Relaxed) {
-            return self.counted_versions(op, metadata.key_id()).await;
-        }
-        let mut rotations = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let result = self
-                .client
-                .list_key_rotations()
-                .key_id(metadata.key_id())
-                .set_marker(marker.take())
-                .send()
-                .await;
-            let out = match result {
-                Ok(out) => out,
-                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 501) => {
-                    // The endpoint lacks ListKeyRotations (LocalStack 4.10): count keygate's
-                    // own rotations from now on.
-                    self.rotations_listed.store(false, Ordering::Relaxed);
-                    return self.counted_versions(op, metadata.key_id()).await;
-                }
-                Err(e) => return Err(self.sdk(op, metadata.key_id(), e)),
-            };
-            rotations.extend(out.rotations.unwrap_or_default());
-            match out.next_marker {
-                Some(m) if out.truncated => marker = Some(m),
-                _ => break,
-            }
-        }
-        Ok(keys::versions(&rotations))
-    }
-
-    /// Versions from the rotation count keygate keeps in a tag, for endpoints without
-    /// ListKeyRotations.
-    async fn counted_versions(
-        &self,
-        op: &'static str,
-        key_id: &str,
-    ) -> Result<Vec<KeyVersionInfo>> {
-        let tags = self.tags(op, key_id).await?;
-        let count = keys::tag_value(&tags, tag::ROTATIONS)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        Ok(keys::counted_versions(count))
-    }
-
-    /// The keygate view of a key from its metadata: tags and rotations fetched as needed.
-    async fn provider_key(&self, op: &'static str, metadata: &KeyMetadata) -> Result<ProviderKey> {
-        let arn = metadata
-            .arn()
-            .ok_or_else(|| self.missing(op, metadata.key_id(), "key ARN"))?;
-        // Only an RSA signing key needs its tags to know its algorithm (PSS or PKCS#1).
-        let tags = if metadata.key_usage() == Some(&aws_sdk_kms::types::KeyUsageType::SignVerify)
-            && metadata
-                .key_spec()
-                .is_some_and(|s| s.as_str().starts_with("RSA_"))
-        {
-            self.tags(op, metadata.key_id()).await?
-        } else {
-            Vec::new()
-        };
-        let algorithm = keys::algorithm(metadata, &tags).ok_or_else(|| {
-            ProviderError::unsupported(
-                &self.name,
-                format!(
-                    "key {arn} of spec {:?} and usage {:?}",
-                    metadata.key_spec().map(|s| s.as_str()),
-                    metadata.key_usage().map(|u| u.as_str())
-                ),
-            )
-        })?;
-        Ok(ProviderKey {
-            uri: arn::uri(arn),
-            algorithm,
-            state: keys::state(metadata),
-            versions: self.versions(op, metadata).await?,
-        })
-    }
-
-    fn context(&self, v: &VersionRef, aad: &[u8], op: &'static str) -> Result<Option<String>> {
-        if aad.is_empty() {
-            return Ok(None);
-        }
-        if v.algorithm != Algorithm::Aes256Gcm {
-            return Err(ProviderError::invalid(
-                &self.name,
-                format!(
-                    "{}: AWS KMS takes associated data (an encryption context) only with symmetric keys, not {}",
-                    self.at(op, v.uri.as_str()).what(),
-                    v.algorithm
-                ),
-            ));
-        }
-        Ok(Some(base64::engine::general_purpose::STANDARD.encode(aad)))
-    }
-
-    /// KMS's Sign/Verify input: the message (RAW) while under KMS's size limit, else its
-    /// digest computed here; or the caller's digest, checked for length.
-    fn sign_input(
-        &self,
-        v: &VersionRef,
-        input: SignInput<'_>,
-        op: &'static str,
-    ) -> Result<(Vec<u8>, MessageType)> {
-        let digest_len = v.algorithm.digest_len().unwrap_or(32);
-        match input {
-            SignInput::Message(m) if m.len() <= MAX_KMS_INPUT => Ok((m.to_vec(), MessageType::Raw)),
-            SignInput::Message(m) => {
-                let alg = if digest_len == 48 {
-                    &aws_lc_rs::digest::SHA384
-                } else {
-                    &aws_lc_rs::digest::SHA256
-                };
-                Ok((
-                    aws_lc_rs::digest::digest(alg, m).as_ref().to_vec(),
-                    MessageType::Digest,
-                ))
-            }
-            SignInput::Digest(d) if d.len() == digest_len => Ok((d.to_vec(), MessageType::Digest)),
-            SignInput::Digest(d) => Err(ProviderError::invalid(
-                &self.name,
-                format!(
-                    "{}: a {} digest is {digest_len} bytes, got {}",
-                    self.at(op, v.uri.as_str()).what(),
-                    v.algorithm,
-                    d.len()
-                ),
-            )),
-        }
-    }
-
-    async fn rotation_count(
-        &self,
-        op: &'static str,
-        uri: &KeyUri,
-    ) -> Result<(KeyMetadata, Vec<KeyVersionInfo>)> {
-        let metadata = self.metadata(op, uri).await?.value;
-        let versions = self.versions(op, &metadata).await?;
-        Ok((metadata, versions))
     }
 }
 
@@ -442,6 +233,8 @@ impl KeyProvider for AwsKmsProvider {
             let Some(id) = entry.key_arn().or(entry.key_id()) else {
                 continue;
             };
+            // ListKeys lists only this account's keys: a safe place to learn the account.
+            self.learn_account(id);
             let uri = arn::uri(id);
             // A key deleted between ListKeys and DescribeKey is simply gone.
             let metadata = match self.metadata(OP, &uri).await {
