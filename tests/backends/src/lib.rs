@@ -5,6 +5,7 @@
 //! `tests/run.sh`), which is idempotent; a fixture finds its program through the environment
 //! variable that script documents, or on `PATH`.
 
+pub mod localstack;
 pub mod openbao;
 pub mod process;
 pub mod softhsm;

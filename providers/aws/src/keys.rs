@@ -1,0 +1,164 @@
+//! Key metadata: KMS key state, tags and rotations as keygate's key, versions and listing.
+//!
+//! Versions: version 1 is the key's original material (`provider_version` "original"); each
+//! completed rotation in ListKeyRotations adds one, oldest first, named by its KeyMaterialId
+//! (or, where the service omits it, `rotated-<unix seconds>` of its RotationDate). Only
+//! symmetric encryption keys rotate in KMS, so every other key has exactly one version.
+//!
+//! LocalStack 4.10 has no ListKeyRotations (it answers 501). Against such an endpoint the
+//! provider counts the rotations it makes itself in the `keygate:rotations` tag, and version
+//! n+1 is `keygate-rotation-n`; rotations made outside keygate are then not seen.
+
+use crate::algorithms;
+use aws_sdk_kms::types::{
+    KeyMetadata, KeySpec, KeyState, KeyUsageType, OriginType, RotationsListEntry, Tag,
+};
+use keygate_provider::{Algorithm, KeyVersionInfo, ProviderKeyState};
+
+pub const ORIGINAL: &str = "original";
+
+/// Tag keys keygate writes on the keys it creates.
+pub mod tag {
+    pub const KEY_ID: &str = "keygate:key-id";
+    pub const NAME: &str = "keygate:name";
+    pub const ALGORITHM: &str = "keygate:algorithm";
+    pub const OWNER: &str = "keygate:owner";
+    pub const PURPOSE: &str = "keygate:purpose";
+    pub const ENVIRONMENT: &str = "keygate:environment";
+    pub const CRYPTO_PERIOD_DAYS: &str = "keygate:crypto-period-days";
+    /// Rotations keygate made, counted only where ListKeyRotations is missing.
+    pub const ROTATIONS: &str = "keygate:rotations";
+}
+
+pub fn state(metadata: &KeyMetadata) -> ProviderKeyState {
+    match metadata.key_state() {
+        Some(KeyState::Enabled) | Some(KeyState::Creating) | Some(KeyState::Updating) => {
+            ProviderKeyState::Enabled
+        }
+        Some(KeyState::PendingDeletion) | Some(KeyState::PendingReplicaDeletion) => {
+            ProviderKeyState::PendingDestruction
+        }
+        // Disabled, Unavailable (custom key store disconnected), PendingImport, and anything
+        // newer: not usable now, but not on its way out either.
+        _ => ProviderKeyState::Disabled,
+    }
+}
+
+pub fn algorithm(metadata: &KeyMetadata, tags: &[Tag]) -> Option<Algorithm> {
+    let tagged = tag_value(tags, tag::ALGORITHM).and_then(|a| a.parse().ok());
+    algorithms::from_kms(metadata.key_spec()?, metadata.key_usage()?, tagged)
+}
+
+pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.tag_key() == key)
+        .map(|t| t.tag_value())
+}
+
+/// Whether KMS keeps rotations for this key (symmetric encryption keys with KMS-made material).
+pub fn rotates(metadata: &KeyMetadata) -> bool {
+    metadata.key_spec() == Some(&KeySpec::SymmetricDefault)
+        && metadata.key_usage() == Some(&KeyUsageType::EncryptDecrypt)
+        && metadata.origin().is_none_or(|o| *o == OriginType::AwsKms)
+}
+
+/// Versions from the rotations ListKeyRotations returned (any order).
+pub fn versions(rotations: &[RotationsListEntry]) -> Vec<KeyVersionInfo> {
+    let mut done: Vec<&RotationsListEntry> = rotations
+        .iter()
+        .filter(|r| r.rotation_date().is_some())
+        .collect();
+    done.sort_by_key(|r| r.rotation_date().map(|d| (d.secs(), d.subsec_nanos())));
+    let mut out = keys_original();
+    for (i, r) in done.into_iter().enumerate() {
+        let name = match (r.key_material_id(), r.rotation_date()) {
+            (Some(id), _) if !id.is_empty() => id.to_string(),
+            (_, Some(date)) => format!("rotated-{}", date.secs()),
+            _ => continue,
+        };
+        out.push(KeyVersionInfo {
+            number: i as u32 + 2,
+            provider_version: name,
+        });
+    }
+    out
+}
+
+/// Versions from a count of rotations (endpoints without ListKeyRotations): version n+1 is
+/// `keygate-rotation-n`.
+pub fn counted_versions(rotations: u32) -> Vec<KeyVersionInfo> {
+    let mut out = keys_original();
+    out.extend((1..=rotations).map(|n| KeyVersionInfo {
+        number: n + 1,
+        provider_version: format!("keygate-rotation-{n}"),
+    }));
+    out
+}
+
+fn keys_original() -> Vec<KeyVersionInfo> {
+    vec![KeyVersionInfo {
+        number: 1,
+        provider_version: ORIGINAL.into(),
+    }]
+}
+
+/// The description KMS shows for a keygate key (tags carry the same, machine-readably).
+pub fn description(spec: &keygate_provider::KeySpec) -> String {
+    format!(
+        "keygate key {} (id {}); algorithm {}; owner {}; purpose {}; environment {}; crypto-period {} days",
+        spec.name,
+        spec.key_id,
+        spec.algorithm,
+        spec.owner,
+        spec.algorithm.purpose(),
+        spec.environment,
+        crypto_period_days(spec)
+    )
+}
+
+pub fn crypto_period_days(spec: &keygate_provider::KeySpec) -> u64 {
+    spec.crypto_period.as_secs().div_ceil(86_400)
+}
+
+/// KMS's automatic rotation period for a crypto-period, clamped to what KMS accepts.
+pub fn rotation_period_days(spec: &keygate_provider::KeySpec) -> i32 {
+    crypto_period_days(spec).clamp(90, 2560) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_types::DateTime;
+
+    fn rotation(secs: i64, id: Option<&str>) -> RotationsListEntry {
+        let mut b = RotationsListEntry::builder().rotation_date(DateTime::from_secs(secs));
+        if let Some(id) = id {
+            b = b.key_material_id(id);
+        }
+        b.build()
+    }
+
+    #[test]
+    fn rotations_become_versions_oldest_first() {
+        let v = versions(&[rotation(200, Some("m2")), rotation(100, None)]);
+        let names: Vec<&str> = v.iter().map(|v| v.provider_version.as_str()).collect();
+        assert_eq!(names, ["original", "rotated-100", "m2"]);
+        assert_eq!(v[2].number, 3);
+    }
+
+    #[test]
+    fn rotation_period_is_clamped() {
+        let mut spec = keygate_provider::KeySpec {
+            name: "n".into(),
+            key_id: "i".into(),
+            algorithm: Algorithm::Aes256Gcm,
+            owner: "o".into(),
+            environment: "dev".into(),
+            crypto_period: std::time::Duration::from_secs(30 * 86_400),
+            labels: Default::default(),
+        };
+        assert_eq!(rotation_period_days(&spec), 90);
+        spec.crypto_period = std::time::Duration::from_secs(10_000 * 86_400);
+        assert_eq!(rotation_period_days(&spec), 2560);
+    }
+}
