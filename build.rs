@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &[
                 "proto/keygate/v1/keys.proto",
                 "proto/keygate/v1/audit.proto",
+                "proto/keygate/v1/admin.proto",
             ],
             &["proto"],
         )?;

@@ -1,11 +1,20 @@
-//! Provider instances from configuration, by name.
+//! Provider instances from configuration, by name: `[providers.NAME] kind = "…"`.
+//!
+//! Each kind's settings deserialize into that provider crate's own typed configuration, so an
+//! unknown or misspelt setting is refused at start-up with the section's name.
 
 use crate::config::{Config, ProviderConfig, SecretRef};
 use keygate_provider::KeyProvider;
+use keygate_provider_aws::{AwsKmsConfig, AwsKmsProvider};
 use keygate_provider_local::{LocalProvider, MasterKeySource};
+use keygate_provider_pkcs11::{Pkcs11Config, Pkcs11Provider};
+use keygate_provider_vault::{VaultConfig, VaultCredentials, VaultProvider};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+
+/// The provider kinds this build knows.
+pub const KINDS: &[&str] = &["local", "aws-kms", "vault", "pkcs11"];
 
 pub struct ProviderRegistry {
     providers: BTreeMap<String, Arc<dyn KeyProvider>>,
@@ -16,7 +25,7 @@ pub struct ProviderRegistry {
 pub enum ProviderSetupError {
     #[error("providers.{name}: {reason}")]
     Invalid { name: String, reason: String },
-    #[error("providers.{name}: unknown kind '{kind}' (this build knows: local)")]
+    #[error("providers.{name}: unknown kind '{kind}' (this build knows: {})", KINDS.join(", "))]
     UnknownKind { name: String, kind: String },
 }
 
@@ -46,7 +55,7 @@ impl ProviderRegistry {
 
     /// Builds every configured provider. In dev mode a `local` provider with a generated
     /// master key is added when the configuration has none.
-    pub fn from_config(config: &Config, dev: bool) -> Result<Self, ProviderSetupError> {
+    pub async fn from_config(config: &Config, dev: bool) -> Result<Self, ProviderSetupError> {
         let mut sections = config.providers.clone();
         if dev && !sections.contains_key("local") {
             sections.insert(
@@ -65,31 +74,26 @@ impl ProviderRegistry {
             .unwrap_or_default();
         let mut registry = Self::new(&default);
         for (name, section) in &sections {
-            let provider = build(name, section, &config.storage.data_dir, dev)?;
+            let provider = build(name, section, &config.storage.data_dir, dev).await?;
             registry.insert(provider);
         }
         Ok(registry)
     }
 }
 
-fn setting<T: serde::de::DeserializeOwned>(
+/// The section's settings (everything but `kind`) as the provider's typed configuration.
+fn typed<T: serde::de::DeserializeOwned>(
     name: &str,
     section: &ProviderConfig,
-    key: &str,
-) -> Result<Option<T>, ProviderSetupError> {
-    section
-        .settings
-        .get(key)
-        .map(|v| {
-            serde_json::from_value(v.clone()).map_err(|e| ProviderSetupError::Invalid {
-                name: name.into(),
-                reason: format!("{key}: {e}"),
-            })
-        })
-        .transpose()
+) -> Result<T, ProviderSetupError> {
+    let settings = serde_json::Value::Object(section.settings.clone().into_iter().collect());
+    serde_json::from_value(settings).map_err(|e| ProviderSetupError::Invalid {
+        name: name.into(),
+        reason: e.to_string(),
+    })
 }
 
-fn build(
+async fn build(
     name: &str,
     section: &ProviderConfig,
     data_dir: &Path,
@@ -101,18 +105,19 @@ fn build(
     };
     match section.kind.as_str() {
         "local" => {
-            for key in section.settings.keys() {
-                if key != "passphrase" && key != "dir" {
-                    return Err(invalid(format!(
-                        "unknown setting '{key}' (local takes passphrase, dir)"
-                    )));
-                }
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct LocalConfig {
+                /// Where the keys live; `DATA_DIR/providers/NAME` by default.
+                dir: Option<std::path::PathBuf>,
+                /// The master key's passphrase; required outside dev mode.
+                passphrase: Option<SecretRef>,
             }
-            let dir = setting::<std::path::PathBuf>(name, section, "dir")?
+            let local: LocalConfig = typed(name, section)?;
+            let dir = local
+                .dir
                 .unwrap_or_else(|| data_dir.join("providers").join(name));
-            let passphrase = setting::<SecretRef>(name, section, "passphrase")
-                .map_err(|e| invalid(format!("{e}")))?;
-            let source = match (passphrase, dev) {
+            let source = match (local.passphrase, dev) {
                 (Some(reference), _) => MasterKeySource::Passphrase(
                     reference
                         .resolve(&format!("providers.{name}.passphrase"))
@@ -127,6 +132,33 @@ fn build(
             };
             let provider =
                 LocalProvider::open(name, &dir, source).map_err(|e| invalid(e.to_string()))?;
+            Ok(Arc::new(provider))
+        }
+        "aws-kms" => {
+            let config: AwsKmsConfig = typed(name, section)?;
+            let provider = AwsKmsProvider::new(name, config)
+                .await
+                .map_err(|e| invalid(e.to_string()))?;
+            Ok(Arc::new(provider))
+        }
+        "vault" => {
+            let config: VaultConfig = typed(name, section)?;
+            let credentials = VaultCredentials::resolve(&config.auth)
+                .map_err(|e| invalid(format!("auth: {e}")))?;
+            let provider = VaultProvider::connect(name, config, credentials)
+                .await
+                .map_err(|e| invalid(e.to_string()))?;
+            Ok(Arc::new(provider))
+        }
+        "pkcs11" => {
+            let config: Pkcs11Config = typed(name, section)?;
+            let pin = config
+                .user_pin
+                .resolve(&format!("providers.{name}.user_pin"))
+                .map_err(|e| invalid(e.to_string()))?;
+            let provider = Pkcs11Provider::connect(name, &config, pin)
+                .await
+                .map_err(|e| invalid(e.to_string()))?;
             Ok(Arc::new(provider))
         }
         other => Err(ProviderSetupError::UnknownKind {

@@ -275,3 +275,42 @@ async fn destruction_is_scheduled_cancelled_and_carried_out_by_the_scheduler() {
     let provider_dir = dir.path().join("data/providers/local/keys");
     assert_eq!(std::fs::read_dir(provider_dir).unwrap().count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inventory_lists_what_the_provider_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut keys = server.root().await;
+    let key = keys
+        .create_key(create("inv/one", "aes-256-gcm", "alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut admin = server.admin(common::ROOT_TOKEN).await;
+    let inventory = admin
+        .list_inventory(pb::ListInventoryRequest {
+            provider: "local".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let found = inventory
+        .keys
+        .iter()
+        .find(|k| k.provider_uri == key.provider_uri)
+        .expect("key in inventory");
+    assert!(found.managed);
+    assert_eq!(
+        (found.key_name.as_str(), found.algorithm.as_str()),
+        ("inv/one", "aes-256-gcm")
+    );
+    let missing = admin
+        .list_inventory(pb::ListInventoryRequest {
+            provider: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+}

@@ -1,5 +1,6 @@
 //! Connecting to a running gateway, with the bearer token on every call.
 
+use crate::pb::admin_service_client::AdminServiceClient;
 use crate::pb::audit_service_client::AuditServiceClient;
 use crate::pb::key_service_client::KeyServiceClient;
 use clap::Args;
@@ -48,6 +49,7 @@ impl Interceptor for Bearer {
 
 pub type Keys = KeyServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
 
 fn read(what: &str, path: &PathBuf) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
@@ -99,6 +101,13 @@ impl Connection {
 
     pub async fn keys(&self) -> Result<Keys, String> {
         self.keys_on(self.channel().await?)
+    }
+
+    pub async fn admin(&self) -> Result<Admin, String> {
+        Ok(AdminServiceClient::with_interceptor(
+            self.channel().await?,
+            self.bearer()?,
+        ))
     }
 
     pub async fn audit(&self) -> Result<Audit, String> {

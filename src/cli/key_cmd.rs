@@ -188,3 +188,63 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
     print_key(json, &key.map_err(describe)?.into_inner());
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn inventory(conn: &Connection, json: bool, provider: Option<String>) -> CliResult {
+    let mut admin = conn.admin().await?;
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = admin
+            .list_inventory(pb::ListInventoryRequest {
+                provider: provider.clone().unwrap_or_default(),
+                page_size: 500,
+                page_token,
+            })
+            .await
+            .map_err(describe)?
+            .into_inner();
+        all.extend(page.keys);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if json {
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "provider": k.provider,
+                    "provider_uri": k.provider_uri,
+                    "algorithm": k.algorithm,
+                    "state": k.state,
+                    "managed": k.managed,
+                    "key_id": k.key_id,
+                    "key_name": k.key_name,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|k| {
+                vec![
+                    if k.managed {
+                        k.key_name.clone()
+                    } else {
+                        "(unmanaged)".into()
+                    },
+                    k.algorithm.clone(),
+                    k.state.clone(),
+                    k.provider_uri.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            output::table(&["KEY", "ALGORITHM", "STATE", "PROVIDER URI"], &rows)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

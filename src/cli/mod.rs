@@ -58,6 +58,12 @@ pub enum Command {
     Mac(use_cmd::MacArgs),
     /// Verify an HMAC tag over stdin; exits 1 if it is not valid.
     VerifyMac(use_cmd::VerifyMacArgs),
+    /// List what a provider holds, marking keys keygate does not manage.
+    Inventory {
+        /// Provider instance (default: the gateway's default provider).
+        #[arg(long)]
+        provider: Option<String>,
+    },
     /// Query, tail and verify the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
@@ -103,6 +109,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Mac(a) => use_cmd::mac(&cli.conn, a).await,
         Command::VerifyMac(a) => use_cmd::verify_mac(&cli.conn, json, a).await,
         Command::Audit(cmd) => audit_cmd::run(&cli.conn, json, cmd).await,
+        Command::Inventory { provider } => key_cmd::inventory(&cli.conn, json, provider).await,
         Command::Bench(args) => bench::run(&cli.conn, json, args).await,
     }
 }

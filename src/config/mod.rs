@@ -3,9 +3,7 @@
 //!
 //! Secrets appear only as references ([`SecretRef`]); an inline secret is refused.
 
-mod secret_ref;
-
-pub use secret_ref::{SecretRef, SecretRefError};
+pub use keygate_provider::{SecretRef, SecretRefError};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -15,6 +15,7 @@ mod audit_ops;
 mod crypto;
 pub mod envelope;
 mod error;
+mod inventory;
 mod keys;
 mod scheduled;
 mod signing;
@@ -203,6 +204,7 @@ impl<'g> Scope<'g> {
         let target = match resource {
             Resource::Key(k) => format!("key '{}'", k.name),
             Resource::AuditLog => "the audit log".to_string(),
+            Resource::Provider(name) => format!("provider '{name}'"),
         };
         Err(GatewayError::PermissionDenied(format!(
             "policy denies {} {} on {target}",

@@ -28,6 +28,7 @@ pub enum Action {
     AuditQuery,
     AuditTail,
     AuditVerify,
+    ListInventory,
 }
 
 impl Action {
@@ -52,6 +53,7 @@ impl Action {
             Action::AuditQuery => "AuditQuery",
             Action::AuditTail => "AuditTail",
             Action::AuditVerify => "AuditVerify",
+            Action::ListInventory => "ListInventory",
         }
     }
 }
@@ -73,6 +75,8 @@ pub struct KeyAttributes<'a> {
 pub enum Resource<'a> {
     Key(KeyAttributes<'a>),
     AuditLog,
+    /// A provider instance, by name.
+    Provider(&'a str),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -135,6 +139,11 @@ pub fn build(
             let log_uid = uid("Keygate::AuditLog", "gateway")?;
             entities.push(Entity::new_no_attrs(log_uid.clone(), HashSet::new()));
             log_uid
+        }
+        Resource::Provider(name) => {
+            let provider_uid = uid("Keygate::Provider", name)?;
+            entities.push(Entity::new_no_attrs(provider_uid.clone(), HashSet::new()));
+            provider_uid
         }
     };
     let action_uid = uid("Keygate::Action", action.as_str())?;

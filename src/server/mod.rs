@@ -1,6 +1,7 @@
 //! The gRPC server: key and audit services, standard health checking and reflection, TLS or
 //! mTLS through rustls, per-call deadline and per-connection concurrency limits.
 
+mod admin;
 mod audit;
 pub mod call;
 mod keys;
@@ -71,6 +72,9 @@ pub async fn serve(
     health_reporter
         .set_serving::<pb::audit_service_server::AuditServiceServer<audit::AuditApi>>()
         .await;
+    health_reporter
+        .set_serving::<pb::admin_service_server::AdminServiceServer<admin::AdminApi>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -81,6 +85,9 @@ pub async fn serve(
         gateway: gateway.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let admin_service = pb::admin_service_server::AdminServiceServer::new(admin::AdminApi {
+        gateway: gateway.clone(),
+    });
     let audit_service =
         pb::audit_service_server::AuditServiceServer::new(audit::AuditApi { gateway })
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -99,6 +106,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(key_service)
         .add_service(audit_service)
+        .add_service(admin_service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -55,7 +55,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
         Some(dir) => PolicyEngine::load_dir(dir)?,
         None => PolicyEngine::defaults()?,
     };
-    let providers = ProviderRegistry::from_config(config, dev)?;
+    let providers = ProviderRegistry::from_config(config, dev).await?;
     if providers.names().is_empty() {
         return Err(StartupError::Invalid(
             "no providers are configured: add a [providers.NAME] section (e.g. kind = \"local\")"

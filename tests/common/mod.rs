@@ -4,6 +4,7 @@
 
 pub mod suite;
 
+use keygate::pb::admin_service_client::AdminServiceClient;
 use keygate::pb::audit_service_client::AuditServiceClient;
 use keygate::pb::key_service_client::KeyServiceClient;
 use keygate_test_backends::process::ChildGuard;
@@ -123,6 +124,10 @@ impl Server {
         AuditServiceClient::with_interceptor(self.channel().await, Bearer::new(token))
     }
 
+    pub async fn admin(&self, token: &str) -> Admin {
+        AdminServiceClient::with_interceptor(self.channel().await, Bearer::new(token))
+    }
+
     /// SIGKILL: no shutdown path runs.
     pub fn kill9(&mut self) {
         if let Some(pid) = self.child.id() {
@@ -180,6 +185,7 @@ impl Interceptor for Bearer {
 
 pub type Keys = KeyServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub fn days(n: i64) -> Option<prost_types::Duration> {
     Some(prost_types::Duration {

@@ -16,6 +16,7 @@ mod algorithm;
 mod error;
 mod provider;
 mod secret;
+mod secret_ref;
 mod spki;
 mod types;
 mod uri;
@@ -27,6 +28,7 @@ pub use algorithm::{Algorithm, KeyPurpose, UnknownAlgorithm};
 pub use error::{ProviderError, Result};
 pub use provider::KeyProvider;
 pub use secret::SecretBytes;
+pub use secret_ref::{SecretRef, SecretRefError};
 pub use spki::{der_tlv, spki_public_key_bits};
 pub use types::{
     Capabilities, DataKey, DataKeySpec, KeySpec, KeyVersionInfo, ListedKey, Listing, PageRequest,

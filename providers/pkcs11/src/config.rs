@@ -45,15 +45,7 @@ pub enum TokenSelector {
     SlotId(u64),
 }
 
-/// A reference to a secret held outside the config file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum SecretRef {
-    /// An environment variable's value.
-    Env(String),
-    /// A file's contents, with one trailing newline removed.
-    File(PathBuf),
-}
+pub use keygate_provider::SecretRef;
 
 pub const DEFAULT_SESSION_POOL_SIZE: usize = 4;
 

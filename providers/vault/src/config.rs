@@ -68,52 +68,7 @@ pub enum AuthConfig {
     },
 }
 
-/// Where a secret lives: `{ env = "VAR" }` or `{ file = "PATH" }`. Never the secret itself.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
-pub enum SecretRef {
-    Env(String),
-    File(PathBuf),
-}
-
-/// Why a [`SecretRef`] could not be resolved. Names the reference, never a value.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretRefError {
-    #[error("environment variable {0} is not set or not valid UTF-8")]
-    MissingEnv(String),
-    #[error("cannot read secret file {path}: {source}")]
-    File {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("secret from {0} is empty")]
-    Empty(String),
-}
-
-impl SecretRef {
-    /// Reads the secret, trimming surrounding whitespace (files usually end in a newline).
-    pub fn resolve(&self) -> Result<SecretBytes, SecretRefError> {
-        let (raw, origin) = match self {
-            SecretRef::Env(var) => (
-                std::env::var(var).map_err(|_| SecretRefError::MissingEnv(var.clone()))?,
-                format!("environment variable {var}"),
-            ),
-            SecretRef::File(path) => (
-                std::fs::read_to_string(path).map_err(|source| SecretRefError::File {
-                    path: path.clone(),
-                    source,
-                })?,
-                format!("file {}", path.display()),
-            ),
-        };
-        let raw = zeroize::Zeroizing::new(raw);
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(SecretRefError::Empty(origin));
-        }
-        Ok(SecretBytes::copy_from(trimmed.as_bytes()))
-    }
-}
+pub use keygate_provider::{SecretRef, SecretRefError};
 
 /// The resolved secrets for [`AuthConfig`], handed to [`crate::VaultProvider::connect`].
 #[derive(Debug)]
@@ -129,12 +84,12 @@ impl VaultCredentials {
     /// Resolves the references in `auth` (environment variables or files).
     pub fn resolve(auth: &AuthConfig) -> Result<Self, SecretRefError> {
         Ok(match auth {
-            AuthConfig::Token { token } => VaultCredentials::Token(token.resolve()?),
+            AuthConfig::Token { token } => VaultCredentials::Token(token.resolve("auth.token")?),
             AuthConfig::AppRole {
                 role_id, secret_id, ..
             } => VaultCredentials::AppRole {
-                role_id: role_id.resolve()?,
-                secret_id: secret_id.resolve()?,
+                role_id: role_id.resolve("auth.role_id")?,
+                secret_id: secret_id.resolve("auth.secret_id")?,
             },
         })
     }
