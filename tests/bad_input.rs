@@ -335,3 +335,36 @@ async fn each_bad_input_has_its_code() {
         .events;
     assert!(failures.len() >= 18, "only {} error events", failures.len());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_overrides_the_configured_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        ServerOptions {
+            env: vec![("KEYGATE_LIMITS__MAX_PLAINTEXT_BYTES".into(), "100".into())],
+            ..Default::default()
+        },
+    );
+    let mut keys = server.root().await;
+    keys.create_key(create("small", "aes-256-gcm", "alice"))
+        .await
+        .unwrap();
+    keys.encrypt(pb::EncryptRequest {
+        key: "small".into(),
+        plaintext: vec![1; 100],
+        associated_data: vec![],
+    })
+    .await
+    .unwrap();
+    expect(
+        keys.encrypt(pb::EncryptRequest {
+            key: "small".into(),
+            plaintext: vec![1; 101],
+            associated_data: vec![],
+        })
+        .await,
+        Code::InvalidArgument,
+        "the limit is 100 bytes",
+    );
+}
