@@ -342,7 +342,11 @@ async fn environment_overrides_the_configured_limits() {
     let server = Server::start_with(
         &dir.path().join("data"),
         ServerOptions {
-            env: vec![("KEYGATE_LIMITS__MAX_PLAINTEXT_BYTES".into(), "100".into())],
+            env: vec![
+                ("KEYGATE_LIMITS__MAX_PLAINTEXT_BYTES".into(), "100".into()),
+                // Client-side variables are not settings and must not stop the server.
+                ("KEYGATE_TOKEN".into(), "client-token-not-a-setting".into()),
+            ],
             ..Default::default()
         },
     );

@@ -204,7 +204,8 @@ impl Config {
             config::Environment::with_prefix("KEYGATE")
                 .prefix_separator("_")
                 .separator("__")
-                .ignore_empty(true),
+                .ignore_empty(true)
+                .source(Some(overrides(std::env::vars()))),
         );
         let config: Config = builder.build()?.try_deserialize()?;
         config.validate()?;
@@ -261,9 +262,41 @@ impl Config {
     }
 }
 
+/// The environment variables that override settings: `KEYGATE_SECTION__KEY` (a double
+/// underscore between levels) and `KEYGATE_DEFAULT_PROVIDER`. Other `KEYGATE_…` variables
+/// (`KEYGATE_TOKEN`, `KEYGATE_ENDPOINT` for the client, `KEYGATE_LOG`, …) are not settings and
+/// must not be read as unknown ones.
+fn overrides(
+    vars: impl Iterator<Item = (String, String)>,
+) -> std::collections::HashMap<String, String> {
+    vars.filter(|(name, _)| {
+        name.strip_prefix("KEYGATE_")
+            .is_some_and(|rest| rest.contains("__") || rest == "DEFAULT_PROVIDER")
+    })
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_section_variables_override_settings() {
+        let vars = [
+            ("KEYGATE_LISTEN__ADDRESS", "0.0.0.0:1"),
+            ("KEYGATE_DEFAULT_PROVIDER", "local"),
+            ("KEYGATE_TOKEN", "client-side"),
+            ("KEYGATE_BAO_BIN", "/x"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let mut kept: Vec<String> = overrides(vars.into_iter()).into_keys().collect();
+        kept.sort();
+        assert_eq!(
+            kept,
+            ["KEYGATE_DEFAULT_PROVIDER", "KEYGATE_LISTEN__ADDRESS"]
+        );
+    }
 
     fn parse(text: &str) -> Result<Config, String> {
         let config: Config = config::Config::builder()
