@@ -194,7 +194,10 @@ async fn rotation_keeps_old_ciphertexts(keys: &mut common::Keys) {
         .await
         .expect("encrypt after rotation")
         .into_inner();
-    assert_eq!(after.key_version, 3, "new ciphertexts use the newest version");
+    assert_eq!(
+        after.key_version, 3,
+        "new ciphertexts use the newest version"
+    );
 }
 
 async fn keys_made_outside_keygate_are_unmanaged(
@@ -404,7 +407,10 @@ async fn encrypt_is_audited_with_the_aws_request_id(server: &Server, keys: &mut 
         "provider_request_id {:?} is not an AWS request id",
         event.provider_request_id
     );
-    assert_ne!(event.provider_request_id, id, "the gateway's own id is not the provider's");
+    assert_ne!(
+        event.provider_request_id, id,
+        "the gateway's own id is not the provider's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -87,7 +87,10 @@ async fn rotation_refused(keys: &mut Keys, name: &str, provider: &str) {
         .await
         .expect("get key")
         .into_inner();
-    assert_eq!(key.primary_version, 1, "{name}: a refused rotation added a version");
+    assert_eq!(
+        key.primary_version, 1,
+        "{name}: a refused rotation added a version"
+    );
 }
 
 async fn encrypt(keys: &mut Keys, name: &str, pt: &[u8], aad: &[u8]) -> pb::EncryptResponse {
