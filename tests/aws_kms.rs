@@ -23,8 +23,9 @@ use tonic::Code;
 const PROVIDER: &str = "aws";
 const REGION: &str = "us-east-1";
 /// The server reads LocalStack's dummy credentials from these (the config names them only).
-const KEY_ID_VAR: &str = "KEYGATE_E2E_AWS_ACCESS_KEY_ID";
-const SECRET_VAR: &str = "KEYGATE_E2E_AWS_SECRET_ACCESS_KEY";
+/// Not KEYGATE_*: the server takes that prefix as configuration.
+const KEY_ID_VAR: &str = "E2E_AWS_ACCESS_KEY_ID";
+const SECRET_VAR: &str = "E2E_AWS_SECRET_ACCESS_KEY";
 
 const AWS_ALGORITHMS: &[&str] = &[
     "aes-256-gcm",
