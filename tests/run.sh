@@ -15,8 +15,24 @@ filter="${1:-}"
 # One target directory outside the clone, reused between runs (CI included).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/keygate-target}"
 
+# The test areas a backend serves, besides its own name: `tests/run.sh aws` needs LocalStack.
+areas() {
+  case "$1" in
+    localstack) echo "aws kms" ;;
+    openbao) echo "vault" ;;
+    softhsm) echo "pkcs11 hsm" ;;
+  esac
+}
+
 needs() { # needs NAME: does this run need backend NAME?
-  [ -z "$filter" ] || [[ "$1" == *"$filter"* ]] || [[ "$filter" == *"$1"* ]]
+  [ -z "$filter" ] && return 0
+  local name
+  for name in "$1" $(areas "$1"); do
+    if [[ "$name" == *"$filter"* ]] || [[ "$filter" == *"$name"* ]]; then
+      return 0
+    fi
+  done
+  return 1
 }
 
 for backend in $(ls tests/backends/install-*.sh 2>/dev/null | sed -E 's|.*/install-(.*)\.sh|\1|'); do

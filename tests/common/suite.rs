@@ -13,9 +13,34 @@ fn code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> Cod
     }
 }
 
+/// What a provider legitimately cannot do; the suite checks the refusal instead of the feature.
+#[derive(Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// Algorithms whose keys the provider cannot rotate (AWS KMS rotates only symmetric
+    /// encryption keys). For these, RotateKey must answer FAILED_PRECONDITION naming the
+    /// provider, and the checks that need a second version are skipped.
+    pub cannot_rotate: &'a [&'a str],
+}
+
 /// Runs every check for every algorithm on `provider` (empty = the gateway's default).
 pub async fn run(keys: &mut Keys, provider: &str, prefix: &str, algorithms: &[&str]) {
+    run_with(keys, provider, prefix, algorithms, Options::default()).await
+}
+
+/// [`run`], allowing for what the provider cannot do.
+pub async fn run_with(
+    keys: &mut Keys,
+    provider: &str,
+    prefix: &str,
+    algorithms: &[&str],
+    options: Options<'_>,
+) {
     for algorithm in algorithms {
+        let rotation = if options.cannot_rotate.contains(algorithm) {
+            Rotation::Refused(provider)
+        } else {
+            Rotation::Works
+        };
         let name = format!("{prefix}/{}", algorithm.replace('-', ""));
         let mut req = create(&name, algorithm, "root");
         req.provider = provider.into();
@@ -27,14 +52,45 @@ pub async fn run(keys: &mut Keys, provider: &str, prefix: &str, algorithms: &[&s
         assert_eq!(key.primary_version, 1, "{algorithm}");
         assert_eq!(key.state, "enabled");
         match key.purpose.as_str() {
-            "encrypt" => encryption(keys, &name, algorithm).await,
-            "sign" => signing(keys, &name, algorithm).await,
-            "mac" => macs(keys, &name).await,
+            "encrypt" => encryption(keys, &name, algorithm, rotation).await,
+            "sign" => signing(keys, &name, algorithm, rotation).await,
+            "mac" => macs(keys, &name, rotation).await,
             other => panic!("unexpected purpose {other}"),
         }
         wrong_purpose(keys, &name, &key.purpose).await;
         disabled(keys, &name, &key.purpose).await;
     }
+}
+
+#[derive(Clone, Copy)]
+enum Rotation<'a> {
+    Works,
+    /// The provider (named) cannot rotate this key.
+    Refused(&'a str),
+}
+
+/// For a key its provider cannot rotate: RotateKey is refused with FAILED_PRECONDITION naming
+/// the provider, and the key keeps its single version.
+async fn rotation_refused(keys: &mut Keys, name: &str, provider: &str) {
+    let err = keys
+        .rotate_key(pb::RotateKeyRequest { key: name.into() })
+        .await
+        .expect_err("rotation of a key the provider cannot rotate succeeded");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{name}: {err:?}");
+    assert!(
+        err.message().contains(provider),
+        "{name}: the refusal does not name provider '{provider}': {}",
+        err.message()
+    );
+    let key = keys
+        .get_key(pb::GetKeyRequest { key: name.into() })
+        .await
+        .expect("get key")
+        .into_inner();
+    assert_eq!(
+        key.primary_version, 1,
+        "{name}: a refused rotation added a version"
+    );
 }
 
 async fn encrypt(keys: &mut Keys, name: &str, pt: &[u8], aad: &[u8]) -> pb::EncryptResponse {
@@ -61,7 +117,7 @@ async fn decrypt(
     .map(|r| r.into_inner())
 }
 
-async fn encryption(keys: &mut Keys, name: &str, algorithm: &str) {
+async fn encryption(keys: &mut Keys, name: &str, algorithm: &str, rotation: Rotation<'_>) {
     let symmetric = algorithm.starts_with("aes") || algorithm.starts_with("chacha");
     let aad: &[u8] = if symmetric { b"order-42" } else { b"" };
     let v1 = encrypt(keys, name, b"attack at dawn", aad).await;
@@ -123,6 +179,9 @@ async fn encryption(keys: &mut Keys, name: &str, algorithm: &str) {
         Code::InvalidArgument
     );
 
+    if let Rotation::Refused(provider) = rotation {
+        return rotation_refused(keys, name, provider).await;
+    }
     let rotated = keys
         .rotate_key(pb::RotateKeyRequest { key: name.into() })
         .await
@@ -180,7 +239,7 @@ fn verification_alg(algorithm: &str) -> &'static dyn VerificationAlgorithm {
     }
 }
 
-async fn signing(keys: &mut Keys, name: &str, algorithm: &str) {
+async fn signing(keys: &mut Keys, name: &str, algorithm: &str, rotation: Rotation<'_>) {
     let msg = b"release v1.2.3".to_vec();
     let sig = keys
         .sign(pb::SignRequest {
@@ -223,6 +282,9 @@ async fn signing(keys: &mut Keys, name: &str, algorithm: &str) {
         .verify(&msg, &sig.signature)
         .unwrap_or_else(|_| panic!("{algorithm}: signature does not verify independently"));
 
+    if let Rotation::Refused(provider) = rotation {
+        return rotation_refused(keys, name, provider).await;
+    }
     let rotated = keys
         .rotate_key(pb::RotateKeyRequest { key: name.into() })
         .await
@@ -248,7 +310,7 @@ async fn signing(keys: &mut Keys, name: &str, algorithm: &str) {
     );
 }
 
-async fn macs(keys: &mut Keys, name: &str) {
+async fn macs(keys: &mut Keys, name: &str, rotation: Rotation<'_>) {
     let tag = keys
         .generate_mac(pb::GenerateMacRequest {
             key: name.into(),
@@ -276,6 +338,9 @@ async fn macs(keys: &mut Keys, name: &str) {
     };
     assert!(check(keys, b"amount=10", 0).await);
     assert!(!check(keys, b"amount=1000", 0).await);
+    if let Rotation::Refused(provider) = rotation {
+        return rotation_refused(keys, name, provider).await;
+    }
     keys.rotate_key(pb::RotateKeyRequest { key: name.into() })
         .await
         .expect("rotate");
