@@ -371,7 +371,11 @@ async fn destruction_removes_the_objects_from_the_token() {
         if k.state == "destroyed" {
             break;
         }
-        assert!(Instant::now() < deadline, "key never destroyed: {}", k.state);
+        assert!(
+            Instant::now() < deadline,
+            "key never destroyed: {}",
+            k.state
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
