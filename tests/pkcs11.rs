@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 const SO_PIN: &str = "1234";
 const USER_PIN: &str = "5678";
 const WRONG_PIN: &str = "97531";
-const PIN_VAR: &str = "KEYGATE_E2E_HSM_PIN";
+// Not `KEYGATE_*`: keygate reads those as configuration overrides.
+const PIN_VAR: &str = "E2E_HSM_PIN";
 
 /// One token per test, so each gateway sees only its own keys (and foreign objects made for it).
 const TOKENS: &[&str] = &[
@@ -75,6 +76,10 @@ fn fixture() -> &'static Fixture {
         // SAFETY: set once, inside this OnceLock, before this process initialises the module;
         // nothing else in this test binary reads or writes the environment meanwhile.
         unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf_path()) };
+        // keygate reads `KEYGATE_*` variables as configuration overrides and refuses unknown
+        // ones; the module path is already in the fixture, so the gateways must not inherit it.
+        // SAFETY: as above.
+        unsafe { std::env::remove_var("KEYGATE_PKCS11_MODULE") };
         // One context for the whole binary: dropping the last handle of a context finalises
         // the module, which would close the sessions of tests running alongside.
         let ctx = Pkcs11::new(hsm.module_path()).expect("load the SoftHSM2 module");
