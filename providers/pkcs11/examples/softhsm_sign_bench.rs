@@ -2,10 +2,11 @@
 //! baseline the gateway's own numbers are compared against.
 //!
 //! ```text
-//! cargo run --release -p keygate-provider-pkcs11 --example softhsm_sign_bench -- [SESSIONS] [SECONDS]
+//! cargo run --release -p keygate-provider-pkcs11 --example softhsm_sign_bench -- [SESSIONS] [SECONDS] [session|token]
 //! ```
 //!
-//! Makes a throwaway token, a session-object P-256 key, then N threads each with its own
+//! Makes a throwaway token, a P-256 key (a session object by default; `token` makes it a token
+//! object like keygate's, which SoftHSM2's file backend re-checks on disk at every use), then N threads each with its own
 //! logged-in session sign a fixed SHA-256 digest with CKM_ECDSA in a closed loop. Prints ops/s.
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -25,6 +26,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let sessions: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2);
     let seconds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
+    let token_object = match args.next().as_deref() {
+        None | Some("session") => false,
+        Some("token") => true,
+        Some(other) => return Err(format!("expected session or token, got {other}").into()),
+    };
 
     let hsm = SoftHsm::new("bench", "1234", PIN)?;
     // SAFETY: single-threaded here, before the module is initialised.
@@ -45,8 +51,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     let (_public, private) = setup.generate_key_pair(
         &Mechanism::EccKeyPairGen,
-        &[Attribute::EcParams(p256), Attribute::Verify(true)],
         &[
+            Attribute::EcParams(p256),
+            Attribute::Verify(true),
+            Attribute::Token(token_object),
+        ],
+        &[
+            Attribute::Token(token_object),
             Attribute::Sign(true),
             Attribute::Sensitive(true),
             Attribute::Private(true),
@@ -85,7 +96,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.join().map_err(|_| "a signing thread panicked")??;
     }
     println!(
-        "softhsm2 raw ECDSA P-256 sign: {sessions} sessions, {:.0} ops/s ({ops} ops in {elapsed:.1} s)",
+        "softhsm2 raw ECDSA P-256 sign: {sessions} sessions, {} object, {:.0} ops/s ({ops} ops in {elapsed:.1} s)",
+        if token_object { "token" } else { "session" },
         ops as f64 / elapsed
     );
     Ok(())
