@@ -196,7 +196,10 @@ async fn rotation_keeps_old_ciphertexts_and_re_encrypt_moves_them_forward() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((back.plaintext.as_slice(), back.key_version), (&b"old secret"[..], 2));
+    assert_eq!(
+        (back.plaintext.as_slice(), back.key_version),
+        (&b"old secret"[..], 2)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -210,7 +213,10 @@ async fn inventory_tells_keys_made_in_openbao_from_keygate_keys() {
             Some(r#"{"type":"ecdsa-p256"}"#),
         )
         .unwrap();
-    assert!(status / 100 == 2, "creating a key in OpenBao: {status} {body}");
+    assert!(
+        status / 100 == 2,
+        "creating a key in OpenBao: {status} {body}"
+    );
     let mut keys = stack.server.root().await;
     let ours = keys
         .create_key(on_vault("team/ours", "aes-256-gcm"))
