@@ -16,7 +16,8 @@ use tonic::Code;
 
 /// The environment variable the generated config names for the Vault token, so the token
 /// itself never appears in the file.
-const TOKEN_ENV: &str = "KEYGATE_TEST_VAULT_TOKEN";
+/// Not `KEYGATE_…`: keygate would take that prefix for a configuration override.
+const TOKEN_ENV: &str = "VAULT_TOKEN_FOR_KEYGATE_TESTS";
 
 /// Length of keygate's ciphertext header (see `src/gateway/envelope.rs`); the provider's own
 /// blob follows it.

@@ -71,6 +71,9 @@ impl Server {
         if let Some(config) = &options.config {
             cmd.arg("--config").arg(config);
         }
+        // keygate reads every `KEYGATE_…` variable as a configuration override, so the
+        // backend installers' variables must not reach it.
+        cmd.env_remove("KEYGATE_BAO_BIN");
         for (k, v) in &options.env {
             cmd.env(k, v);
         }
