@@ -71,14 +71,6 @@ impl Server {
         if let Some(config) = &options.config {
             cmd.arg("--config").arg(config);
         }
-        // The server reads KEYGATE_* variables as configuration and refuses unknown ones; the
-        // test runner exports fixture variables under that prefix (KEYGATE_LOCALSTACK_PYTHON),
-        // which are for the tests, not the server.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("KEYGATE_") {
-                cmd.env_remove(k);
-            }
-        }
         for (k, v) in &options.env {
             cmd.env(k, v);
         }
