@@ -1,6 +1,9 @@
 //! The few DER encodings the provider needs: ECDSA signatures (PKCS#11 gives raw r‖s, keygate
 //! speaks X9.62 DER), and SubjectPublicKeyInfo built from token attributes.
 
+// One TLV: (tag, contents, rest), from the provider API's DER reader.
+use keygate_provider::der_tlv as read;
+
 const SEQUENCE: u8 = 0x30;
 const INTEGER: u8 = 0x02;
 const BIT_STRING: u8 = 0x03;
@@ -42,27 +45,6 @@ fn integer(unsigned: &[u8]) -> Vec<u8> {
     }
     body.extend_from_slice(trimmed);
     tlv(INTEGER, &body)
-}
-
-/// One TLV: (tag, contents, rest). Definite lengths up to 4 bytes.
-fn read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *input.first()?;
-    let first = *input.get(1)? as usize;
-    let (len, header) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | *input.get(2 + i)? as usize;
-        }
-        (len, 2 + n)
-    };
-    let body = input.get(header..header.checked_add(len)?)?;
-    Some((tag, body, &input[header + len..]))
 }
 
 /// Raw r‖s (each half the field size) → DER `Ecdsa-Sig-Value`.
