@@ -164,3 +164,47 @@ pub fn build(
     .map_err(|e| e.to_string())?;
     Ok((principal_uid, action_uid, resource_uid, context, entities))
 }
+
+/// Everything a decision depends on when policies do not read the context, as one string
+/// (fields separated by a byte that cannot occur in names).
+pub fn cache_key(principal: &Principal, action: Action, resource: &Resource<'_>) -> String {
+    let mut key = String::with_capacity(160);
+    let sep = '\u{1f}';
+    key.push_str(match principal.kind {
+        PrincipalKind::User => "u",
+        PrincipalKind::ServiceAccount => "s",
+    });
+    key.push(sep);
+    key.push_str(&principal.name);
+    for role in &principal.roles {
+        key.push(sep);
+        key.push_str(role);
+    }
+    key.push(sep);
+    key.push_str(action.as_str());
+    key.push(sep);
+    match resource {
+        Resource::Key(k) => {
+            for field in [
+                k.id,
+                k.name,
+                k.owner,
+                k.purpose,
+                k.environment,
+                k.algorithm,
+                k.state,
+                k.provider,
+            ] {
+                key.push_str(field);
+                key.push(sep);
+            }
+        }
+        Resource::AuditLog => key.push_str("audit-log"),
+        Resource::Provider(name) => {
+            key.push_str("provider");
+            key.push(sep);
+            key.push_str(name);
+        }
+    }
+    key
+}

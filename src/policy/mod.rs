@@ -64,7 +64,14 @@ pub struct PolicyEngine {
     /// Keygate::Action::"KeyUse"` needs them in every request's entity set.
     actions: HashMap<String, Entity>,
     authorizer: Authorizer,
+    /// Decisions by (principal, action, resource attributes), kept only when no policy reads
+    /// `context`: then a decision depends on nothing else, so a cached one is exact. Saves
+    /// building Cedar entities on every call of the hot path.
+    cache: Option<std::sync::RwLock<HashMap<String, Decision>>>,
 }
+
+/// Bounds the decision cache; it is cleared when full (keys and principals are few).
+const CACHE_LIMIT: usize = 100_000;
 
 impl std::fmt::Debug for PolicyEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -152,12 +159,16 @@ impl PolicyEngine {
             .iter()
             .map(|e| (e.uid().id().unescaped().to_string(), e.clone()))
             .collect();
+        let reads_context = policies
+            .policies()
+            .any(|p| p.to_string().contains("context"));
         Ok(Self {
             schema,
             policies,
             names,
             actions,
             authorizer: Authorizer::new(),
+            cache: (!reads_context).then(|| std::sync::RwLock::new(HashMap::new())),
         })
     }
 
@@ -167,6 +178,32 @@ impl PolicyEngine {
 
     /// May `principal` do `action` on `resource`? Errors building the request deny.
     pub fn authorize(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource<'_>,
+        context: &PolicyContext,
+    ) -> Decision {
+        let Some(cache) = &self.cache else {
+            return self.evaluate(principal, action, resource, context);
+        };
+        let key = entities::cache_key(principal, action, resource);
+        if let Some(hit) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            return hit;
+        }
+        let decision = self.evaluate(principal, action, resource, context);
+        if decision.errors.is_empty()
+            && let Ok(mut c) = cache.write()
+        {
+            if c.len() >= CACHE_LIMIT {
+                c.clear();
+            }
+            c.insert(key, decision.clone());
+        }
+        decision
+    }
+
+    fn evaluate(
         &self,
         principal: &Principal,
         action: Action,
