@@ -4,7 +4,9 @@
 //!   non-extractable objects. Every object of a key carries the keygate key id as CKA_LABEL;
 //!   CKA_ID names the version (see `naming`), so a restarted gateway finds them again.
 //! - Key URIs follow RFC 7512: `pkcs11:token=TOKEN;object=KEY_ID`.
-//! - Every PKCS#11 call runs on a pooled, logged-in session on tokio's blocking pool.
+//! - Every PKCS#11 call runs on a logged-in session owned by a thread of its own (never on an
+//!   async worker); calls queue for the next free session, and each session caches the object
+//!   handles it has found (see `session_pool`).
 //! - Tested against SoftHSM2.
 //!
 //! Using it from the gateway:

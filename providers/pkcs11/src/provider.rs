@@ -9,7 +9,7 @@ use crate::mechanisms::{self, AES_GCM_IV_LEN, AES_GCM_TAG_LEN};
 use crate::naming::VersionId;
 use crate::oaep;
 use crate::ops;
-use crate::session_pool::SessionPool;
+use crate::session_pool::{PoolError, PooledSession, SessionPool};
 use crate::uri::ObjectUri;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
@@ -146,22 +146,28 @@ impl Pkcs11Provider {
                 },
             });
         };
-        let pool = SessionPool::open(ctx, slot, user_pin, config.session_pool_size).map_err(
-            |e| match e {
-                CkError::Pkcs11(
-                    RvError::PinIncorrect
-                    | RvError::PinInvalid
-                    | RvError::PinLenRange
-                    | RvError::PinLocked
-                    | RvError::PinExpired,
-                    _,
+        let pool = SessionPool::open(ctx, slot, user_pin, config.session_pool_size, &provider)
+            .map_err(|e| match e {
+                PoolError::Login(
+                    e @ CkError::Pkcs11(
+                        RvError::PinIncorrect
+                        | RvError::PinInvalid
+                        | RvError::PinLenRange
+                        | RvError::PinLocked
+                        | RvError::PinExpired,
+                        _,
+                    ),
                 ) => OpenError::PinRejected {
                     provider: provider.clone(),
                     reason: e.to_string(),
                 },
-                e => backend("opening a session and logging in", e),
-            },
-        )?;
+                PoolError::Login(e) => backend("opening a session and logging in", e),
+                PoolError::Thread(e) => OpenError::Backend {
+                    provider: provider.clone(),
+                    what: "starting the session threads".into(),
+                    reason: e.to_string(),
+                },
+            })?;
         tracing::info!(provider = %provider, token = %token_label, slot = slot.id(), "PKCS#11 token opened");
         Ok(Self {
             name: provider.into(),
@@ -185,7 +191,7 @@ impl Pkcs11Provider {
     async fn run<T, F>(&self, what: impl FnOnce() -> String, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&cryptoki::session::Session) -> std::result::Result<T, OpError> + Send + 'static,
+        F: FnOnce(&mut PooledSession) -> std::result::Result<T, OpError> + Send + 'static,
     {
         self.pool
             .run(f)
@@ -260,17 +266,19 @@ impl Pkcs11Provider {
         self.run(
             || format!("encrypt with {} version {}", key.uri, key.version),
             move |s| {
-                let handle = ops::version_object(s, &key_id, id, ObjectClass::SECRET_KEY)?;
-                // A fresh IV per call from the token's RNG; it travels in the blob.
-                let mut iv = [0u8; AES_GCM_IV_LEN];
-                s.generate_random_slice(&mut iv)?;
-                let mut iv_param = iv;
-                let params = GcmParams::new(&mut iv_param, &aad, GCM_TAG_BITS.into())?;
-                let sealed = s.encrypt(&Mechanism::AesGcm(params), handle, plaintext.expose())?;
-                let mut blob = Vec::with_capacity(AES_GCM_IV_LEN + sealed.len());
-                blob.extend_from_slice(&iv);
-                blob.extend_from_slice(&sealed);
-                Ok(blob)
+                s.with_object(&key_id, id, ObjectClass::SECRET_KEY, |s, handle| {
+                    // A fresh IV per call from the token's RNG; it travels in the blob.
+                    let mut iv = [0u8; AES_GCM_IV_LEN];
+                    s.generate_random_slice(&mut iv)?;
+                    let mut iv_param = iv;
+                    let params = GcmParams::new(&mut iv_param, &aad, GCM_TAG_BITS.into())?;
+                    let sealed =
+                        s.encrypt(&Mechanism::AesGcm(params), handle, plaintext.expose())?;
+                    let mut blob = Vec::with_capacity(AES_GCM_IV_LEN + sealed.len());
+                    blob.extend_from_slice(&iv);
+                    blob.extend_from_slice(&sealed);
+                    Ok(blob)
+                })
             },
         )
         .await
@@ -283,6 +291,7 @@ impl Pkcs11Provider {
         self.run(
             || format!("read the public key of {} version {}", key.uri, key.version),
             move |s| {
+                // Uncached: the usage flags read here change when the key is disabled.
                 let handle = ops::version_object(s, &key_id, id, ObjectClass::PUBLIC_KEY)?;
                 let usage = mechanisms::usage_attributes(algorithm, ObjectClass::PUBLIC_KEY);
                 let attrs = s.get_attributes(handle, &usage)?;
@@ -303,6 +312,36 @@ impl Pkcs11Provider {
             },
         )
         .await
+    }
+
+    /// C_Decrypt of one blob with the version's object: AES-GCM with its stored IV, or RSA-OAEP
+    /// (on the token, or raw RSA there and the padding removed here).
+    fn decrypt_blocking(
+        s: &cryptoki::session::Session,
+        handle: cryptoki::object::ObjectHandle,
+        algorithm: Algorithm,
+        blob: &[u8],
+        aad: &[u8],
+        unpad_here: bool,
+    ) -> std::result::Result<Vec<u8>, OpError> {
+        if algorithm == Algorithm::Aes256Gcm {
+            let (iv, sealed) = blob.split_at(AES_GCM_IV_LEN);
+            let mut iv = iv.to_vec();
+            let params = GcmParams::new(&mut iv, aad, GCM_TAG_BITS.into())?;
+            return Ok(s.decrypt(&Mechanism::AesGcm(params), handle, sealed)?);
+        }
+        if unpad_here {
+            let em = Zeroizing::new(s.decrypt(&Mechanism::RsaX509, handle, blob)?);
+            let k = algorithm.rsa_bits().unwrap_or(0) as usize / 8;
+            return oaep::decode(&em, k).ok_or(OpError::AuthFailed);
+        }
+        match s.decrypt(&mechanisms::oaep_mechanism(), handle, blob) {
+            Err(e) if mechanism_refused(&e) => Err(OpError::Unsupported(format!(
+                "RSA-OAEP with SHA-256 on this token ({e}); set \
+                 `oaep_unpad_in_provider = true` to remove the padding in keygate"
+            ))),
+            result => Ok(result?),
+        }
     }
 
     fn describe_blocking(
@@ -526,27 +565,9 @@ impl KeyProvider for Pkcs11Provider {
             .pool
             .run(move |s| {
                 let class = mechanisms::secret_class(algorithm);
-                let handle = ops::version_object(s, &key_id, id, class)?;
-                let out = if algorithm == Algorithm::Aes256Gcm {
-                    let (iv, sealed) = blob.split_at(AES_GCM_IV_LEN);
-                    let mut iv = iv.to_vec();
-                    let params = GcmParams::new(&mut iv, &aad, GCM_TAG_BITS.into())?;
-                    s.decrypt(&Mechanism::AesGcm(params), handle, sealed)?
-                } else if unpad_here {
-                    let em = Zeroizing::new(s.decrypt(&Mechanism::RsaX509, handle, &blob)?);
-                    let k = algorithm.rsa_bits().unwrap_or(0) as usize / 8;
-                    oaep::decode(&em, k).ok_or(OpError::AuthFailed)?
-                } else {
-                    match s.decrypt(&mechanisms::oaep_mechanism(), handle, &blob) {
-                        Err(e) if mechanism_refused(&e) => {
-                            return Err(OpError::Unsupported(format!(
-                                "RSA-OAEP with SHA-256 on this token ({e}); set \
-                                 `oaep_unpad_in_provider = true` to remove the padding in keygate"
-                            )));
-                        }
-                        result => result?,
-                    }
-                };
+                let out = s.with_object(&key_id, id, class, |s, handle| {
+                    Self::decrypt_blocking(s, handle, algorithm, &blob, &aad, unpad_here)
+                })?;
                 Ok(SecretBytes::new(out))
             })
             .await;
@@ -611,8 +632,9 @@ impl KeyProvider for Pkcs11Provider {
             .run(
                 || format!("sign with {} version {}", key.uri, key.version),
                 move |s| {
-                    let handle = ops::version_object(s, &key_id, id, ObjectClass::PRIVATE_KEY)?;
-                    Ok(s.sign(&mechanisms::sign_mechanism(algorithm), handle, &digest)?)
+                    s.with_object(&key_id, id, ObjectClass::PRIVATE_KEY, |s, handle| {
+                        Ok(s.sign(&mechanisms::sign_mechanism(algorithm), handle, &digest)?)
+                    })
                 },
             )
             .await?;
@@ -656,22 +678,23 @@ impl KeyProvider for Pkcs11Provider {
         self.run(
             || format!("verify with {} version {}", key.uri, key.version),
             move |s| {
-                let handle = ops::version_object(s, &key_id, id, ObjectClass::PUBLIC_KEY)?;
-                match s.verify(
-                    &mechanisms::sign_mechanism(algorithm),
-                    handle,
-                    &digest,
-                    &signature,
-                ) {
-                    Ok(()) => Ok(true),
-                    Err(e)
-                        if is_rv(&e, RvError::SignatureInvalid)
-                            || is_rv(&e, RvError::SignatureLenRange) =>
-                    {
-                        Ok(false)
+                s.with_object(&key_id, id, ObjectClass::PUBLIC_KEY, |s, handle| {
+                    match s.verify(
+                        &mechanisms::sign_mechanism(algorithm),
+                        handle,
+                        &digest,
+                        &signature,
+                    ) {
+                        Ok(()) => Ok(true),
+                        Err(e)
+                            if is_rv(&e, RvError::SignatureInvalid)
+                                || is_rv(&e, RvError::SignatureLenRange) =>
+                        {
+                            Ok(false)
+                        }
+                        Err(e) => Err(e.into()),
                     }
-                    Err(e) => Err(e.into()),
-                }
+                })
             },
         )
         .await
@@ -696,8 +719,9 @@ impl KeyProvider for Pkcs11Provider {
         self.run(
             || format!("mac with {} version {}", key.uri, key.version),
             move |s| {
-                let handle = ops::version_object(s, &key_id, id, ObjectClass::SECRET_KEY)?;
-                Ok(s.sign(&Mechanism::Sha256Hmac, handle, &message)?)
+                s.with_object(&key_id, id, ObjectClass::SECRET_KEY, |s, handle| {
+                    Ok(s.sign(&Mechanism::Sha256Hmac, handle, &message)?)
+                })
             },
         )
         .await
@@ -788,7 +812,10 @@ impl KeyProvider for Pkcs11Provider {
                     Ok(objects.len())
                 },
             )
-            .await?;
+            .await;
+        // Whatever happened, some objects may be gone: no session may keep their handles.
+        self.pool.forget_handles();
+        let count = count?;
         tracing::info!(provider = %self.name, key = %key, objects = count, "PKCS#11 key destroyed");
         Ok(Replied::local(()))
     }

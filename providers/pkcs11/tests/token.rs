@@ -382,3 +382,90 @@ async fn unknown_token_lists_what_is_there() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn objects_destroyed_outside_keygate_are_not_found_not_used_through_a_stale_handle() {
+    // Pool of one, so the session that cached the handles is the one asked again.
+    let mut config = common::config();
+    config.session_pool_size = 1;
+    let provider = Pkcs11Provider::connect("hsm", &config, common::pin())
+        .await
+        .expect("connect");
+    let ec = provider
+        .create_key(&spec("vanishing-ec", Algorithm::EcdsaP256))
+        .await
+        .expect("create")
+        .value;
+    let aes = provider
+        .create_key(&spec("vanishing-aes", Algorithm::Aes256Gcm))
+        .await
+        .expect("create")
+        .value;
+    let secret = SecretBytes::copy_from(b"before");
+    // Use both once, so the session holds their handles.
+    provider
+        .sign(&latest(&ec), SignInput::Message(b"m"))
+        .await
+        .expect("sign");
+    provider
+        .encrypt(&latest(&aes), &secret, b"")
+        .await
+        .expect("encrypt");
+    // An operator destroys the objects with another application.
+    let session = raw_session();
+    for label in ["vanishing-ec", "vanishing-aes"] {
+        let handles = session
+            .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
+            .expect("find");
+        for handle in handles {
+            session
+                .destroy_object(handle)
+                .expect("destroy outside keygate");
+        }
+    }
+    let sign = provider.sign(&latest(&ec), SignInput::Message(b"m")).await;
+    assert!(
+        matches!(sign, Err(ProviderError::NotFound { .. })),
+        "{sign:?}"
+    );
+    let encrypt = provider.encrypt(&latest(&aes), &secret, b"").await;
+    assert!(
+        matches!(encrypt, Err(ProviderError::NotFound { .. })),
+        "{encrypt:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_destroyed_through_keygate_is_forgotten_by_every_session() {
+    let mut config = common::config();
+    config.session_pool_size = 3;
+    let provider = std::sync::Arc::new(
+        Pkcs11Provider::connect("hsm", &config, common::pin())
+            .await
+            .expect("connect"),
+    );
+    let key = provider
+        .create_key(&spec("forgotten-hmac", Algorithm::HmacSha256))
+        .await
+        .expect("create")
+        .value;
+    let v = latest(&key);
+    // Enough concurrent calls that every session caches the handle.
+    let calls: Vec<_> = (0..24u8)
+        .map(|i| {
+            let (provider, v) = (provider.clone(), v.clone());
+            tokio::spawn(async move { provider.mac(&v, &[i]).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.expect("join").expect("mac");
+    }
+    provider.destroy(&key.uri).await.expect("destroy");
+    for i in 0..6u8 {
+        let result = provider.mac(&v, &[i]).await;
+        assert!(
+            matches!(result, Err(ProviderError::NotFound { .. })),
+            "{result:?}"
+        );
+    }
+}
