@@ -19,9 +19,11 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePool, sqlx::Error> {
         // survives a crash or power loss.
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        // Checkpoint the WAL every ~64 MiB instead of every 4 MiB: checkpoints run inside the
-        // audit writer's commit and stall every call waiting on it.
-        .pragma("wal_autocheckpoint", "16384")
+        // No automatic checkpoints: they would run inside an audit commit and stall every call
+        // waiting on it. The audit log checkpoints off the commit path (`audit::checkpoint`).
+        .pragma("wal_autocheckpoint", "0")
+        // A WAL that grew during a stall is truncated back to this size once checkpointed.
+        .pragma("journal_size_limit", "67108864")
         .busy_timeout(Duration::from_secs(10));
     let pool = SqlitePoolOptions::new()
         .max_connections(4)

@@ -5,6 +5,7 @@
 //! multi-row INSERT (group commit) and only then acknowledges each producer. Durability is
 //! per batch, not per row; throughput comes from the batching.
 
+mod checkpoint;
 mod event;
 mod store;
 mod verify;
@@ -76,8 +77,12 @@ impl AuditLog {
         let head = store::head(&db).await?;
         let (tx, rx) = mpsc::channel(65_536);
         let (live, _) = broadcast::channel(4096);
+        // Both on connections of their own, so neither waits for a query's connection.
         let conn = db.acquire().await?.detach();
-        tokio::spawn(writer::run(conn, head, rx, live.clone()));
+        let checkpoint_conn = db.acquire().await?.detach();
+        let catch_up = checkpoint::CatchUp::default();
+        tokio::spawn(writer::run(conn, head, rx, live.clone(), catch_up.clone()));
+        tokio::spawn(checkpoint::run(checkpoint_conn, catch_up));
         Ok(Self { db, tx, live })
     }
 

@@ -1,5 +1,6 @@
 //! The single writer: batches queued appends into one INSERT, then acknowledges them.
 
+use super::checkpoint::{self, CatchUp};
 use super::event::{AuditEvent, AuditRecord, GENESIS_HASH};
 use super::{Ack, store};
 use sqlx::SqliteConnection;
@@ -14,6 +15,7 @@ pub async fn run(
     head: Option<(u64, String)>,
     mut rx: mpsc::Receiver<(AuditRecord, Ack)>,
     live: broadcast::Sender<Arc<AuditEvent>>,
+    catch_up: CatchUp,
 ) {
     let (mut sequence, mut previous) = head.unwrap_or((0, GENESIS_HASH.to_string()));
     let mut batch: Vec<(AuditRecord, Ack)> = Vec::with_capacity(MAX_BATCH);
@@ -50,6 +52,13 @@ pub async fn run(
                     let _ = ack.send(Err(reason.clone()));
                 }
             }
+        }
+        // Between batches, after the replies went out: copy the few frames the background
+        // checkpoint left, so the next commit can restart the WAL (see `checkpoint`).
+        if catch_up.take()
+            && let Err(e) = checkpoint::passive(&mut conn).await
+        {
+            tracing::warn!(error = %e, "WAL catch-up checkpoint failed");
         }
     }
 }

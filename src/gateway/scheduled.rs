@@ -44,7 +44,7 @@ impl Gateway {
 
     fn system_meta() -> CallMeta {
         CallMeta {
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: super::new_request_id(),
             client_address: "internal".into(),
             token: None,
         }

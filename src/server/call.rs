@@ -19,7 +19,7 @@ pub fn meta<T>(request: &Request<T>) -> CallMeta {
         })
         .map(|t| Zeroizing::new(t.trim().as_bytes().to_vec()));
     CallMeta {
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: crate::gateway::new_request_id(),
         client_address: request
             .remote_addr()
             .map(|a| a.to_string())
