@@ -46,6 +46,23 @@ for backend in $(ls tests/backends/install-*.sh 2>/dev/null | sed -E 's|.*/insta
   fi
 done
 
+# The nextest filterset for FILTER: tests, test binaries and packages whose name contains it.
+# nextest refuses a binary() or package() predicate that matches nothing, so those two are
+# added only when some test binary or package name does contain FILTER.
+filterset() {
+  cargo metadata --no-deps --format-version 1 --locked | python3 -c '
+import json, sys
+wanted = sys.argv[1]
+meta = json.load(sys.stdin)
+parts = ["test(~%s)" % wanted]
+if any(wanted in t["name"] for p in meta["packages"] for t in p["targets"] if "test" in t["kind"]):
+    parts.append("binary(~%s)" % wanted)
+if any(wanted in p["name"] for p in meta["packages"]):
+    parts.append("package(~%s)" % wanted)
+print(" | ".join(parts))
+' "$1"
+}
+
 echo "== building"
 cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
 
@@ -53,7 +70,7 @@ echo "== testing"
 if cargo nextest --version >/dev/null 2>&1; then
   args=(nextest run --workspace --locked --no-fail-fast)
   if [ -n "$filter" ]; then
-    args+=(-E "binary(~$filter) | test(~$filter) | package(~$filter)")
+    args+=(-E "$(filterset "$filter")")
   fi
   cargo "${args[@]}"
 else
