@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// Messages above this are refused by the transport before any handler runs.
@@ -94,7 +94,6 @@ pub async fn serve(
 
     let mut builder = Server::builder()
         .timeout(request_timeout)
-        .tcp_nodelay(true)
         .concurrency_limit_per_connection(1024);
     if let Some(tls) = tls {
         builder = builder
@@ -107,7 +106,13 @@ pub async fn serve(
         .add_service(key_service)
         .add_service(audit_service)
         .add_service(admin_service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // The builder's `tcp_nodelay` applies only to listeners tonic binds itself; on this
+        // one, Nagle's algorithm held small replies for a delayed ACK (40 ms stalls of a
+        // whole HTTP/2 connection).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }
