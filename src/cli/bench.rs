@@ -285,7 +285,7 @@ pub async fn run(conn: &Connection, json: bool, args: BenchArgs) -> CliResult {
                 "ok": ok,
                 "errors": errors,
                 "ops_per_second": ok as f64 / secs,
-                "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": histogram.max() as f64 / 1000.0},
+                "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p99.9": ms(0.999), "max": histogram.max() as f64 / 1000.0},
             })
         );
     } else {
@@ -293,10 +293,11 @@ pub async fn run(conn: &Connection, json: bool, args: BenchArgs) -> CliResult {
         println!("ok:       {ok}");
         println!("errors:   {total_errors} {errors:?}");
         println!(
-            "latency:  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            "latency:  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
             ms(0.5),
             ms(0.9),
             ms(0.99),
+            ms(0.999),
             histogram.max() as f64 / 1000.0
         );
     }
