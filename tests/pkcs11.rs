@@ -94,15 +94,7 @@ fn fixture() -> &'static Fixture {
 /// A logged-in session on `token` opened with cryptoki directly, bypassing keygate.
 fn raw_session(token: &str) -> Session {
     let ctx = &fixture().ctx;
-    let slot = ctx
-        .get_slots_with_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| {
-            ctx.get_token_info(*s)
-                .map(|i| i.label().trim_end() == token)
-                .unwrap_or(false)
-        })
+    let slot = keygate_test_backends::softhsm::slot_with_label(ctx, token)
         .unwrap_or_else(|| panic!("token {token}"));
     let session = ctx.open_rw_session(slot).expect("open session");
     match session.login(UserType::User, Some(&AuthPin::from(USER_PIN))) {

@@ -37,14 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf_path()) };
     let ctx = Pkcs11::new(hsm.module_path())?;
     ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
-    let slot = ctx
-        .get_slots_with_token()?
-        .into_iter()
-        .find(|s| {
-            ctx.get_token_info(*s)
-                .map(|i| i.label().trim_end() == "bench")
-                .unwrap_or(false)
-        })
+    let slot = keygate_test_backends::softhsm::slot_with_label(&ctx, "bench")
         .ok_or("bench token not found")?;
     let setup = ctx.open_rw_session(slot)?;
     setup.login(UserType::User, Some(&AuthPin::from(PIN)))?;

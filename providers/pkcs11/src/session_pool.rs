@@ -300,16 +300,8 @@ mod tests {
 
     fn pool(size: usize) -> Arc<SessionPool> {
         let ctx = crate::module::load(hsm().module_path()).expect("load SoftHSM2");
-        let slot = ctx
-            .get_slots_with_token()
-            .expect("slots")
-            .into_iter()
-            .find(|s| {
-                ctx.get_token_info(*s)
-                    .map(|i| i.label().trim_end() == LABEL)
-                    .unwrap_or(false)
-            })
-            .expect("the test token");
+        let slot =
+            keygate_test_backends::softhsm::slot_with_label(&ctx, LABEL).expect("the test token");
         let pin = SecretBytes::copy_from(b"5678");
         Arc::new(SessionPool::open(ctx, slot, pin, size, "test").expect("open the pool"))
     }

@@ -19,15 +19,7 @@ fn close_all_sessions() {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => panic!("C_Initialize: {e}"),
     }
-    let slot = ctx
-        .get_slots_with_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| {
-            ctx.get_token_info(*s)
-                .map(|i| i.label().trim_end() == common::TOKEN)
-                .unwrap_or(false)
-        })
+    let slot = keygate_test_backends::softhsm::slot_with_label(&ctx, common::TOKEN)
         .expect("the test token");
     // cryptoki has no wrapper for C_CloseAllSessions; the same library handle is shared
     // (dlopen), so this reaches the provider's sessions.

@@ -47,15 +47,7 @@ fn raw_session() -> Session {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => panic!("C_Initialize: {e}"),
     }
-    let slot = ctx
-        .get_slots_with_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| {
-            ctx.get_token_info(*s)
-                .map(|i| i.label().trim_end() == common::TOKEN)
-                .unwrap_or(false)
-        })
+    let slot = keygate_test_backends::softhsm::slot_with_label(&ctx, common::TOKEN)
         .expect("the test token");
     let session = ctx.open_rw_session(slot).expect("open session");
     match session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN))) {

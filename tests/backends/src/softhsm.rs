@@ -23,6 +23,19 @@ use crate::process::find_program;
 /// Where Debian's `softhsm2` package puts the module.
 pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
+/// The slot holding the token labelled `label`, in an initialised module. Look tokens up by
+/// label, never by slot index: SoftHSM2 renumbers slots when a token is initialised.
+pub fn slot_with_label(
+    ctx: &cryptoki::context::Pkcs11,
+    label: &str,
+) -> Option<cryptoki::slot::Slot> {
+    ctx.get_slots_with_token().ok()?.into_iter().find(|s| {
+        ctx.get_token_info(*s)
+            .map(|i| i.label().trim_end() == label)
+            .unwrap_or(false)
+    })
+}
+
 /// A temporary SoftHSM2 token directory and its configuration file.
 pub struct SoftHsm {
     dir: tempfile::TempDir,
