@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (idempotently), then runs the suite.
+# The test command: builds, installs the backends the selected tests need (idempotently), then
+# runs them.
 #
 #   tests/run.sh            everything
-#   tests/run.sh FILTER     only test binaries or tests whose name contains FILTER
+#   tests/run.sh FILTER     only tests, test binaries or packages whose name contains FILTER
 #                           (e.g. policy, audit, aws, vault, pkcs11, emulators), installing
-#                           only the backends that area needs
+#                           only the backends those tests need
 #
 # Backends are installed into $KEYGATE_BACKENDS_CACHE (default ~/.cache/keygate-backends),
 # outside the clone, and started by the tests themselves on free loopback ports.
@@ -15,36 +16,36 @@ filter="${1:-}"
 # One target directory outside the clone, reused between runs (CI included).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/keygate-target}"
 
-# The test areas a backend serves, besides its own name: `tests/run.sh aws` needs LocalStack.
-areas() {
+# The test binaries (nextest binary ids, as shell patterns) that start a backend.
+serves() {
   case "$1" in
-    localstack) echo "aws kms" ;;
-    openbao) echo "vault" ;;
-    softhsm) echo "pkcs11 hsm" ;;
+    localstack) echo 'keygate::aws_kms keygate-provider-aws::*' ;;
+    openbao) echo 'keygate::vault keygate-provider-vault::*' ;;
+    softhsm) echo 'keygate::pkcs11 keygate-provider-pkcs11 keygate-provider-pkcs11::*' ;;
   esac
 }
 
-needs() { # needs NAME: does this run need backend NAME?
-  [ -z "$filter" ] && return 0
-  local name
-  for name in "$1" $(areas "$1"); do
-    if [[ "$name" == *"$filter"* ]] || [[ "$filter" == *"$name"* ]]; then
-      return 0
-    fi
+# needs BACKEND BINARY_ID...: does one of the selected test binaries start BACKEND?
+needs() {
+  local backend="$1" binary pattern
+  shift
+  for binary in "$@"; do
+    for pattern in $(serves "$backend"); do
+      # shellcheck disable=SC2053 # $pattern is a glob on purpose
+      [[ "$binary" == $pattern ]] && return 0
+    done
   done
   return 1
 }
 
-for backend in $(ls tests/backends/install-*.sh 2>/dev/null | sed -E 's|.*/install-(.*)\.sh|\1|'); do
-  if needs "$backend"; then
-    echo "== installing backend: $backend"
-    while IFS= read -r line; do
-      case "$line" in
-        *=*) export "${line?}"; echo "   $line" ;;
-      esac
-    done < <(tests/backends/install.sh "$backend")
-  fi
-done
+install_backend() {
+  echo "== installing backend: $1"
+  while IFS= read -r line; do
+    case "$line" in
+      *=*) export "${line?}"; echo "   $line" ;;
+    esac
+  done < <(tests/backends/install.sh "$1")
+}
 
 # The nextest filterset for FILTER: tests, test binaries and packages whose name contains it.
 # nextest refuses a binary() or package() predicate that matches nothing, so those two are
@@ -63,16 +64,29 @@ print(" | ".join(parts))
 ' "$1"
 }
 
+backends=$(ls tests/backends/install-*.sh 2>/dev/null | sed -E 's|.*/install-(.*)\.sh|\1|')
+
 echo "== building"
 cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
 
-echo "== testing"
-if cargo nextest --version >/dev/null 2>&1; then
-  args=(nextest run --workspace --locked --no-fail-fast)
-  if [ -n "$filter" ]; then
-    args+=(-E "$(filterset "$filter")")
-  fi
-  cargo "${args[@]}"
-else
+if ! cargo nextest --version >/dev/null 2>&1; then
+  # Without nextest the selection is cargo's, so every backend is installed.
+  for backend in $backends; do install_backend "$backend"; done
+  echo "== testing"
   cargo test --workspace --locked --no-fail-fast -- ${filter:+"$filter"}
+  exit
 fi
+
+args=(--workspace --locked)
+if [ -n "$filter" ]; then
+  args+=(-E "$(filterset "$filter")")
+fi
+# The binaries that hold a selected test decide which backends to install.
+selected=$(cargo nextest list "${args[@]}" --message-format oneline | awk '{print $1}' | sort -u)
+for backend in $backends; do
+  # shellcheck disable=SC2086 # one word per binary id
+  if needs "$backend" $selected; then install_backend "$backend"; fi
+done
+
+echo "== testing"
+cargo nextest run "${args[@]}" --no-fail-fast

@@ -37,22 +37,14 @@ impl CatchUp {
     }
 }
 
-/// What one `PRAGMA wal_checkpoint` reported: frames in the WAL and frames copied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checkpointed {
-    pub wal_frames: i64,
-    pub copied_frames: i64,
-}
-
 /// One PASSIVE checkpoint: copies what it can without waiting for readers or the writer.
-pub async fn passive(conn: &mut SqliteConnection) -> Result<Checkpointed, sqlx::Error> {
-    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+/// Returns how many frames the WAL holds.
+pub async fn passive(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
+    // The row is (busy, frames in the WAL, frames copied).
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(conn)
-        .await?;
-    Ok(Checkpointed {
-        wal_frames: row.try_get(1)?,
-        copied_frames: row.try_get(2)?,
-    })
+        .await?
+        .try_get(1)
 }
 
 /// The background half; runs until the process ends.
@@ -63,7 +55,7 @@ pub async fn run(mut conn: SqliteConnection, catch_up: CatchUp) {
         tick.tick().await;
         match passive(&mut conn).await {
             // An empty WAL needs nothing; otherwise let the writer finish the job.
-            Ok(done) if done.wal_frames > 0 => catch_up.request(),
+            Ok(wal_frames) if wal_frames > 0 => catch_up.request(),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
         }
