@@ -268,13 +268,7 @@ async fn inventory_shows_foreign_objects_without_a_keygate_id() {
 
 #[tokio::test]
 async fn concurrent_calls_share_the_pool() {
-    let mut config = common::config();
-    config.session_pool_size = 2;
-    let provider = std::sync::Arc::new(
-        Pkcs11Provider::connect("hsm", &config, common::pin())
-            .await
-            .expect("connect"),
-    );
+    let provider = std::sync::Arc::new(common::provider_with_pool(2).await);
     let key = provider
         .create_key(&spec("busy-ec", Algorithm::EcdsaP256))
         .await
@@ -378,11 +372,7 @@ async fn unknown_token_lists_what_is_there() {
 #[tokio::test]
 async fn objects_destroyed_outside_keygate_are_not_found_not_used_through_a_stale_handle() {
     // Pool of one, so the session that cached the handles is the one asked again.
-    let mut config = common::config();
-    config.session_pool_size = 1;
-    let provider = Pkcs11Provider::connect("hsm", &config, common::pin())
-        .await
-        .expect("connect");
+    let provider = common::provider_with_pool(1).await;
     let ec = provider
         .create_key(&spec("vanishing-ec", Algorithm::EcdsaP256))
         .await
@@ -429,13 +419,7 @@ async fn objects_destroyed_outside_keygate_are_not_found_not_used_through_a_stal
 
 #[tokio::test]
 async fn a_key_destroyed_through_keygate_is_forgotten_by_every_session() {
-    let mut config = common::config();
-    config.session_pool_size = 3;
-    let provider = std::sync::Arc::new(
-        Pkcs11Provider::connect("hsm", &config, common::pin())
-            .await
-            .expect("connect"),
-    );
+    let provider = std::sync::Arc::new(common::provider_with_pool(3).await);
     let key = provider
         .create_key(&spec("forgotten-hmac", Algorithm::HmacSha256))
         .await

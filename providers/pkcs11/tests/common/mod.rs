@@ -48,3 +48,12 @@ pub async fn provider() -> Pkcs11Provider {
         .await
         .unwrap_or_else(|e| panic!("opening the SoftHSM2 token failed: {e}"))
 }
+
+/// A provider on the test token with its own pool of `size` sessions.
+pub async fn provider_with_pool(size: usize) -> Pkcs11Provider {
+    let mut config = config();
+    config.session_pool_size = size;
+    Pkcs11Provider::connect("hsm", &config, pin())
+        .await
+        .unwrap_or_else(|e| panic!("opening the SoftHSM2 token failed: {e}"))
+}
