@@ -20,10 +20,8 @@ async fn acknowledged_calls_survive_kill_9() {
             "encrypt",
             "--concurrency",
             "32",
-            "--duration",
-            "4s",
-            "--warmup",
-            "0s",
+            "--requests",
+            "20000",
             "--channels",
             "2",
         ])
@@ -35,7 +33,25 @@ async fn acknowledged_calls_survive_kill_9() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Kill it mid-load: once at least 1000 events are committed (more keep arriving).
+    let mut audit = server.audit(ROOT_TOKEN).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let later = audit
+            .query(pb::AuditQueryRequest {
+                page_size: 1,
+                page_token: "1000".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().events)
+            .unwrap_or_default();
+        if !later.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the load never reached 1000 calls");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.kill9();
     let out = tokio::task::spawn_blocking(move || bench.wait_with_output())
         .await

@@ -264,12 +264,15 @@ async fn destruction_is_scheduled_cancelled_and_carried_out_by_the_scheduler() {
         .unwrap()
         .into_inner()
         .events;
-    assert_eq!(records.len(), 1, "one destruction record");
-    assert_eq!(records[0].actor, "keygate:scheduler");
+    // The intent, then the destruction record, under one request id.
+    let outcomes: Vec<&str> = records.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["intent", "ok"], "{records:?}");
+    assert_eq!(records[0].request_id, records[1].request_id);
+    assert!(records.iter().all(|e| e.actor == "keygate:scheduler" && e.actor_kind == "system"));
     assert!(
-        records[0].details.contains("versions_destroyed"),
+        records[1].details.contains("versions_destroyed"),
         "{}",
-        records[0].details
+        records[1].details
     );
     // The material is gone from the provider's store too.
     let provider_dir = dir.path().join("data/providers/local/keys");

@@ -4,12 +4,14 @@ use aws_lc_rs::digest;
 use std::fmt;
 
 /// ok: the call did what was asked; denied: authentication or policy refused it; error: it
-/// failed (bad input, lifecycle, provider).
+/// failed (bad input, lifecycle, provider); intent: an admitted change is about to reach the
+/// backend (its outcome event follows, under the same request id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
     Denied,
     Error,
+    Intent,
 }
 
 impl Outcome {
@@ -18,6 +20,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Denied => "denied",
             Outcome::Error => "error",
+            Outcome::Intent => "intent",
         }
     }
 }
@@ -35,24 +38,34 @@ pub struct AuditRecord {
     pub time_ms: i64,
     pub source: String,
     pub actor: String,
+    /// user | service-account | system | approver | ingester | anonymous
+    pub actor_kind: String,
     pub action: String,
     pub key_id: String,
     pub key_name: String,
     pub key_version: u32,
     pub outcome: String,
     pub reason: String,
+    /// The stable reason code of a failure (`KEY_DISABLED`, `PROVIDER_UNAVAILABLE`, …).
+    pub error_reason: String,
     pub policy: String,
     pub request_id: String,
     pub provider_request_id: String,
     pub client_address: String,
     /// JSON object of extra facts.
     pub details: String,
+    /// The client had gone (deadline passed, stream reset) before the call ended; the call
+    /// ran to its end anyway.
+    pub caller_gone: bool,
 }
 
 /// A record with its place in the chain.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub sequence: u64,
+    /// Which fields the hash covers ([`FORMAT`] for new events; 1 for events written before
+    /// actor kinds, reason codes and caller presence were recorded).
+    pub format: u8,
     pub record: AuditRecord,
     pub previous_hash: String,
     pub hash: String,
@@ -61,15 +74,25 @@ pub struct AuditEvent {
 /// The `previous_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// SHA-256 over the sequence, the previous hash and every field, each length-prefixed so no
-/// two different events encode alike.
-pub fn chain_hash(sequence: u64, previous_hash: &str, r: &AuditRecord) -> String {
+/// The hash format new events are written in.
+pub const FORMAT: u8 = 2;
+
+/// SHA-256 over the sequence, the previous hash and every field the format covers, each
+/// length-prefixed so no two different events encode alike.
+pub fn chain_hash(format: u8, sequence: u64, previous_hash: &str, r: &AuditRecord) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     let mut field = |bytes: &[u8]| {
         ctx.update(&(bytes.len() as u64).to_be_bytes());
         ctx.update(bytes);
     };
-    field(b"keygate-audit-v1");
+    if format >= 2 {
+        field(b"keygate-audit-v2");
+        field(r.actor_kind.as_bytes());
+        field(r.error_reason.as_bytes());
+        field(&[u8::from(r.caller_gone)]);
+    } else {
+        field(b"keygate-audit-v1");
+    }
     field(&sequence.to_be_bytes());
     field(previous_hash.as_bytes());
     field(&r.time_ms.to_be_bytes());
@@ -93,9 +116,10 @@ pub fn chain_hash(sequence: u64, previous_hash: &str, r: &AuditRecord) -> String
 
 impl AuditEvent {
     pub fn seal(sequence: u64, previous_hash: String, record: AuditRecord) -> Self {
-        let hash = chain_hash(sequence, &previous_hash, &record);
+        let hash = chain_hash(FORMAT, sequence, &previous_hash, &record);
         Self {
             sequence,
+            format: FORMAT,
             record,
             previous_hash,
             hash,
@@ -114,11 +138,17 @@ mod tests {
             action: "Encrypt".into(),
             ..Default::default()
         };
-        let h = chain_hash(1, GENESIS_HASH, &r);
+        let h = chain_hash(FORMAT, 1, GENESIS_HASH, &r);
         let mut other = r.clone();
         other.actor = "mallory".into();
-        assert_ne!(h, chain_hash(1, GENESIS_HASH, &other));
-        assert_ne!(h, chain_hash(2, GENESIS_HASH, &r));
+        assert_ne!(h, chain_hash(FORMAT, 1, GENESIS_HASH, &other));
+        assert_ne!(h, chain_hash(FORMAT, 2, GENESIS_HASH, &r));
+        // The new fields are covered, and format 1 hashes as it always did.
+        let mut gone = r.clone();
+        gone.caller_gone = true;
+        assert_ne!(h, chain_hash(FORMAT, 1, GENESIS_HASH, &gone));
+        assert_ne!(h, chain_hash(1, 1, GENESIS_HASH, &r));
+        assert_eq!(chain_hash(1, 1, GENESIS_HASH, &r), chain_hash(1, 1, GENESIS_HASH, &gone));
         // Moving bytes between adjacent fields must not collide.
         let a = AuditRecord {
             actor: "ab".into(),
@@ -131,8 +161,8 @@ mod tests {
             ..Default::default()
         };
         assert_ne!(
-            chain_hash(1, GENESIS_HASH, &a),
-            chain_hash(1, GENESIS_HASH, &b)
+            chain_hash(FORMAT, 1, GENESIS_HASH, &a),
+            chain_hash(FORMAT, 1, GENESIS_HASH, &b)
         );
     }
 }

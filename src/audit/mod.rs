@@ -11,12 +11,12 @@ mod store;
 mod verify;
 mod writer;
 
-pub use event::{AuditEvent, AuditRecord, GENESIS_HASH, Outcome, chain_hash};
+pub use event::{AuditEvent, AuditRecord, FORMAT, GENESIS_HASH, Outcome, chain_hash};
 pub use verify::VerifyReport;
 
 use sqlx::SqlitePool;
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Query filters; `None` matches everything.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +57,10 @@ pub enum AuditError {
         "the audit log writer has stopped; the call was refused so that nothing goes unaudited"
     )]
     Stopped,
+    #[error(
+        "the audit log cannot be written at the moment; keygate refuses calls until it can (gRPC health reports NOT_SERVING meanwhile)"
+    )]
+    Unwritable,
     #[error("the audit log cannot be read: {0}")]
     Read(#[from] sqlx::Error),
 }
@@ -69,6 +73,7 @@ pub struct AuditLog {
     db: SqlitePool,
     tx: mpsc::Sender<(AuditRecord, Ack)>,
     live: broadcast::Sender<Arc<AuditEvent>>,
+    writable: watch::Receiver<bool>,
 }
 
 impl AuditLog {
@@ -78,12 +83,41 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(65_536);
         let (live, _) = broadcast::channel(4096);
         // Both on connections of their own, so neither waits for a query's connection.
-        let conn = db.acquire().await?.detach();
+        let mut conn = db.acquire().await?.detach();
+        // A commit blocked this long by another process's lock fails, so a call never waits
+        // past its request timeout on the audit log; the gateway then refuses calls until
+        // the store is writable again.
+        sqlx::query("PRAGMA busy_timeout = 5000")
+            .execute(&mut conn)
+            .await?;
         let checkpoint_conn = db.acquire().await?.detach();
         let catch_up = checkpoint::CatchUp::default();
-        tokio::spawn(writer::run(conn, head, rx, live.clone(), catch_up.clone()));
+        let (health, writable) = watch::channel(true);
+        tokio::spawn(writer::run(
+            conn,
+            head,
+            rx,
+            live.clone(),
+            catch_up.clone(),
+            health,
+        ));
         tokio::spawn(checkpoint::run(checkpoint_conn, catch_up));
-        Ok(Self { db, tx, live })
+        Ok(Self {
+            db,
+            tx,
+            live,
+            writable,
+        })
+    }
+
+    /// Whether the last commit succeeded. While false the gateway admits no new call.
+    pub fn is_writable(&self) -> bool {
+        *self.writable.borrow()
+    }
+
+    /// Changes of [`AuditLog::is_writable`], for the health service.
+    pub fn watch_writable(&self) -> watch::Receiver<bool> {
+        self.writable.clone()
     }
 
     /// Appends `record`; returns its sequence once it is durable.

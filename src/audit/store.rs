@@ -6,7 +6,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 const COLUMNS: &str = "sequence, time_ms, source, actor, action, key_id, key_name, key_version, \
     outcome, reason, policy, request_id, provider_request_id, client_address, details, \
-    previous_hash, hash";
+    previous_hash, hash, format, actor_kind, error_reason, caller_gone";
 
 /// One multi-row INSERT for the whole batch: per-statement overhead, not rows, is what limits
 /// SQLite here, so a batch costs about what one row does.
@@ -34,7 +34,11 @@ pub async fn insert_batch(
             .push_bind(&r.client_address)
             .push_bind(&r.details)
             .push_bind(&e.previous_hash)
-            .push_bind(&e.hash);
+            .push_bind(&e.hash)
+            .push_bind(i64::from(e.format))
+            .push_bind(&r.actor_kind)
+            .push_bind(&r.error_reason)
+            .push_bind(r.caller_gone);
     });
     q.build().execute(conn).await?;
     Ok(())
@@ -43,23 +47,27 @@ pub async fn insert_batch(
 pub fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, sqlx::Error> {
     Ok(AuditEvent {
         sequence: row.try_get::<i64, _>("sequence")? as u64,
+        format: row.try_get::<i64, _>("format")? as u8,
         previous_hash: row.try_get("previous_hash")?,
         hash: row.try_get("hash")?,
         record: AuditRecord {
             time_ms: row.try_get("time_ms")?,
             source: row.try_get("source")?,
             actor: row.try_get("actor")?,
+            actor_kind: row.try_get("actor_kind")?,
             action: row.try_get("action")?,
             key_id: row.try_get("key_id")?,
             key_name: row.try_get("key_name")?,
             key_version: row.try_get::<i64, _>("key_version")? as u32,
             outcome: row.try_get("outcome")?,
             reason: row.try_get("reason")?,
+            error_reason: row.try_get("error_reason")?,
             policy: row.try_get("policy")?,
             request_id: row.try_get("request_id")?,
             provider_request_id: row.try_get("provider_request_id")?,
             client_address: row.try_get("client_address")?,
             details: row.try_get("details")?,
+            caller_gone: row.try_get("caller_gone")?,
         },
     })
 }

@@ -1,14 +1,58 @@
 //! The single writer: batches queued appends into one INSERT, then acknowledges them.
+//!
+//! When a batch cannot be committed the log is marked not writable ([`Health`]): the gateway
+//! then refuses new calls and reports NOT_SERVING. The writer keeps trying, with each batch
+//! and on its own every [`PROBE_INTERVAL`] while idle; the first commit that succeeds carries
+//! an `AuditStoreRecovered` event recording the gap, and the log is writable again.
 
 use super::checkpoint::{self, CatchUp};
-use super::event::{AuditEvent, AuditRecord, GENESIS_HASH};
+use super::event::{AuditEvent, AuditRecord, GENESIS_HASH, Outcome};
 use super::{Ack, store};
 use sqlx::SqliteConnection;
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
 
-/// 17 bound columns × 1024 rows stays under SQLite's 32766-variable limit.
+/// 21 bound columns × 1024 rows stays under SQLite's 32766-variable limit.
 const MAX_BATCH: usize = 1024;
+
+/// How often an idle writer retries a store that failed.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Whether the last commit succeeded, for the gateway and the health service.
+pub type Health = watch::Sender<bool>;
+
+/// What the writer knows of an outage in progress.
+struct Outage {
+    since_ms: i64,
+    failed_batches: u64,
+    last_error: String,
+}
+
+impl Outage {
+    fn record(&self) -> AuditRecord {
+        AuditRecord {
+            time_ms: crate::time::now_ms(),
+            source: "gateway".into(),
+            actor: "keygate:audit-writer".into(),
+            actor_kind: "system".into(),
+            action: crate::policy::Action::AuditStoreRecovered.as_str().into(),
+            outcome: Outcome::Ok.as_str().into(),
+            reason: format!(
+                "the audit store could not be written from {}; calls were refused meanwhile",
+                crate::time::rfc3339(self.since_ms)
+            ),
+            policy: "system: audit store recovery".into(),
+            details: serde_json::json!({
+                "unwritable_since": crate::time::rfc3339(self.since_ms),
+                "failed_batches": self.failed_batches,
+                "last_error": self.last_error,
+            })
+            .to_string(),
+            ..Default::default()
+        }
+    }
+}
 
 pub async fn run(
     mut conn: SqliteConnection,
@@ -16,38 +60,79 @@ pub async fn run(
     mut rx: mpsc::Receiver<(AuditRecord, Ack)>,
     live: broadcast::Sender<Arc<AuditEvent>>,
     catch_up: CatchUp,
+    health: Health,
 ) {
     let (mut sequence, mut previous) = head.unwrap_or((0, GENESIS_HASH.to_string()));
     let mut batch: Vec<(AuditRecord, Ack)> = Vec::with_capacity(MAX_BATCH);
+    let mut outage: Option<Outage> = None;
     loop {
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        let received = if outage.is_some() {
+            match tokio::time::timeout(PROBE_INTERVAL, rx.recv_many(&mut batch, MAX_BATCH)).await
+            {
+                Ok(n) => Some(n),
+                Err(_) => None, // idle: probe with the recovery event alone
+            }
+        } else {
+            Some(rx.recv_many(&mut batch, MAX_BATCH).await)
+        };
+        if received == Some(0) {
             return; // every sender is gone: the gateway is shutting down
         }
-        let mut events = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len() + 1);
         let mut acks = Vec::with_capacity(batch.len());
         let mut seq = sequence;
         let mut prev = previous.clone();
-        for (record, ack) in batch.drain(..) {
+        let mut seal = |record: AuditRecord| {
             seq += 1;
-            let event = AuditEvent::seal(seq, prev, record);
+            let event = AuditEvent::seal(seq, std::mem::take(&mut prev), record);
             prev = event.hash.clone();
-            events.push(event);
+            event
+        };
+        if let Some(o) = &outage {
+            events.push(seal(o.record()));
+        }
+        for (record, ack) in batch.drain(..) {
+            events.push(seal(record));
             acks.push(ack);
         }
         match store::insert_batch(&mut conn, &events).await {
             Ok(()) => {
                 sequence = seq;
                 previous = prev;
-                for (event, ack) in events.into_iter().zip(acks) {
-                    let _ = ack.send(Ok(event.sequence));
+                if outage.take().is_some() {
+                    tracing::warn!("the audit store is writable again; accepting calls");
+                    health.send_replace(true);
+                }
+                let mut acks = acks.into_iter();
+                let skip = events.len() - acks.len();
+                for (i, event) in events.into_iter().enumerate() {
+                    if i >= skip
+                        && let Some(ack) = acks.next()
+                    {
+                        let _ = ack.send(Ok(event.sequence));
+                    }
                     // No subscribers is normal; a lagging one skips ahead.
                     let _ = live.send(Arc::new(event));
                 }
             }
             Err(e) => {
                 // Nothing was written: the chain continues from the old head.
-                tracing::error!(error = %e, rows = events.len(), "audit append failed");
                 let reason = e.to_string();
+                match &mut outage {
+                    Some(o) => {
+                        o.failed_batches += u64::from(!acks.is_empty());
+                        o.last_error = reason.clone();
+                    }
+                    None => {
+                        tracing::error!(error = %e, rows = events.len(), "audit append failed; refusing calls until the store is writable");
+                        outage = Some(Outage {
+                            since_ms: crate::time::now_ms(),
+                            failed_batches: 1,
+                            last_error: reason.clone(),
+                        });
+                        health.send_replace(false);
+                    }
+                }
                 for ack in acks {
                     let _ = ack.send(Err(reason.clone()));
                 }

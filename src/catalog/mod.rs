@@ -11,8 +11,54 @@ mod store;
 pub use record::{KeyRecord, KeyState, VersionRecord};
 
 use sqlx::SqlitePool;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Why a catalog change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("the catalog database failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("a key named '{0}' already exists")]
+    NameTaken(String),
+    #[error("key {0} is not in the catalog")]
+    Missing(String),
+    /// The stored record is not in the state the change expected: another writer (another
+    /// gateway sharing the database) changed it first. Nothing was written.
+    #[error("key '{key}' changed under this call: expected it {expected}, the catalog has it {found}")]
+    Conflict {
+        key: String,
+        expected: String,
+        found: String,
+    },
+}
+
+/// The right to change one key: held by exactly one call at a time (see [`Catalog::lock`]).
+/// Every catalog write takes one, so writes to a key are serialised and each applies to the
+/// record as it is now, never to a snapshot a caller read earlier.
+pub struct KeyLock {
+    id: String,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl KeyLock {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A key name held for a creation in progress; released when dropped.
+pub struct NameReservation<'c> {
+    name: String,
+    catalog: &'c Catalog,
+}
+
+impl Drop for NameReservation<'_> {
+    fn drop(&mut self) {
+        let mut names = self.catalog.creating.lock().unwrap_or_else(|p| p.into_inner());
+        names.remove(&self.name);
+    }
+}
 
 #[derive(Default)]
 struct Index {
@@ -23,6 +69,10 @@ struct Index {
 pub struct Catalog {
     db: SqlitePool,
     index: RwLock<Index>,
+    /// One mutex per key id, created on first use (keys are few; entries stay).
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Names of keys being created.
+    creating: Mutex<HashSet<String>>,
 }
 
 /// Filters for [`Catalog::list`].
@@ -45,6 +95,8 @@ impl Catalog {
         Ok(Self {
             db,
             index: RwLock::new(index),
+            locks: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashSet::new()),
         })
     }
 
@@ -106,7 +158,44 @@ impl Catalog {
         self.read().by_id.values().cloned().collect()
     }
 
-    pub async fn insert(&self, record: KeyRecord) -> Result<Arc<KeyRecord>, sqlx::Error> {
+    /// Waits for the right to change key `id`. Never held by a hot-path data call.
+    pub async fn lock(&self, id: &str) -> KeyLock {
+        let mutex = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(id.to_string()).or_default().clone()
+        };
+        KeyLock {
+            id: id.to_string(),
+            _guard: mutex.lock_owned().await,
+        }
+    }
+
+    /// The record as it is now, for the holder of its lock.
+    pub fn current(&self, lock: &KeyLock) -> Result<Arc<KeyRecord>, CatalogError> {
+        self.get_by_id(&lock.id)
+            .ok_or_else(|| CatalogError::Missing(lock.id.clone()))
+    }
+
+    /// Holds `name` for a creation: refused if a key has it or another creation holds it.
+    pub fn reserve_name(&self, name: &str) -> Result<NameReservation<'_>, CatalogError> {
+        let mut names = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        if self.contains_name(name) || !names.insert(name.to_string()) {
+            return Err(CatalogError::NameTaken(name.to_string()));
+        }
+        Ok(NameReservation {
+            name: name.to_string(),
+            catalog: self,
+        })
+    }
+
+    pub async fn insert(
+        &self,
+        reservation: &NameReservation<'_>,
+        record: KeyRecord,
+    ) -> Result<Arc<KeyRecord>, CatalogError> {
+        if record.name != reservation.name {
+            return Err(CatalogError::NameTaken(record.name));
+        }
         store::insert(&self.db, &record).await?;
         let record = Arc::new(record);
         let mut index = self.write();
@@ -117,28 +206,53 @@ impl Catalog {
         Ok(record)
     }
 
-    /// Appends a version (after a rotation) and moves the rotation due date.
+    /// Appends the next version (after a rotation) to the current record and moves its
+    /// rotation due date by the crypto-period.
     pub async fn add_version(
         &self,
-        current: &KeyRecord,
-        version: VersionRecord,
-        rotation_due_at_ms: i64,
-    ) -> Result<Arc<KeyRecord>, sqlx::Error> {
-        store::add_version(&self.db, &current.id, &version, rotation_due_at_ms).await?;
-        let mut updated = current.clone();
+        lock: &KeyLock,
+        provider_version: String,
+        now_ms: i64,
+    ) -> Result<Arc<KeyRecord>, CatalogError> {
+        let current = self.current(lock)?;
+        let version = VersionRecord {
+            version: current.primary().version + 1,
+            provider_version,
+            created_at_ms: now_ms,
+        };
+        let due = now_ms.saturating_add(
+            i64::try_from(current.crypto_period.as_millis()).unwrap_or(i64::MAX),
+        );
+        // The (key, version) primary key refuses a version another writer already added.
+        store::add_version(&self.db, &current.id, &version, due).await?;
+        let mut updated = (*current).clone();
         updated.versions.push(version);
-        updated.rotation_due_at_ms = rotation_due_at_ms;
+        updated.rotation_due_at_ms = due;
         Ok(self.replace(updated))
     }
 
+    /// Moves the key from `expected` to `state`; nothing changes unless the stored record is
+    /// in `expected`.
     pub async fn set_state(
         &self,
-        current: &KeyRecord,
+        lock: &KeyLock,
+        expected: KeyState,
         state: KeyState,
         destruction_at_ms: Option<i64>,
-    ) -> Result<Arc<KeyRecord>, sqlx::Error> {
-        store::set_state(&self.db, &current.id, state, destruction_at_ms).await?;
-        let mut updated = current.clone();
+    ) -> Result<Arc<KeyRecord>, CatalogError> {
+        let current = self.current(lock)?;
+        let conflict = |found: String| CatalogError::Conflict {
+            key: current.name.clone(),
+            expected: expected.to_string(),
+            found,
+        };
+        if current.state != expected {
+            return Err(conflict(current.state.to_string()));
+        }
+        if !store::set_state(&self.db, &current.id, expected, state, destruction_at_ms).await? {
+            return Err(conflict("changed by another writer".into()));
+        }
+        let mut updated = (*current).clone();
         updated.state = state;
         updated.destruction_at_ms = destruction_at_ms;
         Ok(self.replace(updated))

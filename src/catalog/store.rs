@@ -133,17 +133,21 @@ pub async fn add_version(
     tx.commit().await
 }
 
+/// Sets the state if the stored one is `expected`; returns whether a row changed.
 pub async fn set_state(
     db: &SqlitePool,
     key_id: &str,
+    expected: KeyState,
     state: KeyState,
     destruction_at_ms: Option<i64>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE keys SET state = ?, destruction_at_ms = ? WHERE id = ?")
-        .bind(state.as_str())
-        .bind(destruction_at_ms)
-        .bind(key_id)
-        .execute(db)
-        .await?;
-    Ok(())
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE keys SET state = ?, destruction_at_ms = ? WHERE id = ? AND state = ?")
+            .bind(state.as_str())
+            .bind(destruction_at_ms)
+            .bind(key_id)
+            .bind(expected.as_str())
+            .execute(db)
+            .await?;
+    Ok(done.rows_affected() == 1)
 }

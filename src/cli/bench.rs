@@ -1,7 +1,9 @@
 //! `keygate bench`: a closed-loop load generator over several HTTP/2 channels.
 //!
 //! Each of `--concurrency` workers sends one call, waits for the reply, and sends the next,
-//! until `--duration` ends. Latency is recorded per call in an HDR histogram.
+//! until `--duration` ends (or, with `--requests N`, until N calls were sent: a fixed amount of
+//! work, for tests that must not depend on the machine's speed). Latency is recorded per call
+//! in an HDR histogram.
 
 use super::CliResult;
 use super::client::{Connection, Keys, describe};
@@ -35,9 +37,12 @@ pub struct BenchArgs {
     /// How long to measure, e.g. 10s.
     #[arg(long, default_value = "10s")]
     pub duration: String,
-    /// Unmeasured warm-up before, e.g. 1s.
+    /// Unmeasured warm-up before, e.g. 1s (none with --requests).
     #[arg(long, default_value = "1s")]
     pub warmup: String,
+    /// Send exactly this many calls (successful or not), then stop; replaces --duration.
+    #[arg(long)]
+    pub requests: Option<u64>,
     /// HTTP/2 connections to spread the workers over.
     #[arg(long, default_value_t = 4)]
     pub channels: usize,
@@ -192,24 +197,34 @@ pub async fn run(conn: &Connection, json: bool, args: BenchArgs) -> CliResult {
     } else {
         Vec::new()
     };
+    let length = match args.requests {
+        Some(n) => format!("{n} calls"),
+        None => format!(
+            "{}s (+{}s warm-up)",
+            duration.as_secs_f64(),
+            warmup.as_secs_f64()
+        ),
+    };
     eprintln!(
-        "bench: {:?} on '{key}', {} workers over {} channels, {}s (+{}s warm-up), {}-byte payload",
-        args.op,
-        args.concurrency,
-        args.channels,
-        duration.as_secs_f64(),
-        warmup.as_secs_f64(),
-        args.size
+        "bench: {:?} on '{key}', {} workers over {} channels, {length}, {}-byte payload",
+        args.op, args.concurrency, args.channels, args.size
     );
     let start = Instant::now();
-    let measure_from = start + warmup;
-    let end = measure_from + duration;
+    let (measure_from, end) = match args.requests {
+        // Far enough never to be reached: the count ends the run.
+        Some(_) => (start, start + Duration::from_secs(100 * 365 * 86_400)),
+        None => (start + warmup, start + warmup + duration),
+    };
+    let remaining = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+        args.requests.unwrap_or(u64::MAX),
+    ));
     let record = args.record_ok.is_some();
     let mut tasks = Vec::with_capacity(args.concurrency);
     for i in 0..args.concurrency {
         let mut keys = clients[i % clients.len()].clone();
         let (key, payload, ciphertext) = (key.clone(), payload.clone(), ciphertext.clone());
         let op = args.op;
+        let remaining = remaining.clone();
         tasks.push(tokio::spawn(async move {
             let mut r = WorkerResult {
                 histogram: Histogram::new_with_bounds(1, 60_000_000, 3)
@@ -220,7 +235,14 @@ pub async fn run(conn: &Connection, json: bool, args: BenchArgs) -> CliResult {
             };
             loop {
                 let t0 = Instant::now();
-                if t0 >= end {
+                let more = remaining
+                    .fetch_update(
+                        std::sync::atomic::Ordering::AcqRel,
+                        std::sync::atomic::Ordering::Acquire,
+                        |n| n.checked_sub(1),
+                    )
+                    .is_ok();
+                if t0 >= end || !more {
                     break;
                 }
                 let result = call(&mut keys, op, &key, &payload, &ciphertext).await;
@@ -271,7 +293,10 @@ pub async fn run(conn: &Connection, json: bool, args: BenchArgs) -> CliResult {
         }
         file.flush().map_err(|e| format!("--record-ok: {e}"))?;
     }
-    let secs = duration.as_secs_f64();
+    let secs = match args.requests {
+        Some(_) => start.elapsed().as_secs_f64(),
+        None => duration.as_secs_f64(),
+    };
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     let total_errors: u64 = errors.values().sum();
     if json {

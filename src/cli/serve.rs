@@ -92,15 +92,15 @@ pub async fn run(args: ServeArgs) -> CliResult {
     println!(
         "data directory: {}; providers: {}; {} policies",
         config.storage.data_dir.display(),
-        gateway.providers.names().join(", "),
-        gateway.policy.policy_count()
+        gateway.provider_names().join(", "),
+        gateway.policy_count()
     );
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "serving");
 
     let scheduler_task = tokio::spawn(scheduler::run(
         gateway.clone(),
-        gateway.lifecycle.scan_interval,
+        gateway.lifecycle().scan_interval,
     ));
     let timeout = config
         .duration("limits.request_timeout", &config.limits.request_timeout)

@@ -126,9 +126,14 @@ pub struct LimitsConfig {
     pub max_plaintext_bytes: usize,
     #[serde(default = "default_max_aad")]
     pub max_associated_data_bytes: usize,
-    /// Per-call deadline, e.g. `10s`.
+    /// How long a client waits for a reply at most, e.g. `10s`. A call still running then
+    /// goes on to its end and is audited; the client gets DEADLINE_EXCEEDED.
     #[serde(default = "default_timeout")]
     pub request_timeout: String,
+    /// Deadline for one provider call, retries included, e.g. `8s`; must be shorter than
+    /// `request_timeout`, so a slow backend answers UNAVAILABLE before the client gives up.
+    #[serde(default = "default_provider_timeout")]
+    pub provider_timeout: String,
 }
 
 impl Default for LimitsConfig {
@@ -137,6 +142,7 @@ impl Default for LimitsConfig {
             max_plaintext_bytes: default_max_plaintext(),
             max_associated_data_bytes: default_max_aad(),
             request_timeout: default_timeout(),
+            provider_timeout: default_provider_timeout(),
         }
     }
 }
@@ -149,6 +155,9 @@ fn default_max_aad() -> usize {
 }
 fn default_timeout() -> String {
     "10s".into()
+}
+fn default_provider_timeout() -> String {
+    "8s".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +237,7 @@ impl Config {
         }
         for (setting, value) in [
             ("limits.request_timeout", &self.limits.request_timeout),
+            ("limits.provider_timeout", &self.limits.provider_timeout),
             (
                 "lifecycle.min_crypto_period",
                 &self.lifecycle.min_crypto_period,
@@ -239,6 +249,20 @@ impl Config {
             ("lifecycle.scan_interval", &self.lifecycle.scan_interval),
         ] {
             crate::time::parse_duration(value).map_err(|e| Self::invalid(setting, e))?;
+        }
+        let request = self.duration("limits.request_timeout", &self.limits.request_timeout)?;
+        let provider = self.duration("limits.provider_timeout", &self.limits.provider_timeout)?;
+        if provider >= request {
+            return Err(Self::invalid(
+                "limits.provider_timeout",
+                format!(
+                    "is {}, not shorter than limits.request_timeout ({}): a slow backend must answer UNAVAILABLE before the client's deadline",
+                    self.limits.provider_timeout, self.limits.request_timeout
+                ),
+            ));
+        }
+        if provider.is_zero() {
+            return Err(Self::invalid("limits.provider_timeout", "must be more than 0s"));
         }
         if let Some(name) = &self.default_provider
             && !self.providers.contains_key(name)
@@ -329,6 +353,17 @@ mod tests {
         );
         let err = parse("[listen]\nadress = \"x\"\n").unwrap_err();
         assert!(err.contains("adress"), "{err}");
+    }
+
+    #[test]
+    fn the_provider_deadline_must_be_shorter_than_the_request_timeout() {
+        let err = parse("[limits]\nrequest_timeout = \"5s\"\nprovider_timeout = \"5s\"\n")
+            .unwrap_err();
+        assert!(err.contains("limits.provider_timeout"), "{err}");
+        assert!(err.contains("request_timeout"), "{err}");
+        assert!(parse("[limits]\nrequest_timeout = \"5s\"\nprovider_timeout = \"4s\"\n").is_ok());
+        // The defaults agree with each other.
+        assert!(parse("").is_ok());
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn seal(header: &[u8; HEADER_LEN], blob: &[u8]) -> Vec<u8> {
 }
 
 pub fn open(ciphertext: &[u8]) -> Result<Envelope<'_>, GatewayError> {
-    let invalid = |m: String| Err(GatewayError::InvalidArgument(m));
+    let invalid = |m: String| Err(GatewayError::CiphertextMalformed(m));
     if ciphertext.len() < 2 || &ciphertext[..2] != MAGIC {
         return invalid(
             "ciphertext is not a keygate ciphertext (it does not start with the keygate marker)"

@@ -1,43 +1,197 @@
+//! Why a call failed, typed. Each variant has one stable machine-readable reason
+//! ([`GatewayError::reason`]), stored in the call's audit event and sent to the client as a
+//! `google.rpc.ErrorInfo`; `server::status` maps each to one gRPC code (the one place).
+//! Messages say what was wrong, for a person, and never carry a secret.
+
+use crate::audit::AuditError;
+use crate::catalog::CatalogError;
+use crate::policy::Action;
 use keygate_provider::ProviderError;
 
-/// Why a call failed. Each variant maps to one gRPC code, in `server::status` (the one place).
-/// Messages say what was wrong and never carry a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    #[error("no bearer token: send `authorization: Bearer <token>` metadata")]
+    NoToken,
+    #[error("the bearer token is not valid")]
+    BadToken,
+    #[error("policy denies {principal} {action} on {target}")]
+    PolicyDenied {
+        principal: String,
+        action: Action,
+        target: String,
+    },
+    #[error("{action} on {target} needs approval ({policies})")]
+    ApprovalRequired {
+        action: Action,
+        target: String,
+        policies: String,
+    },
+    #[error("no key given: set `{field}` to a key name or id")]
+    NoKeyGiven { field: &'static str },
+    #[error("no key named or with id '{0}'")]
+    KeyNotFound(String),
+    #[error("key '{key}' has no version {version} (it has 1 to {latest})")]
+    VersionNotFound {
+        key: String,
+        version: u32,
+        latest: u32,
+    },
+    #[error("a key named '{0}' already exists")]
+    KeyExists(String),
+    #[error("key '{0}' is disabled; enable it (EnableKey) to use it")]
+    KeyDisabled(String),
+    #[error(
+        "key '{0}' is pending destruction; cancel the destruction (CancelKeyDestruction) to use it again"
+    )]
+    KeyPendingDestruction(String),
+    #[error("key '{0}' was destroyed; nothing can be done with it")]
+    KeyDestroyed(String),
+    #[error("key '{key}' is {state}, not pending destruction; there is nothing to cancel")]
+    NotPendingDestruction { key: String, state: String },
+    #[error("key '{0}' is already pending destruction")]
+    AlreadyPendingDestruction(String),
+    #[error("key '{key}' is a {purpose} key ({algorithm}); {action} needs a {needs} key")]
+    WrongPurpose {
+        key: String,
+        purpose: String,
+        algorithm: String,
+        action: Action,
+        needs: String,
+    },
+    /// The caller's input is not valid; `field` names the request field.
+    #[error("{message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{what} is {len} bytes; the limit is {max} bytes")]
+    TooLarge {
+        field: &'static str,
+        what: String,
+        len: usize,
+        max: usize,
+    },
+    /// Not a keygate ciphertext, truncated, or of a format this gateway does not read.
     #[error("{0}")]
-    Unauthenticated(String),
+    CiphertextMalformed(String),
+    #[error(
+        "ciphertext was made under key id {0}, which this gateway does not hold (a foreign or forged ciphertext)"
+    )]
+    CiphertextForeign(String),
+    #[error("ciphertext names version {version} of key '{key}', which has versions 1 to {latest}")]
+    CiphertextVersionUnknown {
+        key: String,
+        version: u32,
+        latest: u32,
+    },
+    #[error("provider '{provider}' is not configured; configured: {configured}")]
+    ProviderNotConfigured {
+        provider: String,
+        configured: String,
+    },
+    /// A provider asked for by name (inventory) that this gateway does not have.
+    #[error("provider '{provider}' is not configured; configured: {configured}")]
+    ProviderUnknown {
+        provider: String,
+        configured: String,
+    },
+    #[error("key '{key}' is held by provider '{provider}', which is not configured on this gateway")]
+    ProviderMissing { key: String, provider: String },
+    #[error("provider '{provider}' ({kind}) does not support algorithm {algorithm}")]
+    AlgorithmUnsupported {
+        provider: String,
+        kind: String,
+        algorithm: String,
+    },
+    /// A key-dependent precondition an operation checks itself (data keys need a symmetric
+    /// key, …).
     #[error("{0}")]
-    PermissionDenied(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    InvalidArgument(String),
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
+    Precondition(String),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl GatewayError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        GatewayError::InvalidField {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The stable reason code: clients match on it, audit events store it. Never renamed.
+    pub fn reason(&self) -> &'static str {
+        use GatewayError as E;
+        match self {
+            E::NoToken => "TOKEN_MISSING",
+            E::BadToken => "TOKEN_INVALID",
+            E::PolicyDenied { .. } => "POLICY_DENIED",
+            E::ApprovalRequired { .. } => "APPROVAL_REQUIRED",
+            E::NoKeyGiven { .. } | E::InvalidField { .. } => "INVALID_ARGUMENT",
+            E::KeyNotFound(_) => "KEY_NOT_FOUND",
+            E::VersionNotFound { .. } => "KEY_VERSION_NOT_FOUND",
+            E::KeyExists(_) => "KEY_EXISTS",
+            E::KeyDisabled(_) => "KEY_DISABLED",
+            E::KeyPendingDestruction(_) => "KEY_PENDING_DESTRUCTION",
+            E::KeyDestroyed(_) => "KEY_DESTROYED",
+            E::NotPendingDestruction { .. } => "KEY_NOT_PENDING_DESTRUCTION",
+            E::AlreadyPendingDestruction(_) => "KEY_ALREADY_PENDING_DESTRUCTION",
+            E::WrongPurpose { .. } => "WRONG_PURPOSE",
+            E::TooLarge { .. } => "TOO_LARGE",
+            E::CiphertextMalformed(_) => "CIPHERTEXT_MALFORMED",
+            E::CiphertextForeign(_) => "CIPHERTEXT_FOREIGN_KEY",
+            E::CiphertextVersionUnknown { .. } => "CIPHERTEXT_VERSION_UNKNOWN",
+            E::ProviderNotConfigured { .. } | E::ProviderMissing { .. } => {
+                "PROVIDER_NOT_CONFIGURED"
+            }
+            E::ProviderUnknown { .. } => "PROVIDER_NOT_FOUND",
+            E::AlgorithmUnsupported { .. } => "ALGORITHM_UNSUPPORTED",
+            E::Precondition(_) => "FAILED_PRECONDITION",
+            E::Provider(p) => match p {
+                ProviderError::NotFound { .. } => "PROVIDER_KEY_NOT_FOUND",
+                ProviderError::AlreadyExists { .. } => "PROVIDER_KEY_EXISTS",
+                ProviderError::Unsupported { .. } => "PROVIDER_UNSUPPORTED",
+                ProviderError::FailedPrecondition { .. } => "PROVIDER_PRECONDITION",
+                ProviderError::InvalidInput { .. } => "PROVIDER_INVALID_INPUT",
+                ProviderError::AuthenticationFailed { .. } => "CIPHERTEXT_CORRUPT",
+                ProviderError::BackendDenied { .. } => "PROVIDER_DENIED",
+                ProviderError::Throttled { .. } => "PROVIDER_THROTTLED",
+                ProviderError::Unavailable { .. } => "PROVIDER_UNAVAILABLE",
+                ProviderError::Internal { .. } => "PROVIDER_INTERNAL",
+            },
+            E::Audit(AuditError::Read(_)) => "AUDIT_READ_FAILED",
+            E::Audit(_) => "AUDIT_UNAVAILABLE",
+            E::Catalog(CatalogError::Conflict { .. }) => "CATALOG_CONFLICT",
+            E::Catalog(CatalogError::NameTaken(_)) => "KEY_EXISTS",
+            E::Catalog(_) => "CATALOG_UNAVAILABLE",
+            E::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The request field at fault, for a `BadRequest` field violation.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::InvalidField { field, .. }
+            | GatewayError::TooLarge { field, .. }
+            | GatewayError::NoKeyGiven { field } => Some(field),
+            _ => None,
+        }
+    }
+
     /// The audit outcome this error stands for.
     pub fn outcome(&self) -> crate::audit::Outcome {
         match self {
-            GatewayError::Unauthenticated(_) | GatewayError::PermissionDenied(_) => {
-                crate::audit::Outcome::Denied
-            }
+            GatewayError::NoToken
+            | GatewayError::BadToken
+            | GatewayError::PolicyDenied { .. }
+            | GatewayError::ApprovalRequired { .. } => crate::audit::Outcome::Denied,
             _ => crate::audit::Outcome::Error,
         }
-    }
-}
-
-impl From<sqlx::Error> for GatewayError {
-    fn from(e: sqlx::Error) -> Self {
-        GatewayError::Unavailable(format!("the catalog database failed: {e}"))
     }
 }

@@ -13,13 +13,11 @@ pub fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-fn invalid(msg: String) -> GatewayError {
-    GatewayError::InvalidArgument(msg)
-}
 
 /// Key names: lower-case letters, digits and `/ _ . -`, 1-128 characters, starting with a
 /// letter or digit, and not shaped like a key id (so names and ids never collide).
-pub fn key_name(name: &str) -> Result<(), GatewayError> {
+pub fn key_name(field: &'static str, name: &str) -> Result<(), GatewayError> {
+    let invalid = |m: String| GatewayError::invalid(field, m);
     let ok_chars = name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"/_.-".contains(&b));
@@ -43,6 +41,7 @@ pub fn key_name(name: &str) -> Result<(), GatewayError> {
 
 /// Owners are a person or a service account, never a team or group.
 pub fn owner(owner: &str) -> Result<(), GatewayError> {
+    let invalid = |m: String| GatewayError::invalid("owner", m);
     if owner.trim().is_empty() {
         return Err(invalid(
             "every key needs an owner: set `owner` to the person or service account answerable for it".into(),
@@ -79,18 +78,22 @@ pub fn environment(env: &str) -> Result<(), GatewayError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(format!(
+        Err(GatewayError::invalid("environment", format!(
             "environment '{}' is not valid: use 1-32 lower-case letters, digits and -",
             truncate(env, 40)
         )))
     }
 }
 
-pub fn size(what: &str, len: usize, max: usize) -> Result<(), GatewayError> {
+/// Refuses `len` over `max`; `field` is the request field, `what` names it for a person.
+pub fn size(field: &'static str, what: &str, len: usize, max: usize) -> Result<(), GatewayError> {
     if len > max {
-        Err(invalid(format!(
-            "{what} is {len} bytes; the limit is {max} bytes"
-        )))
+        Err(GatewayError::TooLarge {
+            field,
+            what: what.to_string(),
+            len,
+            max,
+        })
     } else {
         Ok(())
     }
@@ -102,11 +105,11 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(key_name("payments/card-dek").is_ok());
-        assert!(key_name("Payments").is_err());
-        assert!(key_name("/abs").is_err());
-        assert!(key_name("").is_err());
-        assert!(key_name("0b5d3f3e-7a4e-4c61-9d1e-2f7b0b8a9c10").is_err());
+        assert!(key_name("name", "payments/card-dek").is_ok());
+        assert!(key_name("name", "Payments").is_err());
+        assert!(key_name("name", "/abs").is_err());
+        assert!(key_name("name", "").is_err());
+        assert!(key_name("name", "0b5d3f3e-7a4e-4c61-9d1e-2f7b0b8a9c10").is_err());
     }
 
     #[test]

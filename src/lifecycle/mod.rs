@@ -47,39 +47,34 @@ pub fn required_purpose(action: Action) -> Option<KeyPurpose> {
 
 /// Refuses `action` on `key` when its state or purpose does not allow it.
 pub fn check(action: Action, key: &KeyRecord) -> Result<(), GatewayError> {
-    let refuse = |why: String| Err(GatewayError::FailedPrecondition(why));
-    let name = &key.name;
+    let name = || key.name.clone();
     match (action, key.state) {
         (Action::GetKey, _) => Ok(()),
-        (_, KeyState::Destroyed) => refuse(format!(
-            "key '{name}' was destroyed; nothing can be done with it"
-        )),
-        (Action::CancelKeyDestruction, KeyState::PendingDestruction) => Ok(()),
-        (Action::CancelKeyDestruction, state) => refuse(format!(
-            "key '{name}' is {state}, not pending destruction; there is nothing to cancel"
-        )),
-        (Action::ScheduleKeyDestruction, KeyState::PendingDestruction) => {
-            refuse(format!("key '{name}' is already pending destruction"))
-        }
-        (_, KeyState::PendingDestruction) => refuse(format!(
-            "key '{name}' is pending destruction; cancel the destruction (CancelKeyDestruction) to use it again"
-        )),
-        (Action::EnableKey | Action::DisableKey | Action::ScheduleKeyDestruction, _) => Ok(()),
-        (_, KeyState::Disabled) => refuse(format!(
-            "key '{name}' is disabled; enable it (EnableKey) to use it"
-        )),
-        (_, KeyState::Enabled) => {
-            if let Some(purpose) = required_purpose(action)
-                && purpose != key.purpose
-            {
-                return refuse(format!(
-                    "key '{name}' is a {} key ({}); {} needs a {purpose} key",
-                    key.purpose,
-                    key.algorithm,
-                    action.as_str()
-                ));
-            }
+        (_, KeyState::Destroyed) => Err(GatewayError::KeyDestroyed(name())),
+        (Action::CancelKeyDestruction | Action::DestroyKey, KeyState::PendingDestruction) => {
             Ok(())
         }
+        (Action::CancelKeyDestruction | Action::DestroyKey, state) => {
+            Err(GatewayError::NotPendingDestruction {
+                key: name(),
+                state: state.to_string(),
+            })
+        }
+        (Action::ScheduleKeyDestruction, KeyState::PendingDestruction) => {
+            Err(GatewayError::AlreadyPendingDestruction(name()))
+        }
+        (_, KeyState::PendingDestruction) => Err(GatewayError::KeyPendingDestruction(name())),
+        (Action::EnableKey | Action::DisableKey | Action::ScheduleKeyDestruction, _) => Ok(()),
+        (_, KeyState::Disabled) => Err(GatewayError::KeyDisabled(name())),
+        (_, KeyState::Enabled) => match required_purpose(action) {
+            Some(needs) if needs != key.purpose => Err(GatewayError::WrongPurpose {
+                key: name(),
+                purpose: key.purpose.to_string(),
+                algorithm: key.algorithm.to_string(),
+                action,
+                needs: needs.to_string(),
+            }),
+            _ => Ok(()),
+        },
     }
 }

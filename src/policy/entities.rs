@@ -6,11 +6,13 @@ use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, Restric
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
-/// Every action keygate authorizes; the names are the Cedar action ids and the RPC names.
+/// Every action keygate audits; the names are the Cedar action ids, the audit events' action
+/// and (for calls) the RPC names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     CreateKey,
     GetKey,
+    ListKeys,
     Encrypt,
     Decrypt,
     GenerateDataKey,
@@ -25,10 +27,14 @@ pub enum Action {
     DisableKey,
     ScheduleKeyDestruction,
     CancelKeyDestruction,
+    /// The end of a pending window: the key material is destroyed (the scheduler's).
+    DestroyKey,
     AuditQuery,
     AuditTail,
     AuditVerify,
     ListInventory,
+    /// The audit store is writable again after an outage (the audit writer's).
+    AuditStoreRecovered,
 }
 
 impl Action {
@@ -36,6 +42,7 @@ impl Action {
         match self {
             Action::CreateKey => "CreateKey",
             Action::GetKey => "GetKey",
+            Action::ListKeys => "ListKeys",
             Action::Encrypt => "Encrypt",
             Action::Decrypt => "Decrypt",
             Action::GenerateDataKey => "GenerateDataKey",
@@ -50,11 +57,34 @@ impl Action {
             Action::DisableKey => "DisableKey",
             Action::ScheduleKeyDestruction => "ScheduleKeyDestruction",
             Action::CancelKeyDestruction => "CancelKeyDestruction",
+            Action::DestroyKey => "DestroyKey",
             Action::AuditQuery => "AuditQuery",
             Action::AuditTail => "AuditTail",
             Action::AuditVerify => "AuditVerify",
             Action::ListInventory => "ListInventory",
+            Action::AuditStoreRecovered => "AuditStoreRecovered",
         }
+    }
+
+    /// Changes to a key or its backend: these write an intent event before the provider call
+    /// and hold the key's lock until their outcome is on record.
+    pub fn is_admin(self) -> bool {
+        matches!(
+            self,
+            Action::CreateKey
+                | Action::RotateKey
+                | Action::EnableKey
+                | Action::DisableKey
+                | Action::ScheduleKeyDestruction
+                | Action::CancelKeyDestruction
+                | Action::DestroyKey
+        )
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -74,6 +104,8 @@ pub struct KeyAttributes<'a> {
 
 pub enum Resource<'a> {
     Key(KeyAttributes<'a>),
+    /// The catalog as a whole (listing keys; each listed key is then authorized as GetKey).
+    Catalog,
     AuditLog,
     /// A provider instance, by name.
     Provider(&'a str),
@@ -134,6 +166,11 @@ pub fn build(
                 Entity::new(key_uid.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?,
             );
             key_uid
+        }
+        Resource::Catalog => {
+            let catalog_uid = uid("Keygate::Catalog", "gateway")?;
+            entities.push(Entity::new_no_attrs(catalog_uid.clone(), HashSet::new()));
+            catalog_uid
         }
         Resource::AuditLog => {
             let log_uid = uid("Keygate::AuditLog", "gateway")?;
@@ -199,6 +236,7 @@ pub fn cache_key(principal: &Principal, action: Action, resource: &Resource<'_>)
                 key.push(sep);
             }
         }
+        Resource::Catalog => key.push_str("catalog"),
         Resource::AuditLog => key.push_str("audit-log"),
         Resource::Provider(name) => {
             key.push_str("provider");

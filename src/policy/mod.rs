@@ -33,10 +33,20 @@ pub enum PolicyError {
     Validation(String),
 }
 
+/// What authorization decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny,
+    /// Allowed once enough approvers agree: the approval workflow takes the call from here.
+    /// (The default policies never ask for it.)
+    NeedsApproval,
+}
+
 /// The outcome of one authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    pub allowed: bool,
+    pub verdict: Verdict,
     /// `@id` annotations (or generated ids) of the policies that decided.
     pub policies: Vec<String>,
     /// Evaluation errors (a policy that failed to evaluate is skipped by Cedar).
@@ -45,8 +55,16 @@ pub struct Decision {
 
 impl Decision {
     /// `allow [ids]` / `deny [ids]` for the audit event.
+    pub fn allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+
     pub fn summary(&self) -> String {
-        let verdict = if self.allowed { "allow" } else { "deny" };
+        let verdict = match self.verdict {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::NeedsApproval => "needs approval",
+        };
         if self.policies.is_empty() {
             format!("{verdict} (no policy permits this)")
         } else {
@@ -211,7 +229,7 @@ impl PolicyEngine {
         context: &PolicyContext,
     ) -> Decision {
         let deny = |why: String| Decision {
-            allowed: false,
+            verdict: Verdict::Deny,
             policies: Vec::new(),
             errors: vec![why],
         };
@@ -239,7 +257,10 @@ impl PolicyEngine {
             .is_authorized(&request, &self.policies, &entities);
         let diagnostics = response.diagnostics();
         Decision {
-            allowed: response.decision() == CedarDecision::Allow,
+            verdict: match response.decision() {
+                CedarDecision::Allow => Verdict::Allow,
+                CedarDecision::Deny => Verdict::Deny,
+            },
             policies: diagnostics
                 .reason()
                 .map(|id| {

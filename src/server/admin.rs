@@ -1,7 +1,7 @@
 //! `keygate.v1.AdminService`.
 
-use super::call::{meta, reply};
-use crate::gateway::Gateway;
+use super::call::{call_of, reply};
+use crate::gateway::{Gateway, ops};
 use crate::pb::{self, admin_service_server::AdminService};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -16,8 +16,9 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::ListInventoryRequest>,
     ) -> Result<Response<pb::ListInventoryResponse>, Status> {
-        let m = meta(&request);
-        let result = self.gateway.list_inventory(&m, request.into_inner()).await;
-        reply(&m, result)
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let op = ops::ListInventory::from(request.into_inner());
+        reply(&id, self.gateway.run(call, op).await.map(Into::into))
     }
 }

@@ -1,7 +1,8 @@
 //! `keygate.v1.AuditService`.
 
-use super::call::{meta, reply};
-use crate::gateway::{Gateway, event_to_pb};
+use super::call::{call_of, reply};
+use super::convert::event_to_pb;
+use crate::gateway::{Gateway, ops};
 use crate::pb::{self, audit_service_server::AuditService};
 use futures::Stream;
 use std::pin::Pin;
@@ -23,9 +24,10 @@ impl AuditService for AuditApi {
         &self,
         request: Request<pb::AuditQueryRequest>,
     ) -> Result<Response<pb::AuditQueryResponse>, Status> {
-        let m = meta(&request);
-        let result = self.gateway.audit_query(&m, request.into_inner()).await;
-        reply(&m, result)
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let op = ops::AuditQuery::from(request.into_inner());
+        reply(&id, self.gateway.run(call, op).await.map(Into::into))
     }
 
     type TailStream = TailStream;
@@ -34,8 +36,10 @@ impl AuditService for AuditApi {
         &self,
         request: Request<pb::AuditTailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
-        let m = meta(&request);
-        let result = self.gateway.audit_tail(&m, request.into_inner()).await.map(|tail| {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let op = ops::AuditTail::from(request.into_inner());
+        let result = self.gateway.run(call, op).await.map(|tail| {
             let filter = tail.filter;
             let stream = BroadcastStream::new(tail.events).filter_map(move |item| match item {
                 Ok(event) if filter.matches(&event) => Some(Ok(event_to_pb(&event))),
@@ -46,15 +50,18 @@ impl AuditService for AuditApi {
             });
             Box::pin(stream) as TailStream
         });
-        reply(&m, result)
+        reply(&id, result)
     }
 
     async fn verify(
         &self,
         request: Request<pb::AuditVerifyRequest>,
     ) -> Result<Response<pb::AuditVerifyResponse>, Status> {
-        let m = meta(&request);
-        let result = self.gateway.audit_verify(&m).await;
-        reply(&m, result)
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        reply(
+            &id,
+            self.gateway.run(call, ops::AuditVerify).await.map(Into::into),
+        )
     }
 }

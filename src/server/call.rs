@@ -1,14 +1,14 @@
 //! What a handler takes from the transport (token, peer, request id) and gives back (the
 //! request id header).
 
-use crate::gateway::{CallMeta, GatewayError};
+use crate::gateway::{Call, Credentials, GatewayError};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-pub fn meta<T>(request: &Request<T>) -> CallMeta {
+pub fn call_of<T>(request: &Request<T>) -> Call {
     let token = request
         .metadata()
         .get("authorization")
@@ -18,19 +18,19 @@ pub fn meta<T>(request: &Request<T>) -> CallMeta {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|t| Zeroizing::new(t.trim().as_bytes().to_vec()));
-    CallMeta {
+    Call {
         request_id: crate::gateway::new_request_id(),
         client_address: request
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|| "unknown".into()),
-        token,
+        credentials: token.map_or(Credentials::None, Credentials::Bearer),
     }
 }
 
 /// The reply, with the call's request id in the `x-request-id` header either way.
-pub fn reply<T>(meta: &CallMeta, result: Result<T, GatewayError>) -> Result<Response<T>, Status> {
-    let id = MetadataValue::try_from(meta.request_id.as_str()).ok();
+pub fn reply<T>(request_id: &str, result: Result<T, GatewayError>) -> Result<Response<T>, Status> {
+    let id = MetadataValue::try_from(request_id).ok();
     match result {
         Ok(body) => {
             let mut response = Response::new(body);
@@ -40,7 +40,7 @@ pub fn reply<T>(meta: &CallMeta, result: Result<T, GatewayError>) -> Result<Resp
             Ok(response)
         }
         Err(e) => {
-            let mut status = super::status::to_status(e);
+            let mut status = super::status::to_status(&e);
             if let Some(id) = id {
                 status.metadata_mut().insert(REQUEST_ID_HEADER, id);
             }

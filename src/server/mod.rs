@@ -4,11 +4,13 @@
 mod admin;
 mod audit;
 pub mod call;
+pub mod convert;
+mod health;
 mod keys;
 pub mod startup;
 mod status;
 
-pub use status::to_status;
+pub use status::{ERROR_DOMAIN, to_status};
 
 use crate::config::TlsConfig;
 use crate::gateway::Gateway;
@@ -66,15 +68,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<pb::key_service_server::KeyServiceServer<keys::KeyApi>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::audit_service_server::AuditServiceServer<audit::AuditApi>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::admin_service_server::AdminServiceServer<admin::AdminApi>>()
-        .await;
+    let health_task = tokio::spawn(health::follow_audit(
+        health_reporter,
+        gateway.audit_writable(),
+    ));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -114,5 +111,6 @@ pub async fn serve(
             shutdown,
         )
         .await?;
+    health_task.abort();
     Ok(())
 }

@@ -68,8 +68,6 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
     let limits = Limits {
         max_plaintext_bytes: config.limits.max_plaintext_bytes,
         max_associated_data_bytes: config.limits.max_associated_data_bytes,
-        provider_timeout: config
-            .duration("limits.request_timeout", &config.limits.request_timeout)?,
     };
     let defaults = LifecycleSettings::default();
     let lifecycle = LifecycleSettings {

@@ -1,20 +1,47 @@
-//! The one place gateway errors become gRPC statuses.
+//! The one place gateway errors become gRPC statuses: a code, the human message, and a
+//! `google.rpc.ErrorInfo` with the stable reason (plus a `BadRequest` field violation for bad
+//! input), which generated clients in every language can read.
 
 use crate::gateway::GatewayError;
 use keygate_provider::ProviderError;
+use std::collections::HashMap;
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
 
-pub fn to_status(e: GatewayError) -> Status {
-    let code = match &e {
-        GatewayError::Unauthenticated(_) => Code::Unauthenticated,
-        GatewayError::PermissionDenied(_) => Code::PermissionDenied,
-        GatewayError::NotFound(_) => Code::NotFound,
-        GatewayError::InvalidArgument(_) => Code::InvalidArgument,
-        GatewayError::FailedPrecondition(_) => Code::FailedPrecondition,
-        GatewayError::AlreadyExists(_) => Code::AlreadyExists,
-        GatewayError::Unavailable(_) => Code::Unavailable,
-        GatewayError::Internal(_) => Code::Internal,
-        GatewayError::Provider(p) => match p {
+/// `ErrorInfo.domain` of every keygate error.
+pub const ERROR_DOMAIN: &str = "keygate.v1";
+
+pub fn code(e: &GatewayError) -> Code {
+    use GatewayError as E;
+    match e {
+        E::NoToken | E::BadToken => Code::Unauthenticated,
+        E::PolicyDenied { .. } => Code::PermissionDenied,
+        E::KeyNotFound(_) | E::VersionNotFound { .. } | E::ProviderUnknown { .. } => {
+            Code::NotFound
+        }
+        E::KeyExists(_) => Code::AlreadyExists,
+        E::NoKeyGiven { .. }
+        | E::InvalidField { .. }
+        | E::TooLarge { .. }
+        | E::CiphertextMalformed(_)
+        | E::CiphertextForeign(_)
+        | E::CiphertextVersionUnknown { .. }
+        | E::ProviderNotConfigured { .. } => Code::InvalidArgument,
+        E::ApprovalRequired { .. }
+        | E::KeyDisabled(_)
+        | E::KeyPendingDestruction(_)
+        | E::KeyDestroyed(_)
+        | E::NotPendingDestruction { .. }
+        | E::AlreadyPendingDestruction(_)
+        | E::WrongPurpose { .. }
+        | E::AlgorithmUnsupported { .. }
+        | E::Precondition(_) => Code::FailedPrecondition,
+        E::ProviderMissing { .. } | E::Audit(_) => Code::Unavailable,
+        E::Catalog(crate::catalog::CatalogError::Conflict { .. }) => Code::Aborted,
+        E::Catalog(crate::catalog::CatalogError::NameTaken(_)) => Code::AlreadyExists,
+        E::Catalog(_) => Code::Unavailable,
+        E::Internal(_) => Code::Internal,
+        E::Provider(p) => match p {
             ProviderError::NotFound { .. } => Code::NotFound,
             ProviderError::AlreadyExists { .. } => Code::AlreadyExists,
             ProviderError::Unsupported { .. } | ProviderError::FailedPrecondition { .. } => {
@@ -28,6 +55,17 @@ pub fn to_status(e: GatewayError) -> Status {
             ProviderError::Unavailable { .. } => Code::Unavailable,
             ProviderError::Internal { .. } => Code::Internal,
         },
-    };
-    Status::new(code, e.to_string())
+    }
+}
+
+pub fn to_status(e: &GatewayError) -> Status {
+    let mut metadata = HashMap::new();
+    if let GatewayError::Provider(p) = e {
+        metadata.insert("provider_error".to_string(), p.kind().to_string());
+    }
+    let mut details = ErrorDetails::with_error_info(e.reason(), ERROR_DOMAIN, metadata);
+    if let Some(field) = e.field() {
+        details.add_bad_request_violation(field, e.to_string());
+    }
+    Status::with_error_details(code(e), e.to_string(), details)
 }

@@ -1,0 +1,97 @@
+//! The inventory: what a backend holds, managed or not.
+
+use crate::catalog::KeyState;
+use crate::gateway::GatewayError;
+use crate::gateway::runner::{Exec, Operation, Target};
+use crate::policy::Action;
+use keygate_provider::{PageRequest, ProviderKeyState};
+use std::collections::HashMap;
+
+pub struct ListInventory {
+    /// Empty: the default provider.
+    pub provider: String,
+    pub page_size: u32,
+    pub page_token: String,
+}
+
+/// One key a backend holds.
+pub struct InventoryEntry {
+    pub provider: String,
+    pub provider_uri: String,
+    /// Empty when the backend's algorithm has no keygate name.
+    pub algorithm: String,
+    pub state: KeyState,
+    /// The catalog's key id and name when keygate manages it.
+    pub managed: Option<(String, String)>,
+}
+
+pub struct InventoryPage {
+    pub keys: Vec<InventoryEntry>,
+    pub next_page_token: String,
+}
+
+fn state_of(state: ProviderKeyState) -> KeyState {
+    match state {
+        ProviderKeyState::Enabled => KeyState::Enabled,
+        ProviderKeyState::Disabled => KeyState::Disabled,
+        ProviderKeyState::PendingDestruction => KeyState::PendingDestruction,
+        ProviderKeyState::Destroyed => KeyState::Destroyed,
+    }
+}
+
+impl Operation for ListInventory {
+    type Output = InventoryPage;
+
+    fn action(&self) -> Action {
+        Action::ListInventory
+    }
+
+    fn target(&self) -> Target<'_> {
+        Target::Provider(&self.provider)
+    }
+
+    async fn execute(self, cx: &mut Exec<'_>) -> Result<InventoryPage, GatewayError> {
+        let (name, provider) = cx.provider_instance()?;
+        let (name, provider) = (name.to_string(), provider.clone());
+        let page = PageRequest {
+            page_size: match self.page_size {
+                0 => 100,
+                n => n.min(1000),
+            },
+            page_token: self.page_token,
+        };
+        let listing = cx.reply(provider.list(&page).await)?;
+        // Managed: the catalog holds a key with this provider URI or this keygate id.
+        let by_uri: HashMap<String, _> = cx
+            .all_keys()
+            .into_iter()
+            .filter(|k| k.provider == name)
+            .map(|k| (k.provider_uri.to_string(), k))
+            .collect();
+        let keys: Vec<InventoryEntry> = listing
+            .keys
+            .into_iter()
+            .map(|k| {
+                let known = by_uri.get(k.uri.as_str()).cloned().or_else(|| {
+                    k.keygate_id
+                        .as_deref()
+                        .and_then(|id| cx.key_by_id(id))
+                        .filter(|r| r.provider == name)
+                });
+                InventoryEntry {
+                    provider: name.clone(),
+                    provider_uri: k.uri.to_string(),
+                    algorithm: k.algorithm.map(|a| a.as_str().to_string()).unwrap_or_default(),
+                    state: state_of(k.state),
+                    managed: known.map(|r| (r.id.clone(), r.name.clone())),
+                }
+            })
+            .collect();
+        cx.detail("returned", keys.len());
+        cx.detail("unmanaged", keys.iter().filter(|k| k.managed.is_none()).count());
+        Ok(InventoryPage {
+            keys,
+            next_page_token: listing.next_page_token,
+        })
+    }
+}

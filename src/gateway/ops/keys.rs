@@ -1,0 +1,306 @@
+//! CreateKey, GetKey, ListKeys.
+
+use crate::catalog::{KeyRecord, KeyState, ListFilter, VersionRecord};
+use crate::gateway::runner::{Exec, KeyDraft, Operation, Settings, Target};
+use crate::gateway::{GatewayError, validate};
+use crate::policy::Action;
+use crate::time::{format_duration, now_ms};
+use keygate_provider::{Algorithm, KeyPurpose, KeySpec};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A duration as the caller sent it (it may be negative or absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationInput {
+    pub seconds: i64,
+    pub nanos: i32,
+}
+
+impl DurationInput {
+    pub fn to_duration(self) -> Option<Duration> {
+        (self.seconds >= 0 && self.nanos >= 0)
+            .then(|| Duration::new(self.seconds as u64, self.nanos as u32))
+    }
+}
+
+pub struct CreateKey {
+    pub name: String,
+    /// Empty: the algorithm's purpose.
+    pub purpose: String,
+    pub algorithm: String,
+    pub owner: String,
+    /// Empty: `dev`.
+    pub environment: String,
+    pub crypto_period: Option<DurationInput>,
+    /// Empty: the default provider.
+    pub provider: String,
+    pub labels: BTreeMap<String, String>,
+    /// Filled in by `check`.
+    pub draft: Option<KeyDraft>,
+}
+
+impl CreateKey {
+    fn draft(&self, settings: &Settings<'_>) -> Result<KeyDraft, GatewayError> {
+        validate::key_name("name", &self.name)?;
+        validate::owner(&self.owner)?;
+        let algorithm: Algorithm = self
+            .algorithm
+            .parse()
+            .map_err(|e: keygate_provider::UnknownAlgorithm| GatewayError::invalid("algorithm", e.0))?;
+        let purpose = if self.purpose.is_empty() {
+            algorithm.purpose()
+        } else {
+            self.purpose
+                .parse::<KeyPurpose>()
+                .map_err(|e| GatewayError::invalid("purpose", e.0))?
+        };
+        if purpose != algorithm.purpose() {
+            return Err(GatewayError::invalid(
+                "purpose",
+                format!(
+                    "purpose '{purpose}' does not fit algorithm {algorithm}, which is for {}",
+                    algorithm.purpose()
+                ),
+            ));
+        }
+        let environment = if self.environment.is_empty() {
+            "dev".to_string()
+        } else {
+            self.environment.clone()
+        };
+        validate::environment(&environment)?;
+        let period = self
+            .crypto_period
+            .and_then(DurationInput::to_duration)
+            .ok_or_else(|| {
+                GatewayError::invalid(
+                    "crypto_period",
+                    "every key needs a crypto-period: set `crypto_period` (e.g. 365 days)",
+                )
+            })?;
+        let lifecycle = settings.lifecycle;
+        if period < lifecycle.min_crypto_period || period > lifecycle.max_crypto_period {
+            return Err(GatewayError::invalid(
+                "crypto_period",
+                format!(
+                    "crypto-period {} is outside the allowed range {} to {}",
+                    format_duration(period),
+                    format_duration(lifecycle.min_crypto_period),
+                    format_duration(lifecycle.max_crypto_period),
+                ),
+            ));
+        }
+        for (k, v) in &self.labels {
+            if k.is_empty() || k.len() > 63 || v.len() > 256 {
+                return Err(GatewayError::invalid(
+                    "labels",
+                    format!(
+                        "label '{}' is not valid: keys 1-63 bytes, values at most 256",
+                        validate::truncate(k, 70)
+                    ),
+                ));
+            }
+        }
+        Ok(KeyDraft {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: self.name.clone(),
+            owner: self.owner.clone(),
+            purpose,
+            environment,
+            algorithm,
+            provider: if self.provider.is_empty() {
+                settings.default_provider.to_string()
+            } else {
+                self.provider.clone()
+            },
+            crypto_period: period,
+        })
+    }
+}
+
+impl Operation for CreateKey {
+    type Output = Arc<KeyRecord>;
+
+    fn action(&self) -> Action {
+        Action::CreateKey
+    }
+
+    fn check(&mut self, settings: &Settings<'_>) -> Result<(), GatewayError> {
+        self.draft = Some(self.draft(settings)?);
+        Ok(())
+    }
+
+    fn target(&self) -> Target<'_> {
+        match &self.draft {
+            Some(draft) => Target::NewKey(draft),
+            // Unreachable: the runner checks before it resolves. A name alone is refused as
+            // a missing key rather than acting on an unchecked request.
+            None => Target::Key {
+                field: "name",
+                key: "",
+            },
+        }
+    }
+
+    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+        let (draft, provider) = cx.draft()?;
+        let (draft, provider) = (draft.clone(), provider.clone());
+        if !provider.capabilities().supports(draft.algorithm) {
+            return Err(GatewayError::AlgorithmUnsupported {
+                provider: draft.provider.clone(),
+                kind: provider.kind().into(),
+                algorithm: draft.algorithm.to_string(),
+            });
+        }
+        let spec = KeySpec {
+            name: draft.name.clone(),
+            key_id: draft.id.clone(),
+            algorithm: draft.algorithm,
+            owner: draft.owner.clone(),
+            environment: draft.environment.clone(),
+            crypto_period: draft.crypto_period,
+            labels: self.labels,
+        };
+        let created = cx.reply(provider.create_key(&spec).await)?;
+        let now = now_ms();
+        let versions: Vec<VersionRecord> = created
+            .versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| VersionRecord {
+                version: i as u32 + 1,
+                provider_version: v.provider_version.clone(),
+                created_at_ms: now,
+            })
+            .collect();
+        if versions.is_empty() {
+            return Err(GatewayError::Internal(format!(
+                "provider '{}' created a key with no versions",
+                draft.provider
+            )));
+        }
+        let record = KeyRecord {
+            id: draft.id,
+            name: draft.name,
+            owner: draft.owner,
+            purpose: draft.purpose,
+            environment: draft.environment,
+            algorithm: draft.algorithm,
+            provider: draft.provider,
+            provider_uri: created.uri,
+            state: KeyState::Enabled,
+            crypto_period: draft.crypto_period,
+            created_at_ms: now,
+            rotation_due_at_ms: now.saturating_add(
+                i64::try_from(draft.crypto_period.as_millis()).unwrap_or(i64::MAX),
+            ),
+            destruction_at_ms: None,
+            labels: spec.labels,
+            versions,
+        };
+        let record = cx.insert_key(record).await?;
+        cx.note_version(1);
+        cx.detail("algorithm", record.algorithm.as_str());
+        cx.detail("owner", record.owner.clone());
+        cx.detail("crypto_period_seconds", record.crypto_period.as_secs());
+        Ok(record)
+    }
+}
+
+pub struct GetKey {
+    pub key: String,
+}
+
+impl Operation for GetKey {
+    type Output = Arc<KeyRecord>;
+
+    fn action(&self) -> Action {
+        Action::GetKey
+    }
+
+    fn target(&self) -> Target<'_> {
+        Target::Key {
+            field: "key",
+            key: &self.key,
+        }
+    }
+
+    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+        Ok(cx.key()?.record().clone())
+    }
+}
+
+/// Lists the keys the caller may read (GetKey), by name.
+pub struct ListKeys {
+    pub owner: String,
+    pub environment: String,
+    /// 0: 100; at most 1000.
+    pub page_size: u32,
+    /// Empty for the first page; otherwise a `next_page_token` this gateway issued.
+    pub page_token: String,
+}
+
+pub struct KeyPage {
+    pub keys: Vec<Arc<KeyRecord>>,
+    pub next_page_token: String,
+}
+
+impl Operation for ListKeys {
+    type Output = KeyPage;
+
+    fn action(&self) -> Action {
+        Action::ListKeys
+    }
+
+    fn check(&mut self, _: &Settings<'_>) -> Result<(), GatewayError> {
+        // Page tokens are the last key name of the page before.
+        if !self.page_token.is_empty() && validate::key_name("page_token", &self.page_token).is_err()
+        {
+            return Err(GatewayError::invalid(
+                "page_token",
+                "page_token is not one this gateway issued; send the `next_page_token` of the previous page, or none",
+            ));
+        }
+        Ok(())
+    }
+
+    fn target(&self) -> Target<'_> {
+        Target::Catalog
+    }
+
+    async fn execute(self, cx: &mut Exec<'_>) -> Result<KeyPage, GatewayError> {
+        let page_size = match self.page_size {
+            0 => 100,
+            n => n.min(1000) as usize,
+        };
+        let filter = ListFilter {
+            owner: (!self.owner.is_empty()).then(|| self.owner.clone()),
+            environment: (!self.environment.is_empty()).then(|| self.environment.clone()),
+        };
+        let mut keys = Vec::new();
+        let mut after = self.page_token;
+        // Filter by permission page by page until the page is full or the catalog ends.
+        loop {
+            let batch = cx.list_keys(&filter, &after, page_size);
+            let exhausted = batch.len() < page_size;
+            for key in batch {
+                after = key.name.clone();
+                if cx.may_read(&key) {
+                    keys.push(key);
+                    if keys.len() == page_size {
+                        break;
+                    }
+                }
+            }
+            if exhausted || keys.len() == page_size {
+                let more = keys.len() == page_size && !cx.list_keys(&filter, &after, 1).is_empty();
+                cx.detail("returned", keys.len());
+                return Ok(KeyPage {
+                    keys,
+                    next_page_token: if more { after } else { String::new() },
+                });
+            }
+        }
+    }
+}

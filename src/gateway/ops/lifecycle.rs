@@ -1,0 +1,218 @@
+//! Changes to a key's versions and state: RotateKey, EnableKey, DisableKey,
+//! ScheduleKeyDestruction, CancelKeyDestruction, and the scheduler's DestroyKey.
+//!
+//! Each is an admin operation: the runner holds the key's lock from resolution to the
+//! outcome event and records an intent before the provider is called, so every change
+//! applies to the key as it is now.
+
+use crate::catalog::{KeyRecord, KeyState};
+use crate::gateway::ops::keys::DurationInput;
+use crate::gateway::runner::{Exec, Operation, Settings, Target};
+use crate::gateway::GatewayError;
+use crate::policy::Action;
+use crate::time::{format_duration, now_ms, rfc3339};
+use std::sync::Arc;
+
+fn key_target(key: &str) -> Target<'_> {
+    Target::Key { field: "key", key }
+}
+
+/// Adds a version and makes it primary. The scheduler sets `only_if_due_at_ms`, so a key
+/// rotated by hand since its scan is left alone.
+pub struct RotateKey {
+    pub key: String,
+    pub only_if_due_at_ms: Option<i64>,
+}
+
+impl Operation for RotateKey {
+    type Output = Arc<KeyRecord>;
+
+    fn action(&self) -> Action {
+        Action::RotateKey
+    }
+
+    fn target(&self) -> Target<'_> {
+        key_target(&self.key)
+    }
+
+    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+        let key = cx.key()?.clone();
+        if let Some(now) = self.only_if_due_at_ms
+            && key.rotation_due_at_ms > now
+        {
+            return Err(GatewayError::Precondition(format!(
+                "key '{}' is no longer due for rotation (next due {})",
+                key.name,
+                rfc3339(key.rotation_due_at_ms)
+            )));
+        }
+        let provider = cx.provider(&key)?;
+        let rotated = cx.reply(provider.rotate(&key.provider_uri).await)?;
+        cx.add_version(rotated.provider_version).await
+    }
+}
+
+pub struct SetKeyEnabled {
+    pub key: String,
+    pub enabled: bool,
+}
+
+impl Operation for SetKeyEnabled {
+    type Output = Arc<KeyRecord>;
+
+    fn action(&self) -> Action {
+        if self.enabled {
+            Action::EnableKey
+        } else {
+            Action::DisableKey
+        }
+    }
+
+    fn target(&self) -> Target<'_> {
+        key_target(&self.key)
+    }
+
+    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+        let key = cx.key()?.clone();
+        let provider = cx.provider(&key)?;
+        if provider.capabilities().disable {
+            cx.reply(provider.set_enabled(&key.provider_uri, self.enabled).await)?;
+        } else {
+            // The gateway still refuses every use of a disabled key.
+            cx.detail("enforced_by", "gateway");
+        }
+        let state = if self.enabled {
+            KeyState::Enabled
+        } else {
+            KeyState::Disabled
+        };
+        cx.set_state(key.state, state, None).await
+    }
+}
+
+pub struct ScheduleKeyDestruction {
+    pub key: String,
+    /// `None`: the configured default window.
+    pub pending_window: Option<DurationInput>,
+}
+
+impl Operation for ScheduleKeyDestruction {
+    type Output = Arc<KeyRecord>;
+
+    fn action(&self) -> Action {
+        Action::ScheduleKeyDestruction
+    }
+
+    fn check(&mut self, settings: &Settings<'_>) -> Result<(), GatewayError> {
+        let lifecycle = settings.lifecycle;
+        let window = match self.pending_window {
+            None => lifecycle.default_destruction_window,
+            Some(d) => d.to_duration().ok_or_else(|| {
+                GatewayError::invalid("pending_window", "pending_window is negative")
+            })?,
+        };
+        if window < lifecycle.min_destruction_window || window > lifecycle.max_destruction_window
+        {
+            return Err(GatewayError::invalid(
+                "pending_window",
+                format!(
+                    "pending window {} is outside the allowed range {} to {}",
+                    format_duration(window),
+                    format_duration(lifecycle.min_destruction_window),
+                    format_duration(lifecycle.max_destruction_window),
+                ),
+            ));
+        }
+        let seconds = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        self.pending_window = Some(DurationInput { seconds, nanos: 0 });
+        Ok(())
+    }
+
+    fn target(&self) -> Target<'_> {
+        key_target(&self.key)
+    }
+
+    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+        let window = self
+            .pending_window
+            .and_then(DurationInput::to_duration)
+            .ok_or_else(|| GatewayError::Internal("the window was not checked".into()))?;
+        let key = cx.key()?.clone();
+        let provider = cx.provider(&key)?;
+        cx.reply(provider.schedule_destroy(&key.provider_uri, window).await)?;
+        let at = now_ms().saturating_add(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        cx.detail("destruction_at", rfc3339(at));
+        cx.set_state(key.state, KeyState::PendingDestruction, Some(at))
+            .await
+    }
+}
+
+pub struct CancelKeyDestruction {
+    pub key: String,
+}
+
+impl Operation for CancelKeyDestruction {
+    type Output = Arc<KeyRecord>;
+
+    fn action(&self) -> Action {
+        Action::CancelKeyDestruction
+    }
+
+    fn target(&self) -> Target<'_> {
+        key_target(&self.key)
+    }
+
+    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+        let key = cx.key()?.clone();
+        let provider = cx.provider(&key)?;
+        cx.reply(provider.cancel_destroy(&key.provider_uri).await)?;
+        if provider.capabilities().disable {
+            cx.reply(provider.set_enabled(&key.provider_uri, false).await)?;
+        }
+        // Back to disabled, not enabled: using the key again is a second, deliberate step.
+        cx.set_state(KeyState::PendingDestruction, KeyState::Disabled, None)
+            .await
+    }
+}
+
+/// The end of a pending window: destroys the key material in the backend and records what
+/// was destroyed. Only the scheduler runs it; the runner has re-read the key under its lock,
+/// so a destruction cancelled meanwhile is not carried out.
+pub struct DestroyKey {
+    pub key_id: String,
+    pub now_ms: i64,
+}
+
+impl Operation for DestroyKey {
+    type Output = Arc<KeyRecord>;
+
+    fn action(&self) -> Action {
+        Action::DestroyKey
+    }
+
+    fn target(&self) -> Target<'_> {
+        key_target(&self.key_id)
+    }
+
+    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+        let key = cx.key()?.clone();
+        if key.destruction_at_ms.is_none_or(|at| at > self.now_ms) {
+            return Err(GatewayError::Precondition(format!(
+                "key '{}' is not yet due for destruction",
+                key.name
+            )));
+        }
+        let provider = cx.provider(&key)?;
+        cx.reply(provider.destroy(&key.provider_uri).await)?;
+        // The destruction record: what was destroyed, where, and how many versions.
+        cx.detail("provider", key.provider.clone());
+        cx.detail("provider_uri", key.provider_uri.to_string());
+        cx.detail("versions_destroyed", key.versions.len());
+        cx.set_state(
+            KeyState::PendingDestruction,
+            KeyState::Destroyed,
+            key.destruction_at_ms,
+        )
+        .await
+    }
+}

@@ -1,0 +1,20 @@
+//! Every operation keygate performs, as values the runner executes: one module per family.
+
+pub mod audit;
+pub mod crypto;
+pub mod inventory;
+pub mod keys;
+pub mod lifecycle;
+pub mod signing;
+
+pub use audit::{AuditPage, AuditQuery, AuditTail, AuditVerify, Tail};
+pub use crypto::{DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed};
+pub use inventory::{InventoryEntry, InventoryPage, ListInventory};
+pub use keys::{CreateKey, DurationInput, GetKey, KeyPage, ListKeys};
+pub use lifecycle::{
+    CancelKeyDestruction, DestroyKey, RotateKey, ScheduleKeyDestruction, SetKeyEnabled,
+};
+pub use signing::{
+    GenerateMac, GetPublicKey, Mac, Payload, PublicKey, Sign, Signature, Verification, Verify,
+    VerifyMac,
+};

@@ -1,0 +1,242 @@
+//! What an admitted operation may do: use the keys it was admitted for, call their
+//! providers, change the catalog under the key's lock, and note facts for its event.
+//!
+//! An [`Admitted`] key can only be made by the runner's admission, and providers are only
+//! reachable through one, so an operation cannot reach a backend for a key that policy and
+//! lifecycle did not pass. Catalog writes need the [`KeyLock`] the runner took.
+
+use super::journal::Journal;
+use super::operation::{KeyDraft, Settings};
+use super::{Actor, Call, Gateway};
+use crate::audit::AuditLog;
+use crate::catalog::{KeyLock, KeyRecord, KeyState, ListFilter, NameReservation};
+use crate::gateway::GatewayError;
+use crate::policy::{Action, PolicyContext, Resource};
+use keygate_provider::{KeyProvider, Replied};
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// A key that passed resolution, authorization and the lifecycle check for this call.
+#[derive(Debug, Clone)]
+pub struct Admitted(Arc<KeyRecord>);
+
+impl Admitted {
+    pub(super) fn new(record: Arc<KeyRecord>) -> Self {
+        Admitted(record)
+    }
+
+    pub fn record(&self) -> &Arc<KeyRecord> {
+        &self.0
+    }
+}
+
+impl Deref for Admitted {
+    type Target = KeyRecord;
+    fn deref(&self) -> &KeyRecord {
+        &self.0
+    }
+}
+
+/// What the call was admitted to act on.
+pub(super) enum Subject {
+    Key(Admitted),
+    NewKey {
+        draft: KeyDraft,
+        provider: Arc<dyn KeyProvider>,
+    },
+    Catalog,
+    AuditLog,
+    Provider {
+        name: String,
+        provider: Arc<dyn KeyProvider>,
+    },
+}
+
+/// Locks an admin operation holds until its outcome is on record.
+#[derive(Default)]
+pub(super) struct Held<'g> {
+    pub key: Option<KeyLock>,
+    pub name: Option<NameReservation<'g>>,
+}
+
+pub struct Exec<'a> {
+    pub(super) gateway: &'a Gateway,
+    pub(super) call: &'a Call,
+    pub(super) actor: &'a Actor,
+    pub(super) journal: &'a mut Journal,
+    pub(super) subject: Subject,
+    pub(super) destination: Option<Admitted>,
+    pub(super) ciphertext_version: Option<u32>,
+    pub(super) held: &'a Held<'a>,
+}
+
+fn not_admitted(what: &str) -> GatewayError {
+    GatewayError::Internal(format!("the operation was not admitted for {what}"))
+}
+
+impl<'a> Exec<'a> {
+    pub fn settings(&self) -> Settings<'_> {
+        self.gateway.settings()
+    }
+
+    pub fn actor(&self) -> &Actor {
+        self.actor
+    }
+
+    /// The key the call was admitted for.
+    pub fn key(&self) -> Result<&Admitted, GatewayError> {
+        match &self.subject {
+            Subject::Key(k) => Ok(k),
+            _ => Err(not_admitted("a key")),
+        }
+    }
+
+    /// The second key (ReEncrypt's destination), if the call named one.
+    pub fn destination(&self) -> Option<&Admitted> {
+        self.destination.as_ref()
+    }
+
+    /// The version a ciphertext named (calls admitted from a ciphertext).
+    pub fn ciphertext_version(&self) -> Result<u32, GatewayError> {
+        self.ciphertext_version
+            .ok_or_else(|| not_admitted("a ciphertext"))
+    }
+
+    pub fn draft(&self) -> Result<(&KeyDraft, &Arc<dyn KeyProvider>), GatewayError> {
+        match &self.subject {
+            Subject::NewKey { draft, provider } => Ok((draft, provider)),
+            _ => Err(not_admitted("a new key")),
+        }
+    }
+
+    /// The provider instance the call was admitted for (inventory).
+    pub fn provider_instance(&self) -> Result<(&str, &Arc<dyn KeyProvider>), GatewayError> {
+        match &self.subject {
+            Subject::Provider { name, provider } => Ok((name, provider)),
+            _ => Err(not_admitted("a provider")),
+        }
+    }
+
+    /// The provider holding an admitted key.
+    pub fn provider(&self, key: &Admitted) -> Result<Arc<dyn KeyProvider>, GatewayError> {
+        self.gateway
+            .providers
+            .get(&key.provider)
+            .ok_or_else(|| GatewayError::ProviderMissing {
+                key: key.name.clone(),
+                provider: key.provider.clone(),
+            })
+    }
+
+    /// A provider's answer: the value, with the backend's request id noted for the event.
+    pub fn reply<T>(
+        &mut self,
+        result: keygate_provider::Result<Replied<T>>,
+    ) -> Result<T, GatewayError> {
+        let replied = result?;
+        self.journal.provider_request(replied.request_id);
+        Ok(replied.value)
+    }
+
+    pub fn note_version(&mut self, version: u32) {
+        self.journal.version(version);
+    }
+
+    /// The key the event is about, when it is not the admitted one (ReEncrypt's destination,
+    /// a created key).
+    pub fn note_key(&mut self, key: &KeyRecord) {
+        self.journal.key(key);
+    }
+
+    pub fn detail(&mut self, name: &str, value: impl Into<serde_json::Value>) {
+        self.journal.detail(name, value.into());
+    }
+
+    // --- reading the catalog and the log ---
+
+    pub fn list_keys(&self, filter: &ListFilter, after: &str, limit: usize) -> Vec<Arc<KeyRecord>> {
+        self.gateway.catalog.list(filter, after, limit)
+    }
+
+    pub fn all_keys(&self) -> Vec<Arc<KeyRecord>> {
+        self.gateway.catalog.all()
+    }
+
+    pub fn key_by_id(&self, id: &str) -> Option<Arc<KeyRecord>> {
+        self.gateway.catalog.get_by_id(id)
+    }
+
+    /// Whether the caller may read `key` (GetKey), for listings.
+    pub fn may_read(&self, key: &KeyRecord) -> bool {
+        let Actor::Caller(principal) = self.actor else {
+            return false;
+        };
+        let context = PolicyContext {
+            client_address: self.call.client_address.clone(),
+            time_ms: crate::time::now_ms(),
+            crypto_period_seconds: key.crypto_period.as_secs() as i64,
+        };
+        self.gateway
+            .policy
+            .authorize(
+                principal,
+                Action::GetKey,
+                &Resource::Key(super::admission::key_attributes(key)),
+                &context,
+            )
+            .allowed()
+    }
+
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.gateway.audit
+    }
+
+    pub fn configured_providers(&self) -> String {
+        self.gateway.providers.names().join(", ")
+    }
+
+    // --- changing the catalog (admin operations; the runner holds the key's lock) ---
+
+    fn lock(&self) -> Result<&KeyLock, GatewayError> {
+        self.held.key.as_ref().ok_or_else(|| not_admitted("a change"))
+    }
+
+    pub async fn add_version(
+        &mut self,
+        provider_version: String,
+    ) -> Result<Arc<KeyRecord>, GatewayError> {
+        let lock = self.lock()?;
+        let record = self
+            .gateway
+            .catalog
+            .add_version(lock, provider_version, crate::time::now_ms())
+            .await?;
+        self.journal.version(record.primary().version);
+        Ok(record)
+    }
+
+    pub async fn set_state(
+        &mut self,
+        expected: KeyState,
+        state: KeyState,
+        destruction_at_ms: Option<i64>,
+    ) -> Result<Arc<KeyRecord>, GatewayError> {
+        let lock = self.lock()?;
+        Ok(self
+            .gateway
+            .catalog
+            .set_state(lock, expected, state, destruction_at_ms)
+            .await?)
+    }
+
+    pub async fn insert_key(&mut self, record: KeyRecord) -> Result<Arc<KeyRecord>, GatewayError> {
+        let reservation = self
+            .held
+            .name
+            .as_ref()
+            .ok_or_else(|| not_admitted("a creation"))?;
+        let record = self.gateway.catalog.insert(reservation, record).await?;
+        self.journal.key(&record);
+        Ok(record)
+    }
+}

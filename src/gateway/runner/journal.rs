@@ -1,0 +1,126 @@
+//! The facts a call's audit event records, gathered as the runner and the operation learn
+//! them, and the two appends: the intent (admin operations, before the provider is called)
+//! and the outcome (every call).
+
+use super::call::{Actor, Call};
+use crate::audit::{AuditLog, AuditRecord, Outcome};
+use crate::catalog::KeyRecord;
+use crate::gateway::GatewayError;
+use crate::policy::Action;
+use tracing::Span;
+
+pub struct Journal {
+    record: AuditRecord,
+    details: serde_json::Map<String, serde_json::Value>,
+    span: Span,
+}
+
+impl Journal {
+    pub fn open(call: &Call, action: Action, span: Span) -> Self {
+        Journal {
+            record: AuditRecord {
+                source: "gateway".into(),
+                actor: "anonymous".into(),
+                actor_kind: "anonymous".into(),
+                action: action.as_str().into(),
+                request_id: call.request_id.clone(),
+                client_address: call.client_address.clone(),
+                ..Default::default()
+            },
+            details: serde_json::Map::new(),
+            span,
+        }
+    }
+
+    pub fn actor(&mut self, actor: &Actor) {
+        self.record.actor = actor.name();
+        self.record.actor_kind = actor.kind().into();
+        self.span.record("principal", self.record.actor.as_str());
+    }
+
+    pub fn key(&mut self, key: &KeyRecord) {
+        self.record.key_id = key.id.clone();
+        self.record.key_name = key.name.clone();
+        self.span.record("key", key.name.as_str());
+        self.provider(&key.provider);
+    }
+
+    /// A key named but not (yet) in the catalog.
+    pub fn key_name(&mut self, name: &str) {
+        self.record.key_name = crate::gateway::validate::truncate(name, 200);
+        self.span.record("key", self.record.key_name.as_str());
+    }
+
+    pub fn provider(&mut self, name: &str) {
+        self.span.record("provider", name);
+    }
+
+    pub fn version(&mut self, version: u32) {
+        self.record.key_version = version;
+    }
+
+    pub fn policy(&mut self, summary: String) {
+        self.record.policy = summary;
+    }
+
+    pub fn provider_request(&mut self, request_id: Option<String>) {
+        if let Some(id) = request_id {
+            self.record.provider_request_id = id;
+        }
+    }
+
+    pub fn detail(&mut self, name: &str, value: serde_json::Value) {
+        self.details.insert(name.to_string(), value);
+    }
+
+    fn sealed(&self, outcome: Outcome) -> AuditRecord {
+        let mut record = self.record.clone();
+        record.time_ms = crate::time::now_ms();
+        record.outcome = outcome.as_str().into();
+        if !self.details.is_empty() {
+            record.details = serde_json::Value::Object(self.details.clone()).to_string();
+        }
+        record
+    }
+
+    /// The intent event: durable before the provider is asked to change anything, so an
+    /// attempt is on record even if the gateway dies before the outcome.
+    pub async fn intent(&self, audit: &AuditLog) -> Result<(), GatewayError> {
+        audit.append(self.sealed(Outcome::Intent)).await?;
+        Ok(())
+    }
+
+    /// The outcome event, durable before the result is handed back. A result that cannot be
+    /// audited is not returned. (The call's task runs inside the journal's span, so these log
+    /// lines carry its request id.)
+    pub async fn finish<T>(
+        mut self,
+        audit: &AuditLog,
+        result: Result<T, GatewayError>,
+        caller_gone: bool,
+    ) -> Result<T, GatewayError> {
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => {
+                self.record.reason = e.to_string();
+                self.record.error_reason = e.reason().into();
+                e.outcome()
+            }
+        };
+        self.record.caller_gone = caller_gone;
+        let record = self.sealed(outcome);
+        match audit.append(record).await {
+            Ok(_) => {
+                match &result {
+                    Ok(_) => tracing::debug!(caller_gone, "call ok"),
+                    Err(e) => tracing::debug!(reason = e.reason(), caller_gone, error = %e, "call failed"),
+                }
+                result
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit append failed; refusing the call");
+                Err(GatewayError::Audit(e))
+            }
+        }
+    }
+}

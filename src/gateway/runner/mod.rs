@@ -1,0 +1,186 @@
+//! The operation runner: the one way a call reaches a provider.
+//!
+//! [`Gateway::run`] takes an [`Operation`] and performs, in order and for every operation:
+//! authenticate → check → resolve → authorize → lifecycle → (intent event, for admin
+//! operations) → execute → outcome event. The gateway's parts are private to this module, so
+//! an operation reaches keys, providers and the catalog only through [`Exec`].
+//!
+//! Once started, a call runs to its end in a task of its own: a caller that goes away (its
+//! deadline passes, it resets the stream, the server's own timeout fires) drops only its wait
+//! for the result, and the event records that it had gone.
+
+mod admission;
+mod call;
+mod exec;
+mod journal;
+mod operation;
+
+pub use admission::key_attributes;
+pub use call::{Actor, Call, Credentials, Presence, SystemTask};
+pub use exec::{Admitted, Exec};
+pub use operation::{KeyDraft, Operation, Settings, Target};
+
+use crate::audit::AuditLog;
+use crate::auth::TokenTable;
+use crate::catalog::{Catalog, KeyRecord};
+use crate::gateway::{GatewayError, Limits};
+use crate::lifecycle::LifecycleSettings;
+use crate::policy::PolicyEngine;
+use crate::providers::ProviderRegistry;
+use exec::Held;
+use futures::FutureExt as _;
+use journal::Journal;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use tracing::Instrument as _;
+
+pub struct Gateway {
+    catalog: Catalog,
+    providers: ProviderRegistry,
+    policy: PolicyEngine,
+    audit: AuditLog,
+    tokens: TokenTable,
+    limits: Limits,
+    lifecycle: LifecycleSettings,
+}
+
+impl Gateway {
+    pub fn new(
+        catalog: Catalog,
+        providers: ProviderRegistry,
+        policy: PolicyEngine,
+        audit: AuditLog,
+        tokens: TokenTable,
+        limits: Limits,
+        lifecycle: LifecycleSettings,
+    ) -> Self {
+        Self {
+            catalog,
+            providers,
+            policy,
+            audit,
+            tokens,
+            limits,
+            lifecycle,
+        }
+    }
+
+    pub fn settings(&self) -> Settings<'_> {
+        Settings {
+            limits: &self.limits,
+            lifecycle: &self.lifecycle,
+            default_provider: self.providers.default_name(),
+        }
+    }
+
+    pub fn provider_names(&self) -> Vec<String> {
+        self.providers.names()
+    }
+
+    pub fn policy_count(&self) -> usize {
+        self.policy.policy_count()
+    }
+
+    pub fn lifecycle(&self) -> &LifecycleSettings {
+        &self.lifecycle
+    }
+
+    /// Whether the audit log can be written (see [`AuditLog::watch_writable`]).
+    pub fn audit_writable(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.audit.watch_writable()
+    }
+
+    /// Every key, read-only (the scheduler's scan).
+    pub fn keys_snapshot(&self) -> Vec<Arc<KeyRecord>> {
+        self.catalog.all()
+    }
+
+    /// Runs `op` for `call` to its end and returns its result. Dropping the returned future
+    /// does not stop the call: it completes and is audited, marked as abandoned by its
+    /// caller.
+    pub async fn run<O: Operation>(
+        self: &Arc<Self>,
+        call: Call,
+        op: O,
+    ) -> Result<O::Output, GatewayError> {
+        let presence = Presence::default();
+        let _waiter = presence.waiter();
+        let span = tracing::info_span!(
+            "call",
+            request_id = %call.request_id,
+            action = %op.action(),
+            principal = tracing::field::Empty,
+            key = tracing::field::Empty,
+            provider = tracing::field::Empty,
+        );
+        let gateway = self.clone();
+        let journal_span = span.clone();
+        let task = tokio::spawn(
+            async move { gateway.run_to_end(&call, op, presence, journal_span).await }
+                .instrument(span),
+        );
+        match task.await {
+            Ok(result) => result,
+            Err(e) => Err(GatewayError::Internal(format!(
+                "the call's task ended abnormally: {e}"
+            ))),
+        }
+    }
+
+    async fn run_to_end<O: Operation>(
+        &self,
+        call: &Call,
+        op: O,
+        presence: Presence,
+        span: tracing::Span,
+    ) -> Result<O::Output, GatewayError> {
+        let action = op.action();
+        let mut journal = Journal::open(call, action, span);
+        let mut held = Held::default();
+        let result = AssertUnwindSafe(self.admit_and_execute(call, op, &mut held, &mut journal))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!("the call panicked; it is audited as an internal error");
+                Err(GatewayError::Internal(
+                    "the call failed inside keygate; nothing was changed after the failure point"
+                        .into(),
+                ))
+            });
+        let result = journal.finish(&self.audit, result, presence.gone()).await;
+        // Locks go only once the outcome is on record, so a key's events stay in order.
+        drop(held);
+        result
+    }
+
+    async fn admit_and_execute<'g, O: Operation>(
+        &'g self,
+        call: &Call,
+        mut op: O,
+        held: &mut Held<'g>,
+        journal: &mut Journal,
+    ) -> Result<O::Output, GatewayError> {
+        if !self.audit.is_writable() {
+            return Err(GatewayError::Audit(crate::audit::AuditError::Unwritable));
+        }
+        let actor = self.authenticate(call)?;
+        journal.actor(&actor);
+        op.check(&self.settings())?;
+        let admission = self.admit(call, &actor, &op, held, journal).await?;
+        if op.action().is_admin() {
+            journal.intent(&self.audit).await?;
+        }
+        let mut cx = Exec {
+            gateway: self,
+            call,
+            actor: &actor,
+            journal,
+            subject: admission.subject,
+            destination: admission.destination,
+            ciphertext_version: admission.ciphertext_version,
+            held,
+        };
+        op.execute(&mut cx).await
+    }
+}
+

@@ -1,0 +1,18 @@
+//! protobuf ↔ domain, at the edge. Requests convert without failing (every call reaches the
+//! runner and is audited, malformed or not); validation is the operations' `check`.
+
+mod audit;
+mod crypto;
+mod keys;
+
+pub use audit::event_to_pb;
+pub use keys::key_to_pb;
+
+use crate::gateway::ops::DurationInput;
+
+fn duration(d: Option<prost_types::Duration>) -> Option<DurationInput> {
+    d.map(|d| DurationInput {
+        seconds: d.seconds,
+        nanos: d.nanos,
+    })
+}

@@ -1,0 +1,45 @@
+//! Standard gRPC health: SERVING while the audit log can be written, NOT_SERVING while it
+//! cannot (the gateway refuses calls then, so load balancers should send them elsewhere).
+
+use super::{admin::AdminApi, audit::AuditApi, keys::KeyApi};
+use crate::pb;
+use tokio::sync::watch;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+async fn set(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter
+        .set_service_status(
+            <pb::key_service_server::KeyServiceServer<KeyApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter
+        .set_service_status(
+            <pb::audit_service_server::AuditServiceServer<AuditApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter
+        .set_service_status(
+            <pb::admin_service_server::AdminServiceServer<AdminApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+}
+
+/// Mirrors the audit log's writability into the health service until the server stops.
+pub async fn follow_audit(reporter: HealthReporter, mut writable: watch::Receiver<bool>) {
+    loop {
+        let status = if *writable.borrow_and_update() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        set(&reporter, status).await;
+        if writable.changed().await.is_err() {
+            return;
+        }
+    }
+}
