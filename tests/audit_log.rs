@@ -161,9 +161,17 @@ async fn every_call_is_one_event_with_its_facts() {
         .collect();
     assert_eq!(
         outcomes,
-        [("CreateKey", "intent"), ("CreateKey", "ok"), ("Encrypt", "ok")]
+        [
+            ("CreateKey", "intent"),
+            ("CreateKey", "ok"),
+            ("Encrypt", "ok")
+        ]
     );
-    assert!(by_key.iter().all(|e| e.actor_kind == "user" && !e.caller_gone));
+    assert!(
+        by_key
+            .iter()
+            .all(|e| e.actor_kind == "user" && !e.caller_gone)
+    );
     let creates = audit
         .query(pb::AuditQueryRequest {
             action: "CreateKey".into(),
@@ -273,7 +281,15 @@ async fn the_wal_starts_over_under_sustained_load() {
     let before = wal_restarts(&wal);
     let bench = server
         .cli()
-        .args(["bench", "--op", "mac", "--concurrency", "32", "--channels", "2"])
+        .args([
+            "bench",
+            "--op",
+            "mac",
+            "--concurrency",
+            "32",
+            "--channels",
+            "2",
+        ])
         .args(["--requests", "30000", "--json"])
         .output()
         .unwrap();

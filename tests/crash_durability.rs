@@ -49,7 +49,10 @@ async fn acknowledged_calls_survive_kill_9() {
         if !later.is_empty() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the load never reached 1000 calls");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load never reached 1000 calls"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.kill9();

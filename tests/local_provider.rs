@@ -268,7 +268,11 @@ async fn destruction_is_scheduled_cancelled_and_carried_out_by_the_scheduler() {
     let outcomes: Vec<&str> = records.iter().map(|e| e.outcome.as_str()).collect();
     assert_eq!(outcomes, ["intent", "ok"], "{records:?}");
     assert_eq!(records[0].request_id, records[1].request_id);
-    assert!(records.iter().all(|e| e.actor == "keygate:scheduler" && e.actor_kind == "system"));
+    assert!(
+        records
+            .iter()
+            .all(|e| e.actor == "keygate:scheduler" && e.actor_kind == "system")
+    );
     assert!(
         records[1].details.contains("versions_destroyed"),
         "{}",

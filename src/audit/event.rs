@@ -148,7 +148,10 @@ mod tests {
         gone.caller_gone = true;
         assert_ne!(h, chain_hash(FORMAT, 1, GENESIS_HASH, &gone));
         assert_ne!(h, chain_hash(1, 1, GENESIS_HASH, &r));
-        assert_eq!(chain_hash(1, 1, GENESIS_HASH, &r), chain_hash(1, 1, GENESIS_HASH, &gone));
+        assert_eq!(
+            chain_hash(1, 1, GENESIS_HASH, &r),
+            chain_hash(1, 1, GENESIS_HASH, &gone)
+        );
         // Moving bytes between adjacent fields must not collide.
         let a = AuditRecord {
             actor: "ab".into(),

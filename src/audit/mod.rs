@@ -74,6 +74,8 @@ pub struct AuditLog {
     tx: mpsc::Sender<(AuditRecord, Ack)>,
     live: broadcast::Sender<Arc<AuditEvent>>,
     writable: watch::Receiver<bool>,
+    /// Calls refused while the store could not be written.
+    refused: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AuditLog {
@@ -93,13 +95,17 @@ impl AuditLog {
         let checkpoint_conn = db.acquire().await?.detach();
         let catch_up = checkpoint::CatchUp::default();
         let (health, writable) = watch::channel(true);
+        let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
         tokio::spawn(writer::run(
             conn,
             head,
             rx,
             live.clone(),
             catch_up.clone(),
-            health,
+            writer::Health {
+                writable: health,
+                refused: refused.clone(),
+            },
         ));
         tokio::spawn(checkpoint::run(checkpoint_conn, catch_up));
         Ok(Self {
@@ -107,7 +113,14 @@ impl AuditLog {
             tx,
             live,
             writable,
+            refused,
         })
+    }
+
+    /// Counts a call refused because the store could not be written.
+    pub fn note_refused(&self) {
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether the last commit succeeded. While false the gateway admits no new call.

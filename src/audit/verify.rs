@@ -54,7 +54,12 @@ pub async fn verify(db: &SqlitePool) -> Result<VerifyReport, AuditError> {
                     &previous,
                 ));
             }
-            let recomputed = chain_hash(event.format, event.sequence, &event.previous_hash, &event.record);
+            let recomputed = chain_hash(
+                event.format,
+                event.sequence,
+                &event.previous_hash,
+                &event.record,
+            );
             if recomputed != event.hash {
                 return Ok(broken(
                     event.sequence,

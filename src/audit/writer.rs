@@ -10,6 +10,7 @@ use super::event::{AuditEvent, AuditRecord, GENESIS_HASH, Outcome};
 use super::{Ack, store};
 use sqlx::SqliteConnection;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -19,8 +20,12 @@ const MAX_BATCH: usize = 1024;
 /// How often an idle writer retries a store that failed.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Whether the last commit succeeded, for the gateway and the health service.
-pub type Health = watch::Sender<bool>;
+/// What the writer reports: whether the last commit succeeded (for the gateway and the
+/// health service), and how many calls the gateway refused meanwhile.
+pub struct Health {
+    pub writable: watch::Sender<bool>,
+    pub refused: Arc<AtomicU64>,
+}
 
 /// What the writer knows of an outage in progress.
 struct Outage {
@@ -30,7 +35,7 @@ struct Outage {
 }
 
 impl Outage {
-    fn record(&self) -> AuditRecord {
+    fn record(&self, refused_calls: u64) -> AuditRecord {
         AuditRecord {
             time_ms: crate::time::now_ms(),
             source: "gateway".into(),
@@ -46,6 +51,7 @@ impl Outage {
             details: serde_json::json!({
                 "unwritable_since": crate::time::rfc3339(self.since_ms),
                 "failed_batches": self.failed_batches,
+                "refused_calls": refused_calls,
                 "last_error": self.last_error,
             })
             .to_string(),
@@ -67,8 +73,7 @@ pub async fn run(
     let mut outage: Option<Outage> = None;
     loop {
         let received = if outage.is_some() {
-            match tokio::time::timeout(PROBE_INTERVAL, rx.recv_many(&mut batch, MAX_BATCH)).await
-            {
+            match tokio::time::timeout(PROBE_INTERVAL, rx.recv_many(&mut batch, MAX_BATCH)).await {
                 Ok(n) => Some(n),
                 Err(_) => None, // idle: probe with the recovery event alone
             }
@@ -88,8 +93,9 @@ pub async fn run(
             prev = event.hash.clone();
             event
         };
+        let refused = health.refused.load(Ordering::Relaxed);
         if let Some(o) = &outage {
-            events.push(seal(o.record()));
+            events.push(seal(o.record(refused)));
         }
         for (record, ack) in batch.drain(..) {
             events.push(seal(record));
@@ -101,7 +107,8 @@ pub async fn run(
                 previous = prev;
                 if outage.take().is_some() {
                     tracing::warn!("the audit store is writable again; accepting calls");
-                    health.send_replace(true);
+                    health.refused.fetch_sub(refused, Ordering::Relaxed);
+                    health.writable.send_replace(true);
                 }
                 let mut acks = acks.into_iter();
                 let skip = events.len() - acks.len();
@@ -130,7 +137,7 @@ pub async fn run(
                             failed_batches: 1,
                             last_error: reason.clone(),
                         });
-                        health.send_replace(false);
+                        health.writable.send_replace(false);
                     }
                 }
                 for ack in acks {

@@ -25,7 +25,9 @@ pub enum CatalogError {
     Missing(String),
     /// The stored record is not in the state the change expected: another writer (another
     /// gateway sharing the database) changed it first. Nothing was written.
-    #[error("key '{key}' changed under this call: expected it {expected}, the catalog has it {found}")]
+    #[error(
+        "key '{key}' changed under this call: expected it {expected}, the catalog has it {found}"
+    )]
     Conflict {
         key: String,
         expected: String,
@@ -55,7 +57,11 @@ pub struct NameReservation<'c> {
 
 impl Drop for NameReservation<'_> {
     fn drop(&mut self) {
-        let mut names = self.catalog.creating.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names = self
+            .catalog
+            .creating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         names.remove(&self.name);
     }
 }
@@ -220,9 +226,8 @@ impl Catalog {
             provider_version,
             created_at_ms: now_ms,
         };
-        let due = now_ms.saturating_add(
-            i64::try_from(current.crypto_period.as_millis()).unwrap_or(i64::MAX),
-        );
+        let due = now_ms
+            .saturating_add(i64::try_from(current.crypto_period.as_millis()).unwrap_or(i64::MAX));
         // The (key, version) primary key refuses a version another writer already added.
         store::add_version(&self.db, &current.id, &version, due).await?;
         let mut updated = (*current).clone();

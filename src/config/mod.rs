@@ -262,7 +262,10 @@ impl Config {
             ));
         }
         if provider.is_zero() {
-            return Err(Self::invalid("limits.provider_timeout", "must be more than 0s"));
+            return Err(Self::invalid(
+                "limits.provider_timeout",
+                "must be more than 0s",
+            ));
         }
         if let Some(name) = &self.default_provider
             && !self.providers.contains_key(name)
@@ -357,8 +360,8 @@ mod tests {
 
     #[test]
     fn the_provider_deadline_must_be_shorter_than_the_request_timeout() {
-        let err = parse("[limits]\nrequest_timeout = \"5s\"\nprovider_timeout = \"5s\"\n")
-            .unwrap_err();
+        let err =
+            parse("[limits]\nrequest_timeout = \"5s\"\nprovider_timeout = \"5s\"\n").unwrap_err();
         assert!(err.contains("limits.provider_timeout"), "{err}");
         assert!(err.contains("request_timeout"), "{err}");
         assert!(parse("[limits]\nrequest_timeout = \"5s\"\nprovider_timeout = \"4s\"\n").is_ok());

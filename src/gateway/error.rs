@@ -95,7 +95,9 @@ pub enum GatewayError {
         provider: String,
         configured: String,
     },
-    #[error("key '{key}' is held by provider '{provider}', which is not configured on this gateway")]
+    #[error(
+        "key '{key}' is held by provider '{provider}', which is not configured on this gateway"
+    )]
     ProviderMissing { key: String, provider: String },
     #[error("provider '{provider}' ({kind}) does not support algorithm {algorithm}")]
     AlgorithmUnsupported {

@@ -13,7 +13,6 @@ pub fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-
 /// Key names: lower-case letters, digits and `/ _ . -`, 1-128 characters, starting with a
 /// letter or digit, and not shaped like a key id (so names and ids never collide).
 pub fn key_name(field: &'static str, name: &str) -> Result<(), GatewayError> {
@@ -78,10 +77,13 @@ pub fn environment(env: &str) -> Result<(), GatewayError> {
     if ok {
         Ok(())
     } else {
-        Err(GatewayError::invalid("environment", format!(
-            "environment '{}' is not valid: use 1-32 lower-case letters, digits and -",
-            truncate(env, 40)
-        )))
+        Err(GatewayError::invalid(
+            "environment",
+            format!(
+                "environment '{}' is not valid: use 1-32 lower-case letters, digits and -",
+                truncate(env, 40)
+            ),
+        ))
     }
 }
 

@@ -51,9 +51,7 @@ pub fn check(action: Action, key: &KeyRecord) -> Result<(), GatewayError> {
     match (action, key.state) {
         (Action::GetKey, _) => Ok(()),
         (_, KeyState::Destroyed) => Err(GatewayError::KeyDestroyed(name())),
-        (Action::CancelKeyDestruction | Action::DestroyKey, KeyState::PendingDestruction) => {
-            Ok(())
-        }
+        (Action::CancelKeyDestruction | Action::DestroyKey, KeyState::PendingDestruction) => Ok(()),
         (Action::CancelKeyDestruction | Action::DestroyKey, state) => {
             Err(GatewayError::NotPendingDestruction {
                 key: name(),

@@ -61,7 +61,10 @@ impl AuditService for AuditApi {
         let id = call.request_id.clone();
         reply(
             &id,
-            self.gateway.run(call, ops::AuditVerify).await.map(Into::into),
+            self.gateway
+                .run(call, ops::AuditVerify)
+                .await
+                .map(Into::into),
         )
     }
 }

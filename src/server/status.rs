@@ -16,9 +16,7 @@ pub fn code(e: &GatewayError) -> Code {
     match e {
         E::NoToken | E::BadToken => Code::Unauthenticated,
         E::PolicyDenied { .. } => Code::PermissionDenied,
-        E::KeyNotFound(_) | E::VersionNotFound { .. } | E::ProviderUnknown { .. } => {
-            Code::NotFound
-        }
+        E::KeyNotFound(_) | E::VersionNotFound { .. } | E::ProviderUnknown { .. } => Code::NotFound,
         E::KeyExists(_) => Code::AlreadyExists,
         E::NoKeyGiven { .. }
         | E::InvalidField { .. }

@@ -225,7 +225,9 @@ impl GenerateDataKey {
             n if (DATA_KEY_MIN..=DATA_KEY_MAX).contains(&n) => Ok(n),
             n => Err(GatewayError::invalid(
                 "length_bytes",
-                format!("length_bytes is {n}; data keys are {DATA_KEY_MIN} to {DATA_KEY_MAX} bytes"),
+                format!(
+                    "length_bytes is {n}; data keys are {DATA_KEY_MIN} to {DATA_KEY_MAX} bytes"
+                ),
             )),
         }
     }
@@ -329,7 +331,11 @@ impl Operation for ReEncrypt {
         let (plaintext, source, source_version) =
             open(cx, &self.ciphertext, &self.source_associated_data).await?;
         let destination = cx.destination().cloned().unwrap_or_else(|| source.clone());
-        check_aad(&cx.settings(), &destination, &self.destination_associated_data)?;
+        check_aad(
+            &cx.settings(),
+            &destination,
+            &self.destination_associated_data,
+        )?;
         cx.detail("source_key_id", source.id.clone());
         cx.detail("source_key_version", source_version);
         let (ciphertext, version) = seal(

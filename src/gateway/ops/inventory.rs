@@ -81,14 +81,20 @@ impl Operation for ListInventory {
                 InventoryEntry {
                     provider: name.clone(),
                     provider_uri: k.uri.to_string(),
-                    algorithm: k.algorithm.map(|a| a.as_str().to_string()).unwrap_or_default(),
+                    algorithm: k
+                        .algorithm
+                        .map(|a| a.as_str().to_string())
+                        .unwrap_or_default(),
                     state: state_of(k.state),
                     managed: known.map(|r| (r.id.clone(), r.name.clone())),
                 }
             })
             .collect();
         cx.detail("returned", keys.len());
-        cx.detail("unmanaged", keys.iter().filter(|k| k.managed.is_none()).count());
+        cx.detail(
+            "unmanaged",
+            keys.iter().filter(|k| k.managed.is_none()).count(),
+        );
         Ok(InventoryPage {
             keys,
             next_page_token: listing.next_page_token,

@@ -44,10 +44,12 @@ impl CreateKey {
     fn draft(&self, settings: &Settings<'_>) -> Result<KeyDraft, GatewayError> {
         validate::key_name("name", &self.name)?;
         validate::owner(&self.owner)?;
-        let algorithm: Algorithm = self
-            .algorithm
-            .parse()
-            .map_err(|e: keygate_provider::UnknownAlgorithm| GatewayError::invalid("algorithm", e.0))?;
+        let algorithm: Algorithm =
+            self.algorithm
+                .parse()
+                .map_err(|e: keygate_provider::UnknownAlgorithm| {
+                    GatewayError::invalid("algorithm", e.0)
+                })?;
         let purpose = if self.purpose.is_empty() {
             algorithm.purpose()
         } else {
@@ -192,9 +194,8 @@ impl Operation for CreateKey {
             state: KeyState::Enabled,
             crypto_period: draft.crypto_period,
             created_at_ms: now,
-            rotation_due_at_ms: now.saturating_add(
-                i64::try_from(draft.crypto_period.as_millis()).unwrap_or(i64::MAX),
-            ),
+            rotation_due_at_ms: now
+                .saturating_add(i64::try_from(draft.crypto_period.as_millis()).unwrap_or(i64::MAX)),
             destruction_at_ms: None,
             labels: spec.labels,
             versions,
@@ -255,7 +256,8 @@ impl Operation for ListKeys {
 
     fn check(&mut self, _: &Settings<'_>) -> Result<(), GatewayError> {
         // Page tokens are the last key name of the page before.
-        if !self.page_token.is_empty() && validate::key_name("page_token", &self.page_token).is_err()
+        if !self.page_token.is_empty()
+            && validate::key_name("page_token", &self.page_token).is_err()
         {
             return Err(GatewayError::invalid(
                 "page_token",

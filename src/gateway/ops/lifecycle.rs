@@ -6,9 +6,9 @@
 //! applies to the key as it is now.
 
 use crate::catalog::{KeyRecord, KeyState};
+use crate::gateway::GatewayError;
 use crate::gateway::ops::keys::DurationInput;
 use crate::gateway::runner::{Exec, Operation, Settings, Target};
-use crate::gateway::GatewayError;
 use crate::policy::Action;
 use crate::time::{format_duration, now_ms, rfc3339};
 use std::sync::Arc;
@@ -111,8 +111,7 @@ impl Operation for ScheduleKeyDestruction {
                 GatewayError::invalid("pending_window", "pending_window is negative")
             })?,
         };
-        if window < lifecycle.min_destruction_window || window > lifecycle.max_destruction_window
-        {
+        if window < lifecycle.min_destruction_window || window > lifecycle.max_destruction_window {
             return Err(GatewayError::invalid(
                 "pending_window",
                 format!(

@@ -8,7 +8,9 @@ pub mod lifecycle;
 pub mod signing;
 
 pub use audit::{AuditPage, AuditQuery, AuditTail, AuditVerify, Tail};
-pub use crypto::{DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed};
+pub use crypto::{
+    DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,
+};
 pub use inventory::{InventoryEntry, InventoryPage, ListInventory};
 pub use keys::{CreateKey, DurationInput, GetKey, KeyPage, ListKeys};
 pub use lifecycle::{

@@ -159,7 +159,12 @@ impl Operation for Verify {
 
     fn check(&mut self, settings: &Settings<'_>) -> Result<(), GatewayError> {
         check_payload(&self.payload, settings)?;
-        validate::size("signature", "signature", self.signature.len(), MAX_SIGNATURE)
+        validate::size(
+            "signature",
+            "signature",
+            self.signature.len(),
+            MAX_SIGNATURE,
+        )
     }
 
     fn target(&self) -> Target<'_> {

@@ -2,11 +2,11 @@
 //! an existing key take the key's lock first and read the record under it, so what they
 //! check is what they change.
 
+use super::Gateway;
 use super::call::{Actor, Call, Credentials};
 use super::exec::{Admitted, Held, Subject};
 use super::journal::Journal;
 use super::operation::{Operation, Target};
-use super::Gateway;
 use crate::catalog::{CatalogError, KeyRecord, KeyState};
 use crate::gateway::{GatewayError, envelope, validate};
 use crate::lifecycle;
@@ -83,9 +83,7 @@ impl Gateway {
             time_ms: crate::time::now_ms(),
             crypto_period_seconds,
         };
-        let decision = self
-            .policy
-            .authorize(principal, action, resource, &context);
+        let decision = self.policy.authorize(principal, action, resource, &context);
         let summary = decision.summary();
         journal.policy(summary.clone());
         match decision.verdict {
@@ -139,7 +137,9 @@ impl Gateway {
         }
         let Some(key) = self.catalog.get(name_or_id) else {
             journal.key_name(name_or_id);
-            return Err(GatewayError::KeyNotFound(validate::truncate(name_or_id, 200)));
+            return Err(GatewayError::KeyNotFound(validate::truncate(
+                name_or_id, 200,
+            )));
         };
         if !action.is_admin() {
             return Ok(key);
@@ -161,84 +161,86 @@ impl Gateway {
     ) -> Result<Admission, GatewayError> {
         let action = op.action();
         let mut ciphertext_version = None;
-        let subject = match op.target() {
-            Target::Key { field, key } => {
-                let key = self.resolve_key(field, key, action, held, journal).await?;
-                Subject::Key(self.admit_key(call, actor, action, key, journal)?)
-            }
-            Target::Ciphertext(ciphertext) => {
-                let env = envelope::open(ciphertext)?;
-                let key_id = env.key_id.to_string();
-                let key = self
-                    .catalog
-                    .get_by_id(&key_id)
-                    .ok_or_else(|| GatewayError::CiphertextForeign(key_id.clone()))?;
-                ciphertext_version = Some(env.key_version);
-                Subject::Key(self.admit_key(call, actor, action, key, journal)?)
-            }
-            Target::NewKey(draft) => {
-                journal.key_name(&draft.name);
-                journal.provider(&draft.provider);
-                let provider = self.providers.get(&draft.provider).ok_or_else(|| {
-                    GatewayError::ProviderNotConfigured {
-                        provider: validate::truncate(&draft.provider, 64),
-                        configured: self.providers.names().join(", "),
-                    }
-                })?;
-                self.authorize(
-                    call,
-                    actor,
-                    action,
-                    &Resource::Key(KeyAttributes {
-                        id: &draft.id,
-                        name: &draft.name,
-                        owner: &draft.owner,
-                        purpose: draft.purpose.as_str(),
-                        environment: &draft.environment,
-                        algorithm: draft.algorithm.as_str(),
-                        state: KeyState::Enabled.as_str(),
-                        provider: &draft.provider,
-                    }),
-                    draft.crypto_period.as_secs() as i64,
-                    journal,
-                )?;
-                held.name = Some(self.catalog.reserve_name(&draft.name).map_err(
-                    |e| match e {
-                        CatalogError::NameTaken(name) => GatewayError::KeyExists(name),
-                        other => other.into(),
-                    },
-                )?);
-                Subject::NewKey {
-                    draft: draft.clone(),
-                    provider,
+        let subject =
+            match op.target() {
+                Target::Key { field, key } => {
+                    let key = self.resolve_key(field, key, action, held, journal).await?;
+                    Subject::Key(self.admit_key(call, actor, action, key, journal)?)
                 }
-            }
-            Target::Catalog => {
-                self.authorize(call, actor, action, &Resource::Catalog, 0, journal)?;
-                Subject::Catalog
-            }
-            Target::AuditLog => {
-                self.authorize(call, actor, action, &Resource::AuditLog, 0, journal)?;
-                Subject::AuditLog
-            }
-            Target::Provider(name) => {
-                let name = if name.is_empty() {
-                    self.providers.default_name().to_string()
-                } else {
-                    name.to_string()
-                };
-                journal.provider(&name);
-                journal.detail("provider", name.clone().into());
-                self.authorize(call, actor, action, &Resource::Provider(&name), 0, journal)?;
-                let provider = self.providers.get(&name).ok_or_else(|| {
-                    GatewayError::ProviderUnknown {
-                        provider: validate::truncate(&name, 64),
-                        configured: self.providers.names().join(", "),
+                Target::Ciphertext(ciphertext) => {
+                    let env = envelope::open(ciphertext)?;
+                    let key_id = env.key_id.to_string();
+                    let key = self
+                        .catalog
+                        .get_by_id(&key_id)
+                        .ok_or_else(|| GatewayError::CiphertextForeign(key_id.clone()))?;
+                    ciphertext_version = Some(env.key_version);
+                    Subject::Key(self.admit_key(call, actor, action, key, journal)?)
+                }
+                Target::NewKey(draft) => {
+                    journal.key_name(&draft.name);
+                    journal.provider(&draft.provider);
+                    let provider = self.providers.get(&draft.provider).ok_or_else(|| {
+                        GatewayError::ProviderNotConfigured {
+                            provider: validate::truncate(&draft.provider, 64),
+                            configured: self.providers.names().join(", "),
+                        }
+                    })?;
+                    self.authorize(
+                        call,
+                        actor,
+                        action,
+                        &Resource::Key(KeyAttributes {
+                            id: &draft.id,
+                            name: &draft.name,
+                            owner: &draft.owner,
+                            purpose: draft.purpose.as_str(),
+                            environment: &draft.environment,
+                            algorithm: draft.algorithm.as_str(),
+                            state: KeyState::Enabled.as_str(),
+                            provider: &draft.provider,
+                        }),
+                        draft.crypto_period.as_secs() as i64,
+                        journal,
+                    )?;
+                    held.name = Some(self.catalog.reserve_name(&draft.name).map_err(
+                        |e| match e {
+                            CatalogError::NameTaken(name) => GatewayError::KeyExists(name),
+                            other => other.into(),
+                        },
+                    )?);
+                    Subject::NewKey {
+                        draft: draft.clone(),
+                        provider,
                     }
-                })?;
-                Subject::Provider { name, provider }
-            }
-        };
+                }
+                Target::Catalog => {
+                    self.authorize(call, actor, action, &Resource::Catalog, 0, journal)?;
+                    Subject::Catalog
+                }
+                Target::AuditLog => {
+                    self.authorize(call, actor, action, &Resource::AuditLog, 0, journal)?;
+                    Subject::AuditLog
+                }
+                Target::Provider(name) => {
+                    let name = if name.is_empty() {
+                        self.providers.default_name().to_string()
+                    } else {
+                        name.to_string()
+                    };
+                    journal.provider(&name);
+                    journal.detail("provider", name.clone().into());
+                    self.authorize(call, actor, action, &Resource::Provider(&name), 0, journal)?;
+                    let provider =
+                        self.providers
+                            .get(&name)
+                            .ok_or_else(|| GatewayError::ProviderUnknown {
+                                provider: validate::truncate(&name, 64),
+                                configured: self.providers.names().join(", "),
+                            })?;
+                    Subject::Provider { name, provider }
+                }
+            };
         let destination = match op.second_key() {
             None | Some("") => None,
             Some(name) => {

@@ -198,7 +198,10 @@ impl<'a> Exec<'a> {
     // --- changing the catalog (admin operations; the runner holds the key's lock) ---
 
     fn lock(&self) -> Result<&KeyLock, GatewayError> {
-        self.held.key.as_ref().ok_or_else(|| not_admitted("a change"))
+        self.held
+            .key
+            .as_ref()
+            .ok_or_else(|| not_admitted("a change"))
     }
 
     pub async fn add_version(

@@ -113,7 +113,9 @@ impl Journal {
             Ok(_) => {
                 match &result {
                     Ok(_) => tracing::debug!(caller_gone, "call ok"),
-                    Err(e) => tracing::debug!(reason = e.reason(), caller_gone, error = %e, "call failed"),
+                    Err(e) => {
+                        tracing::debug!(reason = e.reason(), caller_gone, error = %e, "call failed")
+                    }
                 }
                 result
             }

@@ -134,6 +134,11 @@ impl Gateway {
         presence: Presence,
         span: tracing::Span,
     ) -> Result<O::Output, GatewayError> {
+        if !self.audit.is_writable() {
+            // Nothing can be audited, so nothing is done; the recovery event counts these.
+            self.audit.note_refused();
+            return Err(GatewayError::Audit(crate::audit::AuditError::Unwritable));
+        }
         let action = op.action();
         let mut journal = Journal::open(call, action, span);
         let mut held = Held::default();
@@ -160,9 +165,6 @@ impl Gateway {
         held: &mut Held<'g>,
         journal: &mut Journal,
     ) -> Result<O::Output, GatewayError> {
-        if !self.audit.is_writable() {
-            return Err(GatewayError::Audit(crate::audit::AuditError::Unwritable));
-        }
         let actor = self.authenticate(call)?;
         journal.actor(&actor);
         op.check(&self.settings())?;
@@ -183,4 +185,3 @@ impl Gateway {
         op.execute(&mut cx).await
     }
 }
-

@@ -34,7 +34,10 @@ pub struct KeyDraft {
 /// the key's lifecycle state before [`Operation::execute`] runs.
 pub enum Target<'a> {
     /// A key named by the caller (name or id); `field` is the request field.
-    Key { field: &'static str, key: &'a str },
+    Key {
+        field: &'static str,
+        key: &'a str,
+    },
     /// The key (and version) a keygate ciphertext names.
     Ciphertext(&'a [u8]),
     /// A key to be created.
