@@ -351,3 +351,40 @@ async fn an_unwritable_audit_store_stops_service_until_it_recovers() {
         .into_inner();
     assert!(report.ok, "{report:?}");
 }
+
+/// Every log line of a call carries its request id (the call's tracing span), so one grep of
+/// the id from a reply's `x-request-id` finds everything the gateway logged for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_lines_carry_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        common::ServerOptions {
+            log_filter: "keygate=debug".into(),
+            ..Default::default()
+        },
+    );
+    let mut keys = server.root().await;
+    let status = keys
+        .get_key(pb::GetKeyRequest { key: "nope".into() })
+        .await
+        .unwrap_err();
+    let id = status_request_id(&status);
+    assert!(!id.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = server.output();
+        let lines: Vec<&str> = output.lines().filter(|l| l.contains(&id)).collect();
+        if let Some(line) = lines.iter().find(|l| l.contains("call failed")) {
+            assert!(line.contains("action=GetKey"), "{line}");
+            assert!(line.contains("principal=root"), "{line}");
+            assert!(line.contains("KEY_NOT_FOUND"), "{line}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {id}:\n{output}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

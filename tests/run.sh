@@ -22,6 +22,7 @@ serves() {
     localstack) echo 'keygate::aws_kms keygate-provider-aws::*' ;;
     openbao) echo 'keygate::vault keygate-provider-vault::*' ;;
     softhsm) echo 'keygate::pkcs11 keygate-provider-pkcs11 keygate-provider-pkcs11::*' ;;
+    python-grpc) echo 'keygate::python_client' ;;
   esac
 }
 

@@ -51,6 +51,8 @@ pub async fn run(args: ServeArgs) -> CliResult {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: log files and collectors get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(listen) = args.listen {

@@ -8,6 +8,7 @@ use crate::catalog::KeyRecord;
 use crate::gateway::GatewayError;
 use crate::policy::Action;
 use tracing::Span;
+use tracing::field::display;
 
 pub struct Journal {
     record: AuditRecord,
@@ -35,24 +36,24 @@ impl Journal {
     pub fn actor(&mut self, actor: &Actor) {
         self.record.actor = actor.name();
         self.record.actor_kind = actor.kind().into();
-        self.span.record("principal", self.record.actor.as_str());
+        self.span.record("principal", display(&self.record.actor));
     }
 
     pub fn key(&mut self, key: &KeyRecord) {
         self.record.key_id = key.id.clone();
         self.record.key_name = key.name.clone();
-        self.span.record("key", key.name.as_str());
+        self.span.record("key", display(&key.name));
         self.provider(&key.provider);
     }
 
     /// A key named but not (yet) in the catalog.
     pub fn key_name(&mut self, name: &str) {
         self.record.key_name = crate::gateway::validate::truncate(name, 200);
-        self.span.record("key", self.record.key_name.as_str());
+        self.span.record("key", display(&self.record.key_name));
     }
 
     pub fn provider(&mut self, name: &str) {
-        self.span.record("provider", name);
+        self.span.record("provider", display(name));
     }
 
     pub fn version(&mut self, version: u32) {
