@@ -4,16 +4,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY of intent: build scripts are single-threaded; PROTOC tells prost-build which binary.
     unsafe { std::env::set_var("PROTOC", protoc) };
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    let protos = [
+        "proto/keygate/v1/keys.proto",
+        "proto/keygate/v1/audit.proto",
+        "proto/keygate/v1/admin.proto",
+    ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("keygate_descriptor.bin"))
-        .compile_protos(
-            &[
-                "proto/keygate/v1/keys.proto",
-                "proto/keygate/v1/audit.proto",
-                "proto/keygate/v1/admin.proto",
-            ],
-            &["proto"],
-        )?;
-    println!("cargo:rerun-if-changed=proto");
+        .compile_protos(&protos, &["proto"])?;
+    // Each file, not only the folder: a target directory shared between checkouts must see
+    // an edited file as changed.
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
     Ok(())
 }
