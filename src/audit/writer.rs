@@ -73,10 +73,10 @@ pub async fn run(
     let mut outage: Option<Outage> = None;
     loop {
         let received = if outage.is_some() {
-            match tokio::time::timeout(PROBE_INTERVAL, rx.recv_many(&mut batch, MAX_BATCH)).await {
-                Ok(n) => Some(n),
-                Err(_) => None, // idle: probe with the recovery event alone
-            }
+            // None when idle: probe with the recovery event alone.
+            tokio::time::timeout(PROBE_INTERVAL, rx.recv_many(&mut batch, MAX_BATCH))
+                .await
+                .ok()
         } else {
             Some(rx.recv_many(&mut batch, MAX_BATCH).await)
         };
