@@ -85,19 +85,27 @@ impl Gateway {
         };
         let decision = self.policy.authorize(principal, action, resource, &context);
         let summary = decision.summary();
-        journal.policy(summary.clone());
         match decision.verdict {
-            Verdict::Allow => Ok(()),
-            Verdict::Deny => Err(GatewayError::PolicyDenied {
-                principal: principal.name.clone(),
-                action,
-                target: target(),
-            }),
-            Verdict::NeedsApproval => Err(GatewayError::ApprovalRequired {
-                action,
-                target: target(),
-                policies: summary,
-            }),
+            Verdict::Allow => {
+                journal.policy(summary);
+                Ok(())
+            }
+            Verdict::Deny => {
+                journal.policy(summary);
+                Err(GatewayError::PolicyDenied {
+                    principal: principal.name.clone(),
+                    action,
+                    target: target(),
+                })
+            }
+            Verdict::NeedsApproval => {
+                journal.policy(summary.clone());
+                Err(GatewayError::ApprovalRequired {
+                    action,
+                    target: target(),
+                    policies: summary,
+                })
+            }
         }
     }
 

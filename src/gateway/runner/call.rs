@@ -4,8 +4,11 @@
 use crate::auth::Principal;
 use crate::config::PrincipalKind;
 use crate::policy::Action;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use zeroize::Zeroizing;
 
 /// One call as the transport saw it.
@@ -112,16 +115,54 @@ impl Presence {
         self.0.load(Ordering::Acquire)
     }
 
-    /// Held by the waiting side; dropping it marks the caller gone.
-    pub fn waiter(&self) -> Waiter {
-        Waiter(self.0.clone())
+    fn mark_gone(&self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 
-pub struct Waiter(Arc<AtomicBool>);
+/// A call's future that cannot be cancelled: polled in place while its caller waits (no task
+/// of its own, no extra wake-up on the hot path), and moved into a task of its own, to run to
+/// its end, if the caller drops it first.
+pub struct RunToEnd<F: Future<Output = ()> + Send + 'static> {
+    call: Option<Pin<Box<F>>>,
+    presence: Presence,
+}
 
-impl Drop for Waiter {
+impl<F: Future<Output = ()> + Send + 'static> RunToEnd<F> {
+    pub fn new(call: F, presence: Presence) -> Self {
+        RunToEnd {
+            call: Some(Box::pin(call)),
+            presence,
+        }
+    }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Future for RunToEnd<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(call) = self.call.as_mut() else {
+            return Poll::Ready(());
+        };
+        let done = call.as_mut().poll(cx);
+        if done.is_ready() {
+            self.call = None;
+        }
+        done
+    }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Drop for RunToEnd<F> {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
+        if let Some(call) = self.call.take() {
+            self.presence.mark_gone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(call);
+                }
+                // No runtime: the process is shutting down and nothing can run any more.
+                Err(_) => tracing::error!("a call was abandoned during shutdown"),
+            }
+        }
     }
 }

@@ -74,12 +74,16 @@ impl Journal {
         self.details.insert(name.to_string(), value);
     }
 
-    fn sealed(&self, outcome: Outcome) -> AuditRecord {
-        let mut record = self.record.clone();
+    fn seal(
+        mut record: AuditRecord,
+        details: &serde_json::Map<String, serde_json::Value>,
+        outcome: Outcome,
+    ) -> AuditRecord {
         record.time_ms = crate::time::now_ms();
         record.outcome = outcome.as_str().into();
-        if !self.details.is_empty() {
-            record.details = serde_json::Value::Object(self.details.clone()).to_string();
+        if !details.is_empty() {
+            // A map serialises as the object it is, without a copy into a Value.
+            record.details = serde_json::to_string(details).unwrap_or_default();
         }
         record
     }
@@ -87,7 +91,8 @@ impl Journal {
     /// The intent event: durable before the provider is asked to change anything, so an
     /// attempt is on record even if the gateway dies before the outcome.
     pub async fn intent(&self, audit: &AuditLog) -> Result<(), GatewayError> {
-        audit.append(self.sealed(Outcome::Intent)).await?;
+        let record = Self::seal(self.record.clone(), &self.details, Outcome::Intent);
+        audit.append(record).await?;
         Ok(())
     }
 
@@ -109,7 +114,7 @@ impl Journal {
             }
         };
         self.record.caller_gone = caller_gone;
-        let record = self.sealed(outcome);
+        let record = Self::seal(self.record, &self.details, outcome);
         match audit.append(record).await {
             Ok(_) => {
                 match &result {

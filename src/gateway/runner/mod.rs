@@ -5,9 +5,10 @@
 //! operations) → execute → outcome event. The gateway's parts are private to this module, so
 //! an operation reaches keys, providers and the catalog only through [`Exec`].
 //!
-//! Once started, a call runs to its end in a task of its own: a caller that goes away (its
-//! deadline passes, it resets the stream, the server's own timeout fires) drops only its wait
-//! for the result, and the event records that it had gone.
+//! Once started, a call runs to its end: a caller that goes away (its deadline passes, it
+//! resets the stream, the server's own timeout fires) drops only its wait for the result; the
+//! call moves into a task of its own ([`RunToEnd`]), finishes, and its event records that the
+//! caller had gone.
 
 mod admission;
 mod call;
@@ -16,7 +17,7 @@ mod journal;
 mod operation;
 
 pub use admission::key_attributes;
-pub use call::{Actor, Call, Credentials, Presence, SystemTask};
+pub use call::{Actor, Call, Credentials, Presence, RunToEnd, SystemTask};
 pub use exec::{Admitted, Exec};
 pub use operation::{KeyDraft, Operation, Settings, Target};
 
@@ -104,7 +105,6 @@ impl Gateway {
         op: O,
     ) -> Result<O::Output, GatewayError> {
         let presence = Presence::default();
-        let _waiter = presence.waiter();
         let span = tracing::info_span!(
             "call",
             request_id = %call.request_id,
@@ -115,16 +115,19 @@ impl Gateway {
         );
         let gateway = self.clone();
         let journal_span = span.clone();
-        let task = tokio::spawn(
-            async move { gateway.run_to_end(&call, op, presence, journal_span).await }
-                .instrument(span),
-        );
-        match task.await {
-            Ok(result) => result,
-            Err(e) => Err(GatewayError::Internal(format!(
-                "the call's task ended abnormally: {e}"
-            ))),
-        }
+        let (reply, result) = tokio::sync::oneshot::channel();
+        let watch = presence.clone();
+        let call = async move {
+            let result = gateway.run_to_end(&call, op, watch, journal_span).await;
+            // A caller that has gone no longer listens; that is fine.
+            let _ = reply.send(result);
+        };
+        RunToEnd::new(call.instrument(span), presence).await;
+        result.await.unwrap_or_else(|_| {
+            Err(GatewayError::Internal(
+                "the call ended without a result".into(),
+            ))
+        })
     }
 
     async fn run_to_end<O: Operation>(
