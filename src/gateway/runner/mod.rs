@@ -118,7 +118,9 @@ impl Gateway {
         let (reply, result) = tokio::sync::oneshot::channel();
         let watch = presence.clone();
         let call = async move {
-            let result = gateway.run_to_end(&call, op, watch, journal_span).await;
+            // Boxed here, so the call's large state is built once, in place, and never
+            // copied around as the wrappers below move.
+            let result = Box::pin(gateway.run_to_end(&call, op, watch, journal_span)).await;
             // A caller that has gone no longer listens; that is fine.
             let _ = reply.send(result);
         };
