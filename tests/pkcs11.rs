@@ -397,8 +397,11 @@ async fn destruction_removes_the_objects_from_the_token() {
         .expect("audit query")
         .into_inner()
         .events;
-    assert_eq!(records.len(), 1, "one destruction record: {records:?}");
-    let record = &records[0];
+    // The intent before the token was touched, then the destruction record.
+    assert_eq!(records.len(), 2, "intent and destruction record: {records:?}");
+    assert_eq!(records[0].outcome, "intent", "{records:?}");
+    assert_eq!(records[0].request_id, records[1].request_id);
+    let record = &records[1];
     assert_eq!(record.outcome, "ok", "{record:?}");
     assert_eq!(record.actor, "keygate:scheduler");
     let details: serde_json::Value =
