@@ -398,7 +398,11 @@ async fn destruction_removes_the_objects_from_the_token() {
         .into_inner()
         .events;
     // The intent before the token was touched, then the destruction record.
-    assert_eq!(records.len(), 2, "intent and destruction record: {records:?}");
+    assert_eq!(
+        records.len(),
+        2,
+        "intent and destruction record: {records:?}"
+    );
     assert_eq!(records[0].outcome, "intent", "{records:?}");
     assert_eq!(records[0].request_id, records[1].request_id);
     let record = &records[1];
