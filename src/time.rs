@@ -9,6 +9,11 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// `ms` plus `d`, saturating: a due date far past the end of time is still a date.
+pub fn after(ms: i64, d: Duration) -> i64 {
+    ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 pub fn rfc3339(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()

@@ -311,3 +311,74 @@ async fn the_wal_starts_over_under_sustained_load() {
     // And it stays under the size at which SQLite truncates it after a checkpoint.
     assert!(wal_bytes <= 64 * 1024 * 1024, "WAL {wal_bytes} bytes");
 }
+
+/// Hash formats cannot be used to hide an edit: a row claiming the old format (whose hash does
+/// not cover the newer fields), an unknown format, or a format-1 row with those fields set is
+/// reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_hash_format_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let server = Server::start(&data);
+        let mut keys = server.root().await;
+        keys.create_key(create("formats", "hmac-sha256", "alice"))
+            .await
+            .unwrap();
+    }
+    let db_url = format!("sqlite://{}", data.join("keygate.db").display());
+    for (tamper, says) in [
+        (
+            "UPDATE audit_events SET format = 1 WHERE sequence = 2",
+            "format 1 after an event of format 2",
+        ),
+        (
+            "UPDATE audit_events SET format = 9 WHERE sequence = 2",
+            "format 9",
+        ),
+    ] {
+        let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+        sqlx::query(tamper).execute(&db).await.unwrap();
+        db.close().await;
+        let server = Server::start(&data);
+        let mut audit = server.audit(ROOT_TOKEN).await;
+        let report = audit
+            .verify(pb::AuditVerifyRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!report.ok, "{tamper}: {report:?}");
+        assert_eq!(report.first_broken_sequence, 2, "{report:?}");
+        assert!(report.reason.contains(says), "{}", report.reason);
+        drop(server);
+        let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+        sqlx::query("UPDATE audit_events SET format = 2 WHERE sequence = 2")
+            .execute(&db)
+            .await
+            .unwrap();
+        db.close().await;
+    }
+    // A format-1 first event with a newer field set.
+    let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+    sqlx::query("UPDATE audit_events SET format = 1 WHERE sequence = 1")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let server = Server::start(&data);
+    let mut audit = server.audit(ROOT_TOKEN).await;
+    let report = audit
+        .verify(pb::AuditVerifyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!report.ok);
+    assert_eq!(report.first_broken_sequence, 1, "{report:?}");
+    assert!(
+        report
+            .reason
+            .contains("fields set that its format does not cover"),
+        "{}",
+        report.reason
+    );
+}

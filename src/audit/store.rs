@@ -8,9 +8,27 @@ const COLUMNS: &str = "sequence, time_ms, source, actor, action, key_id, key_nam
     outcome, reason, policy, request_id, provider_request_id, client_address, details, \
     previous_hash, hash, format, actor_kind, error_reason, caller_gone";
 
+/// Rows per INSERT: 21 bound columns × 1024 stays under SQLite's 32766-variable limit.
+pub const MAX_ROWS: usize = 1024;
+
 /// One multi-row INSERT for the whole batch: per-statement overhead, not rows, is what limits
-/// SQLite here, so a batch costs about what one row does.
+/// SQLite here, so a batch costs about what one row does. A batch larger than [`MAX_ROWS`] (a
+/// recovery commit carrying an outage's events) is several INSERTs in one transaction.
 pub async fn insert_batch(
+    conn: &mut SqliteConnection,
+    events: &[AuditEvent],
+) -> Result<(), sqlx::Error> {
+    if events.len() <= MAX_ROWS {
+        return insert_rows(conn, events).await;
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    for chunk in events.chunks(MAX_ROWS) {
+        insert_rows(&mut tx, chunk).await?;
+    }
+    tx.commit().await
+}
+
+async fn insert_rows(
     conn: &mut SqliteConnection,
     events: &[AuditEvent],
 ) -> Result<(), sqlx::Error> {
@@ -47,7 +65,8 @@ pub async fn insert_batch(
 pub fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, sqlx::Error> {
     Ok(AuditEvent {
         sequence: row.try_get::<i64, _>("sequence")? as u64,
-        format: row.try_get::<i64, _>("format")? as u8,
+        // Out-of-range values become 0, which verification reports as an unknown format.
+        format: u8::try_from(row.try_get::<i64, _>("format")?).unwrap_or(0),
         previous_hash: row.try_get("previous_hash")?,
         hash: row.try_get("hash")?,
         record: AuditRecord {

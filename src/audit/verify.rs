@@ -1,6 +1,6 @@
 //! Walks the chain from the first event and reports the first one that does not fit.
 
-use super::event::{GENESIS_HASH, chain_hash};
+use super::event::{AuditEvent, FORMAT, GENESIS_HASH, chain_hash};
 use super::{AuditError, store};
 use sqlx::SqlitePool;
 
@@ -14,7 +14,35 @@ pub struct VerifyReport {
     pub head_hash: String,
 }
 
+/// Why an event's format does not fit: unknown, older than the event before it, or a format-1
+/// row with fields set that format-1 hashes do not cover (so they could be edited unseen).
+fn format_fault(event: &AuditEvent, previous_format: u8) -> Option<String> {
+    let n = event.sequence;
+    if event.format != 1 && event.format != FORMAT {
+        return Some(format!(
+            "event {n} has format {}, which this gateway does not know",
+            event.format
+        ));
+    }
+    if event.format < previous_format {
+        return Some(format!(
+            "event {n} has format {} after an event of format {previous_format}; formats never go back",
+            event.format
+        ));
+    }
+    let r = &event.record;
+    if event.format == 1
+        && (!r.actor_kind.is_empty() || !r.error_reason.is_empty() || r.caller_gone)
+    {
+        return Some(format!(
+            "event {n} was altered: it has fields set that its format does not cover"
+        ));
+    }
+    None
+}
+
 pub async fn verify(db: &SqlitePool) -> Result<VerifyReport, AuditError> {
+    let mut previous_format = 1u8;
     let mut previous = GENESIS_HASH.to_string();
     let mut expected_sequence = 1u64;
     let mut checked = 0u64;
@@ -54,6 +82,10 @@ pub async fn verify(db: &SqlitePool) -> Result<VerifyReport, AuditError> {
                     &previous,
                 ));
             }
+            if let Some(reason) = format_fault(event, previous_format) {
+                return Ok(broken(event.sequence, checked, reason, &previous));
+            }
+            previous_format = event.format;
             let recomputed = chain_hash(
                 event.format,
                 event.sequence,

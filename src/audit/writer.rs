@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 
-/// 21 bound columns × 1024 rows stays under SQLite's 32766-variable limit.
-const MAX_BATCH: usize = 1024;
+/// Calls committed together at most (one INSERT; see `store::MAX_ROWS`).
+const MAX_BATCH: usize = store::MAX_ROWS;
 
 /// How often an idle writer retries a store that failed.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
@@ -27,14 +27,32 @@ pub struct Health {
     pub refused: Arc<AtomicU64>,
 }
 
+/// Events of failed batches kept for the recovery commit, at most this many; beyond it they
+/// are counted as lost in the recovery event.
+const MAX_LATE: usize = 100_000;
+
 /// What the writer knows of an outage in progress.
 struct Outage {
     since_ms: i64,
     failed_batches: u64,
     last_error: String,
+    /// Events whose batch failed: calls that happened (or were refused) but whose callers got
+    /// AUDIT_UNAVAILABLE. They are committed, in order, right after the recovery event.
+    late: Vec<AuditRecord>,
+    lost: u64,
 }
 
 impl Outage {
+    fn keep(&mut self, records: impl Iterator<Item = AuditRecord>) {
+        for record in records {
+            if self.late.len() < MAX_LATE {
+                self.late.push(record);
+            } else {
+                self.lost += 1;
+            }
+        }
+    }
+
     fn record(&self, refused_calls: u64) -> AuditRecord {
         AuditRecord {
             time_ms: crate::time::now_ms(),
@@ -52,6 +70,8 @@ impl Outage {
                 "unwritable_since": crate::time::rfc3339(self.since_ms),
                 "failed_batches": self.failed_batches,
                 "refused_calls": refused_calls,
+                "late_events": self.late.len(),
+                "lost_events": self.lost,
                 "last_error": self.last_error,
             })
             .to_string(),
@@ -94,8 +114,13 @@ pub async fn run(
             event
         };
         let refused = health.refused.load(Ordering::Relaxed);
+        let mut late = 0;
         if let Some(o) = &outage {
             events.push(seal(o.record(refused)));
+            late = o.late.len();
+            for record in &o.late {
+                events.push(seal(record.clone()));
+            }
         }
         for (record, ack) in batch.drain(..) {
             events.push(seal(record));
@@ -106,7 +131,10 @@ pub async fn run(
                 sequence = seq;
                 previous = prev;
                 if outage.take().is_some() {
-                    tracing::warn!("the audit store is writable again; accepting calls");
+                    tracing::warn!(
+                        late_events = late,
+                        "the audit store is writable again; accepting calls"
+                    );
                     health.refused.fetch_sub(refused, Ordering::Relaxed);
                     health.writable.send_replace(true);
                 }
@@ -123,20 +151,28 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                // Nothing was written: the chain continues from the old head.
+                // Nothing was written: the chain continues from the old head, and this
+                // batch's events wait for the recovery commit.
                 let reason = e.to_string();
+                let fresh = events.len() - acks.len();
+                let records = events.into_iter().skip(fresh).map(|event| event.record);
                 match &mut outage {
                     Some(o) => {
                         o.failed_batches += u64::from(!acks.is_empty());
                         o.last_error = reason.clone();
+                        o.keep(records);
                     }
                     None => {
-                        tracing::error!(error = %e, rows = events.len(), "audit append failed; refusing calls until the store is writable");
-                        outage = Some(Outage {
+                        tracing::error!(error = %e, rows = acks.len(), "audit append failed; refusing calls until the store is writable");
+                        let mut o = Outage {
                             since_ms: crate::time::now_ms(),
                             failed_batches: 1,
                             last_error: reason.clone(),
-                        });
+                            late: Vec::new(),
+                            lost: 0,
+                        };
+                        o.keep(records);
+                        outage = Some(o);
                         health.writable.send_replace(false);
                     }
                 }

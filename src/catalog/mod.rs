@@ -43,12 +43,6 @@ pub struct KeyLock {
     _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl KeyLock {
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-}
-
 /// A key name held for a creation in progress; released when dropped.
 pub struct NameReservation<'c> {
     name: String,
@@ -226,8 +220,7 @@ impl Catalog {
             provider_version,
             created_at_ms: now_ms,
         };
-        let due = now_ms
-            .saturating_add(i64::try_from(current.crypto_period.as_millis()).unwrap_or(i64::MAX));
+        let due = crate::time::after(now_ms, current.crypto_period);
         // The (key, version) primary key refuses a version another writer already added.
         store::add_version(&self.db, &current.id, &version, due).await?;
         let mut updated = (*current).clone();

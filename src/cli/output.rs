@@ -44,6 +44,7 @@ pub fn event_json(e: &pb::AuditEvent) -> Value {
         "provider_request_id": e.provider_request_id,
         "client_address": e.client_address,
         "details": e.details,
+        "format": e.format,
         "previous_hash": e.previous_hash,
         "hash": e.hash,
     })

@@ -100,22 +100,32 @@ pub async fn run(args: ServeArgs) -> CliResult {
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "serving");
 
+    let stop_scheduler = tokio_util::sync::CancellationToken::new();
     let scheduler_task = tokio::spawn(scheduler::run(
         gateway.clone(),
         gateway.lifecycle().scan_interval,
+        stop_scheduler.clone(),
     ));
     let timeout = config
         .duration("limits.request_timeout", &config.limits.request_timeout)
         .map_err(|e| e.to_string())?;
     let result = crate::server::serve(
-        gateway,
+        gateway.clone(),
         listener,
         config.listen.tls.as_ref(),
         timeout,
         shutdown_signal(),
     )
     .await;
-    scheduler_task.abort();
+    // Nothing is cut off half-way: the scheduler finishes the operation under way, and calls
+    // whose clients left finish (and are audited) before the process ends.
+    stop_scheduler.cancel();
+    let _ = scheduler_task.await;
+    if !gateway.drain(timeout).await {
+        tracing::error!(
+            "calls were still running {timeout:?} after shutdown began; stopping anyway"
+        );
+    }
     result.map_err(|e| e.to_string())?;
     eprintln!("keygate stopped");
     Ok(ExitCode::SUCCESS)

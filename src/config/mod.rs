@@ -134,6 +134,10 @@ pub struct LimitsConfig {
     /// `request_timeout`, so a slow backend answers UNAVAILABLE before the client gives up.
     #[serde(default = "default_provider_timeout")]
     pub provider_timeout: String,
+    /// Calls running at once, those whose clients gave up included; more are refused with
+    /// RESOURCE_EXHAUSTED until some finish.
+    #[serde(default = "default_max_in_flight")]
+    pub max_calls_in_flight: usize,
 }
 
 impl Default for LimitsConfig {
@@ -143,6 +147,7 @@ impl Default for LimitsConfig {
             max_associated_data_bytes: default_max_aad(),
             request_timeout: default_timeout(),
             provider_timeout: default_provider_timeout(),
+            max_calls_in_flight: default_max_in_flight(),
         }
     }
 }
@@ -158,6 +163,9 @@ fn default_timeout() -> String {
 }
 fn default_provider_timeout() -> String {
     "8s".into()
+}
+fn default_max_in_flight() -> usize {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,6 +267,12 @@ impl Config {
                     "is {}, not shorter than limits.request_timeout ({}): a slow backend must answer UNAVAILABLE before the client's deadline",
                     self.limits.provider_timeout, self.limits.request_timeout
                 ),
+            ));
+        }
+        if self.limits.max_calls_in_flight == 0 {
+            return Err(Self::invalid(
+                "limits.max_calls_in_flight",
+                "must be at least 1",
             ));
         }
         if provider.is_zero() {

@@ -105,10 +105,18 @@ pub enum GatewayError {
         kind: String,
         algorithm: String,
     },
-    /// A key-dependent precondition an operation checks itself (data keys need a symmetric
-    /// key, …).
-    #[error("{0}")]
-    Precondition(String),
+    #[error("key '{key}' is {algorithm}; data keys are sealed under symmetric keys (aes-256-gcm)")]
+    DataKeyNeedsSymmetricKey { key: String, algorithm: String },
+    #[error("key '{key}' is no longer due for rotation (next due {due})")]
+    NotDueForRotation { key: String, due: String },
+    #[error("key '{0}' is not yet due for destruction")]
+    NotDueForDestruction(String),
+    #[error("the caller went away before the call was admitted; nothing was done")]
+    CallerGone,
+    #[error("keygate is running {limit} calls, its limit; try again shortly")]
+    Overloaded { limit: usize },
+    #[error("the call did not finish within {}; its outcome is in the audit log", crate::time::format_duration(*after))]
+    CallTimedOut { after: std::time::Duration },
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error(transparent)]
@@ -149,12 +157,16 @@ impl GatewayError {
             E::CiphertextMalformed(_) => "CIPHERTEXT_MALFORMED",
             E::CiphertextForeign(_) => "CIPHERTEXT_FOREIGN_KEY",
             E::CiphertextVersionUnknown { .. } => "CIPHERTEXT_VERSION_UNKNOWN",
-            E::ProviderNotConfigured { .. } | E::ProviderMissing { .. } => {
-                "PROVIDER_NOT_CONFIGURED"
-            }
+            E::ProviderNotConfigured { .. } => "PROVIDER_NOT_CONFIGURED",
+            E::ProviderMissing { .. } => "PROVIDER_MISSING",
             E::ProviderUnknown { .. } => "PROVIDER_NOT_FOUND",
             E::AlgorithmUnsupported { .. } => "ALGORITHM_UNSUPPORTED",
-            E::Precondition(_) => "FAILED_PRECONDITION",
+            E::DataKeyNeedsSymmetricKey { .. } => "DATA_KEY_NEEDS_SYMMETRIC_KEY",
+            E::NotDueForRotation { .. } => "KEY_NOT_DUE_FOR_ROTATION",
+            E::NotDueForDestruction(_) => "KEY_NOT_DUE_FOR_DESTRUCTION",
+            E::CallerGone => "CALLER_GONE",
+            E::Overloaded { .. } => "OVERLOADED",
+            E::CallTimedOut { .. } => "CALL_TIMEOUT",
             E::Provider(p) => match p {
                 ProviderError::NotFound { .. } => "PROVIDER_KEY_NOT_FOUND",
                 ProviderError::AlreadyExists { .. } => "PROVIDER_KEY_EXISTS",
@@ -171,6 +183,7 @@ impl GatewayError {
             E::Audit(_) => "AUDIT_UNAVAILABLE",
             E::Catalog(CatalogError::Conflict { .. }) => "CATALOG_CONFLICT",
             E::Catalog(CatalogError::NameTaken(_)) => "KEY_EXISTS",
+            E::Catalog(CatalogError::Missing(_)) => "CATALOG_INCONSISTENT",
             E::Catalog(_) => "CATALOG_UNAVAILABLE",
             E::Internal(_) => "INTERNAL",
         }

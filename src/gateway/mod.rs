@@ -25,11 +25,15 @@ pub use error::GatewayError;
 pub use runner::{Actor, Call, Credentials, Gateway, SystemTask};
 pub use scheduled::ScheduledWork;
 
-/// Size limits applied before any work.
+/// Limits applied to every call.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_plaintext_bytes: usize,
     pub max_associated_data_bytes: usize,
+    /// The longest an admitted call's work may take, all provider calls included.
+    pub call_timeout: std::time::Duration,
+    /// Calls running at once, those whose clients left included; more are refused.
+    pub max_calls_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +41,8 @@ impl Default for Limits {
         Self {
             max_plaintext_bytes: 64 * 1024,
             max_associated_data_bytes: 8 * 1024,
+            call_timeout: std::time::Duration::from_secs(10),
+            max_calls_in_flight: 10_000,
         }
     }
 }

@@ -17,10 +17,18 @@ pub struct ScheduledWork {
 
 impl Gateway {
     /// Rotates every enabled key whose crypto-period has ended and destroys every key whose
-    /// pending window has ended, as of `now_ms`.
-    pub async fn run_due_work(self: &Arc<Self>, now_ms: i64) -> ScheduledWork {
+    /// pending window has ended, as of `now_ms`; stops between two keys once `stop` is
+    /// cancelled.
+    pub async fn run_due_work(
+        self: &Arc<Self>,
+        now_ms: i64,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> ScheduledWork {
         let mut work = ScheduledWork::default();
         for key in self.keys_snapshot() {
+            if stop.is_cancelled() {
+                break;
+            }
             let result = match key.state {
                 KeyState::Enabled if key.rotation_due_at_ms <= now_ms => self
                     .run(

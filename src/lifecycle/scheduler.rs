@@ -4,14 +4,19 @@
 use crate::gateway::Gateway;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
-/// Runs until the gateway shuts down.
-pub async fn run(gateway: Arc<Gateway>, interval: Duration) {
+/// Runs until `stop` is cancelled; an operation under way then finishes first (it is never cut
+/// off between its provider call and its catalog change).
+pub async fn run(gateway: Arc<Gateway>, interval: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let done = gateway.run_due_work(crate::time::now_ms()).await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let done = gateway.run_due_work(crate::time::now_ms(), &stop).await;
         if done.rotated + done.destroyed + done.failed > 0 {
             tracing::info!(
                 rotated = done.rotated,

@@ -65,21 +65,6 @@ impl Action {
             Action::AuditStoreRecovered => "AuditStoreRecovered",
         }
     }
-
-    /// Changes to a key or its backend: these write an intent event before the provider call
-    /// and hold the key's lock until their outcome is on record.
-    pub fn is_admin(self) -> bool {
-        matches!(
-            self,
-            Action::CreateKey
-                | Action::RotateKey
-                | Action::EnableKey
-                | Action::DisableKey
-                | Action::ScheduleKeyDestruction
-                | Action::CancelKeyDestruction
-                | Action::DestroyKey
-        )
-    }
 }
 
 impl std::fmt::Display for Action {

@@ -11,25 +11,23 @@ pub struct KeyApi {
     pub gateway: Arc<Gateway>,
 }
 
-/// Each RPC is the same: take the call's facts, run the operation, convert the result.
+/// Each RPC is the same: take the call's facts, run the operation, convert the result (to
+/// `pb::Key` for the operations that answer with a key).
 macro_rules! rpc {
-    ($self:ident, $request:ident, $op:ty) => {{
+    ($self:ident, $request:ident, $op:ty) => {
+        rpc!($self, $request, $op, Into::into)
+    };
+    ($self:ident, $request:ident, $op:ty, key) => {
+        rpc!($self, $request, $op, |k| key_to_pb(&k))
+    };
+    ($self:ident, $request:ident, $op:ty, $convert:expr) => {{
         let call = call_of(&$request);
         let id = call.request_id.clone();
         let result = $self
             .gateway
             .run(call, <$op>::from($request.into_inner()))
             .await;
-        reply(&id, result.map(Into::into))
-    }};
-    ($self:ident, $request:ident, $op:ty, key) => {{
-        let call = call_of(&$request);
-        let id = call.request_id.clone();
-        let result = $self
-            .gateway
-            .run(call, <$op>::from($request.into_inner()))
-            .await;
-        reply(&id, result.map(|k| key_to_pb(&k)))
+        reply(&id, result.map($convert))
     }};
 }
 

@@ -68,6 +68,9 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
     let limits = Limits {
         max_plaintext_bytes: config.limits.max_plaintext_bytes,
         max_associated_data_bytes: config.limits.max_associated_data_bytes,
+        // No admitted call works longer than a client may wait for it.
+        call_timeout: config.duration("limits.request_timeout", &config.limits.request_timeout)?,
+        max_calls_in_flight: config.limits.max_calls_in_flight,
     };
     let defaults = LifecycleSettings::default();
     let lifecycle = LifecycleSettings {

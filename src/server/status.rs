@@ -33,10 +33,16 @@ pub fn code(e: &GatewayError) -> Code {
         | E::AlreadyPendingDestruction(_)
         | E::WrongPurpose { .. }
         | E::AlgorithmUnsupported { .. }
-        | E::Precondition(_) => Code::FailedPrecondition,
+        | E::DataKeyNeedsSymmetricKey { .. }
+        | E::NotDueForRotation { .. }
+        | E::NotDueForDestruction(_) => Code::FailedPrecondition,
+        E::CallerGone => Code::Cancelled,
+        E::Overloaded { .. } => Code::ResourceExhausted,
+        E::CallTimedOut { .. } => Code::DeadlineExceeded,
         E::ProviderMissing { .. } | E::Audit(_) => Code::Unavailable,
         E::Catalog(crate::catalog::CatalogError::Conflict { .. }) => Code::Aborted,
         E::Catalog(crate::catalog::CatalogError::NameTaken(_)) => Code::AlreadyExists,
+        E::Catalog(crate::catalog::CatalogError::Missing(_)) => Code::Internal,
         E::Catalog(_) => Code::Unavailable,
         E::Internal(_) => Code::Internal,
         E::Provider(p) => match p {

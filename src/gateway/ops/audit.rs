@@ -2,7 +2,7 @@
 
 use crate::audit::{AuditEvent, AuditFilter, VerifyReport};
 use crate::gateway::GatewayError;
-use crate::gateway::runner::{Exec, Operation, Settings, Target};
+use crate::gateway::runner::{Exec, Operation, Reads, Settings, Target};
 use crate::policy::Action;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -32,6 +32,7 @@ impl AuditQuery {
 
 impl Operation for AuditQuery {
     type Output = AuditPage;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::AuditQuery
@@ -45,12 +46,9 @@ impl Operation for AuditQuery {
         Target::AuditLog
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<AuditPage, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<AuditPage, GatewayError> {
         let after = self.after()?;
-        let page_size = match self.page_size {
-            0 => 100,
-            n => n.min(1000),
-        };
+        let page_size = super::page_size(self.page_size);
         let events = cx.audit_log().query(&self.filter, after, page_size).await?;
         let next_page_token = if events.len() == page_size as usize {
             events
@@ -80,6 +78,7 @@ pub struct AuditTail {
 
 impl Operation for AuditTail {
     type Output = Tail;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::AuditTail
@@ -89,7 +88,7 @@ impl Operation for AuditTail {
         Target::AuditLog
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Tail, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Tail, GatewayError> {
         Ok(Tail {
             filter: self.filter,
             events: cx.audit_log().subscribe(),
@@ -101,6 +100,7 @@ pub struct AuditVerify;
 
 impl Operation for AuditVerify {
     type Output = VerifyReport;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::AuditVerify
@@ -110,7 +110,7 @@ impl Operation for AuditVerify {
         Target::AuditLog
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<VerifyReport, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<VerifyReport, GatewayError> {
         let report = cx.audit_log().verify().await?;
         cx.detail("chain_ok", report.ok);
         cx.detail("events_checked", report.events_checked);

@@ -2,7 +2,7 @@
 
 use crate::catalog::{KeyRecord, VersionRecord};
 use crate::gateway::envelope::{self, HEADER_LEN};
-use crate::gateway::runner::{Admitted, Exec, Operation, Settings, Target};
+use crate::gateway::runner::{Admitted, Exec, Operation, Reads, Settings, Target};
 use crate::gateway::{GatewayError, validate};
 use crate::policy::Action;
 use keygate_provider::{DataKeySpec, SecretBytes};
@@ -49,7 +49,7 @@ fn provider_aad(key: &KeyRecord, header: &[u8], aad: &[u8]) -> Vec<u8> {
 
 /// Seals `plaintext` under the key's primary version into a keygate ciphertext.
 async fn seal(
-    cx: &mut Exec<'_>,
+    cx: &mut Exec<'_, Reads>,
     key: &Admitted,
     plaintext: &SecretBytes,
     aad: &[u8],
@@ -79,7 +79,7 @@ async fn seal(
 
 /// Opens the ciphertext the call was admitted from.
 async fn open(
-    cx: &mut Exec<'_>,
+    cx: &mut Exec<'_, Reads>,
     ciphertext: &[u8],
     aad: &[u8],
 ) -> Result<(SecretBytes, Admitted, u32), GatewayError> {
@@ -124,6 +124,7 @@ pub struct Sealed {
 
 impl Operation for Encrypt {
     type Output = Sealed;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::Encrypt
@@ -145,7 +146,7 @@ impl Operation for Encrypt {
         }
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Sealed, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Sealed, GatewayError> {
         let key = cx.key()?.clone();
         check_aad(&cx.settings(), &key, &self.associated_data)?;
         let (ciphertext, version) = seal(cx, &key, &self.plaintext, &self.associated_data).await?;
@@ -172,6 +173,7 @@ pub struct Opened {
 
 impl Operation for Decrypt {
     type Output = Opened;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::Decrypt
@@ -190,7 +192,7 @@ impl Operation for Decrypt {
         Target::Ciphertext(&self.ciphertext)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Opened, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Opened, GatewayError> {
         let (plaintext, key, key_version) =
             open(cx, &self.ciphertext, &self.associated_data).await?;
         Ok(Opened {
@@ -235,6 +237,7 @@ impl GenerateDataKey {
 
 impl Operation for GenerateDataKey {
     type Output = DataKeyOut;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::GenerateDataKey
@@ -251,15 +254,21 @@ impl Operation for GenerateDataKey {
         }
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<DataKeyOut, GatewayError> {
+    fn ready(&self, cx: &Exec<'_, Reads>) -> Result<(), GatewayError> {
+        let key = cx.key()?;
+        if key.algorithm.is_symmetric() {
+            Ok(())
+        } else {
+            Err(GatewayError::DataKeyNeedsSymmetricKey {
+                key: key.name.clone(),
+                algorithm: key.algorithm.to_string(),
+            })
+        }
+    }
+
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<DataKeyOut, GatewayError> {
         let len = self.len()?;
         let key = cx.key()?.clone();
-        if !key.algorithm.is_symmetric() {
-            return Err(GatewayError::Precondition(format!(
-                "key '{}' is {}; data keys are sealed under symmetric keys (aes-256-gcm)",
-                key.name, key.algorithm
-            )));
-        }
         check_aad(&cx.settings(), &key, &self.associated_data)?;
         let version = key.primary();
         let header = envelope::header(&key.id, version.version)?;
@@ -305,6 +314,7 @@ pub struct ReSealed {
 
 impl Operation for ReEncrypt {
     type Output = ReSealed;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::ReEncrypt
@@ -327,7 +337,7 @@ impl Operation for ReEncrypt {
         Some(&self.destination_key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<ReSealed, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<ReSealed, GatewayError> {
         let (plaintext, source, source_version) =
             open(cx, &self.ciphertext, &self.source_associated_data).await?;
         let destination = cx.destination().cloned().unwrap_or_else(|| source.clone());

@@ -2,7 +2,7 @@
 
 use crate::catalog::KeyState;
 use crate::gateway::GatewayError;
-use crate::gateway::runner::{Exec, Operation, Target};
+use crate::gateway::runner::{Exec, Operation, Reads, Target};
 use crate::policy::Action;
 use keygate_provider::{PageRequest, ProviderKeyState};
 use std::collections::HashMap;
@@ -41,6 +41,7 @@ fn state_of(state: ProviderKeyState) -> KeyState {
 
 impl Operation for ListInventory {
     type Output = InventoryPage;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::ListInventory
@@ -50,14 +51,11 @@ impl Operation for ListInventory {
         Target::Provider(&self.provider)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<InventoryPage, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<InventoryPage, GatewayError> {
         let (name, provider) = cx.provider_instance()?;
         let (name, provider) = (name.to_string(), provider.clone());
         let page = PageRequest {
-            page_size: match self.page_size {
-                0 => 100,
-                n => n.min(1000),
-            },
+            page_size: super::page_size(self.page_size),
             page_token: self.page_token,
         };
         let listing = cx.reply(provider.list(&page).await)?;

@@ -1,7 +1,7 @@
 //! CreateKey, GetKey, ListKeys.
 
 use crate::catalog::{KeyRecord, KeyState, ListFilter, VersionRecord};
-use crate::gateway::runner::{Exec, KeyDraft, Operation, Settings, Target};
+use crate::gateway::runner::{Changes, Exec, KeyDraft, Operation, Reads, Settings, Target};
 use crate::gateway::{GatewayError, validate};
 use crate::policy::Action;
 use crate::time::{format_duration, now_ms};
@@ -123,6 +123,7 @@ impl CreateKey {
 
 impl Operation for CreateKey {
     type Output = Arc<KeyRecord>;
+    type Mode = Changes;
 
     fn action(&self) -> Action {
         Action::CreateKey
@@ -145,16 +146,22 @@ impl Operation for CreateKey {
         }
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+    fn ready(&self, cx: &Exec<'_, Changes>) -> Result<(), GatewayError> {
         let (draft, provider) = cx.draft()?;
-        let (draft, provider) = (draft.clone(), provider.clone());
-        if !provider.capabilities().supports(draft.algorithm) {
-            return Err(GatewayError::AlgorithmUnsupported {
+        if provider.capabilities().supports(draft.algorithm) {
+            Ok(())
+        } else {
+            Err(GatewayError::AlgorithmUnsupported {
                 provider: draft.provider.clone(),
                 kind: provider.kind().into(),
                 algorithm: draft.algorithm.to_string(),
-            });
+            })
         }
+    }
+
+    async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
+        let (draft, provider) = cx.draft()?;
+        let (draft, provider) = (draft.clone(), provider.clone());
         let spec = KeySpec {
             name: draft.name.clone(),
             key_id: draft.id.clone(),
@@ -194,8 +201,7 @@ impl Operation for CreateKey {
             state: KeyState::Enabled,
             crypto_period: draft.crypto_period,
             created_at_ms: now,
-            rotation_due_at_ms: now
-                .saturating_add(i64::try_from(draft.crypto_period.as_millis()).unwrap_or(i64::MAX)),
+            rotation_due_at_ms: crate::time::after(now, draft.crypto_period),
             destruction_at_ms: None,
             labels: spec.labels,
             versions,
@@ -215,6 +221,7 @@ pub struct GetKey {
 
 impl Operation for GetKey {
     type Output = Arc<KeyRecord>;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::GetKey
@@ -227,7 +234,7 @@ impl Operation for GetKey {
         }
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Arc<KeyRecord>, GatewayError> {
         Ok(cx.key()?.record().clone())
     }
 }
@@ -249,6 +256,7 @@ pub struct KeyPage {
 
 impl Operation for ListKeys {
     type Output = KeyPage;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::ListKeys
@@ -271,11 +279,8 @@ impl Operation for ListKeys {
         Target::Catalog
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<KeyPage, GatewayError> {
-        let page_size = match self.page_size {
-            0 => 100,
-            n => n.min(1000) as usize,
-        };
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<KeyPage, GatewayError> {
+        let page_size = super::page_size(self.page_size) as usize;
         let filter = ListFilter {
             owner: (!self.owner.is_empty()).then(|| self.owner.clone()),
             environment: (!self.environment.is_empty()).then(|| self.environment.clone()),

@@ -8,7 +8,7 @@
 use crate::catalog::{KeyRecord, KeyState};
 use crate::gateway::GatewayError;
 use crate::gateway::ops::keys::DurationInput;
-use crate::gateway::runner::{Exec, Operation, Settings, Target};
+use crate::gateway::runner::{Changes, Exec, Operation, Settings, Target};
 use crate::policy::Action;
 use crate::time::{format_duration, now_ms, rfc3339};
 use std::sync::Arc;
@@ -26,6 +26,7 @@ pub struct RotateKey {
 
 impl Operation for RotateKey {
     type Output = Arc<KeyRecord>;
+    type Mode = Changes;
 
     fn action(&self) -> Action {
         Action::RotateKey
@@ -35,17 +36,19 @@ impl Operation for RotateKey {
         key_target(&self.key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
-        let key = cx.key()?.clone();
-        if let Some(now) = self.only_if_due_at_ms
-            && key.rotation_due_at_ms > now
-        {
-            return Err(GatewayError::Precondition(format!(
-                "key '{}' is no longer due for rotation (next due {})",
-                key.name,
-                rfc3339(key.rotation_due_at_ms)
-            )));
+    fn ready(&self, cx: &Exec<'_, Changes>) -> Result<(), GatewayError> {
+        let key = cx.key()?;
+        match self.only_if_due_at_ms {
+            Some(now) if key.rotation_due_at_ms > now => Err(GatewayError::NotDueForRotation {
+                key: key.name.clone(),
+                due: rfc3339(key.rotation_due_at_ms),
+            }),
+            _ => Ok(()),
         }
+    }
+
+    async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
+        let key = cx.key()?.clone();
         let provider = cx.provider(&key)?;
         let rotated = cx.reply(provider.rotate(&key.provider_uri).await)?;
         cx.add_version(rotated.provider_version).await
@@ -59,6 +62,7 @@ pub struct SetKeyEnabled {
 
 impl Operation for SetKeyEnabled {
     type Output = Arc<KeyRecord>;
+    type Mode = Changes;
 
     fn action(&self) -> Action {
         if self.enabled {
@@ -72,7 +76,7 @@ impl Operation for SetKeyEnabled {
         key_target(&self.key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
         let provider = cx.provider(&key)?;
         if provider.capabilities().disable {
@@ -98,6 +102,7 @@ pub struct ScheduleKeyDestruction {
 
 impl Operation for ScheduleKeyDestruction {
     type Output = Arc<KeyRecord>;
+    type Mode = Changes;
 
     fn action(&self) -> Action {
         Action::ScheduleKeyDestruction
@@ -131,7 +136,7 @@ impl Operation for ScheduleKeyDestruction {
         key_target(&self.key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let window = self
             .pending_window
             .and_then(DurationInput::to_duration)
@@ -139,7 +144,7 @@ impl Operation for ScheduleKeyDestruction {
         let key = cx.key()?.clone();
         let provider = cx.provider(&key)?;
         cx.reply(provider.schedule_destroy(&key.provider_uri, window).await)?;
-        let at = now_ms().saturating_add(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        let at = crate::time::after(now_ms(), window);
         cx.detail("destruction_at", rfc3339(at));
         cx.set_state(key.state, KeyState::PendingDestruction, Some(at))
             .await
@@ -152,6 +157,7 @@ pub struct CancelKeyDestruction {
 
 impl Operation for CancelKeyDestruction {
     type Output = Arc<KeyRecord>;
+    type Mode = Changes;
 
     fn action(&self) -> Action {
         Action::CancelKeyDestruction
@@ -161,7 +167,7 @@ impl Operation for CancelKeyDestruction {
         key_target(&self.key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
         let provider = cx.provider(&key)?;
         cx.reply(provider.cancel_destroy(&key.provider_uri).await)?;
@@ -184,6 +190,7 @@ pub struct DestroyKey {
 
 impl Operation for DestroyKey {
     type Output = Arc<KeyRecord>;
+    type Mode = Changes;
 
     fn action(&self) -> Action {
         Action::DestroyKey
@@ -193,14 +200,17 @@ impl Operation for DestroyKey {
         key_target(&self.key_id)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Arc<KeyRecord>, GatewayError> {
-        let key = cx.key()?.clone();
+    fn ready(&self, cx: &Exec<'_, Changes>) -> Result<(), GatewayError> {
+        let key = cx.key()?;
         if key.destruction_at_ms.is_none_or(|at| at > self.now_ms) {
-            return Err(GatewayError::Precondition(format!(
-                "key '{}' is not yet due for destruction",
-                key.name
-            )));
+            Err(GatewayError::NotDueForDestruction(key.name.clone()))
+        } else {
+            Ok(())
         }
+    }
+
+    async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
+        let key = cx.key()?.clone();
         let provider = cx.provider(&key)?;
         cx.reply(provider.destroy(&key.provider_uri).await)?;
         // The destruction record: what was destroyed, where, and how many versions.

@@ -20,3 +20,11 @@ pub use signing::{
     GenerateMac, GetPublicKey, Mac, Payload, PublicKey, Sign, Signature, Verification, Verify,
     VerifyMac,
 };
+
+/// A requested page size: 0 means the default of 100; at most 1000.
+fn page_size(requested: u32) -> u32 {
+    match requested {
+        0 => 100,
+        n => n.min(1000),
+    }
+}

@@ -1,7 +1,7 @@
 //! Sign, Verify, GetPublicKey, GenerateMac, VerifyMac.
 
 use crate::catalog::{KeyRecord, VersionRecord};
-use crate::gateway::runner::{Exec, Operation, Settings, Target};
+use crate::gateway::runner::{Exec, Operation, Reads, Settings, Target};
 use crate::gateway::{GatewayError, validate};
 use crate::policy::Action;
 use base64::Engine as _;
@@ -108,6 +108,7 @@ pub struct Signature {
 
 impl Operation for Sign {
     type Output = Signature;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::Sign
@@ -121,7 +122,7 @@ impl Operation for Sign {
         key_target(&self.key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Signature, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Signature, GatewayError> {
         let key = cx.key()?.clone();
         let input = sign_input(&key, &self.payload)?;
         let version = key.primary();
@@ -152,6 +153,7 @@ pub struct Verification {
 
 impl Operation for Verify {
     type Output = Verification;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::Verify
@@ -171,7 +173,7 @@ impl Operation for Verify {
         key_target(&self.key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Verification, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Verification, GatewayError> {
         let key = cx.key()?.clone();
         let input = sign_input(&key, &self.payload)?;
         let version = pick_version(&key, self.key_version)?;
@@ -204,6 +206,7 @@ pub struct PublicKey {
 
 impl Operation for GetPublicKey {
     type Output = PublicKey;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::GetPublicKey
@@ -213,7 +216,7 @@ impl Operation for GetPublicKey {
         key_target(&self.key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<PublicKey, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<PublicKey, GatewayError> {
         let key = cx.key()?.clone();
         let version = pick_version(&key, self.key_version)?;
         cx.note_version(version.version);
@@ -241,6 +244,7 @@ pub struct Mac {
 
 impl Operation for GenerateMac {
     type Output = Mac;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::GenerateMac
@@ -259,7 +263,7 @@ impl Operation for GenerateMac {
         key_target(&self.key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Mac, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Mac, GatewayError> {
         let key = cx.key()?.clone();
         let version = key.primary();
         cx.note_version(version.version);
@@ -282,6 +286,7 @@ pub struct VerifyMac {
 
 impl Operation for VerifyMac {
     type Output = Verification;
+    type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::VerifyMac
@@ -301,7 +306,7 @@ impl Operation for VerifyMac {
         key_target(&self.key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_>) -> Result<Verification, GatewayError> {
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Verification, GatewayError> {
         let key = cx.key()?.clone();
         let version = pick_version(&key, self.key_version)?;
         cx.note_version(version.version);

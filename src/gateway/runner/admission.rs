@@ -6,7 +6,7 @@ use super::Gateway;
 use super::call::{Actor, Call, Credentials};
 use super::exec::{Admitted, Held, Subject};
 use super::journal::Journal;
-use super::operation::{Operation, Target};
+use super::operation::{Mode, Operation, Target};
 use crate::catalog::{CatalogError, KeyRecord, KeyState};
 use crate::gateway::{GatewayError, envelope, validate};
 use crate::lifecycle;
@@ -24,6 +24,14 @@ pub fn key_attributes(key: &KeyRecord) -> KeyAttributes<'_> {
         state: key.state.as_str(),
         provider: &key.provider,
     }
+}
+
+/// A key named in a request: the request field, the name or id, and whether the call changes
+/// it (then it is locked and read again).
+struct Lookup<'a> {
+    field: &'static str,
+    key: &'a str,
+    changes: bool,
 }
 
 /// What admission hands the execute step.
@@ -44,6 +52,35 @@ impl Gateway {
                 .map(Actor::Caller)
                 .ok_or(GatewayError::BadToken),
             Credentials::System(task) => Ok(Actor::System(*task)),
+        }
+    }
+
+    fn context(call: &Call, crypto_period_seconds: i64) -> PolicyContext {
+        PolicyContext {
+            client_address: call.client_address.clone(),
+            time_ms: crate::time::now_ms(),
+            crypto_period_seconds,
+        }
+    }
+
+    /// Cedar's decision for a calling principal, without recording it (listings filter with
+    /// it); `None` for actors Cedar does not decide for.
+    pub(super) fn decide(
+        &self,
+        call: &Call,
+        actor: &Actor,
+        action: Action,
+        resource: &Resource<'_>,
+        crypto_period_seconds: i64,
+    ) -> Option<crate::policy::Decision> {
+        match actor {
+            Actor::Caller(principal) => Some(self.policy.authorize(
+                principal,
+                action,
+                resource,
+                &Self::context(call, crypto_period_seconds),
+            )),
+            _ => None,
         }
     }
 
@@ -78,12 +115,12 @@ impl Gateway {
                 });
             }
         };
-        let context = PolicyContext {
-            client_address: call.client_address.clone(),
-            time_ms: crate::time::now_ms(),
-            crypto_period_seconds,
-        };
-        let decision = self.policy.authorize(principal, action, resource, &context);
+        let decision = self.policy.authorize(
+            principal,
+            action,
+            resource,
+            &Self::context(call, crypto_period_seconds),
+        );
         let summary = decision.summary();
         match decision.verdict {
             Verdict::Allow => {
@@ -131,15 +168,23 @@ impl Gateway {
         Ok(Admitted::new(key))
     }
 
-    /// Step 2: a key by name or id; under its lock for admin operations.
-    async fn resolve_key<'g>(
+    /// Steps 2-4 for a key named by the caller. A change is first authorized on the key as
+    /// it was read, so a caller the policy refuses never waits on the key's lock; then the key
+    /// is locked, read again and admitted again as it is now.
+    async fn resolve_and_admit<'g>(
         &'g self,
-        field: &'static str,
-        name_or_id: &str,
+        call: &Call,
+        actor: &Actor,
         action: Action,
+        lookup: Lookup<'_>,
         held: &mut Held<'g>,
         journal: &mut Journal,
-    ) -> Result<Arc<KeyRecord>, GatewayError> {
+    ) -> Result<Admitted, GatewayError> {
+        let Lookup {
+            field,
+            key: name_or_id,
+            changes,
+        } = lookup;
         if name_or_id.is_empty() {
             return Err(GatewayError::NoKeyGiven { field });
         }
@@ -149,13 +194,14 @@ impl Gateway {
                 name_or_id, 200,
             )));
         };
-        if !action.is_admin() {
-            return Ok(key);
+        let admitted = self.admit_key(call, actor, action, key, journal)?;
+        if !changes {
+            return Ok(admitted);
         }
-        let lock = self.catalog.lock(&key.id).await;
+        let lock = self.catalog.lock(&admitted.id).await;
         let current = self.catalog.current(&lock)?;
         held.key = Some(lock);
-        Ok(current)
+        self.admit_key(call, actor, action, current, journal)
     }
 
     /// Steps 2-4 for `op`.
@@ -168,13 +214,25 @@ impl Gateway {
         journal: &mut Journal,
     ) -> Result<Admission, GatewayError> {
         let action = op.action();
+        let changes = <O::Mode as Mode>::CHANGES;
         let mut ciphertext_version = None;
         let subject =
             match op.target() {
-                Target::Key { field, key } => {
-                    let key = self.resolve_key(field, key, action, held, journal).await?;
-                    Subject::Key(self.admit_key(call, actor, action, key, journal)?)
-                }
+                Target::Key { field, key } => Subject::Key(
+                    self.resolve_and_admit(
+                        call,
+                        actor,
+                        action,
+                        Lookup {
+                            field,
+                            key,
+                            changes,
+                        },
+                        held,
+                        journal,
+                    )
+                    .await?,
+                ),
                 Target::Ciphertext(ciphertext) => {
                     let env = envelope::open(ciphertext)?;
                     let key_id = env.key_id.to_string();
@@ -251,12 +309,27 @@ impl Gateway {
             };
         let destination = match op.second_key() {
             None | Some("") => None,
-            Some(name) => {
-                let key = self
-                    .resolve_key("destination_key", name, action, held, journal)
-                    .await?;
-                Some(self.admit_key(call, actor, action, key, journal)?)
+            // One lock per call: a change naming two keys could deadlock against another.
+            Some(_) if changes => {
+                return Err(GatewayError::Internal(format!(
+                    "{action} changes keys and names a second one; changes take one key"
+                )));
             }
+            Some(name) => Some(
+                self.resolve_and_admit(
+                    call,
+                    actor,
+                    action,
+                    Lookup {
+                        field: "destination_key",
+                        key: name,
+                        changes: false,
+                    },
+                    held,
+                    journal,
+                )
+                .await?,
+            ),
         };
         // The event is about the primary key; the operation notes the destination itself.
         if let (Some(_), Subject::Key(primary)) = (&destination, &subject) {

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use tokio_util::task::TaskTracker;
 use zeroize::Zeroizing;
 
 /// One call as the transport saw it.
@@ -122,27 +123,39 @@ impl Presence {
 
 /// A call's future that cannot be cancelled: polled in place while its caller waits (no task
 /// of its own, no extra wake-up on the hot path), and moved into a task of its own, to run to
-/// its end, if the caller drops it first.
-pub struct RunToEnd<F: Future<Output = ()> + Send + 'static> {
+/// its end, if the caller drops it first. Those tasks are tracked, so shutdown waits for them.
+pub struct RunToEnd<F: Future + Send + 'static>
+where
+    F::Output: Send + 'static,
+{
     call: Option<Pin<Box<F>>>,
     presence: Presence,
+    detached: TaskTracker,
 }
 
-impl<F: Future<Output = ()> + Send + 'static> RunToEnd<F> {
-    pub fn new(call: F, presence: Presence) -> Self {
+impl<F: Future + Send + 'static> RunToEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    pub fn new(call: F, presence: Presence, detached: TaskTracker) -> Self {
         RunToEnd {
             call: Some(Box::pin(call)),
             presence,
+            detached,
         }
     }
 }
 
-impl<F: Future<Output = ()> + Send + 'static> Future for RunToEnd<F> {
-    type Output = ();
+impl<F: Future + Send + 'static> Future for RunToEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let Some(call) = self.call.as_mut() else {
-            return Poll::Ready(());
+            // Polled after it completed: a caller bug, never keygate's.
+            return Poll::Pending;
         };
         let done = call.as_mut().poll(cx);
         if done.is_ready() {
@@ -152,16 +165,28 @@ impl<F: Future<Output = ()> + Send + 'static> Future for RunToEnd<F> {
     }
 }
 
-impl<F: Future<Output = ()> + Send + 'static> Drop for RunToEnd<F> {
+impl<F: Future + Send + 'static> Drop for RunToEnd<F>
+where
+    F::Output: Send + 'static,
+{
     fn drop(&mut self) {
+        // While unwinding from a panic in the call itself, its state is not worth resuming.
+        if std::thread::panicking() {
+            return;
+        }
         if let Some(call) = self.call.take() {
             self.presence.mark_gone();
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(call);
+                    self.detached.spawn_on(
+                        async move {
+                            let _ = call.await;
+                        },
+                        &runtime,
+                    );
                 }
-                // No runtime: the process is shutting down and nothing can run any more.
-                Err(_) => tracing::error!("a call was abandoned during shutdown"),
+                // No runtime: the process is past shutdown and nothing can run any more.
+                Err(_) => tracing::error!("a call was abandoned after shutdown"),
             }
         }
     }

@@ -6,13 +6,14 @@
 //! lifecycle did not pass. Catalog writes need the [`KeyLock`] the runner took.
 
 use super::journal::Journal;
-use super::operation::{KeyDraft, Settings};
+use super::operation::{Changes, KeyDraft, Mode, Settings};
 use super::{Actor, Call, Gateway};
 use crate::audit::AuditLog;
 use crate::catalog::{KeyLock, KeyRecord, KeyState, ListFilter, NameReservation};
 use crate::gateway::GatewayError;
-use crate::policy::{Action, PolicyContext, Resource};
+use crate::policy::{Action, Resource};
 use keygate_provider::{KeyProvider, Replied};
+use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -59,7 +60,9 @@ pub(super) struct Held<'g> {
     pub name: Option<NameReservation<'g>>,
 }
 
-pub struct Exec<'a> {
+/// What an admitted operation works with; `M` is its [`Mode`]: only `Exec<'_, Changes>` has
+/// the catalog's write methods.
+pub struct Exec<'a, M: Mode> {
     pub(super) gateway: &'a Gateway,
     pub(super) call: &'a Call,
     pub(super) actor: &'a Actor,
@@ -68,19 +71,16 @@ pub struct Exec<'a> {
     pub(super) destination: Option<Admitted>,
     pub(super) ciphertext_version: Option<u32>,
     pub(super) held: &'a Held<'a>,
+    pub(super) mode: PhantomData<M>,
 }
 
 fn not_admitted(what: &str) -> GatewayError {
     GatewayError::Internal(format!("the operation was not admitted for {what}"))
 }
 
-impl<'a> Exec<'a> {
+impl<'a, M: Mode> Exec<'a, M> {
     pub fn settings(&self) -> Settings<'_> {
         self.gateway.settings()
-    }
-
-    pub fn actor(&self) -> &Actor {
-        self.actor
     }
 
     /// The key the call was admitted for.
@@ -166,37 +166,27 @@ impl<'a> Exec<'a> {
         self.gateway.catalog.get_by_id(id)
     }
 
-    /// Whether the caller may read `key` (GetKey), for listings.
+    /// Whether the caller may read `key` (GetKey), for listings; decided as admission
+    /// decides, without an event of its own.
     pub fn may_read(&self, key: &KeyRecord) -> bool {
-        let Actor::Caller(principal) = self.actor else {
-            return false;
-        };
-        let context = PolicyContext {
-            client_address: self.call.client_address.clone(),
-            time_ms: crate::time::now_ms(),
-            crypto_period_seconds: key.crypto_period.as_secs() as i64,
-        };
         self.gateway
-            .policy
-            .authorize(
-                principal,
+            .decide(
+                self.call,
+                self.actor,
                 Action::GetKey,
                 &Resource::Key(super::admission::key_attributes(key)),
-                &context,
+                key.crypto_period.as_secs() as i64,
             )
-            .allowed()
+            .is_some_and(|decision| decision.allowed())
     }
 
     pub fn audit_log(&self) -> &AuditLog {
         &self.gateway.audit
     }
+}
 
-    pub fn configured_providers(&self) -> String {
-        self.gateway.providers.names().join(", ")
-    }
-
-    // --- changing the catalog (admin operations; the runner holds the key's lock) ---
-
+/// Changing the catalog: only for [`Changes`] operations, whose key the runner has locked.
+impl Exec<'_, Changes> {
     fn lock(&self) -> Result<&KeyLock, GatewayError> {
         self.held
             .key

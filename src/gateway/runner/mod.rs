@@ -16,10 +16,9 @@ mod exec;
 mod journal;
 mod operation;
 
-pub use admission::key_attributes;
 pub use call::{Actor, Call, Credentials, Presence, RunToEnd, SystemTask};
 pub use exec::{Admitted, Exec};
-pub use operation::{KeyDraft, Operation, Settings, Target};
+pub use operation::{Changes, KeyDraft, Mode, Operation, Reads, Settings, Target};
 
 use crate::audit::AuditLog;
 use crate::auth::TokenTable;
@@ -31,8 +30,11 @@ use crate::providers::ProviderRegistry;
 use exec::Held;
 use futures::FutureExt as _;
 use journal::Journal;
+use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 pub struct Gateway {
@@ -43,6 +45,10 @@ pub struct Gateway {
     tokens: TokenTable,
     limits: Limits,
     lifecycle: LifecycleSettings,
+    /// Bounds the calls running at once, including those their clients left.
+    in_flight: Arc<Semaphore>,
+    /// Calls whose clients left, finishing in tasks of their own.
+    detached: TaskTracker,
 }
 
 impl Gateway {
@@ -56,6 +62,8 @@ impl Gateway {
         lifecycle: LifecycleSettings,
     ) -> Self {
         Self {
+            in_flight: Arc::new(Semaphore::new(limits.max_calls_in_flight)),
+            detached: TaskTracker::new(),
             catalog,
             providers,
             policy,
@@ -97,8 +105,8 @@ impl Gateway {
     }
 
     /// Runs `op` for `call` to its end and returns its result. Dropping the returned future
-    /// does not stop the call: it completes and is audited, marked as abandoned by its
-    /// caller.
+    /// does not stop an admitted call: it completes and is audited, marked as abandoned by
+    /// its caller.
     pub async fn run<O: Operation>(
         self: &Arc<Self>,
         call: Call,
@@ -113,23 +121,27 @@ impl Gateway {
             key = tracing::field::Empty,
             provider = tracing::field::Empty,
         );
+        // The permit travels with the call, into its own task if the caller leaves, so calls
+        // abandoned by their clients still count against the limit.
+        let permit = self.in_flight.clone().try_acquire_owned().ok();
         let gateway = self.clone();
         let journal_span = span.clone();
-        let (reply, result) = tokio::sync::oneshot::channel();
         let watch = presence.clone();
         let call = async move {
             // Boxed here, so the call's large state is built once, in place, and never
             // copied around as the wrappers below move.
-            let result = Box::pin(gateway.run_to_end(&call, op, watch, journal_span)).await;
-            // A caller that has gone no longer listens; that is fine.
-            let _ = reply.send(result);
+            Box::pin(gateway.run_to_end(&call, op, watch, journal_span, permit)).await
         };
-        RunToEnd::new(call.instrument(span), presence).await;
-        result.await.unwrap_or_else(|_| {
-            Err(GatewayError::Internal(
-                "the call ended without a result".into(),
-            ))
-        })
+        RunToEnd::new(call.instrument(span), presence, self.detached.clone()).await
+    }
+
+    /// Stops taking calls' leftovers and waits, at most `bound`, for the calls whose clients
+    /// left to finish (and be audited). For shutdown.
+    pub async fn drain(&self, bound: std::time::Duration) -> bool {
+        self.detached.close();
+        tokio::time::timeout(bound, self.detached.wait())
+            .await
+            .is_ok()
     }
 
     async fn run_to_end<O: Operation>(
@@ -138,6 +150,7 @@ impl Gateway {
         op: O,
         presence: Presence,
         span: tracing::Span,
+        permit: Option<OwnedSemaphorePermit>,
     ) -> Result<O::Output, GatewayError> {
         if !self.audit.is_writable() {
             // Nothing can be audited, so nothing is done; the recovery event counts these.
@@ -147,7 +160,16 @@ impl Gateway {
         let action = op.action();
         let mut journal = Journal::open(call, action, span);
         let mut held = Held::default();
-        let result = AssertUnwindSafe(self.admit_and_execute(call, op, &mut held, &mut journal))
+        let work = async {
+            if permit.is_none() {
+                return Err(GatewayError::Overloaded {
+                    limit: self.limits.max_calls_in_flight,
+                });
+            }
+            self.admit_and_execute(call, op, &presence, &mut held, &mut journal)
+                .await
+        };
+        let result = AssertUnwindSafe(work)
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
@@ -160,6 +182,7 @@ impl Gateway {
         let result = journal.finish(&self.audit, result, presence.gone()).await;
         // Locks go only once the outcome is on record, so a key's events stay in order.
         drop(held);
+        drop(permit);
         result
     }
 
@@ -167,6 +190,7 @@ impl Gateway {
         &'g self,
         call: &Call,
         mut op: O,
+        presence: &Presence,
         held: &mut Held<'g>,
         journal: &mut Journal,
     ) -> Result<O::Output, GatewayError> {
@@ -174,9 +198,6 @@ impl Gateway {
         journal.actor(&actor);
         op.check(&self.settings())?;
         let admission = self.admit(call, &actor, &op, held, journal).await?;
-        if op.action().is_admin() {
-            journal.intent(&self.audit).await?;
-        }
         let mut cx = Exec {
             gateway: self,
             call,
@@ -186,7 +207,21 @@ impl Gateway {
             destination: admission.destination,
             ciphertext_version: admission.ciphertext_version,
             held,
+            mode: PhantomData,
         };
-        op.execute(&mut cx).await
+        op.ready(&cx)?;
+        // Admitted calls run to their end; a caller that left before admission gets nothing
+        // done, so a retry after its deadline cannot repeat a change.
+        if presence.gone() {
+            return Err(GatewayError::CallerGone);
+        }
+        if <O::Mode as Mode>::CHANGES {
+            cx.journal.intent(&self.audit).await?;
+        }
+        let bound = self.limits.call_timeout;
+        match tokio::time::timeout(bound, op.execute(&mut cx)).await {
+            Ok(result) => result,
+            Err(_) => Err(GatewayError::CallTimedOut { after: bound }),
+        }
     }
 }

@@ -48,11 +48,33 @@ pub enum Target<'a> {
     Provider(&'a str),
 }
 
+/// Whether an operation changes keys, as a type: only [`Changes`] operations get the catalog's
+/// write methods on their [`Exec`], and for exactly those the runner takes the key's lock and
+/// writes an intent event before they run. An operation cannot change a key without both.
+pub trait Mode: Send + Sync + 'static {
+    const CHANGES: bool;
+}
+
+/// Reads keys or uses them; changes nothing in the catalog.
+pub enum Reads {}
+
+/// Creates keys or changes their versions or state.
+pub enum Changes {}
+
+impl Mode for Reads {
+    const CHANGES: bool = false;
+}
+
+impl Mode for Changes {
+    const CHANGES: bool = true;
+}
+
 /// One RPC as a value over domain types. Only [`crate::gateway::Gateway::run`] runs it, so no
 /// operation can skip or reorder authenticate → check → resolve → authorize → lifecycle →
-/// execute → audit.
+/// ready → (intent) → execute → audit.
 pub trait Operation: Send + Sync + Sized + 'static {
     type Output: Send + 'static;
+    type Mode: Mode;
 
     fn action(&self) -> Action;
 
@@ -71,9 +93,16 @@ pub trait Operation: Send + Sync + Sized + 'static {
         None
     }
 
+    /// Checks on the admitted key (for changes, as it is under its lock) that decide whether
+    /// the call goes ahead at all, before any intent is recorded or backend called.
+    fn ready(&self, cx: &Exec<'_, Self::Mode>) -> Result<(), GatewayError> {
+        let _ = cx;
+        Ok(())
+    }
+
     /// The work, once admitted: provider calls and catalog changes go through `cx`.
     fn execute(
         self,
-        cx: &mut Exec<'_>,
+        cx: &mut Exec<'_, Self::Mode>,
     ) -> impl Future<Output = Result<Self::Output, GatewayError>> + Send;
 }

@@ -31,6 +31,7 @@ pub fn event_to_pb(e: &AuditEvent) -> pb::AuditEvent {
         actor_kind: r.actor_kind.clone(),
         error_reason: r.error_reason.clone(),
         caller_gone: r.caller_gone,
+        format: u32::from(e.format),
     }
 }
 
