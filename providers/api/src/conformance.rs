@@ -220,6 +220,7 @@ impl Suite<'_> {
         }
         if caps.list {
             self.listing(&key.uri, algorithm).await;
+            self.foreign_page_token(algorithm).await;
         }
     }
 
@@ -556,6 +557,25 @@ impl Suite<'_> {
             }
         }
         self.fail(Some(algorithm), "list does not include the created key");
+    }
+
+    /// A page token the provider never issued is refused, not taken for the first page.
+    async fn foreign_page_token(&mut self, algorithm: Algorithm) {
+        let page = PageRequest {
+            page_size: 10,
+            page_token: "not-a-token-this-provider-issued".into(),
+        };
+        match self.provider.list(&page).await {
+            Err(ProviderError::InvalidInput { .. }) => {}
+            Ok(_) => self.fail(Some(algorithm), "list accepted a foreign page token"),
+            Err(e) => self.fail(
+                Some(algorithm),
+                format!(
+                    "list with a foreign page token gave {} instead of invalid_input: {e}",
+                    e.kind()
+                ),
+            ),
+        }
     }
 
     async fn unknown_key(&mut self) {
