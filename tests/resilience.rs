@@ -55,12 +55,8 @@ async fn await_requests(bao: &OpenBao, path: &str, want: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_breaker_opens_on_a_stopped_openbao_and_closes_when_it_is_back() {
-    let mut bao = OpenBao::start().unwrap_or_else(|e| {
-        panic!(
-            "cannot start OpenBao: {e}\n\
-             install it with: eval \"$(tests/backends/install.sh openbao)\"; export KEYGATE_BAO_BIN"
-        )
-    });
+    // The error says how to install OpenBao when it is missing.
+    let mut bao = OpenBao::start().unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("keygate.toml");
     // One attempt per call, so each call is one failure for the breaker.

@@ -134,6 +134,33 @@ impl AwsKmsProvider {
         from_sdk(self.at(op, key), err)
     }
 
+    /// Sends a check (Verify, VerifyMac). KMS answers "no" with the error `no_code`; to
+    /// keygate that is `false`, not a failure.
+    pub(crate) async fn check<O, E>(
+        &self,
+        op: &'static str,
+        key: &str,
+        no_code: &str,
+        send: impl Future<Output = std::result::Result<O, SdkError<E, Response>>>,
+        valid: impl FnOnce(&O) -> bool,
+    ) -> Result<Replied<bool>>
+    where
+        O: RequestId,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match send.await {
+            Ok(out) => Ok(Replied::with_request_id(
+                valid(&out),
+                out.request_id().map(str::to_string),
+            )),
+            Err(e) if e.code() == Some(no_code) => Ok(Replied::with_request_id(
+                false,
+                e.request_id().map(str::to_string),
+            )),
+            Err(e) => Err(from_sdk(self.at(op, key), e)),
+        }
+    }
+
     /// Sends one request (`send` is the SDK's `.send()` future) for operation `op` on `key`:
     /// failures become typed errors naming both, successes keep their request id.
     pub(crate) async fn call<'a, O, E>(

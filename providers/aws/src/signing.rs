@@ -1,10 +1,7 @@
-//! Signatures and MACs: sign, verify, public keys, generate and verify MAC. KMS answers a bad
-//! signature or tag with an error; to keygate it is `false`.
+//! Signatures and MACs: sign, verify, public keys, generate and verify MAC.
 
 use crate::algorithms::{self, MAX_KMS_INPUT};
 use crate::provider::AwsKmsProvider;
-use aws_sdk_kms::error::ProvideErrorMetadata;
-use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::primitives::Blob;
 use keygate_provider::kit::{self, Op};
 use keygate_provider::{
@@ -46,27 +43,22 @@ pub(crate) async fn verify(
         ProviderError::unsupported(&p.name, format!("verify with {}", v.algorithm))
     })?;
     let (message, kind) = p.sign_input(v, input, Op::Verify)?;
-    let result = p
+    let request = p
         .client
         .verify()
         .key_id(p.key_id(&v.uri)?)
         .message(Blob::new(message))
         .message_type(kind)
         .signature(Blob::new(signature))
-        .signing_algorithm(alg)
-        .send()
-        .await;
-    match result {
-        Ok(out) => Ok(Replied::with_request_id(
-            out.signature_valid,
-            out.request_id().map(str::to_string),
-        )),
-        Err(e) if e.code() == Some("KMSInvalidSignatureException") => Ok(Replied::with_request_id(
-            false,
-            e.request_id().map(str::to_string),
-        )),
-        Err(e) => Err(p.sdk(OP, v.uri.as_str(), e)),
-    }
+        .signing_algorithm(alg);
+    p.check(
+        OP,
+        v.uri.as_str(),
+        "KMSInvalidSignatureException",
+        request.send(),
+        |o| o.signature_valid,
+    )
+    .await
 }
 
 pub(crate) async fn public_key(
@@ -135,24 +127,19 @@ pub(crate) async fn verify_mac(
     check_mac(p, v, Op::VerifyMac, message)?;
     let alg = algorithms::mac(v.algorithm)
         .ok_or_else(|| ProviderError::unsupported(&p.name, format!("MAC with {}", v.algorithm)))?;
-    let result = p
+    let request = p
         .client
         .verify_mac()
         .key_id(p.key_id(&v.uri)?)
         .message(Blob::new(message))
         .mac(Blob::new(tag))
-        .mac_algorithm(alg)
-        .send()
-        .await;
-    match result {
-        Ok(out) => Ok(Replied::with_request_id(
-            out.mac_valid,
-            out.request_id().map(str::to_string),
-        )),
-        Err(e) if e.code() == Some("KMSInvalidMacException") => Ok(Replied::with_request_id(
-            false,
-            e.request_id().map(str::to_string),
-        )),
-        Err(e) => Err(p.sdk(OP, v.uri.as_str(), e)),
-    }
+        .mac_algorithm(alg);
+    p.check(
+        OP,
+        v.uri.as_str(),
+        "KMSInvalidMacException",
+        request.send(),
+        |o| o.mac_valid,
+    )
+    .await
 }

@@ -47,19 +47,13 @@ pub async fn seal_data_key<P: KeyProvider + ?Sized>(
 }
 
 /// The default [`KeyProvider::generate_data_key`]: [`random_data_key`], then
-/// [`seal_data_key`].
+/// [`seal_data_key`] (which checks the key's purpose).
 pub async fn generate_data_key<P: KeyProvider + ?Sized>(
     provider: &P,
     key: &VersionRef,
     spec: DataKeySpec,
     aad: &[u8],
 ) -> Result<Replied<DataKey>> {
-    require_purpose(
-        provider.name(),
-        key,
-        KeyPurpose::Encrypt,
-        Op::GenerateDataKey,
-    )?;
     let plaintext = random_data_key(provider.name(), spec.len)?;
     seal_data_key(provider, key, plaintext, aad).await
 }
