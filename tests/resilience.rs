@@ -19,7 +19,7 @@ use tonic::Code;
 /// Not `KEYGATE_…`: keygate would take that prefix for a configuration override.
 const TOKEN_ENV: &str = "VAULT_TOKEN_FOR_KEYGATE_RESILIENCE";
 
-/// Consecutive unavailable answers that open the circuit in these tests.
+/// Consecutive unavailable calls that open the circuit in these tests.
 const FAILURES: usize = 3;
 
 fn encrypt(key: &str) -> pb::EncryptRequest {
@@ -59,7 +59,7 @@ async fn the_breaker_opens_on_a_stopped_openbao_and_closes_when_it_is_back() {
     let mut bao = OpenBao::start().unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("keygate.toml");
-    // One attempt per call, so each call is one failure for the breaker.
+    // One attempt per call, so OpenBao sees each call that passes the guard exactly once.
     std::fs::write(
         &config,
         format!(
@@ -117,7 +117,7 @@ async fn the_breaker_opens_on_a_stopped_openbao_and_closes_when_it_is_back() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("after {FAILURES} consecutive unavailable answers")),
+        text.contains(&format!("after {FAILURES} consecutive unavailable calls")),
         "{text}"
     );
     assert!(

@@ -211,7 +211,7 @@ async fn the_breaker_opens_after_n_failures_and_then_fails_fast_without_calling(
             "{text}"
         );
         assert!(
-            text.contains("after 3 consecutive unavailable answers"),
+            text.contains("after 3 consecutive unavailable calls"),
             "{text}"
         );
         assert!(
@@ -229,6 +229,27 @@ async fn the_breaker_opens_after_n_failures_and_then_fails_fast_without_calling(
         refused,
         Some((Op::Encrypt, Outcome::Error("unavailable"), 0))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_breaker_counts_calls_not_attempts_and_a_probe_is_one_attempt() {
+    let fake = Fake::new(Answer::Unavailable);
+    let mut s = breaker_settings(2);
+    s.retry.max_attempts = 3;
+    let (g, _) = guard(&fake, s);
+    let _ = encrypt(&g).await;
+    assert_eq!(fake.calls(), 3);
+    assert_eq!(
+        g.breaker_state(),
+        BreakerState::Closed,
+        "three attempts, one call"
+    );
+    let _ = encrypt(&g).await;
+    assert_eq!(g.breaker_state(), BreakerState::Open);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let err = encrypt(&g).await.unwrap_err();
+    assert!(!reason(&err).contains("attempts"), "{err}");
+    assert_eq!(fake.calls(), 7, "the probe was not retried");
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,7 +1,7 @@
 //! The circuit breaker of one provider instance.
 //!
-//! Closed: calls go through; consecutive `Unavailable` answers are counted and any other
-//! answer resets the count. After `failures` of them the circuit opens: calls fail at once,
+//! Closed: calls go through; consecutive calls that end `Unavailable` (after their retries)
+//! are counted and any other outcome resets the count. After `failures` of them the circuit opens: calls fail at once,
 //! without reaching the backend, for `open_for`. The first call after that is a probe
 //! (half-open) while the others keep failing at once; its success closes the circuit, its
 //! failure opens it for another `open_for`.
@@ -52,7 +52,7 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "circuit open since {} after {} consecutive unavailable answers; calls fail at once",
+            "circuit open since {} after {} consecutive unavailable calls; calls fail at once",
             humantime::format_rfc3339_seconds(self.since),
             self.failures
         )?;
@@ -226,7 +226,12 @@ mod tests {
         assert_eq!(fail(&b), Some(BreakerState::Open));
         let refusal = b.admit().unwrap_err();
         assert_eq!(refusal.probe_in, Duration::from_secs(10));
-        assert!(refusal.to_string().contains("3 consecutive"), "{refusal}");
+        assert!(
+            refusal
+                .to_string()
+                .contains("3 consecutive unavailable calls"),
+            "{refusal}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,10 +1,11 @@
 //! [`Guarded`]: the decorator every provider instance runs inside.
 //!
-//! One call, in order: the breaker admits it (or it fails at once); a rate token is taken,
-//! waiting for one if it comes before the deadline; injected faults (dev mode) delay or fail
-//! it; the provider runs. An idempotent operation that failed with `Unavailable` or
-//! `Throttled` is tried again after a jittered pause, while attempts, the retry budget and
-//! the deadline allow. The deadline bounds all of it.
+//! One call, in order: the breaker admits it (or it fails at once). Then each attempt takes a
+//! rate token, waiting for one if it comes before the deadline; injected faults (dev mode)
+//! delay or fail it; the provider runs. An idempotent operation that failed with
+//! `Unavailable` or `Throttled` is tried again after a jittered pause, while attempts, the
+//! retry budget and the deadline allow. The call's outcome goes to the breaker. The deadline
+//! bounds all of it.
 //!
 //! Retries happen here and only here: the provider crates turn their SDKs' own retries off, so
 //! attempts do not multiply, every attempt is seen by the breaker and the bucket, and no
@@ -163,18 +164,44 @@ impl Guarded {
         Fut: Future<Output = Result<T>>,
     {
         let name = self.inner.name();
+        // The breaker judges calls, not attempts: one call is one failure however many
+        // attempts it made.
+        let (admission, change) = self
+            .breaker
+            .admit()
+            .map_err(|refusal| ProviderError::unavailable(name, format!("{op}: {refusal}")))?;
+        self.report(change);
+        let probe = ProbeGuard {
+            guarded: self,
+            admission,
+            settled: false,
+        };
+        // A probe is one request: it tests the backend, it does not lean on it.
+        let max_attempts = match admission {
+            Admission::Probe => 1,
+            Admission::Normal => self.retry.max_attempts,
+        };
         self.budget.deposit();
+        let result = self
+            .retried(op, deadline, call, attempts, max_attempts)
+            .await;
+        probe.settle(matches!(result, Err(ProviderError::Unavailable { .. })));
+        result
+    }
+
+    async fn retried<T, F, Fut>(
+        &self,
+        op: Op,
+        deadline: Instant,
+        call: &F,
+        attempts: &mut u32,
+        max_attempts: u32,
+    ) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
         loop {
-            let (admission, change) = self
-                .breaker
-                .admit()
-                .map_err(|refusal| ProviderError::unavailable(name, format!("{op}: {refusal}")))?;
-            self.report(change);
-            let probe = ProbeGuard {
-                guarded: self,
-                admission,
-                settled: false,
-            };
             if let Some(bucket) = &self.bucket {
                 let wait = bucket
                     .reserve(deadline)
@@ -184,17 +211,12 @@ impl Guarded {
                 }
             }
             *attempts += 1;
-            let result = match tokio::time::timeout_at(deadline, self.attempt(op, call)).await {
-                Ok(result) => result,
-                Err(_) => Err(self.deadline_missed(op)),
+            let error = match tokio::time::timeout_at(deadline, self.attempt(op, call)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) => e,
+                Err(_) => self.deadline_missed(op),
             };
-            probe.settle(matches!(result, Err(ProviderError::Unavailable { .. })));
-            let error = match result {
-                Ok(value) => return Ok(value),
-                Err(e) => e,
-            };
-            if !(error.is_retryable() && op.is_idempotent() && *attempts < self.retry.max_attempts)
-            {
+            if !(error.is_retryable() && op.is_idempotent() && *attempts < max_attempts) {
                 return Err(after(error, *attempts));
             }
             let pause = backoff(&self.retry, *attempts);

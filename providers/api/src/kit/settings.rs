@@ -64,7 +64,7 @@ pub struct RetrySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerSettings {
-    /// Consecutive `Unavailable` answers that open the circuit.
+    /// Consecutive calls ending `Unavailable` (retries included) that open the circuit.
     #[serde(default = "default_failures")]
     pub failures: u32,
     /// How long an open circuit fails calls at once before letting one probe through.
