@@ -1,24 +1,44 @@
 //! Provider instances from configuration, by name: `[providers.NAME] kind = "…"`.
 //!
-//! Each kind's settings deserialize into that provider crate's own typed configuration, so an
-//! unknown or misspelt setting is refused at start-up with the section's name.
+//! Each provider crate exports a factory for its kind; the registry hands it the section's
+//! settings without knowing them (the crate's typed configuration refuses unknown or
+//! misspelt settings, and the error names the section). Every instance runs inside the kit's
+//! guard (deadline, retries, circuit breaker, rate limit, metrics), configured by the
+//! section's `guard` table, so no provider escapes it.
 
-use crate::config::{Config, ProviderConfig, SecretRef};
+use crate::config::{Config, ProviderConfig};
 use keygate_provider::KeyProvider;
-use keygate_provider_aws::{AwsKmsConfig, AwsKmsProvider};
-use keygate_provider_local::{LocalProvider, MasterKeySource};
-use keygate_provider_pkcs11::{Pkcs11Config, Pkcs11Provider};
-use keygate_provider_vault::{VaultConfig, VaultCredentials, VaultProvider};
+use keygate_provider::kit::{
+    AuditFeed, BuildContext, GuardDefaults, GuardSettings, Guarded, Metrics, NoMetrics,
+    ProviderFactory, build_instance,
+};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The provider kinds this build knows.
 pub const KINDS: &[&str] = &["local", "aws-kms", "vault", "pkcs11"];
 
+/// The factory of each kind in [`KINDS`], in the same order.
+fn factories() -> [&'static dyn ProviderFactory; 4] {
+    [
+        keygate_provider_local::factory(),
+        keygate_provider_aws::factory(),
+        keygate_provider_vault::factory(),
+        keygate_provider_pkcs11::factory(),
+    ]
+}
+
+fn factory(kind: &str) -> Option<&'static dyn ProviderFactory> {
+    factories().into_iter().find(|f| f.kind() == kind)
+}
+
 pub struct ProviderRegistry {
     providers: BTreeMap<String, Arc<dyn KeyProvider>>,
     default: String,
+    guard: GuardDefaults,
+    /// Providers' own audit streams, for the ingestion that will read them (none yet).
+    audit_feeds: BTreeMap<String, Box<dyn AuditFeed>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,13 +51,36 @@ pub enum ProviderSetupError {
 
 impl ProviderRegistry {
     pub fn new(default: &str) -> Self {
+        Self::with_guard(
+            default,
+            GuardDefaults {
+                deadline: keygate_provider::kit::DEFAULT_DEADLINE,
+                metrics: Arc::new(NoMetrics),
+            },
+        )
+    }
+
+    fn with_guard(default: &str, guard: GuardDefaults) -> Self {
         Self {
             providers: BTreeMap::new(),
             default: default.to_string(),
+            guard,
+            audit_feeds: BTreeMap::new(),
         }
     }
 
+    /// Adds a provider inside a guard with the registry's defaults.
     pub fn insert(&mut self, provider: Arc<dyn KeyProvider>) {
+        let guarded = Guarded::new(
+            provider,
+            &GuardSettings::default(),
+            self.guard.deadline,
+            self.guard.metrics.clone(),
+        );
+        self.add(Arc::new(guarded));
+    }
+
+    fn add(&mut self, provider: Arc<Guarded>) {
         self.providers.insert(provider.name().to_string(), provider);
     }
 
@@ -53,9 +96,29 @@ impl ProviderRegistry {
         self.providers.keys().cloned().collect()
     }
 
-    /// Builds every configured provider. In dev mode a `local` provider with a generated
-    /// master key is added when the configuration has none.
-    pub async fn from_config(config: &Config, dev: bool) -> Result<Self, ProviderSetupError> {
+    /// The audit feed provider `name` offers, if any.
+    pub fn audit_feed(&self, name: &str) -> Option<&dyn AuditFeed> {
+        self.audit_feeds.get(name).map(|f| f.as_ref())
+    }
+
+    /// Builds every configured provider, each inside its guard; `deadline` bounds each
+    /// provider call whose section sets no `guard.deadline`. In dev mode a `local` provider
+    /// with a generated master key is added when the configuration has none.
+    pub async fn from_config(
+        config: &Config,
+        dev: bool,
+        deadline: Duration,
+    ) -> Result<Self, ProviderSetupError> {
+        Self::from_config_with_metrics(config, dev, deadline, Arc::new(NoMetrics)).await
+    }
+
+    /// [`ProviderRegistry::from_config`], reporting every provider call to `metrics`.
+    pub async fn from_config_with_metrics(
+        config: &Config,
+        dev: bool,
+        deadline: Duration,
+        metrics: Arc<dyn Metrics>,
+    ) -> Result<Self, ProviderSetupError> {
         let mut sections = config.providers.clone();
         if dev && !sections.contains_key("local") {
             sections.insert(
@@ -72,98 +135,42 @@ impl ProviderRegistry {
             .or_else(|| sections.contains_key("local").then(|| "local".to_string()))
             .or_else(|| sections.keys().next().cloned())
             .unwrap_or_default();
-        let mut registry = Self::new(&default);
-        for (name, section) in &sections {
-            let provider = build(name, section, &config.storage.data_dir, dev).await?;
-            registry.insert(provider);
+        let guard = GuardDefaults { deadline, metrics };
+        let context = BuildContext {
+            data_dir: config.storage.data_dir.clone(),
+            dev,
+        };
+        let mut registry = Self::with_guard(&default, guard);
+        for (name, section) in sections {
+            let Some(factory) = factory(&section.kind) else {
+                return Err(ProviderSetupError::UnknownKind {
+                    name,
+                    kind: section.kind,
+                });
+            };
+            let settings = section.settings.into_iter().collect();
+            let instance = build_instance(factory, &name, settings, &context, &registry.guard)
+                .await
+                .map_err(|e| ProviderSetupError::Invalid {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })?;
+            registry.add(instance.provider);
+            if let Some(feed) = instance.audit_feed {
+                registry.audit_feeds.insert(name, feed);
+            }
         }
         Ok(registry)
     }
 }
 
-/// The section's settings (everything but `kind`) as the provider's typed configuration.
-fn typed<T: serde::de::DeserializeOwned>(
-    name: &str,
-    section: &ProviderConfig,
-) -> Result<T, ProviderSetupError> {
-    let settings = serde_json::Value::Object(section.settings.clone().into_iter().collect());
-    serde_json::from_value(settings).map_err(|e| ProviderSetupError::Invalid {
-        name: name.into(),
-        reason: e.to_string(),
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn build(
-    name: &str,
-    section: &ProviderConfig,
-    data_dir: &Path,
-    dev: bool,
-) -> Result<Arc<dyn KeyProvider>, ProviderSetupError> {
-    let invalid = |reason: String| ProviderSetupError::Invalid {
-        name: name.into(),
-        reason,
-    };
-    match section.kind.as_str() {
-        "local" => {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct LocalConfig {
-                /// Where the keys live; `DATA_DIR/providers/NAME` by default.
-                dir: Option<std::path::PathBuf>,
-                /// The master key's passphrase; required outside dev mode.
-                passphrase: Option<SecretRef>,
-            }
-            let local: LocalConfig = typed(name, section)?;
-            let dir = local
-                .dir
-                .unwrap_or_else(|| data_dir.join("providers").join(name));
-            let source = match (local.passphrase, dev) {
-                (Some(reference), _) => MasterKeySource::Passphrase(
-                    reference
-                        .resolve(&format!("providers.{name}.passphrase"))
-                        .map_err(|e| invalid(e.to_string()))?,
-                ),
-                (None, true) => MasterKeySource::DevGenerated,
-                (None, false) => {
-                    return Err(invalid(
-                        "needs `passphrase = { env = \"VAR\" }` or `{ file = \"PATH\" }` outside dev mode".into(),
-                    ));
-                }
-            };
-            let provider =
-                LocalProvider::open(name, &dir, source).map_err(|e| invalid(e.to_string()))?;
-            Ok(Arc::new(provider))
-        }
-        "aws-kms" => {
-            let config: AwsKmsConfig = typed(name, section)?;
-            let provider = AwsKmsProvider::new(name, config)
-                .await
-                .map_err(|e| invalid(e.to_string()))?;
-            Ok(Arc::new(provider))
-        }
-        "vault" => {
-            let config: VaultConfig = typed(name, section)?;
-            let credentials = VaultCredentials::resolve(&config.auth)
-                .map_err(|e| invalid(format!("auth: {e}")))?;
-            let provider = VaultProvider::connect(name, config, credentials)
-                .await
-                .map_err(|e| invalid(e.to_string()))?;
-            Ok(Arc::new(provider))
-        }
-        "pkcs11" => {
-            let config: Pkcs11Config = typed(name, section)?;
-            let pin = config
-                .user_pin
-                .resolve(&format!("providers.{name}.user_pin"))
-                .map_err(|e| invalid(e.to_string()))?;
-            let provider = Pkcs11Provider::connect(name, &config, pin)
-                .await
-                .map_err(|e| invalid(e.to_string()))?;
-            Ok(Arc::new(provider))
-        }
-        other => Err(ProviderSetupError::UnknownKind {
-            name: name.into(),
-            kind: other.into(),
-        }),
+    #[test]
+    fn every_kind_has_its_factory() {
+        let kinds: Vec<&str> = factories().iter().map(|f| f.kind()).collect();
+        assert_eq!(kinds, KINDS);
     }
 }

@@ -20,7 +20,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/keygate-target}"
 serves() {
   case "$1" in
     localstack) echo 'keygate::aws_kms keygate-provider-aws::*' ;;
-    openbao) echo 'keygate::vault keygate-provider-vault::*' ;;
+    openbao) echo 'keygate::vault keygate::resilience keygate-provider-vault::*' ;;
     softhsm) echo 'keygate::pkcs11 keygate-provider-pkcs11 keygate-provider-pkcs11::*' ;;
     python-grpc) echo 'keygate::python_client' ;;
   esac

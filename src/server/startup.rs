@@ -55,7 +55,12 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
         Some(dir) => PolicyEngine::load_dir(dir)?,
         None => PolicyEngine::defaults()?,
     };
-    let providers = ProviderRegistry::from_config(config, dev).await?;
+    let providers = ProviderRegistry::from_config(
+        config,
+        dev,
+        config.duration("limits.request_timeout", &config.limits.request_timeout)?,
+    )
+    .await?;
     if providers.names().is_empty() {
         return Err(StartupError::Invalid(
             "no providers are configured: add a [providers.NAME] section (e.g. kind = \"local\")"

@@ -38,8 +38,9 @@ pub enum ProviderError {
     #[error("{provider} refused the request: {reason}")]
     BackendDenied { provider: String, reason: String },
 
-    /// The backend throttled keygate and the retry budget ran out.
-    #[error("{provider} is throttling requests and the retry budget is spent: {reason}")]
+    /// The backend throttled keygate (or keygate's own rate limit for it was reached) and
+    /// retrying within the deadline did not help.
+    #[error("{provider} is throttling requests: {reason}")]
     Throttled { provider: String, reason: String },
 
     /// The backend cannot be reached, is sealed, or timed out.
@@ -93,6 +94,19 @@ impl ProviderError {
             provider: provider.into(),
             reason: reason.into(),
         }
+    }
+
+    pub fn throttled(provider: &str, reason: impl Into<String>) -> Self {
+        Self::Throttled {
+            provider: provider.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Worth another attempt: the backend was unreachable, too slow or throttling. Whether an
+    /// attempt is made also depends on the operation (see [`crate::kit::Op::is_idempotent`]).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Throttled { .. })
     }
 
     pub fn internal(provider: &str, reason: impl Into<String>) -> Self {

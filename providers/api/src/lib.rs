@@ -21,6 +21,8 @@ mod spki;
 mod types;
 mod uri;
 
+pub mod kit;
+
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
@@ -31,7 +33,8 @@ pub use secret::SecretBytes;
 pub use secret_ref::{SecretRef, SecretRefError};
 pub use spki::{der_tlv, spki_public_key_bits};
 pub use types::{
-    Capabilities, DataKey, DataKeySpec, KeySpec, KeyVersionInfo, ListedKey, Listing, PageRequest,
-    ProviderKey, ProviderKeyState, PublicKeyInfo, Replied, SignInput, VersionRef,
+    Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyVersionInfo,
+    ListedKey, Listing, PageRequest, ProviderKey, ProviderKeyState, PublicKeyInfo, Replied,
+    SignInput, VersionRef, WrappedKey, WrappingAlgorithm,
 };
 pub use uri::KeyUri;

@@ -1,6 +1,7 @@
 use crate::{
-    Capabilities, DataKey, DataKeySpec, KeySpec, KeyUri, KeyVersionInfo, Listing, PageRequest,
-    ProviderError, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SignInput, VersionRef,
+    Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyUri, KeyVersionInfo,
+    Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
+    SignInput, VersionRef, WrappedKey,
 };
 use std::time::Duration;
 
@@ -47,15 +48,17 @@ pub trait KeyProvider: Send + Sync {
         Err(ProviderError::unsupported(self.name(), "decrypt"))
     }
 
-    /// A fresh data key from the backend's RNG, sealed under the version (`aad` binds it as for
-    /// [`KeyProvider::encrypt`]).
+    /// A fresh data key, sealed under the version (`aad` binds it as for
+    /// [`KeyProvider::encrypt`]). By default: random bytes from the system RNG, sealed with
+    /// [`KeyProvider::encrypt`] (see [`crate::kit::generate_data_key`]); backends with a data
+    /// key call of their own override it.
     async fn generate_data_key(
         &self,
-        _key: &VersionRef,
-        _spec: DataKeySpec,
-        _aad: &[u8],
+        key: &VersionRef,
+        spec: DataKeySpec,
+        aad: &[u8],
     ) -> Result<Replied<DataKey>> {
-        Err(ProviderError::unsupported(self.name(), "generate data key"))
+        crate::kit::generate_data_key(self, key, spec, aad).await
     }
 
     /// Signature encodings are the same on every provider: ECDSA as DER (X9.62 `Ecdsa-Sig-Value`),
@@ -116,5 +119,20 @@ pub trait KeyProvider: Send + Sync {
     /// Destroys the key material for good, once the pending window has ended.
     async fn destroy(&self, _key: &KeyUri) -> Result<Replied<()>> {
         Err(ProviderError::unsupported(self.name(), "destruction"))
+    }
+
+    /// A wrapping key (and token) for importing material into `spec.key` (BYOK).
+    async fn import_parameters(&self, _spec: &ImportSpec) -> Result<Replied<ImportParams>> {
+        Err(ProviderError::unsupported(self.name(), "key import"))
+    }
+
+    /// Imports material wrapped under `params` as a new version of `key`.
+    async fn import_key(
+        &self,
+        _key: &KeyUri,
+        _wrapped: &WrappedKey,
+        _params: &ImportParams,
+    ) -> Result<Replied<KeyVersionInfo>> {
+        Err(ProviderError::unsupported(self.name(), "key import"))
     }
 }

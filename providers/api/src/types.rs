@@ -122,6 +122,16 @@ pub struct Capabilities {
     pub list: bool,
     /// Sign/verify accept a precomputed digest.
     pub sign_digest: bool,
+    /// Operations use the exact version a [`VersionRef`] names. Without it (AWS KMS) the
+    /// backend encrypts and signs with the key's newest material whatever version is asked,
+    /// and its blobs name their own version.
+    pub pins_version: bool,
+    /// The backend signs digests only: messages are hashed in keygate first
+    /// ([`crate::kit::prehash`]), so a message never reaches it.
+    pub digest_only: bool,
+    /// Bring-your-own-key: [`crate::KeyProvider::import_parameters`] and
+    /// [`crate::KeyProvider::import_key`] work.
+    pub import: bool,
 }
 
 impl Capabilities {
@@ -151,4 +161,81 @@ pub struct ListedKey {
 pub struct Listing {
     pub keys: Vec<ListedKey>,
     pub next_page_token: String,
+}
+
+/// How key material is wrapped for import (BYOK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WrappingAlgorithm {
+    /// The material itself encrypted with RSA-OAEP (SHA-256, MGF1-SHA-256): symmetric keys
+    /// only, since the material must fit one RSA block.
+    RsaOaepSha256,
+    /// CKM_RSA_AES_KEY_WRAP: an ephemeral AES-256 key wrapped with RSA-OAEP-SHA-256, then the
+    /// material wrapped with AES-KWP (RFC 5649) under it. The one wrap every cloud accepts.
+    RsaAesKeyWrapSha256,
+}
+
+impl WrappingAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WrappingAlgorithm::RsaOaepSha256 => "rsa-oaep-sha256",
+            WrappingAlgorithm::RsaAesKeyWrapSha256 => "rsa-aes-key-wrap-sha256",
+        }
+    }
+}
+
+impl std::fmt::Display for WrappingAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`crate::KeyProvider::import_parameters`] is asked for: a wrapping key for material
+/// of `algorithm` to go into `key` (a key the backend created to receive imported material).
+#[derive(Debug, Clone)]
+pub struct ImportSpec {
+    pub key: KeyUri,
+    pub algorithm: Algorithm,
+    pub wrapping: WrappingAlgorithm,
+}
+
+/// The backend's answer: the public key to wrap with and what must come back with the wrapped
+/// material.
+#[derive(Debug, Clone)]
+pub struct ImportParams {
+    pub wrapping: WrappingAlgorithm,
+    /// The wrapping public key, DER SubjectPublicKeyInfo.
+    pub wrapping_key_spki_der: Vec<u8>,
+    /// An opaque token the backend wants back with the material (AWS's ImportToken); empty
+    /// when it has none.
+    pub import_token: Vec<u8>,
+    /// When the wrapping key and token stop being accepted; `None` when they do not expire.
+    pub expires_at: Option<std::time::SystemTime>,
+}
+
+/// Key material wrapped for import. Wrapped bytes are not plaintext, but they are key
+/// material all the same: zeroized on drop, never printed.
+pub struct WrappedKey(SecretBytes);
+
+impl WrappedKey {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(SecretBytes::new(bytes))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WrappedKey([REDACTED; {} bytes])", self.0.len())
+    }
 }

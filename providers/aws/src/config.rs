@@ -3,6 +3,8 @@
 //! Credentials are always named, never inlined: the standard AWS chain, a profile, or the
 //! names of environment variables that hold the key id and secret.
 
+use crate::AwsKmsProvider;
+use keygate_provider::kit::{BuildContext, BuildError, Built, ProviderFactory, typed_settings};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -15,8 +17,10 @@ use std::time::Duration;
 /// connect_timeout_ms = 2000
 /// timeout_ms = 10000
 /// credentials = { source = "env", access_key_id_env = "KMS_KEY_ID", secret_access_key_env = "KMS_SECRET" }
-/// retry = { max_attempts = 4, initial_backoff_ms = 100, max_backoff_ms = 2000 }
 /// ```
+///
+/// Retries and rate limits are the guard's (`[providers.NAME.guard]`, e.g.
+/// `rate = { per_second = 10000 }` for KMS's shared request quota); the SDK does not retry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsKmsConfig {
@@ -34,11 +38,10 @@ pub struct AwsKmsConfig {
     /// Time allowed to open a TCP/TLS connection.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
-    /// Time allowed for a whole call, retries included: past it the call is `Unavailable`.
+    /// Time allowed for one request to KMS: past it the attempt is `Unavailable` (and the
+    /// guard may retry it within the call's deadline).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    #[serde(default)]
-    pub retry: RetryConfig,
 }
 
 /// Where the credentials come from. Never the values themselves.
@@ -60,30 +63,6 @@ pub enum CredentialsConfig {
     },
 }
 
-/// The retry budget for throttling and transient errors. The SDK's standard retry strategy
-/// applies it: exponential backoff with full jitter, capped by `max_backoff_ms`, at most
-/// `max_attempts` attempts in all, and never past `timeout_ms`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetryConfig {
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
-    #[serde(default = "default_initial_backoff_ms")]
-    pub initial_backoff_ms: u64,
-    #[serde(default = "default_max_backoff_ms")]
-    pub max_backoff_ms: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self {
-            max_attempts: default_max_attempts(),
-            initial_backoff_ms: default_initial_backoff_ms(),
-            max_backoff_ms: default_max_backoff_ms(),
-        }
-    }
-}
-
 impl AwsKmsConfig {
     /// A config for `region` with the defaults for everything else.
     pub fn new(region: impl Into<String>) -> Self {
@@ -94,7 +73,6 @@ impl AwsKmsConfig {
             credentials: CredentialsConfig::default(),
             connect_timeout_ms: default_connect_timeout_ms(),
             timeout_ms: default_timeout_ms(),
-            retry: RetryConfig::default(),
         }
     }
 
@@ -113,14 +91,36 @@ fn default_connect_timeout_ms() -> u64 {
 fn default_timeout_ms() -> u64 {
     10_000
 }
-fn default_max_attempts() -> u32 {
-    4
+
+/// Builds AWS KMS providers.
+pub struct AwsKmsFactory;
+
+/// The factory the gateway registers for `kind = "aws-kms"`.
+pub fn factory() -> &'static dyn ProviderFactory {
+    &AwsKmsFactory
 }
-fn default_initial_backoff_ms() -> u64 {
-    100
-}
-fn default_max_backoff_ms() -> u64 {
-    2_000
+
+#[async_trait::async_trait]
+impl ProviderFactory for AwsKmsFactory {
+    fn kind(&self) -> &'static str {
+        "aws-kms"
+    }
+
+    async fn build(
+        &self,
+        name: &str,
+        settings: serde_json::Value,
+        _context: &BuildContext,
+    ) -> Result<Built, BuildError> {
+        if settings.get("retry").is_some() {
+            return Err(BuildError::Settings(format!(
+                "`retry` has moved to [providers.{name}.guard.retry]: keygate's guard retries for \
+                 every provider, and the AWS SDK's own retries are off"
+            )));
+        }
+        let config: AwsKmsConfig = typed_settings(settings)?;
+        Ok(Built::provider(AwsKmsProvider::new(name, config).await?))
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +134,7 @@ mod tests {
         )
         .expect("valid config");
         assert!(matches!(c.credentials, CredentialsConfig::Env { .. }));
-        assert_eq!(c.retry.max_attempts, 4);
+        assert_eq!(c.timeout_ms, 10_000);
     }
 
     #[test]

@@ -15,6 +15,14 @@ pub(crate) struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
+    /// A reply without a field the operation needs.
+    pub fn missing(&self, field: &str) -> ProviderError {
+        ProviderError::internal(
+            self.provider,
+            format!("{}: the reply has no {field}", self.what()),
+        )
+    }
+
     pub fn what(&self) -> String {
         if self.key.is_empty() {
             self.op.to_string()
@@ -24,8 +32,8 @@ impl Attempt<'_> {
     }
 }
 
-/// An SDK error as keygate's error kind. Throttling reaches here only after the SDK's retry
-/// budget is spent (see `client.rs`), so it becomes `Throttled` as is.
+/// An SDK error as keygate's error kind. The SDK does not retry (see `client.rs`): throttling
+/// and outages come here at once, as `Throttled` and `Unavailable`, for the guard to retry.
 pub(crate) fn from_sdk<E>(at: Attempt<'_>, err: SdkError<E, Response>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -82,16 +90,7 @@ where
 
 /// The error and its sources, one line (the SDK's own Display says only "dispatch failure").
 fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = e.source();
-    }
-    parts.join(": ")
+    keygate_provider::kit::error_chain(err)
 }
 
 /// A KMS error code as keygate's error kind.

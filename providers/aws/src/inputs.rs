@@ -1,36 +1,14 @@
-//! Checks and shapes caller input before anything is sent: purpose, sizes, associated data,
-//! sign input.
+//! Checks and shapes caller input before anything is sent: sizes, associated data, sign
+//! input. (The purpose guard is the kit's.)
 
 use crate::algorithms::MAX_KMS_INPUT;
 use crate::provider::AwsKmsProvider;
 use aws_sdk_kms::types::MessageType;
 use base64::Engine;
-use keygate_provider::{
-    Algorithm, KeyPurpose, KeyUri, ProviderError, Result, SignInput, VersionRef,
-};
+use keygate_provider::kit::{self, Op};
+use keygate_provider::{Algorithm, KeyUri, ProviderError, Result, SignInput, VersionRef};
 
 impl AwsKmsProvider {
-    /// Refuses an operation the key's purpose does not allow, before calling AWS.
-    pub(crate) fn require(
-        &self,
-        v: &VersionRef,
-        purpose: KeyPurpose,
-        op: &'static str,
-    ) -> Result<()> {
-        if v.algorithm.purpose() != purpose {
-            return Err(ProviderError::precondition(
-                &self.name,
-                format!(
-                    "{}: the key is a {} key ({}), not a {purpose} key",
-                    self.at(op, v.uri.as_str()).what(),
-                    v.algorithm.purpose(),
-                    v.algorithm
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     pub(crate) fn too_big(
         &self,
         op: &'static str,
@@ -75,31 +53,13 @@ impl AwsKmsProvider {
         &self,
         v: &VersionRef,
         input: SignInput<'_>,
-        op: &'static str,
+        op: Op,
     ) -> Result<(Vec<u8>, MessageType)> {
-        let digest_len = v.algorithm.digest_len().unwrap_or(32);
         match input {
             SignInput::Message(m) if m.len() <= MAX_KMS_INPUT => Ok((m.to_vec(), MessageType::Raw)),
-            SignInput::Message(m) => {
-                let alg = if digest_len == 48 {
-                    &aws_lc_rs::digest::SHA384
-                } else {
-                    &aws_lc_rs::digest::SHA256
-                };
-                Ok((
-                    aws_lc_rs::digest::digest(alg, m).as_ref().to_vec(),
-                    MessageType::Digest,
-                ))
-            }
-            SignInput::Digest(d) if d.len() == digest_len => Ok((d.to_vec(), MessageType::Digest)),
-            SignInput::Digest(d) => Err(ProviderError::invalid(
-                &self.name,
-                format!(
-                    "{}: a {} digest is {digest_len} bytes, got {}",
-                    self.at(op, v.uri.as_str()).what(),
-                    v.algorithm,
-                    d.len()
-                ),
+            long_or_digest => Ok((
+                kit::prehash(&self.name, op, v, long_or_digest)?,
+                MessageType::Digest,
             )),
         }
     }

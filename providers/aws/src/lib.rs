@@ -19,22 +19,28 @@
 //!   deletes the key itself at the end of the window: it only checks the key is pending
 //!   deletion or gone.
 //! - **Request ids**: every reply carries `x-amzn-RequestId`; error messages include it.
-//! - **Retries and timeouts**: the SDK's standard retry strategy (exponential backoff, full
-//!   jitter) retries throttling (ThrottlingException, LimitExceededException) and transient
-//!   errors within [`RetryConfig`]; `timeout_ms` bounds a whole call, retries included.
+//! - **Retries and timeouts**: the SDK makes one attempt per call, bounded by `timeout_ms`;
+//!   throttling (ThrottlingException, LimitExceededException) is `Throttled` and outages
+//!   `Unavailable` at once. keygate's guard retries them for idempotent operations (see
+//!   `client.rs` for why there and not in the SDK), and its token bucket keeps the instance
+//!   under KMS's request quota.
 
 mod algorithms;
 mod arn;
 mod client;
 mod config;
+mod crypto;
 mod errors;
 mod inputs;
 mod keys;
+mod lifecycle;
+mod listing;
 mod lookup;
 mod provider;
+mod signing;
 
 pub use algorithms::{MAX_KMS_INPUT, SUPPORTED};
-pub use config::{AwsKmsConfig, CredentialsConfig, RetryConfig};
+pub use config::{AwsKmsConfig, AwsKmsFactory, CredentialsConfig, factory};
 pub use provider::{AAD_CONTEXT_KEY, AwsKmsProvider, DELETION_WINDOW_DAYS};
 
 /// The URI scheme of AWS KMS keys.

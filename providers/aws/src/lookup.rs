@@ -3,7 +3,6 @@
 use crate::arn;
 use crate::keys::{self, tag};
 use crate::provider::AwsKmsProvider;
-use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::types::{KeyMetadata, Tag};
 use keygate_provider::{KeyUri, KeyVersionInfo, ProviderError, ProviderKey, Replied, Result};
 use std::sync::atomic::Ordering;
@@ -14,33 +13,22 @@ impl AwsKmsProvider {
         op: &'static str,
         uri: &KeyUri,
     ) -> Result<Replied<KeyMetadata>> {
-        let id = self.key_id(uri)?;
-        let out = self
-            .client
-            .describe_key()
-            .key_id(&id)
-            .send()
-            .await
-            .map_err(|e| self.sdk(op, uri.as_str(), e))?;
-        let request_id = out.request_id().map(str::to_string);
-        let metadata = out
-            .key_metadata
-            .ok_or_else(|| self.missing(op, uri.as_str(), "KeyMetadata"))?;
-        Ok(Replied::with_request_id(metadata, request_id))
+        let request = self.client.describe_key().key_id(self.key_id(uri)?);
+        self.call(op, uri.as_str(), request.send())
+            .await?
+            .field("KeyMetadata", |o| o.key_metadata)
     }
 
     pub(crate) async fn tags(&self, op: &'static str, key_id: &str) -> Result<Vec<Tag>> {
         let mut tags = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let out = self
+            let request = self
                 .client
                 .list_resource_tags()
                 .key_id(key_id)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| self.sdk(op, key_id, e))?;
+                .set_marker(marker.take());
+            let out = self.call(op, key_id, request.send()).await?.out;
             tags.extend(out.tags.unwrap_or_default());
             match out.next_marker {
                 Some(m) if out.truncated => marker = Some(m),
@@ -111,7 +99,7 @@ impl AwsKmsProvider {
     ) -> Result<ProviderKey> {
         let arn = metadata
             .arn()
-            .ok_or_else(|| self.missing(op, metadata.key_id(), "key ARN"))?;
+            .ok_or_else(|| self.at(op, metadata.key_id()).missing("key ARN"))?;
         // Only an RSA signing key needs its tags to know its algorithm (PSS or PKCS#1).
         let tags = if metadata.key_usage() == Some(&aws_sdk_kms::types::KeyUsageType::SignVerify)
             && metadata

@@ -3,6 +3,7 @@
 
 mod common;
 
+use keygate_provider::kit::{GuardSettings, Guarded, NoMetrics, RetrySettings};
 use keygate_provider::{Algorithm, KeyProvider, KeySpec, ProviderError, SecretBytes, VersionRef};
 use keygate_provider_aws::key_uri;
 use std::collections::BTreeMap;
@@ -16,8 +17,8 @@ use tokio::net::TcpListener;
 fn faults() {
     common::set_dummy_credentials();
     common::runtime().block_on(async {
-        throttling_is_retried_then_reported().await;
-        println!("ok: throttling is retried within the budget, then Throttled");
+        throttling_is_retried_by_the_guard_then_reported().await;
+        println!("ok: the SDK does not retry; the guard retries throttling, then Throttled");
         access_denied_is_backend_denied().await;
         println!("ok: AccessDeniedException is BackendDenied, not retried");
         a_silent_endpoint_times_out().await;
@@ -87,19 +88,36 @@ async fn fake_kms(status: &'static str, body: &'static str) -> (String, Arc<Atom
     (format!("http://{addr}"), count)
 }
 
-async fn throttling_is_retried_then_reported() {
+async fn throttling_is_retried_by_the_guard_then_reported() {
     let (endpoint, count) = fake_kms(
         "400 Bad Request",
         r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
     )
     .await;
-    let mut config = common::config(&endpoint);
-    config.retry.max_attempts = 4;
-    config.retry.initial_backoff_ms = 20;
-    config.retry.max_backoff_ms = 100;
-    let p = common::provider("aws-throttled", config).await;
-    let started = Instant::now();
+    let p = Arc::new(common::provider("aws-throttled", common::config(&endpoint)).await);
+    // Alone, the provider makes one attempt: retrying is the guard's job.
     let err = p
+        .encrypt(&version(ARN), &SecretBytes::copy_from(b"x"), b"")
+        .await
+        .err();
+    assert!(
+        matches!(err, Some(ProviderError::Throttled { .. })),
+        "{err:?}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 1, "the SDK does not retry");
+
+    let settings = GuardSettings {
+        retry: RetrySettings {
+            max_attempts: 4,
+            base_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            budget_ratio: 0.2,
+        },
+        ..Default::default()
+    };
+    let guarded = Guarded::new(p, &settings, Duration::from_secs(10), Arc::new(NoMetrics));
+    let started = Instant::now();
+    let err = guarded
         .encrypt(&version(ARN), &SecretBytes::copy_from(b"x"), b"")
         .await
         .err();
@@ -111,15 +129,29 @@ async fn throttling_is_retried_then_reported() {
                 "{reason}"
             );
             assert!(reason.contains("request id fake-"), "{reason}");
+            assert!(reason.contains("after 4 attempts"), "{reason}");
         }
         other => panic!("a throttling KMS gave {other:?}"),
     }
-    assert_eq!(count.load(Ordering::SeqCst), 4, "one try and three retries");
+    assert_eq!(count.load(Ordering::SeqCst), 5, "one try and three retries");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );
+    // Creating is never retried: a lost reply could mean a second key.
+    let _ = guarded
+        .create_key(&KeySpec {
+            name: "throttled/k".into(),
+            key_id: "id-throttled".into(),
+            algorithm: Algorithm::Aes256Gcm,
+            owner: "o".into(),
+            environment: "dev".into(),
+            crypto_period: Duration::from_secs(90 * 86_400),
+            labels: BTreeMap::new(),
+        })
+        .await;
+    assert_eq!(count.load(Ordering::SeqCst), 6, "create_key is tried once");
 }
 
 async fn access_denied_is_backend_denied() {

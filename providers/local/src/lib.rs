@@ -8,11 +8,13 @@
 //! Cryptography is aws-lc-rs: AES-256-GCM, ECDSA P-256/P-384, Ed25519, RSA-OAEP (SHA-256),
 //! RSA-PSS and PKCS#1 v1.5 signatures (SHA-256), HMAC-SHA-256.
 
+mod config;
 mod master_key;
 mod material;
 mod provider;
 mod store;
 
+pub use config::{LocalConfig, LocalFactory, factory};
 pub use master_key::{MasterKey, MasterKeyError, MasterKeySource};
 pub use provider::LocalProvider;
 

@@ -6,10 +6,11 @@ use crate::store::{KeyFile, Store, VersionFile};
 use crate::{MasterKeySource, SCHEME};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use keygate_provider::kit::{self, Op};
 use keygate_provider::{
-    Algorithm, Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyUri, KeyVersionInfo,
-    ListedKey, Listing, PageRequest, ProviderError, ProviderKey, ProviderKeyState, PublicKeyInfo,
-    Replied, Result, SecretBytes, SignInput, VersionRef,
+    Algorithm, Capabilities, KeyProvider, KeyPurpose, KeySpec, KeyUri, KeyVersionInfo, ListedKey,
+    Listing, PageRequest, ProviderError, ProviderKey, ProviderKeyState, PublicKeyInfo, Replied,
+    Result, SecretBytes, SignInput, VersionRef,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -96,6 +97,12 @@ impl LocalProvider {
 
     fn poisoned(&self) -> ProviderError {
         ProviderError::internal(&self.name, "key table lock poisoned")
+    }
+
+    /// The loaded version, if the key is for `purpose` and enabled.
+    fn usable_for(&self, v: &VersionRef, purpose: KeyPurpose, op: Op) -> Result<Arc<LoadedKey>> {
+        kit::require_purpose(&self.name, v, purpose, op)?;
+        self.usable(v)
     }
 
     /// The loaded version, if the key is enabled.
@@ -238,6 +245,9 @@ impl KeyProvider for LocalProvider {
             destroy: true,
             list: true,
             sign_digest: true,
+            pins_version: true,
+            digest_only: false,
+            import: false,
         }
     }
 
@@ -282,25 +292,12 @@ impl KeyProvider for LocalProvider {
 
     async fn list(&self, page: &PageRequest) -> Result<Replied<Listing>> {
         let keys = self.keys.read().map_err(|_| self.poisoned())?;
-        let mut ids: Vec<&String> = keys
-            .keys()
-            .filter(|id| id.as_str() > page.page_token.as_str())
-            .collect();
-        ids.sort();
-        let size = if page.page_size == 0 {
-            100
-        } else {
-            page.page_size as usize
-        };
-        let next_page_token = if ids.len() > size {
-            ids[size - 1].clone()
-        } else {
-            String::new()
-        };
-        let listed = ids
+        let mut entries: Vec<&Arc<Entry>> = keys.values().collect();
+        entries.sort_by(|a, b| a.file.key_id.cmp(&b.file.key_id));
+        let (entries, next_page_token) =
+            kit::page_after(&self.name, entries, |e| e.file.key_id.as_str(), page)?;
+        let listed = entries
             .into_iter()
-            .take(size)
-            .filter_map(|id| keys.get(id))
             .map(|e| ListedKey {
                 uri: uri_for(&e.file.key_id),
                 algorithm: Some(e.file.algorithm),
@@ -320,7 +317,7 @@ impl KeyProvider for LocalProvider {
         plaintext: &SecretBytes,
         aad: &[u8],
     ) -> Result<Replied<Vec<u8>>> {
-        let loaded = self.usable(key)?;
+        let loaded = self.usable_for(key, KeyPurpose::Encrypt, Op::Encrypt)?;
         let blob = loaded
             .encrypt(plaintext.expose(), aad)
             .map_err(|e| self.map_err(key, e))?;
@@ -333,30 +330,15 @@ impl KeyProvider for LocalProvider {
         blob: &[u8],
         aad: &[u8],
     ) -> Result<Replied<SecretBytes>> {
-        let loaded = self.usable(key)?;
+        let loaded = self.usable_for(key, KeyPurpose::Encrypt, Op::Decrypt)?;
         let plaintext = loaded
             .decrypt(blob, aad)
             .map_err(|e| self.map_err(key, e))?;
         Ok(Replied::local(plaintext))
     }
 
-    async fn generate_data_key(
-        &self,
-        key: &VersionRef,
-        spec: DataKeySpec,
-        aad: &[u8],
-    ) -> Result<Replied<DataKey>> {
-        let loaded = self.usable(key)?;
-        let plaintext = crate::master_key::random_secret(spec.len)
-            .map_err(|_| ProviderError::internal(&self.name, "random generation failed"))?;
-        let sealed = loaded
-            .encrypt(plaintext.expose(), aad)
-            .map_err(|e| self.map_err(key, e))?;
-        Ok(Replied::local(DataKey { plaintext, sealed }))
-    }
-
     async fn sign(&self, key: &VersionRef, input: SignInput<'_>) -> Result<Replied<Vec<u8>>> {
-        let loaded = self.usable(key)?;
+        let loaded = self.usable_for(key, KeyPurpose::Sign, Op::Sign)?;
         let sig = loaded
             .sign(key.algorithm, input)
             .map_err(|e| self.map_err(key, e))?;
@@ -369,7 +351,7 @@ impl KeyProvider for LocalProvider {
         input: SignInput<'_>,
         signature: &[u8],
     ) -> Result<Replied<bool>> {
-        let loaded = self.usable(key)?;
+        let loaded = self.usable_for(key, KeyPurpose::Sign, Op::Verify)?;
         let ok = loaded
             .verify(key.algorithm, input, signature)
             .map_err(|e| self.map_err(key, e))?;
@@ -383,7 +365,7 @@ impl KeyProvider for LocalProvider {
     }
 
     async fn mac(&self, key: &VersionRef, message: &[u8]) -> Result<Replied<Vec<u8>>> {
-        let loaded = self.usable(key)?;
+        let loaded = self.usable_for(key, KeyPurpose::Mac, Op::Mac)?;
         Ok(Replied::local(
             loaded.mac(message).map_err(|e| self.map_err(key, e))?,
         ))
@@ -395,7 +377,7 @@ impl KeyProvider for LocalProvider {
         message: &[u8],
         tag: &[u8],
     ) -> Result<Replied<bool>> {
-        let loaded = self.usable(key)?;
+        let loaded = self.usable_for(key, KeyPurpose::Mac, Op::VerifyMac)?;
         Ok(Replied::local(
             loaded
                 .verify_mac(message, tag)

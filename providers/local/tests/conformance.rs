@@ -20,6 +20,27 @@ async fn local_provider_passes_the_conformance_suite() {
     }
 }
 
+/// The same suite through the guard every configured instance runs inside: it must change
+/// nothing a healthy provider does.
+#[tokio::test]
+async fn the_guarded_local_provider_passes_the_conformance_suite() {
+    use keygate_provider::kit::{GuardSettings, Guarded, NoMetrics};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let provider = LocalProvider::open("local", dir.path(), MasterKeySource::DevGenerated).unwrap();
+    let guarded = Guarded::new(
+        Arc::new(provider),
+        &GuardSettings::default(),
+        std::time::Duration::from_secs(30),
+        Arc::new(NoMetrics),
+    );
+    let mut options = Options::new("guarded");
+    options.unknown_uri = Some(KeyUri::new("local://no-such-key"));
+    if let Err(report) = conformance::run(&guarded, &options).await {
+        panic!("{report}");
+    }
+}
+
 #[tokio::test]
 async fn keys_survive_reopen_and_need_the_right_passphrase() {
     let dir = tempfile::tempdir().unwrap();

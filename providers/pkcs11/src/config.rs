@@ -1,5 +1,7 @@
 //! The provider's configuration.
 
+use crate::Pkcs11Provider;
+use keygate_provider::kit::{BuildContext, BuildError, Built, ProviderFactory, typed_settings};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -63,6 +65,37 @@ impl Pkcs11Config {
             session_pool_size: DEFAULT_SESSION_POOL_SIZE,
             oaep_unpad_in_provider: false,
         }
+    }
+}
+
+/// Builds PKCS#11 providers.
+pub struct Pkcs11Factory;
+
+/// The factory the gateway registers for `kind = "pkcs11"`.
+pub fn factory() -> &'static dyn ProviderFactory {
+    &Pkcs11Factory
+}
+
+#[async_trait::async_trait]
+impl ProviderFactory for Pkcs11Factory {
+    fn kind(&self) -> &'static str {
+        "pkcs11"
+    }
+
+    async fn build(
+        &self,
+        name: &str,
+        settings: serde_json::Value,
+        _context: &BuildContext,
+    ) -> Result<Built, BuildError> {
+        let config: Pkcs11Config = typed_settings(settings)?;
+        let pin = config
+            .user_pin
+            .resolve(&format!("providers.{name}.user_pin"))?;
+        let provider = Pkcs11Provider::connect(name, &config, pin)
+            .await
+            .map_err(|e| BuildError::Invalid(e.to_string()))?;
+        Ok(Built::provider(provider))
     }
 }
 

@@ -27,17 +27,24 @@
 //!   then refuse use of the disabled key itself.
 
 mod config;
+mod crypto;
 mod der;
 mod errors;
+mod keys;
+mod listing;
 mod mechanisms;
 mod module;
 mod naming;
 mod oaep;
+mod open;
 mod ops;
 mod provider;
 mod session_pool;
+mod signing;
 mod uri;
 
-pub use config::{DEFAULT_SESSION_POOL_SIZE, Pkcs11Config, SecretRef, TokenSelector};
+pub use config::{
+    DEFAULT_SESSION_POOL_SIZE, Pkcs11Config, Pkcs11Factory, SecretRef, TokenSelector, factory,
+};
 pub use errors::OpenError;
 pub use provider::Pkcs11Provider;

@@ -163,15 +163,6 @@ pub fn key_gen(algorithm: Algorithm, label: &[u8], id: &[u8]) -> KeyGen {
     }
 }
 
-/// The digest a signature algorithm signs (SHA-384 for P-384, else SHA-256).
-pub fn digest_algorithm(algorithm: Algorithm) -> &'static aws_lc_rs::digest::Algorithm {
-    if algorithm == Algorithm::EcdsaP384 {
-        &aws_lc_rs::digest::SHA384
-    } else {
-        &aws_lc_rs::digest::SHA256
-    }
-}
-
 /// The mechanism that signs a precomputed digest with this algorithm's private key.
 pub fn sign_mechanism(algorithm: Algorithm) -> Mechanism<'static> {
     if curve_oid(algorithm).is_some() {

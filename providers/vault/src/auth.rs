@@ -52,15 +52,7 @@ fn client(config: &VaultConfig, token: &str) -> Result<VaultClient, String> {
 fn describe(e: &ClientError) -> String {
     match e {
         ClientError::APIError { code, errors } => format!("HTTP {code}: {}", errors.join("; ")),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
-        }
+        other => keygate_provider::kit::error_chain(other),
     }
 }
 

@@ -6,12 +6,14 @@
 
 use crate::config::VaultConfig;
 use crate::errors::{Op, VaultFailure};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use keygate_provider::{ProviderError, SecretBytes};
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Vault's answer to one request.
@@ -29,6 +31,44 @@ impl Reply {
             .and_then(Value::as_str)
             .ok_or_else(|| VaultFailure::Malformed(format!("no string field '{field}' in data")))
     }
+
+    /// A string field of `data`, or an error naming `op` and the field.
+    pub fn text(&self, op: &Op<'_>, field: &str) -> Result<&str, ProviderError> {
+        self.str_field(field).map_err(|f| f.into_provider_error(op))
+    }
+
+    /// A base64 field (plaintexts, data keys), decoded into a zeroizing buffer.
+    pub fn secret(&self, op: &Op<'_>, field: &str) -> Result<SecretBytes, ProviderError> {
+        B64.decode(self.text(op, field)?)
+            .map(SecretBytes::new)
+            .map_err(|e| malformed(op, format!("{field} is not base64: {e}")))
+    }
+
+    /// A `vault:vN:BASE64` field (signatures, HMACs), decoded.
+    pub fn unprefixed(&self, op: &Op<'_>, field: &str) -> Result<Vec<u8>, ProviderError> {
+        unprefix(self.text(op, field)?)
+            .map(|(_, bytes)| bytes)
+            .ok_or_else(|| malformed(op, format!("{field} is not vault:vN:base64")))
+    }
+
+    /// A boolean field (`valid`), false when absent.
+    pub fn flag(&self, field: &str) -> bool {
+        self.data
+            .get(field)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+}
+
+fn malformed(op: &Op<'_>, detail: String) -> ProviderError {
+    VaultFailure::Malformed(detail).into_provider_error(op)
+}
+
+/// Splits Transit's `vault:vN:BASE64` output into its version and decoded bytes.
+pub fn unprefix(text: &str) -> Option<(u32, Vec<u8>)> {
+    let rest = text.strip_prefix("vault:v")?;
+    let (version, b64) = rest.split_once(':')?;
+    Some((version.parse().ok()?, B64.decode(b64).ok()?))
 }
 
 /// The token every request carries; swapped by the renewal task after a new login.
@@ -70,7 +110,6 @@ pub struct VaultHttp {
     http: reqwest::Client,
     /// `https://host:port/v1/`.
     base: String,
-    throttle_budget: Duration,
     keygen_timeout: Duration,
     pub token: TokenCell,
 }
@@ -121,15 +160,14 @@ impl VaultHttp {
         Ok(Self {
             http,
             base: format!("{address}/v1/"),
-            throttle_budget: config.throttle_budget(),
             keygen_timeout: config.keygen_timeout(),
             token,
         })
     }
 
-    /// One Vault request. `path` is relative to `/v1/`. 429 answers are retried with jittered
-    /// exponential backoff until the throttle budget is spent; nothing else is retried, so an
-    /// outage surfaces at once.
+    /// One Vault request. `path` is relative to `/v1/`. Nothing is retried here: a 429 is
+    /// `Throttled` and an outage `Unavailable` at once, and keygate's guard decides whether
+    /// the operation may be tried again (it must not be for create or rotate).
     pub async fn call(
         &self,
         op: &Op<'_>,
@@ -171,60 +209,48 @@ impl VaultHttp {
             )),
             None => None,
         };
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(50);
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let mut request = self.http.request(method.clone(), &url);
-            if let Some(timeout) = timeout {
-                request = request.timeout(timeout);
-            }
-            if let Some(token) = self.token.get() {
-                request = request.header("X-Vault-Token", token);
-            }
-            if let Some(body) = &body {
-                request = request
-                    .header("Content-Type", "application/json")
-                    .body(body.to_vec());
-            }
-            let response = request.send().await.map_err(transport)?;
-            let status = response.status().as_u16();
-            let bytes = Zeroizing::new(response.bytes().await.map_err(transport)?.to_vec());
-            let json: Value = if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-            };
-            if (200..300).contains(&status) {
-                return Ok(Reply {
-                    request_id: json
-                        .get("request_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    data: json.get("data").cloned().unwrap_or(Value::Null),
-                });
-            }
-            let errors: Vec<String> = json
-                .get("errors")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|e| e.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if status != 429 {
-                return Err(VaultFailure::Status { status, errors });
-            }
-            let jitter = rand::random_range(0.5..1.5);
-            let pause = backoff.mul_f64(jitter);
-            if started.elapsed() + pause > self.throttle_budget {
-                return Err(VaultFailure::Throttled { attempts, errors });
-            }
-            tokio::time::sleep(pause).await;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
+        let mut request = self.http.request(method, &url);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
         }
+        if let Some(token) = self.token.get() {
+            request = request.header("X-Vault-Token", token);
+        }
+        if let Some(body) = &body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_vec());
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let bytes = Zeroizing::new(response.bytes().await.map_err(transport)?.to_vec());
+        let json: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        if (200..300).contains(&status) {
+            return Ok(Reply {
+                request_id: json
+                    .get("request_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                data: json.get("data").cloned().unwrap_or(Value::Null),
+            });
+        }
+        let errors: Vec<String> = json
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if status == 429 {
+            return Err(VaultFailure::Throttled { errors });
+        }
+        Err(VaultFailure::Status { status, errors })
     }
 }
 
@@ -249,15 +275,9 @@ pub fn check_address<'a>(provider: &str, address: &'a str) -> Result<&'a str, Pr
 
 fn transport(e: reqwest::Error) -> VaultFailure {
     // reqwest's Display includes the URL, which carries no secret; the source chain says why.
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        detail = format!("{detail}: {s}");
-        source = s.source();
-    }
     VaultFailure::Transport {
         timed_out: e.is_timeout(),
-        detail,
+        detail: keygate_provider::kit::error_chain(&e),
     }
 }
 

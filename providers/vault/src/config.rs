@@ -1,6 +1,7 @@
 //! The provider's typed configuration and the credentials the caller resolves for it.
 
 use keygate_provider::SecretBytes;
+use keygate_provider::kit::{BuildContext, BuildError, Built, ProviderFactory, typed_settings};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,9 +45,6 @@ pub struct VaultConfig {
     /// reported as unavailable quickly.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
-    /// Total time spent retrying throttled (HTTP 429) requests before giving up.
-    #[serde(default = "default_throttle_budget_ms")]
-    pub throttle_budget_ms: u64,
 }
 
 /// How the provider logs in. Secrets are references, resolved by the caller (see
@@ -107,7 +105,6 @@ impl VaultConfig {
             request_timeout_ms: default_request_timeout_ms(),
             keygen_timeout_ms: default_keygen_timeout_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
-            throttle_budget_ms: default_throttle_budget_ms(),
         }
     }
 
@@ -121,10 +118,6 @@ impl VaultConfig {
 
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
-    }
-
-    pub fn throttle_budget(&self) -> Duration {
-        Duration::from_millis(self.throttle_budget_ms)
     }
 
     pub(crate) fn approle_mount(&self) -> &str {
@@ -155,8 +148,38 @@ fn default_connect_timeout_ms() -> u64 {
     1_000
 }
 
-fn default_throttle_budget_ms() -> u64 {
-    2_000
+/// Builds Vault / OpenBao Transit providers.
+pub struct VaultFactory;
+
+/// The factory the gateway registers for `kind = "vault"`.
+pub fn factory() -> &'static dyn ProviderFactory {
+    &VaultFactory
+}
+
+#[async_trait::async_trait]
+impl ProviderFactory for VaultFactory {
+    fn kind(&self) -> &'static str {
+        "vault"
+    }
+
+    async fn build(
+        &self,
+        name: &str,
+        settings: serde_json::Value,
+        _context: &BuildContext,
+    ) -> Result<Built, BuildError> {
+        if settings.get("throttle_budget_ms").is_some() {
+            return Err(BuildError::Settings(format!(
+                "`throttle_budget_ms` has given way to [providers.{name}.guard.retry]: keygate's \
+                 guard retries throttled requests for every provider"
+            )));
+        }
+        let config: VaultConfig = typed_settings(settings)?;
+        let credentials = VaultCredentials::resolve(&config.auth)
+            .map_err(|e| BuildError::Invalid(format!("auth: {e}")))?;
+        let provider = crate::VaultProvider::connect(name, config, credentials).await?;
+        Ok(Built::provider(provider))
+    }
 }
 
 #[cfg(test)]

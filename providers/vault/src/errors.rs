@@ -43,8 +43,8 @@ pub enum VaultFailure {
     Transport { timed_out: bool, detail: String },
     /// Vault answered with an error status and its `errors` texts.
     Status { status: u16, errors: Vec<String> },
-    /// HTTP 429 until the retry budget ran out.
-    Throttled { attempts: u32, errors: Vec<String> },
+    /// HTTP 429: a rate limit quota.
+    Throttled { errors: Vec<String> },
     /// A 2xx answer without the fields the operation needs.
     Malformed(String),
 }
@@ -75,10 +75,10 @@ impl VaultFailure {
                 };
                 ProviderError::unavailable(provider, format!("{what} on {key}: {why} ({detail})"))
             }
-            VaultFailure::Throttled { attempts, errors } => ProviderError::Throttled {
+            VaultFailure::Throttled { errors } => ProviderError::Throttled {
                 provider: provider.into(),
                 reason: format!(
-                    "{what} on {key}: Vault answered 429 to {attempts} attempts ({})",
+                    "{what} on {key}: Vault answered 429 ({})",
                     vault_text(&errors)
                 ),
             },

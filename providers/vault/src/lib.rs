@@ -27,6 +27,9 @@
 //!   `describe` reports them as the PSS variant of their size.
 //! - Data keys come from `datakey/plaintext` (16, 32 or 64 bytes), bound to the associated
 //!   data; `datakey/wrapped` is not used since the trait always returns the plaintext.
+//! - Nothing is retried here: a 429 is `Throttled` and an unreachable server `Unavailable` at
+//!   once; keygate's guard retries idempotent operations (never create or rotate) within the
+//!   call's deadline, and its token bucket can keep the instance under a Vault rate quota.
 //! - Transit's encrypt endpoint creates a missing key ("upsert") if the token may. Run the
 //!   mount with `transit/config/keys disable_upsert=true`, or give keygate's policy no
 //!   `create` on `encrypt/*`, so an externally deleted key is reported, not recreated.
@@ -35,9 +38,15 @@ mod algorithms;
 mod auth;
 mod client;
 mod config;
+mod crypto;
 mod errors;
+mod keys;
+mod listing;
 mod provider;
+mod signing;
 
 pub use algorithms::{parse_vault_key_name, vault_key_name};
-pub use config::{AuthConfig, SecretRef, SecretRefError, VaultConfig, VaultCredentials};
+pub use config::{
+    AuthConfig, SecretRef, SecretRefError, VaultConfig, VaultCredentials, VaultFactory, factory,
+};
 pub use provider::{SCHEME, VaultProvider};

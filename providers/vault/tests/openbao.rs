@@ -347,7 +347,9 @@ async fn a_token_without_permission_is_backend_denied() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn throttling_is_retried_then_reported() {
+async fn throttling_is_reported_at_once_and_retried_by_the_guard() {
+    use keygate_provider::kit::{GuardSettings, Guarded, NoMetrics, RetrySettings};
+    use std::sync::Arc;
     let bao = start_bao();
     let quota = r#"{"path":"transit/","rate":1,"interval":"60s"}"#;
     let (status, body) = bao
@@ -361,10 +363,7 @@ async fn throttling_is_retried_then_reported() {
         status / 100 == 2,
         "creating rate-limit quota: {status} {body}"
     );
-    let mut config = config(&bao);
-    config.throttle_budget_ms = 300;
-    let provider = provider_with(config, bao.token()).await;
-    let started = Instant::now();
+    let provider = Arc::new(provider(&bao).await);
     let mut throttled = None;
     for i in 0..5 {
         if let Err(e) = provider
@@ -381,8 +380,39 @@ async fn throttling_is_retried_then_reported() {
         "expected throttled, got {err}"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "bounded by the budget"
+        !err.to_string().contains("attempts"),
+        "the provider alone tries once: {err}"
+    );
+
+    // The guard retries what may be retried, then reports the throttling.
+    let settings = GuardSettings {
+        retry: RetrySettings {
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            budget_ratio: 0.2,
+        },
+        ..Default::default()
+    };
+    let guarded = Guarded::new(
+        provider.clone(),
+        &settings,
+        Duration::from_secs(5),
+        Arc::new(NoMetrics),
+    );
+    let started = Instant::now();
+    let err = guarded
+        .describe(&provider.uri_for("no-such-key"))
+        .await
+        .expect_err("throttled");
+    assert!(
+        matches!(err, ProviderError::Throttled { .. }),
+        "expected throttled, got {err}"
+    );
+    assert!(err.to_string().contains("after 3 attempts"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded by the deadline"
     );
 }
 

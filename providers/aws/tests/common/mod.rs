@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use keygate_provider_aws::{AwsKmsConfig, AwsKmsProvider, CredentialsConfig, RetryConfig};
+use keygate_provider_aws::{AwsKmsConfig, AwsKmsProvider, CredentialsConfig};
 use keygate_test_backends::localstack::LocalStack;
 
 pub const REGION: &str = "us-east-1";
@@ -30,11 +30,6 @@ pub fn config(endpoint: &str) -> AwsKmsConfig {
     };
     c.connect_timeout_ms = 1_000;
     c.timeout_ms = 15_000;
-    c.retry = RetryConfig {
-        max_attempts: 3,
-        initial_backoff_ms: 50,
-        max_backoff_ms: 500,
-    };
     c
 }
 

@@ -1,0 +1,425 @@
+//! [`Guarded`]: the decorator every provider instance runs inside.
+//!
+//! One call, in order: the breaker admits it (or it fails at once). Then each attempt takes a
+//! rate token, waiting for one if it comes before the deadline; injected faults (dev mode)
+//! delay or fail it; the provider runs. An idempotent operation that failed with
+//! `Unavailable` or `Throttled` is tried again after a jittered pause, while attempts, the
+//! retry budget and the deadline allow. The call's outcome goes to the breaker. The deadline
+//! bounds all of it.
+//!
+//! Retries happen here and only here: the provider crates turn their SDKs' own retries off, so
+//! attempts do not multiply, every attempt is seen by the breaker and the bucket, and no
+//! operation that creates or destroys is ever repeated.
+
+use super::Op;
+use super::breaker::{Admission, Breaker, BreakerState};
+use super::bucket::TokenBucket;
+use super::metrics::{CallEvent, Metrics, Outcome};
+use super::retry::{RetryBudget, backoff};
+use super::settings::{FaultKind, FaultSettings, GuardSettings, RetrySettings};
+use crate::{
+    Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
+    KeyVersionInfo, Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied,
+    Result, SecretBytes, SignInput, VersionRef, WrappedKey,
+};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A provider inside its deadline, retries, circuit breaker, rate limit and metrics.
+pub struct Guarded {
+    inner: Arc<dyn KeyProvider>,
+    deadline: Duration,
+    retry: RetrySettings,
+    budget: RetryBudget,
+    breaker: Breaker,
+    bucket: Option<TokenBucket>,
+    rate: Option<(f64, u32)>,
+    faults: Option<FaultSettings>,
+    metrics: Arc<dyn Metrics>,
+}
+
+impl std::fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("provider", &self.inner.name())
+            .field("deadline", &self.deadline)
+            .field("breaker", &self.breaker.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ends a probe that never got an outcome (the caller dropped the call), so the breaker
+/// does not wait forever for it.
+struct ProbeGuard<'a> {
+    guarded: &'a Guarded,
+    admission: Admission,
+    settled: bool,
+}
+
+impl ProbeGuard<'_> {
+    fn settle(mut self, unavailable: bool) {
+        self.settled = true;
+        let change = self.guarded.breaker.record(self.admission, unavailable);
+        self.guarded.report(change);
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if !self.settled && self.admission == Admission::Probe {
+            let change = self.guarded.breaker.abandon_probe();
+            self.guarded.report(change);
+        }
+    }
+}
+
+impl Guarded {
+    /// Wraps `inner`. `default_deadline` applies when the settings name none.
+    pub fn new(
+        inner: Arc<dyn KeyProvider>,
+        settings: &GuardSettings,
+        default_deadline: Duration,
+        metrics: Arc<dyn Metrics>,
+    ) -> Self {
+        Self {
+            inner,
+            deadline: settings.deadline.unwrap_or(default_deadline),
+            retry: settings.retry.clone(),
+            budget: RetryBudget::new(settings.retry.budget_ratio),
+            breaker: Breaker::new(settings.breaker.clone()),
+            bucket: settings.rate.as_ref().map(TokenBucket::new),
+            rate: settings.rate.as_ref().map(|r| (r.per_second, r.burst())),
+            faults: settings.faults.clone(),
+            metrics,
+        }
+    }
+
+    /// The provider inside.
+    pub fn inner(&self) -> &Arc<dyn KeyProvider> {
+        &self.inner
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    fn report(&self, change: Option<BreakerState>) {
+        let Some(state) = change else { return };
+        let provider = self.inner.name();
+        match state {
+            BreakerState::Open => tracing::warn!(
+                provider,
+                "circuit opened: calls fail at once for {}",
+                humantime::format_duration(self.breaker_open_for())
+            ),
+            BreakerState::HalfOpen => tracing::info!(provider, "circuit half-open: probing"),
+            BreakerState::Closed => tracing::info!(provider, "circuit closed: backend answers"),
+        }
+        self.metrics.breaker(provider, state);
+    }
+
+    fn breaker_open_for(&self) -> Duration {
+        self.breaker.open_for()
+    }
+
+    /// Runs `call` (one attempt per invocation) under the guard.
+    async fn run<T, F, Fut>(&self, op: Op, call: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let started = Instant::now();
+        let mut attempts = 0;
+        let result = self
+            .attempts(op, started + self.deadline, &call, &mut attempts)
+            .await;
+        self.metrics.call(&CallEvent {
+            provider: self.inner.name(),
+            op,
+            outcome: match &result {
+                Ok(_) => Outcome::Ok,
+                Err(e) => Outcome::Error(e.kind()),
+            },
+            latency: started.elapsed(),
+            attempts,
+        });
+        result
+    }
+
+    async fn attempts<T, F, Fut>(
+        &self,
+        op: Op,
+        deadline: Instant,
+        call: &F,
+        attempts: &mut u32,
+    ) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let name = self.inner.name();
+        // The breaker judges calls, not attempts: one call is one failure however many
+        // attempts it made.
+        let (admission, change) = self
+            .breaker
+            .admit()
+            .map_err(|refusal| ProviderError::unavailable(name, format!("{op}: {refusal}")))?;
+        self.report(change);
+        let probe = ProbeGuard {
+            guarded: self,
+            admission,
+            settled: false,
+        };
+        // A probe is one request: it tests the backend, it does not lean on it.
+        let max_attempts = match admission {
+            Admission::Probe => 1,
+            Admission::Normal => self.retry.max_attempts,
+        };
+        self.budget.deposit();
+        let result = self
+            .retried(op, deadline, call, attempts, max_attempts)
+            .await;
+        probe.settle(matches!(result, Err(ProviderError::Unavailable { .. })));
+        result
+    }
+
+    async fn retried<T, F, Fut>(
+        &self,
+        op: Op,
+        deadline: Instant,
+        call: &F,
+        attempts: &mut u32,
+        max_attempts: u32,
+    ) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        loop {
+            if let Some(bucket) = &self.bucket {
+                let wait = bucket
+                    .reserve(deadline)
+                    .map_err(|no| self.no_token(op, no.wait))?;
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            *attempts += 1;
+            let error = match tokio::time::timeout_at(deadline, self.attempt(op, call)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) => e,
+                Err(_) => self.deadline_missed(op),
+            };
+            if !(error.is_retryable() && op.is_idempotent() && *attempts < max_attempts) {
+                return Err(after(error, *attempts));
+            }
+            let pause = backoff(&self.retry, *attempts);
+            // No retry that could not finish in time, and none past the budget.
+            if Instant::now() + pause >= deadline || !self.budget.withdraw() {
+                return Err(after(error, *attempts));
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One attempt: injected faults first, as a slow or failing backend would behave.
+    async fn attempt<T, F, Fut>(&self, op: Op, call: &F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        if let Some(faults) = self.faults.as_ref().filter(|f| f.applies_to(op)) {
+            if !faults.delay.is_zero() {
+                tokio::time::sleep(faults.delay).await;
+            }
+            if faults.fail == Some(FaultKind::Unavailable) {
+                return Err(ProviderError::unavailable(
+                    self.inner.name(),
+                    format!("{op}: injected fault (guard.faults.fail = \"unavailable\")"),
+                ));
+            }
+        }
+        call().await
+    }
+
+    fn deadline_missed(&self, op: Op) -> ProviderError {
+        ProviderError::unavailable(
+            self.inner.name(),
+            format!(
+                "{op} did not finish within its deadline of {}",
+                humantime::format_duration(self.deadline)
+            ),
+        )
+    }
+
+    fn no_token(&self, op: Op, wait: Duration) -> ProviderError {
+        let (per_second, burst) = self.rate.unwrap_or_default();
+        ProviderError::throttled(
+            self.inner.name(),
+            format!(
+                "{op}: keygate's rate limit for this provider ({per_second} requests/s, burst \
+                 {burst}) has no token for {} and the deadline of {} comes first",
+                humantime::format_duration(Duration::from_millis(wait.as_millis() as u64)),
+                humantime::format_duration(self.deadline)
+            ),
+        )
+    }
+}
+
+/// Says how many attempts a retryable failure took, when there were several.
+fn after(error: ProviderError, attempts: u32) -> ProviderError {
+    if attempts < 2 {
+        return error;
+    }
+    match error {
+        ProviderError::Unavailable { provider, reason } => ProviderError::Unavailable {
+            provider,
+            reason: format!("{reason} (after {attempts} attempts)"),
+        },
+        ProviderError::Throttled { provider, reason } => ProviderError::Throttled {
+            provider,
+            reason: format!("{reason} (after {attempts} attempts)"),
+        },
+        other => other,
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyProvider for Guarded {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn create_key(&self, spec: &KeySpec) -> Result<Replied<ProviderKey>> {
+        self.run(Op::CreateKey, || self.inner.create_key(spec))
+            .await
+    }
+
+    async fn describe(&self, key: &KeyUri) -> Result<Replied<ProviderKey>> {
+        self.run(Op::Describe, || self.inner.describe(key)).await
+    }
+
+    async fn list(&self, page: &PageRequest) -> Result<Replied<Listing>> {
+        self.run(Op::List, || self.inner.list(page)).await
+    }
+
+    async fn encrypt(
+        &self,
+        key: &VersionRef,
+        plaintext: &SecretBytes,
+        aad: &[u8],
+    ) -> Result<Replied<Vec<u8>>> {
+        self.run(Op::Encrypt, || self.inner.encrypt(key, plaintext, aad))
+            .await
+    }
+
+    async fn decrypt(
+        &self,
+        key: &VersionRef,
+        blob: &[u8],
+        aad: &[u8],
+    ) -> Result<Replied<SecretBytes>> {
+        self.run(Op::Decrypt, || self.inner.decrypt(key, blob, aad))
+            .await
+    }
+
+    async fn generate_data_key(
+        &self,
+        key: &VersionRef,
+        spec: DataKeySpec,
+        aad: &[u8],
+    ) -> Result<Replied<DataKey>> {
+        self.run(Op::GenerateDataKey, || {
+            self.inner.generate_data_key(key, spec, aad)
+        })
+        .await
+    }
+
+    async fn sign(&self, key: &VersionRef, input: SignInput<'_>) -> Result<Replied<Vec<u8>>> {
+        self.run(Op::Sign, || self.inner.sign(key, input)).await
+    }
+
+    async fn verify(
+        &self,
+        key: &VersionRef,
+        input: SignInput<'_>,
+        signature: &[u8],
+    ) -> Result<Replied<bool>> {
+        self.run(Op::Verify, || self.inner.verify(key, input, signature))
+            .await
+    }
+
+    async fn public_key(&self, key: &VersionRef) -> Result<Replied<PublicKeyInfo>> {
+        self.run(Op::PublicKey, || self.inner.public_key(key)).await
+    }
+
+    async fn mac(&self, key: &VersionRef, message: &[u8]) -> Result<Replied<Vec<u8>>> {
+        self.run(Op::Mac, || self.inner.mac(key, message)).await
+    }
+
+    async fn verify_mac(
+        &self,
+        key: &VersionRef,
+        message: &[u8],
+        tag: &[u8],
+    ) -> Result<Replied<bool>> {
+        self.run(Op::VerifyMac, || self.inner.verify_mac(key, message, tag))
+            .await
+    }
+
+    async fn rotate(&self, key: &KeyUri) -> Result<Replied<KeyVersionInfo>> {
+        self.run(Op::Rotate, || self.inner.rotate(key)).await
+    }
+
+    async fn set_enabled(&self, key: &KeyUri, enabled: bool) -> Result<Replied<()>> {
+        self.run(Op::SetEnabled, || self.inner.set_enabled(key, enabled))
+            .await
+    }
+
+    async fn schedule_destroy(&self, key: &KeyUri, window: Duration) -> Result<Replied<()>> {
+        self.run(Op::ScheduleDestroy, || {
+            self.inner.schedule_destroy(key, window)
+        })
+        .await
+    }
+
+    async fn cancel_destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
+        self.run(Op::CancelDestroy, || self.inner.cancel_destroy(key))
+            .await
+    }
+
+    async fn destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
+        self.run(Op::Destroy, || self.inner.destroy(key)).await
+    }
+
+    async fn import_parameters(&self, spec: &ImportSpec) -> Result<Replied<ImportParams>> {
+        self.run(Op::ImportParameters, || self.inner.import_parameters(spec))
+            .await
+    }
+
+    async fn import_key(
+        &self,
+        key: &KeyUri,
+        wrapped: &WrappedKey,
+        params: &ImportParams,
+    ) -> Result<Replied<KeyVersionInfo>> {
+        self.run(Op::ImportKey, || {
+            self.inner.import_key(key, wrapped, params)
+        })
+        .await
+    }
+}
