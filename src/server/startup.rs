@@ -58,7 +58,8 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
     let providers = ProviderRegistry::from_config(
         config,
         dev,
-        config.duration("limits.request_timeout", &config.limits.request_timeout)?,
+        // Each provider call's deadline, shorter than a client's wait (validated at load).
+        config.duration("limits.provider_timeout", &config.limits.provider_timeout)?,
     )
     .await?;
     if providers.names().is_empty() {
