@@ -21,6 +21,7 @@ mod spki;
 mod types;
 mod uri;
 
+pub mod context;
 pub mod kit;
 
 #[cfg(feature = "conformance")]

@@ -219,7 +219,10 @@ impl Gateway {
             cx.journal.intent(&self.audit).await?;
         }
         let bound = self.limits.call_timeout;
-        match tokio::time::timeout(bound, op.execute(&mut cx)).await {
+        // The request id reaches the providers, which send it where the backend records it.
+        let work =
+            keygate_provider::context::with_request_id(&call.request_id, op.execute(&mut cx));
+        match tokio::time::timeout(bound, work).await {
             Ok(result) => result,
             Err(_) => Err(GatewayError::CallTimedOut { after: bound }),
         }
