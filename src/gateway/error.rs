@@ -178,6 +178,7 @@ impl GatewayError {
                 ProviderError::Throttled { .. } => "PROVIDER_THROTTLED",
                 ProviderError::Unavailable { .. } => "PROVIDER_UNAVAILABLE",
                 ProviderError::Internal { .. } => "PROVIDER_INTERNAL",
+                ProviderError::IntegrityFailed { .. } => "PROVIDER_INTEGRITY",
             },
             E::Audit(AuditError::Read(_)) => "AUDIT_READ_FAILED",
             E::Audit(_) => "AUDIT_UNAVAILABLE",
