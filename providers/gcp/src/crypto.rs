@@ -107,7 +107,9 @@ async fn encrypt_oaep(
     if plaintext.len() > limit {
         return Err(too_big(p, OP, v, "the plaintext", plaintext.len(), limit));
     }
-    let (spki, request_id) = p.public_key_der(OP, v).await?;
+    // Asked each time, not cached: Cloud KMS refuses the public key of a disabled or
+    // destroyed version, so such a key encrypts nothing, as with symmetric keys.
+    let (spki, request_id) = p.public_key_der(OP, v, false).await?;
     let key = PublicEncryptingKey::from_der(&spki)
         .ok()
         .and_then(|k| OaepPublicEncryptingKey::new(k).ok())

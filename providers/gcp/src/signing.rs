@@ -16,17 +16,20 @@ use keygate_provider::{
 use std::sync::Arc;
 
 impl GcpKmsProvider {
-    /// The SPKI DER of a version's public key, fetched once and then kept (a version's
-    /// public key never changes). The request id is `None` when no request was made.
+    /// The SPKI DER of a version's public key. With `cached`, a key fetched before is used
+    /// (a version's public key never changes) and the request id is `None` when no request
+    /// was made; without, Cloud KMS is asked, so a disabled or destroyed version is refused
+    /// as it would be for any use of the key.
     pub(crate) async fn public_key_der(
         &self,
         op: &'static str,
         v: &VersionRef,
+        cached: bool,
     ) -> Result<(Arc<Vec<u8>>, Option<String>)> {
         let name = self.key_name(&v.uri)?;
         let version = names::version_name(&self.name, name, &v.provider_version)?;
-        if let Some(cached) = self.cached_public_key(&version) {
-            return Ok((cached, None));
+        if cached && let Some(known) = self.cached_public_key(&version) {
+            return Ok((known, None));
         }
         let request_id = self.request_id();
         let request = self.client.get_public_key().set_name(&version);
@@ -116,7 +119,8 @@ pub(crate) async fn verify(
     let digest_bytes = kit::prehash(&p.name, Op::Verify, v, input)?;
     let digest = LcDigest::import_less_safe(&digest_bytes, hash(v.algorithm))
         .map_err(|_| ProviderError::invalid(&p.name, format!("{OP} on {}: bad digest", v.uri)))?;
-    let (spki, request_id) = p.public_key_der(OP, v).await?;
+    // Verification needs no permission in Cloud KMS beyond reading the public key once.
+    let (spki, request_id) = p.public_key_der(OP, v, true).await?;
     let raw = keygate_provider::spki_public_key_bits(&spki).ok_or_else(|| {
         ProviderError::internal(&p.name, format!("{OP} on {}: malformed public key", v.uri))
     })?;
@@ -137,7 +141,7 @@ pub(crate) async fn public_key(
             format!("{OP} on {}: {} keys have no public key", v.uri, v.algorithm),
         ));
     }
-    let (spki, request_id) = p.public_key_der(OP, v).await?;
+    let (spki, request_id) = p.public_key_der(OP, v, false).await?;
     Ok(Replied::with_request_id(
         PublicKeyInfo {
             spki_der: spki.as_ref().clone(),
