@@ -10,7 +10,9 @@ mod common;
 use common::{Server, ServerOptions, create, events_for, request_id, status_request_id, suite};
 use google_cloud_kms_v1::client::KeyManagementService;
 use google_cloud_kms_v1::model::crypto_key_version::CryptoKeyVersionState as VState;
-use google_cloud_kms_v1::model::{CryptoKey, CryptoKeyVersionTemplate, crypto_key, crypto_key_version};
+use google_cloud_kms_v1::model::{
+    CryptoKey, CryptoKeyVersionTemplate, crypto_key, crypto_key_version,
+};
 use keygate::pb;
 use keygate_emulators::gcp::{self, GcpEmulator, GcpOptions};
 use std::path::Path;
@@ -118,10 +120,14 @@ async fn gcp_kms_through_the_grpc_api() {
     println!("ok: the gRPC suite passes for every Cloud KMS key type");
 
     rotation_and_re_encrypt(&mut keys).await;
-    println!("ok: old ciphertexts decrypt after rotation; ReEncrypt moves them to the newest version");
+    println!(
+        "ok: old ciphertexts decrypt after rotation; ReEncrypt moves them to the newest version"
+    );
 
     request_ids_join_cloud_audit_logs(&server, &mut keys, &cloud_audit).await;
-    println!("ok: keygate's request id is the provider request id and Cloud Audit Logs' user agent");
+    println!(
+        "ok: keygate's request id is the provider request id and Cloud Audit Logs' user agent"
+    );
 
     a_corrupted_checksum_is_an_audited_integrity_error(&server, &emu, &mut keys).await;
     println!("ok: a flipped response checksum fails the call as DATA_LOSS, audited");
@@ -157,7 +163,10 @@ async fn rotation_and_re_encrypt(keys: &mut common::Keys) {
         .await
         .expect("encrypt after rotation")
         .into_inner();
-    assert_eq!(after.key_version, 2, "new ciphertexts carry the new version");
+    assert_eq!(
+        after.key_version, 2,
+        "new ciphertexts carry the new version"
+    );
     let old = keys
         .decrypt(pb::DecryptRequest {
             ciphertext: before.ciphertext.clone(),
@@ -166,7 +175,10 @@ async fn rotation_and_re_encrypt(keys: &mut common::Keys) {
         .await
         .expect("the old ciphertext decrypts")
         .into_inner();
-    assert_eq!((old.plaintext.as_slice(), old.key_version), (&b"card 4111"[..], 1));
+    assert_eq!(
+        (old.plaintext.as_slice(), old.key_version),
+        (&b"card 4111"[..], 1)
+    );
     let moved = keys
         .re_encrypt(pb::ReEncryptRequest {
             ciphertext: before.ciphertext,
@@ -186,7 +198,10 @@ async fn rotation_and_re_encrypt(keys: &mut common::Keys) {
         .await
         .expect("the moved ciphertext decrypts")
         .into_inner();
-    assert_eq!((opened.plaintext.as_slice(), opened.key_version), (&b"card 4111"[..], 2));
+    assert_eq!(
+        (opened.plaintext.as_slice(), opened.key_version),
+        (&b"card 4111"[..], 2)
+    );
 }
 
 async fn request_ids_join_cloud_audit_logs(
@@ -220,9 +235,16 @@ async fn request_ids_join_cloud_audit_logs(
                 == Some(id.as_str())
         })
         .collect();
-    assert_eq!(logged.len(), 1, "one Cloud KMS call for this request: {logged:#?}");
+    assert_eq!(
+        logged.len(),
+        1,
+        "one Cloud KMS call for this request: {logged:#?}"
+    );
     assert_eq!(logged[0]["protoPayload"]["methodName"], "Encrypt");
-    assert_eq!(logged[0]["protoPayload"]["serviceName"], "cloudkms.googleapis.com");
+    assert_eq!(
+        logged[0]["protoPayload"]["serviceName"],
+        "cloudkms.googleapis.com"
+    );
 }
 
 async fn a_corrupted_checksum_is_an_audited_integrity_error(
@@ -238,7 +260,11 @@ async fn a_corrupted_checksum_is_an_audited_integrity_error(
         .await
         .expect("one corrupted reply is retried");
     let events = events_for(&mut audit, &request_id(&reply)).await;
-    assert!(events.iter().any(|e| e.action == "Encrypt" && e.outcome == "ok"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "Encrypt" && e.outcome == "ok")
+    );
 
     // Every attempt corrupted: the call fails, clearly, and the failure is audited.
     emu.hooks().corrupt_next_checksums(3);
@@ -314,7 +340,11 @@ async fn destruction_as_cloud_kms_sees_it(emu: &GcpEmulator, keys: &mut common::
         .expect("clock")
         .as_secs() as i64
         + 7 * 86_400;
-    assert!((at - expected).abs() < 600, "destruction_at {}", shown.destruction_at);
+    assert!(
+        (at - expected).abs() < 600,
+        "destruction_at {}",
+        shown.destruction_at
+    );
     for v in versions(&client).await {
         assert_eq!(v.state, VState::DestroyScheduled, "{v:?}");
         assert!(v.destroy_time.is_some());
@@ -468,7 +498,11 @@ async fn an_outage_is_unavailable_audited_and_recovers_and_429s_are_retried() {
         .expect("a single 429 is retried");
     assert_eq!(emu.hooks().pending_failures(), 0);
     let events = events_for(&mut audit, &request_id(&reply)).await;
-    assert!(events.iter().any(|e| e.action == "Encrypt" && e.outcome == "ok"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "Encrypt" && e.outcome == "ok")
+    );
     emu.hooks().fail_next(3, 429);
     let err = keys
         .encrypt(encrypt_request("outage/dek", b"x"))
@@ -504,7 +538,11 @@ async fn an_outage_is_unavailable_audited_and_recovers_and_429s_are_retried() {
             })
             .await
             .expect_err("decrypt with Cloud KMS down");
-        println!("   outage answered in {:?}: {}", started.elapsed(), err.message());
+        println!(
+            "   outage answered in {:?}: {}",
+            started.elapsed(),
+            err.message()
+        );
         assert_eq!(err.code(), Code::Unavailable, "attempt {attempt}: {err:?}");
         assert!(err.message().contains(PROVIDER), "{}", err.message());
         let events = events_for(&mut audit, &status_request_id(&err)).await;

@@ -50,10 +50,7 @@ fn credentials(
     let failed = |what: &str, e: &(dyn std::error::Error + 'static)| {
         ProviderError::invalid(
             provider,
-            format!(
-                "config: {what}: {}",
-                keygate_provider::kit::error_chain(e)
-            ),
+            format!("config: {what}: {}", keygate_provider::kit::error_chain(e)),
         )
     };
     match config {

@@ -123,9 +123,7 @@ impl GcpKmsConfig {
             );
         }
         let day = Duration::from_secs(86_400);
-        if self.destroy_scheduled_duration < day
-            || self.destroy_scheduled_duration > 120 * day
-        {
+        if self.destroy_scheduled_duration < day || self.destroy_scheduled_duration > 120 * day {
             return Err(format!(
                 "destroy_scheduled_duration {} is outside Cloud KMS's 1 to 120 days",
                 humantime::format_duration(self.destroy_scheduled_duration)
@@ -195,8 +193,14 @@ mod tests {
                 "credentials":{"source":"service-account","key":{"file":"/run/sa.json"}}}"#,
         )
         .expect("valid");
-        assert!(matches!(c.credentials, CredentialsConfig::ServiceAccount { .. }));
-        assert_eq!(c.destroy_scheduled_duration, Duration::from_secs(30 * 86_400));
+        assert!(matches!(
+            c.credentials,
+            CredentialsConfig::ServiceAccount { .. }
+        ));
+        assert_eq!(
+            c.destroy_scheduled_duration,
+            Duration::from_secs(30 * 86_400)
+        );
         assert_eq!(c.protection_level, ProtectionLevelConfig::Software);
     }
 
@@ -209,8 +213,7 @@ mod tests {
         .unwrap_err();
         assert!(inline.contains("inline secrets are refused"), "{inline}");
         assert!(!inline.contains("private_key"), "{inline}");
-        let typo =
-            parse(r#"{"project":"p","location":"global","keyring":"kg"}"#).unwrap_err();
+        let typo = parse(r#"{"project":"p","location":"global","keyring":"kg"}"#).unwrap_err();
         assert!(typo.contains("keyring"), "{typo}");
         let bad = parse(r#"{"project":"p/x","location":"global","key_ring":"kg"}"#).unwrap_err();
         assert!(bad.contains("project 'p/x'"), "{bad}");

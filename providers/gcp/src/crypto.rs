@@ -14,7 +14,14 @@ use keygate_provider::{
     Algorithm, KeyPurpose, ProviderError, Replied, Result, SecretBytes, VersionRef,
 };
 
-fn too_big(p: &GcpKmsProvider, op: &str, v: &VersionRef, what: &str, len: usize, limit: usize) -> ProviderError {
+fn too_big(
+    p: &GcpKmsProvider,
+    op: &str,
+    v: &VersionRef,
+    what: &str,
+    len: usize,
+    limit: usize,
+) -> ProviderError {
     ProviderError::invalid(
         &p.name,
         format!(
@@ -26,7 +33,10 @@ fn too_big(p: &GcpKmsProvider, op: &str, v: &VersionRef, what: &str, len: usize,
 
 /// Cloud KMS answers a ciphertext that does not open with INVALID_ARGUMENT; to keygate that
 /// is a failed authentication (checksum mismatches stay integrity failures).
-fn opened(result: Result<Replied<SecretBytes>>, p: &GcpKmsProvider) -> Result<Replied<SecretBytes>> {
+fn opened(
+    result: Result<Replied<SecretBytes>>,
+    p: &GcpKmsProvider,
+) -> Result<Replied<SecretBytes>> {
     match result {
         Err(ProviderError::InvalidInput { .. }) => Err(ProviderError::auth_failed(&p.name)),
         other => other,
@@ -44,7 +54,10 @@ pub(crate) async fn encrypt(
     match v.algorithm {
         Algorithm::Aes256Gcm => encrypt_symmetric(p, v, plaintext, aad).await,
         Algorithm::Rsa3072Oaep => encrypt_oaep(p, v, plaintext, aad).await,
-        other => Err(ProviderError::unsupported(&p.name, format!("{OP} with {other}"))),
+        other => Err(ProviderError::unsupported(
+            &p.name,
+            format!("{OP} with {other}"),
+        )),
     }
 }
 
@@ -56,10 +69,24 @@ async fn encrypt_symmetric(
 ) -> Result<Replied<Vec<u8>>> {
     const OP: &str = "encrypt";
     if plaintext.len() > MAX_INPUT {
-        return Err(too_big(p, OP, v, "the plaintext", plaintext.len(), MAX_INPUT));
+        return Err(too_big(
+            p,
+            OP,
+            v,
+            "the plaintext",
+            plaintext.len(),
+            MAX_INPUT,
+        ));
     }
     if aad.len() > MAX_INPUT {
-        return Err(too_big(p, OP, v, "the associated data", aad.len(), MAX_INPUT));
+        return Err(too_big(
+            p,
+            OP,
+            v,
+            "the associated data",
+            aad.len(),
+            MAX_INPUT,
+        ));
     }
     let name = p.key_name(&v.uri)?;
     let version = names::version_name(&p.name, name, &v.provider_version)?;
@@ -86,7 +113,12 @@ async fn encrypt_symmetric(
         )?;
     }
     check_name(&sent.at, &version, &out.name)?;
-    check_crc(&sent.at, "ciphertext_crc32c", &out.ciphertext, out.ciphertext_crc32c)?;
+    check_crc(
+        &sent.at,
+        "ciphertext_crc32c",
+        &out.ciphertext,
+        out.ciphertext_crc32c,
+    )?;
     Ok(sent.reply(out.ciphertext.to_vec()))
 }
 
@@ -116,13 +148,18 @@ async fn encrypt_oaep(
         .ok_or_else(|| {
             ProviderError::internal(
                 &p.name,
-                format!("{OP} on {}: Cloud KMS's public key is not an RSA key", v.uri),
+                format!(
+                    "{OP} on {}: Cloud KMS's public key is not an RSA key",
+                    v.uri
+                ),
             )
         })?;
     let mut out = vec![0u8; key.ciphertext_size()];
     let len = key
         .encrypt(&OAEP_SHA256_MGF1SHA256, plaintext.expose(), &mut out, None)
-        .map_err(|_| ProviderError::internal(&p.name, format!("{OP} on {}: RSA-OAEP failed", v.uri)))?
+        .map_err(|_| {
+            ProviderError::internal(&p.name, format!("{OP} on {}: RSA-OAEP failed", v.uri))
+        })?
         .len();
     out.truncate(len);
     Ok(Replied::with_request_id(out, request_id))
@@ -146,7 +183,10 @@ pub(crate) async fn decrypt(
             }
             opened(decrypt_oaep(p, v, blob).await, p)
         }
-        other => Err(ProviderError::unsupported(&p.name, format!("decrypt with {other}"))),
+        other => Err(ProviderError::unsupported(
+            &p.name,
+            format!("decrypt with {other}"),
+        )),
     }
 }
 
@@ -172,7 +212,12 @@ async fn decrypt_symmetric(
     }
     let sent = p.call(OP, v.uri.as_str(), &request_id, request).await?;
     let plaintext = SecretBytes::new(sent.out.plaintext.to_vec());
-    check_crc(&sent.at, "plaintext_crc32c", plaintext.expose(), sent.out.plaintext_crc32c)?;
+    check_crc(
+        &sent.at,
+        "plaintext_crc32c",
+        plaintext.expose(),
+        sent.out.plaintext_crc32c,
+    )?;
     Ok(sent.reply(plaintext))
 }
 
@@ -192,8 +237,17 @@ async fn decrypt_oaep(
         .set_ciphertext(blob.to_vec())
         .set_ciphertext_crc32c(crc(blob));
     let sent = p.call(OP, v.uri.as_str(), &request_id, request).await?;
-    check_verified(&sent.at, "ciphertext_crc32c", sent.out.verified_ciphertext_crc32c)?;
+    check_verified(
+        &sent.at,
+        "ciphertext_crc32c",
+        sent.out.verified_ciphertext_crc32c,
+    )?;
     let plaintext = SecretBytes::new(sent.out.plaintext.to_vec());
-    check_crc(&sent.at, "plaintext_crc32c", plaintext.expose(), sent.out.plaintext_crc32c)?;
+    check_crc(
+        &sent.at,
+        "plaintext_crc32c",
+        plaintext.expose(),
+        sent.out.plaintext_crc32c,
+    )?;
     Ok(sent.reply(plaintext))
 }

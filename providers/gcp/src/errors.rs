@@ -70,10 +70,7 @@ pub(crate) fn from_sdk(at: Attempt<'_>, err: &SdkError) -> ProviderError {
         return from_status(at, status.code, &status.message, &retry_after);
     }
     if err.is_timeout() {
-        return ProviderError::unavailable(
-            provider,
-            format!("{} timed out{request}", at.what()),
-        );
+        return ProviderError::unavailable(provider, format!("{} timed out{request}", at.what()));
     }
     if err.is_connect() || err.is_io() || err.is_transport() {
         return ProviderError::unavailable(
@@ -208,9 +205,15 @@ mod tests {
 
     #[test]
     fn messages_name_provider_op_key_and_request_id() {
-        let msg = from_status(at(), Code::ResourceExhausted, "quota", " (Retry-After: 1s)")
-            .to_string();
-        for part in ["gcp-test", "decrypt", "cryptoKeys/k", "req-1", "Retry-After"] {
+        let msg =
+            from_status(at(), Code::ResourceExhausted, "quota", " (Retry-After: 1s)").to_string();
+        for part in [
+            "gcp-test",
+            "decrypt",
+            "cryptoKeys/k",
+            "req-1",
+            "Retry-After",
+        ] {
             assert!(msg.contains(part), "{part} missing from {msg}");
         }
     }

@@ -17,8 +17,8 @@ use google_cloud_kms_v1::model::crypto_key_version::CryptoKeyVersionState as VSt
 use google_cloud_kms_v1::model::import_job::{ImportJobState, ImportMethod};
 use google_cloud_wkt::FieldMask;
 use keygate_provider::{
-    ImportParams, ImportSpec, KeyUri, KeyVersionInfo, ProviderError, Replied, Result,
-    WrappedKey, WrappingAlgorithm,
+    ImportParams, ImportSpec, KeyUri, KeyVersionInfo, ProviderError, Replied, Result, WrappedKey,
+    WrappingAlgorithm,
 };
 use std::time::{Duration, SystemTime};
 
@@ -115,7 +115,6 @@ pub(crate) async fn import_parameters(
         .ok_or_else(|| at.bad_reply("the import job's public key is not a PEM PUBLIC KEY"))?;
     let expires_at = job
         .expire_time
-        .clone()
         .and_then(|t| SystemTime::try_from(t).ok());
     Ok(Replied::with_request_id(
         ImportParams {
@@ -160,7 +159,10 @@ pub(crate) async fn import_key(
         .version_template
         .as_ref()
         .map(|t| t.algorithm.clone())
-        .ok_or_else(|| p.at(OP, name, &request_id).bad_reply("the key has no version template"))?;
+        .ok_or_else(|| {
+            p.at(OP, name, &request_id)
+                .bad_reply("the key has no version template")
+        })?;
     let request = p
         .client
         .import_crypto_key_version()
@@ -182,7 +184,10 @@ pub(crate) async fn import_key(
         ));
     }
     let id = names::version_id(&version.name)
-        .ok_or_else(|| p.at(OP, name, &request_id).bad_reply("the imported version has no id"))?
+        .ok_or_else(|| {
+            p.at(OP, name, &request_id)
+                .bad_reply("the imported version has no id")
+        })?
         .to_string();
     if key.purpose == Purpose::EncryptDecrypt {
         let primary = p

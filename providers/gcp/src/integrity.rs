@@ -19,7 +19,9 @@ pub fn check_crc(at: &Attempt<'_>, field: &str, data: &[u8], got: Option<i64>) -
         Some(_) => Err(at.integrity(format!(
             "the reply's {field} does not match the data it came with (corrupted on the way)"
         ))),
-        None => Err(at.integrity(format!("the reply has no {field} to check the data against"))),
+        None => Err(at.integrity(format!(
+            "the reply has no {field} to check the data against"
+        ))),
     }
 }
 
@@ -39,9 +41,7 @@ pub fn check_name(at: &Attempt<'_>, expected: &str, got: &str) -> Result<()> {
     if expected == got {
         Ok(())
     } else {
-        Err(at.integrity(format!(
-            "the reply names {got}, not {expected} as asked"
-        )))
+        Err(at.integrity(format!("the reply names {got}, not {expected} as asked")))
     }
 }
 

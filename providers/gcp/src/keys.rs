@@ -59,17 +59,13 @@ pub fn state(key: &CryptoKey, versions: &[CryptoKeyVersion]) -> ProviderKeyState
     {
         return ProviderKeyState::PendingDestruction;
     }
-    let primary = key
-        .primary
-        .as_ref()
-        .map(|p| p.state.clone())
-        .or_else(|| {
-            versions
-                .iter()
-                .rev()
-                .find(|v| !gone(&v.state))
-                .map(|v| v.state.clone())
-        });
+    let primary = key.primary.as_ref().map(|p| p.state.clone()).or_else(|| {
+        versions
+            .iter()
+            .rev()
+            .find(|v| !gone(&v.state))
+            .map(|v| v.state.clone())
+    });
     match primary {
         Some(VState::Enabled) | Some(VState::PendingGeneration) | Some(VState::PendingImport) => {
             ProviderKeyState::Enabled
@@ -161,16 +157,26 @@ mod tests {
 
     fn version(id: u32, state: VState) -> CryptoKeyVersion {
         CryptoKeyVersion::new()
-            .set_name(format!("projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/{id}"))
+            .set_name(format!(
+                "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/{id}"
+            ))
             .set_state(state)
     }
 
     #[test]
     fn versions_sort_by_id_and_number_from_one() {
-        let v = sorted(vec![version(10, VState::Enabled), version(2, VState::Enabled)]);
+        let v = sorted(vec![
+            version(10, VState::Enabled),
+            version(2, VState::Enabled),
+        ]);
         let i = infos(&v);
         assert_eq!(
-            (i[0].number, i[0].provider_version.as_str(), i[1].number, i[1].provider_version.as_str()),
+            (
+                i[0].number,
+                i[0].provider_version.as_str(),
+                i[1].number,
+                i[1].provider_version.as_str()
+            ),
             (1, "2", 2, "10")
         );
     }
@@ -179,21 +185,36 @@ mod tests {
     fn key_state_follows_the_versions() {
         let key = CryptoKey::new();
         let s = |vs: Vec<CryptoKeyVersion>| state(&key, &vs);
-        assert_eq!(s(vec![version(1, VState::Enabled)]), ProviderKeyState::Enabled);
         assert_eq!(
-            s(vec![version(1, VState::Enabled), version(2, VState::Disabled)]),
+            s(vec![version(1, VState::Enabled)]),
+            ProviderKeyState::Enabled
+        );
+        assert_eq!(
+            s(vec![
+                version(1, VState::Enabled),
+                version(2, VState::Disabled)
+            ]),
             ProviderKeyState::Disabled
         );
         assert_eq!(
-            s(vec![version(1, VState::Destroyed), version(2, VState::DestroyScheduled)]),
+            s(vec![
+                version(1, VState::Destroyed),
+                version(2, VState::DestroyScheduled)
+            ]),
             ProviderKeyState::PendingDestruction
         );
         assert_eq!(
-            s(vec![version(1, VState::Destroyed), version(2, VState::Destroyed)]),
+            s(vec![
+                version(1, VState::Destroyed),
+                version(2, VState::Destroyed)
+            ]),
             ProviderKeyState::Destroyed
         );
         assert_eq!(
-            s(vec![version(1, VState::Enabled), version(2, VState::Destroyed)]),
+            s(vec![
+                version(1, VState::Enabled),
+                version(2, VState::Destroyed)
+            ]),
             ProviderKeyState::Enabled
         );
     }

@@ -90,11 +90,19 @@ mod tests {
 
     #[test]
     fn values_escape_reversibly() {
-        for v in ["alice", "svc:payments", "payments/card-dek", "Alice_B", "0190-ab"] {
+        for v in [
+            "alice",
+            "svc:payments",
+            "payments/card-dek",
+            "Alice_B",
+            "0190-ab",
+        ] {
             let e = escape(v);
             assert!(
-                e.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'),
+                e.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || b == b'-'
+                    || b == b'_'),
                 "{e}"
             );
             assert_eq!(unescape(&e).as_deref(), Some(v));

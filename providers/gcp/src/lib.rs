@@ -46,9 +46,7 @@ mod signing;
 mod user_agent;
 
 pub use algorithms::SUPPORTED;
-pub use config::{
-    CredentialsConfig, GcpKmsConfig, GcpKmsFactory, ProtectionLevelConfig, factory,
-};
+pub use config::{CredentialsConfig, GcpKmsConfig, GcpKmsFactory, ProtectionLevelConfig, factory};
 pub use names::SCHEME;
 pub use provider::GcpKmsProvider;
 pub use user_agent::{REQUEST_ID_TOKEN, request_id_in, user_agent};

@@ -65,7 +65,10 @@ impl GcpKmsProvider {
     ) -> Result<CryptoKeyVersion> {
         let started = tokio::time::Instant::now();
         let mut version = version;
-        while matches!(version.state, VState::PendingGeneration | VState::PendingImport) {
+        while matches!(
+            version.state,
+            VState::PendingGeneration | VState::PendingImport
+        ) {
             if started.elapsed() > READY_WAIT {
                 return Err(ProviderError::unavailable(
                     &self.name,
@@ -77,16 +80,16 @@ impl GcpKmsProvider {
             }
             tokio::time::sleep(READY_POLL).await;
             let get = self.client.get_crypto_key_version().set_name(&version.name);
-            version = self.call(op, &version.name.clone(), request_id, get).await?.out;
+            version = self
+                .call(op, &version.name.clone(), request_id, get)
+                .await?
+                .out;
         }
         Ok(version)
     }
 }
 
-pub(crate) async fn create_key(
-    p: &GcpKmsProvider,
-    spec: &KeySpec,
-) -> Result<Replied<ProviderKey>> {
+pub(crate) async fn create_key(p: &GcpKmsProvider, spec: &KeySpec) -> Result<Replied<ProviderKey>> {
     const OP: &str = "create key";
     let (purpose, algorithm) = algorithms::to_gcp(spec.algorithm).ok_or_else(|| {
         ProviderError::unsupported(&p.name, format!("algorithm {}", spec.algorithm))
@@ -158,7 +161,10 @@ pub(crate) async fn rotate(p: &GcpKmsProvider, uri: &KeyUri) -> Result<Replied<K
             if made.state != VState::Enabled {
                 return Err(ProviderError::internal(
                     &p.name,
-                    format!("{OP} on {name}: the new version {} is {:?}", made.name, made.state),
+                    format!(
+                        "{OP} on {name}: the new version {} is {:?}",
+                        made.name, made.state
+                    ),
                 ));
             }
             if symmetric {
@@ -175,8 +181,10 @@ pub(crate) async fn rotate(p: &GcpKmsProvider, uri: &KeyUri) -> Result<Replied<K
     };
     let id = names::version_id(&version.name)
         .ok_or_else(|| {
-            p.at(OP, name, &request_id)
-                .bad_reply(format!("the new version's name '{}' has no id", version.name))
+            p.at(OP, name, &request_id).bad_reply(format!(
+                "the new version's name '{}' has no id",
+                version.name
+            ))
         })?
         .to_string();
     let mut labels = key.labels.clone();
@@ -184,7 +192,7 @@ pub(crate) async fn rotate(p: &GcpKmsProvider, uri: &KeyUri) -> Result<Replied<K
     let mut update = CryptoKey::new().set_name(name).set_labels(labels);
     let mut paths = vec!["labels"];
     if symmetric && let Some(period) = key.rotation_period() {
-        let period = Duration::try_from((**period).clone()).unwrap_or_default();
+        let period = Duration::try_from(**period).unwrap_or_default();
         if !period.is_zero() {
             update = update.set_next_rotation_time(timestamp(p, SystemTime::now() + period)?);
             paths.push("next_rotation_time");
@@ -195,7 +203,8 @@ pub(crate) async fn rotate(p: &GcpKmsProvider, uri: &KeyUri) -> Result<Replied<K
         .update_crypto_key()
         .set_crypto_key(update)
         .set_update_mask(FieldMask::default().set_paths(paths));
-    p.call("record rotation", name, &request_id, request).await?;
+    p.call("record rotation", name, &request_id, request)
+        .await?;
     let versions = p.versions(OP, name, &request_id).await?;
     let info = keys::infos(&versions)
         .into_iter()
@@ -246,7 +255,9 @@ pub(crate) async fn set_enabled(
     if enabled && changed == 0 && !versions.iter().any(|v| v.state == VState::Enabled) {
         return Err(ProviderError::precondition(
             &p.name,
-            format!("enable {name}: no version can be enabled (every one is destroyed or scheduled for destruction)"),
+            format!(
+                "enable {name}: no version can be enabled (every one is destroyed or scheduled for destruction)"
+            ),
         ));
     }
     Ok(Replied::with_request_id((), Some(request_id)))
@@ -264,7 +275,6 @@ pub(crate) async fn schedule_destroy(
     // Cloud KMS's default for keys created without one.
     let scheduled = key
         .destroy_scheduled_duration
-        .clone()
         .and_then(|d| Duration::try_from(d).ok())
         .unwrap_or(Duration::from_secs(30 * 86_400));
     if window > scheduled {

@@ -155,7 +155,10 @@ mod tests {
         }
         let other = KeyUri::new("gcpkms://projects/q/locations/global/keyRings/kg/cryptoKeys/k");
         let err = place().key_name("gcp", &other).unwrap_err().to_string();
-        assert!(err.contains("project q") && err.contains("serves project p"), "{err}");
+        assert!(
+            err.contains("project q") && err.contains("serves project p"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,9 +8,9 @@ use crate::{KIND, algorithms, crypto, import, lifecycle, listing, signing};
 use google_cloud_kms_v1::client::KeyManagementService;
 use google_cloud_kms_v1::model::ProtectionLevel;
 use keygate_provider::{
-    Capabilities, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri, KeyVersionInfo,
-    Listing, PageRequest, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SignInput,
-    VersionRef, WrappedKey,
+    Capabilities, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri, KeyVersionInfo, Listing,
+    PageRequest, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SignInput, VersionRef,
+    WrappedKey,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -81,7 +81,10 @@ pub(crate) async fn sign(
     const OP: &str = "sign";
     kit::require_purpose(&p.name, v, KeyPurpose::Sign, Op::Sign)?;
     if verification(v.algorithm).is_none() {
-        return Err(ProviderError::unsupported(&p.name, format!("{OP} with {}", v.algorithm)));
+        return Err(ProviderError::unsupported(
+            &p.name,
+            format!("{OP} with {}", v.algorithm),
+        ));
     }
     let digest_bytes = kit::prehash(&p.name, Op::Sign, v, input)?;
     let digest = if v.algorithm == Algorithm::EcdsaP384 {
@@ -102,7 +105,12 @@ pub(crate) async fn sign(
     let out = &sent.out;
     check_verified(&sent.at, "digest_crc32c", out.verified_digest_crc32c)?;
     check_name(&sent.at, &version, &out.name)?;
-    check_crc(&sent.at, "signature_crc32c", &out.signature, out.signature_crc32c)?;
+    check_crc(
+        &sent.at,
+        "signature_crc32c",
+        &out.signature,
+        out.signature_crc32c,
+    )?;
     Ok(sent.reply(out.signature.to_vec()))
 }
 

@@ -61,10 +61,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_call_id_is_used_inside_a_call() {
-        let id = keygate_provider::context::with_request_id("req-42", async {
-            current_request_id()
-        })
-        .await;
+        let id =
+            keygate_provider::context::with_request_id("req-42", async { current_request_id() })
+                .await;
         assert_eq!(id, "req-42");
         assert_ne!(current_request_id(), current_request_id());
     }

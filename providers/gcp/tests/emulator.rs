@@ -6,13 +6,15 @@
 
 use aes_kw::KekAes256;
 use google_cloud_kms_v1::client::KeyManagementService;
-use google_cloud_kms_v1::model::{CryptoKey, CryptoKeyVersionTemplate, crypto_key, crypto_key_version};
+use google_cloud_kms_v1::model::{
+    CryptoKey, CryptoKeyVersionTemplate, crypto_key, crypto_key_version,
+};
 use keygate_emulators::gcp::{self, GcpEmulator, GcpOptions};
 use keygate_provider::conformance::{self, Options};
 use keygate_provider::kit::{GuardSettings, Guarded, NoMetrics};
 use keygate_provider::{
-    Algorithm, ImportSpec, KeyProvider, KeySpec, KeyUri, PageRequest, ProviderError,
-    ProviderKey, ProviderKeyState, SecretBytes, VersionRef, WrappedKey, WrappingAlgorithm,
+    Algorithm, ImportSpec, KeyProvider, KeySpec, KeyUri, PageRequest, ProviderError, ProviderKey,
+    ProviderKeyState, SecretBytes, VersionRef, WrappedKey, WrappingAlgorithm,
 };
 use keygate_provider_gcp::{CredentialsConfig, GcpKmsConfig, GcpKmsProvider, key_uri};
 use rsa::pkcs8::DecodePublicKey;
@@ -137,12 +139,18 @@ async fn labels_and_the_rotation_schedule_follow_the_spec() {
     assert_eq!(label("keygate-key-id"), "id-payments_2fcard-dek");
     let period = got.rotation_period().expect("a rotation period");
     assert_eq!(period.seconds(), 90 * 86_400);
-    let next = got.next_rotation_time.expect("a next rotation time").seconds();
+    let next = got
+        .next_rotation_time
+        .expect("a next rotation time")
+        .seconds();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
-    assert!((next - now - 90 * 86_400).abs() < 3600, "next rotation {next}, now {now}");
+    assert!(
+        (next - now - 90 * 86_400).abs() < 3600,
+        "next rotation {next}, now {now}"
+    );
     assert_eq!(
         got.destroy_scheduled_duration.map(|d| d.seconds()),
         Some(30 * 86_400)
@@ -162,7 +170,10 @@ async fn labels_and_the_rotation_schedule_follow_the_spec() {
         .await
         .expect("get");
     assert!(got.rotation_period().is_none() && got.next_rotation_time.is_none());
-    assert_eq!(got.labels.get("keygate-purpose").map(String::as_str), Some("sign"));
+    assert_eq!(
+        got.labels.get("keygate-purpose").map(String::as_str),
+        Some("sign")
+    );
 }
 
 #[tokio::test]
@@ -188,18 +199,31 @@ async fn a_rotation_cloud_kms_made_on_schedule_is_adopted_not_doubled() {
         .await
         .expect("patch");
     let rotated = p.rotate(&key.uri).await.expect("rotate").value;
-    assert_eq!((rotated.number, rotated.provider_version.as_str()), (2, "2"));
+    assert_eq!(
+        (rotated.number, rotated.provider_version.as_str()),
+        (2, "2")
+    );
     let described = p.describe(&key.uri).await.expect("describe").value;
-    assert_eq!(described.versions.len(), 2, "the scheduled version was adopted");
+    assert_eq!(
+        described.versions.len(),
+        2,
+        "the scheduled version was adopted"
+    );
     let got = client
         .get_crypto_key()
         .set_name(sdk_name(&key.uri))
         .send()
         .await
         .expect("get");
-    assert_eq!(got.labels.get("keygate-primary").map(String::as_str), Some("2"));
+    assert_eq!(
+        got.labels.get("keygate-primary").map(String::as_str),
+        Some("2")
+    );
     let next = got.next_rotation_time.expect("next").seconds();
-    assert!(next > 1_000_000_000, "nextRotationTime moved a period on: {next}");
+    assert!(
+        next > 1_000_000_000,
+        "nextRotationTime moved a period on: {next}"
+    );
     // The next rotation keygate asks for makes a version of its own.
     let third = p.rotate(&key.uri).await.expect("rotate").value;
     assert_eq!(third.number, 3);
@@ -217,7 +241,10 @@ async fn destruction_is_scheduled_in_cloud_kms_and_can_be_cancelled() {
     p.rotate(&key.uri).await.expect("rotate");
     let v = latest(&p.describe(&key.uri).await.expect("describe").value);
 
-    let err = p.destroy(&key.uri).await.expect_err("destroy before schedule");
+    let err = p
+        .destroy(&key.uri)
+        .await
+        .expect_err("destroy before schedule");
     assert_eq!(err.kind(), "failed_precondition");
     let too_long = p
         .schedule_destroy(&key.uri, Duration::from_secs(45 * 86_400))
@@ -252,7 +279,9 @@ async fn destruction_is_scheduled_in_cloud_kms_and_can_be_cancelled() {
         .await
         .expect_err("a version scheduled for destruction was usable");
     assert_eq!(refused.kind(), "failed_precondition");
-    p.destroy(&key.uri).await.expect("destroy checks the schedule");
+    p.destroy(&key.uri)
+        .await
+        .expect("destroy checks the schedule");
 
     p.cancel_destroy(&key.uri).await.expect("cancel");
     let described = p.describe(&key.uri).await.expect("describe").value;
@@ -360,11 +389,16 @@ async fn corrupted_replies_are_integrity_errors_and_the_guard_retries_them() {
     };
     emu.hooks().corrupt_next_checksums(1);
     integrity(
-        p.encrypt(&dek, &SecretBytes::copy_from(b"x"), b"").await.map(|_| ()),
+        p.encrypt(&dek, &SecretBytes::copy_from(b"x"), b"")
+            .await
+            .map(|_| ()),
         "ciphertext_crc32c",
     );
     emu.hooks().corrupt_next_checksums(1);
-    integrity(p.decrypt(&dek, &sealed, b"aad").await.map(|_| ()), "plaintext_crc32c");
+    integrity(
+        p.decrypt(&dek, &sealed, b"aad").await.map(|_| ()),
+        "plaintext_crc32c",
+    );
     emu.hooks().corrupt_next_checksums(1);
     integrity(p.mac(&mac, b"m").await.map(|_| ()), "mac_crc32c");
     let tag = p.mac(&mac, b"m").await.expect("mac").value;
@@ -375,7 +409,9 @@ async fn corrupted_replies_are_integrity_errors_and_the_guard_retries_them() {
     );
     emu.hooks().corrupt_next_checksums(1);
     integrity(
-        p.sign(&signer, keygate_provider::SignInput::Message(b"m")).await.map(|_| ()),
+        p.sign(&signer, keygate_provider::SignInput::Message(b"m"))
+            .await
+            .map(|_| ()),
         "signature_crc32c",
     );
     emu.hooks().corrupt_next_checksums(1);
@@ -451,11 +487,12 @@ async fn the_call_request_id_reaches_cloud_audit_logs_in_the_user_agent() {
         .expect("create")
         .value;
     let v = latest(&key);
-    let reply = keygate_provider::context::with_request_id("0190f00d-aaaa-7bbb-8ccc-dddddddddddd", async {
-        p.encrypt(&v, &SecretBytes::copy_from(b"x"), b"").await
-    })
-    .await
-    .expect("encrypt");
+    let reply =
+        keygate_provider::context::with_request_id("0190f00d-aaaa-7bbb-8ccc-dddddddddddd", async {
+            p.encrypt(&v, &SecretBytes::copy_from(b"x"), b"").await
+        })
+        .await
+        .expect("encrypt");
     assert_eq!(
         reply.request_id.as_deref(),
         Some("0190f00d-aaaa-7bbb-8ccc-dddddddddddd")
@@ -484,12 +521,27 @@ async fn the_call_request_id_reaches_cloud_audit_logs_in_the_user_agent() {
 #[tokio::test]
 async fn two_projects_coexist_and_refuse_each_others_keys() {
     let emu = gcp::spawn("127.0.0.1:0").await.expect("emulator");
-    let a = GcpKmsProvider::new("gcp-a", config(&emu, "project-a")).await.expect("a");
-    let b = GcpKmsProvider::new("gcp-b", config(&emu, "project-b")).await.expect("b");
-    let ka = a.create_key(&spec("shared/name", Algorithm::Aes256Gcm)).await.expect("a").value;
-    let kb = b.create_key(&spec("shared/name", Algorithm::Aes256Gcm)).await.expect("b").value;
+    let a = GcpKmsProvider::new("gcp-a", config(&emu, "project-a"))
+        .await
+        .expect("a");
+    let b = GcpKmsProvider::new("gcp-b", config(&emu, "project-b"))
+        .await
+        .expect("b");
+    let ka = a
+        .create_key(&spec("shared/name", Algorithm::Aes256Gcm))
+        .await
+        .expect("a")
+        .value;
+    let kb = b
+        .create_key(&spec("shared/name", Algorithm::Aes256Gcm))
+        .await
+        .expect("b")
+        .value;
     assert_ne!(ka.uri, kb.uri);
-    let e = b.describe(&ka.uri).await.expect_err("b serves project-b only");
+    let e = b
+        .describe(&ka.uri)
+        .await
+        .expect_err("b serves project-b only");
     assert_eq!(e.kind(), "invalid_input");
     assert!(e.to_string().contains("project-a"), "{e}");
     let listed = a.list(&PageRequest::default()).await.expect("list").value;
@@ -516,8 +568,8 @@ async fn material_imported_through_the_trait_is_used() {
         .value;
     assert!(params.expires_at.is_some());
     // The wrap, made independently: RSA-OAEP-SHA-256 from `rsa`, AES-KWP from `aes-kw`.
-    let public = rsa::RsaPublicKey::from_public_key_der(&params.wrapping_key_spki_der)
-        .expect("an RSA SPKI");
+    let public =
+        rsa::RsaPublicKey::from_public_key_der(&params.wrapping_key_spki_der).expect("an RSA SPKI");
     let secret = [0x5au8; 32];
     let kek = [0x11u8; 32];
     let mut wrapped = public

@@ -4,7 +4,9 @@
 use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_gax::retry_policy::NeverRetry;
 use google_cloud_kms_v1::client::KeyManagementService;
-use google_cloud_kms_v1::model::{CryptoKey, CryptoKeyVersionTemplate, crypto_key, crypto_key_version};
+use google_cloud_kms_v1::model::{
+    CryptoKey, CryptoKeyVersionTemplate, crypto_key, crypto_key_version,
+};
 use keygate_emulators::gcp::{self, GcpOptions};
 use serde_json::Value;
 
@@ -84,7 +86,14 @@ async fn every_call_appends_a_documented_log_entry() -> TestResult {
     assert!(missing.is_err());
     // Refused by the throttling hook: stands for Google's front end, not logged.
     emu.hooks().fail_next(1, 429);
-    assert!(client.get_crypto_key().set_name(&key.name).send().await.is_err());
+    assert!(
+        client
+            .get_crypto_key()
+            .set_name(&key.name)
+            .send()
+            .await
+            .is_err()
+    );
 
     let all = entries(&log)?;
     let methods: Vec<&str> = all
@@ -93,19 +102,30 @@ async fn every_call_appends_a_documented_log_entry() -> TestResult {
         .collect();
     assert_eq!(
         methods,
-        ["CreateKeyRing", "CreateCryptoKey", "Encrypt", "GetCryptoKey"]
+        [
+            "CreateKeyRing",
+            "CreateCryptoKey",
+            "Encrypt",
+            "GetCryptoKey"
+        ]
     );
     for e in &all {
         assert_eq!(
             field(e, "protoPayload.@type"),
             "type.googleapis.com/google.cloud.audit.AuditLog"
         );
-        assert_eq!(field(e, "protoPayload.serviceName"), "cloudkms.googleapis.com");
+        assert_eq!(
+            field(e, "protoPayload.serviceName"),
+            "cloudkms.googleapis.com"
+        );
         assert_eq!(
             field(e, "protoPayload.authenticationInfo.principalEmail"),
             "svc-keygate@audit-test.iam.gserviceaccount.com"
         );
-        assert_eq!(field(e, "protoPayload.requestMetadata.callerIp"), "127.0.0.1");
+        assert_eq!(
+            field(e, "protoPayload.requestMetadata.callerIp"),
+            "127.0.0.1"
+        );
         assert_eq!(
             field(e, "protoPayload.requestMetadata.callerSuppliedUserAgent"),
             AGENT
@@ -132,8 +152,14 @@ async fn every_call_appends_a_documented_log_entry() -> TestResult {
         "projects/audit-test/logs/cloudaudit.googleapis.com%2Fdata_access"
     );
     let encrypt = &all[2];
-    assert_eq!(field(encrypt, "protoPayload.resourceName"), key.name.as_str());
-    assert_eq!(field(encrypt, "protoPayload.status"), &serde_json::json!({}));
+    assert_eq!(
+        field(encrypt, "protoPayload.resourceName"),
+        key.name.as_str()
+    );
+    assert_eq!(
+        field(encrypt, "protoPayload.status"),
+        &serde_json::json!({})
+    );
     assert_eq!(field(encrypt, "resource.type"), "cloudkms_cryptokey");
     assert_eq!(field(encrypt, "resource.labels.crypto_key_id"), "dek");
     assert_eq!(

@@ -116,7 +116,11 @@ async fn import(
 }
 
 fn wrapping_key(job: &ImportJob) -> Result<RsaPublicKey, Box<dyn std::error::Error>> {
-    let pem = &job.public_key.as_ref().ok_or("the job has no public key")?.pem;
+    let pem = &job
+        .public_key
+        .as_ref()
+        .ok_or("the job has no public key")?
+        .pem;
     Ok(RsaPublicKey::from_public_key_pem(pem)?)
 }
 
@@ -164,13 +168,19 @@ async fn import_jobs_are_created_listed_and_refused_when_malformed() -> TestResu
     assert_eq!(listed.import_jobs.len(), METHODS.len());
 
     let dup = job(&client, &ring, "job-0", ImportMethod::RsaOaep3072Sha256).await;
-    assert_eq!(dup.unwrap_err().status().map(|s| s.code), Some(Code::AlreadyExists));
+    assert_eq!(
+        dup.unwrap_err().status().map(|s| s.code),
+        Some(Code::AlreadyExists)
+    );
     let missing = client
         .get_import_job()
         .set_name(format!("{ring}/importJobs/nope"))
         .send()
         .await;
-    assert_eq!(missing.unwrap_err().status().map(|s| s.code), Some(Code::NotFound));
+    assert_eq!(
+        missing.unwrap_err().status().map(|s| s.code),
+        Some(Code::NotFound)
+    );
     let no_method = client
         .create_import_job()
         .set_parent(&ring)
@@ -201,8 +211,14 @@ async fn wrapped_hmac_and_aes_keys_import_and_are_used() -> TestResult {
         // HMAC: the tag Cloud KMS computes is the one the imported bytes give.
         let mut secret = [0u8; 32];
         SystemRandom::new().fill(&mut secret).map_err(|_| "rng")?;
-        let key = import_only_key(&client, &ring, &format!("mac-{i}"), Purpose::Mac, Alg::HmacSha256)
-            .await?;
+        let key = import_only_key(
+            &client,
+            &ring,
+            &format!("mac-{i}"),
+            Purpose::Mac,
+            Alg::HmacSha256,
+        )
+        .await?;
         let v = import(
             &client,
             &key.name,
@@ -223,7 +239,11 @@ async fn wrapped_hmac_and_aes_keys_import_and_are_used() -> TestResult {
             .send()
             .await?;
         let expected = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &secret), &data);
-        assert_eq!(tag.mac.as_ref(), expected.as_ref(), "imported HMAC key in use");
+        assert_eq!(
+            tag.mac.as_ref(),
+            expected.as_ref(),
+            "imported HMAC key in use"
+        );
 
         // AES: an import-only key's first imported version becomes primary and round-trips.
         let mut aes = [0u8; 32];
@@ -283,14 +303,31 @@ async fn the_direct_rsa_oaep_method_imports_symmetric_material_only() -> TestRes
         .mac_verify()
         .set_name(&v.name)
         .set_data(b"x".to_vec())
-        .set_mac(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &secret), b"x").as_ref().to_vec())
+        .set_mac(
+            hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &secret), b"x")
+                .as_ref()
+                .to_vec(),
+        )
         .send()
         .await?;
     assert!(verified.success);
 
-    let ec = import_only_key(&client, &ring, "ec", Purpose::AsymmetricSign, Alg::EcSignP256Sha256)
-        .await?;
-    let refused = import(&client, &ec.name, &j.name, Alg::EcSignP256Sha256, vec![1; 384]).await;
+    let ec = import_only_key(
+        &client,
+        &ring,
+        "ec",
+        Purpose::AsymmetricSign,
+        Alg::EcSignP256Sha256,
+    )
+    .await?;
+    let refused = import(
+        &client,
+        &ec.name,
+        &j.name,
+        Alg::EcSignP256Sha256,
+        vec![1; 384],
+    )
+    .await;
     assert_eq!(
         refused.unwrap_err().status().map(|s| s.code),
         Some(Code::InvalidArgument)
@@ -301,7 +338,13 @@ async fn the_direct_rsa_oaep_method_imports_symmetric_material_only() -> TestRes
 #[tokio::test]
 async fn wrapped_private_keys_import_and_sign_and_decrypt() -> TestResult {
     let (_emu, client, ring) = start().await?;
-    let j = job(&client, &ring, "asym", ImportMethod::RsaOaep3072Sha256Aes256).await?;
+    let j = job(
+        &client,
+        &ring,
+        "asym",
+        ImportMethod::RsaOaep3072Sha256Aes256,
+    )
+    .await?;
     let public = wrapping_key(&j)?;
 
     // EC P-256: a signature by the imported version verifies with the test's own public key.
@@ -310,8 +353,14 @@ async fn wrapped_private_keys_import_and_sign_and_decrypt() -> TestResult {
         .map_err(|_| "keygen")?;
     let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref())
         .map_err(|_| "parse")?;
-    let key = import_only_key(&client, &ring, "signer", Purpose::AsymmetricSign, Alg::EcSignP256Sha256)
-        .await?;
+    let key = import_only_key(
+        &client,
+        &ring,
+        "signer",
+        Purpose::AsymmetricSign,
+        Alg::EcSignP256Sha256,
+    )
+    .await?;
     let v = import(
         &client,
         &key.name,
@@ -329,9 +378,12 @@ async fn wrapped_private_keys_import_and_sign_and_decrypt() -> TestResult {
         .set_digest(Digest::new().set_sha256(d.as_ref().to_vec()))
         .send()
         .await?;
-    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, pair.public_key().as_ref())
-        .verify(message, &sig.signature)
-        .map_err(|_| "the imported EC key did not make the signature")?;
+    UnparsedPublicKey::new(
+        &signature::ECDSA_P256_SHA256_ASN1,
+        pair.public_key().as_ref(),
+    )
+    .verify(message, &sig.signature)
+    .map_err(|_| "the imported EC key did not make the signature")?;
 
     // RSA-OAEP-3072: a ciphertext made with the test's own public key decrypts in the emulator.
     let private = aws_lc_rs::rsa::PrivateDecryptingKey::generate(aws_lc_rs::rsa::KeySize::Rsa3072)
@@ -375,8 +427,20 @@ async fn wrapped_private_keys_import_and_sign_and_decrypt() -> TestResult {
 #[tokio::test]
 async fn material_that_does_not_unwrap_is_import_failed_with_a_reason() -> TestResult {
     let (_emu, client, ring) = start().await?;
-    let j = job(&client, &ring, "good", ImportMethod::RsaOaep3072Sha256Aes256).await?;
-    let other = job(&client, &ring, "other", ImportMethod::RsaOaep3072Sha256Aes256).await?;
+    let j = job(
+        &client,
+        &ring,
+        "good",
+        ImportMethod::RsaOaep3072Sha256Aes256,
+    )
+    .await?;
+    let other = job(
+        &client,
+        &ring,
+        "other",
+        ImportMethod::RsaOaep3072Sha256Aes256,
+    )
+    .await?;
     let key = import_only_key(&client, &ring, "mac", Purpose::Mac, Alg::HmacSha256).await?;
 
     // Wrapped for another job's key.
@@ -389,7 +453,11 @@ async fn material_that_does_not_unwrap_is_import_failed_with_a_reason() -> TestR
     )
     .await?;
     assert_eq!(v.state, State::ImportFailed);
-    assert!(v.import_failure_reason.contains("RSA-OAEP"), "{}", v.import_failure_reason);
+    assert!(
+        v.import_failure_reason.contains("RSA-OAEP"),
+        "{}",
+        v.import_failure_reason
+    );
 
     // The AES-KWP part altered.
     let mut wrapped = rsa_aes_wrap(&wrapping_key(&j)?, false, &[7; 32])?;
@@ -397,7 +465,11 @@ async fn material_that_does_not_unwrap_is_import_failed_with_a_reason() -> TestR
     wrapped[last] ^= 1;
     let v = import(&client, &key.name, &j.name, Alg::HmacSha256, wrapped).await?;
     assert_eq!(v.state, State::ImportFailed);
-    assert!(v.import_failure_reason.contains("AES-KWP"), "{}", v.import_failure_reason);
+    assert!(
+        v.import_failure_reason.contains("AES-KWP"),
+        "{}",
+        v.import_failure_reason
+    );
 
     // Material of the wrong size for the algorithm.
     let v = import(
@@ -409,11 +481,23 @@ async fn material_that_does_not_unwrap_is_import_failed_with_a_reason() -> TestR
     )
     .await?;
     assert_eq!(v.state, State::ImportFailed);
-    assert!(v.import_failure_reason.contains("32 bytes"), "{}", v.import_failure_reason);
+    assert!(
+        v.import_failure_reason.contains("32 bytes"),
+        "{}",
+        v.import_failure_reason
+    );
 
     // A failed version cannot be used, and an algorithm of another purpose is refused.
-    let used = client.mac_sign().set_name(&v.name).set_data(b"x".to_vec()).send().await;
-    assert_eq!(used.unwrap_err().status().map(|s| s.code), Some(Code::FailedPrecondition));
+    let used = client
+        .mac_sign()
+        .set_name(&v.name)
+        .set_data(b"x".to_vec())
+        .send()
+        .await;
+    assert_eq!(
+        used.unwrap_err().status().map(|s| s.code),
+        Some(Code::FailedPrecondition)
+    );
     let wrong = import(
         &client,
         &key.name,
@@ -422,6 +506,9 @@ async fn material_that_does_not_unwrap_is_import_failed_with_a_reason() -> TestR
         rsa_aes_wrap(&wrapping_key(&j)?, false, &[7; 32])?,
     )
     .await;
-    assert_eq!(wrong.unwrap_err().status().map(|s| s.code), Some(Code::InvalidArgument));
+    assert_eq!(
+        wrong.unwrap_err().status().map(|s| s.code),
+        Some(Code::InvalidArgument)
+    );
     Ok(())
 }

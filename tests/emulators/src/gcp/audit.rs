@@ -142,9 +142,11 @@ impl Call {
                     "cloudkms.cryptoKeyVersions.restore",
                     true,
                 ),
-                (R::Version { .. }, T::None, "POST", Some("asymmetricSign")) => {
-                    ("AsymmetricSign", "cloudkms.cryptoKeyVersions.useToSign", false)
-                }
+                (R::Version { .. }, T::None, "POST", Some("asymmetricSign")) => (
+                    "AsymmetricSign",
+                    "cloudkms.cryptoKeyVersions.useToSign",
+                    false,
+                ),
                 (R::Version { .. }, T::None, "POST", Some("asymmetricDecrypt")) => (
                     "AsymmetricDecrypt",
                     "cloudkms.cryptoKeyVersions.useToDecrypt",

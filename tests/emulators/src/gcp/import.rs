@@ -19,8 +19,8 @@
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrapPadded};
 use aws_lc_rs::rsa::{
-    KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm,
-    OaepPrivateDecryptingKey, PrivateDecryptingKey,
+    KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
+    PrivateDecryptingKey,
 };
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, RsaKeyPair,
@@ -175,9 +175,15 @@ fn material(algorithm: &str, mut bytes: Vec<u8>) -> Result<Material, String> {
                 })
         }
         "RSA_SIGN_PSS_2048_SHA256" | "RSA_SIGN_PSS_3072_SHA256" => {
-            let bits = if algorithm.contains("2048") { 2048 } else { 3072 };
+            let bits = if algorithm.contains("2048") {
+                2048
+            } else {
+                3072
+            };
             RsaKeyPair::from_pkcs8(&bytes)
-                .map_err(|_| format!("the material is not a PKCS#8 RSA private key for {algorithm}"))
+                .map_err(|_| {
+                    format!("the material is not a PKCS#8 RSA private key for {algorithm}")
+                })
                 .and_then(|kp| {
                     if kp.public_modulus_len() * 8 == bits {
                         Ok(Material::RsaSign {
@@ -312,7 +318,12 @@ fn find_job<'s>(store: &'s Store, name: &str) -> ApiResult<&'s ImportJob> {
 }
 
 /// `POST {key}/cryptoKeyVersions:import`.
-pub fn import_version(store: &mut Store, ring: &str, key_id: &str, body: &Value) -> ApiResult<Value> {
+pub fn import_version(
+    store: &mut Store,
+    ring: &str,
+    key_id: &str,
+    body: &Value,
+) -> ApiResult<Value> {
     let algorithm = pj::enum_field(body, "algorithm", ALGORITHM)?
         .ok_or_else(|| ApiError::invalid("algorithm is required."))?;
     let job_name = pj::string_field(body, "importJob")?
@@ -341,7 +352,8 @@ pub fn import_version(store: &mut Store, ring: &str, key_id: &str, body: &Value)
                 job.state(now)
             )));
         }
-        let (_, _, with_kwp) = method_shape(job.method).unwrap_or((KeySize::Rsa3072, &OAEP_SHA256_MGF1SHA256, true));
+        let (_, _, with_kwp) =
+            method_shape(job.method).unwrap_or((KeySize::Rsa3072, &OAEP_SHA256_MGF1SHA256, true));
         if !with_kwp && !matches!(algorithm, "GOOGLE_SYMMETRIC_ENCRYPTION" | "HMAC_SHA256") {
             return Err(ApiError::invalid(format!(
                 "Import method {} can only import symmetric keys, not {algorithm}.",
