@@ -113,9 +113,7 @@ pub(crate) async fn import_parameters(
         .filter(|p| p.tag() == "PUBLIC KEY")
         .map(|p| p.into_contents())
         .ok_or_else(|| at.bad_reply("the import job's public key is not a PEM PUBLIC KEY"))?;
-    let expires_at = job
-        .expire_time
-        .and_then(|t| SystemTime::try_from(t).ok());
+    let expires_at = job.expire_time.and_then(|t| SystemTime::try_from(t).ok());
     Ok(Replied::with_request_id(
         ImportParams {
             wrapping: spec.wrapping,
