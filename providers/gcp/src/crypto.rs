@@ -33,12 +33,9 @@ fn too_big(
 
 /// Cloud KMS answers a ciphertext that does not open with INVALID_ARGUMENT; to keygate that
 /// is a failed authentication (checksum mismatches stay integrity failures).
-fn opened(
-    result: Result<Replied<SecretBytes>>,
-    p: &GcpKmsProvider,
-) -> Result<Replied<SecretBytes>> {
-    match result {
-        Err(ProviderError::InvalidInput { .. }) => Err(ProviderError::auth_failed(&p.name)),
+fn not_opened(p: &GcpKmsProvider, e: ProviderError) -> ProviderError {
+    match e {
+        ProviderError::InvalidInput { .. } => ProviderError::auth_failed(&p.name),
         other => other,
     }
 }
@@ -173,7 +170,7 @@ pub(crate) async fn decrypt(
 ) -> Result<Replied<SecretBytes>> {
     kit::require_purpose(&p.name, v, KeyPurpose::Encrypt, Op::Decrypt)?;
     match v.algorithm {
-        Algorithm::Aes256Gcm => opened(decrypt_symmetric(p, v, blob, aad).await, p),
+        Algorithm::Aes256Gcm => decrypt_symmetric(p, v, blob, aad).await,
         Algorithm::Rsa3072Oaep => {
             if !aad.is_empty() {
                 return Err(ProviderError::invalid(
@@ -181,7 +178,7 @@ pub(crate) async fn decrypt(
                     format!("decrypt on {}: RSA-OAEP takes no associated data", v.uri),
                 ));
             }
-            opened(decrypt_oaep(p, v, blob).await, p)
+            decrypt_oaep(p, v, blob).await
         }
         other => Err(ProviderError::unsupported(
             &p.name,
@@ -210,7 +207,10 @@ async fn decrypt_symmetric(
             .set_additional_authenticated_data(aad.to_vec())
             .set_additional_authenticated_data_crc32c(crc(aad));
     }
-    let sent = p.call(OP, v.uri.as_str(), &request_id, request).await?;
+    let sent = p
+        .call(OP, v.uri.as_str(), &request_id, request)
+        .await
+        .map_err(|e| not_opened(p, e))?;
     let plaintext = SecretBytes::new(sent.out.plaintext.to_vec());
     check_crc(
         &sent.at,
@@ -236,7 +236,10 @@ async fn decrypt_oaep(
         .set_name(&version)
         .set_ciphertext(blob.to_vec())
         .set_ciphertext_crc32c(crc(blob));
-    let sent = p.call(OP, v.uri.as_str(), &request_id, request).await?;
+    let sent = p
+        .call(OP, v.uri.as_str(), &request_id, request)
+        .await
+        .map_err(|e| not_opened(p, e))?;
     check_verified(
         &sent.at,
         "ciphertext_crc32c",
