@@ -3,6 +3,8 @@
 # process), two ways in the same run, interleaved: straight through google-cloud-kms-v1
 # (providers/gcp/examples/direct_encrypt.rs) and through keygate's gateway with the gcp-kms
 # provider (`keygate bench`). Medians of RUNS runs each, and their ratio: the gateway's cost.
+# Each run also drives the same gateway's local provider, the gateway's own ceiling at that
+# moment (policy, audit commit, gRPC), so a slow run of the machine shows as such.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 build
 (cd "$root" && cargo build --release --locked -q -p keygate-provider-gcp --example direct_encrypt \
@@ -39,7 +41,7 @@ credentials = { source = "anonymous" }
 TOML
 start_gateway --config "$work/keygate.toml"
 
-direct="$work/direct.jsonl"; gateway="$work/gateway.jsonl"
+direct="$work/direct.jsonl"; gateway="$work/gateway.jsonl"; local_="$work/local.jsonl"
 summary() {
   python3 -c 'import json,sys; r=json.loads(sys.stdin.readline()); l=r["latency_ms"]; print("%-8s %6.0f ops/s  p50 %.2f ms  p99 %.2f ms  errors %s" % (sys.argv[1], r["ops_per_second"], l["p50"], l["p99"], r["errors"]))' "$1"
 }
@@ -48,17 +50,21 @@ for i in $(seq "$RUNS"); do
   "$CARGO_TARGET_DIR/release/examples/direct_encrypt" "$emulator" "$CONCURRENCY" "$seconds" | tee -a "$direct" | summary direct
   KEYGATE_ENDPOINT="$ENDPOINT" "$KEYGATE" bench --json --op encrypt --provider gcp --key bench/gcp-dek \
     --duration "$DURATION" --concurrency "$CONCURRENCY" 2>/dev/null | tee -a "$gateway" | summary gateway
+  KEYGATE_ENDPOINT="$ENDPOINT" "$KEYGATE" bench --json --op encrypt --provider local --key bench/local-dek \
+    --duration "$DURATION" --concurrency "$CONCURRENCY" 2>/dev/null | tee -a "$local_" | summary local
 done
-python3 - "$direct" "$gateway" "$RUNS" "$CONCURRENCY" <<'PY'
+python3 - "$direct" "$gateway" "$RUNS" "$CONCURRENCY" "$local_" <<'PY'
 import json, statistics, sys
 def load(p): return [json.loads(l) for l in open(p)]
-d, g = load(sys.argv[1]), load(sys.argv[2])
+d, g, l = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[5])
 med = lambda rs, f: statistics.median(f(r) for r in rs)
-for label, rs in (("direct SDK", d), ("gateway", g)):
+for label, rs in (("direct SDK", d), ("gateway", g), ("local", l)):
     print("%-10s median %6.0f ops/s, p50 %.2f ms, p99 %.2f ms (%d runs, concurrency %s)" % (
         label, med(rs, lambda r: r["ops_per_second"]), med(rs, lambda r: r["latency_ms"]["p50"]),
         med(rs, lambda r: r["latency_ms"]["p99"]), len(rs), sys.argv[4]))
 ratio = med(g, lambda r: r["ops_per_second"]) / med(d, lambda r: r["ops_per_second"])
 print("gateway / direct throughput: %.2f; p50 latency %.2f ms vs %.2f ms" % (
     ratio, med(g, lambda r: r["latency_ms"]["p50"]), med(d, lambda r: r["latency_ms"]["p50"])))
+print("gcp-kms / local provider through the same gateway: %.2f" % (
+    med(g, lambda r: r["ops_per_second"]) / med(l, lambda r: r["ops_per_second"])))
 PY
