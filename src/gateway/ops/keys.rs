@@ -172,6 +172,9 @@ impl Operation for CreateKey {
             labels: self.labels,
         };
         let created = cx.create_in_backend(&spec).await?;
+        // On record before anything else can fail, so a backend key whose catalog entry was
+        // never written can be found (and reconciled by its keygate id tag).
+        cx.detail("provider_uri", created.uri.to_string());
         let now = now_ms();
         let versions: Vec<VersionRecord> = created
             .versions
