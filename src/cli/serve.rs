@@ -121,10 +121,10 @@ pub async fn run(args: ServeArgs) -> CliResult {
     // whose clients left finish (and are audited) before the process ends.
     stop_scheduler.cancel();
     let _ = scheduler_task.await;
-    if !gateway.drain(timeout).await {
-        tracing::error!(
-            "calls were still running {timeout:?} after shutdown began; stopping anyway"
-        );
+    // Admitted calls take at most the request timeout, plus their audit append.
+    let bound = timeout + std::time::Duration::from_secs(5);
+    if !gateway.drain(bound).await {
+        tracing::error!("calls were still running {bound:?} after shutdown began; stopping anyway");
     }
     result.map_err(|e| e.to_string())?;
     eprintln!("keygate stopped");

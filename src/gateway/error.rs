@@ -115,6 +115,10 @@ pub enum GatewayError {
     CallerGone,
     #[error("keygate is running {limit} calls, its limit; try again shortly")]
     Overloaded { limit: usize },
+    #[error(
+        "keygate is shutting down and admits no new call; nothing was done; retry on another replica or after the restart"
+    )]
+    ShuttingDown,
     #[error("the call did not finish within {}; its outcome is in the audit log", crate::time::format_duration(*after))]
     CallTimedOut { after: std::time::Duration },
     #[error(transparent)]
@@ -166,6 +170,7 @@ impl GatewayError {
             E::NotDueForDestruction(_) => "KEY_NOT_DUE_FOR_DESTRUCTION",
             E::CallerGone => "CALLER_GONE",
             E::Overloaded { .. } => "OVERLOADED",
+            E::ShuttingDown => "SHUTTING_DOWN",
             E::CallTimedOut { .. } => "CALL_TIMEOUT",
             E::Provider(p) => match p {
                 ProviderError::NotFound { .. } => "PROVIDER_KEY_NOT_FOUND",
@@ -177,6 +182,7 @@ impl GatewayError {
                 ProviderError::BackendDenied { .. } => "PROVIDER_DENIED",
                 ProviderError::Throttled { .. } => "PROVIDER_THROTTLED",
                 ProviderError::Unavailable { .. } => "PROVIDER_UNAVAILABLE",
+                ProviderError::OutcomeUnknown { .. } => "PROVIDER_OUTCOME_UNKNOWN",
                 ProviderError::Internal { .. } => "PROVIDER_INTERNAL",
                 ProviderError::IntegrityFailed { .. } => "PROVIDER_INTEGRITY",
             },

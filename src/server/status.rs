@@ -39,7 +39,7 @@ pub fn code(e: &GatewayError) -> Code {
         E::CallerGone => Code::Cancelled,
         E::Overloaded { .. } => Code::ResourceExhausted,
         E::CallTimedOut { .. } => Code::DeadlineExceeded,
-        E::ProviderMissing { .. } | E::Audit(_) => Code::Unavailable,
+        E::ProviderMissing { .. } | E::Audit(_) | E::ShuttingDown => Code::Unavailable,
         E::Catalog(crate::catalog::CatalogError::Conflict { .. }) => Code::Aborted,
         E::Catalog(crate::catalog::CatalogError::NameTaken(_)) => Code::AlreadyExists,
         E::Catalog(crate::catalog::CatalogError::Missing(_)) => Code::Internal,
@@ -56,7 +56,9 @@ pub fn code(e: &GatewayError) -> Code {
             }
             ProviderError::BackendDenied { .. } => Code::PermissionDenied,
             ProviderError::Throttled { .. } => Code::ResourceExhausted,
-            ProviderError::Unavailable { .. } => Code::Unavailable,
+            ProviderError::Unavailable { .. } | ProviderError::OutcomeUnknown { .. } => {
+                Code::Unavailable
+            }
             ProviderError::Internal { .. } => Code::Internal,
             // Corrupted on the way (a checksum that does not match): DATA_LOSS, so clients
             // can tell it from a bug in the gateway.

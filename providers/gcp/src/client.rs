@@ -166,7 +166,11 @@ impl GcpKmsProvider {
         let at = self.at(op, key, request_id);
         match request.with_user_agent(user_agent(request_id)).send().await {
             Ok(out) => Ok(Sent { out, at }),
-            Err(e) => Err(from_sdk(at, &e)),
+            Err(e) => {
+                // Cloud Audit Logs record failed requests too: the id joins them to the event.
+                keygate_provider::context::note_backend_request_id(request_id);
+                Err(from_sdk(at, &e))
+            }
         }
     }
 

@@ -147,21 +147,21 @@ impl Operation for CreateKey {
     }
 
     fn ready(&self, cx: &Exec<'_, Changes>) -> Result<(), GatewayError> {
-        let (draft, provider) = cx.draft()?;
-        if provider.capabilities().supports(draft.algorithm) {
+        let draft = cx.draft()?;
+        let (kind, capabilities) = cx.new_key_capabilities()?;
+        if capabilities.supports(draft.algorithm) {
             Ok(())
         } else {
             Err(GatewayError::AlgorithmUnsupported {
                 provider: draft.provider.clone(),
-                kind: provider.kind().into(),
+                kind: kind.into(),
                 algorithm: draft.algorithm.to_string(),
             })
         }
     }
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
-        let (draft, provider) = cx.draft()?;
-        let (draft, provider) = (draft.clone(), provider.clone());
+        let draft = cx.draft()?.clone();
         let spec = KeySpec {
             name: draft.name.clone(),
             key_id: draft.id.clone(),
@@ -171,7 +171,10 @@ impl Operation for CreateKey {
             crypto_period: draft.crypto_period,
             labels: self.labels,
         };
-        let created = cx.reply(provider.create_key(&spec).await)?;
+        let created = cx.create_in_backend(&spec).await?;
+        // On record before anything else can fail, so a backend key whose catalog entry was
+        // never written can be found (and reconciled by its keygate id tag).
+        cx.detail("provider_uri", created.uri.to_string());
         let now = now_ms();
         let versions: Vec<VersionRecord> = created
             .versions

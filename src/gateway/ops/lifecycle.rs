@@ -48,9 +48,7 @@ impl Operation for RotateKey {
     }
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
-        let key = cx.key()?.clone();
-        let provider = cx.provider(&key)?;
-        let rotated = cx.reply(provider.rotate(&key.provider_uri).await)?;
+        let rotated = cx.rotate_in_backend().await?;
         cx.add_version(rotated.provider_version).await
     }
 }
@@ -78,9 +76,8 @@ impl Operation for SetKeyEnabled {
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
-        let provider = cx.provider(&key)?;
-        if provider.capabilities().disable {
-            cx.reply(provider.set_enabled(&key.provider_uri, self.enabled).await)?;
+        if cx.capabilities(&key)?.disable {
+            cx.set_enabled_in_backend(self.enabled).await?;
         } else {
             // The gateway still refuses every use of a disabled key.
             cx.detail("enforced_by", "gateway");
@@ -142,8 +139,7 @@ impl Operation for ScheduleKeyDestruction {
             .and_then(DurationInput::to_duration)
             .ok_or_else(|| GatewayError::Internal("the window was not checked".into()))?;
         let key = cx.key()?.clone();
-        let provider = cx.provider(&key)?;
-        cx.reply(provider.schedule_destroy(&key.provider_uri, window).await)?;
+        cx.schedule_destroy_in_backend(window).await?;
         let at = crate::time::after(now_ms(), window);
         cx.detail("destruction_at", rfc3339(at));
         cx.set_state(key.state, KeyState::PendingDestruction, Some(at))
@@ -169,10 +165,10 @@ impl Operation for CancelKeyDestruction {
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
-        let provider = cx.provider(&key)?;
-        cx.reply(provider.cancel_destroy(&key.provider_uri).await)?;
-        if provider.capabilities().disable {
-            cx.reply(provider.set_enabled(&key.provider_uri, false).await)?;
+        // Both steps are idempotent, so a retry after a partial failure completes the cancel.
+        cx.cancel_destroy_in_backend().await?;
+        if cx.capabilities(&key)?.disable {
+            cx.set_enabled_in_backend(false).await?;
         }
         // Back to disabled, not enabled: using the key again is a second, deliberate step.
         cx.set_state(KeyState::PendingDestruction, KeyState::Disabled, None)
@@ -211,8 +207,7 @@ impl Operation for DestroyKey {
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
-        let provider = cx.provider(&key)?;
-        cx.reply(provider.destroy(&key.provider_uri).await)?;
+        cx.destroy_in_backend().await?;
         // The destruction record: what was destroyed, where, and how many versions.
         cx.detail("provider", key.provider.clone());
         cx.detail("provider_uri", key.provider_uri.to_string());

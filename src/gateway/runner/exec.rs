@@ -8,11 +8,11 @@
 use super::journal::Journal;
 use super::operation::{Changes, KeyDraft, Mode, Settings};
 use super::{Actor, Call, Gateway};
-use crate::audit::AuditLog;
+use crate::audit::AuditReader;
 use crate::catalog::{KeyLock, KeyRecord, KeyState, ListFilter, NameReservation};
 use crate::gateway::GatewayError;
 use crate::policy::{Action, Resource};
-use keygate_provider::{KeyProvider, Replied};
+use keygate_provider::KeyProvider;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -74,7 +74,7 @@ pub struct Exec<'a, M: Mode> {
     pub(super) mode: PhantomData<M>,
 }
 
-fn not_admitted(what: &str) -> GatewayError {
+pub(super) fn not_admitted(what: &str) -> GatewayError {
     GatewayError::Internal(format!("the operation was not admitted for {what}"))
 }
 
@@ -102,40 +102,12 @@ impl<'a, M: Mode> Exec<'a, M> {
             .ok_or_else(|| not_admitted("a ciphertext"))
     }
 
-    pub fn draft(&self) -> Result<(&KeyDraft, &Arc<dyn KeyProvider>), GatewayError> {
+    /// The key being created (CreateKey).
+    pub fn draft(&self) -> Result<&KeyDraft, GatewayError> {
         match &self.subject {
-            Subject::NewKey { draft, provider } => Ok((draft, provider)),
+            Subject::NewKey { draft, .. } => Ok(draft),
             _ => Err(not_admitted("a new key")),
         }
-    }
-
-    /// The provider instance the call was admitted for (inventory).
-    pub fn provider_instance(&self) -> Result<(&str, &Arc<dyn KeyProvider>), GatewayError> {
-        match &self.subject {
-            Subject::Provider { name, provider } => Ok((name, provider)),
-            _ => Err(not_admitted("a provider")),
-        }
-    }
-
-    /// The provider holding an admitted key.
-    pub fn provider(&self, key: &Admitted) -> Result<Arc<dyn KeyProvider>, GatewayError> {
-        self.gateway
-            .providers
-            .get(&key.provider)
-            .ok_or_else(|| GatewayError::ProviderMissing {
-                key: key.name.clone(),
-                provider: key.provider.clone(),
-            })
-    }
-
-    /// A provider's answer: the value, with the backend's request id noted for the event.
-    pub fn reply<T>(
-        &mut self,
-        result: keygate_provider::Result<Replied<T>>,
-    ) -> Result<T, GatewayError> {
-        let replied = result?;
-        self.journal.provider_request(replied.request_id);
-        Ok(replied.value)
     }
 
     pub fn note_version(&mut self, version: u32) {
@@ -180,8 +152,9 @@ impl<'a, M: Mode> Exec<'a, M> {
             .is_some_and(|decision| decision.allowed())
     }
 
-    pub fn audit_log(&self) -> &AuditLog {
-        &self.gateway.audit
+    /// The audit log, to read: operations never write events themselves (the runner does).
+    pub fn audit_log(&self) -> AuditReader<'_> {
+        self.gateway.audit.reader()
     }
 }
 

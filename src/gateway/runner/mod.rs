@@ -11,6 +11,7 @@
 //! caller had gone.
 
 mod admission;
+mod backend;
 mod call;
 mod exec;
 mod journal;
@@ -30,10 +31,12 @@ use crate::providers::ProviderRegistry;
 use exec::Held;
 use futures::FutureExt as _;
 use journal::Journal;
+use keygate_provider::context::CallScope;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
@@ -49,6 +52,9 @@ pub struct Gateway {
     in_flight: Arc<Semaphore>,
     /// Calls whose clients left, finishing in tasks of their own.
     detached: TaskTracker,
+    /// Set when shutdown begins: calls not yet admitted are refused, so the drain waits only
+    /// for admitted work.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
@@ -64,6 +70,7 @@ impl Gateway {
         Self {
             in_flight: Arc::new(Semaphore::new(limits.max_calls_in_flight)),
             detached: TaskTracker::new(),
+            closing: std::sync::atomic::AtomicBool::new(false),
             catalog,
             providers,
             policy,
@@ -135,9 +142,13 @@ impl Gateway {
         RunToEnd::new(call.instrument(span), presence, self.detached.clone()).await
     }
 
-    /// Stops taking calls' leftovers and waits, at most `bound`, for the calls whose clients
-    /// left to finish (and be audited). For shutdown.
+    /// For shutdown: admits no new call (those waiting for a key's lock are refused, audited,
+    /// with nothing done) and waits, at most `bound`, for the admitted calls whose clients
+    /// left to finish and be audited. An admitted call takes at most the call timeout plus
+    /// its audit append.
     pub async fn drain(&self, bound: std::time::Duration) -> bool {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.detached.close();
         tokio::time::timeout(bound, self.detached.wait())
             .await
@@ -215,16 +226,30 @@ impl Gateway {
         if presence.gone() {
             return Err(GatewayError::CallerGone);
         }
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(GatewayError::ShuttingDown);
+        }
         if <O::Mode as Mode>::CHANGES {
             cx.journal.intent(&self.audit).await?;
         }
+        // The request id reaches the providers, which send it where the backend records it;
+        // every provider call ends by the call's deadline; the backends' request ids come
+        // back for the event, failures' included.
         let bound = self.limits.call_timeout;
-        // The request id reaches the providers, which send it where the backend records it.
-        let work =
-            keygate_provider::context::with_request_id(&call.request_id, op.execute(&mut cx));
-        match tokio::time::timeout(bound, work).await {
-            Ok(result) => result,
-            Err(_) => Err(GatewayError::CallTimedOut { after: bound }),
-        }
+        let scope = CallScope::new(&call.request_id, Some(Instant::now() + bound));
+        let work = keygate_provider::context::within(scope.clone(), op.execute(&mut cx));
+        let result = if <O::Mode as Mode>::CHANGES {
+            // A change is never cut off once its intent is on record: dropping it could stop
+            // it between a backend's answer and the catalog write that records it. Its
+            // provider calls end by the deadline; the catalog writes are local.
+            work.await
+        } else {
+            match tokio::time::timeout(bound, work).await {
+                Ok(result) => result,
+                Err(_) => Err(GatewayError::CallTimedOut { after: bound }),
+            }
+        };
+        cx.journal.backend_request_ids(scope.backend_request_ids());
+        result
     }
 }
