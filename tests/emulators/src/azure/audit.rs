@@ -140,9 +140,12 @@ pub fn operation_name(method: &str, segs: &[&str]) -> &'static str {
 /// The key URL a request names: `BASE/keys/NAME[/VERSION]` or `BASE/deletedkeys/NAME`.
 pub fn target_id(base: &str, segs: &[&str]) -> Option<String> {
     match segs {
-        ["keys", name] | ["keys", name, "create" | "rotate" | "versions" | "rotationpolicy"] => {
-            Some(format!("{base}/keys/{name}"))
-        }
+        ["keys", name]
+        | [
+            "keys",
+            name,
+            "create" | "rotate" | "versions" | "rotationpolicy",
+        ] => Some(format!("{base}/keys/{name}")),
         ["keys", name, version] | ["keys", name, version, _] => {
             Some(format!("{base}/keys/{name}/{version}"))
         }
@@ -159,8 +162,14 @@ mod tests {
 
     #[test]
     fn operations_are_named_as_key_vault_names_them() {
-        assert_eq!(operation_name("POST", &["keys", "k", "v", "encrypt"]), "KeyEncrypt");
-        assert_eq!(operation_name("POST", &["keys", "k", "v", "sign"]), "KeySign");
+        assert_eq!(
+            operation_name("POST", &["keys", "k", "v", "encrypt"]),
+            "KeyEncrypt"
+        );
+        assert_eq!(
+            operation_name("POST", &["keys", "k", "v", "sign"]),
+            "KeySign"
+        );
         assert_eq!(operation_name("PUT", &["keys", "k"]), "KeyImport");
         assert_eq!(operation_name("GET", &["keys", "k", "v"]), "KeyGet");
         assert_eq!(operation_name("DELETE", &["deletedkeys", "k"]), "KeyPurge");

@@ -102,12 +102,14 @@ pub fn open(vault: &Vault, base: &str, blob: &[u8]) -> KvResult<Transferred> {
     let aes = private
         .decrypt(oaep, wrapped_aes, &mut aes_buf, None)
         .map_err(|_| bad("The key transfer blob does not decrypt with the KEK."))?;
-    let kek_aes = AesKek::new(&AES_256, aes)
-        .map_err(|_| bad("The transferred AES key is not 256 bits."))?;
+    let kek_aes =
+        AesKek::new(&AES_256, aes).map_err(|_| bad("The transferred AES key is not 256 bits."))?;
     let mut target = vec![0u8; wrapped_target.len()];
     let target = kek_aes
         .unwrap_with_padding(wrapped_target, &mut target)
-        .map_err(|_| bad("The wrapped key does not unwrap (RFC 5649) with the transferred AES key."))?
+        .map_err(|_| {
+            bad("The wrapped key does not unwrap (RFC 5649) with the transferred AES key.")
+        })?
         .to_vec();
     Ok(Transferred {
         kek_name: name.to_string(),

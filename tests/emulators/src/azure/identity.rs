@@ -115,7 +115,9 @@ pub async fn token(
         );
     }
     let ok = if form.contains_key("client_secret") {
-        shared.identities.check_secret(client_id, field("client_secret"))
+        shared
+            .identities
+            .check_secret(client_id, field("client_secret"))
     } else if form.contains_key("client_assertion") {
         assertion_ok(field("client_assertion"))
     } else {

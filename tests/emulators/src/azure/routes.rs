@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 use super::Shared;
 use super::audit;
 use super::crypto::{self, Material, RsaJwk};
-use super::symmetric;
-use crate::PeerAddr;
 use super::errors::{KvError, KvResult};
 use super::model::{self, Attrs, Deleted, KeyItem, KeyVersion, RotationPolicy, Vault};
+use super::symmetric;
+use crate::PeerAddr;
 
 /// Key Vault's largest page.
 const MAX_RESULTS: usize = 25;
@@ -98,7 +98,11 @@ pub async fn handle(
             client_info: headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok()),
-            result_description: if status.is_success() { "" } else { status.canonical_reason().unwrap_or("") },
+            result_description: if status.is_success() {
+                ""
+            } else {
+                status.canonical_reason().unwrap_or("")
+            },
         });
     }
     response
@@ -476,7 +480,8 @@ fn import(vault: &mut Vault, ctx: &Ctx, name: &str, body: &Value) -> KvResult<Va
             .ok_or_else(|| KvError::bad_parameter("Property 'kty' is required."))?,
         vault.managed_hsm,
     )?;
-    let (material, kty): (Material, &'static str) = if let Some(blob) = bytes_field(jwk, "key_hsm")? {
+    let (material, kty): (Material, &'static str) = if let Some(blob) = bytes_field(jwk, "key_hsm")?
+    {
         import_transferred(vault, ctx, kty, jwk, &blob)?
     } else if kty == "oct-HSM" {
         return Err(KvError::bad_parameter(
@@ -894,11 +899,9 @@ fn symmetric_operation(
         "encrypt" | "decrypt" if !gcm => Err(KvError::bad_parameter(format!(
             "Algorithm {alg} cannot {op} with an oct-HSM key: use A128GCM or A256GCM."
         ))),
-        "wrapKey" | "unwrapKey" if gcm || !alg.ends_with("KW") => {
-            Err(KvError::bad_parameter(format!(
-                "Algorithm {alg} cannot {op} with an oct-HSM key: use A128KW or A256KW."
-            )))
-        }
+        "wrapKey" | "unwrapKey" if gcm || !alg.ends_with("KW") => Err(KvError::bad_parameter(
+            format!("Algorithm {alg} cannot {op} with an oct-HSM key: use A128KW or A256KW."),
+        )),
         "encrypt" => {
             if bytes_field(body, "iv")?.is_some() {
                 return Err(KvError::bad_parameter(
@@ -937,12 +940,9 @@ fn symmetric_operation(
             Ok(json!({"kid": kid, "value": model::b64url(&wrapped)}))
         }
         "unwrapKey" => {
-            let key =
-                symmetric::kw_unwrap(m, alg, &required_bytes(body, "value")?).map_err(bad)?;
+            let key = symmetric::kw_unwrap(m, alg, &required_bytes(body, "value")?).map_err(bad)?;
             Ok(json!({"kid": kid, "value": model::b64url(&key)}))
         }
-        _ => Err(KvError::bad_parameter(format!(
-            "oct-HSM keys do not {op}."
-        ))),
+        _ => Err(KvError::bad_parameter(format!("oct-HSM keys do not {op}."))),
     }
 }

@@ -188,7 +188,10 @@ mod tests {
         let m = generate_oct(256).expect("key");
         let wrapped = kw_wrap(&m, "A256KW", &[7u8; 32]).expect("wrap");
         assert_eq!(wrapped.len(), 40);
-        assert_eq!(kw_unwrap(&m, "A256KW", &wrapped).expect("unwrap"), [7u8; 32]);
+        assert_eq!(
+            kw_unwrap(&m, "A256KW", &wrapped).expect("unwrap"),
+            [7u8; 32]
+        );
         let mut bad = wrapped.clone();
         bad[3] ^= 1;
         assert!(kw_unwrap(&m, "A256KW", &bad).is_err());
