@@ -161,7 +161,11 @@ async fn a_retry_after_from_the_backend_is_the_least_pause() {
     let started = Instant::now();
     let err = encrypt(&g).await.unwrap_err();
     // Paused clock: the only time that passes is the guard's pauses.
-    assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(fake.calls(), 3);
     assert!(matches!(err, ProviderError::Throttled { .. }), "{err:?}");
     assert!(reason(&err).contains("after 3 attempts"), "{err}");
@@ -183,7 +187,11 @@ async fn a_retry_after_past_the_deadline_ends_the_call_at_once() {
     let started = Instant::now();
     let err = encrypt(&g).await.unwrap_err();
     assert_eq!(fake.calls(), 1, "no retry the deadline would cut short");
-    assert_eq!(started.elapsed(), Duration::ZERO, "no sleeping into the deadline");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "no sleeping into the deadline"
+    );
     assert!(matches!(err, ProviderError::Throttled { .. }), "{err:?}");
     assert!(
         reason(&err).contains("asked to retry after 30s, past the deadline of 10s"),

@@ -165,6 +165,9 @@ mod tests {
         let s = shape(Algorithm::EcdsaP384, false).expect("shape");
         assert_eq!(s.key_ops, vec![KeyOperation::Sign, KeyOperation::Verify]);
         assert_eq!(s.kty, KeyType::Ec);
-        assert_eq!(shape(Algorithm::EcdsaP384, true).map(|s| s.kty), Some(KeyType::EcHsm));
+        assert_eq!(
+            shape(Algorithm::EcdsaP384, true).map(|s| s.kty),
+            Some(KeyType::EcHsm)
+        );
     }
 }

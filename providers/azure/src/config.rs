@@ -176,7 +176,10 @@ mod tests {
                 "tenant_id":"t","client_id":"c","secret":{"env":"S"}}}"#,
         )
         .expect("valid config");
-        assert!(matches!(c.credential, CredentialConfig::ClientSecret { .. }));
+        assert!(matches!(
+            c.credential,
+            CredentialConfig::ClientSecret { .. }
+        ));
         assert!(c.verify_challenge_resource);
         let c: AzureKeyVaultConfig = serde_json::from_str(
             r#"{"vault_url":"https://kv.vault.azure.net/","credential":{"source":"managed-identity"}}"#,
@@ -195,7 +198,10 @@ mod tests {
                 "tenant_id":"t","client_id":"c","secret":"hunter2"}}"#,
         );
         let err = inline.expect_err("inline secret accepted").to_string();
-        assert!(err.contains("inline secrets are refused") && !err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains("inline secrets are refused") && !err.contains("hunter2"),
+            "{err}"
+        );
         let typo: Result<AzureKeyVaultConfig, _> = serde_json::from_str(
             r#"{"vault_uri":"https://kv.vault.azure.net/","credential":{"source":"chain"}}"#,
         );

@@ -39,7 +39,10 @@ pub(crate) fn build(
     let failed = |what: &str, e: azure_core::Error| {
         ProviderError::invalid(
             provider,
-            format!("credential ({what}): {}", keygate_provider::kit::error_chain(&e)),
+            format!(
+                "credential ({what}): {}",
+                keygate_provider::kit::error_chain(&e)
+            ),
         )
     };
     Ok(match config {
@@ -168,8 +171,8 @@ impl CertificateAssertion {
         };
         let text = std::str::from_utf8(pem.expose()).map_err(|_| bad("not PEM text"))?;
         let cert = pem_block(text, "CERTIFICATE").ok_or_else(|| bad("no CERTIFICATE block"))?;
-        let key = pem_block(text, "PRIVATE KEY")
-            .ok_or_else(|| bad("no PRIVATE KEY (PKCS#8) block"))?;
+        let key =
+            pem_block(text, "PRIVATE KEY").ok_or_else(|| bad("no PRIVATE KEY (PKCS#8) block"))?;
         let key = RsaKeyPair::from_pkcs8(key.expose())
             .map_err(|_| bad("the private key is not a PKCS#8 RSA key"))?;
         Ok(Self {
@@ -194,7 +197,8 @@ impl CertificateAssertion {
             .as_secs();
         let mut jti = [0u8; 16];
         aws_lc_rs::rand::fill(&mut jti).map_err(|_| "the system RNG failed".to_string())?;
-        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t#S256": self.thumbprint_sha256});
+        let header =
+            serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t#S256": self.thumbprint_sha256});
         let claims = serde_json::json!({
             "aud": self.audience,
             "iss": self.client_id,
@@ -227,7 +231,10 @@ impl CertificateAssertion {
 
 #[async_trait]
 impl ClientAssertion for CertificateAssertion {
-    async fn secret(&self, _options: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+    async fn secret(
+        &self,
+        _options: Option<ClientMethodOptions<'_>>,
+    ) -> azure_core::Result<String> {
         self.sign().map_err(|e| {
             azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, e)
         })

@@ -16,8 +16,8 @@
 use crate::algorithms;
 use crate::provider::AzureKeyVaultProvider;
 use azure_security_keyvault_keys::models::{
-    EncryptionAlgorithm, KeyClientEncryptOptions, KeyClientWrapKeyOptions,
-    KeyOperationParameters, KeyOperationResult,
+    EncryptionAlgorithm, KeyClientEncryptOptions, KeyClientWrapKeyOptions, KeyOperationParameters,
+    KeyOperationResult,
 };
 use keygate_provider::kit::{self, Op};
 use keygate_provider::{
@@ -43,14 +43,25 @@ fn params(alg: EncryptionAlgorithm, value: &[u8]) -> KeyOperationParameters {
     }
 }
 
-fn result(p: &AzureKeyVaultProvider, op: &'static str, v: &VersionRef, r: &Replied<KeyOperationResult>) -> Result<Vec<u8>> {
-    r.value
-        .result
-        .clone()
-        .ok_or_else(|| p.at(op, v.uri.as_str()).missing("value", r.request_id.as_deref()))
+fn result(
+    p: &AzureKeyVaultProvider,
+    op: &'static str,
+    v: &VersionRef,
+    r: &Replied<KeyOperationResult>,
+) -> Result<Vec<u8>> {
+    r.value.result.clone().ok_or_else(|| {
+        p.at(op, v.uri.as_str())
+            .missing("value", r.request_id.as_deref())
+    })
 }
 
-fn too_big(p: &AzureKeyVaultProvider, op: &'static str, v: &VersionRef, len: usize, limit: usize) -> ProviderError {
+fn too_big(
+    p: &AzureKeyVaultProvider,
+    op: &'static str,
+    v: &VersionRef,
+    len: usize,
+    limit: usize,
+) -> ProviderError {
     ProviderError::invalid(
         &p.name,
         format!(
@@ -69,8 +80,9 @@ pub(crate) async fn encrypt(
 ) -> Result<Replied<Vec<u8>>> {
     const OP: &str = "encrypt";
     kit::require_purpose(&p.name, v, KeyPurpose::Encrypt, Op::Encrypt)?;
-    let alg = algorithms::encryption(v.algorithm)
-        .ok_or_else(|| ProviderError::unsupported(&p.name, format!("encrypt with {}", v.algorithm)))?;
+    let alg = algorithms::encryption(v.algorithm).ok_or_else(|| {
+        ProviderError::unsupported(&p.name, format!("encrypt with {}", v.algorithm))
+    })?;
     let name = p.key_name(&v.uri)?;
     let limit = v.algorithm.max_plaintext().unwrap_or(MAX_AES_PLAINTEXT);
     if plaintext.len() > limit {
@@ -98,7 +110,8 @@ pub(crate) async fn encrypt(
         .call(
             OP,
             v.uri.as_str(),
-            p.client.encrypt(name, p.body(OP, name, request)?, Some(options)),
+            p.client
+                .encrypt(name, p.body(OP, name, request)?, Some(options)),
         )
         .await?;
     let ciphertext = result(p, OP, v, &reply)?;
@@ -198,10 +211,10 @@ pub(crate) async fn decrypt(
         }
         _ => return Err(forged()),
     };
-    let plaintext = reply
-        .value
-        .result
-        .ok_or_else(|| p.at(OP, v.uri.as_str()).missing("value", reply.request_id.as_deref()))?;
+    let plaintext = reply.value.result.ok_or_else(|| {
+        p.at(OP, v.uri.as_str())
+            .missing("value", reply.request_id.as_deref())
+    })?;
     Ok(Replied::with_request_id(
         SecretBytes::new(plaintext),
         reply.request_id,
@@ -229,7 +242,10 @@ pub(crate) async fn generate_data_key(
         if !aad.is_empty() {
             return Err(ProviderError::invalid(
                 &p.name,
-                format!("{}: RSA-OAEP takes no associated data", p.at(OP, v.uri.as_str()).what()),
+                format!(
+                    "{}: RSA-OAEP takes no associated data",
+                    p.at(OP, v.uri.as_str()).what()
+                ),
             ));
         }
         if let Some(limit) = v.algorithm.max_plaintext()
@@ -238,8 +254,9 @@ pub(crate) async fn generate_data_key(
             return Err(too_big(p, OP, v, spec.len, limit));
         }
     }
-    let alg = algorithms::wrapping(v.algorithm)
-        .ok_or_else(|| ProviderError::unsupported(&p.name, format!("data keys under {}", v.algorithm)))?;
+    let alg = algorithms::wrapping(v.algorithm).ok_or_else(|| {
+        ProviderError::unsupported(&p.name, format!("data keys under {}", v.algorithm))
+    })?;
     let name = p.key_name(&v.uri)?;
     let options = KeyClientWrapKeyOptions {
         key_version: Some(v.provider_version.clone()),

@@ -38,7 +38,11 @@ impl Attempt<'_> {
     pub fn missing(&self, field: &str, request_id: Option<&str>) -> ProviderError {
         ProviderError::internal(
             self.provider,
-            format!("{}: the reply has no {field}{}", self.what(), rid(request_id)),
+            format!(
+                "{}: the reply has no {field}{}",
+                self.what(),
+                rid(request_id)
+            ),
         )
     }
 }
@@ -131,7 +135,10 @@ pub(crate) fn from_status(
             provider,
             what: format!("key {} ({}: {code}{request})", at.key, at.op),
         },
-        (409, _) => ProviderError::AlreadyExists { provider, what: reason },
+        (409, _) => ProviderError::AlreadyExists {
+            provider,
+            what: reason,
+        },
         (401, _) => ProviderError::BackendDenied { provider, reason },
         // Key Vault's 403 is both "the principal may not" and "the key may not now"
         // (disabled, outside nbf/exp, an operation outside key_ops): the latter is the key's
@@ -165,10 +172,21 @@ mod tests {
 
     #[test]
     fn statuses_map_to_kinds() {
-        let kind = |op, status, message: &str| from_status(at(op), status, "Code", message, "").kind();
+        let kind =
+            |op, status, message: &str| from_status(at(op), status, "Code", message, "").kind();
         assert_eq!(kind("describe", 404, "m"), "not_found");
-        assert_eq!(kind("encrypt", 403, "Operation encrypt is not allowed on a disabled key."), "failed_precondition");
-        assert_eq!(kind("encrypt", 403, "Caller is not authorized"), "backend_denied");
+        assert_eq!(
+            kind(
+                "encrypt",
+                403,
+                "Operation encrypt is not allowed on a disabled key."
+            ),
+            "failed_precondition"
+        );
+        assert_eq!(
+            kind("encrypt", 403, "Caller is not authorized"),
+            "backend_denied"
+        );
         assert_eq!(kind("encrypt", 429, "m"), "throttled");
         assert_eq!(kind("encrypt", 503, "m"), "unavailable");
         assert_eq!(kind("decrypt", 400, "m"), "authentication_failed");
@@ -178,8 +196,18 @@ mod tests {
 
     #[test]
     fn messages_name_provider_op_key_and_request() {
-        let msg = from_status(at("sign"), 429, "Throttled", "slow down", " (request id r1)").to_string();
-        assert!(msg.contains("kv-test") && msg.contains("sign") && msg.contains("keys/k"), "{msg}");
+        let msg = from_status(
+            at("sign"),
+            429,
+            "Throttled",
+            "slow down",
+            " (request id r1)",
+        )
+        .to_string();
+        assert!(
+            msg.contains("kv-test") && msg.contains("sign") && msg.contains("keys/k"),
+            "{msg}"
+        );
         assert!(msg.contains("r1") && msg.contains("Throttled"), "{msg}");
     }
 }

@@ -47,7 +47,10 @@ pub fn tags(spec: &KeySpec) -> HashMap<String, String> {
         (tag::OWNER, spec.owner.clone()),
         (tag::PURPOSE, spec.algorithm.purpose().to_string()),
         (tag::ENVIRONMENT, spec.environment.clone()),
-        (tag::CRYPTO_PERIOD_DAYS, crypto_period_days(spec).to_string()),
+        (
+            tag::CRYPTO_PERIOD_DAYS,
+            crypto_period_days(spec).to_string(),
+        ),
         (tag::VERSION, "1".to_string()),
     ] {
         tags.insert(k.to_string(), v);

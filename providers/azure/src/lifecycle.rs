@@ -14,8 +14,7 @@ use azure_security_keyvault_keys::models::{
 };
 use futures::TryStreamExt;
 use keygate_provider::{
-    KeySpec, KeyUri, KeyVersionInfo, ProviderError, ProviderKey, ProviderKeyState, Replied,
-    Result,
+    KeySpec, KeyUri, KeyVersionInfo, ProviderError, ProviderKey, ProviderKeyState, Replied, Result,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -79,7 +78,11 @@ pub(crate) async fn create_key(
         ..Default::default()
     };
     let created = p
-        .call(OP, &name, p.client.create_key(&name, p.body(OP, &name, params)?, None))
+        .call(
+            OP,
+            &name,
+            p.client.create_key(&name, p.body(OP, &name, params)?, None),
+        )
         .await?;
     let version = version_of(p, OP, &name, &created.value)?;
     if let Err(e) = set_rotation_policy(p, &name, spec).await {
@@ -120,15 +123,23 @@ async fn set_rotation_policy(p: &AzureKeyVaultProvider, name: &str, spec: &KeySp
     p.call(
         "set rotation policy",
         name,
-        p.client
-            .update_key_rotation_policy(name, p.body("set rotation policy", name, policy)?, None),
+        p.client.update_key_rotation_policy(
+            name,
+            p.body("set rotation policy", name, policy)?,
+            None,
+        ),
     )
     .await?;
     Ok(())
 }
 
 /// The version id of a key bundle's `kid`.
-fn version_of(p: &AzureKeyVaultProvider, op: &'static str, name: &str, key: &Key) -> Result<String> {
+fn version_of(
+    p: &AzureKeyVaultProvider,
+    op: &'static str,
+    name: &str,
+    key: &Key,
+) -> Result<String> {
     key.key
         .as_ref()
         .and_then(|k| k.kid.as_deref())
@@ -161,7 +172,10 @@ pub(crate) async fn versions(
     ))
 }
 
-pub(crate) async fn describe(p: &AzureKeyVaultProvider, uri: &KeyUri) -> Result<Replied<ProviderKey>> {
+pub(crate) async fn describe(
+    p: &AzureKeyVaultProvider,
+    uri: &KeyUri,
+) -> Result<Replied<ProviderKey>> {
     const OP: &str = "describe";
     let name = p.key_name(uri)?;
     match p.call(OP, uri.as_str(), p.client.get_key(name, None)).await {
@@ -249,7 +263,10 @@ pub(crate) fn algorithm_of(
         .ok_or_else(|| unsupported_key(p, uri))
 }
 
-pub(crate) async fn rotate(p: &AzureKeyVaultProvider, uri: &KeyUri) -> Result<Replied<KeyVersionInfo>> {
+pub(crate) async fn rotate(
+    p: &AzureKeyVaultProvider,
+    uri: &KeyUri,
+) -> Result<Replied<KeyVersionInfo>> {
     const OP: &str = "rotate";
     let name = p.key_name(uri)?;
     let before = versions(p, OP, name).await?;
@@ -372,7 +389,11 @@ pub(crate) async fn cancel_destroy(p: &AzureKeyVaultProvider, uri: &KeyUri) -> R
     // Recovery completes in the background: wait for the key to answer again.
     let until = Instant::now() + SETTLE;
     loop {
-        match p.client.get_key(name, None::<KeyClientGetKeyOptions<'_>>).await {
+        match p
+            .client
+            .get_key(name, None::<KeyClientGetKeyOptions<'_>>)
+            .await
+        {
             Ok(_) => break,
             Err(e) if e.http_status().map(u16::from) == Some(404) && Instant::now() < until => {
                 tokio::time::sleep(Duration::from_millis(200)).await;

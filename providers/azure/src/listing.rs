@@ -18,7 +18,10 @@ use keygate_provider::{ListedKey, Listing, PageRequest, ProviderError, Replied, 
 /// Key Vault's largest page.
 const MAX_PAGE: usize = 25;
 
-pub(crate) async fn list(p: &AzureKeyVaultProvider, page: &PageRequest) -> Result<Replied<Listing>> {
+pub(crate) async fn list(
+    p: &AzureKeyVaultProvider,
+    page: &PageRequest,
+) -> Result<Replied<Listing>> {
     const OP: &str = "list keys";
     let continuation = match kit::decode_token(&p.name, &page.page_token)? {
         None => None,
@@ -54,10 +57,11 @@ pub(crate) async fn list(p: &AzureKeyVaultProvider, page: &PageRequest) -> Resul
         let algorithm = match tagged {
             Some(a) => Some(a),
             None => match p.client.get_key(name, None).await {
-                Ok(r) => r
-                    .into_model()
-                    .ok()
-                    .and_then(|k| k.key.as_ref().and_then(|jwk| algorithms::from_jwk(jwk, None))),
+                Ok(r) => r.into_model().ok().and_then(|k| {
+                    k.key
+                        .as_ref()
+                        .and_then(|jwk| algorithms::from_jwk(jwk, None))
+                }),
                 // Deleted between the list and the read: simply gone.
                 Err(e) if e.http_status().map(u16::from) == Some(404) => continue,
                 Err(e) => return Err(crate::errors::from_sdk(p.at(OP, uri.as_str()), e)),

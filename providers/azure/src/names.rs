@@ -27,7 +27,13 @@ pub fn vault_name(spec: &KeySpec) -> String {
     let mut base: String = spec
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     base.truncate(MAX_NAME - suffix.len() - 1);
     format!("{}-{suffix}", base.trim_matches('-'))
@@ -47,12 +53,16 @@ pub fn key_name<'a>(provider: &str, host: &str, uri: &'a KeyUri) -> Result<&'a s
             format!("key URI {uri}: {why}; expected {SCHEME}://{host}/keys/NAME"),
         )
     };
-    let rest = uri.strip_scheme(SCHEME).ok_or_else(|| bad("not an Azure Key Vault URI"))?;
+    let rest = uri
+        .strip_scheme(SCHEME)
+        .ok_or_else(|| bad("not an Azure Key Vault URI"))?;
     let (their_host, path) = rest.split_once('/').ok_or_else(|| bad("no key path"))?;
     if !their_host.eq_ignore_ascii_case(host) {
         return Err(bad("it names another vault"));
     }
-    let name = path.strip_prefix("keys/").ok_or_else(|| bad("no keys/ path"))?;
+    let name = path
+        .strip_prefix("keys/")
+        .ok_or_else(|| bad("no keys/ path"))?;
     if !valid_name(name) {
         return Err(bad("the key name is not a Key Vault name"));
     }

@@ -47,7 +47,8 @@ pub(crate) async fn sign(
         .call(
             OP,
             v.uri.as_str(),
-            p.client.sign(name, p.body(OP, name, request)?, Some(options)),
+            p.client
+                .sign(name, p.body(OP, name, request)?, Some(options)),
         )
         .await?;
     let raw = reply.value.result.ok_or_else(|| {
@@ -58,7 +59,10 @@ pub(crate) async fn sign(
         Some(_) => ecdsa_raw_to_der(&raw).ok_or_else(|| {
             ProviderError::internal(
                 &p.name,
-                format!("{}: Key Vault's ECDSA signature is malformed", p.at(OP, v.uri.as_str()).what()),
+                format!(
+                    "{}: Key Vault's ECDSA signature is malformed",
+                    p.at(OP, v.uri.as_str()).what()
+                ),
             )
         })?,
         None => raw,
