@@ -74,7 +74,6 @@ pub(crate) fn build(
             client_id: client_id.clone(),
             tenant_id: tenant_id.clone(),
             token_file_path: token_file.clone(),
-            ..Default::default()
         }))
         .map_err(|e| failed("workload identity", e))?,
         CredentialConfig::ClientSecret {
@@ -131,7 +130,6 @@ fn managed_identity(
     ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
         user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
         client_options: options,
-        ..Default::default()
     }))
 }
 

@@ -157,7 +157,7 @@ pub(crate) async fn decrypt(
     let gcm_key = v.algorithm == Algorithm::Aes256Gcm;
     let forged = || ProviderError::auth_failed(&p.name);
     let (&format, body) = blob.split_first().ok_or_else(forged)?;
-    let version = Some(v.provider_version.as_str());
+    let version = v.provider_version.as_str();
     let reply = match (format, gcm_key) {
         (RSA_ENCRYPTED, false) | (GCM_ENCRYPTED, true) => {
             let request = if gcm_key {
@@ -184,7 +184,7 @@ pub(crate) async fn decrypt(
                 v.uri.as_str(),
                 p.client.decrypt(
                     name,
-                    version.unwrap_or_default(),
+                    version,
                     p.body(OP, name, request)?,
                     None,
                 ),
@@ -202,7 +202,7 @@ pub(crate) async fn decrypt(
                 v.uri.as_str(),
                 p.client.unwrap_key(
                     name,
-                    version.unwrap_or_default(),
+                    version,
                     p.body(UNWRAP, name, params(alg, body))?,
                     None,
                 ),
