@@ -182,12 +182,8 @@ pub(crate) async fn decrypt(
             p.call(
                 OP,
                 v.uri.as_str(),
-                p.client.decrypt(
-                    name,
-                    version,
-                    p.body(OP, name, request)?,
-                    None,
-                ),
+                p.client
+                    .decrypt(name, version, p.body(OP, name, request)?, None),
             )
             .await?
         }
