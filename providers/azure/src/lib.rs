@@ -20,6 +20,8 @@
 //!   `prehash`), and ECDSA's JWS `r‖s` is converted to and from DER.
 //! - **Destruction**: `schedule_destroy` deletes (soft delete, recoverable); `cancel_destroy`
 //!   recovers; `destroy` purges at the end of keygate's window.
+//! - **BYOK**: `import_parameters` makes an import-only `RSA-HSM` key exchange key;
+//!   `import_key` sends CKM_RSA_AES_KEY_WRAP material as a key transfer blob (`import.rs`).
 //! - **Request ids**: `x-ms-client-request-id` is keygate's request id (Key Vault's
 //!   AuditEvent `correlationId`); the reply's `x-ms-request-id` is the provider request id.
 //! - **Retries**: the SDK makes one attempt; 429/5xx are `Throttled`/`Unavailable` with
@@ -31,6 +33,7 @@ mod config;
 mod credentials;
 mod crypto;
 mod errors;
+mod import;
 mod keys;
 mod lifecycle;
 mod listing;

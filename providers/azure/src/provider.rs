@@ -2,11 +2,12 @@
 //! operations live by family in `lifecycle`, `listing`, `crypto` and `signing`.
 
 use crate::config::AzureKeyVaultConfig;
-use crate::{algorithms, crypto, lifecycle, listing, names, signing};
+use crate::{algorithms, crypto, import, lifecycle, listing, names, signing};
 use azure_security_keyvault_keys::KeyClient;
 use keygate_provider::{
-    Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyUri, KeyVersionInfo, Listing,
-    PageRequest, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SignInput, VersionRef,
+    Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
+    KeyVersionInfo, Listing, PageRequest, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
+    SignInput, VersionRef, WrappedKey,
 };
 use std::time::Duration;
 
@@ -78,7 +79,8 @@ impl KeyProvider for AzureKeyVaultProvider {
             pins_version: true,
             // Key Vault signs digests: messages are hashed in keygate.
             digest_only: true,
-            import: false,
+            // Key transfer blobs (CKM_RSA_AES_KEY_WRAP); the vault must offer HSM keys.
+            import: true,
         }
     }
 
@@ -160,5 +162,18 @@ impl KeyProvider for AzureKeyVaultProvider {
     /// Purges the soft-deleted key: its material is gone for good.
     async fn destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
         lifecycle::destroy(self, key).await
+    }
+
+    async fn import_parameters(&self, spec: &ImportSpec) -> Result<Replied<ImportParams>> {
+        import::import_parameters(self, spec).await
+    }
+
+    async fn import_key(
+        &self,
+        key: &KeyUri,
+        wrapped: &WrappedKey,
+        params: &ImportParams,
+    ) -> Result<Replied<KeyVersionInfo>> {
+        import::import_key(self, key, wrapped, params).await
     }
 }

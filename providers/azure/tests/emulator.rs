@@ -695,3 +695,151 @@ async fn two_vaults_coexist_and_keep_to_their_own_keys() {
     assert_eq!(err.kind(), "unsupported");
     assert!(err.to_string().contains("Managed HSM"), "{err}");
 }
+
+/// CKM_RSA_AES_KEY_WRAP of `target` for the wrapping key in `params`: RSA-OAEP-SHA-256 of a
+/// fresh AES-256 key, then AES-KWP of the target under it.
+fn wrap_for_import(params: &keygate_provider::ImportParams, target: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrapPadded};
+    use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
+    let public = PublicEncryptingKey::from_der(&params.wrapping_key_spki_der).expect("KEK SPKI");
+    let oaep = OaepPublicEncryptingKey::new(public).expect("OAEP key");
+    let mut aes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut aes).expect("rng");
+    let mut out = vec![0u8; oaep.ciphertext_size()];
+    let mut wrapped = oaep
+        .encrypt(&OAEP_SHA256_MGF1SHA256, &aes, &mut out, None)
+        .expect("OAEP")
+        .to_vec();
+    let mut kwp = vec![0u8; target.len() + 16];
+    let kwp = AesKek::new(&AES_256, &aes)
+        .expect("KEK")
+        .wrap_with_padding(target, &mut kwp)
+        .expect("KWP");
+    wrapped.extend_from_slice(kwp);
+    wrapped
+}
+
+#[tokio::test]
+async fn imported_material_becomes_a_new_version_that_works_as_the_original() {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair, UnparsedPublicKey};
+    use keygate_provider::{ImportSpec, WrappedKey, WrappingAlgorithm};
+
+    // An RSA signing key in a vault with HSM keys.
+    let f = Fixture::vault().await;
+    let mut config = f.config();
+    config.hsm = true;
+    let p = AzureKeyVaultProvider::new("kv-byok", config).expect("provider");
+    assert!(p.capabilities().import);
+    let key = p
+        .create_key(&spec("byok/rsa", Algorithm::Rsa2048Pss))
+        .await
+        .expect("create")
+        .value;
+    let params = p
+        .import_parameters(&ImportSpec {
+            key: key.uri.clone(),
+            algorithm: Algorithm::Rsa2048Pss,
+            wrapping: WrappingAlgorithm::RsaAesKeyWrapSha256,
+        })
+        .await
+        .expect("import parameters")
+        .value;
+    let original = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa");
+    let wrapped = WrappedKey::new(wrap_for_import(
+        &params,
+        original.as_der().expect("pkcs8").as_ref(),
+    ));
+    let v2 = p
+        .import_key(&key.uri, &wrapped, &params)
+        .await
+        .expect("import")
+        .value;
+    assert_eq!(v2.number, 2);
+    let described = p.describe(&key.uri).await.expect("describe").value;
+    assert_eq!(described.versions[1], v2);
+    let v = latest(&described);
+    let sig = p
+        .sign(&v, SignInput::Message(b"imported"))
+        .await
+        .expect("sign")
+        .value;
+    UnparsedPublicKey::new(
+        &signature::RSA_PSS_2048_8192_SHA256,
+        original.public_key().as_ref(),
+    )
+    .verify(b"imported", &sig)
+    .expect("the imported version signs with the original key");
+    // The KEK is gone once used; a token naming another vault is refused.
+    let err = p
+        .import_key(
+            &key.uri,
+            &wrapped,
+            &keygate_provider::ImportParams {
+                import_token: b"https://elsewhere.vault.azure.net/keys/kek/1".to_vec(),
+                ..params.clone()
+            },
+        )
+        .await
+        .expect_err("a foreign KEK");
+    assert_eq!(err.kind(), "invalid_input");
+
+    // An AES key in a Managed HSM: the HSM's ciphertext opens here with the original.
+    let h = Fixture::managed_hsm().await;
+    let p = h.provider("mhsm-byok");
+    let key = p
+        .create_key(&spec("byok/aes", Algorithm::Aes256Gcm))
+        .await
+        .expect("create")
+        .value;
+    let params = p
+        .import_parameters(&ImportSpec {
+            key: key.uri.clone(),
+            algorithm: Algorithm::Aes256Gcm,
+            wrapping: WrappingAlgorithm::RsaAesKeyWrapSha256,
+        })
+        .await
+        .expect("import parameters")
+        .value;
+    let mut material = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut material).expect("rng");
+    let wrapped = WrappedKey::new(wrap_for_import(&params, &material));
+    p.import_key(&key.uri, &wrapped, &params)
+        .await
+        .expect("import");
+    let described = p.describe(&key.uri).await.expect("describe").value;
+    let blob = p
+        .encrypt(
+            &latest(&described),
+            &SecretBytes::copy_from(b"card"),
+            b"aad",
+        )
+        .await
+        .expect("encrypt")
+        .value;
+    assert_eq!(blob[0], 0x11);
+    let (iv, rest) = blob[1..].split_at(12);
+    let (tag, ct) = rest.split_at(16);
+    let mut data = ct.to_vec();
+    data.extend_from_slice(tag);
+    let opened = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &material).expect("key"))
+        .open_in_place(
+            Nonce::try_assume_unique_for_key(iv).expect("iv"),
+            Aad::from(b"aad"),
+            &mut data,
+        )
+        .expect("the HSM encrypted with the imported key")
+        .to_vec();
+    assert_eq!(opened, b"card");
+    // Only the wrap every cloud takes.
+    let err = p
+        .import_parameters(&ImportSpec {
+            key: key.uri.clone(),
+            algorithm: Algorithm::Aes256Gcm,
+            wrapping: WrappingAlgorithm::RsaOaepSha256,
+        })
+        .await
+        .expect_err("plain RSA-OAEP");
+    assert_eq!(err.kind(), "unsupported");
+}
