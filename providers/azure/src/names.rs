@@ -36,7 +36,10 @@ pub fn vault_name(spec: &KeySpec) -> String {
         })
         .collect();
     base.truncate(MAX_NAME - suffix.len() - 1);
-    format!("{}-{suffix}", base.trim_matches('-'))
+    match base.trim_matches('-') {
+        "" => format!("kg-{suffix}"),
+        base => format!("{base}-{suffix}"),
+    }
 }
 
 pub fn valid_name(name: &str) -> bool {
@@ -105,6 +108,8 @@ mod tests {
         assert_ne!(a, b);
         let long = vault_name(&spec(&"x".repeat(300), "id"));
         assert!(valid_name(&long) && long.len() <= MAX_NAME);
+        let odd = vault_name(&spec("_/.", "id"));
+        assert!(valid_name(&odd) && odd.starts_with("kg-"), "{odd}");
     }
 
     #[test]
