@@ -83,7 +83,7 @@ verify_challenge_resource = false
 credential = {{ source = "client-secret", tenant_id = "tenant-1", client_id = "keygate-e2e", secret = {{ file = "{secret}" }} }}
 
 [providers.{name}.guard]
-deadline = "4s"
+deadline = "30s"
 retry = {{ max_attempts = 3, base_backoff = "10ms", max_backoff = "50ms", budget_ratio = 1.0 }}
 breaker = {{ failures = 3, open_for = "500ms" }}
 "#,
@@ -94,15 +94,17 @@ breaker = {{ failures = 3, open_for = "500ms" }}
     )
 }
 
-/// A gateway with the vault as `azure` and the Managed HSM as `mhsm`, and a short minimum
-/// destruction window so a test sees the purge.
+/// A gateway with the vault as `azure` and the Managed HSM as `mhsm`, a short minimum
+/// destruction window so a test sees the purge, and deadlines long enough for RSA-4096 key
+/// generation in the emulator on a busy machine.
 fn start_gateway(dir: &Path, b: &Backends) -> Server {
     std::fs::write(dir.join("client-secret"), "e2e-client-secret\n").expect("write secret");
     let config = dir.join("keygate.toml");
     std::fs::write(
         &config,
         format!(
-            "[lifecycle]\nmin_destruction_window = \"1s\"\nscan_interval = \"200ms\"\n\n{}\n{}",
+            "[lifecycle]\nmin_destruction_window = \"1s\"\nscan_interval = \"200ms\"\n\n\
+             [limits]\nrequest_timeout = \"60s\"\nprovider_timeout = \"45s\"\n\n{}\n{}",
             provider_section(VAULT, &b.vault, dir),
             provider_section(HSM, &b.hsm, dir)
         ),
