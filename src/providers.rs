@@ -17,16 +17,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The provider kinds this build knows.
-pub const KINDS: &[&str] = &["local", "aws-kms", "vault", "pkcs11", "gcp-kms"];
+pub const KINDS: &[&str] = &[
+    "local",
+    "aws-kms",
+    "vault",
+    "pkcs11",
+    "gcp-kms",
+    // Azure Key Vault / Managed HSM.
+    "azure-keyvault",
+];
 
 /// The factory of each kind in [`KINDS`], in the same order.
-fn factories() -> [&'static dyn ProviderFactory; 5] {
+fn factories() -> [&'static dyn ProviderFactory; 6] {
     [
         keygate_provider_local::factory(),
         keygate_provider_aws::factory(),
         keygate_provider_vault::factory(),
         keygate_provider_pkcs11::factory(),
         keygate_provider_gcp::factory(),
+        // Azure Key Vault / Managed HSM.
+        keygate_provider_azure::factory(),
     ]
 }
 

@@ -22,6 +22,7 @@ mod types;
 mod uri;
 
 pub mod context;
+pub mod der;
 pub mod kit;
 
 #[cfg(feature = "conformance")]

@@ -192,6 +192,59 @@ async fn a_retry_that_succeeds_hides_the_failures() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_after_from_the_backend_is_the_least_pause() {
+    let fake = Fake::new(Answer::Throttled);
+    *fake.retry_after.lock().unwrap() = Some(Duration::from_secs(2));
+    let mut s = settings();
+    s.retry = RetrySettings {
+        max_attempts: 3,
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(1),
+        budget_ratio: 1.0,
+    };
+    let (g, _) = guard(&fake, s);
+    let started = Instant::now();
+    let err = encrypt(&g).await.unwrap_err();
+    // Paused clock: the only time that passes is the guard's pauses.
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(fake.calls(), 3);
+    assert!(matches!(err, ProviderError::Throttled { .. }), "{err:?}");
+    assert!(reason(&err).contains("after 3 attempts"), "{err}");
+
+    // Once the backend answers, the call succeeds after its pause.
+    fake.set(Answer::Ok);
+    fake.failures_first.store(0, Ordering::SeqCst);
+    assert!(encrypt(&g).await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_past_the_deadline_ends_the_call_at_once() {
+    let fake = Fake::new(Answer::Throttled);
+    *fake.retry_after.lock().unwrap() = Some(Duration::from_secs(30));
+    let mut s = settings();
+    s.retry.max_attempts = 5;
+    s.retry.budget_ratio = 1.0;
+    let (g, _) = guard(&fake, s);
+    let started = Instant::now();
+    let err = encrypt(&g).await.unwrap_err();
+    assert_eq!(fake.calls(), 1, "no retry the deadline would cut short");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "no sleeping into the deadline"
+    );
+    assert!(matches!(err, ProviderError::Throttled { .. }), "{err:?}");
+    assert!(
+        reason(&err).contains("asked to retry after 30s, past the deadline of 10s"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_retry_starts_that_the_deadline_would_cut_short() {
     let fake = Fake::new(Answer::Unavailable);
     let mut s = settings();

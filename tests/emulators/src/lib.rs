@@ -12,4 +12,4 @@ mod server;
 pub mod tls;
 
 pub use hooks::Hooks;
-pub use server::ServerHandle;
+pub use server::{PeerAddr, ServerHandle};

@@ -1,19 +1,21 @@
-//! `keygate-emulators gcp --listen ADDR` / `keygate-emulators azure --listen ADDR [--ca-out FILE]`:
-//! run one emulator by hand until Ctrl-C.
+//! `keygate-emulators gcp --listen ADDR` / `keygate-emulators azure --listen ADDR [--ca-out FILE]
+//! [--managed-hsm] [--audit-log FILE]`: run one emulator by hand until Ctrl-C.
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: keygate-emulators (gcp|azure) [--listen ADDR] [--ca-out FILE] [--audit-log FILE]\n\
+const USAGE: &str = "usage: keygate-emulators (gcp|azure) [--listen ADDR] [--ca-out FILE] [--managed-hsm] [--audit-log FILE]\n\
   gcp    Google Cloud KMS REST v1 over plain HTTP (default 127.0.0.1:8085);\n\
          with --audit-log, every call appends a Cloud Audit Logs entry (JSON Lines) to FILE\n\
   azure  Azure Key Vault keys REST over HTTPS (default 127.0.0.1:8443);\n\
-         the test CA certificate is written to --ca-out (default ./keygate-emulator-ca.pem)";
+         the test CA certificate is written to --ca-out (default ./keygate-emulator-ca.pem);\n\
+         --managed-hsm serves a Managed HSM (oct-HSM AES keys, -HSM key types only);\n\
+         --audit-log appends an AuditEvent record (JSON Lines) per request to FILE";
 
 struct Args {
     which: String,
     listen: Option<String>,
     ca_out: String,
-    audit_log: Option<String>,
+    azure: keygate_emulators::azure::Options,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -23,14 +25,18 @@ fn parse_args() -> Result<Args, String> {
         which,
         listen: None,
         ca_out: "keygate-emulator-ca.pem".to_string(),
-        audit_log: None,
+        azure: Default::default(),
     };
     while let Some(flag) = it.next() {
+        if flag == "--managed-hsm" {
+            args.azure.managed_hsm = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--listen" => args.listen = Some(value),
             "--ca-out" => args.ca_out = value,
-            "--audit-log" => args.audit_log = Some(value),
+            "--audit-log" => args.azure.audit_log = Some(value.into()),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -50,7 +56,7 @@ async fn main() -> ExitCode {
         "gcp" => {
             run_gcp(
                 args.listen.as_deref().unwrap_or("127.0.0.1:8085"),
-                args.audit_log.as_deref(),
+                args.azure.audit_log.as_deref(),
             )
             .await
         }
@@ -58,6 +64,7 @@ async fn main() -> ExitCode {
             run_azure(
                 args.listen.as_deref().unwrap_or("127.0.0.1:8443"),
                 &args.ca_out,
+                args.azure.clone(),
             )
             .await
         }
@@ -72,7 +79,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run_gcp(listen: &str, audit_log: Option<&str>) -> Result<(), String> {
+async fn run_gcp(listen: &str, audit_log: Option<&std::path::Path>) -> Result<(), String> {
     let options = keygate_emulators::gcp::GcpOptions {
         audit_log: audit_log.map(Into::into),
         ..Default::default()
@@ -81,18 +88,27 @@ async fn run_gcp(listen: &str, audit_log: Option<&str>) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {listen} (or open the audit log): {e}"))?;
     println!("Cloud KMS emulator listening on {}", emu.url());
-    if let Some(path) = audit_log {
-        println!("Cloud Audit Logs entries appended to {path}");
-    }
     wait_for_ctrl_c().await
 }
 
-async fn run_azure(listen: &str, ca_out: &str) -> Result<(), String> {
-    let emu = keygate_emulators::azure::spawn(listen)
+async fn run_azure(
+    listen: &str,
+    ca_out: &str,
+    options: keygate_emulators::azure::Options,
+) -> Result<(), String> {
+    let emu = keygate_emulators::azure::spawn_with(listen, options)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     std::fs::write(ca_out, emu.ca_pem()).map_err(|e| format!("cannot write {ca_out}: {e}"))?;
-    println!("Azure Key Vault emulator listening on {}", emu.url());
+    let what = if emu.is_managed_hsm() {
+        "Azure Managed HSM emulator"
+    } else {
+        "Azure Key Vault emulator"
+    };
+    println!("{what} listening on {}", emu.url());
+    if let Some(log) = emu.audit_log() {
+        println!("AuditEvent log: {}", log.display());
+    }
     println!("test CA certificate written to {ca_out}");
     wait_for_ctrl_c().await
 }

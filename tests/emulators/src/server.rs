@@ -10,13 +10,18 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-/// A running emulator server. Dropping the handle stops it.
+/// A running emulator server. Dropping the handle stops it: the listener closes and open
+/// connections are cut, as when a real server goes down.
 #[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
     scheme: &'static str,
     task: JoinHandle<()>,
 }
+
+/// The address of the client a request came from (every request carries it).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
 
 impl ServerHandle {
     /// The bound address (useful when started on port 0).
@@ -81,7 +86,8 @@ fn serve(
             };
             let app = app
                 .clone()
-                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                .layer(axum::Extension(PeerAddr(peer)));
             let tls = tls.clone();
             // Each connection gets its own task so a slow handshake never blocks the
             // accept loop.

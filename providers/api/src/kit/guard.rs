@@ -3,7 +3,8 @@
 //! One call, in order: the breaker admits it (or it fails at once). Then each attempt takes a
 //! rate token, waiting for one if it comes before the deadline; injected faults (dev mode)
 //! delay or fail it; the provider runs. An idempotent operation that failed with
-//! `Unavailable` or `Throttled` is tried again after a jittered pause, while attempts, the
+//! `Unavailable` or `Throttled` is tried again after a jittered pause (never shorter than a
+//! `Retry-After` the backend gave, see [`super::backend_asked_to_wait`]), while attempts, the
 //! retry budget and the deadline allow. The call's outcome goes to the breaker. The deadline
 //! bounds all of it.
 //!
@@ -16,6 +17,7 @@ use super::breaker::{Admission, Breaker, BreakerState};
 use super::bucket::TokenBucket;
 use super::metrics::{CallEvent, Metrics, Outcome};
 use super::retry::{RetryBudget, backoff};
+use super::retry_after;
 use super::settings::{FaultKind, FaultSettings, GuardSettings, RetrySettings};
 use crate::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
@@ -221,17 +223,25 @@ impl Guarded {
                 }
             }
             *attempts += 1;
-            let error = match tokio::time::timeout_at(deadline, self.attempt(op, call)).await {
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(e)) => e,
-                Err(_) => self.deadline_missed(op, window.length),
+            let attempt = retry_after::attempt(self.attempt(op, call));
+            let (error, asked) = match tokio::time::timeout_at(deadline, attempt).await {
+                Ok((Ok(value), _)) => return Ok(value),
+                Ok((Err(e), asked)) => (e, asked),
+                Err(_) => (self.deadline_missed(op, window.length), None),
             };
             if !(error.is_retryable() && op.is_idempotent() && *attempts < max_attempts) {
                 return Err(after(error, *attempts));
             }
-            let pause = backoff(&self.retry, *attempts);
+            // The backend's Retry-After is the least pause; jitter may make it longer.
+            let pause = backoff(&self.retry, *attempts).max(asked.unwrap_or_default());
             // No retry that could not finish in time, and none past the budget.
             if Instant::now() + pause >= deadline || !self.budget.withdraw() {
+                let error = match asked {
+                    Some(wait) if Instant::now() + wait >= deadline => {
+                        self.asked_past_deadline(error, wait, window.length)
+                    }
+                    _ => error,
+                };
                 return Err(after(error, *attempts));
             }
             tokio::time::sleep(pause).await;
@@ -277,6 +287,31 @@ impl Guarded {
                 provider: self.inner.name().to_string(),
                 reason,
             }
+        }
+    }
+
+    /// The backend asked for a pause that would end past the deadline: give up now, saying so.
+    fn asked_past_deadline(
+        &self,
+        error: ProviderError,
+        wait: Duration,
+        allowed: Duration,
+    ) -> ProviderError {
+        let note = format!(
+            " (the backend asked to retry after {}, past the deadline of {})",
+            humantime::format_duration(wait),
+            humantime::format_duration(Duration::from_millis(allowed.as_millis() as u64))
+        );
+        match error {
+            ProviderError::Unavailable { provider, reason } => ProviderError::Unavailable {
+                provider,
+                reason: reason + &note,
+            },
+            ProviderError::Throttled { provider, reason } => ProviderError::Throttled {
+                provider,
+                reason: reason + &note,
+            },
+            other => other,
         }
     }
 

@@ -8,6 +8,7 @@
 //! - Helpers the providers share: [`require_purpose`], page tokens ([`page_after`],
 //!   [`encode_token`], [`decode_token`]), [`error_chain`], [`generate_data_key`] and
 //!   [`prehash`].
+//! - [`backend_asked_to_wait`]: a backend's `Retry-After`, which the guard's retries honour.
 //! - [`Op`], the name of every trait operation.
 
 mod breaker;
@@ -22,6 +23,7 @@ mod op;
 mod pages;
 mod purpose;
 pub mod retry;
+mod retry_after;
 mod settings;
 
 pub use breaker::BreakerState;
@@ -39,6 +41,7 @@ pub use metrics::{CallEvent, Metrics, NoMetrics, Outcome};
 pub use op::{Op, UnknownOp};
 pub use pages::{DEFAULT_PAGE_SIZE, decode_token, encode_token, page_after, page_size};
 pub use purpose::require_purpose;
+pub use retry_after::backend_asked_to_wait;
 pub use settings::{
     BreakerSettings, DEFAULT_DEADLINE, FaultKind, FaultSettings, GuardSettings, GuardSettingsError,
     RateSettings, RetrySettings,

@@ -25,6 +25,8 @@ pub struct Fake {
     pub failures_first: AtomicU32,
     pub delay: Mutex<Duration>,
     pub calls: AtomicU32,
+    /// The Retry-After sent with `Throttled` answers.
+    pub retry_after: Mutex<Option<Duration>>,
 }
 
 impl Fake {
@@ -34,6 +36,7 @@ impl Fake {
             failures_first: AtomicU32::new(0),
             delay: Mutex::new(Duration::ZERO),
             calls: AtomicU32::new(0),
+            retry_after: Mutex::new(None),
         })
     }
 
@@ -66,7 +69,12 @@ impl Fake {
                 Some(format!("fake-{call}")),
             )),
             Answer::Unavailable => Err(ProviderError::unavailable("fake", "connection refused")),
-            Answer::Throttled => Err(ProviderError::throttled("fake", "429")),
+            Answer::Throttled => {
+                if let Some(wait) = *self.retry_after.lock().unwrap() {
+                    keygate_provider::kit::backend_asked_to_wait(wait);
+                }
+                Err(ProviderError::throttled("fake", "429"))
+            }
             Answer::NotFound => Err(ProviderError::not_found("fake", "key local://k")),
         }
     }

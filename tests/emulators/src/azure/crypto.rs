@@ -18,6 +18,8 @@ pub enum Material {
     Rsa { pkcs8: Vec<u8> },
     /// PKCS#8 DER of an EC key on `curve` ("P-256" or "P-384").
     Ec { pkcs8: Vec<u8>, curve: &'static str },
+    /// An AES key (Managed HSM `oct-HSM`).
+    Oct { key: Vec<u8> },
 }
 
 impl std::fmt::Debug for Material {
@@ -172,7 +174,39 @@ pub fn public_members(m: &Material) -> Result<Vec<(&'static str, Vec<u8>)>, Cryp
                 ("y", point[1 + coord..].to_vec()),
             ])
         }
+        // A symmetric key has no public part, and its `k` never leaves the HSM.
+        Material::Oct { .. } => Ok(Vec::new()),
     }
+}
+
+/// A private key transferred in PKCS#8 DER (BYOK): RSA 2048-4096, or EC P-256/P-384.
+pub fn import_pkcs8(kty: &str, der: &[u8]) -> Result<Material, CryptoError> {
+    if kty.starts_with("RSA") {
+        let kp = RsaKeyPair::from_pkcs8(der).map_err(rejected("Invalid RSA key"))?;
+        let bits = kp.public_modulus_len() * 8;
+        if !matches!(bits, 2048 | 3072 | 4096) {
+            return Err(CryptoError(format!(
+                "RSA key size {bits} is not supported; use 2048, 3072 or 4096."
+            )));
+        }
+        let pkcs8 = kp.as_der().map_err(fail("RSA key encoding failed"))?;
+        return Ok(Material::Rsa {
+            pkcs8: pkcs8.as_ref().to_vec(),
+        });
+    }
+    for curve in ["P-256", "P-384"] {
+        let alg = ec_signing(curve).ok_or_else(|| CryptoError("unknown curve".into()))?;
+        if let Ok(kp) = EcdsaKeyPair::from_pkcs8(alg, der) {
+            let pkcs8 = kp.to_pkcs8v1().map_err(fail("EC key encoding failed"))?;
+            return Ok(Material::Ec {
+                pkcs8: pkcs8.as_ref().to_vec(),
+                curve,
+            });
+        }
+    }
+    Err(CryptoError(
+        "The transferred key is not a PKCS#8 EC key on P-256 or P-384.".into(),
+    ))
 }
 
 /// For tests that cross-check: the EC private scalar is never exported by
@@ -324,6 +358,7 @@ pub fn sign(m: &Material, alg: &str, digest_bytes: &[u8]) -> Result<Vec<u8>, Cry
                 .as_ref()
                 .to_vec())
         }
+        Material::Oct { .. } => Err(CryptoError("oct-HSM keys do not sign.".into())),
     }
 }
 
@@ -362,6 +397,7 @@ pub fn verify(
             };
             (kp.public_key().as_ref().to_vec(), valg)
         }
+        Material::Oct { .. } => return Err(CryptoError("oct-HSM keys do not verify.".into())),
     };
     Ok(signature::UnparsedPublicKey::new(valg, &public)
         .verify_digest(&d, sig)
@@ -374,7 +410,7 @@ pub fn rsa_bits(m: &Material) -> Option<usize> {
         Material::Rsa { pkcs8 } => RsaKeyPair::from_pkcs8(pkcs8)
             .ok()
             .map(|kp| kp.public_modulus_len() * 8),
-        Material::Ec { .. } => None,
+        Material::Ec { .. } | Material::Oct { .. } => None,
     }
 }
 

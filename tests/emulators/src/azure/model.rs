@@ -26,6 +26,8 @@ pub fn b64url(data: &[u8]) -> String {
 pub struct Vault {
     pub keys: BTreeMap<String, KeyItem>,
     pub deleted: BTreeMap<String, Deleted>,
+    /// Managed HSM mode: `-HSM` key types only, and symmetric `oct-HSM` keys.
+    pub managed_hsm: bool,
 }
 
 #[derive(Debug)]
@@ -85,6 +87,8 @@ pub const ALL_OPS: &[&str] = &[
 pub fn supported_ops(kty: &str) -> &'static [&'static str] {
     if kty.starts_with("EC") {
         &["sign", "verify", "import"]
+    } else if kty.starts_with("oct") {
+        &["encrypt", "decrypt", "wrapKey", "unwrapKey", "import"]
     } else {
         &[
             "encrypt",
@@ -101,6 +105,8 @@ pub fn supported_ops(kty: &str) -> &'static [&'static str] {
 pub fn default_ops(kty: &str) -> Vec<String> {
     let ops: &[&str] = if kty.starts_with("EC") {
         &["sign", "verify"]
+    } else if kty.starts_with("oct") {
+        &["encrypt", "decrypt", "wrapKey", "unwrapKey"]
     } else {
         &[
             "encrypt",

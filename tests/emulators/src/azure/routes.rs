@@ -4,40 +4,121 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::audit;
 use super::crypto::{self, Material, RsaJwk};
 use super::errors::{KvError, KvResult};
 use super::model::{self, Attrs, Deleted, KeyItem, KeyVersion, RotationPolicy, Vault};
+use super::symmetric;
+use crate::PeerAddr;
 
 /// Key Vault's largest page.
 const MAX_RESULTS: usize = 25;
 
 type Params = HashMap<String, String>;
 
+/// Every request: answered by [`serve`], then given a service request id and recorded in
+/// the AuditEvent log.
+#[allow(clippy::too_many_arguments)]
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<PeerAddr>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     query: Result<Query<Params>, QueryRejection>,
     body: Bytes,
 ) -> Response {
-    // The SDK's first request carries no token and no body; it expects the
-    // challenge before anything else is looked at.
-    let authorized = headers
+    let started = std::time::Instant::now();
+    let base = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| format!("https://{h}"))
+        .unwrap_or_else(|| shared.fallback_base.clone());
+    let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| !t.trim().is_empty());
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    let client_request_id = headers
+        .get("x-ms-client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut response = serve(&shared, &base, token.is_some(), &method, &uri, query, &body);
+    let service_request_id = uuid::Uuid::new_v4().to_string();
+    if let Ok(v) = HeaderValue::from_str(&service_request_id) {
+        response.headers_mut().insert("x-ms-request-id", v);
+    }
+    if let Some(v) = client_request_id
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+    {
+        response.headers_mut().insert("x-ms-client-request-id", v);
+    }
+    if let Some(log) = &shared.audit {
+        let segs: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+        let api_version = uri
+            .query()
+            .and_then(|q| {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix("api-version="))
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        let status = response.status();
+        log.append(&audit::Record {
+            operation: if token.is_none() {
+                "Authentication"
+            } else {
+                audit::operation_name(method.as_str(), &segs)
+            },
+            api_version: &api_version,
+            status: status.as_u16(),
+            duration_ms: started.elapsed().as_millis(),
+            caller_ip: peer.map(|Extension(PeerAddr(a))| a.ip().to_string()),
+            client_request_id: client_request_id.as_deref(),
+            claim: token.as_deref().map(|t| shared.identities.claim(t)),
+            request_uri: format!(
+                "{base}{}",
+                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            ),
+            id: audit::target_id(&base, &segs),
+            client_info: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+            result_description: if status.is_success() {
+                ""
+            } else {
+                status.canonical_reason().unwrap_or("")
+            },
+        });
+    }
+    response
+}
+
+fn serve(
+    shared: &Shared,
+    base: &str,
+    authorized: bool,
+    method: &Method,
+    uri: &Uri,
+    query: Result<Query<Params>, QueryRejection>,
+    body: &Bytes,
+) -> Response {
+    // The SDK's first request carries no token and no body; it expects the
+    // challenge before anything else is looked at.
     if !authorized {
         return KvError::unauthorized().into_response();
     }
@@ -56,25 +137,16 @@ pub async fn handle(
         )
         .into_response();
     }
-    let base = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|h| format!("https://{h}"))
-        .unwrap_or_else(|| shared.fallback_base.clone());
     let ctx = Ctx {
-        base,
+        base: base.to_string(),
+        api_version: params.get("api-version").cloned().unwrap_or_default(),
         params,
-        api_version: String::new(),
-    };
-    let ctx = Ctx {
-        api_version: ctx.params.get("api-version").cloned().unwrap_or_default(),
-        ..ctx
     };
     let mut vault = match shared.vault.lock() {
         Ok(v) => v,
         Err(_) => return KvError::internal("Emulator state is poisoned.").into_response(),
     };
-    match dispatch(&mut vault, &ctx, &method, uri.path(), &body) {
+    match dispatch(&mut vault, &ctx, method, uri.path(), body) {
         Ok(Reply::Json(v)) => axum::Json(v).into_response(),
         Ok(Reply::NoContent) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
@@ -316,19 +388,32 @@ fn new_attrs(obj: &Value) -> KvResult<Attrs> {
     ))
 }
 
-fn kty_name(kty: &str) -> KvResult<&'static str> {
-    match kty {
-        "RSA" => Ok("RSA"),
-        "RSA-HSM" => Ok("RSA-HSM"),
-        "EC" => Ok("EC"),
-        "EC-HSM" => Ok("EC-HSM"),
-        "oct" | "oct-HSM" => Err(KvError::bad_parameter(format!(
-            "Key type {kty} is not supported by the Key Vault keys emulator (vaults hold no symmetric keys)."
-        ))),
-        other => Err(KvError::bad_parameter(format!(
-            "Invalid key type: {other}."
-        ))),
+/// A key type as the vault accepts it: a Managed HSM holds `-HSM` keys only and is the one
+/// place `oct-HSM` (AES) keys exist.
+fn kty_name(kty: &str, managed_hsm: bool) -> KvResult<&'static str> {
+    let name = match kty {
+        "RSA" => "RSA",
+        "RSA-HSM" => "RSA-HSM",
+        "EC" => "EC",
+        "EC-HSM" => "EC-HSM",
+        "oct-HSM" if managed_hsm => "oct-HSM",
+        "oct" | "oct-HSM" => {
+            return Err(KvError::bad_parameter(format!(
+                "Key type {kty} is not supported in a key vault; symmetric keys exist only in a Managed HSM."
+            )));
+        }
+        other => {
+            return Err(KvError::bad_parameter(format!(
+                "Invalid key type: {other}."
+            )));
+        }
+    };
+    if managed_hsm && !name.ends_with("-HSM") {
+        return Err(KvError::bad_parameter(format!(
+            "Key type {name} is not supported by a Managed HSM: use {name}-HSM."
+        )));
     }
+    Ok(name)
 }
 
 fn insert_version(vault: &mut Vault, name: &str, version: KeyVersion) {
@@ -352,6 +437,7 @@ fn create(vault: &mut Vault, ctx: &Ctx, name: &str, body: &Value) -> KvResult<Va
     let kty = kty_name(
         str_field(body, "kty")?
             .ok_or_else(|| KvError::bad_parameter("Property 'kty' is required."))?,
+        vault.managed_hsm,
     )?;
     if let Some(e) = int_field(body, "public_exponent")?
         && e != 65_537
@@ -362,6 +448,8 @@ fn create(vault: &mut Vault, ctx: &Ctx, name: &str, body: &Value) -> KvResult<Va
     }
     let material = if kty.starts_with("RSA") {
         crypto::generate_rsa(int_field(body, "key_size")?.unwrap_or(2048))
+    } else if kty == "oct-HSM" {
+        symmetric::generate_oct(int_field(body, "key_size")?.unwrap_or(256))
     } else {
         crypto::generate_ec(str_field(body, "crv")?.unwrap_or("P-256"))
     }
@@ -390,8 +478,16 @@ fn import(vault: &mut Vault, ctx: &Ctx, name: &str, body: &Value) -> KvResult<Va
     let kty = kty_name(
         str_field(jwk, "kty")?
             .ok_or_else(|| KvError::bad_parameter("Property 'kty' is required."))?,
+        vault.managed_hsm,
     )?;
-    let (material, kty): (Material, &'static str) = if kty.starts_with("RSA") {
+    let (material, kty): (Material, &'static str) = if let Some(blob) = bytes_field(jwk, "key_hsm")?
+    {
+        import_transferred(vault, ctx, kty, jwk, &blob)?
+    } else if kty == "oct-HSM" {
+        return Err(KvError::bad_parameter(
+            "An oct-HSM key can be imported only as a key transfer blob (key_hsm).",
+        ));
+    } else if kty.starts_with("RSA") {
         let parts: Vec<Vec<u8>> = ["n", "e", "d", "p", "q", "dp", "dq", "qi"]
             .iter()
             .map(|f| required_bytes(jwk, f))
@@ -445,6 +541,47 @@ fn import(vault: &mut Vault, ctx: &Ctx, name: &str, body: &Value) -> KvResult<Va
     let out = version.bundle(&ctx.base, name)?;
     insert_version(vault, name, version);
     Ok(out)
+}
+
+/// BYOK: the target key of a transfer blob, unwrapped with the KEK it names.
+fn import_transferred(
+    vault: &Vault,
+    ctx: &Ctx,
+    kty: &'static str,
+    jwk: &Value,
+    blob: &[u8],
+) -> KvResult<(Material, &'static str)> {
+    if !kty.ends_with("-HSM") {
+        return Err(KvError::bad_parameter(format!(
+            "A key transfer blob imports an HSM key: use kty {kty}-HSM."
+        )));
+    }
+    let opened = super::byok::open(vault, &ctx.base, blob)?;
+    tracing::debug!(kek = %opened.kek_name, "key transfer blob opened");
+    let material = if kty == "oct-HSM" {
+        symmetric::import_oct(&opened.target)
+    } else {
+        crypto::import_pkcs8(kty, &opened.target)
+    }
+    .map_err(|e| KvError::bad_parameter(e.0))?;
+    match (&material, kty) {
+        (Material::Rsa { .. }, "RSA-HSM") | (Material::Oct { .. }, "oct-HSM") => {}
+        (Material::Ec { curve, .. }, "EC-HSM") => {
+            if let Some(crv) = str_field(jwk, "crv")?
+                && crv != *curve
+            {
+                return Err(KvError::bad_parameter(format!(
+                    "The transferred key is on {curve}, not {crv}."
+                )));
+            }
+        }
+        _ => {
+            return Err(KvError::bad_parameter(format!(
+                "The transferred key is not a {kty} key."
+            )));
+        }
+    }
+    Ok((material, kty))
 }
 
 fn update(
@@ -563,6 +700,7 @@ fn rotate(vault: &mut Vault, ctx: &Ctx, name: &str) -> KvResult<Value> {
             crypto::generate_rsa(bits as i64)
         }
         Material::Ec { curve, .. } => crypto::generate_ec(curve),
+        Material::Oct { key } => symmetric::generate_oct(key.len() as i64 * 8),
     }
     .map_err(|e| KvError::internal(e.0))?;
     let mut attrs = Attrs::new(latest.attrs.enabled, None, None);
@@ -721,6 +859,9 @@ fn key_operation(
         .ok_or_else(|| KvError::bad_parameter("Property 'alg' is required."))?;
     let bad = |e: crypto::CryptoError| KvError::bad_parameter(e.0);
     let kid = v.kid(&ctx.base, name);
+    if let Material::Oct { .. } = v.material {
+        return symmetric_operation(&v.material, canonical, alg, body, kid);
+    }
     let result = match canonical {
         "encrypt" | "wrapKey" => {
             crypto::rsa_encrypt(&v.material, alg, &required_bytes(body, "value")?).map_err(bad)?
@@ -741,4 +882,67 @@ fn key_operation(
         }
     };
     Ok(json!({"kid": kid, "value": model::b64url(&result)}))
+}
+
+/// encrypt/decrypt (AES-GCM) and wrapKey/unwrapKey (AES-KW) with an `oct-HSM` key. GCM's IV
+/// is drawn by the HSM and returned with the tag; decrypt takes both back.
+fn symmetric_operation(
+    m: &Material,
+    op: &str,
+    alg: &str,
+    body: &Value,
+    kid: String,
+) -> KvResult<Value> {
+    let bad = |e: crypto::CryptoError| KvError::bad_parameter(e.0);
+    let gcm = alg.ends_with("GCM");
+    match op {
+        "encrypt" | "decrypt" if !gcm => Err(KvError::bad_parameter(format!(
+            "Algorithm {alg} cannot {op} with an oct-HSM key: use A128GCM or A256GCM."
+        ))),
+        "wrapKey" | "unwrapKey" if gcm || !alg.ends_with("KW") => Err(KvError::bad_parameter(
+            format!("Algorithm {alg} cannot {op} with an oct-HSM key: use A128KW or A256KW."),
+        )),
+        "encrypt" => {
+            if bytes_field(body, "iv")?.is_some() {
+                return Err(KvError::bad_parameter(
+                    "The iv of an AES-GCM encryption is generated by the HSM; send none.",
+                ));
+            }
+            let aad = bytes_field(body, "aad")?.unwrap_or_default();
+            let sealed = symmetric::gcm_encrypt(m, alg, &required_bytes(body, "value")?, &aad)
+                .map_err(bad)?;
+            let mut out = json!({
+                "kid": kid,
+                "value": model::b64url(&sealed.ciphertext),
+                "iv": model::b64url(&sealed.iv),
+                "tag": model::b64url(&sealed.tag),
+            });
+            if !aad.is_empty() {
+                out["aad"] = model::b64url(&aad).into();
+            }
+            Ok(out)
+        }
+        "decrypt" => {
+            let plaintext = symmetric::gcm_decrypt(
+                m,
+                alg,
+                &required_bytes(body, "value")?,
+                &required_bytes(body, "iv")?,
+                &required_bytes(body, "tag")?,
+                &bytes_field(body, "aad")?.unwrap_or_default(),
+            )
+            .map_err(bad)?;
+            Ok(json!({"kid": kid, "value": model::b64url(&plaintext)}))
+        }
+        "wrapKey" => {
+            let wrapped =
+                symmetric::kw_wrap(m, alg, &required_bytes(body, "value")?).map_err(bad)?;
+            Ok(json!({"kid": kid, "value": model::b64url(&wrapped)}))
+        }
+        "unwrapKey" => {
+            let key = symmetric::kw_unwrap(m, alg, &required_bytes(body, "value")?).map_err(bad)?;
+            Ok(json!({"kid": kid, "value": model::b64url(&key)}))
+        }
+        _ => Err(KvError::bad_parameter(format!("oct-HSM keys do not {op}."))),
+    }
 }
