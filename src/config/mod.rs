@@ -97,9 +97,16 @@ pub struct TokenConfig {
     /// A person (`alice`) or service account (`svc-payments`); never a team.
     pub principal: String,
     pub kind: PrincipalKind,
-    /// Roles from the policies: `key-admin`, `key-user`, `auditor`, or your own.
+    /// Roles from the policies: `key-admin`, `key-user`, `auditor`, `approver`,
+    /// `policy-admin`, or your own.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The team the principal belongs to (a team never owns a key).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// The environments the principal may act in (`["prod"]`); none unless listed.
+    #[serde(default)]
+    pub environments: Vec<String>,
     pub token: SecretRef,
 }
 
@@ -241,6 +248,20 @@ impl Config {
         for (i, t) in self.tokens.iter().enumerate() {
             if t.principal.trim().is_empty() {
                 return Err(Self::invalid(format!("tokens[{i}].principal"), "is empty"));
+            }
+            if t.roles.iter().any(|r| r == crate::auth::DEV_ROOT_ROLE) {
+                return Err(Self::invalid(
+                    format!("tokens[{i}].roles"),
+                    "the dev-root role exists only in `serve --dev` and cannot be configured",
+                ));
+            }
+            if let Some(team) = &t.team
+                && self.tokens.iter().any(|other| &other.principal == team)
+            {
+                return Err(Self::invalid(
+                    format!("tokens[{i}].team"),
+                    format!("'{team}' is also a principal's name; a team and a principal must differ so a key's owner is never ambiguous"),
+                ));
             }
         }
         for (setting, value) in [

@@ -14,18 +14,36 @@ pub enum GatewayError {
     NoToken,
     #[error("the bearer token is not valid")]
     BadToken,
-    #[error("policy denies {principal} {action} on {target}")]
+    #[error("{principal} may not {action} on {target}: {reason}")]
     PolicyDenied {
         principal: String,
         action: Action,
         target: String,
+        /// The deciding rule and why (`denied by separation-of-duties: ...`).
+        reason: String,
     },
-    #[error("{action} on {target} needs approval ({policies})")]
+    /// Policy asks for approvals; the runner turns this into a pending request.
+    #[error("{action} on {target} needs approvals")]
     ApprovalRequired {
         action: Action,
         target: String,
-        policies: String,
+        key_id: String,
+        key_name: String,
+        environment: String,
     },
+    #[error(
+        "{action} on {target} is critical and needs {quorum} approvals by other principals: approval request {id} was created; approvers run `keygate approval approve {id}`"
+    )]
+    ApprovalPending {
+        id: String,
+        action: Action,
+        target: String,
+        quorum: u32,
+    },
+    #[error("the requester {0} of this approved request is no longer configured")]
+    RequesterUnknown(String),
+    #[error(transparent)]
+    Approval(#[from] crate::approvals::ApprovalError),
     #[error("no key given: set `{field}` to a key name or id")]
     NoKeyGiven { field: &'static str },
     #[error("no key named or with id '{0}'")]
@@ -143,6 +161,17 @@ impl GatewayError {
             E::BadToken => "TOKEN_INVALID",
             E::PolicyDenied { .. } => "POLICY_DENIED",
             E::ApprovalRequired { .. } => "APPROVAL_REQUIRED",
+            E::ApprovalPending { .. } => "APPROVAL_PENDING",
+            E::RequesterUnknown(_) => "APPROVAL_REQUESTER_UNKNOWN",
+            E::Approval(a) => match a {
+                crate::approvals::ApprovalError::NotFound(_) => "APPROVAL_NOT_FOUND",
+                crate::approvals::ApprovalError::Closed { .. } => "APPROVAL_CLOSED",
+                crate::approvals::ApprovalError::AlreadyApproved { .. } => "APPROVAL_DUPLICATE",
+                crate::approvals::ApprovalError::SelfApproval(_) => "APPROVAL_BY_REQUESTER",
+                crate::approvals::ApprovalError::NotRequester { .. } => "APPROVAL_NOT_REQUESTER",
+                crate::approvals::ApprovalError::Store(_)
+                | crate::approvals::ApprovalError::Corrupt(_) => "APPROVAL_STORE_UNAVAILABLE",
+            },
             E::NoKeyGiven { .. } | E::InvalidField { .. } => "INVALID_ARGUMENT",
             E::KeyNotFound(_) => "KEY_NOT_FOUND",
             E::VersionNotFound { .. } => "KEY_VERSION_NOT_FOUND",
@@ -205,7 +234,8 @@ impl GatewayError {
             GatewayError::NoToken
             | GatewayError::BadToken
             | GatewayError::PolicyDenied { .. }
-            | GatewayError::ApprovalRequired { .. } => crate::audit::Outcome::Denied,
+            | GatewayError::ApprovalRequired { .. }
+            | GatewayError::ApprovalPending { .. } => crate::audit::Outcome::Denied,
             _ => crate::audit::Outcome::Error,
         }
     }

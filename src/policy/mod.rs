@@ -3,9 +3,13 @@
 //! The built-in defaults are the repository's `policies/` folder, compiled into the binary;
 //! `policy.dir` in the configuration replaces them. Cedar denies what no policy permits.
 
+mod decision;
 mod entities;
+mod store;
 
+pub use decision::{Decision, PolicyInfo, Verdict};
 pub use entities::{Action, KeyAttributes, PolicyContext, Resource};
+pub use store::{PolicySource, PolicyStore, ReloadOutcome};
 
 use crate::auth::Principal;
 use cedar_policy::{
@@ -16,10 +20,32 @@ use std::collections::HashMap;
 use std::path::Path;
 
 const DEFAULT_SCHEMA: &str = include_str!("../../policies/keygate.cedarschema");
-const DEFAULT_POLICIES: &[(&str, &str)] = &[(
-    "default.cedar",
-    include_str!("../../policies/default.cedar"),
-)];
+/// The repository's `policies/`, one file per rule.
+const DEFAULT_POLICIES: &[(&str, &str)] = &[
+    ("00-grants.cedar", include_str!("../../policies/00-grants.cedar")),
+    ("rule-1-owner.cedar", include_str!("../../policies/rule-1-owner.cedar")),
+    (
+        "rule-2-crypto-period.cedar",
+        include_str!("../../policies/rule-2-crypto-period.cedar"),
+    ),
+    (
+        "rule-3-rotation-due.cedar",
+        include_str!("../../policies/rule-3-rotation-due.cedar"),
+    ),
+    (
+        "rule-4-separation-of-duties.cedar",
+        include_str!("../../policies/rule-4-separation-of-duties.cedar"),
+    ),
+    (
+        "rule-5-environment-isolation.cedar",
+        include_str!("../../policies/rule-5-environment-isolation.cedar"),
+    ),
+    (
+        "rule-6-algorithms.cedar",
+        include_str!("../../policies/rule-6-algorithms.cedar"),
+    ),
+    ("rule-7-quorum.cedar", include_str!("../../policies/rule-7-quorum.cedar")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -33,58 +59,19 @@ pub enum PolicyError {
     Validation(String),
 }
 
-/// What authorization decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Allow,
-    Deny,
-    /// Allowed once enough approvers agree: the approval workflow takes the call from here.
-    /// (The default policies never ask for it.)
-    NeedsApproval,
-}
-
-/// The outcome of one authorization.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub verdict: Verdict,
-    /// `@id` annotations (or generated ids) of the policies that decided.
-    pub policies: Vec<String>,
-    /// Evaluation errors (a policy that failed to evaluate is skipped by Cedar).
-    pub errors: Vec<String>,
-}
-
-impl Decision {
-    /// `allow [ids]` / `deny [ids]` for the audit event.
-    pub fn allowed(&self) -> bool {
-        self.verdict == Verdict::Allow
-    }
-
-    pub fn summary(&self) -> String {
-        let verdict = match self.verdict {
-            Verdict::Allow => "allow",
-            Verdict::Deny => "deny",
-            Verdict::NeedsApproval => "needs approval",
-        };
-        if self.policies.is_empty() {
-            format!("{verdict} (no policy permits this)")
-        } else {
-            format!("{verdict} by {}", self.policies.join(", "))
-        }
-    }
-}
-
 pub struct PolicyEngine {
     schema: Schema,
     policies: PolicySet,
-    /// PolicyId → the policy's `@id` annotation, for explanations.
-    names: HashMap<PolicyId, String>,
+    /// PolicyId → what the policy's annotations say of it.
+    infos: HashMap<PolicyId, PolicyInfo>,
     /// Each action's entity with its group parents, from the schema: `action in
     /// Keygate::Action::"KeyUse"` needs them in every request's entity set.
     actions: HashMap<String, Entity>,
     authorizer: Authorizer,
-    /// Decisions by (principal, action, resource attributes), kept only when no policy reads
-    /// `context`: then a decision depends on nothing else, so a cached one is exact. Saves
-    /// building Cedar entities on every call of the hot path.
+    /// Decisions by (principal, action, resource attributes, the cacheable context), kept
+    /// only when no policy reads another context attribute (the time, the client address):
+    /// then a decision depends on nothing else, so a cached one is exact. Saves building
+    /// Cedar entities on every call of the hot path.
     cache: Option<std::sync::RwLock<HashMap<String, Decision>>>,
 }
 
@@ -93,7 +80,7 @@ const CACHE_LIMIT: usize = 100_000;
 
 impl std::fmt::Debug for PolicyEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PolicyEngine({} policies)", self.names.len())
+        write!(f, "PolicyEngine({} policies)", self.infos.len())
     }
 }
 
@@ -161,14 +148,19 @@ impl PolicyEngine {
                 .collect();
             return Err(PolicyError::Validation(errors.join("; ")));
         }
-        let names = policies
+        let infos = policies
             .policies()
             .map(|p| {
-                let name = p
-                    .annotation("id")
-                    .map(str::to_string)
-                    .unwrap_or_else(|| p.id().to_string());
-                (p.id().clone(), name)
+                let info = PolicyInfo {
+                    id: p
+                        .annotation("id")
+                        .map(str::to_string)
+                        .unwrap_or_else(|| p.id().to_string()),
+                    rule: p.annotation("rule").map(str::to_string),
+                    reason: p.annotation("reason").map(str::to_string),
+                    approval: p.annotation("approval").is_some(),
+                };
+                (p.id().clone(), info)
             })
             .collect();
         let actions = schema
@@ -177,21 +169,26 @@ impl PolicyEngine {
             .iter()
             .map(|e| (e.uid().id().unescaped().to_string(), e.clone()))
             .collect();
-        let reads_context = policies
+        let cacheable = policies
             .policies()
-            .any(|p| p.to_string().contains("context"));
+            .all(|p| reads_only_cacheable_context(&p.to_string()));
         Ok(Self {
             schema,
             policies,
-            names,
+            infos,
             actions,
             authorizer: Authorizer::new(),
-            cache: (!reads_context).then(|| std::sync::RwLock::new(HashMap::new())),
+            cache: cacheable.then(|| std::sync::RwLock::new(HashMap::new())),
         })
     }
 
     pub fn policy_count(&self) -> usize {
-        self.names.len()
+        self.infos.len()
+    }
+
+    /// Whether decisions are cached (no policy reads the time or the client address).
+    pub fn caches_decisions(&self) -> bool {
+        self.cache.is_some()
     }
 
     /// May `principal` do `action` on `resource`? Errors building the request deny.
@@ -205,7 +202,7 @@ impl PolicyEngine {
         let Some(cache) = &self.cache else {
             return self.evaluate(principal, action, resource, context);
         };
-        let key = entities::cache_key(principal, action, resource);
+        let key = entities::cache_key(principal, action, resource, context);
         if let Some(hit) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
             return hit;
         }
@@ -228,49 +225,60 @@ impl PolicyEngine {
         resource: &Resource<'_>,
         context: &PolicyContext,
     ) -> Decision {
-        let deny = |why: String| Decision {
-            verdict: Verdict::Deny,
-            policies: Vec::new(),
-            errors: vec![why],
-        };
         let built = entities::build(principal, action, resource, context);
         let (principal_uid, action_uid, resource_uid, context, mut entity_list) = match built {
             Ok(parts) => parts,
-            Err(e) => return deny(e),
+            Err(e) => return Decision::failed(e),
         };
         match self.actions.get(action.as_str()) {
             Some(entity) => entity_list.push(entity.clone()),
-            None => return deny(format!("the schema has no action {}", action.as_str())),
+            None => {
+                return Decision::failed(format!("the schema has no action {}", action.as_str()));
+            }
         }
         // Entities and request are built by keygate itself to the schema, and the policy
         // set was validated against it at load, so per-call schema checks are skipped.
         let entities = match Entities::from_entities(entity_list, None) {
             Ok(e) => e,
-            Err(e) => return deny(e.to_string()),
+            Err(e) => return Decision::failed(e.to_string()),
         };
         let request = match Request::new(principal_uid, action_uid, resource_uid, context, None) {
             Ok(r) => r,
-            Err(e) => return deny(e.to_string()),
+            Err(e) => return Decision::failed(e.to_string()),
         };
         let response = self
             .authorizer
             .is_authorized(&request, &self.policies, &entities);
         let diagnostics = response.diagnostics();
+        let deciding: Vec<&PolicyInfo> = diagnostics
+            .reason()
+            .filter_map(|id| self.infos.get(id))
+            .collect();
+        let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
+        let cedar_allows = response.decision() == CedarDecision::Allow;
+        let verdict = if !errors.is_empty() {
+            // Cedar skips a policy that fails to evaluate; a skipped forbid would let the call
+            // through, so any error refuses it (fail closed).
+            Verdict::Deny
+        } else if cedar_allows {
+            Verdict::Allow
+        } else if !deciding.is_empty() && deciding.iter().all(|p| p.approval) {
+            // Refused only by policies that approvals lift: the call asks for them.
+            Verdict::NeedsApproval
+        } else {
+            Verdict::Deny
+        };
+        let reason = match verdict {
+            Verdict::Allow => String::new(),
+            // An allow refused for an error: its permits do not explain the refusal.
+            _ if cedar_allows => decision::refusal_reason(&[], &errors),
+            _ => decision::refusal_reason(&deciding, &errors),
+        };
         Decision {
-            verdict: match response.decision() {
-                CedarDecision::Allow => Verdict::Allow,
-                CedarDecision::Deny => Verdict::Deny,
-            },
-            policies: diagnostics
-                .reason()
-                .map(|id| {
-                    self.names
-                        .get(id)
-                        .cloned()
-                        .unwrap_or_else(|| id.to_string())
-                })
-                .collect(),
-            errors: diagnostics.errors().map(|e| e.to_string()).collect(),
+            verdict,
+            policies: deciding.iter().map(|p| p.id.clone()).collect(),
+            errors,
+            reason,
         }
     }
 
@@ -278,4 +286,26 @@ impl PolicyEngine {
     pub fn schema(&self) -> &Schema {
         &self.schema
     }
+}
+
+/// Whether `policy` (its text) reads only context attributes that are part of the decision
+/// cache's key.
+fn reads_only_cacheable_context(policy: &str) -> bool {
+    let mut rest = policy;
+    while let Some(at) = rest.find("context") {
+        let after = &rest[at + "context".len()..];
+        let Some(field) = after.strip_prefix('.') else {
+            // `context has ...`, `context["..."]`: be conservative.
+            return false;
+        };
+        let name: String = field
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !entities::CACHEABLE_CONTEXT.contains(&name.as_str()) {
+            return false;
+        }
+        rest = after;
+    }
+    true
 }

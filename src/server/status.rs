@@ -26,6 +26,8 @@ pub fn code(e: &GatewayError) -> Code {
         | E::CiphertextVersionUnknown { .. }
         | E::ProviderNotConfigured { .. } => Code::InvalidArgument,
         E::ApprovalRequired { .. }
+        | E::ApprovalPending { .. }
+        | E::RequesterUnknown(_)
         | E::KeyDisabled(_)
         | E::KeyPendingDestruction(_)
         | E::KeyDestroyed(_)
@@ -45,6 +47,15 @@ pub fn code(e: &GatewayError) -> Code {
         E::Catalog(crate::catalog::CatalogError::Missing(_)) => Code::Internal,
         E::Catalog(_) => Code::Unavailable,
         E::Internal(_) => Code::Internal,
+        E::Approval(a) => match a {
+            crate::approvals::ApprovalError::NotFound(_) => Code::NotFound,
+            crate::approvals::ApprovalError::Closed { .. }
+            | crate::approvals::ApprovalError::AlreadyApproved { .. } => Code::FailedPrecondition,
+            crate::approvals::ApprovalError::SelfApproval(_)
+            | crate::approvals::ApprovalError::NotRequester { .. } => Code::PermissionDenied,
+            crate::approvals::ApprovalError::Store(_)
+            | crate::approvals::ApprovalError::Corrupt(_) => Code::Unavailable,
+        },
         E::Provider(p) => match p {
             ProviderError::NotFound { .. } => Code::NotFound,
             ProviderError::AlreadyExists { .. } => Code::AlreadyExists,
@@ -66,6 +77,9 @@ pub fn to_status(e: &GatewayError) -> Status {
     let mut metadata = HashMap::new();
     if let GatewayError::Provider(p) = e {
         metadata.insert("provider_error".to_string(), p.kind().to_string());
+    }
+    if let GatewayError::ApprovalPending { id, .. } = e {
+        metadata.insert("approval_id".to_string(), id.clone());
     }
     let mut details = ErrorDetails::with_error_info(e.reason(), ERROR_DOMAIN, metadata);
     if let Some(field) = e.field() {

@@ -117,6 +117,7 @@ impl CreateKey {
                 self.provider.clone()
             },
             crypto_period: period,
+            labels: self.labels.clone(),
         })
     }
 }
@@ -169,7 +170,7 @@ impl Operation for CreateKey {
             owner: draft.owner.clone(),
             environment: draft.environment.clone(),
             crypto_period: draft.crypto_period,
-            labels: self.labels,
+            labels: draft.labels.clone(),
         };
         let created = cx.reply(provider.create_key(&spec).await)?;
         let now = now_ms();

@@ -13,25 +13,13 @@ use crate::lifecycle;
 use crate::policy::{Action, KeyAttributes, PolicyContext, Resource, Verdict};
 use std::sync::Arc;
 
-pub fn key_attributes(key: &KeyRecord) -> KeyAttributes<'_> {
-    KeyAttributes {
-        id: &key.id,
-        name: &key.name,
-        owner: &key.owner,
-        purpose: key.purpose.as_str(),
-        environment: &key.environment,
-        algorithm: key.algorithm.as_str(),
-        state: key.state.as_str(),
-        provider: &key.provider,
-    }
-}
-
 /// A key named in a request: the request field, the name or id, and whether the call changes
 /// it (then it is locked and read again).
 struct Lookup<'a> {
     field: &'static str,
     key: &'a str,
     changes: bool,
+    requester: Option<&'a str>,
 }
 
 /// What admission hands the execute step.
@@ -52,15 +40,68 @@ impl Gateway {
                 .map(Actor::Caller)
                 .ok_or(GatewayError::BadToken),
             Credentials::System(task) => Ok(Actor::System(*task)),
+            Credentials::Approved(grant) => self
+                .tokens
+                .principal(&grant.requester)
+                .map(Actor::Caller)
+                .ok_or_else(|| GatewayError::RequesterUnknown(grant.requester.clone())),
         }
     }
 
-    fn context(call: &Call, crypto_period_seconds: i64) -> PolicyContext {
-        PolicyContext {
+    /// A key's attributes as policies see them, now.
+    pub(super) fn key_attributes<'k>(&self, key: &'k KeyRecord) -> KeyAttributes<'k> {
+        KeyAttributes {
+            id: &key.id,
+            name: &key.name,
+            owner: &key.owner,
+            purpose: key.purpose.as_str(),
+            environment: &key.environment,
+            algorithm: key.algorithm.as_str(),
+            state: key.state.as_str(),
+            provider: &key.provider,
+            owner_kind: self.tokens.owner_kind(&key.owner).as_str(),
+            crypto_period_seconds: key.crypto_period.as_secs() as i64,
+            rotation_overdue: key.rotation_due_at_ms <= crate::time::now_ms(),
+            labels: &key.labels,
+        }
+    }
+
+    /// The context of a decision: the call, whether the action is critical on this key, and
+    /// the approvals an approved execution carries (only for its own action on its own key).
+    fn context(
+        &self,
+        call: &Call,
+        action: Action,
+        resource: &Resource<'_>,
+        requester: Option<&str>,
+    ) -> PolicyContext {
+        let (critical, crypto_period_seconds, key_id) = match resource {
+            Resource::Key(k) => (
+                self.approval_settings.is_critical(action, k.environment),
+                k.crypto_period_seconds,
+                k.id,
+            ),
+            _ => (false, 0, ""),
+        };
+        let mut context = PolicyContext {
             client_address: call.client_address.clone(),
             time_ms: crate::time::now_ms(),
             crypto_period_seconds,
+            critical,
+            quorum: i64::from(self.approval_settings.quorum),
+            approvals: 0,
+            approvers: Vec::new(),
+            requester: requester.unwrap_or_default().to_string(),
+        };
+        if let Credentials::Approved(grant) = &call.credentials
+            && grant.action == action
+            && grant.key_id == key_id
+        {
+            context.approvals = grant.approvers.len() as i64;
+            context.approvers = grant.approvers.clone();
+            context.requester = grant.requester.clone();
         }
+        context
     }
 
     /// Cedar's decision for a calling principal, without recording it (listings filter with
@@ -71,14 +112,13 @@ impl Gateway {
         actor: &Actor,
         action: Action,
         resource: &Resource<'_>,
-        crypto_period_seconds: i64,
     ) -> Option<crate::policy::Decision> {
         match actor {
-            Actor::Caller(principal) => Some(self.policy.authorize(
+            Actor::Caller(principal) => Some(self.policy.current().authorize(
                 principal,
                 action,
                 resource,
-                &Self::context(call, crypto_period_seconds),
+                &self.context(call, action, resource, None),
             )),
             _ => None,
         }
@@ -91,7 +131,7 @@ impl Gateway {
         actor: &Actor,
         action: Action,
         resource: &Resource<'_>,
-        crypto_period_seconds: i64,
+        requester: Option<&str>,
         journal: &mut Journal,
     ) -> Result<(), GatewayError> {
         let target = || match resource {
@@ -99,6 +139,8 @@ impl Gateway {
             Resource::Catalog => "the key catalog".to_string(),
             Resource::AuditLog => "the audit log".to_string(),
             Resource::Provider(name) => format!("provider '{name}'"),
+            Resource::Approvals => "the approval requests".to_string(),
+            Resource::PolicyStore => "the policies".to_string(),
         };
         let principal = match actor {
             Actor::Caller(p) => p,
@@ -112,37 +154,45 @@ impl Gateway {
                     principal: other.name(),
                     action,
                     target: target(),
+                    reason: format!("{} actors cannot {action}", other.kind()),
                 });
             }
         };
-        let decision = self.policy.authorize(
-            principal,
-            action,
-            resource,
-            &Self::context(call, crypto_period_seconds),
-        );
-        let summary = decision.summary();
+        let context = self.context(call, action, resource, requester);
+        let decision = self
+            .policy
+            .current()
+            .authorize(principal, action, resource, &context);
+        journal.policy(decision.summary());
+        if let Credentials::Approved(grant) = &call.credentials {
+            journal.detail("approval_id", grant.request_id.clone().into());
+            journal.detail("approvers", grant.approvers.clone().into());
+        }
         match decision.verdict {
-            Verdict::Allow => {
-                journal.policy(summary);
-                Ok(())
-            }
-            Verdict::Deny => {
-                journal.policy(summary);
-                Err(GatewayError::PolicyDenied {
+            Verdict::Allow => Ok(()),
+            Verdict::Deny => Err(GatewayError::PolicyDenied {
+                principal: principal.name.clone(),
+                action,
+                target: target(),
+                reason: decision.reason,
+            }),
+            Verdict::NeedsApproval => match resource {
+                Resource::Key(k) => Err(GatewayError::ApprovalRequired {
+                    action,
+                    target: target(),
+                    key_id: k.id.to_string(),
+                    key_name: k.name.to_string(),
+                    environment: k.environment.to_string(),
+                }),
+                // Approvals are for changes to keys; anything else asking for them is refused.
+                _ => Err(GatewayError::PolicyDenied {
                     principal: principal.name.clone(),
                     action,
                     target: target(),
-                })
-            }
-            Verdict::NeedsApproval => {
-                journal.policy(summary.clone());
-                Err(GatewayError::ApprovalRequired {
-                    action,
-                    target: target(),
-                    policies: summary,
-                })
-            }
+                    reason: "policy asks for approvals, and only key changes can wait for them"
+                        .into(),
+                }),
+            },
         }
     }
 
@@ -153,6 +203,7 @@ impl Gateway {
         actor: &Actor,
         action: Action,
         key: Arc<KeyRecord>,
+        requester: Option<&str>,
         journal: &mut Journal,
     ) -> Result<Admitted, GatewayError> {
         journal.key(&key);
@@ -160,8 +211,8 @@ impl Gateway {
             call,
             actor,
             action,
-            &Resource::Key(key_attributes(&key)),
-            key.crypto_period.as_secs() as i64,
+            &Resource::Key(self.key_attributes(&key)),
+            requester,
             journal,
         )?;
         lifecycle::check(action, &key)?;
@@ -184,6 +235,7 @@ impl Gateway {
             field,
             key: name_or_id,
             changes,
+            requester,
         } = lookup;
         if name_or_id.is_empty() {
             return Err(GatewayError::NoKeyGiven { field });
@@ -194,14 +246,14 @@ impl Gateway {
                 name_or_id, 200,
             )));
         };
-        let admitted = self.admit_key(call, actor, action, key, journal)?;
+        let admitted = self.admit_key(call, actor, action, key, requester, journal)?;
         if !changes {
             return Ok(admitted);
         }
         let lock = self.catalog.lock(&admitted.id).await;
         let current = self.catalog.current(&lock)?;
         held.key = Some(lock);
-        self.admit_key(call, actor, action, current, journal)
+        self.admit_key(call, actor, action, current, requester, journal)
     }
 
     /// Steps 2-4 for `op`.
@@ -227,6 +279,7 @@ impl Gateway {
                             field,
                             key,
                             changes,
+                            requester: op.requester(),
                         },
                         held,
                         journal,
@@ -241,7 +294,7 @@ impl Gateway {
                         .get_by_id(&key_id)
                         .ok_or_else(|| GatewayError::CiphertextForeign(key_id.clone()))?;
                     ciphertext_version = Some(env.key_version);
-                    Subject::Key(self.admit_key(call, actor, action, key, journal)?)
+                    Subject::Key(self.admit_key(call, actor, action, key, None, journal)?)
                 }
                 Target::NewKey(draft) => {
                     journal.key_name(&draft.name);
@@ -265,8 +318,12 @@ impl Gateway {
                             algorithm: draft.algorithm.as_str(),
                             state: KeyState::Enabled.as_str(),
                             provider: &draft.provider,
+                            owner_kind: self.tokens.owner_kind(&draft.owner).as_str(),
+                            crypto_period_seconds: draft.crypto_period.as_secs() as i64,
+                            rotation_overdue: false,
+                            labels: &draft.labels,
                         }),
-                        draft.crypto_period.as_secs() as i64,
+                        None,
                         journal,
                     )?;
                     held.name = Some(self.catalog.reserve_name(&draft.name).map_err(
@@ -281,11 +338,19 @@ impl Gateway {
                     }
                 }
                 Target::Catalog => {
-                    self.authorize(call, actor, action, &Resource::Catalog, 0, journal)?;
+                    self.authorize(call, actor, action, &Resource::Catalog, None, journal)?;
                     Subject::Catalog
                 }
+                Target::Approvals => {
+                    self.authorize(call, actor, action, &Resource::Approvals, None, journal)?;
+                    Subject::Approvals
+                }
+                Target::Policies => {
+                    self.authorize(call, actor, action, &Resource::PolicyStore, None, journal)?;
+                    Subject::Policies
+                }
                 Target::AuditLog => {
-                    self.authorize(call, actor, action, &Resource::AuditLog, 0, journal)?;
+                    self.authorize(call, actor, action, &Resource::AuditLog, None, journal)?;
                     Subject::AuditLog
                 }
                 Target::Provider(name) => {
@@ -296,7 +361,14 @@ impl Gateway {
                     };
                     journal.provider(&name);
                     journal.detail("provider", name.clone().into());
-                    self.authorize(call, actor, action, &Resource::Provider(&name), 0, journal)?;
+                    self.authorize(
+                        call,
+                        actor,
+                        action,
+                        &Resource::Provider(&name),
+                        None,
+                        journal,
+                    )?;
                     let provider =
                         self.providers
                             .get(&name)
@@ -324,6 +396,7 @@ impl Gateway {
                         field: "destination_key",
                         key: name,
                         changes: false,
+                        requester: None,
                     },
                     held,
                     journal,

@@ -28,6 +28,8 @@ pub enum Credentials {
     Bearer(Zeroizing<Vec<u8>>),
     /// Work keygate starts itself; never reachable from the network.
     System(SystemTask),
+    /// A critical action its approvers' quorum released, run for its requester.
+    Approved(Arc<crate::approvals::Grant>),
 }
 
 impl Call {

@@ -47,6 +47,8 @@ pub(super) enum Subject {
     },
     Catalog,
     AuditLog,
+    Approvals,
+    Policies,
     Provider {
         name: String,
         provider: Arc<dyn KeyProvider>,
@@ -174,10 +176,32 @@ impl<'a, M: Mode> Exec<'a, M> {
                 self.call,
                 self.actor,
                 Action::GetKey,
-                &Resource::Key(super::admission::key_attributes(key)),
-                key.crypto_period.as_secs() as i64,
+                &Resource::Key(self.gateway.key_attributes(key)),
             )
             .is_some_and(|decision| decision.allowed())
+    }
+
+    pub fn approvals(&self) -> &crate::approvals::ApprovalStore {
+        &self.gateway.approvals
+    }
+
+    pub fn approval_settings(&self) -> &crate::approvals::ApprovalSettings {
+        &self.gateway.approval_settings
+    }
+
+    /// The calling principal's name.
+    pub fn actor_name(&self) -> String {
+        self.actor.name()
+    }
+
+    /// The policy set in force.
+    pub fn policies(&self) -> &Arc<crate::policy::PolicyStore> {
+        &self.gateway.policy
+    }
+
+    /// The principal configured under `name`.
+    pub fn principal(&self, name: &str) -> Option<Arc<crate::auth::Principal>> {
+        self.gateway.tokens.principal(name)
     }
 
     pub fn audit_log(&self) -> &AuditLog {
@@ -219,6 +243,19 @@ impl Exec<'_, Changes> {
             .gateway
             .catalog
             .set_state(lock, expected, state, destruction_at_ms)
+            .await?)
+    }
+
+    pub async fn set_owner(
+        &mut self,
+        expected: &str,
+        owner: &str,
+    ) -> Result<Arc<KeyRecord>, GatewayError> {
+        let lock = self.lock()?;
+        Ok(self
+            .gateway
+            .catalog
+            .set_owner(lock, expected, owner)
             .await?)
     }
 

@@ -25,7 +25,8 @@ use crate::auth::TokenTable;
 use crate::catalog::{Catalog, KeyRecord};
 use crate::gateway::{GatewayError, Limits};
 use crate::lifecycle::LifecycleSettings;
-use crate::policy::PolicyEngine;
+use crate::approvals::{ApprovalSettings, ApprovalStore};
+use crate::policy::PolicyStore;
 use crate::providers::ProviderRegistry;
 use exec::Held;
 use futures::FutureExt as _;
@@ -37,14 +38,29 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
+/// What a gateway is made of.
+pub struct GatewayParts {
+    pub catalog: Catalog,
+    pub providers: ProviderRegistry,
+    pub policy: Arc<PolicyStore>,
+    pub audit: AuditLog,
+    pub tokens: TokenTable,
+    pub limits: Limits,
+    pub lifecycle: LifecycleSettings,
+    pub approvals: ApprovalStore,
+    pub approval_settings: ApprovalSettings,
+}
+
 pub struct Gateway {
     catalog: Catalog,
     providers: ProviderRegistry,
-    policy: PolicyEngine,
+    policy: Arc<PolicyStore>,
     audit: AuditLog,
     tokens: TokenTable,
     limits: Limits,
     lifecycle: LifecycleSettings,
+    approvals: ApprovalStore,
+    approval_settings: ApprovalSettings,
     /// Bounds the calls running at once, including those their clients left.
     in_flight: Arc<Semaphore>,
     /// Calls whose clients left, finishing in tasks of their own.
@@ -52,15 +68,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(
-        catalog: Catalog,
-        providers: ProviderRegistry,
-        policy: PolicyEngine,
-        audit: AuditLog,
-        tokens: TokenTable,
-        limits: Limits,
-        lifecycle: LifecycleSettings,
-    ) -> Self {
+    pub fn new(parts: GatewayParts) -> Self {
+        let GatewayParts {
+            catalog,
+            providers,
+            policy,
+            audit,
+            tokens,
+            limits,
+            lifecycle,
+            approvals,
+            approval_settings,
+        } = parts;
         Self {
             in_flight: Arc::new(Semaphore::new(limits.max_calls_in_flight)),
             detached: TaskTracker::new(),
@@ -71,6 +90,8 @@ impl Gateway {
             tokens,
             limits,
             lifecycle,
+            approvals,
+            approval_settings,
         }
     }
 
@@ -87,7 +108,12 @@ impl Gateway {
     }
 
     pub fn policy_count(&self) -> usize {
-        self.policy.policy_count()
+        self.policy.current().policy_count()
+    }
+
+    /// The policy set in force, and its reloading.
+    pub fn policies(&self) -> &Arc<PolicyStore> {
+        &self.policy
     }
 
     pub fn lifecycle(&self) -> &LifecycleSettings {

@@ -28,6 +28,7 @@ pub struct KeyDraft {
     pub algorithm: Algorithm,
     pub provider: String,
     pub crypto_period: Duration,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What an operation acts on. The runner resolves it, authorizes the action on it and checks
@@ -46,6 +47,10 @@ pub enum Target<'a> {
     AuditLog,
     /// A provider instance by name (empty: the default one).
     Provider(&'a str),
+    /// The approval requests as a whole (listing, reading one).
+    Approvals,
+    /// The policy set (reloading, explaining).
+    Policies,
 }
 
 /// Whether an operation changes keys, as a type: only [`Changes`] operations get the catalog's
@@ -89,6 +94,17 @@ pub trait Operation: Send + Sync + Sized + 'static {
 
     /// A second key the call also uses (ReEncrypt's destination), admitted for the same
     /// action.
+    /// What a critical call stores to run once approved; `None`: it cannot wait for
+    /// approvals (the runner then refuses it when policy asks for them).
+    fn pending_change(&self) -> Option<crate::approvals::PendingChange> {
+        None
+    }
+
+    /// For decisions on an approval request: its requester, as policy context.
+    fn requester(&self) -> Option<&str> {
+        None
+    }
+
     fn second_key(&self) -> Option<&str> {
         None
     }
