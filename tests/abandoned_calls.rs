@@ -348,3 +348,78 @@ async fn a_provider_slower_than_its_deadline_is_unavailable_and_audited() {
     assert_eq!(found[0].error_reason, "PROVIDER_UNAVAILABLE");
     assert!(!found[0].caller_gone);
 }
+
+/// A rotation the backend carries out but answers too late: the call says the outcome is
+/// unknown (not "unavailable", which would promise nothing happened), its intent and outcome
+/// are on record, and the catalog is untouched and consistent: the key keeps working.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_answered_after_its_deadline_has_an_unknown_outcome_and_breaks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("late.toml");
+    std::fs::write(
+        &config,
+        "default_provider = \"late\"\n\
+         [limits]\n\
+         request_timeout = \"10s\"\n\
+         provider_timeout = \"1s\"\n\
+         [providers.late]\n\
+         kind = \"local\"\n\
+         [providers.late.guard.faults]\n\
+         delay_after = \"3s\"\n\
+         ops = [\"rotate\"]\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(
+        &data,
+        ServerOptions {
+            config: Some(config),
+            ..Default::default()
+        },
+    );
+    let mut keys = server.root().await;
+    let created = keys
+        .create_key(create("late/rotate", "aes-256-gcm", "alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = keys
+        .rotate_key(pb::RotateKeyRequest {
+            key: "late/rotate".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("whether the backend carried it out is unknown"),
+        "{status:?}"
+    );
+    let mut audit = server.audit(ROOT_TOKEN).await;
+    let found = common::events_for(&mut audit, &status_request_id(&status)).await;
+    let outcomes: Vec<&str> = found.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["intent", "error"], "{found:?}");
+    assert_eq!(found[1].error_reason, "PROVIDER_OUTCOME_UNKNOWN");
+    let key_id = created.id;
+    assert_eq!(stored(&data, &key_id).await.1, vec![1]);
+    // The key stays usable at the version the catalog knows.
+    let sealed = keys
+        .encrypt(pb::EncryptRequest {
+            key: "late/rotate".into(),
+            plaintext: b"still works".to_vec(),
+            associated_data: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let opened = keys
+        .decrypt(pb::DecryptRequest {
+            ciphertext: sealed.ciphertext,
+            associated_data: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(opened.plaintext, b"still works");
+}

@@ -38,12 +38,17 @@ impl std::str::FromStr for Critical {
     }
 }
 
-/// The actions a pending request can hold and later carry out.
+/// The actions a pending request can hold and later carry out. DestroyKey is not among them:
+/// only the scheduler destroys, at the end of a pending window whose scheduling was itself
+/// approved.
 pub const APPROVABLE: &[Action] = &[
     Action::ScheduleKeyDestruction,
     Action::DisableKey,
     Action::SetKeyOwner,
 ];
+
+/// The default critical actions, as configured.
+pub const DEFAULT_CRITICAL: &[&str] = &["ScheduleKeyDestruction", "SetKeyOwner", "DisableKey@prod"];
 
 #[derive(Debug, Clone)]
 pub struct ApprovalSettings {
@@ -57,20 +62,10 @@ pub struct ApprovalSettings {
 impl Default for ApprovalSettings {
     fn default() -> Self {
         ApprovalSettings {
-            critical: vec![
-                Critical {
-                    action: Action::ScheduleKeyDestruction,
-                    environment: None,
-                },
-                Critical {
-                    action: Action::SetKeyOwner,
-                    environment: None,
-                },
-                Critical {
-                    action: Action::DisableKey,
-                    environment: Some("prod".into()),
-                },
-            ],
+            critical: DEFAULT_CRITICAL
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
             quorum: 2,
             expiry: Duration::from_secs(24 * 3600),
         }
@@ -96,9 +91,12 @@ mod tests {
         assert_eq!(c.environment.as_deref(), Some("prod"));
         assert!("Encrypt".parse::<Critical>().unwrap_err().contains("cannot wait"));
         assert!("DisableKey@".parse::<Critical>().is_err());
+        assert!("Nonsense".parse::<Critical>().is_err());
         let settings = ApprovalSettings::default();
+        assert_eq!(settings.critical.len(), DEFAULT_CRITICAL.len());
         assert!(settings.is_critical(Action::DisableKey, "prod"));
         assert!(!settings.is_critical(Action::DisableKey, "dev"));
         assert!(settings.is_critical(Action::ScheduleKeyDestruction, "dev"));
+        assert!(settings.is_critical(Action::SetKeyOwner, "staging"));
     }
 }

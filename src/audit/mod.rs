@@ -123,12 +123,14 @@ impl AuditLog {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Whether the last commit succeeded. While false the gateway admits no new call.
+    /// Whether the last commit succeeded and the writer is running. While false the gateway
+    /// admits no new call.
     pub fn is_writable(&self) -> bool {
-        *self.writable.borrow()
+        *self.writable.borrow() && !self.tx.is_closed()
     }
 
-    /// Changes of [`AuditLog::is_writable`], for the health service.
+    /// Changes of [`AuditLog::is_writable`], for the health service. The sender goes with
+    /// the writer: a writer that stopped (or panicked) closes it, which means not writable.
     pub fn watch_writable(&self) -> watch::Receiver<bool> {
         self.writable.clone()
     }
@@ -145,6 +147,11 @@ impl AuditLog {
             Ok(Err(e)) => Err(AuditError::Write(e)),
             Err(_) => Err(AuditError::Stopped),
         }
+    }
+
+    /// A view that reads and cannot append.
+    pub fn reader(&self) -> AuditReader<'_> {
+        AuditReader(self)
     }
 
     /// Live events as they are committed.
@@ -165,5 +172,29 @@ impl AuditLog {
     /// Recomputes the whole chain.
     pub async fn verify(&self) -> Result<VerifyReport, AuditError> {
         verify::verify(&self.db).await
+    }
+}
+
+/// The audit log as operations see it: queries, the live feed and verification; appending
+/// is the runner's alone.
+#[derive(Clone, Copy)]
+pub struct AuditReader<'a>(&'a AuditLog);
+
+impl AuditReader<'_> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditEvent>> {
+        self.0.subscribe()
+    }
+
+    pub async fn query(
+        &self,
+        filter: &AuditFilter,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, AuditError> {
+        self.0.query(filter, after, limit).await
+    }
+
+    pub async fn verify(&self) -> Result<VerifyReport, AuditError> {
+        self.0.verify().await
     }
 }

@@ -8,16 +8,22 @@ use aws_lc_rs::digest;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who is calling. Serialised only as part of the decision cache's key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Principal {
     pub name: String,
     pub kind: PrincipalKind,
     pub roles: Vec<String>,
     /// Empty when none is configured.
     pub team: String,
-    /// The environments it may act in.
+    /// The environments it may act in (`*`: all).
     pub environments: Vec<String>,
+}
+
+impl Principal {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
 }
 
 /// The role of `serve --dev`'s root principal; configuration cannot grant it.
@@ -126,6 +132,11 @@ impl TokenTable {
             PrincipalKind::ServiceAccount => OwnerKind::ServiceAccount,
         };
         self.owners.insert(principal.name.clone(), kind);
+    }
+
+    /// How many principals hold `role`.
+    pub fn count_with_role(&self, role: &str) -> usize {
+        self.by_name.values().filter(|p| p.has_role(role)).count()
     }
 
     /// The principal configured under `name`.

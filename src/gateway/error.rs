@@ -21,29 +21,29 @@ pub enum GatewayError {
         target: String,
         /// The deciding rule and why (`denied by separation-of-duties: ...`).
         reason: String,
+        /// The ids of the policies that decided.
+        policies: Vec<String>,
     },
-    /// Policy asks for approvals; the runner turns this into a pending request.
-    #[error("{action} on {target} needs approvals")]
-    ApprovalRequired {
-        action: Action,
-        target: String,
-        key_id: String,
-        key_name: String,
-        environment: String,
-    },
+    // --- policy operations and approvals (issue 13) ---
     #[error(
-        "{action} on {target} is critical and needs {quorum} approvals by other principals: approval request {id} was created; approvers run `keygate approval approve {id}`"
+        "{action} on {target} is critical and waits for {quorum} approvals by other principals: approval request {id} (until {expires_at}); approvers run `keygate approval approve {id}`"
     )]
     ApprovalPending {
         id: String,
         action: Action,
         target: String,
         quorum: u32,
+        expires_at: String,
     },
-    #[error("the requester {0} of this approved request is no longer configured")]
+    #[error("the requester {0} of this approved request is no longer configured; the change does not run")]
     RequesterUnknown(String),
     #[error(transparent)]
     Approval(#[from] crate::approvals::ApprovalError),
+    #[error("the policies were not reloaded, and the previous ones stay in force: {0}")]
+    PolicyInvalid(String),
+    #[error("no principal named '{0}' is configured")]
+    PrincipalUnknown(String),
+    // --- end of issue 13's block ---
     #[error("no key given: set `{field}` to a key name or id")]
     NoKeyGiven { field: &'static str },
     #[error("no key named or with id '{0}'")]
@@ -133,6 +133,10 @@ pub enum GatewayError {
     CallerGone,
     #[error("keygate is running {limit} calls, its limit; try again shortly")]
     Overloaded { limit: usize },
+    #[error(
+        "keygate is shutting down and admits no new call; nothing was done; retry on another replica or after the restart"
+    )]
+    ShuttingDown,
     #[error("the call did not finish within {}; its outcome is in the audit log", crate::time::format_duration(*after))]
     CallTimedOut { after: std::time::Duration },
     #[error(transparent)]
@@ -160,18 +164,24 @@ impl GatewayError {
             E::NoToken => "TOKEN_MISSING",
             E::BadToken => "TOKEN_INVALID",
             E::PolicyDenied { .. } => "POLICY_DENIED",
-            E::ApprovalRequired { .. } => "APPROVAL_REQUIRED",
             E::ApprovalPending { .. } => "APPROVAL_PENDING",
             E::RequesterUnknown(_) => "APPROVAL_REQUESTER_UNKNOWN",
-            E::Approval(a) => match a {
-                crate::approvals::ApprovalError::NotFound(_) => "APPROVAL_NOT_FOUND",
-                crate::approvals::ApprovalError::Closed { .. } => "APPROVAL_CLOSED",
-                crate::approvals::ApprovalError::AlreadyApproved { .. } => "APPROVAL_DUPLICATE",
-                crate::approvals::ApprovalError::SelfApproval(_) => "APPROVAL_BY_REQUESTER",
-                crate::approvals::ApprovalError::NotRequester { .. } => "APPROVAL_NOT_REQUESTER",
-                crate::approvals::ApprovalError::Store(_)
-                | crate::approvals::ApprovalError::Corrupt(_) => "APPROVAL_STORE_UNAVAILABLE",
-            },
+            E::Approval(a) => {
+                use crate::approvals::ApprovalError as A;
+                match a {
+                    A::NotFound(_) => "APPROVAL_NOT_FOUND",
+                    A::Closed { .. } => "APPROVAL_CLOSED",
+                    A::Expired { .. } => "APPROVAL_EXPIRED",
+                    A::AlreadyApproved { .. } => "APPROVAL_DUPLICATE",
+                    A::SelfApproval { .. } => "APPROVAL_BY_REQUESTER",
+                    A::NotRequester { .. } => "APPROVAL_NOT_REQUESTER",
+                    A::DigestMismatch { .. } => "APPROVAL_DIGEST_MISMATCH",
+                    A::Tampered { .. } => "APPROVAL_TAMPERED",
+                    A::Store(_) | A::Corrupt(_) => "APPROVAL_STORE_UNAVAILABLE",
+                }
+            }
+            E::PolicyInvalid(_) => "POLICY_INVALID",
+            E::PrincipalUnknown(_) => "PRINCIPAL_NOT_FOUND",
             E::NoKeyGiven { .. } | E::InvalidField { .. } => "INVALID_ARGUMENT",
             E::KeyNotFound(_) => "KEY_NOT_FOUND",
             E::VersionNotFound { .. } => "KEY_VERSION_NOT_FOUND",
@@ -195,6 +205,7 @@ impl GatewayError {
             E::NotDueForDestruction(_) => "KEY_NOT_DUE_FOR_DESTRUCTION",
             E::CallerGone => "CALLER_GONE",
             E::Overloaded { .. } => "OVERLOADED",
+            E::ShuttingDown => "SHUTTING_DOWN",
             E::CallTimedOut { .. } => "CALL_TIMEOUT",
             E::Provider(p) => match p {
                 ProviderError::NotFound { .. } => "PROVIDER_KEY_NOT_FOUND",
@@ -206,6 +217,7 @@ impl GatewayError {
                 ProviderError::BackendDenied { .. } => "PROVIDER_DENIED",
                 ProviderError::Throttled { .. } => "PROVIDER_THROTTLED",
                 ProviderError::Unavailable { .. } => "PROVIDER_UNAVAILABLE",
+                ProviderError::OutcomeUnknown { .. } => "PROVIDER_OUTCOME_UNKNOWN",
                 ProviderError::Internal { .. } => "PROVIDER_INTERNAL",
             },
             E::Audit(AuditError::Read(_)) => "AUDIT_READ_FAILED",
@@ -233,9 +245,9 @@ impl GatewayError {
         match self {
             GatewayError::NoToken
             | GatewayError::BadToken
-            | GatewayError::PolicyDenied { .. }
-            | GatewayError::ApprovalRequired { .. }
-            | GatewayError::ApprovalPending { .. } => crate::audit::Outcome::Denied,
+            | GatewayError::PolicyDenied { .. } => crate::audit::Outcome::Denied,
+            // Nothing was done yet: the change waits for its approvals.
+            GatewayError::ApprovalPending { .. } => crate::audit::Outcome::PendingApproval,
             _ => crate::audit::Outcome::Error,
         }
     }

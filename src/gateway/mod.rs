@@ -14,9 +14,11 @@
 //!
 //! The gateway takes and returns domain types; `server` converts protobuf at the edge.
 
+mod approved;
 pub mod envelope;
 mod error;
 pub mod ops;
+mod policy_watch;
 pub mod runner;
 mod scheduled;
 pub mod validate;

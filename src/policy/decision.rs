@@ -1,7 +1,10 @@
 //! What authorization decided, and why, in words a person can act on.
 
+use serde::Serialize;
+
 /// The verdict of one authorization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Allow,
     Deny,
@@ -9,11 +12,23 @@ pub enum Verdict {
     NeedsApproval,
 }
 
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::NeedsApproval => "needs-approval",
+        }
+    }
+}
+
 /// What one policy says of itself, from its annotations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyInfo {
-    /// `@id`, or Cedar's generated id.
+    /// `@id`, or `FILE#N` for a policy without one.
     pub id: String,
+    /// The file it came from.
+    pub file: String,
     /// `@rule`: the rule it enforces (`separation-of-duties`), for the denial message.
     pub rule: Option<String>,
     /// `@reason`: why it refuses, for a person.
@@ -22,13 +37,17 @@ pub struct PolicyInfo {
     pub approval: bool,
 }
 
+/// The rule name of refusals for an evaluation error (rule 7).
+pub const FAIL_CLOSED: &str = "fail-closed";
+
 /// The outcome of one authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub verdict: Verdict,
-    /// The policies that decided: the permits of an allow, the forbids of a deny.
+    /// The policies that decided: the permits of an allow, the forbids of a refusal, the
+    /// policies that failed to evaluate.
     pub policies: Vec<String>,
-    /// Evaluation errors. Any error denies: keygate fails closed.
+    /// Evaluation errors, each naming its policy. Any error denies: keygate fails closed.
     pub errors: Vec<String>,
     /// For a refusal: which rule refused and why, or that no policy permits it.
     pub reason: String,
@@ -44,18 +63,16 @@ impl Decision {
         Decision {
             verdict: Verdict::Deny,
             policies: Vec::new(),
-            reason: format!("the request could not be evaluated (fail closed): {why}"),
+            reason: format!(
+                "denied by {FAIL_CLOSED}: the request could not be evaluated, so it is refused: {why}"
+            ),
             errors: vec![why],
         }
     }
 
     /// `allow by ids` / `deny by ids` for the audit event.
     pub fn summary(&self) -> String {
-        let verdict = match self.verdict {
-            Verdict::Allow => "allow",
-            Verdict::Deny => "deny",
-            Verdict::NeedsApproval => "needs approval",
-        };
+        let verdict = self.verdict.as_str();
         match (self.policies.is_empty(), self.errors.is_empty()) {
             (true, true) => format!("{verdict} (no policy permits this)"),
             (true, false) => format!("{verdict} (evaluation error: fail closed)"),
@@ -69,16 +86,21 @@ impl Decision {
 }
 
 /// The human reason of a refusal decided by `deciding` (forbid policies), or by no policy.
-pub(super) fn refusal_reason(deciding: &[&PolicyInfo], errors: &[String]) -> String {
-    if let Some(first) = deciding.first() {
-        let rule = first.rule.as_deref().unwrap_or(&first.id);
-        return match &first.reason {
-            Some(reason) => format!("denied by {rule}: {reason}"),
-            None => format!("denied by {rule}"),
-        };
+pub(super) fn refusal_reason(deciding: &[&PolicyInfo]) -> String {
+    let Some(first) = deciding.first() else {
+        return "no policy permits this (default deny)".to_string();
+    };
+    let rule = first.rule.as_deref().unwrap_or(&first.id);
+    match &first.reason {
+        Some(reason) => format!("denied by {rule}: {reason}"),
+        None => format!("denied by {rule} (policy {})", first.id),
     }
-    if let Some(error) = errors.first() {
-        return format!("a policy failed to evaluate, so the call is refused (fail closed): {error}");
-    }
-    "no policy permits this".to_string()
+}
+
+/// The human reason of a refusal for evaluation errors (`errors` name their policies).
+pub(super) fn error_reason(errors: &[String]) -> String {
+    format!(
+        "denied by {FAIL_CLOSED}: a policy failed to evaluate, and keygate refuses what it cannot evaluate: {}",
+        errors.join("; ")
+    )
 }

@@ -1,15 +1,41 @@
 //! keygate's facts as Cedar entities, actions and context.
+//!
+//! Everything a decision depends on is in the four values [`build`] takes: the principal, the
+//! action, the resource and the context. The decision cache keys on the same values (their
+//! serialisation, minus the per-call facts in [`CallFacts`]), so a field added to any of them
+//! is part of the key without anyone remembering to add it.
 
 use crate::auth::Principal;
 use crate::config::PrincipalKind;
 use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
-/// Every action keygate audits; the names are the Cedar action ids, the audit events' action
-/// and (for calls) the RPC names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
+/// Declares [`Action`] with its names (Cedar action ids, audit event actions and, for calls,
+/// RPC names) and the list of all of them, from one list.
+macro_rules! actions {
+    ($($(#[$doc:meta])* $name:ident),+ $(,)?) => {
+        /// Every action keygate audits.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum Action {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl Action {
+            /// Every action, for lookups by name.
+            pub const ALL: &'static [Action] = &[$(Action::$name,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Action::$name => stringify!($name),)+
+                }
+            }
+        }
+    };
+}
+
+actions! {
     CreateKey,
     GetKey,
     ListKeys,
@@ -31,6 +57,8 @@ pub enum Action {
     DestroyKey,
     /// Hands a key to another owner (an approved admin operation).
     SetKeyOwner,
+    /// Reads the records of a key's destructions.
+    ListDestructionRecords,
     ApproveRequest,
     DenyRequest,
     CancelRequest,
@@ -38,6 +66,7 @@ pub enum Action {
     GetApproval,
     ReloadPolicies,
     ExplainPolicy,
+    GetPolicyStatus,
     AuditQuery,
     AuditTail,
     AuditVerify,
@@ -46,90 +75,15 @@ pub enum Action {
     AuditStoreRecovered,
 }
 
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::CreateKey => "CreateKey",
-            Action::GetKey => "GetKey",
-            Action::ListKeys => "ListKeys",
-            Action::Encrypt => "Encrypt",
-            Action::Decrypt => "Decrypt",
-            Action::GenerateDataKey => "GenerateDataKey",
-            Action::ReEncrypt => "ReEncrypt",
-            Action::Sign => "Sign",
-            Action::Verify => "Verify",
-            Action::GetPublicKey => "GetPublicKey",
-            Action::GenerateMac => "GenerateMac",
-            Action::VerifyMac => "VerifyMac",
-            Action::RotateKey => "RotateKey",
-            Action::EnableKey => "EnableKey",
-            Action::DisableKey => "DisableKey",
-            Action::ScheduleKeyDestruction => "ScheduleKeyDestruction",
-            Action::CancelKeyDestruction => "CancelKeyDestruction",
-            Action::DestroyKey => "DestroyKey",
-            Action::SetKeyOwner => "SetKeyOwner",
-            Action::ApproveRequest => "ApproveRequest",
-            Action::DenyRequest => "DenyRequest",
-            Action::CancelRequest => "CancelRequest",
-            Action::ListApprovals => "ListApprovals",
-            Action::GetApproval => "GetApproval",
-            Action::ReloadPolicies => "ReloadPolicies",
-            Action::ExplainPolicy => "ExplainPolicy",
-            Action::AuditQuery => "AuditQuery",
-            Action::AuditTail => "AuditTail",
-            Action::AuditVerify => "AuditVerify",
-            Action::ListInventory => "ListInventory",
-            Action::AuditStoreRecovered => "AuditStoreRecovered",
-        }
-    }
-}
-
-impl std::str::FromStr for Action {
+impl FromStr for Action {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Action::ALL
             .iter()
             .copied()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown action '{s}'"))
+            .ok_or_else(|| format!("unknown action '{}'", crate::gateway::validate::truncate(s, 64)))
     }
-}
-
-impl Action {
-    /// Every action, for lookups by name.
-    pub const ALL: &'static [Action] = &[
-        Action::CreateKey,
-        Action::GetKey,
-        Action::ListKeys,
-        Action::Encrypt,
-        Action::Decrypt,
-        Action::GenerateDataKey,
-        Action::ReEncrypt,
-        Action::Sign,
-        Action::Verify,
-        Action::GetPublicKey,
-        Action::GenerateMac,
-        Action::VerifyMac,
-        Action::RotateKey,
-        Action::EnableKey,
-        Action::DisableKey,
-        Action::ScheduleKeyDestruction,
-        Action::CancelKeyDestruction,
-        Action::DestroyKey,
-        Action::SetKeyOwner,
-        Action::ApproveRequest,
-        Action::DenyRequest,
-        Action::CancelRequest,
-        Action::ListApprovals,
-        Action::GetApproval,
-        Action::ReloadPolicies,
-        Action::ExplainPolicy,
-        Action::AuditQuery,
-        Action::AuditTail,
-        Action::AuditVerify,
-        Action::ListInventory,
-        Action::AuditStoreRecovered,
-    ];
 }
 
 impl std::fmt::Display for Action {
@@ -139,9 +93,9 @@ impl std::fmt::Display for Action {
 }
 
 /// A key's attributes as policies see them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct KeyAttributes<'a> {
-    /// The key id, or the requested name for a key not yet created.
+    /// The key id, or the new id of a key not yet created.
     pub id: &'a str,
     pub name: &'a str,
     pub owner: &'a str,
@@ -158,6 +112,7 @@ pub struct KeyAttributes<'a> {
     pub labels: &'a BTreeMap<String, String>,
 }
 
+#[derive(Debug, Clone, Serialize)]
 pub enum Resource<'a> {
     Key(KeyAttributes<'a>),
     /// The catalog as a whole (listing keys; each listed key is then authorized as GetKey).
@@ -171,29 +126,53 @@ pub enum Resource<'a> {
     PolicyStore,
 }
 
+/// Facts of the call itself, new with every call. Not part of the decision cache's key: the
+/// engine caches only while no policy reads them.
 #[derive(Debug, Clone, Default)]
-pub struct PolicyContext {
+pub struct CallFacts {
     pub client_address: String,
     pub time_ms: i64,
-    pub crypto_period_seconds: i64,
+}
+
+/// The context attributes [`CallFacts`] become.
+pub const CALL_FACTS: &[&str] = &["client_address", "time_ms"];
+
+/// What an operation adds about what it asks for (`Operation::policy_context`). Absent
+/// facts are absent attributes: policies test them with `context has …`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OperationFacts {
+    /// SetKeyOwner: the new owner.
+    pub new_owner: Option<String>,
+    /// What the new owner names (filled in by the gateway, like `owner_kind`).
+    pub new_owner_kind: Option<String>,
+    /// ScheduleKeyDestruction: the pending window asked for.
+    pub pending_window_seconds: Option<i64>,
+    /// ReEncrypt: set on the destination key's decision.
+    pub destination: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PolicyContext {
+    #[serde(skip)]
+    pub call: CallFacts,
     /// The configuration marks the action on this key critical.
     pub critical: bool,
     pub quorum: i64,
     pub approvals: i64,
     pub approvers: Vec<String>,
     pub requester: String,
+    pub facts: OperationFacts,
 }
 
-/// The context attributes a cached decision may depend on: they are part of the cache key.
-/// A policy reading any other (`time_ms`, `client_address`) turns the cache off.
-pub const CACHEABLE_CONTEXT: &[&str] = &[
-    "crypto_period_seconds",
-    "critical",
-    "quorum",
-    "approvals",
-    "approvers",
-    "requester",
-];
+/// The decision cache's key: everything a decision depends on but the per-call facts.
+pub fn cache_key(
+    principal: &Principal,
+    action: Action,
+    resource: &Resource<'_>,
+    context: &PolicyContext,
+) -> Option<String> {
+    serde_json::to_string(&(principal, action, resource, context)).ok()
+}
 
 fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
     let t = EntityTypeName::from_str(type_name).map_err(|e| e.to_string())?;
@@ -204,7 +183,7 @@ fn string(s: &str) -> RestrictedExpression {
     RestrictedExpression::new_string(s.to_string())
 }
 
-type Built = (EntityUid, EntityUid, EntityUid, Context, Vec<Entity>);
+pub type Built = (EntityUid, EntityUid, EntityUid, Context, Vec<Entity>);
 
 pub fn build(
     principal: &Principal,
@@ -234,6 +213,11 @@ pub fn build(
     ]);
     entities.push(Entity::new(principal_uid.clone(), attrs, parents).map_err(|e| e.to_string())?);
 
+    let singleton = |type_name: &str, id: &str, entities: &mut Vec<Entity>| {
+        let entity_uid = uid(type_name, id)?;
+        entities.push(Entity::new_no_attrs(entity_uid.clone(), HashSet::new()));
+        Ok::<_, String>(entity_uid)
+    };
     let resource_uid = match resource {
         Resource::Key(k) => {
             let key_uid = uid("Keygate::Key", k.id)?;
@@ -255,52 +239,31 @@ pub fn build(
                     RestrictedExpression::new_bool(k.rotation_overdue),
                 ),
             ]);
-            let tags = k.labels.iter().map(|(name, value)| (name.clone(), string(value)));
+            let tags = k
+                .labels
+                .iter()
+                .map(|(name, value)| (name.clone(), string(value)));
             entities.push(
                 Entity::new_with_tags(key_uid.clone(), attrs, HashSet::new(), tags)
                     .map_err(|e| e.to_string())?,
             );
             key_uid
         }
-        Resource::Catalog => {
-            let catalog_uid = uid("Keygate::Catalog", "gateway")?;
-            entities.push(Entity::new_no_attrs(catalog_uid.clone(), HashSet::new()));
-            catalog_uid
-        }
-        Resource::AuditLog => {
-            let log_uid = uid("Keygate::AuditLog", "gateway")?;
-            entities.push(Entity::new_no_attrs(log_uid.clone(), HashSet::new()));
-            log_uid
-        }
-        Resource::Provider(name) => {
-            let provider_uid = uid("Keygate::Provider", name)?;
-            entities.push(Entity::new_no_attrs(provider_uid.clone(), HashSet::new()));
-            provider_uid
-        }
-        Resource::Approvals => {
-            let approvals_uid = uid("Keygate::Approvals", "gateway")?;
-            entities.push(Entity::new_no_attrs(approvals_uid.clone(), HashSet::new()));
-            approvals_uid
-        }
-        Resource::PolicyStore => {
-            let store_uid = uid("Keygate::PolicyStore", "gateway")?;
-            entities.push(Entity::new_no_attrs(store_uid.clone(), HashSet::new()));
-            store_uid
-        }
+        Resource::Catalog => singleton("Keygate::Catalog", "gateway", &mut entities)?,
+        Resource::AuditLog => singleton("Keygate::AuditLog", "gateway", &mut entities)?,
+        Resource::Provider(name) => singleton("Keygate::Provider", name, &mut entities)?,
+        Resource::Approvals => singleton("Keygate::Approvals", "gateway", &mut entities)?,
+        Resource::PolicyStore => singleton("Keygate::PolicyStore", "gateway", &mut entities)?,
     };
     let action_uid = uid("Keygate::Action", action.as_str())?;
-    let context = Context::from_pairs([
+    let mut pairs = vec![
         (
             "client_address".to_string(),
-            string(&context.client_address),
+            string(&context.call.client_address),
         ),
         (
             "time_ms".to_string(),
-            RestrictedExpression::new_long(context.time_ms),
-        ),
-        (
-            "crypto_period_seconds".to_string(),
-            RestrictedExpression::new_long(context.crypto_period_seconds),
+            RestrictedExpression::new_long(context.call.time_ms),
         ),
         (
             "critical".to_string(),
@@ -319,96 +282,26 @@ pub fn build(
             RestrictedExpression::new_set(context.approvers.iter().map(|a| string(a))),
         ),
         ("requester".to_string(), string(&context.requester)),
-    ])
-    .map_err(|e| e.to_string())?;
+    ];
+    let facts = &context.facts;
+    if let Some(owner) = &facts.new_owner {
+        pairs.push(("new_owner".to_string(), string(owner)));
+    }
+    if let Some(kind) = &facts.new_owner_kind {
+        pairs.push(("new_owner_kind".to_string(), string(kind)));
+    }
+    if let Some(window) = facts.pending_window_seconds {
+        pairs.push((
+            "pending_window_seconds".to_string(),
+            RestrictedExpression::new_long(window),
+        ));
+    }
+    if let Some(destination) = facts.destination {
+        pairs.push((
+            "destination".to_string(),
+            RestrictedExpression::new_bool(destination),
+        ));
+    }
+    let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
     Ok((principal_uid, action_uid, resource_uid, context, entities))
-}
-
-/// Everything a decision depends on when policies do not read the context, as one string
-/// (fields separated by a byte that cannot occur in names).
-pub fn cache_key(
-    principal: &Principal,
-    action: Action,
-    resource: &Resource<'_>,
-    context: &PolicyContext,
-) -> String {
-    let mut key = String::with_capacity(160);
-    let sep = '\u{1f}';
-    key.push_str(match principal.kind {
-        PrincipalKind::User => "u",
-        PrincipalKind::ServiceAccount => "s",
-    });
-    key.push(sep);
-    key.push_str(&principal.name);
-    // Each list is prefixed by its length, so no two lists can spell the same key.
-    key.push_str(&format!("{sep}{}", principal.roles.len()));
-    for role in &principal.roles {
-        key.push(sep);
-        key.push_str(role);
-    }
-    key.push(sep);
-    key.push_str(&principal.team);
-    key.push_str(&format!("{sep}{}", principal.environments.len()));
-    for environment in &principal.environments {
-        key.push(sep);
-        key.push_str(environment);
-    }
-    key.push(sep);
-    key.push_str(action.as_str());
-    key.push(sep);
-    match resource {
-        Resource::Key(k) => {
-            for field in [
-                k.id,
-                k.name,
-                k.owner,
-                k.purpose,
-                k.environment,
-                k.algorithm,
-                k.state,
-                k.provider,
-                k.owner_kind,
-            ] {
-                key.push_str(field);
-                key.push(sep);
-            }
-            key.push_str(&k.crypto_period_seconds.to_string());
-            key.push(if k.rotation_overdue { '1' } else { '0' });
-            key.push_str(&format!("{sep}{}", k.labels.len()));
-            for (name, value) in k.labels {
-                key.push(sep);
-                key.push_str(name);
-                key.push('=');
-                key.push_str(value);
-            }
-            key.push(sep);
-        }
-        Resource::Catalog => key.push_str("catalog"),
-        Resource::AuditLog => key.push_str("audit-log"),
-        Resource::Provider(name) => {
-            key.push_str("provider");
-            key.push(sep);
-            key.push_str(name);
-        }
-        Resource::Approvals => key.push_str("approvals"),
-        Resource::PolicyStore => key.push_str("policy-store"),
-    }
-    // Every context attribute in CACHEABLE_CONTEXT.
-    key.push(sep);
-    key.push_str(&context.crypto_period_seconds.to_string());
-    key.push(sep);
-    key.push(if context.critical { '1' } else { '0' });
-    key.push_str(&format!(
-        "{sep}{}{sep}{}{sep}{}",
-        context.quorum,
-        context.approvals,
-        context.approvers.len()
-    ));
-    for approver in &context.approvers {
-        key.push(sep);
-        key.push_str(approver);
-    }
-    key.push(sep);
-    key.push_str(&context.requester);
-    key
 }

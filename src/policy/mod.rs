@@ -1,14 +1,19 @@
 //! The policy engine: Cedar policies and schema, validated at load, evaluated on every call.
 //!
 //! The built-in defaults are the repository's `policies/` folder, compiled into the binary;
-//! `policy.dir` in the configuration replaces them. Cedar denies what no policy permits.
+//! `policy.dir` in the configuration replaces them. Cedar denies what no policy permits; any
+//! evaluation error denies too (fail closed); a refusal made only by policies annotated
+//! `@approval` asks for approvals instead ([`Verdict::NeedsApproval`]).
 
 mod decision;
 mod entities;
+mod reads;
 mod store;
 
-pub use decision::{Decision, PolicyInfo, Verdict};
-pub use entities::{Action, KeyAttributes, PolicyContext, Resource};
+pub use decision::{Decision, FAIL_CLOSED, PolicyInfo, Verdict};
+pub use entities::{
+    Action, CallFacts, KeyAttributes, OperationFacts, PolicyContext, Resource,
+};
 pub use store::{PolicySource, PolicyStore, ReloadOutcome};
 
 use crate::auth::Principal;
@@ -18,12 +23,18 @@ use cedar_policy::{
 };
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::RwLock;
 
-const DEFAULT_SCHEMA: &str = include_str!("../../policies/keygate.cedarschema");
-/// The repository's `policies/`, one file per rule.
-const DEFAULT_POLICIES: &[(&str, &str)] = &[
+pub const DEFAULT_SCHEMA: &str = include_str!("../../policies/keygate.cedarschema");
+
+/// The repository's `policies/`, one file per rule (a unit test checks none is missing).
+pub const DEFAULT_POLICIES: &[(&str, &str)] = &[
     ("00-grants.cedar", include_str!("../../policies/00-grants.cedar")),
-    ("rule-1-owner.cedar", include_str!("../../policies/rule-1-owner.cedar")),
+    ("quorum.cedar", include_str!("../../policies/quorum.cedar")),
+    (
+        "rule-1-owner.cedar",
+        include_str!("../../policies/rule-1-owner.cedar"),
+    ),
     (
         "rule-2-crypto-period.cedar",
         include_str!("../../policies/rule-2-crypto-period.cedar"),
@@ -44,39 +55,49 @@ const DEFAULT_POLICIES: &[(&str, &str)] = &[
         "rule-6-algorithms.cedar",
         include_str!("../../policies/rule-6-algorithms.cedar"),
     ),
-    ("rule-7-quorum.cedar", include_str!("../../policies/rule-7-quorum.cedar")),
+    (
+        "rule-7-fail-closed.cedar",
+        include_str!("../../policies/rule-7-fail-closed.cedar"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("policy folder {dir}: {reason}")]
     Folder { dir: String, reason: String },
-    #[error("policy schema: {0}")]
-    Schema(String),
+    #[error("policy schema {file}: {reason}")]
+    Schema { file: String, reason: String },
     #[error("policy file {file}: {reason}")]
     Parse { file: String, reason: String },
+    #[error("policy '{id}' is defined twice, in {first} and in {second}")]
+    DuplicateId {
+        id: String,
+        first: String,
+        second: String,
+    },
     #[error("policies do not validate against the schema: {0}")]
     Validation(String),
 }
 
+/// A compiled, validated policy set and its decision cache. Immutable: a reload builds a new
+/// one (and so starts with an empty cache).
 pub struct PolicyEngine {
     schema: Schema,
     policies: PolicySet,
-    /// PolicyId → what the policy's annotations say of it.
+    /// PolicyId (the `@id`) → what the policy's annotations say of it.
     infos: HashMap<PolicyId, PolicyInfo>,
     /// Each action's entity with its group parents, from the schema: `action in
     /// Keygate::Action::"KeyUse"` needs them in every request's entity set.
-    actions: HashMap<String, Entity>,
+    actions: HashMap<&'static str, Entity>,
     authorizer: Authorizer,
-    /// Decisions by (principal, action, resource attributes, the cacheable context), kept
-    /// only when no policy reads another context attribute (the time, the client address):
-    /// then a decision depends on nothing else, so a cached one is exact. Saves building
-    /// Cedar entities on every call of the hot path.
-    cache: Option<std::sync::RwLock<HashMap<String, Decision>>>,
+    /// Decisions by everything they depend on ([`entities::cache_key`]); kept only while no
+    /// policy reads a per-call fact (the time, the client address), so a cached decision is
+    /// the one a fresh evaluation would give.
+    cache: Option<RwLock<HashMap<String, Decision>>>,
 }
 
-/// Bounds the decision cache; it is cleared when full (keys and principals are few).
-const CACHE_LIMIT: usize = 100_000;
+/// Bounds the decision cache; it is cleared when full (keys × principals × actions in use).
+const CACHE_LIMIT: usize = 65_536;
 
 impl std::fmt::Debug for PolicyEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,14 +105,28 @@ impl std::fmt::Debug for PolicyEngine {
     }
 }
 
+/// One policy file: its name (for messages) and text.
+pub type PolicyFile = (String, String);
+
 impl PolicyEngine {
     /// The built-in default policies.
     pub fn defaults() -> Result<Self, PolicyError> {
-        let files: Vec<(String, String)> = DEFAULT_POLICIES
+        Self::build(DEFAULT_SCHEMA, "keygate.cedarschema (built in)", &Self::default_files())
+    }
+
+    /// The built-in policy files.
+    pub fn default_files() -> Vec<PolicyFile> {
+        DEFAULT_POLICIES
             .iter()
             .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect();
-        Self::build(DEFAULT_SCHEMA, &files)
+            .collect()
+    }
+
+    /// The defaults plus `extra` files (benchmarks, tests).
+    pub fn defaults_with(extra: &[PolicyFile]) -> Result<Self, PolicyError> {
+        let mut files = Self::default_files();
+        files.extend_from_slice(extra);
+        Self::build(DEFAULT_SCHEMA, "keygate.cedarschema (built in)", &files)
     }
 
     /// `DIR/keygate.cedarschema` (or the built-in schema if absent) and every `DIR/*.cedar`.
@@ -101,9 +136,12 @@ impl PolicyEngine {
             reason,
         };
         let schema_path = dir.join("keygate.cedarschema");
-        let schema = match std::fs::read_to_string(&schema_path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_SCHEMA.to_string(),
+        let (schema, schema_name) = match std::fs::read_to_string(&schema_path) {
+            Ok(text) => (text, schema_path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                DEFAULT_SCHEMA.to_string(),
+                "keygate.cedarschema (built in)".to_string(),
+            ),
             Err(e) => return Err(folder(format!("{}: {e}", schema_path.display()))),
         };
         let mut files = Vec::new();
@@ -120,65 +158,98 @@ impl PolicyEngine {
             return Err(folder("holds no *.cedar policy files".into()));
         }
         files.sort();
-        Self::build(&schema, &files)
+        Self::build(&schema, &schema_name, &files)
     }
 
-    fn build(schema_text: &str, files: &[(String, String)]) -> Result<Self, PolicyError> {
-        let (schema, _warnings) = Schema::from_cedarschema_str(schema_text)
-            .map_err(|e| PolicyError::Schema(format!("{e:?}")))?;
-        let mut all = String::new();
+    fn build(schema_text: &str, schema_name: &str, files: &[PolicyFile]) -> Result<Self, PolicyError> {
+        let (schema, _warnings) =
+            Schema::from_cedarschema_str(schema_text).map_err(|e| PolicyError::Schema {
+                file: schema_name.to_string(),
+                reason: format!("{e}"),
+            })?;
+        let mut policies = PolicySet::new();
+        let mut infos = HashMap::new();
         for (file, text) in files {
-            // Parse each file alone first so an error names its file.
-            text.parse::<PolicySet>().map_err(|e| PolicyError::Parse {
+            let parsed: PolicySet = text.parse().map_err(|e| PolicyError::Parse {
                 file: file.clone(),
                 reason: format!("{e}"),
             })?;
-            all.push_str(text);
-            all.push('\n');
+            if parsed.templates().next().is_some() {
+                return Err(PolicyError::Parse {
+                    file: file.clone(),
+                    reason: "templates are not supported; write static policies".into(),
+                });
+            }
+            for (n, policy) in parsed.policies().enumerate() {
+                // Policies are known by their @id: in decisions, audit events and errors.
+                let id = policy
+                    .annotation("id")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{}#{n}", file_stem(file)));
+                let policy_id = PolicyId::new(&id);
+                if let Some(first) = infos.get(&policy_id) {
+                    let first: &PolicyInfo = first;
+                    return Err(PolicyError::DuplicateId {
+                        id,
+                        first: first.file.clone(),
+                        second: file.clone(),
+                    });
+                }
+                let info = PolicyInfo {
+                    id: id.clone(),
+                    file: file.clone(),
+                    rule: policy.annotation("rule").map(str::to_string),
+                    reason: policy.annotation("reason").map(str::to_string),
+                    approval: policy.annotation("approval").is_some(),
+                };
+                policies
+                    .add(policy.new_id(policy_id.clone()))
+                    .map_err(|e| PolicyError::Parse {
+                        file: file.clone(),
+                        reason: e.to_string(),
+                    })?;
+                infos.insert(policy_id, info);
+            }
         }
-        let policies: PolicySet = all.parse().map_err(|e| PolicyError::Parse {
-            file: "(all files)".into(),
-            reason: format!("{e}"),
-        })?;
         let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
         if !validation.validation_passed() {
             let errors: Vec<String> = validation
                 .validation_errors()
-                .map(|e| e.to_string())
+                .map(|e| {
+                    let file = infos
+                        .get(e.policy_id())
+                        .map(|i| i.file.as_str())
+                        .unwrap_or("?");
+                    format!("{file}: policy '{}': {e}", e.policy_id())
+                })
                 .collect();
             return Err(PolicyError::Validation(errors.join("; ")));
         }
-        let infos = policies
-            .policies()
-            .map(|p| {
-                let info = PolicyInfo {
-                    id: p
-                        .annotation("id")
-                        .map(str::to_string)
-                        .unwrap_or_else(|| p.id().to_string()),
-                    rule: p.annotation("rule").map(str::to_string),
-                    reason: p.annotation("reason").map(str::to_string),
-                    approval: p.annotation("approval").is_some(),
-                };
-                (p.id().clone(), info)
-            })
-            .collect();
-        let actions = schema
-            .action_entities()
-            .map_err(|e| PolicyError::Schema(e.to_string()))?
-            .iter()
-            .map(|e| (e.uid().id().unescaped().to_string(), e.clone()))
-            .collect();
+        let mut actions = HashMap::new();
+        let schema_actions = schema.action_entities().map_err(|e| PolicyError::Schema {
+            file: schema_name.to_string(),
+            reason: e.to_string(),
+        })?;
+        for action in Action::ALL {
+            let entity = schema_actions
+                .iter()
+                .find(|e| e.uid().id().unescaped() == action.as_str())
+                .ok_or_else(|| PolicyError::Schema {
+                    file: schema_name.to_string(),
+                    reason: format!("it declares no action {action}, which keygate decides"),
+                })?;
+            actions.insert(action.as_str(), entity.clone());
+        }
         let cacheable = policies
             .policies()
-            .all(|p| reads_only_cacheable_context(&p.to_string()));
+            .all(|p| reads::reads_no_call_facts(p));
         Ok(Self {
             schema,
             policies,
             infos,
             actions,
             authorizer: Authorizer::new(),
-            cache: cacheable.then(|| std::sync::RwLock::new(HashMap::new())),
+            cache: cacheable.then(|| RwLock::new(HashMap::new())),
         })
     }
 
@@ -186,12 +257,19 @@ impl PolicyEngine {
         self.infos.len()
     }
 
+    /// Every policy in force, by id.
+    pub fn policies(&self) -> Vec<&PolicyInfo> {
+        let mut all: Vec<&PolicyInfo> = self.infos.values().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
     /// Whether decisions are cached (no policy reads the time or the client address).
     pub fn caches_decisions(&self) -> bool {
         self.cache.is_some()
     }
 
-    /// May `principal` do `action` on `resource`? Errors building the request deny.
+    /// May `principal` do `action` on `resource`? From the cache when it can be.
     pub fn authorize(
         &self,
         principal: &Principal,
@@ -202,14 +280,14 @@ impl PolicyEngine {
         let Some(cache) = &self.cache else {
             return self.evaluate(principal, action, resource, context);
         };
-        let key = entities::cache_key(principal, action, resource, context);
+        let Some(key) = entities::cache_key(principal, action, resource, context) else {
+            return self.evaluate(principal, action, resource, context);
+        };
         if let Some(hit) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
             return hit;
         }
         let decision = self.evaluate(principal, action, resource, context);
-        if decision.errors.is_empty()
-            && let Ok(mut c) = cache.write()
-        {
+        if let Ok(mut c) = cache.write() {
             if c.len() >= CACHE_LIMIT {
                 c.clear();
             }
@@ -218,7 +296,34 @@ impl PolicyEngine {
         decision
     }
 
-    fn evaluate(
+    /// A fresh evaluation, never from the cache.
+    pub fn evaluate(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource<'_>,
+        context: &PolicyContext,
+    ) -> Decision {
+        let decision = self.evaluate_once(principal, action, resource, context);
+        if decision.verdict != Verdict::NeedsApproval {
+            return decision;
+        }
+        // Refused only by policies that approvals lift: ask for approvals only if, with the
+        // quorum reached, the call would be allowed (a caller no policy permits gets a plain
+        // refusal, not a request nobody can ever carry out).
+        let mut approved = context.clone();
+        approved.approvals = approved.approvals.max(approved.quorum);
+        let then = self.evaluate_once(principal, action, resource, &approved);
+        match then.verdict {
+            Verdict::Allow => decision,
+            _ => Decision {
+                verdict: Verdict::Deny,
+                ..then
+            },
+        }
+    }
+
+    fn evaluate_once(
         &self,
         principal: &Principal,
         action: Action,
@@ -233,7 +338,7 @@ impl PolicyEngine {
         match self.actions.get(action.as_str()) {
             Some(entity) => entity_list.push(entity.clone()),
             None => {
-                return Decision::failed(format!("the schema has no action {}", action.as_str()));
+                return Decision::failed(format!("the schema has no action {action}"));
             }
         }
         // Entities and request are built by keygate itself to the schema, and the policy
@@ -250,35 +355,52 @@ impl PolicyEngine {
             .authorizer
             .is_authorized(&request, &self.policies, &entities);
         let diagnostics = response.diagnostics();
+        let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
+        if !errors.is_empty() {
+            // Cedar skips a policy that fails to evaluate; a skipped forbid would let the call
+            // through, so any error refuses it (rule 7, fail closed).
+            let mut failing: Vec<String> = diagnostics
+                .errors()
+                .map(|e| match e {
+                    cedar_policy::AuthorizationError::PolicyEvaluationError(e) => {
+                        e.policy_id().to_string()
+                    }
+                })
+                .collect();
+            failing.dedup();
+            return Decision {
+                verdict: Verdict::Deny,
+                policies: failing,
+                reason: decision::error_reason(&errors),
+                errors,
+            };
+        }
         let deciding: Vec<&PolicyInfo> = diagnostics
             .reason()
             .filter_map(|id| self.infos.get(id))
             .collect();
-        let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
-        let cedar_allows = response.decision() == CedarDecision::Allow;
-        let verdict = if !errors.is_empty() {
-            // Cedar skips a policy that fails to evaluate; a skipped forbid would let the call
-            // through, so any error refuses it (fail closed).
-            Verdict::Deny
-        } else if cedar_allows {
-            Verdict::Allow
-        } else if !deciding.is_empty() && deciding.iter().all(|p| p.approval) {
-            // Refused only by policies that approvals lift: the call asks for them.
+        let policies = deciding.iter().map(|p| p.id.clone()).collect();
+        if response.decision() == CedarDecision::Allow {
+            return Decision {
+                verdict: Verdict::Allow,
+                policies,
+                errors,
+                reason: String::new(),
+            };
+        }
+        let verdict = if !deciding.is_empty() && deciding.iter().all(|p| p.approval) {
             Verdict::NeedsApproval
         } else {
             Verdict::Deny
         };
-        let reason = match verdict {
-            Verdict::Allow => String::new(),
-            // An allow refused for an error: its permits do not explain the refusal.
-            _ if cedar_allows => decision::refusal_reason(&[], &errors),
-            _ => decision::refusal_reason(&deciding, &errors),
-        };
+        // Name a rule that refuses outright before one that approvals would lift.
+        let mut ordered = deciding.clone();
+        ordered.sort_by_key(|p| p.approval);
         Decision {
             verdict,
-            policies: deciding.iter().map(|p| p.id.clone()).collect(),
+            policies,
             errors,
-            reason,
+            reason: decision::refusal_reason(&ordered),
         }
     }
 
@@ -288,24 +410,12 @@ impl PolicyEngine {
     }
 }
 
-/// Whether `policy` (its text) reads only context attributes that are part of the decision
-/// cache's key.
-fn reads_only_cacheable_context(policy: &str) -> bool {
-    let mut rest = policy;
-    while let Some(at) = rest.find("context") {
-        let after = &rest[at + "context".len()..];
-        let Some(field) = after.strip_prefix('.') else {
-            // `context has ...`, `context["..."]`: be conservative.
-            return false;
-        };
-        let name: String = field
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        if !entities::CACHEABLE_CONTEXT.contains(&name.as_str()) {
-            return false;
-        }
-        rest = after;
-    }
-    true
+fn file_stem(file: &str) -> &str {
+    Path::new(file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(file)
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,16 +2,15 @@
 //!
 //! A reload builds a whole new [`PolicyEngine`] from the source and swaps it in only if it
 //! parses and validates, so a bad file keeps the last good set in force; the failure is
-//! logged and kept for the reload RPC and `keygate status` to report. The folder is watched
-//! by polling its files' names, sizes and modification times: no platform notification API,
-//! and an editor's write-rename-replace shows as a change like any other.
+//! logged and kept for the status RPC. [`PolicyStore::fingerprint`] lets a watcher see that
+//! the folder changed (file names and contents, so an editor's write-rename-replace and an
+//! edit within the same second are both seen).
 
 use super::{PolicyEngine, PolicyError};
 use arc_swap::{ArcSwap, Guard};
+use aws_lc_rs::digest;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
-use tokio_util::sync::CancellationToken;
 
 /// Where the policies come from.
 #[derive(Debug, Clone)]
@@ -20,6 +19,15 @@ pub enum PolicySource {
     Builtin,
     /// `policy.dir`: `*.cedar` files and an optional `keygate.cedarschema`.
     Dir(PathBuf),
+}
+
+impl std::fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicySource::Builtin => f.write_str("built-in defaults"),
+            PolicySource::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
 }
 
 /// What a reload did.
@@ -31,34 +39,44 @@ pub struct ReloadOutcome {
     pub error: Option<String>,
 }
 
+#[derive(Debug, Clone, Default)]
+struct Status {
+    loaded_at_ms: i64,
+    last_error: Option<String>,
+    last_error_at_ms: Option<i64>,
+}
+
 pub struct PolicyStore {
     source: PolicySource,
     current: ArcSwap<PolicyEngine>,
-    last_error: Mutex<Option<String>>,
+    status: Mutex<Status>,
 }
 
 impl std::fmt::Debug for PolicyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PolicyStore({:?})", self.source)
+        write!(f, "PolicyStore({})", self.source)
     }
 }
 
 impl PolicyStore {
     pub fn load(source: PolicySource) -> Result<Self, PolicyError> {
         let engine = Self::build(&source)?;
-        Ok(Self {
-            source,
-            current: ArcSwap::from_pointee(engine),
-            last_error: Mutex::new(None),
-        })
+        Ok(Self::with(source, engine))
     }
 
     /// A store over one engine (tests, benchmarks).
     pub fn fixed(engine: PolicyEngine) -> Self {
+        Self::with(PolicySource::Builtin, engine)
+    }
+
+    fn with(source: PolicySource, engine: PolicyEngine) -> Self {
         Self {
-            source: PolicySource::Builtin,
+            source,
             current: ArcSwap::from_pointee(engine),
-            last_error: Mutex::new(None),
+            status: Mutex::new(Status {
+                loaded_at_ms: crate::time::now_ms(),
+                ..Default::default()
+            }),
         }
     }
 
@@ -78,75 +96,91 @@ impl PolicyStore {
         &self.source
     }
 
-    /// Why the last reload was refused, while the set it tried to replace stays in force.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().ok().and_then(|e| e.clone())
+    /// Why the last reload was refused (and when), while the set it tried to replace stays
+    /// in force; `None` once a reload succeeds.
+    pub fn last_error(&self) -> Option<(String, i64)> {
+        let status = self.status.lock().ok()?;
+        Some((status.last_error.clone()?, status.last_error_at_ms?))
+    }
+
+    /// When the set in force was loaded.
+    pub fn loaded_at_ms(&self) -> i64 {
+        self.status.lock().map(|s| s.loaded_at_ms).unwrap_or_default()
     }
 
     /// Builds the source again and puts it in force if it is valid.
     pub fn reload(&self) -> ReloadOutcome {
+        let now = crate::time::now_ms();
         let outcome = match Self::build(&self.source) {
             Ok(engine) => {
                 let count = engine.policy_count();
                 self.current.store(Arc::new(engine));
-                tracing::info!(policies = count, "policies reloaded");
+                tracing::info!(policies = count, source = %self.source, "policies reloaded");
                 ReloadOutcome {
                     policy_count: count,
                     error: None,
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "policy reload refused; the previous policies stay in force");
+                tracing::error!(
+                    error = %e,
+                    source = %self.source,
+                    "policy reload refused; the previous policies stay in force"
+                );
                 ReloadOutcome {
                     policy_count: self.current().policy_count(),
                     error: Some(e.to_string()),
                 }
             }
         };
-        if let Ok(mut last) = self.last_error.lock() {
-            last.clone_from(&outcome.error);
+        if let Ok(mut status) = self.status.lock() {
+            match &outcome.error {
+                None => {
+                    status.loaded_at_ms = now;
+                    status.last_error = None;
+                    status.last_error_at_ms = None;
+                }
+                Some(e) => {
+                    status.last_error = Some(e.clone());
+                    status.last_error_at_ms = Some(now);
+                }
+            }
         }
         outcome
     }
 
-    /// Reloads whenever the policy folder changes, until `stop`.
-    pub fn watch(self: &Arc<Self>, every: Duration, stop: CancellationToken) {
+    /// A digest of the policy folder's files (names and contents); `None` for the built-in
+    /// set, which never changes.
+    pub fn fingerprint(&self) -> Option<Vec<u8>> {
         let PolicySource::Dir(dir) = &self.source else {
-            return;
+            return None;
         };
-        let dir = dir.clone();
-        let store = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut seen = fingerprint(&dir);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-                let now = fingerprint(&dir);
-                if now != seen {
-                    seen = now;
-                    store.reload();
-                }
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        matches!(
+                            p.extension().and_then(|e| e.to_str()),
+                            Some("cedar" | "cedarschema")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let mut context = digest::Context::new(&digest::SHA256);
+        for path in names {
+            context.update(path.as_os_str().as_encoded_bytes());
+            context.update(&[0]);
+            // An unreadable file changes the digest too (its reload then reports why).
+            match std::fs::read(&path) {
+                Ok(bytes) => context.update(&bytes),
+                Err(e) => context.update(e.to_string().as_bytes()),
             }
-        });
+            context.update(&[0]);
+        }
+        Some(context.finish().as_ref().to_vec())
     }
-}
-
-/// The folder's policy files as (name, size, modified): what a change changes.
-fn fingerprint(dir: &std::path::Path) -> Vec<(String, u64, Option<SystemTime>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let wanted = name.ends_with(".cedar") || name.ends_with(".cedarschema");
-            let meta = entry.metadata().ok()?;
-            wanted.then(|| (name, meta.len(), meta.modified().ok()))
-        })
-        .collect();
-    files.sort();
-    files
 }

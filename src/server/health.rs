@@ -39,6 +39,8 @@ pub async fn follow_audit(reporter: HealthReporter, mut writable: watch::Receive
         };
         set(&reporter, status).await;
         if writable.changed().await.is_err() {
+            // The writer is gone: nothing can be audited, so nothing is served.
+            set(&reporter, ServingStatus::NotServing).await;
             return;
         }
     }

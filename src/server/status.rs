@@ -16,7 +16,10 @@ pub fn code(e: &GatewayError) -> Code {
     match e {
         E::NoToken | E::BadToken => Code::Unauthenticated,
         E::PolicyDenied { .. } => Code::PermissionDenied,
-        E::KeyNotFound(_) | E::VersionNotFound { .. } | E::ProviderUnknown { .. } => Code::NotFound,
+        E::KeyNotFound(_)
+        | E::VersionNotFound { .. }
+        | E::ProviderUnknown { .. }
+        | E::PrincipalUnknown(_) => Code::NotFound,
         E::KeyExists(_) => Code::AlreadyExists,
         E::NoKeyGiven { .. }
         | E::InvalidField { .. }
@@ -25,9 +28,9 @@ pub fn code(e: &GatewayError) -> Code {
         | E::CiphertextForeign(_)
         | E::CiphertextVersionUnknown { .. }
         | E::ProviderNotConfigured { .. } => Code::InvalidArgument,
-        E::ApprovalRequired { .. }
-        | E::ApprovalPending { .. }
+        E::ApprovalPending { .. }
         | E::RequesterUnknown(_)
+        | E::PolicyInvalid(_)
         | E::KeyDisabled(_)
         | E::KeyPendingDestruction(_)
         | E::KeyDestroyed(_)
@@ -41,21 +44,25 @@ pub fn code(e: &GatewayError) -> Code {
         E::CallerGone => Code::Cancelled,
         E::Overloaded { .. } => Code::ResourceExhausted,
         E::CallTimedOut { .. } => Code::DeadlineExceeded,
-        E::ProviderMissing { .. } | E::Audit(_) => Code::Unavailable,
+        E::ProviderMissing { .. } | E::Audit(_) | E::ShuttingDown => Code::Unavailable,
         E::Catalog(crate::catalog::CatalogError::Conflict { .. }) => Code::Aborted,
         E::Catalog(crate::catalog::CatalogError::NameTaken(_)) => Code::AlreadyExists,
         E::Catalog(crate::catalog::CatalogError::Missing(_)) => Code::Internal,
         E::Catalog(_) => Code::Unavailable,
         E::Internal(_) => Code::Internal,
-        E::Approval(a) => match a {
-            crate::approvals::ApprovalError::NotFound(_) => Code::NotFound,
-            crate::approvals::ApprovalError::Closed { .. }
-            | crate::approvals::ApprovalError::AlreadyApproved { .. } => Code::FailedPrecondition,
-            crate::approvals::ApprovalError::SelfApproval(_)
-            | crate::approvals::ApprovalError::NotRequester { .. } => Code::PermissionDenied,
-            crate::approvals::ApprovalError::Store(_)
-            | crate::approvals::ApprovalError::Corrupt(_) => Code::Unavailable,
-        },
+        E::Approval(a) => {
+            use crate::approvals::ApprovalError as A;
+            match a {
+                A::NotFound(_) => Code::NotFound,
+                A::Closed { .. } | A::Expired { .. } | A::DigestMismatch { .. } => {
+                    Code::FailedPrecondition
+                }
+                A::AlreadyApproved { .. } => Code::AlreadyExists,
+                A::SelfApproval { .. } | A::NotRequester { .. } => Code::PermissionDenied,
+                A::Tampered { .. } => Code::DataLoss,
+                A::Store(_) | A::Corrupt(_) => Code::Unavailable,
+            }
+        }
         E::Provider(p) => match p {
             ProviderError::NotFound { .. } => Code::NotFound,
             ProviderError::AlreadyExists { .. } => Code::AlreadyExists,
@@ -67,7 +74,9 @@ pub fn code(e: &GatewayError) -> Code {
             }
             ProviderError::BackendDenied { .. } => Code::PermissionDenied,
             ProviderError::Throttled { .. } => Code::ResourceExhausted,
-            ProviderError::Unavailable { .. } => Code::Unavailable,
+            ProviderError::Unavailable { .. } | ProviderError::OutcomeUnknown { .. } => {
+                Code::Unavailable
+            }
             ProviderError::Internal { .. } => Code::Internal,
         },
     }
@@ -78,8 +87,15 @@ pub fn to_status(e: &GatewayError) -> Status {
     if let GatewayError::Provider(p) = e {
         metadata.insert("provider_error".to_string(), p.kind().to_string());
     }
-    if let GatewayError::ApprovalPending { id, .. } = e {
-        metadata.insert("approval_id".to_string(), id.clone());
+    // Issue 13: what a client acts on without parsing the message.
+    match e {
+        GatewayError::ApprovalPending { id, .. } => {
+            metadata.insert("approval_id".to_string(), id.clone());
+        }
+        GatewayError::PolicyDenied { policies, .. } if !policies.is_empty() => {
+            metadata.insert("policies".to_string(), policies.join(","));
+        }
+        _ => {}
     }
     let mut details = ErrorDetails::with_error_info(e.reason(), ERROR_DOMAIN, metadata);
     if let Some(field) = e.field() {

@@ -1,26 +1,88 @@
-//! What a provider may know of the call it serves: the gateway's request id.
+//! What a provider may know of the call it serves, and what it tells the call back.
 //!
-//! The runner sets it around an operation's execution; a provider reads it with
-//! [`request_id`] and sends it where the backend's own audit log records it (a client
-//! request id header, a user agent), so the backend's audit records join keygate's events.
+//! The runner sets a [`CallScope`] around an operation's execution. A provider reads the
+//! gateway's [`request_id`] and sends it where the backend's own audit log records it (a
+//! client request id header, a user agent), so the backend's records join keygate's events;
+//! the kit's guard bounds every provider call by the call's [`deadline`] as well as its own;
+//! and every request id a backend answers with, on success or failure, goes into the scope
+//! ([`note_backend_request_id`]; the guard notes those of successful replies itself), where
+//! the runner collects them for the call's audit event. A call that makes several backend
+//! requests (ReEncrypt's decrypt and encrypt, a cancel that also disables) records them all.
+//!
 //! It is a task-local rather than a parameter so that every provider method, and the kit's
-//! decorators around them, see it without each signature carrying it.
+//! decorators around them, see it without each signature carrying it. Work a provider moves
+//! to another thread or task does not see it: note ids before handing work off.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
 
-tokio::task_local! {
-    static REQUEST_ID: Arc<str>;
+/// The call a provider serves.
+#[derive(Debug, Clone)]
+pub struct CallScope {
+    request_id: Arc<str>,
+    deadline: Option<Instant>,
+    backend_ids: Arc<Mutex<Vec<String>>>,
 }
 
-/// Runs `work` with `request_id` as the current call's request id.
+impl CallScope {
+    pub fn new(request_id: &str, deadline: Option<Instant>) -> Self {
+        Self {
+            request_id: Arc::from(request_id),
+            deadline,
+            backend_ids: Arc::default(),
+        }
+    }
+
+    /// The backends' request ids noted so far, in order, without repeats.
+    pub fn backend_request_ids(&self) -> Vec<String> {
+        self.backend_ids
+            .lock()
+            .map(|ids| ids.clone())
+            .unwrap_or_default()
+    }
+
+    fn note(&self, id: &str) {
+        if id.is_empty() {
+            return;
+        }
+        if let Ok(mut ids) = self.backend_ids.lock()
+            && !ids.iter().any(|seen| seen == id)
+        {
+            ids.push(id.to_string());
+        }
+    }
+}
+
+tokio::task_local! {
+    static SCOPE: CallScope;
+}
+
+/// Runs `work` inside `scope`.
+pub async fn within<F: Future>(scope: CallScope, work: F) -> F::Output {
+    SCOPE.scope(scope, work).await
+}
+
+/// Runs `work` with `request_id` as the current call's request id and no call deadline.
 pub async fn with_request_id<F: Future>(request_id: &str, work: F) -> F::Output {
-    REQUEST_ID.scope(Arc::from(request_id), work).await
+    within(CallScope::new(request_id, None), work).await
 }
 
 /// The request id of the call being served, or `None` outside a call (a test, a tool).
 pub fn request_id() -> Option<Arc<str>> {
-    REQUEST_ID.try_with(Arc::clone).ok()
+    SCOPE.try_with(|s| s.request_id.clone()).ok()
+}
+
+/// When the call being served must be done; provider calls end by then whatever their own
+/// deadline says.
+pub fn deadline() -> Option<Instant> {
+    SCOPE.try_with(|s| s.deadline).ok().flatten()
+}
+
+/// Records a request id the backend answered with (an error response's included), for the
+/// call's audit event. Outside a call it does nothing.
+pub fn note_backend_request_id(id: &str) {
+    let _ = SCOPE.try_with(|s| s.note(id));
 }
 
 #[cfg(test)]
@@ -33,5 +95,20 @@ mod tests {
         let seen = with_request_id("req-1", async { request_id() }).await;
         assert_eq!(seen.as_deref(), Some("req-1"));
         assert_eq!(request_id(), None);
+    }
+
+    #[tokio::test]
+    async fn backend_request_ids_are_collected_in_order_once_each() {
+        let scope = CallScope::new("req-2", None);
+        within(scope.clone(), async {
+            note_backend_request_id("a");
+            note_backend_request_id("");
+            note_backend_request_id("b");
+            note_backend_request_id("a");
+        })
+        .await;
+        assert_eq!(scope.backend_request_ids(), ["a", "b"]);
+        note_backend_request_id("outside");
+        assert_eq!(scope.backend_request_ids(), ["a", "b"]);
     }
 }

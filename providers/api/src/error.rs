@@ -47,6 +47,12 @@ pub enum ProviderError {
     #[error("{provider} is unavailable: {reason}")]
     Unavailable { provider: String, reason: String },
 
+    /// A change (create, rotate, destroy, import) was sent but no answer came within the
+    /// deadline: the backend may or may not have carried it out. Never retried; the event
+    /// says so, and the key's state in the backend is to be checked (`describe`).
+    #[error("{provider}: {reason}; whether the backend carried it out is unknown")]
+    OutcomeUnknown { provider: String, reason: String },
+
     /// Anything else; the message says what was attempted.
     #[error("{provider}: {reason}")]
     Internal { provider: String, reason: String },
@@ -128,6 +134,7 @@ impl ProviderError {
             Self::BackendDenied { .. } => "backend_denied",
             Self::Throttled { .. } => "throttled",
             Self::Unavailable { .. } => "unavailable",
+            Self::OutcomeUnknown { .. } => "outcome_unknown",
             Self::Internal { .. } => "internal",
         }
     }

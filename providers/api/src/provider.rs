@@ -112,6 +112,9 @@ pub trait KeyProvider: Send + Sync {
         Ok(Replied::local(()))
     }
 
+    /// Ends a pending destruction and leaves the key disabled in the backend (using it again
+    /// is a second, deliberate step). Idempotent: a key that is not pending destruction is
+    /// left as it is and the call succeeds, so a retry after a partial failure completes.
     async fn cancel_destroy(&self, _key: &KeyUri) -> Result<Replied<()>> {
         Ok(Replied::local(()))
     }

@@ -10,7 +10,7 @@ use keygate_provider::kit::{
 };
 use keygate_provider::{
     Algorithm, KeyProvider, KeySpec, KeyUri, ProviderError, Replied, Result, SecretBytes,
-    VersionRef,
+    VersionRef, context,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -82,13 +82,58 @@ async fn a_deadline_miss_is_unavailable_naming_provider_operation_and_deadline()
     s.deadline = Some(Duration::from_secs(2));
     let (g, _) = guard(&fake, s);
     let started = Instant::now();
-    let err = g.rotate(&KeyUri::new("fake://k")).await.unwrap_err();
+    let err = g.describe(&KeyUri::new("fake://k")).await.unwrap_err();
     assert!(matches!(err, ProviderError::Unavailable { .. }), "{err:?}");
     assert_eq!(
         reason(&err),
-        "fake is unavailable: rotate did not finish within its deadline of 2s"
+        "fake is unavailable: describe did not finish within its deadline of 2s"
     );
     assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_that_misses_its_deadline_has_an_unknown_outcome_not_unavailable() {
+    let fake = Fake::new(Answer::Ok);
+    *fake.delay.lock().unwrap() = Duration::from_secs(30);
+    let mut s = settings();
+    s.deadline = Some(Duration::from_secs(2));
+    let (g, _) = guard(&fake, s);
+    let err = g.rotate(&KeyUri::new("fake://k")).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::OutcomeUnknown { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        reason(&err),
+        "fake: rotate did not finish within its deadline of 2s; whether the backend carried it \
+         out is unknown"
+    );
+    assert_eq!(fake.calls(), 1, "never retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_calls_deadline_bounds_a_provider_call_with_a_longer_deadline_of_its_own() {
+    let fake = Fake::new(Answer::Ok);
+    *fake.delay.lock().unwrap() = Duration::from_secs(30);
+    let (g, _) = guard(&fake, settings());
+    let started = Instant::now();
+    let scope = context::CallScope::new("req", Some(started + Duration::from_secs(3)));
+    let err = context::within(scope, encrypt(&g)).await.unwrap_err();
+    assert!(reason(&err).contains("deadline of 3s"), "{err}");
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn replies_request_ids_are_noted_in_the_calls_scope() {
+    let fake = Fake::new(Answer::Ok);
+    let (g, _) = guard(&fake, settings());
+    let scope = context::CallScope::new("req", None);
+    context::within(scope.clone(), async {
+        encrypt(&g).await.unwrap();
+        g.describe(&KeyUri::new("fake://k")).await.unwrap();
+    })
+    .await;
+    assert_eq!(scope.backend_request_ids(), ["fake-1", "fake-2"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -373,6 +418,7 @@ async fn faults_delay_and_fail_the_listed_operations_only() {
     let mut s = settings();
     s.faults = Some(FaultSettings {
         delay: Duration::from_secs(2),
+        delay_after: Duration::ZERO,
         ops: Some(vec![Op::Rotate]),
         fail: Some(FaultKind::Unavailable),
     });
@@ -394,6 +440,7 @@ async fn faults_delay_and_fail_the_listed_operations_only() {
     // deadline passes first.
     s.faults = Some(FaultSettings {
         delay: Duration::from_secs(2),
+        delay_after: Duration::ZERO,
         ops: Some(vec![Op::Rotate]),
         fail: None,
     });
@@ -408,11 +455,32 @@ async fn faults_delay_and_fail_the_listed_operations_only() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_late_reply_fault_lets_the_backend_act_and_then_misses_the_deadline() {
+    let fake = Fake::new(Answer::Ok);
+    let mut s = settings();
+    s.deadline = Some(Duration::from_secs(1));
+    s.faults = Some(FaultSettings {
+        delay: Duration::ZERO,
+        delay_after: Duration::from_secs(2),
+        ops: Some(vec![Op::Rotate]),
+        fail: None,
+    });
+    let (g, _) = guard(&fake, s);
+    let err = g.rotate(&KeyUri::new("fake://k")).await.unwrap_err();
+    assert_eq!(fake.calls(), 1, "the backend was asked");
+    assert!(
+        matches!(err, ProviderError::OutcomeUnknown { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn faults_without_a_list_apply_to_every_operation() {
     let fake = Fake::new(Answer::Ok);
     let mut s = settings();
     s.faults = Some(FaultSettings {
         delay: Duration::from_millis(300),
+        delay_after: Duration::ZERO,
         ops: None,
         fail: None,
     });

@@ -39,6 +39,10 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let provider = at.provider;
+    // A failed call's request id joins CloudTrail's record of it to keygate's event.
+    if let Some(id) = err.request_id() {
+        keygate_provider::context::note_backend_request_id(id);
+    }
     let request = err
         .request_id()
         .map(|id| format!(" (request id {id})"))

@@ -183,19 +183,27 @@ pub(crate) async fn schedule_destroy(
     Ok(p.call(OP, key.as_str(), request.send()).await?.done())
 }
 
+/// Ends a pending deletion. KMS leaves the key disabled, which is the trait's contract
+/// (using it again is a deliberate second step). A key that is not pending deletion (a retry
+/// after the cancel went through) is already where a cancel leaves it.
 pub(crate) async fn cancel_destroy(p: &AwsKmsProvider, key: &KeyUri) -> Result<Replied<()>> {
     const OP: &str = "cancel destruction";
     let id = p.key_id(key)?;
     let request = p.client.cancel_key_deletion().key_id(&id);
-    let cancelled = p.call(OP, key.as_str(), request.send()).await?.done();
-    let request = p.client.enable_key().key_id(&id);
-    p.call(
-        "re-enable after cancelled destruction",
-        key.as_str(),
-        request.send(),
-    )
-    .await?;
-    Ok(cancelled)
+    match p.call(OP, key.as_str(), request.send()).await {
+        Ok(cancelled) => Ok(cancelled.done()),
+        Err(ProviderError::FailedPrecondition { .. }) => {
+            let described = p.metadata(OP, key).await?;
+            if keys::state(&described.value) == ProviderKeyState::PendingDestruction {
+                return Err(ProviderError::precondition(
+                    &p.name,
+                    format!("{OP} of {key}: the key is pending deletion and KMS refused to cancel"),
+                ));
+            }
+            Ok(Replied::with_request_id((), described.request_id))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub(crate) async fn destroy(p: &AwsKmsProvider, key: &KeyUri) -> Result<Replied<()>> {

@@ -403,9 +403,16 @@ async fn destruction_lifecycle(p: &AwsKmsProvider) {
         .await
         .expect("destroy after schedule is a no-op");
     p.cancel_destroy(&key.uri).await.expect("cancel");
+    // A cancelled destruction leaves the key disabled; using it again is a second step.
     let d = p.describe(&key.uri).await.expect("describe").value;
-    assert_eq!(d.state, ProviderKeyState::Enabled);
-    p.mac(&v, b"m").await.expect("usable again after cancel");
+    assert_eq!(d.state, ProviderKeyState::Disabled);
+    p.cancel_destroy(&key.uri)
+        .await
+        .expect("a second cancel (a retry) succeeds");
+    p.set_enabled(&key.uri, true).await.expect("enable");
+    p.mac(&v, b"m")
+        .await
+        .expect("usable again after cancel and enable");
 }
 
 async fn bad_inputs(p: &AwsKmsProvider) {

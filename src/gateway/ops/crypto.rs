@@ -64,16 +64,9 @@ async fn seal(
     }
     let version = key.primary();
     let header = envelope::header(&key.id, version.version)?;
-    let provider = cx.provider(key)?;
-    let blob = cx.reply(
-        provider
-            .encrypt(
-                &key.version_ref(version),
-                plaintext,
-                &provider_aad(key, &header, aad),
-            )
-            .await,
-    )?;
+    let blob = cx
+        .encrypt(key, version, plaintext, &provider_aad(key, &header, aad))
+        .await?;
     Ok((envelope::seal(&header, &blob), version.version))
 }
 
@@ -94,18 +87,11 @@ async fn open(
                 latest: key.primary().version,
             })?;
     cx.note_version(version.version);
-    let provider = cx.provider(&key)?;
     // Admission parsed the header, so the ciphertext is at least a header and a body.
     let (header, blob) = ciphertext.split_at(HEADER_LEN);
-    let plaintext = cx.reply(
-        provider
-            .decrypt(
-                &key.version_ref(version),
-                blob,
-                &provider_aad(&key, header, aad),
-            )
-            .await,
-    )?;
+    let plaintext = cx
+        .decrypt(&key, version, blob, &provider_aad(&key, header, aad))
+        .await?;
     let number = version.version;
     Ok((plaintext, key, number))
 }
@@ -272,16 +258,14 @@ impl Operation for GenerateDataKey {
         check_aad(&cx.settings(), &key, &self.associated_data)?;
         let version = key.primary();
         let header = envelope::header(&key.id, version.version)?;
-        let provider = cx.provider(&key)?;
-        let data_key = cx.reply(
-            provider
-                .generate_data_key(
-                    &key.version_ref(version),
-                    DataKeySpec { len },
-                    &provider_aad(&key, &header, &self.associated_data),
-                )
-                .await,
-        )?;
+        let data_key = cx
+            .generate_data_key(
+                &key,
+                version,
+                DataKeySpec { len },
+                &provider_aad(&key, &header, &self.associated_data),
+            )
+            .await?;
         cx.note_version(version.version);
         cx.detail("with_plaintext", !self.without_plaintext);
         Ok(DataKeyOut {

@@ -52,13 +52,11 @@ impl Operation for ListInventory {
     }
 
     async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<InventoryPage, GatewayError> {
-        let (name, provider) = cx.provider_instance()?;
-        let (name, provider) = (name.to_string(), provider.clone());
         let page = PageRequest {
             page_size: super::page_size(self.page_size),
             page_token: self.page_token,
         };
-        let listing = cx.reply(provider.list(&page).await)?;
+        let (name, listing) = cx.list_backend(&page).await?;
         // Managed: the catalog holds a key with this provider URI or this keygate id.
         let by_uri: HashMap<String, _> = cx
             .all_keys()

@@ -1,15 +1,18 @@
 //! Changes to a key's versions and state: RotateKey, EnableKey, DisableKey,
-//! ScheduleKeyDestruction, CancelKeyDestruction, and the scheduler's DestroyKey.
+//! ScheduleKeyDestruction, CancelKeyDestruction, and the scheduler's DestroyKey; and the
+//! records of destructions (ListDestructionRecords).
 //!
 //! Each is an admin operation: the runner holds the key's lock from resolution to the
 //! outcome event and records an intent before the provider is called, so every change
 //! applies to the key as it is now.
 
+use crate::approvals::PendingChange;
 use crate::catalog::{KeyRecord, KeyState};
 use crate::gateway::GatewayError;
 use crate::gateway::ops::keys::DurationInput;
-use crate::gateway::runner::{Changes, Exec, Operation, Settings, Target};
-use crate::policy::Action;
+use crate::gateway::runner::{Changes, Exec, Operation, Reads, Settings, Target};
+use crate::lifecycle::destruction::DestructionRecord;
+use crate::policy::{Action, OperationFacts};
 use crate::time::{format_duration, now_ms, rfc3339};
 use std::sync::Arc;
 
@@ -48,9 +51,7 @@ impl Operation for RotateKey {
     }
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
-        let key = cx.key()?.clone();
-        let provider = cx.provider(&key)?;
-        let rotated = cx.reply(provider.rotate(&key.provider_uri).await)?;
+        let rotated = cx.rotate_in_backend().await?;
         cx.add_version(rotated.provider_version).await
     }
 }
@@ -76,11 +77,14 @@ impl Operation for SetKeyEnabled {
         key_target(&self.key)
     }
 
+    fn pending_change(&self) -> Option<PendingChange> {
+        (!self.enabled).then_some(PendingChange::Disable)
+    }
+
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
-        let provider = cx.provider(&key)?;
-        if provider.capabilities().disable {
-            cx.reply(provider.set_enabled(&key.provider_uri, self.enabled).await)?;
+        if cx.capabilities(&key)?.disable {
+            cx.set_enabled_in_backend(self.enabled).await?;
         } else {
             // The gateway still refuses every use of a disabled key.
             cx.detail("enforced_by", "gateway");
@@ -136,16 +140,29 @@ impl Operation for ScheduleKeyDestruction {
         key_target(&self.key)
     }
 
+    fn policy_context(&self, facts: &mut OperationFacts) {
+        facts.pending_window_seconds = self.pending_window.map(|w| w.seconds);
+    }
+
+    fn pending_change(&self) -> Option<PendingChange> {
+        let window = self.pending_window.and_then(DurationInput::to_duration)?;
+        Some(PendingChange::ScheduleDestruction {
+            window_seconds: window.as_secs(),
+        })
+    }
+
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let window = self
             .pending_window
             .and_then(DurationInput::to_duration)
             .ok_or_else(|| GatewayError::Internal("the window was not checked".into()))?;
         let key = cx.key()?.clone();
-        let provider = cx.provider(&key)?;
-        cx.reply(provider.schedule_destroy(&key.provider_uri, window).await)?;
+        cx.schedule_destroy_in_backend(window).await?;
         let at = crate::time::after(now_ms(), window);
         cx.detail("destruction_at", rfc3339(at));
+        cx.detail("pending_window_seconds", window.as_secs());
+        // Who asked and who approved, kept until after the material is gone.
+        cx.record_destruction_scheduled(window, at).await?;
         cx.set_state(key.state, KeyState::PendingDestruction, Some(at))
             .await
     }
@@ -169,11 +186,12 @@ impl Operation for CancelKeyDestruction {
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
-        let provider = cx.provider(&key)?;
-        cx.reply(provider.cancel_destroy(&key.provider_uri).await)?;
-        if provider.capabilities().disable {
-            cx.reply(provider.set_enabled(&key.provider_uri, false).await)?;
+        // Both steps are idempotent, so a retry after a partial failure completes the cancel.
+        cx.cancel_destroy_in_backend().await?;
+        if cx.capabilities(&key)?.disable {
+            cx.set_enabled_in_backend(false).await?;
         }
+        cx.record_destruction_ended(None).await?;
         // Back to disabled, not enabled: using the key again is a second, deliberate step.
         cx.set_state(KeyState::PendingDestruction, KeyState::Disabled, None)
             .await
@@ -211,17 +229,47 @@ impl Operation for DestroyKey {
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
-        let provider = cx.provider(&key)?;
-        cx.reply(provider.destroy(&key.provider_uri).await)?;
-        // The destruction record: what was destroyed, where, and how many versions.
+        cx.destroy_in_backend().await?;
+        // The destruction record: what was destroyed, where, and how.
+        let versions: Vec<u32> = key.versions.iter().map(|v| v.version).collect();
+        let method = format!(
+            "every version destroyed in provider '{}' ({}) by keygate's scheduler when the pending window ended",
+            key.provider, key.provider_uri
+        );
         cx.detail("provider", key.provider.clone());
         cx.detail("provider_uri", key.provider_uri.to_string());
-        cx.detail("versions_destroyed", key.versions.len());
+        cx.detail("versions_destroyed", versions.clone());
+        cx.record_destruction_ended(Some((&versions, &method)))
+            .await?;
         cx.set_state(
             KeyState::PendingDestruction,
             KeyState::Destroyed,
             key.destruction_at_ms,
         )
         .await
+    }
+}
+
+/// The records of a key's destructions (who asked, who approved, when, which versions, how),
+/// kept after the material is gone.
+pub struct ListDestructionRecords {
+    pub key: String,
+}
+
+impl Operation for ListDestructionRecords {
+    type Output = Vec<DestructionRecord>;
+    type Mode = Reads;
+
+    fn action(&self) -> Action {
+        Action::ListDestructionRecords
+    }
+
+    fn target(&self) -> Target<'_> {
+        key_target(&self.key)
+    }
+
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Vec<DestructionRecord>, GatewayError> {
+        let key = cx.key()?.clone();
+        cx.destruction_records(&key).await
     }
 }

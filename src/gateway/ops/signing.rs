@@ -127,8 +127,7 @@ impl Operation for Sign {
         let input = sign_input(&key, &self.payload)?;
         let version = key.primary();
         cx.note_version(version.version);
-        let provider = cx.provider(&key)?;
-        let signature = cx.reply(provider.sign(&key.version_ref(version), input).await)?;
+        let signature = cx.sign(&key, version, input).await?;
         Ok(Signature {
             signature,
             key_id: key.id.clone(),
@@ -178,12 +177,7 @@ impl Operation for Verify {
         let input = sign_input(&key, &self.payload)?;
         let version = pick_version(&key, self.key_version)?;
         cx.note_version(version.version);
-        let provider = cx.provider(&key)?;
-        let valid = cx.reply(
-            provider
-                .verify(&key.version_ref(version), input, &self.signature)
-                .await,
-        )?;
+        let valid = cx.verify(&key, version, input, &self.signature).await?;
         cx.detail("valid", valid);
         Ok(Verification {
             valid,
@@ -220,8 +214,7 @@ impl Operation for GetPublicKey {
         let key = cx.key()?.clone();
         let version = pick_version(&key, self.key_version)?;
         cx.note_version(version.version);
-        let provider = cx.provider(&key)?;
-        let info = cx.reply(provider.public_key(&key.version_ref(version)).await)?;
+        let info = cx.public_key(&key, version).await?;
         Ok(PublicKey {
             pem: pem(&info.spki_der),
             der: info.spki_der,
@@ -267,8 +260,7 @@ impl Operation for GenerateMac {
         let key = cx.key()?.clone();
         let version = key.primary();
         cx.note_version(version.version);
-        let provider = cx.provider(&key)?;
-        let mac = cx.reply(provider.mac(&key.version_ref(version), &self.message).await)?;
+        let mac = cx.mac(&key, version, &self.message).await?;
         Ok(Mac {
             mac,
             key_id: key.id.clone(),
@@ -310,12 +302,9 @@ impl Operation for VerifyMac {
         let key = cx.key()?.clone();
         let version = pick_version(&key, self.key_version)?;
         cx.note_version(version.version);
-        let provider = cx.provider(&key)?;
-        let valid = cx.reply(
-            provider
-                .verify_mac(&key.version_ref(version), &self.message, &self.mac)
-                .await,
-        )?;
+        let valid = cx
+            .verify_mac(&key, version, &self.message, &self.mac)
+            .await?;
         cx.detail("valid", valid);
         Ok(Verification {
             valid,

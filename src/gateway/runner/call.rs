@@ -50,6 +50,8 @@ pub enum SystemTask {
     ScheduledRotation,
     /// A key's pending destruction window ended.
     ScheduledDestruction,
+    /// The policy folder changed.
+    PolicyReload,
 }
 
 impl SystemTask {
@@ -57,6 +59,7 @@ impl SystemTask {
         match self {
             SystemTask::ScheduledRotation => Action::RotateKey,
             SystemTask::ScheduledDestruction => Action::DestroyKey,
+            SystemTask::PolicyReload => Action::ReloadPolicies,
         }
     }
 
@@ -65,6 +68,7 @@ impl SystemTask {
         match self {
             SystemTask::ScheduledRotation => "system: the key's crypto-period ended",
             SystemTask::ScheduledDestruction => "system: the pending destruction window ended",
+            SystemTask::PolicyReload => "system: the policy folder changed",
         }
     }
 }
@@ -89,6 +93,7 @@ impl Actor {
         match self {
             Actor::Anonymous => "anonymous".into(),
             Actor::Caller(p) | Actor::Approver(p) => p.name.clone(),
+            Actor::System(SystemTask::PolicyReload) => "keygate:policy-watcher".into(),
             Actor::System(_) => "keygate:scheduler".into(),
             Actor::Ingester(source) => format!("keygate:ingester:{source}"),
         }

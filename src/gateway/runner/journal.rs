@@ -70,9 +70,14 @@ impl Journal {
         self.record.policy = summary;
     }
 
-    pub fn provider_request(&mut self, request_id: Option<String>) {
-        if let Some(id) = request_id {
-            self.record.provider_request_id = id;
+    /// The request ids the backends answered with, in order: the first is the event's
+    /// provider request id; a call that made several requests lists them all in its details.
+    pub fn backend_request_ids(&mut self, ids: Vec<String>) {
+        let Some(first) = ids.first() else { return };
+        self.record.provider_request_id = first.clone();
+        if ids.len() > 1 {
+            self.details
+                .insert("provider_request_ids".into(), ids.into());
         }
     }
 

@@ -11,6 +11,7 @@
 //! caller had gone.
 
 mod admission;
+mod backend;
 mod call;
 mod exec;
 mod journal;
@@ -18,23 +19,28 @@ mod operation;
 
 pub use call::{Actor, Call, Credentials, Presence, RunToEnd, SystemTask};
 pub use exec::{Admitted, Exec};
-pub use operation::{Changes, KeyDraft, Mode, Operation, Reads, Settings, Target};
+pub use operation::{
+    Changes, KeyDraft, Mode, Operation, Reads, RequestedAlgorithm, Settings, Target,
+};
 
+use crate::approvals::{ApprovalRequest, ApprovalSettings, ApprovalStore, RequestState};
 use crate::audit::AuditLog;
 use crate::auth::TokenTable;
 use crate::catalog::{Catalog, KeyRecord};
 use crate::gateway::{GatewayError, Limits};
 use crate::lifecycle::LifecycleSettings;
-use crate::approvals::{ApprovalSettings, ApprovalStore};
+use crate::lifecycle::destruction::DestructionRecords;
 use crate::policy::PolicyStore;
 use crate::providers::ProviderRegistry;
 use exec::Held;
 use futures::FutureExt as _;
 use journal::Journal;
+use keygate_provider::context::CallScope;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
@@ -49,6 +55,7 @@ pub struct GatewayParts {
     pub lifecycle: LifecycleSettings,
     pub approvals: ApprovalStore,
     pub approval_settings: ApprovalSettings,
+    pub destructions: DestructionRecords,
 }
 
 pub struct Gateway {
@@ -61,10 +68,14 @@ pub struct Gateway {
     lifecycle: LifecycleSettings,
     approvals: ApprovalStore,
     approval_settings: ApprovalSettings,
+    destructions: DestructionRecords,
     /// Bounds the calls running at once, including those their clients left.
     in_flight: Arc<Semaphore>,
     /// Calls whose clients left, finishing in tasks of their own.
     detached: TaskTracker,
+    /// Set when shutdown begins: calls not yet admitted are refused, so the drain waits only
+    /// for admitted work.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
@@ -79,10 +90,12 @@ impl Gateway {
             lifecycle,
             approvals,
             approval_settings,
+            destructions,
         } = parts;
         Self {
             in_flight: Arc::new(Semaphore::new(limits.max_calls_in_flight)),
             detached: TaskTracker::new(),
+            closing: std::sync::atomic::AtomicBool::new(false),
             catalog,
             providers,
             policy,
@@ -92,6 +105,7 @@ impl Gateway {
             lifecycle,
             approvals,
             approval_settings,
+            destructions,
         }
     }
 
@@ -118,6 +132,20 @@ impl Gateway {
 
     pub fn lifecycle(&self) -> &LifecycleSettings {
         &self.lifecycle
+    }
+
+    pub fn approval_settings(&self) -> &ApprovalSettings {
+        &self.approval_settings
+    }
+
+    pub(crate) fn approval_store(&self) -> &ApprovalStore {
+        &self.approvals
+    }
+
+    /// The tracker of calls (and approved changes) that run to their end in tasks of their
+    /// own.
+    pub(crate) fn detached(&self) -> &TaskTracker {
+        &self.detached
     }
 
     /// Whether the audit log can be written (see [`AuditLog::watch_writable`]).
@@ -161,9 +189,13 @@ impl Gateway {
         RunToEnd::new(call.instrument(span), presence, self.detached.clone()).await
     }
 
-    /// Stops taking calls' leftovers and waits, at most `bound`, for the calls whose clients
-    /// left to finish (and be audited). For shutdown.
+    /// For shutdown: admits no new call (those waiting for a key's lock are refused, audited,
+    /// with nothing done) and waits, at most `bound`, for the admitted calls whose clients
+    /// left to finish and be audited. An admitted call takes at most the call timeout plus
+    /// its audit append.
     pub async fn drain(&self, bound: std::time::Duration) -> bool {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.detached.close();
         tokio::time::timeout(bound, self.detached.wait())
             .await
@@ -171,6 +203,37 @@ impl Gateway {
     }
 
     async fn run_to_end<O: Operation>(
+        &self,
+        call: &Call,
+        op: O,
+        presence: Presence,
+        span: tracing::Span,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<O::Output, GatewayError> {
+        let result = self.run_audited(call, op, presence, span, permit).await;
+        // An approved change closes its request however it ended, refused before admission
+        // included.
+        if let Credentials::Approved(grant) = &call.credentials {
+            let (executed, outcome) = match &result {
+                Ok(_) => (true, "carried out".to_string()),
+                Err(e) => (false, format!("{}: {e}", e.reason())),
+            };
+            if let Err(e) = self
+                .approvals
+                .finish(&grant.request_id, executed, &outcome)
+                .await
+            {
+                tracing::error!(
+                    approval_id = %grant.request_id,
+                    error = %e,
+                    "could not record how an approved change ended; its audit events say"
+                );
+            }
+        }
+        result
+    }
+
+    async fn run_audited<O: Operation>(
         &self,
         call: &Call,
         op: O,
@@ -220,10 +283,15 @@ impl Gateway {
         held: &mut Held<'g>,
         journal: &mut Journal,
     ) -> Result<O::Output, GatewayError> {
+        if let Credentials::Approved(grant) = &call.credentials {
+            journal.detail("approval_id", grant.request_id.clone().into());
+            journal.detail("approvers", grant.approvers.clone().into());
+        }
         let actor = self.authenticate(call)?;
         journal.actor(&actor);
         op.check(&self.settings())?;
         let admission = self.admit(call, &actor, &op, held, journal).await?;
+        let needs_approval = admission.needs_approval;
         let mut cx = Exec {
             gateway: self,
             call,
@@ -241,16 +309,93 @@ impl Gateway {
         if presence.gone() {
             return Err(GatewayError::CallerGone);
         }
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(GatewayError::ShuttingDown);
+        }
+        if needs_approval {
+            return Err(self.open_request(call, &actor, &op, &mut cx).await);
+        }
         if <O::Mode as Mode>::CHANGES {
             cx.journal.intent(&self.audit).await?;
         }
+        // The request id reaches the providers, which send it where the backend records it;
+        // every provider call ends by the call's deadline; the backends' request ids come
+        // back for the event, failures' included.
         let bound = self.limits.call_timeout;
-        // The request id reaches the providers, which send it where the backend records it.
-        let work =
-            keygate_provider::context::with_request_id(&call.request_id, op.execute(&mut cx));
-        match tokio::time::timeout(bound, work).await {
-            Ok(result) => result,
-            Err(_) => Err(GatewayError::CallTimedOut { after: bound }),
+        let scope = CallScope::new(&call.request_id, Some(Instant::now() + bound));
+        let work = keygate_provider::context::within(scope.clone(), op.execute(&mut cx));
+        let result = if <O::Mode as Mode>::CHANGES {
+            // A change is never cut off once its intent is on record: dropping it could stop
+            // it between a backend's answer and the catalog write that records it. Its
+            // provider calls end by the deadline; the catalog writes are local.
+            work.await
+        } else {
+            match tokio::time::timeout(bound, work).await {
+                Ok(result) => result,
+                Err(_) => Err(GatewayError::CallTimedOut { after: bound }),
+            }
+        };
+        cx.journal.backend_request_ids(scope.backend_request_ids());
+        result
+    }
+}
+
+impl Gateway {
+    /// Policy asks for approvals: store the change as a pending request (or find the open
+    /// one for the very same change) and answer with its id. Nothing else happens.
+    async fn open_request<O: Operation>(
+        &self,
+        call: &Call,
+        actor: &Actor,
+        op: &O,
+        cx: &mut Exec<'_, O::Mode>,
+    ) -> GatewayError {
+        let (Some(change), Ok(key)) = (op.pending_change(), cx.key()) else {
+            return GatewayError::Internal(format!(
+                "{} was admitted to wait for approvals without a change to store",
+                op.action()
+            ));
+        };
+        let requester = actor.name();
+        let now = crate::time::now_ms();
+        let request = ApprovalRequest {
+            id: crate::gateway::new_request_id(),
+            key_id: key.id.clone(),
+            key_name: key.name.clone(),
+            environment: key.environment.clone(),
+            digest: change.digest(&key.id, &requester),
+            change,
+            requester,
+            request_call_id: call.request_id.clone(),
+            quorum: self.approval_settings.quorum,
+            created_at_ms: now,
+            expires_at_ms: crate::time::after(now, self.approval_settings.expiry),
+            state: RequestState::Pending,
+            approvals: Vec::new(),
+            closed_by: None,
+            closed_at_ms: None,
+            outcome: None,
+            execution_call_id: None,
+        };
+        let target = format!("key '{}'", key.name);
+        let (request, new) = match self.approvals.open(&request, now).await {
+            Ok(opened) => opened,
+            Err(e) => return e.into(),
+        };
+        cx.detail("approval_id", request.id.clone());
+        cx.detail("approval_digest", request.digest.clone());
+        cx.detail("change", request.change.describe());
+        cx.detail("quorum", request.quorum);
+        cx.detail("expires_at", crate::time::rfc3339(request.expires_at_ms));
+        if !new {
+            cx.detail("approval_reused", true);
+        }
+        GatewayError::ApprovalPending {
+            id: request.id,
+            action: op.action(),
+            target,
+            quorum: request.quorum,
+            expires_at: crate::time::rfc3339(request.expires_at_ms),
         }
     }
 }

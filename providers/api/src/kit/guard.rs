@@ -128,17 +128,28 @@ impl Guarded {
         self.breaker.open_for()
     }
 
-    /// Runs `call` (one attempt per invocation) under the guard.
-    async fn run<T, F, Fut>(&self, op: Op, call: F) -> Result<T>
+    /// Runs `call` (one attempt per invocation) under the guard. The deadline is the
+    /// instance's or the call's ([`crate::context::deadline`]), whichever comes first; the
+    /// backend's request id of a successful reply is noted for the call's audit event.
+    async fn run<T, F, Fut>(&self, op: Op, call: F) -> Result<Replied<T>>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<T>>,
+        Fut: Future<Output = Result<Replied<T>>>,
     {
         let started = Instant::now();
+        let own = started + self.deadline;
+        let deadline = crate::context::deadline().map_or(own, |call_ends| call_ends.min(own));
+        let window = Window {
+            ends: deadline,
+            length: deadline.saturating_duration_since(started),
+        };
         let mut attempts = 0;
-        let result = self
-            .attempts(op, started + self.deadline, &call, &mut attempts)
-            .await;
+        let result = self.attempts(op, window, &call, &mut attempts).await;
+        if let Ok(replied) = &result
+            && let Some(id) = &replied.request_id
+        {
+            crate::context::note_backend_request_id(id);
+        }
         self.metrics.call(&CallEvent {
             provider: self.inner.name(),
             op,
@@ -155,7 +166,7 @@ impl Guarded {
     async fn attempts<T, F, Fut>(
         &self,
         op: Op,
-        deadline: Instant,
+        window: Window,
         call: &F,
         attempts: &mut u32,
     ) -> Result<T>
@@ -182,9 +193,7 @@ impl Guarded {
             Admission::Normal => self.retry.max_attempts,
         };
         self.budget.deposit();
-        let result = self
-            .retried(op, deadline, call, attempts, max_attempts)
-            .await;
+        let result = self.retried(op, window, call, attempts, max_attempts).await;
         probe.settle(matches!(result, Err(ProviderError::Unavailable { .. })));
         result
     }
@@ -192,7 +201,7 @@ impl Guarded {
     async fn retried<T, F, Fut>(
         &self,
         op: Op,
-        deadline: Instant,
+        window: Window,
         call: &F,
         attempts: &mut u32,
         max_attempts: u32,
@@ -201,11 +210,12 @@ impl Guarded {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        let deadline = window.ends;
         loop {
             if let Some(bucket) = &self.bucket {
                 let wait = bucket
                     .reserve(deadline)
-                    .map_err(|no| self.no_token(op, no.wait))?;
+                    .map_err(|no| self.no_token(op, no.wait, window.length))?;
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
@@ -214,7 +224,7 @@ impl Guarded {
             let error = match tokio::time::timeout_at(deadline, self.attempt(op, call)).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) => e,
-                Err(_) => self.deadline_missed(op),
+                Err(_) => self.deadline_missed(op, window.length),
             };
             if !(error.is_retryable() && op.is_idempotent() && *attempts < max_attempts) {
                 return Err(after(error, *attempts));
@@ -244,21 +254,33 @@ impl Guarded {
                     format!("{op}: injected fault (guard.faults.fail = \"unavailable\")"),
                 ));
             }
+            let result = call().await;
+            if !faults.delay_after.is_zero() {
+                tokio::time::sleep(faults.delay_after).await;
+            }
+            return result;
         }
         call().await
     }
 
-    fn deadline_missed(&self, op: Op) -> ProviderError {
-        ProviderError::unavailable(
-            self.inner.name(),
-            format!(
-                "{op} did not finish within its deadline of {}",
-                humantime::format_duration(self.deadline)
-            ),
-        )
+    /// A missed deadline. A change that was sent may have been carried out: that is not
+    /// "unavailable" (which promises nothing happened) but an unknown outcome.
+    fn deadline_missed(&self, op: Op, allowed: Duration) -> ProviderError {
+        let reason = format!(
+            "{op} did not finish within its deadline of {}",
+            humantime::format_duration(Duration::from_millis(allowed.as_millis() as u64))
+        );
+        if op.is_idempotent() {
+            ProviderError::unavailable(self.inner.name(), reason)
+        } else {
+            ProviderError::OutcomeUnknown {
+                provider: self.inner.name().to_string(),
+                reason,
+            }
+        }
     }
 
-    fn no_token(&self, op: Op, wait: Duration) -> ProviderError {
+    fn no_token(&self, op: Op, wait: Duration, allowed: Duration) -> ProviderError {
         let (per_second, burst) = self.rate.unwrap_or_default();
         ProviderError::throttled(
             self.inner.name(),
@@ -266,10 +288,17 @@ impl Guarded {
                 "{op}: keygate's rate limit for this provider ({per_second} requests/s, burst \
                  {burst}) has no token for {} and the deadline of {} comes first",
                 humantime::format_duration(Duration::from_millis(wait.as_millis() as u64)),
-                humantime::format_duration(self.deadline)
+                humantime::format_duration(Duration::from_millis(allowed.as_millis() as u64))
             ),
         )
     }
+}
+
+/// When a call must be done, and how long it was given (for messages).
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    ends: Instant,
+    length: Duration,
 }
 
 /// Says how many attempts a retryable failure took, when there were several.

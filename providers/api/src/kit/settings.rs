@@ -8,7 +8,7 @@
 //! rate = { per_second = 10000, burst = 10000 }   # default: no limit
 //!
 //! [providers.aws.guard.faults]    # dev mode only: a deliberately slow or failing backend
-//! delay = "2s"
+//! delay = "2s"                    # before each attempt; `delay_after`: after the backend answered
 //! ops = ["rotate", "create_key"]  # default: every operation
 //! fail = "unavailable"            # optional: the listed operations fail after the delay
 //! ```
@@ -98,6 +98,10 @@ pub struct FaultSettings {
     /// Added before each attempt reaches the provider, inside the deadline.
     #[serde(default, deserialize_with = "duration")]
     pub delay: Duration,
+    /// Added after the provider has answered: the backend acted, its reply is late (what a
+    /// change that outlives its deadline looks like).
+    #[serde(default, deserialize_with = "duration")]
+    pub delay_after: Duration,
     /// The operations affected; `None` means every one.
     #[serde(default)]
     pub ops: Option<Vec<Op>>,

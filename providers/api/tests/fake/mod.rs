@@ -46,7 +46,7 @@ impl Fake {
     }
 
     async fn reply<T>(&self, value: T) -> Result<Replied<T>> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let delay = *self.delay.lock().unwrap();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -61,7 +61,10 @@ impl Fake {
             *self.answer.lock().unwrap()
         };
         match answer {
-            Answer::Ok => Ok(Replied::local(value)),
+            Answer::Ok => Ok(Replied::with_request_id(
+                value,
+                Some(format!("fake-{call}")),
+            )),
             Answer::Unavailable => Err(ProviderError::unavailable("fake", "connection refused")),
             Answer::Throttled => Err(ProviderError::throttled("fake", "429")),
             Answer::NotFound => Err(ProviderError::not_found("fake", "key local://k")),

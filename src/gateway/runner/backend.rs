@@ -1,0 +1,209 @@
+//! The backend calls an admitted operation may make, and only those: each names an
+//! [`Admitted`] key (or the new key, or the provider instance the call was admitted for),
+//! never a free URI, so an operation reaches no key that policy and lifecycle did not pass.
+//! Key uses are open to every operation; changes to a key in its backend exist only on
+//! `Exec<'_, Changes>`, whose key the runner has locked and whose intent is on record.
+//!
+//! Backend request ids need no handling here: the provider guard notes every one in the
+//! call's scope (`keygate_provider::context`) and the runner puts them in the call's event.
+
+use super::Admitted;
+use super::exec::{Exec, Subject, not_admitted};
+use super::operation::{Changes, Mode};
+use crate::catalog::VersionRecord;
+use crate::gateway::GatewayError;
+use keygate_provider::{
+    Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyVersionInfo, Listing, PageRequest,
+    ProviderKey, PublicKeyInfo, SecretBytes, SignInput,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl<M: Mode> Exec<'_, M> {
+    /// The provider holding an admitted key.
+    fn backend(&self, key: &Admitted) -> Result<Arc<dyn KeyProvider>, GatewayError> {
+        self.gateway
+            .providers
+            .get(&key.provider)
+            .ok_or_else(|| GatewayError::ProviderMissing {
+                key: key.name.clone(),
+                provider: key.provider.clone(),
+            })
+    }
+
+    /// What the backend of an admitted key can do.
+    pub fn capabilities(&self, key: &Admitted) -> Result<Capabilities, GatewayError> {
+        Ok(self.backend(key)?.capabilities())
+    }
+
+    pub async fn encrypt(
+        &self,
+        key: &Admitted,
+        version: &VersionRecord,
+        plaintext: &SecretBytes,
+        aad: &[u8],
+    ) -> Result<Vec<u8>, GatewayError> {
+        let backend = self.backend(key)?;
+        let at = key.version_ref(version);
+        Ok(backend.encrypt(&at, plaintext, aad).await?.value)
+    }
+
+    pub async fn decrypt(
+        &self,
+        key: &Admitted,
+        version: &VersionRecord,
+        blob: &[u8],
+        aad: &[u8],
+    ) -> Result<SecretBytes, GatewayError> {
+        let backend = self.backend(key)?;
+        let at = key.version_ref(version);
+        Ok(backend.decrypt(&at, blob, aad).await?.value)
+    }
+
+    pub async fn generate_data_key(
+        &self,
+        key: &Admitted,
+        version: &VersionRecord,
+        spec: DataKeySpec,
+        aad: &[u8],
+    ) -> Result<DataKey, GatewayError> {
+        let backend = self.backend(key)?;
+        let at = key.version_ref(version);
+        Ok(backend.generate_data_key(&at, spec, aad).await?.value)
+    }
+
+    pub async fn sign(
+        &self,
+        key: &Admitted,
+        version: &VersionRecord,
+        input: SignInput<'_>,
+    ) -> Result<Vec<u8>, GatewayError> {
+        let backend = self.backend(key)?;
+        let at = key.version_ref(version);
+        Ok(backend.sign(&at, input).await?.value)
+    }
+
+    pub async fn verify(
+        &self,
+        key: &Admitted,
+        version: &VersionRecord,
+        input: SignInput<'_>,
+        signature: &[u8],
+    ) -> Result<bool, GatewayError> {
+        let backend = self.backend(key)?;
+        let at = key.version_ref(version);
+        Ok(backend.verify(&at, input, signature).await?.value)
+    }
+
+    pub async fn public_key(
+        &self,
+        key: &Admitted,
+        version: &VersionRecord,
+    ) -> Result<PublicKeyInfo, GatewayError> {
+        let backend = self.backend(key)?;
+        let at = key.version_ref(version);
+        Ok(backend.public_key(&at).await?.value)
+    }
+
+    pub async fn mac(
+        &self,
+        key: &Admitted,
+        version: &VersionRecord,
+        message: &[u8],
+    ) -> Result<Vec<u8>, GatewayError> {
+        let backend = self.backend(key)?;
+        let at = key.version_ref(version);
+        Ok(backend.mac(&at, message).await?.value)
+    }
+
+    pub async fn verify_mac(
+        &self,
+        key: &Admitted,
+        version: &VersionRecord,
+        message: &[u8],
+        tag: &[u8],
+    ) -> Result<bool, GatewayError> {
+        let backend = self.backend(key)?;
+        let at = key.version_ref(version);
+        Ok(backend.verify_mac(&at, message, tag).await?.value)
+    }
+
+    /// The admitted key as its backend describes it.
+    pub async fn describe(&self, key: &Admitted) -> Result<ProviderKey, GatewayError> {
+        let backend = self.backend(key)?;
+        Ok(backend.describe(&key.provider_uri).await?.value)
+    }
+
+    /// The provider instance the call was admitted for (inventory): its name and one page of
+    /// what it holds.
+    pub async fn list_backend(
+        &self,
+        page: &PageRequest,
+    ) -> Result<(String, Listing), GatewayError> {
+        let (name, backend) = match &self.subject {
+            Subject::Provider { name, provider } => (name.clone(), provider.clone()),
+            _ => return Err(not_admitted("a provider")),
+        };
+        Ok((name, backend.list(page).await?.value))
+    }
+
+    /// What the backend of the key being created can do.
+    pub fn new_key_capabilities(&self) -> Result<(&str, Capabilities), GatewayError> {
+        match &self.subject {
+            Subject::NewKey { provider, .. } => Ok((provider.kind(), provider.capabilities())),
+            _ => Err(not_admitted("a new key")),
+        }
+    }
+}
+
+/// Changes to the locked key in its backend.
+impl Exec<'_, Changes> {
+    /// The locked key and its backend.
+    fn locked_backend(&self) -> Result<(Admitted, Arc<dyn KeyProvider>), GatewayError> {
+        let key = self.key()?.clone();
+        let backend = self.backend(&key)?;
+        Ok((key, backend))
+    }
+
+    /// Creates the admitted new key in its backend.
+    pub async fn create_in_backend(&mut self, spec: &KeySpec) -> Result<ProviderKey, GatewayError> {
+        let backend = match &self.subject {
+            Subject::NewKey { provider, .. } => provider.clone(),
+            _ => return Err(not_admitted("a new key")),
+        };
+        Ok(backend.create_key(spec).await?.value)
+    }
+
+    /// Adds a version in the backend and makes it primary there.
+    pub async fn rotate_in_backend(&mut self) -> Result<KeyVersionInfo, GatewayError> {
+        let (key, backend) = self.locked_backend()?;
+        Ok(backend.rotate(&key.provider_uri).await?.value)
+    }
+
+    pub async fn set_enabled_in_backend(&mut self, enabled: bool) -> Result<(), GatewayError> {
+        let (key, backend) = self.locked_backend()?;
+        backend.set_enabled(&key.provider_uri, enabled).await?;
+        Ok(())
+    }
+
+    pub async fn schedule_destroy_in_backend(
+        &mut self,
+        window: Duration,
+    ) -> Result<(), GatewayError> {
+        let (key, backend) = self.locked_backend()?;
+        backend.schedule_destroy(&key.provider_uri, window).await?;
+        Ok(())
+    }
+
+    pub async fn cancel_destroy_in_backend(&mut self) -> Result<(), GatewayError> {
+        let (key, backend) = self.locked_backend()?;
+        backend.cancel_destroy(&key.provider_uri).await?;
+        Ok(())
+    }
+
+    pub async fn destroy_in_backend(&mut self) -> Result<(), GatewayError> {
+        let (key, backend) = self.locked_backend()?;
+        backend.destroy(&key.provider_uri).await?;
+        Ok(())
+    }
+}
