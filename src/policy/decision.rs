@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// The verdict of one authorization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Allow,
@@ -85,16 +85,24 @@ impl Decision {
     }
 }
 
-/// The human reason of a refusal decided by `deciding` (forbid policies), or by no policy.
+/// The human reason of a refusal decided by `deciding` (forbid policies, those approvals
+/// cannot lift first), or by no policy: every rule that refused, each once.
 pub(super) fn refusal_reason(deciding: &[&PolicyInfo]) -> String {
-    let Some(first) = deciding.first() else {
+    if deciding.is_empty() {
         return "no policy permits this (default deny)".to_string();
-    };
-    let rule = first.rule.as_deref().unwrap_or(&first.id);
-    match &first.reason {
-        Some(reason) => format!("denied by {rule}: {reason}"),
-        None => format!("denied by {rule} (policy {})", first.id),
     }
+    let mut said: Vec<String> = Vec::new();
+    for policy in deciding {
+        let rule = policy.rule.as_deref().unwrap_or(&policy.id);
+        let line = match &policy.reason {
+            Some(reason) => format!("denied by {rule}: {reason}"),
+            None => format!("denied by {rule} (policy {})", policy.id),
+        };
+        if !said.contains(&line) {
+            said.push(line);
+        }
+    }
+    said.join("; ")
 }
 
 /// The human reason of a refusal for evaluation errors (`errors` name their policies).

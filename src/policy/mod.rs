@@ -355,7 +355,8 @@ impl PolicyEngine {
             .authorizer
             .is_authorized(&request, &self.policies, &entities);
         let diagnostics = response.diagnostics();
-        let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
+        let mut errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
+        errors.sort();
         if !errors.is_empty() {
             // Cedar skips a policy that fails to evaluate; a skipped forbid would let the call
             // through, so any error refuses it (rule 7, fail closed).
@@ -367,6 +368,7 @@ impl PolicyEngine {
                     }
                 })
                 .collect();
+            failing.sort();
             failing.dedup();
             return Decision {
                 verdict: Verdict::Deny,
@@ -375,10 +377,13 @@ impl PolicyEngine {
                 errors,
             };
         }
-        let deciding: Vec<&PolicyInfo> = diagnostics
+        // Cedar reports the deciding policies in no particular order; sort them so a
+        // decision (and its reason) is the same every time.
+        let mut deciding: Vec<&PolicyInfo> = diagnostics
             .reason()
             .filter_map(|id| self.infos.get(id))
             .collect();
+        deciding.sort_by(|a, b| a.id.cmp(&b.id));
         let policies = deciding.iter().map(|p| p.id.clone()).collect();
         if response.decision() == CedarDecision::Allow {
             return Decision {
@@ -402,6 +407,14 @@ impl PolicyEngine {
             errors,
             reason: decision::refusal_reason(&ordered),
         }
+    }
+
+    #[cfg(test)]
+    fn cache_len(&self) -> usize {
+        self.cache
+            .as_ref()
+            .and_then(|c| c.read().ok().map(|c| c.len()))
+            .unwrap_or_default()
     }
 
     /// The schema, for tools that validate policies offline.
