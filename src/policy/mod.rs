@@ -18,8 +18,8 @@ pub use store::{PolicySource, PolicyStore, ReloadOutcome};
 
 use crate::auth::Principal;
 use cedar_policy::{
-    Authorizer, Decision as CedarDecision, Entities, Entity, PolicyId, PolicySet, Request, Schema,
-    ValidationMode, Validator,
+    Authorizer, Decision as CedarDecision, Entities, Entity, EntityUid, PolicyId, PolicySet,
+    Request, ResourceConstraint, Schema, ValidationMode, Validator,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -84,6 +84,7 @@ pub enum PolicyError {
 pub struct PolicyEngine {
     schema: Schema,
     policies: PolicySet,
+    slices: Slices,
     /// PolicyId (the `@id`) → what the policy's annotations say of it.
     infos: HashMap<PolicyId, PolicyInfo>,
     /// Each action's entity with its group parents, from the schema: `action in
@@ -94,6 +95,47 @@ pub struct PolicyEngine {
     /// policy reads a per-call fact (the time, the client address), so a cached decision is
     /// the one a fresh evaluation would give.
     cache: Option<RwLock<HashMap<String, Decision>>>,
+}
+
+/// The policies a request can be decided by, by its resource. A policy whose scope names one
+/// resource (`resource == Keygate::Key::"…"`) cannot apply to another (its scope is false, so
+/// its conditions are not even evaluated), so a request is evaluated against the other
+/// policies plus its resource's own: the decision of the whole set, without walking hundreds
+/// of per-key policies that cannot apply.
+struct Slices {
+    /// Policies whose scope does not name one resource.
+    everyone: PolicySet,
+    /// `everyone` plus the policies naming this resource.
+    by_resource: HashMap<EntityUid, PolicySet>,
+}
+
+impl Slices {
+    fn of(policies: &PolicySet) -> Result<Self, cedar_policy::PolicySetError> {
+        let mut everyone = PolicySet::new();
+        let mut named: HashMap<EntityUid, Vec<cedar_policy::Policy>> = HashMap::new();
+        for policy in policies.policies() {
+            match policy.resource_constraint() {
+                ResourceConstraint::Eq(uid) => named.entry(uid).or_default().push(policy.clone()),
+                _ => everyone.add(policy.clone())?,
+            }
+        }
+        let mut by_resource = HashMap::with_capacity(named.len());
+        for (uid, own) in named {
+            let mut set = everyone.clone();
+            for policy in own {
+                set.add(policy)?;
+            }
+            by_resource.insert(uid, set);
+        }
+        Ok(Slices {
+            everyone,
+            by_resource,
+        })
+    }
+
+    fn for_resource(&self, uid: &EntityUid) -> &PolicySet {
+        self.by_resource.get(uid).unwrap_or(&self.everyone)
+    }
 }
 
 /// Bounds the decision cache; it is cleared when full (keys × principals × actions in use).
@@ -243,9 +285,14 @@ impl PolicyEngine {
         let cacheable = policies
             .policies()
             .all(|p| reads::reads_no_call_facts(p));
+        let slices = Slices::of(&policies).map_err(|e| PolicyError::Parse {
+            file: "(all files)".into(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             schema,
             policies,
+            slices,
             infos,
             actions,
             authorizer: Authorizer::new(),
@@ -330,6 +377,18 @@ impl PolicyEngine {
         resource: &Resource<'_>,
         context: &PolicyContext,
     ) -> Decision {
+        self.evaluate_in(principal, action, resource, context, false)
+    }
+
+    /// `whole`: against every policy rather than the request's slice (tests compare both).
+    fn evaluate_in(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource<'_>,
+        context: &PolicyContext,
+        whole: bool,
+    ) -> Decision {
         let built = entities::build(principal, action, resource, context);
         let (principal_uid, action_uid, resource_uid, context, mut entity_list) = match built {
             Ok(parts) => parts,
@@ -347,13 +406,24 @@ impl PolicyEngine {
             Ok(e) => e,
             Err(e) => return Decision::failed(e.to_string()),
         };
-        let request = match Request::new(principal_uid, action_uid, resource_uid, context, None) {
+        let request = match Request::new(
+            principal_uid,
+            action_uid,
+            resource_uid.clone(),
+            context,
+            None,
+        ) {
             Ok(r) => r,
             Err(e) => return Decision::failed(e.to_string()),
         };
+        let policies = if whole {
+            &self.policies
+        } else {
+            self.slices.for_resource(&resource_uid)
+        };
         let response = self
             .authorizer
-            .is_authorized(&request, &self.policies, &entities);
+            .is_authorized(&request, policies, &entities);
         let diagnostics = response.diagnostics();
         let mut errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
         errors.sort();
@@ -407,6 +477,18 @@ impl PolicyEngine {
             errors,
             reason: decision::refusal_reason(&ordered),
         }
+    }
+
+    /// One evaluation against the whole set, not the request's slice (tests).
+    #[cfg(test)]
+    fn evaluate_whole(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource<'_>,
+        context: &PolicyContext,
+    ) -> Decision {
+        self.evaluate_in(principal, action, resource, context, true)
     }
 
     #[cfg(test)]

@@ -266,3 +266,51 @@ fn a_cached_decision_never_differs_from_a_fresh_evaluation() {
     assert_eq!(decisions.len(), 3, "{decisions:?}");
     assert!(engine.cache_len() > 100);
 }
+
+#[test]
+fn per_resource_slices_decide_as_the_whole_set_does() {
+    // Per-key policies of every kind a deployment writes: grants, forbids, conditions that
+    // fail, and policies naming a key by `in` (not sliced).
+    let mut text = String::new();
+    for i in 0..40 {
+        text.push_str(&format!(
+            "@id(\"k{i}/grant\")\npermit (principal, action in Keygate::Action::\"KeyUse\", resource == Keygate::Key::\"k{i}\") when {{ principal.team == \"team-{t}\" }};\n\
+             @id(\"k{i}/forbid\")\nforbid (principal, action == Keygate::Action::\"Sign\", resource == Keygate::Key::\"k{i}\") unless {{ principal.name == \"svc-{t}\" }};\n\
+             @id(\"k{i}/overflow\")\nforbid (principal, action == Keygate::Action::\"Decrypt\", resource == Keygate::Key::\"k{i}\") when {{ resource.hasTag(\"fragile\") && resource.crypto_period_seconds * 9223372036854775807 > 0 }};\n\
+             @id(\"k{i}/in\")\npermit (principal, action == Keygate::Action::\"GetKey\", resource in Keygate::Key::\"k{i}\");\n",
+            t = i % 5
+        ));
+    }
+    let engine = PolicyEngine::defaults_with(&[("per-key.cedar".into(), text)]).unwrap();
+    let mut draw = Draw(0x2545_f491_4f6c_dd1d);
+    let actions = [
+        Action::Encrypt,
+        Action::Decrypt,
+        Action::Sign,
+        Action::GetKey,
+        Action::RotateKey,
+    ];
+    let mut allowed = 0;
+    for _ in 0..3000 {
+        let mut p = principal(
+            &format!("svc-{}", draw.next() % 6),
+            &[draw.pick(&["key-user", "key-admin", "auditor"])],
+            &["prod"],
+        );
+        p.team = format!("team-{}", draw.next() % 6);
+        let mut key = Key::new("prod");
+        // Keys with their own policies, and keys without any.
+        key.id = format!("k{}", draw.next() % 50);
+        if draw.some() {
+            key.labels.insert("fragile".into(), "1".into());
+        }
+        let action = draw.pick(&actions);
+        let resource = Resource::Key(key.attributes());
+        let cx = context(false, 0);
+        let sliced = engine.evaluate(&p, action, &resource, &cx);
+        let whole = engine.evaluate_whole(&p, action, &resource, &cx);
+        assert_eq!(sliced, whole, "{p:?} {action} {resource:?}");
+        allowed += usize::from(sliced.allowed());
+    }
+    assert!(allowed > 100 && allowed < 2900, "{allowed}");
+}
