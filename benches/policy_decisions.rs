@@ -59,7 +59,12 @@ impl Workload {
                 } else {
                     ("encrypt", "aes-256-gcm")
                 };
-                (format!("k{i}"), format!("svc-{}", i % 40), purpose, algorithm)
+                (
+                    format!("k{i}"),
+                    format!("svc-{}", i % 40),
+                    purpose,
+                    algorithm,
+                )
             })
             .collect();
         Workload {
@@ -123,7 +128,10 @@ fn measure(engine: &PolicyEngine, work: &Workload, decisions: usize, cached: boo
         black_box(decision);
         let _ = histogram.record(ns.max(1));
     }
-    (histogram.value_at_quantile(0.5), histogram.value_at_quantile(0.99))
+    (
+        histogram.value_at_quantile(0.5),
+        histogram.value_at_quantile(0.99),
+    )
 }
 
 fn median(mut values: Vec<u64>) -> u64 {

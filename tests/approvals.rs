@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::team::{self, create_in, error_info, token};
+use common::team::{self, create_in, error_info};
 use common::{Server, request_id};
 use keygate::pb;
 use std::time::{Duration, Instant};
@@ -43,7 +43,11 @@ fn refused_by(result: Result<tonic::Response<pb::Approval>, tonic::Status>, rule
     );
 }
 
-fn refused_as(result: Result<tonic::Response<pb::Approval>, tonic::Status>, code: Code, reason: &str) {
+fn refused_as(
+    result: Result<tonic::Response<pb::Approval>, tonic::Status>,
+    code: Code,
+    reason: &str,
+) {
     let status = result.expect_err("expected a refusal");
     assert_eq!(status.code(), code, "{status:?}");
     assert_eq!(error_info(&status).0, reason, "{status:?}");
@@ -95,19 +99,35 @@ async fn a_destruction_runs_after_two_distinct_approvers_and_its_record_names_th
     // The requester's own approval, approvals without the approver role, and an approver of
     // another environment are refused.
     refused_by(
-        server.approvals_as("henry").await.approve(approve(&id)).await,
+        server
+            .approvals_as("henry")
+            .await
+            .approve(approve(&id))
+            .await,
         "separation-of-duties",
     );
     refused_by(
-        server.approvals_as("svc-pay").await.approve(approve(&id)).await,
+        server
+            .approvals_as("svc-pay")
+            .await
+            .approve(approve(&id))
+            .await,
         "quorum",
     );
     refused_by(
-        server.approvals_as("alice").await.approve(approve(&id)).await,
+        server
+            .approvals_as("alice")
+            .await
+            .approve(approve(&id))
+            .await,
         "quorum",
     );
     refused_by(
-        server.approvals_as("grace").await.approve(approve(&id)).await,
+        server
+            .approvals_as("grace")
+            .await
+            .approve(approve(&id))
+            .await,
         "environment-isolation",
     );
     // An approval of another change than the one stored is refused.
@@ -159,7 +179,11 @@ async fn a_destruction_runs_after_two_distinct_approvers_and_its_record_names_th
         "pending-destruction"
     );
     refused_as(
-        server.approvals_as("ivan").await.approve(approve(&id)).await,
+        server
+            .approvals_as("ivan")
+            .await
+            .approve(approve(&id))
+            .await,
         Code::FailedPrecondition,
         "APPROVAL_CLOSED",
     );
@@ -228,26 +252,24 @@ async fn a_destruction_runs_after_two_distinct_approvers_and_its_record_names_th
         .filter(|e| e.request_id == done.execution_request_id)
         .collect();
     assert_eq!(
-        executed.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(),
+        executed
+            .iter()
+            .map(|e| e.outcome.as_str())
+            .collect::<Vec<_>>(),
         ["intent", "ok"]
     );
     for e in &executed {
         assert_eq!(e.action, "ScheduleKeyDestruction");
         assert_eq!(e.actor, "henry");
         assert!(e.details.contains(&id), "{}", e.details);
-        assert!(e.details.contains("erin") && e.details.contains("frank"), "{}", e.details);
+        assert!(
+            e.details.contains("erin") && e.details.contains("frank"),
+            "{}",
+            e.details
+        );
         assert!(e.policy.starts_with("allow by"), "{}", e.policy);
     }
     assert_eq!(find("DestroyKey", "keygate:scheduler", "ok").len(), 1);
-}
-
-fn cli_as(server: &Server, principal: &str, args: &[&str]) -> std::process::Output {
-    server
-        .cli()
-        .env("KEYGATE_TOKEN", token(principal))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -282,15 +304,28 @@ async fn a_deny_closes_a_request_and_a_requester_may_cancel_its_own() {
     assert_eq!(disabled.state, "disabled");
 
     // A deny, through the CLI, closes the request; later approvals are refused.
-    let out = cli_as(
-        &server,
+    let out = server.cli_as(
         "erin",
-        &["approval", "deny", &id, "--reason", "orders are still in use"],
+        &[
+            "approval",
+            "deny",
+            &id,
+            "--reason",
+            "orders are still in use",
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("denied"));
     refused_as(
-        server.approvals_as("frank").await.approve(approve(&id)).await,
+        server
+            .approvals_as("frank")
+            .await
+            .approve(approve(&id))
+            .await,
         Code::FailedPrecondition,
         "APPROVAL_CLOSED",
     );
@@ -307,12 +342,16 @@ async fn a_deny_closes_a_request_and_a_requester_may_cancel_its_own() {
     assert_eq!(denied.outcome, "orders are still in use");
 
     // Owner changes wait for approvals too: the CLI says so and exits 3.
-    let out = cli_as(
-        &server,
+    let out = server.cli_as(
         "alice",
         &["key", "set-owner", "prod/orders", "--owner", "olga"],
     );
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let first = stdout
         .trim()
@@ -364,16 +403,28 @@ async fn a_deny_closes_a_request_and_a_requester_may_cancel_its_own() {
             .unwrap_err(),
     );
     assert_eq!(again, second);
-    let out = cli_as(&server, "erin", &["approval", "approve", &second]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = cli_as(&server, "frank", &["approval", "approve", &second, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = server.cli_as("erin", &["approval", "approve", &second]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = server.cli_as("frank", &["approval", "approve", &second, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["state"], "executed", "{shown}");
     assert_eq!(key_state(&server, "prod/orders").await.owner, "olga");
     // The listing tells the states apart.
-    let out = cli_as(&server, "dave", &["approval", "list", "--state", "denied", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = server.cli_as("dave", &["approval", "list", "--state", "denied", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let ids: Vec<&str> = listed
         .as_array()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::team::{self, create_in, error_info, token};
+use common::team::{self, create_in, error_info};
 use common::{Server, ServerOptions, create, days, events_for, request_id, status_request_id};
 use keygate::pb;
 use std::time::{Duration, Instant};
@@ -27,7 +27,11 @@ async fn event(server: &Server, request_id: &str) -> pb::AuditEvent {
 }
 
 /// Asserts `result` was allowed and its event names `policy` among those that allowed it.
-async fn allowed<T>(server: &Server, result: Result<tonic::Response<T>, tonic::Status>, policy: &str) -> T {
+async fn allowed<T>(
+    server: &Server,
+    result: Result<tonic::Response<T>, tonic::Status>,
+    policy: &str,
+) -> T {
     let response = result.unwrap_or_else(|s| panic!("expected an allowed call: {s:?}"));
     let e = event(server, &request_id(&response)).await;
     assert_eq!(e.outcome, "ok");
@@ -67,7 +71,11 @@ async fn denied<T: std::fmt::Debug>(
         "{}",
         e.policy
     );
-    assert!(e.reason.contains(&format!("denied by {rule}")), "{}", e.reason);
+    assert!(
+        e.reason.contains(&format!("denied by {rule}")),
+        "{}",
+        e.reason
+    );
     status
 }
 
@@ -99,7 +107,12 @@ async fn rule_1_owner_is_a_configured_principal_and_never_the_administrator() {
     denied(
         &server,
         alice
-            .create_key(create_in("prod/payments", "aes-256-gcm", "payments", "prod"))
+            .create_key(create_in(
+                "prod/payments",
+                "aes-256-gcm",
+                "payments",
+                "prod",
+            ))
             .await,
         "owner",
         "owner/named-principal",
@@ -163,27 +176,35 @@ async fn rule_2_crypto_periods_are_capped_per_purpose() {
     };
     denied(
         &server,
-        alice.create_key(with_period("prod/long", "aes-256-gcm", 800)).await,
+        alice
+            .create_key(with_period("prod/long", "aes-256-gcm", 800))
+            .await,
         "crypto-period",
         "crypto-period/encrypt-at-most-2-years",
     )
     .await;
     allowed(
         &server,
-        alice.create_key(with_period("prod/long", "aes-256-gcm", 730)).await,
+        alice
+            .create_key(with_period("prod/long", "aes-256-gcm", 730))
+            .await,
         "key-admins-manage-keys",
     )
     .await;
     denied(
         &server,
-        alice.create_key(with_period("prod/sig", "ecdsa-p256", 1100)).await,
+        alice
+            .create_key(with_period("prod/sig", "ecdsa-p256", 1100))
+            .await,
         "crypto-period",
         "crypto-period/sign-at-most-3-years",
     )
     .await;
     allowed(
         &server,
-        alice.create_key(with_period("prod/sig", "ecdsa-p256", 1095)).await,
+        alice
+            .create_key(with_period("prod/sig", "ecdsa-p256", 1095))
+            .await,
         "key-admins-manage-keys",
     )
     .await;
@@ -200,7 +221,12 @@ async fn rule_2_crypto_periods_are_capped_per_purpose() {
         "crypto-period/tls-at-most-90-days",
     )
     .await;
-    allowed(&server, alice.create_key(tls(90)).await, "key-admins-manage-keys").await;
+    allowed(
+        &server,
+        alice.create_key(tls(90)).await,
+        "key-admins-manage-keys",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -219,7 +245,12 @@ async fn rule_3_a_key_past_its_crypto_period_decrypts_but_encrypts_nothing_new()
         nanos: 0,
     });
     alice.create_key(request).await.unwrap();
-    let sealed = allowed(&server, svc.encrypt(encrypt("prod/short")).await, "key-users-use-keys").await;
+    let sealed = allowed(
+        &server,
+        svc.encrypt(encrypt("prod/short")).await,
+        "key-users-use-keys",
+    )
+    .await;
     // Past the crypto-period (a fixed wait for the clock, not a timing assertion).
     tokio::time::sleep(Duration::from_millis(5500)).await;
     denied(
@@ -247,7 +278,12 @@ async fn rule_3_a_key_past_its_crypto_period_decrypts_but_encrypts_nothing_new()
         })
         .await
         .unwrap();
-    allowed(&server, svc.encrypt(encrypt("prod/short")).await, "key-users-use-keys").await;
+    allowed(
+        &server,
+        svc.encrypt(encrypt("prod/short")).await,
+        "key-users-use-keys",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -278,7 +314,12 @@ async fn rule_4_separation_of_duties() {
         .await
         .unwrap();
     let mut svc = server.keys_as("svc-pay").await;
-    allowed(&server, svc.encrypt(encrypt("prod/payments")).await, "key-users-use-keys").await;
+    allowed(
+        &server,
+        svc.encrypt(encrypt("prod/payments")).await,
+        "key-users-use-keys",
+    )
+    .await;
     denied(
         &server,
         svc.rotate_key(pb::RotateKeyRequest {
@@ -377,7 +418,12 @@ async fn rule_5_a_dev_service_never_touches_a_prod_key() {
         "key-users-use-keys",
     )
     .await;
-    allowed(&server, dev.encrypt(encrypt("dev/payments")).await, "key-users-use-keys").await;
+    allowed(
+        &server,
+        dev.encrypt(encrypt("dev/payments")).await,
+        "key-users-use-keys",
+    )
+    .await;
     // Admins too act only in their environments, and listings show only those keys.
     denied(
         &server,
@@ -488,7 +534,12 @@ async fn rule_7_a_forbid_that_fails_to_evaluate_refuses_the_call() {
         "fragile/overflowing-forbid",
     )
     .await;
-    allowed(&server, svc.encrypt(encrypt("prod/sturdy")).await, "key-users-use-keys").await;
+    allowed(
+        &server,
+        svc.encrypt(encrypt("prod/sturdy")).await,
+        "key-users-use-keys",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -615,9 +666,17 @@ async fn a_broken_policy_file_keeps_the_old_policies_and_a_fixed_one_is_picked_u
     assert!(before.last_error.is_empty());
 
     // A broken file: refused, reported, and the old policies stay in force.
-    std::fs::write(folder.join("freeze.cedar"), "forbid (principal, action, resource) when {").unwrap();
+    std::fs::write(
+        folder.join("freeze.cedar"),
+        "forbid (principal, action, resource) when {",
+    )
+    .unwrap();
     let status = status_until(&mut pat, |s| !s.last_error.is_empty()).await;
-    assert!(status.last_error.contains("freeze.cedar"), "{}", status.last_error);
+    assert!(
+        status.last_error.contains("freeze.cedar"),
+        "{}",
+        status.last_error
+    );
     assert_eq!(status.policies.len(), before.policies.len());
     svc.encrypt(encrypt("prod/payments")).await.unwrap();
     assert!(
@@ -632,7 +691,11 @@ async fn a_broken_policy_file_keeps_the_old_policies_and_a_fixed_one_is_picked_u
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert_eq!(error_info(&refused).0, "POLICY_INVALID");
-    assert!(refused.message().contains("freeze.cedar"), "{}", refused.message());
+    assert!(
+        refused.message().contains("freeze.cedar"),
+        "{}",
+        refused.message()
+    );
     // Both refusals are audited: the watcher's (as the system) and pat's.
     let mut audit = server.audit_as("dave").await;
     let reloads = audit
@@ -680,15 +743,6 @@ async fn a_broken_policy_file_keeps_the_old_policies_and_a_fixed_one_is_picked_u
         .unwrap();
 }
 
-fn cli_as(server: &Server, principal: &str, args: &[&str]) -> std::process::Output {
-    server
-        .cli()
-        .env("KEYGATE_TOKEN", token(principal))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn policy_explain_names_the_deciding_policies() {
     let dir = tempfile::tempdir().unwrap();
@@ -700,8 +754,7 @@ async fn policy_explain_names_the_deciding_policies() {
         .await
         .unwrap();
     let explain = |principal: &str, action: &str| {
-        let out = cli_as(
-            &server,
+        let out = server.cli_as(
             "pat",
             &[
                 "policy",
@@ -761,18 +814,34 @@ async fn policy_explain_names_the_deciding_policies() {
         ["key-users-use-keys", "owner-uses-own-key"]
     );
     // Unknown principals and actions are named.
-    let out = cli_as(
-        &server,
+    let out = server.cli_as(
         "pat",
-        &["policy", "explain", "--principal", "zed", "--action", "Encrypt", "--key", "prod/payments"],
+        &[
+            "policy",
+            "explain",
+            "--principal",
+            "zed",
+            "--action",
+            "Encrypt",
+            "--key",
+            "prod/payments",
+        ],
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("zed"));
     // Key users do not read explanations.
-    let out = cli_as(
-        &server,
+    let out = server.cli_as(
         "svc-pay",
-        &["policy", "explain", "--principal", "svc-pay", "--action", "Encrypt", "--key", "prod/payments"],
+        &[
+            "policy",
+            "explain",
+            "--principal",
+            "svc-pay",
+            "--action",
+            "Encrypt",
+            "--key",
+            "prod/payments",
+        ],
     );
     assert!(!out.status.success());
 }
@@ -786,7 +855,11 @@ fn policy_check_validates_a_folder_offline() {
         .arg(&folder)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("separation-of-duties/admins-do-not-use-keys"),
@@ -804,7 +877,10 @@ fn policy_check_validates_a_folder_offline() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.cedar") && stderr.contains("colour"), "{stderr}");
+    assert!(
+        stderr.contains("bad.cedar") && stderr.contains("colour"),
+        "{stderr}"
+    );
 }
 
 fn legacy_server(dir: &std::path::Path) -> Server {
@@ -1022,7 +1098,11 @@ async fn a_custom_policy_folder_replaces_the_defaults_and_bad_policies_stop_star
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    assert!(err.message().contains("no policy permits this"), "{}", err.message());
+    assert!(
+        err.message().contains("no policy permits this"),
+        "{}",
+        err.message()
+    );
     drop(server);
 
     // A policy that does not validate against the schema is refused at start, by file.

@@ -89,7 +89,12 @@ mod tests {
     fn critical_actions_parse_with_an_optional_environment() {
         let c: Critical = "DisableKey@prod".parse().unwrap();
         assert_eq!(c.environment.as_deref(), Some("prod"));
-        assert!("Encrypt".parse::<Critical>().unwrap_err().contains("cannot wait"));
+        assert!(
+            "Encrypt"
+                .parse::<Critical>()
+                .unwrap_err()
+                .contains("cannot wait")
+        );
         assert!("DisableKey@".parse::<Critical>().is_err());
         assert!("Nonsense".parse::<Critical>().is_err());
         let settings = ApprovalSettings::default();

@@ -15,7 +15,9 @@ pub enum ApprovalError {
     Closed { id: String, state: String },
     #[error("approval request {id} expired at {at}; the requester may ask again")]
     Expired { id: String, at: String },
-    #[error("{principal} already approved request {id}; approvals must come from distinct principals")]
+    #[error(
+        "{principal} already approved request {id}; approvals must come from distinct principals"
+    )]
     AlreadyApproved { id: String, principal: String },
     #[error("{principal} asked for request {id} and cannot approve or deny it")]
     SelfApproval { id: String, principal: String },
@@ -29,7 +31,9 @@ pub enum ApprovalError {
         expected: String,
         given: String,
     },
-    #[error("request {id} no longer matches its digest: the stored change was altered; it cannot run")]
+    #[error(
+        "request {id} no longer matches its digest: the stored change was altered; it cannot run"
+    )]
     Tampered { id: String },
     #[error("approval store: {0}")]
     Store(#[from] sqlx::Error),
@@ -361,7 +365,12 @@ impl ApprovalStore {
     }
 
     /// Records how the approved request `id` ended: carried out, or failed and why.
-    pub async fn finish(&self, id: &str, executed: bool, outcome: &str) -> Result<(), ApprovalError> {
+    pub async fn finish(
+        &self,
+        id: &str,
+        executed: bool,
+        outcome: &str,
+    ) -> Result<(), ApprovalError> {
         let state = if executed {
             RequestState::Executed
         } else {
@@ -386,7 +395,8 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ApprovalError> {
 fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<ApprovalRequest, ApprovalError> {
     let corrupt = |e: String| ApprovalError::Corrupt(e);
     let change: String = row.try_get("change")?;
-    let change: PendingChange = serde_json::from_str(&change).map_err(|e| corrupt(e.to_string()))?;
+    let change: PendingChange =
+        serde_json::from_str(&change).map_err(|e| corrupt(e.to_string()))?;
     let approvals: String = row.try_get("approvals")?;
     let approvals: Vec<Approval> =
         serde_json::from_str(&approvals).map_err(|e| corrupt(e.to_string()))?;

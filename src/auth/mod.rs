@@ -146,7 +146,10 @@ impl TokenTable {
 
     /// What `owner` names: a configured principal, a team, or nothing known.
     pub fn owner_kind(&self, owner: &str) -> OwnerKind {
-        self.owners.get(owner).copied().unwrap_or(OwnerKind::Unknown)
+        self.owners
+            .get(owner)
+            .copied()
+            .unwrap_or(OwnerKind::Unknown)
     }
 
     pub fn authenticate(&self, token: &[u8]) -> Option<Arc<Principal>> {

@@ -94,7 +94,15 @@ pub async fn run(conn: &Connection, json: bool, cmd: ApprovalCommand) -> CliResu
                 print!(
                     "{}",
                     output::table(
-                        &["ID", "STATE", "KEY", "ACTION", "REQUESTER", "APPROVALS", "EXPIRES"],
+                        &[
+                            "ID",
+                            "STATE",
+                            "KEY",
+                            "ACTION",
+                            "REQUESTER",
+                            "APPROVALS",
+                            "EXPIRES"
+                        ],
                         &rows
                     )
                 );

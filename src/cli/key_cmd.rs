@@ -212,7 +212,10 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
                 return Err(describe(status));
             };
             if json {
-                println!("{}", serde_json::json!({"approval_id": id, "message": status.message()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"approval_id": id, "message": status.message()})
+                );
             } else {
                 eprintln!("{}", status.message());
                 println!("approval request: {id}");

@@ -150,7 +150,12 @@ pub fn approval_details(a: &pb::Approval) -> String {
         ("requester", a.requester.clone()),
         (
             "approvals",
-            format!("{} of {}: {}", a.approvals.len(), a.quorum, approvers.join(", ")),
+            format!(
+                "{} of {}: {}",
+                a.approvals.len(),
+                a.quorum,
+                approvers.join(", ")
+            ),
         ),
         ("created", a.created_at.clone()),
         ("expires", a.expires_at.clone()),

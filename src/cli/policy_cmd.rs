@@ -131,7 +131,10 @@ fn print_status(json: bool, s: &pb::PolicyStatus) {
     println!("source           {}", s.source);
     println!("policies         {}", s.policies.len());
     println!("loaded           {}", s.loaded_at);
-    println!("decision cache   {}", if s.caches_decisions { "on" } else { "off" });
+    println!(
+        "decision cache   {}",
+        if s.caches_decisions { "on" } else { "off" }
+    );
     if !s.last_error.is_empty() {
         println!(
             "last reload      REFUSED at {}: {}",

@@ -303,7 +303,8 @@ fn default_scan() -> String {
 
 /// No deployment may let a destruction happen sooner than this after it is scheduled: the
 /// pending window is the last chance to notice a mistake (rule 5).
-pub const MIN_DESTRUCTION_WINDOW_FLOOR: std::time::Duration = std::time::Duration::from_secs(86_400);
+pub const MIN_DESTRUCTION_WINDOW_FLOOR: std::time::Duration =
+    std::time::Duration::from_secs(86_400);
 /// Dev mode's floor, so the scheduler's destruction can be tried (and tested) in seconds.
 pub const DEV_MIN_DESTRUCTION_WINDOW_FLOOR: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -324,7 +325,11 @@ impl LifecycleConfig {
                     "is {}; a destruction's pending window is at least {}{} so a mistake can still be cancelled",
                     self.min_destruction_window,
                     crate::time::format_duration(floor),
-                    if dev { " in dev mode" } else { " (1s in dev mode)" }
+                    if dev {
+                        " in dev mode"
+                    } else {
+                        " (1s in dev mode)"
+                    }
                 ),
             ));
         }
@@ -383,7 +388,9 @@ impl Config {
             {
                 return Err(Self::invalid(
                     format!("tokens[{i}].team"),
-                    format!("'{team}' is also a principal's name; a team and a principal must differ so a key's owner is never ambiguous"),
+                    format!(
+                        "'{team}' is also a principal's name; a team and a principal must differ so a key's owner is never ambiguous"
+                    ),
                 ));
             }
         }
@@ -554,10 +561,21 @@ mod tests {
 
     #[test]
     fn approvals_settings_are_checked() {
-        assert!(parse("[approvals]\nquorum = 0\n").unwrap_err().contains("approvals.quorum"));
+        assert!(
+            parse("[approvals]\nquorum = 0\n")
+                .unwrap_err()
+                .contains("approvals.quorum")
+        );
         let err = parse("[approvals]\ncritical = [\"Encrypt\"]\n").unwrap_err();
-        assert!(err.contains("approvals.critical[0]") && err.contains("cannot wait"), "{err}");
-        assert!(parse("[approvals]\nexpiry = \"0s\"\n").unwrap_err().contains("approvals.expiry"));
+        assert!(
+            err.contains("approvals.critical[0]") && err.contains("cannot wait"),
+            "{err}"
+        );
+        assert!(
+            parse("[approvals]\nexpiry = \"0s\"\n")
+                .unwrap_err()
+                .contains("approvals.expiry")
+        );
         let settings = parse("[approvals]\ncritical = [\"DisableKey@prod\"]\nquorum = 3\n")
             .unwrap()
             .approvals

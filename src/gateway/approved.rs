@@ -9,7 +9,7 @@
 //! in the request.
 
 use super::ops::{
-    Decided, DecideOnRequest, DurationInput, ScheduleKeyDestruction, SetKeyEnabled, SetKeyOwner,
+    DecideOnRequest, Decided, DurationInput, ScheduleKeyDestruction, SetKeyEnabled, SetKeyOwner,
 };
 use super::runner::{Presence, RunToEnd};
 use super::{Call, Credentials, Gateway, GatewayError};
@@ -89,10 +89,9 @@ impl Gateway {
                 )
                 .await
                 .map(drop),
-            PendingChange::SetOwner { owner } => self
-                .run(call, SetKeyOwner { key, owner })
-                .await
-                .map(drop),
+            PendingChange::SetOwner { owner } => {
+                self.run(call, SetKeyOwner { key, owner }).await.map(drop)
+            }
         }
     }
 }

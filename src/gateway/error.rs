@@ -35,7 +35,9 @@ pub enum GatewayError {
         quorum: u32,
         expires_at: String,
     },
-    #[error("the requester {0} of this approved request is no longer configured; the change does not run")]
+    #[error(
+        "the requester {0} of this approved request is no longer configured; the change does not run"
+    )]
     RequesterUnknown(String),
     #[error(transparent)]
     Approval(#[from] crate::approvals::ApprovalError),
@@ -243,9 +245,9 @@ impl GatewayError {
     /// The audit outcome this error stands for.
     pub fn outcome(&self) -> crate::audit::Outcome {
         match self {
-            GatewayError::NoToken
-            | GatewayError::BadToken
-            | GatewayError::PolicyDenied { .. } => crate::audit::Outcome::Denied,
+            GatewayError::NoToken | GatewayError::BadToken | GatewayError::PolicyDenied { .. } => {
+                crate::audit::Outcome::Denied
+            }
             // Nothing was done yet: the change waits for its approvals.
             GatewayError::ApprovalPending { .. } => crate::audit::Outcome::PendingApproval,
             _ => crate::audit::Outcome::Error,

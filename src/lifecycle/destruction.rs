@@ -178,8 +178,8 @@ impl DestructionRecords {
 fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DestructionRecord, sqlx::Error> {
     let json = |column: &str| -> Result<Option<String>, sqlx::Error> { row.try_get(column) };
     let corrupt = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-    let approved_by = serde_json::from_str(&json("approved_by")?.unwrap_or_default())
-        .map_err(corrupt)?;
+    let approved_by =
+        serde_json::from_str(&json("approved_by")?.unwrap_or_default()).map_err(corrupt)?;
     let versions = match json("versions")? {
         Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
         None => Vec::new(),

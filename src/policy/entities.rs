@@ -82,7 +82,12 @@ impl FromStr for Action {
             .iter()
             .copied()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown action '{}'", crate::gateway::validate::truncate(s, 64)))
+            .ok_or_else(|| {
+                format!(
+                    "unknown action '{}'",
+                    crate::gateway::validate::truncate(s, 64)
+                )
+            })
     }
 }
 

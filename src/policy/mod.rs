@@ -11,9 +11,7 @@ mod reads;
 mod store;
 
 pub use decision::{Decision, FAIL_CLOSED, PolicyInfo, Verdict};
-pub use entities::{
-    Action, CallFacts, KeyAttributes, OperationFacts, PolicyContext, Resource,
-};
+pub use entities::{Action, CallFacts, KeyAttributes, OperationFacts, PolicyContext, Resource};
 pub use store::{PolicySource, PolicyStore, ReloadOutcome};
 
 use crate::auth::Principal;
@@ -29,7 +27,10 @@ pub const DEFAULT_SCHEMA: &str = include_str!("../../policies/keygate.cedarschem
 
 /// The repository's `policies/`, one file per rule (a unit test checks none is missing).
 pub const DEFAULT_POLICIES: &[(&str, &str)] = &[
-    ("00-grants.cedar", include_str!("../../policies/00-grants.cedar")),
+    (
+        "00-grants.cedar",
+        include_str!("../../policies/00-grants.cedar"),
+    ),
     ("quorum.cedar", include_str!("../../policies/quorum.cedar")),
     (
         "rule-1-owner.cedar",
@@ -110,20 +111,22 @@ struct Slices {
 }
 
 impl Slices {
-    fn of(policies: &PolicySet) -> Result<Self, cedar_policy::PolicySetError> {
+    /// Fails only if the set held two policies with one id, which it cannot (they come from
+    /// one validated set); the message says so anyway.
+    fn of(policies: &PolicySet) -> Result<Self, String> {
         let mut everyone = PolicySet::new();
         let mut named: HashMap<EntityUid, Vec<cedar_policy::Policy>> = HashMap::new();
         for policy in policies.policies() {
             match policy.resource_constraint() {
                 ResourceConstraint::Eq(uid) => named.entry(uid).or_default().push(policy.clone()),
-                _ => everyone.add(policy.clone())?,
+                _ => everyone.add(policy.clone()).map_err(|e| e.to_string())?,
             }
         }
         let mut by_resource = HashMap::with_capacity(named.len());
         for (uid, own) in named {
             let mut set = everyone.clone();
             for policy in own {
-                set.add(policy)?;
+                set.add(policy).map_err(|e| e.to_string())?;
             }
             by_resource.insert(uid, set);
         }
@@ -153,7 +156,11 @@ pub type PolicyFile = (String, String);
 impl PolicyEngine {
     /// The built-in default policies.
     pub fn defaults() -> Result<Self, PolicyError> {
-        Self::build(DEFAULT_SCHEMA, "keygate.cedarschema (built in)", &Self::default_files())
+        Self::build(
+            DEFAULT_SCHEMA,
+            "keygate.cedarschema (built in)",
+            &Self::default_files(),
+        )
     }
 
     /// The built-in policy files.
@@ -203,7 +210,11 @@ impl PolicyEngine {
         Self::build(&schema, &schema_name, &files)
     }
 
-    fn build(schema_text: &str, schema_name: &str, files: &[PolicyFile]) -> Result<Self, PolicyError> {
+    fn build(
+        schema_text: &str,
+        schema_name: &str,
+        files: &[PolicyFile],
+    ) -> Result<Self, PolicyError> {
         let (schema, _warnings) =
             Schema::from_cedarschema_str(schema_text).map_err(|e| PolicyError::Schema {
                 file: schema_name.to_string(),
@@ -282,12 +293,10 @@ impl PolicyEngine {
                 })?;
             actions.insert(action.as_str(), entity.clone());
         }
-        let cacheable = policies
-            .policies()
-            .all(|p| reads::reads_no_call_facts(p));
-        let slices = Slices::of(&policies).map_err(|e| PolicyError::Parse {
+        let cacheable = policies.policies().all(reads::reads_no_call_facts);
+        let slices = Slices::of(&policies).map_err(|reason| PolicyError::Parse {
             file: "(all files)".into(),
-            reason: e.to_string(),
+            reason,
         })?;
         Ok(Self {
             schema,
@@ -421,9 +430,7 @@ impl PolicyEngine {
         } else {
             self.slices.for_resource(&resource_uid)
         };
-        let response = self
-            .authorizer
-            .is_authorized(&request, policies, &entities);
+        let response = self.authorizer.is_authorized(&request, policies, &entities);
         let diagnostics = response.diagnostics();
         let mut errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
         errors.sort();

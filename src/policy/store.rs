@@ -105,7 +105,10 @@ impl PolicyStore {
 
     /// When the set in force was loaded.
     pub fn loaded_at_ms(&self) -> i64 {
-        self.status.lock().map(|s| s.loaded_at_ms).unwrap_or_default()
+        self.status
+            .lock()
+            .map(|s| s.loaded_at_ms)
+            .unwrap_or_default()
     }
 
     /// Builds the source again and puts it in force if it is valid.

@@ -81,7 +81,10 @@ fn every_policy_file_is_built_in() {
         .filter(|n| n.ends_with(".cedar"))
         .collect();
     on_disk.sort();
-    let mut built_in: Vec<String> = DEFAULT_POLICIES.iter().map(|(n, _)| n.to_string()).collect();
+    let mut built_in: Vec<String> = DEFAULT_POLICIES
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
     built_in.sort();
     assert_eq!(on_disk, built_in);
     // The folder loads as the built-in set does.
@@ -107,7 +110,11 @@ fn an_evaluation_error_denies_naming_the_failing_policy() {
         &context(false, 0),
     );
     assert_eq!(decision.verdict, Verdict::Deny);
-    assert!(decision.reason.starts_with("denied by fail-closed"), "{}", decision.reason);
+    assert!(
+        decision.reason.starts_with("denied by fail-closed"),
+        "{}",
+        decision.reason
+    );
     assert_eq!(decision.policies, ["forbid-that-overflows"]);
     // Without the failing policy the same call is allowed.
     let defaults = PolicyEngine::defaults().unwrap();
@@ -129,23 +136,48 @@ fn approvals_are_asked_for_only_where_the_quorum_would_allow() {
     let key = Key::new("prod");
     let resource = Resource::Key(key.attributes());
     let admin = principal("alice", &["key-admin"], &["prod"]);
-    let d = engine.authorize(&admin, Action::ScheduleKeyDestruction, &resource, &context(true, 0));
+    let d = engine.authorize(
+        &admin,
+        Action::ScheduleKeyDestruction,
+        &resource,
+        &context(true, 0),
+    );
     assert_eq!(d.verdict, Verdict::NeedsApproval, "{d:?}");
     assert_eq!(d.policies, ["quorum/critical-actions-need-approvals"]);
-    let d = engine.authorize(&admin, Action::ScheduleKeyDestruction, &resource, &context(true, 2));
+    let d = engine.authorize(
+        &admin,
+        Action::ScheduleKeyDestruction,
+        &resource,
+        &context(true, 2),
+    );
     assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
     // Nobody grants it to a principal without roles: a refusal, not a request.
     let nobody = principal("mallory", &[], &["prod"]);
-    let d = engine.authorize(&nobody, Action::ScheduleKeyDestruction, &resource, &context(true, 0));
+    let d = engine.authorize(
+        &nobody,
+        Action::ScheduleKeyDestruction,
+        &resource,
+        &context(true, 0),
+    );
     assert_eq!(d.verdict, Verdict::Deny, "{d:?}");
     // A key user is refused by separation of duties, whatever approvals it would get.
     let user = principal("svc-pay", &["key-user"], &["prod"]);
-    let d = engine.authorize(&user, Action::ScheduleKeyDestruction, &resource, &context(true, 0));
+    let d = engine.authorize(
+        &user,
+        Action::ScheduleKeyDestruction,
+        &resource,
+        &context(true, 0),
+    );
     assert_eq!(d.verdict, Verdict::Deny, "{d:?}");
     assert!(d.reason.contains("separation-of-duties"), "{}", d.reason);
     // An admin of another environment too.
     let dev_admin = principal("bob", &["key-admin"], &["dev"]);
-    let d = engine.authorize(&dev_admin, Action::ScheduleKeyDestruction, &resource, &context(true, 0));
+    let d = engine.authorize(
+        &dev_admin,
+        Action::ScheduleKeyDestruction,
+        &resource,
+        &context(true, 0),
+    );
     assert_eq!(d.verdict, Verdict::Deny, "{d:?}");
     assert!(d.reason.contains("environment-isolation"), "{}", d.reason);
 }
@@ -157,7 +189,11 @@ fn a_policy_reading_the_time_turns_the_cache_off() {
         "@id(\"office-hours\")\nforbid (principal, action, resource) when { context.time_ms < 0 };\n"
             .to_string(),
     );
-    assert!(!PolicyEngine::defaults_with(&[timed]).unwrap().caches_decisions());
+    assert!(
+        !PolicyEngine::defaults_with(&[timed])
+            .unwrap()
+            .caches_decisions()
+    );
 }
 
 /// A small deterministic generator (xorshift), so the test needs no seed from outside.
@@ -176,7 +212,7 @@ impl Draw {
     }
 
     fn some(&mut self) -> bool {
-        self.next() % 2 == 0
+        self.next().is_multiple_of(2)
     }
 }
 
@@ -185,7 +221,14 @@ fn a_cached_decision_never_differs_from_a_fresh_evaluation() {
     let engine = PolicyEngine::defaults().unwrap();
     assert!(engine.caches_decisions());
     let mut draw = Draw(0x9e37_79b9_7f4a_7c15);
-    let roles = ["key-admin", "key-user", "auditor", "approver", "policy-admin", "dev-root"];
+    let roles = [
+        "key-admin",
+        "key-user",
+        "auditor",
+        "approver",
+        "policy-admin",
+        "dev-root",
+    ];
     let environments = ["dev", "prod", "*"];
     let names = ["alice", "bob", "svc-pay"];
     let actions = [
@@ -219,7 +262,7 @@ fn a_cached_decision_never_differs_from_a_fresh_evaluation() {
         let name = draw.pick(&names);
         let mut p = principal(name, &[], &[]);
         for role in roles {
-            if draw.next() % 4 == 0 {
+            if draw.next().is_multiple_of(4) {
                 p.roles.push(role.into());
             }
         }
@@ -244,7 +287,9 @@ fn a_cached_decision_never_differs_from_a_fresh_evaluation() {
         }
         let mut cx = context(draw.some(), draw.pick(&[0, 1, 2]));
         cx.requester = draw.pick(&["", "alice", "bob"]).into();
-        cx.approvers = (0..cx.approvals).map(|i| names[i as usize].to_string()).collect();
+        cx.approvers = (0..cx.approvals)
+            .map(|i| names[i as usize].to_string())
+            .collect();
         if draw.some() {
             cx.facts.new_owner = Some(draw.pick(&names).into());
             cx.facts.new_owner_kind = Some(draw.pick(&["user", "team"]).into());

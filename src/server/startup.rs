@@ -135,10 +135,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
 
 /// Says so at start-up when fewer principals hold the approver role than a quorum needs:
 /// critical actions would then wait for approvals that can never come.
-fn warn_on_unreachable_quorum(
-    tokens: &TokenTable,
-    settings: &crate::approvals::ApprovalSettings,
-) {
+fn warn_on_unreachable_quorum(tokens: &TokenTable, settings: &crate::approvals::ApprovalSettings) {
     let approvers = tokens.count_with_role("approver");
     if !settings.critical.is_empty() && approvers < settings.quorum as usize {
         tracing::warn!(

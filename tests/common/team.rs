@@ -32,11 +32,17 @@ pub const PEOPLE: &[(&str, &str, &[&str], &[&str])] = &[
 
 /// The bearer token of `principal`.
 pub fn token(principal: &str) -> String {
-    format!("kg_test_{}_token_0123456789abcdef", principal.replace('-', "_"))
+    format!(
+        "kg_test_{}_token_0123456789abcdef",
+        principal.replace('-', "_")
+    )
 }
 
 fn env_var(principal: &str) -> String {
-    format!("KG_TEST_TOKEN_{}", principal.replace('-', "_").to_uppercase())
+    format!(
+        "KG_TEST_TOKEN_{}",
+        principal.replace('-', "_").to_uppercase()
+    )
 }
 
 /// The `[[tokens]]` sections for [`PEOPLE`], with team `payments`.
@@ -99,6 +105,15 @@ impl Server {
 
     pub async fn approvals_as(&self, principal: &str) -> Approvals {
         self.approvals(&token(principal)).await
+    }
+
+    /// The keygate CLI run as `principal` against this server.
+    pub fn cli_as(&self, principal: &str, args: &[&str]) -> std::process::Output {
+        self.cli()
+            .env("KEYGATE_TOKEN", token(principal))
+            .args(args)
+            .output()
+            .expect("run the keygate CLI")
     }
 }
 

@@ -91,7 +91,11 @@ impl Operation for ListApprovals {
         } else {
             match cx.lookup_key(&self.key) {
                 Some(key) => key.id.clone(),
-                None => return Err(GatewayError::KeyNotFound(validate::truncate(&self.key, 200))),
+                None => {
+                    return Err(GatewayError::KeyNotFound(validate::truncate(
+                        &self.key, 200,
+                    )));
+                }
             }
         };
         let limit = super::page_size(self.page_size);

@@ -268,7 +268,10 @@ impl Operation for ListDestructionRecords {
         key_target(&self.key)
     }
 
-    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Vec<DestructionRecord>, GatewayError> {
+    async fn execute(
+        self,
+        cx: &mut Exec<'_, Reads>,
+    ) -> Result<Vec<DestructionRecord>, GatewayError> {
         let key = cx.key()?.clone();
         cx.destruction_records(&key).await
     }

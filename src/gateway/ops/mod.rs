@@ -10,15 +10,15 @@ pub mod owner;
 pub mod policy;
 pub mod signing;
 
+pub use approvals::{
+    ApprovalPage, CancelRequest, DecideOnRequest, Decided, GetApproval, ListApprovals,
+};
 pub use audit::{AuditPage, AuditQuery, AuditTail, AuditVerify, Tail};
 pub use crypto::{
     DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,
 };
 pub use inventory::{InventoryEntry, InventoryPage, ListInventory};
 pub use keys::{CreateKey, DurationInput, GetKey, KeyPage, ListKeys};
-pub use approvals::{
-    ApprovalPage, CancelRequest, Decided, DecideOnRequest, GetApproval, ListApprovals,
-};
 pub use lifecycle::{
     CancelKeyDestruction, DestroyKey, ListDestructionRecords, RotateKey, ScheduleKeyDestruction,
     SetKeyEnabled,

@@ -122,9 +122,9 @@ impl Operation for ExplainPolicy {
             .action
             .parse::<Action>()
             .map_err(|e| GatewayError::invalid("action", e))?;
-        let principal = cx
-            .principal(&self.principal)
-            .ok_or_else(|| GatewayError::PrincipalUnknown(validate::truncate(&self.principal, 128)))?;
+        let principal = cx.principal(&self.principal).ok_or_else(|| {
+            GatewayError::PrincipalUnknown(validate::truncate(&self.principal, 128))
+        })?;
         let key = if self.key.is_empty() {
             None
         } else {

@@ -88,7 +88,8 @@ impl Gateway {
     fn context(&self, call: &Call, ask: &Ask<'_>, resource: &Resource<'_>) -> PolicyContext {
         let (critical, key_id) = match resource {
             Resource::Key(k) => (
-                self.approval_settings.is_critical(ask.action, k.environment),
+                self.approval_settings
+                    .is_critical(ask.action, k.environment),
                 k.id,
             ),
             _ => (false, ""),
@@ -396,12 +397,14 @@ impl Gateway {
                     }),
                     journal,
                 )?;
-                held.name = Some(self.catalog.reserve_name(&draft.name).map_err(
-                    |e| match e {
-                        CatalogError::NameTaken(name) => GatewayError::KeyExists(name),
-                        other => other.into(),
-                    },
-                )?);
+                held.name = Some(
+                    self.catalog
+                        .reserve_name(&draft.name)
+                        .map_err(|e| match e {
+                            CatalogError::NameTaken(name) => GatewayError::KeyExists(name),
+                            other => other.into(),
+                        })?,
+                );
                 Subject::NewKey {
                     draft: draft.clone(),
                     provider,
@@ -470,7 +473,10 @@ impl Gateway {
             Some(name) => {
                 let mut facts = ask.facts.clone();
                 facts.destination = Some(true);
-                let ask = Ask { facts, ..ask.clone() };
+                let ask = Ask {
+                    facts,
+                    ..ask.clone()
+                };
                 let (key, verdict) = self
                     .resolve_and_admit(
                         call,

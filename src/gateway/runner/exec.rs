@@ -11,9 +11,9 @@ use super::{Actor, Call, Gateway};
 use crate::approvals::{ApprovalRequest, ApprovalSettings, ApprovalStore, Grant};
 use crate::audit::AuditReader;
 use crate::auth::Principal;
-use crate::lifecycle::destruction::{DestructionRecord, DestructionRecords, Ending};
 use crate::catalog::{KeyLock, KeyRecord, KeyState, ListFilter, NameReservation};
 use crate::gateway::GatewayError;
+use crate::lifecycle::destruction::{DestructionRecord, DestructionRecords, Ending};
 use crate::policy::{Action, Decision, PolicyStore, Resource};
 use keygate_provider::KeyProvider;
 use std::marker::PhantomData;
@@ -226,9 +226,12 @@ impl<'a, M: Mode> Exec<'a, M> {
         &self,
         key: &KeyRecord,
     ) -> Result<Vec<DestructionRecord>, GatewayError> {
-        Ok(self.gateway.destructions.for_key(&key.id).await.map_err(
-            crate::catalog::CatalogError::from,
-        )?)
+        Ok(self
+            .gateway
+            .destructions
+            .for_key(&key.id)
+            .await
+            .map_err(crate::catalog::CatalogError::from)?)
     }
 
     /// The audit log, to read: operations never write events themselves (the runner does).
@@ -336,7 +339,10 @@ impl Exec<'_, Changes> {
         let now = crate::time::now_ms();
         let by = self.actor.name();
         let ending = match destroyed {
-            None => Ending::Cancelled { by: &by, at_ms: now },
+            None => Ending::Cancelled {
+                by: &by,
+                at_ms: now,
+            },
             Some((versions, method)) => Ending::Destroyed {
                 at_ms: now,
                 call_id: &self.call.request_id,

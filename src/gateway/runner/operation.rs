@@ -2,9 +2,9 @@
 //! thing it acts on, and its work once admitted.
 
 use super::exec::Exec;
+use crate::approvals::PendingChange;
 use crate::gateway::{GatewayError, Limits};
 use crate::lifecycle::LifecycleSettings;
-use crate::approvals::PendingChange;
 use crate::policy::{Action, OperationFacts};
 use keygate_provider::{Algorithm, KeyPurpose};
 use std::future::Future;
