@@ -102,13 +102,23 @@ impl Workload {
     }
 }
 
-fn measure(engine: &PolicyEngine, work: &Workload, decisions: usize, cached: bool) -> (u64, u64) {
+#[derive(Clone, Copy)]
+enum How {
+    /// Against the request's slice of the policies, never from the cache.
+    Fresh,
+    /// Against every policy (what slicing saves).
+    Whole,
+    /// Through the decision cache, filled first.
+    Cached,
+}
+
+fn measure(engine: &PolicyEngine, work: &Workload, decisions: usize, how: How) -> (u64, u64) {
     let mut histogram = Histogram::<u64>::new(3).expect("histogram");
     let context = PolicyContext {
         quorum: 2,
         ..Default::default()
     };
-    if cached {
+    if matches!(how, How::Cached) {
         // Fill the cache with every request of the mix first.
         for n in 0..decisions {
             let (p, a, k) = work.request(n);
@@ -119,10 +129,10 @@ fn measure(engine: &PolicyEngine, work: &Workload, decisions: usize, cached: boo
         let (p, a, k) = work.request(n);
         let resource = Resource::Key(k);
         let start = Instant::now();
-        let decision = if cached {
-            engine.authorize(p, a, &resource, &context)
-        } else {
-            engine.evaluate(p, a, &resource, &context)
+        let decision = match how {
+            How::Cached => engine.authorize(p, a, &resource, &context),
+            How::Fresh => engine.evaluate(p, a, &resource, &context),
+            How::Whole => engine.evaluate_whole(p, a, &resource, &context),
         };
         let ns = start.elapsed().as_nanos() as u64;
         black_box(decision);
@@ -157,19 +167,20 @@ fn main() {
         defaults.policy_count(),
         extended.policy_count()
     );
-    let cases: [(&str, &PolicyEngine, bool); 4] = [
-        ("defaults, fresh", &defaults, false),
-        ("defaults + 500, fresh", &extended, false),
-        ("defaults, cached", &defaults, true),
-        ("defaults + 500, cached", &extended, true),
+    let cases: [(&str, &PolicyEngine, How); 5] = [
+        ("defaults, fresh", &defaults, How::Fresh),
+        ("defaults + 500, fresh", &extended, How::Fresh),
+        ("defaults + 500, whole set", &extended, How::Whole),
+        ("defaults, cached", &defaults, How::Cached),
+        ("defaults + 500, cached", &extended, How::Cached),
     ];
     let mut results: Vec<(Vec<u64>, Vec<u64>)> = vec![(Vec::new(), Vec::new()); cases.len()];
     for round in 1..=rounds {
         // Interleaved: every case once per round, so machine noise falls on all of them.
-        for (i, (name, engine, cached)) in cases.iter().enumerate() {
-            let (p50, p99) = measure(engine, &work, decisions, *cached);
+        for (i, (name, engine, how)) in cases.iter().enumerate() {
+            let (p50, p99) = measure(engine, &work, decisions, *how);
             println!(
-                "round {round}  {name:<24} p50 {:>7.1} µs  p99 {:>7.1} µs",
+                "round {round}  {name:<26} p50 {:>7.1} µs  p99 {:>7.1} µs",
                 p50 as f64 / 1000.0,
                 p99 as f64 / 1000.0
             );
@@ -180,7 +191,7 @@ fn main() {
     println!("medians over {rounds} rounds:");
     for ((name, ..), (p50s, p99s)) in cases.iter().zip(results) {
         println!(
-            "  {name:<24} p50 {:>7.1} µs  p99 {:>7.1} µs",
+            "  {name:<26} p50 {:>7.1} µs  p99 {:>7.1} µs",
             median(p50s) as f64 / 1000.0,
             median(p99s) as f64 / 1000.0
         );

@@ -486,9 +486,9 @@ impl PolicyEngine {
         }
     }
 
-    /// One evaluation against the whole set, not the request's slice (tests).
-    #[cfg(test)]
-    fn evaluate_whole(
+    /// One evaluation against the whole set, not the request's slice, without the cache
+    /// (tests compare the two; the benchmark measures what slicing saves).
+    pub fn evaluate_whole(
         &self,
         principal: &Principal,
         action: Action,

@@ -238,7 +238,8 @@ impl Operation for DestroyKey {
         );
         cx.detail("provider", key.provider.clone());
         cx.detail("provider_uri", key.provider_uri.to_string());
-        cx.detail("versions_destroyed", versions.clone());
+        cx.detail("versions_destroyed", versions.len());
+        cx.detail("versions", versions.clone());
         cx.record_destruction_ended(Some((&versions, &method)))
             .await?;
         cx.set_state(

@@ -5,6 +5,13 @@
 //! operations) → execute → outcome event. The gateway's parts are private to this module, so
 //! an operation reaches keys, providers and the catalog only through [`Exec`].
 //!
+//! When policy answers NeedsApproval, the call stops after its ready step: it stores its
+//! change as an approval request (`Operation::pending_change`) and ends with
+//! `APPROVAL_PENDING`, audited as `pending-approval`. The change later comes back through
+//! [`Gateway::run`] with [`Credentials::Approved`]: authenticated as its requester, authorized
+//! with the grant's approvals in the context (only for the very change they approved), and
+//! its outcome recorded in the request.
+//!
 //! Once started, a call runs to its end: a caller that goes away (its deadline passes, it
 //! resets the stream, the server's own timeout fires) drops only its wait for the result; the
 //! call moves into a task of its own ([`RunToEnd`]), finishes, and its event records that the
