@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/keygate/v1/keys.proto",
         "proto/keygate/v1/audit.proto",
         "proto/keygate/v1/admin.proto",
+        "proto/keygate/v1/approvals.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("keygate_descriptor.bin"))

@@ -5,6 +5,7 @@
 //! [`catalog`] → authorize with the [`policy`] engine → check the key's [`lifecycle`] state →
 //! call the provider → append the [`audit`] event durably → reply.
 
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod catalog;

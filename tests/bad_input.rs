@@ -295,7 +295,7 @@ async fn each_bad_input_has_its_code() {
             })
             .await,
         Code::PermissionDenied,
-        "policy denies nobody Sign",
+        "nobody may not Sign on key 'sig'",
     );
     // The denial is audited, with its request id and the policy decision.
     let mut audit = server.audit(ROOT_TOKEN).await;

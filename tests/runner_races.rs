@@ -2,6 +2,7 @@
 //! provider whose `rotate` and `cancel_destroy` wait on a gate the test opens, so nothing here
 //! depends on how fast the machine is.
 
+use keygate::approvals::{ApprovalSettings, ApprovalStore};
 use keygate::audit::AuditLog;
 use keygate::auth::{Principal, TokenTable};
 use keygate::catalog::Catalog;
@@ -10,9 +11,11 @@ use keygate::gateway::ops::{
     CancelKeyDestruction, CreateKey, DurationInput, GetKey, RotateKey, ScheduleKeyDestruction,
     SetKeyEnabled,
 };
+use keygate::gateway::runner::GatewayParts;
 use keygate::gateway::{Call, Credentials, Gateway, Limits};
 use keygate::lifecycle::LifecycleSettings;
-use keygate::policy::PolicyEngine;
+use keygate::lifecycle::destruction::DestructionRecords;
+use keygate::policy::{PolicyEngine, PolicyStore};
 use keygate::providers::ProviderRegistry;
 use keygate_provider::{
     Capabilities, KeyProvider, KeySpec, KeyUri, KeyVersionInfo, ProviderKey, Replied, Result,
@@ -81,7 +84,10 @@ async fn gateway(data: &Path) -> (Arc<Gateway>, Arc<Gated>, sqlx::SqlitePool) {
         Principal {
             name: "root".into(),
             kind: PrincipalKind::User,
-            roles: vec!["key-admin".into(), "key-user".into(), "auditor".into()],
+            // As `serve --dev`'s root: every action the rules allow.
+            roles: vec!["dev-root".into()],
+            team: String::new(),
+            environments: vec!["*".into()],
         },
     );
     let gated = Arc::new(Gated {
@@ -92,15 +98,18 @@ async fn gateway(data: &Path) -> (Arc<Gateway>, Arc<Gated>, sqlx::SqlitePool) {
     });
     let mut providers = ProviderRegistry::new("gated");
     providers.insert(gated.clone());
-    let gateway = Gateway::new(
+    let gateway = Gateway::new(GatewayParts {
         catalog,
         providers,
-        PolicyEngine::defaults().unwrap(),
+        policy: Arc::new(PolicyStore::fixed(PolicyEngine::defaults().unwrap())),
         audit,
         tokens,
-        Limits::default(),
-        LifecycleSettings::default(),
-    );
+        limits: Limits::default(),
+        lifecycle: LifecycleSettings::default(),
+        approvals: ApprovalStore::new(db.clone()),
+        approval_settings: ApprovalSettings::default(),
+        destructions: DestructionRecords::new(db.clone()),
+    });
     (Arc::new(gateway), gated, db)
 }
 

@@ -12,6 +12,8 @@ pub enum Outcome {
     Denied,
     Error,
     Intent,
+    /// A critical call opened an approval request instead of acting.
+    PendingApproval,
 }
 
 impl Outcome {
@@ -21,6 +23,7 @@ impl Outcome {
             Outcome::Denied => "denied",
             Outcome::Error => "error",
             Outcome::Intent => "intent",
+            Outcome::PendingApproval => "pending-approval",
         }
     }
 }

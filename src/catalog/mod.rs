@@ -256,6 +256,30 @@ impl Catalog {
         Ok(self.replace(updated))
     }
 
+    /// Hands the key to `owner`; nothing changes unless the stored owner is `expected`.
+    pub async fn set_owner(
+        &self,
+        lock: &KeyLock,
+        expected: &str,
+        owner: &str,
+    ) -> Result<Arc<KeyRecord>, CatalogError> {
+        let current = self.current(lock)?;
+        let conflict = |found: String| CatalogError::Conflict {
+            key: current.name.clone(),
+            expected: format!("owner {expected}"),
+            found,
+        };
+        if current.owner != expected {
+            return Err(conflict(format!("owner {}", current.owner)));
+        }
+        if !store::set_owner(&self.db, &current.id, expected, owner).await? {
+            return Err(conflict("changed by another writer".into()));
+        }
+        let mut updated = (*current).clone();
+        updated.owner = owner.to_string();
+        Ok(self.replace(updated))
+    }
+
     fn replace(&self, record: KeyRecord) -> Arc<KeyRecord> {
         let record = Arc::new(record);
         self.write().by_id.insert(record.id.clone(), record.clone());

@@ -151,3 +151,18 @@ pub async fn set_state(
             .await?;
     Ok(done.rows_affected() == 1)
 }
+
+pub async fn set_owner(
+    db: &SqlitePool,
+    key_id: &str,
+    expected: &str,
+    owner: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE keys SET owner = ? WHERE id = ? AND owner = ?")
+        .bind(owner)
+        .bind(key_id)
+        .bind(expected)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,6 +1,7 @@
 //! Connecting to a running gateway, with the bearer token on every call.
 
 use crate::pb::admin_service_client::AdminServiceClient;
+use crate::pb::approval_service_client::ApprovalServiceClient;
 use crate::pb::audit_service_client::AuditServiceClient;
 use crate::pb::key_service_client::KeyServiceClient;
 use clap::Args;
@@ -50,6 +51,7 @@ impl Interceptor for Bearer {
 pub type Keys = KeyServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Approvals = ApprovalServiceClient<InterceptedService<Channel, Bearer>>;
 
 fn read(what: &str, path: &PathBuf) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
@@ -110,12 +112,33 @@ impl Connection {
         ))
     }
 
+    pub async fn approvals(&self) -> Result<Approvals, String> {
+        Ok(ApprovalServiceClient::with_interceptor(
+            self.channel().await?,
+            self.bearer()?,
+        ))
+    }
+
     pub async fn audit(&self) -> Result<Audit, String> {
         Ok(AuditServiceClient::with_interceptor(
             self.channel().await?,
             self.bearer()?,
         ))
     }
+}
+
+/// The exit code of a critical change that opened an approval request instead of acting.
+pub const EXIT_PENDING_APPROVAL: u8 = 3;
+
+/// The approval request a critical call opened instead of acting (ErrorInfo reason
+/// APPROVAL_PENDING), if that is what `status` says.
+pub fn pending_approval(status: &Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    let info = status.get_details_error_info()?;
+    if info.reason != "APPROVAL_PENDING" {
+        return None;
+    }
+    info.metadata.get("approval_id").cloned()
 }
 
 /// A failed call, as a person reads it: the gRPC code and the gateway's message.

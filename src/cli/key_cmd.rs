@@ -1,7 +1,7 @@
 //! `keygate key …`
 
 use super::CliResult;
-use super::client::{Connection, describe};
+use super::client::{Connection, EXIT_PENDING_APPROVAL, describe, pending_approval};
 use super::output;
 use crate::pb;
 use clap::Subcommand;
@@ -48,9 +48,12 @@ pub enum KeyCommand {
     Rotate { key: String },
     /// Allow use of a disabled key again.
     Enable { key: String },
-    /// Refuse every use of a key until it is enabled.
+    /// Refuse every use of a key until it is enabled. On a critical key (by default, prod
+    /// keys) this opens an approval request and exits 3.
     Disable { key: String },
-    /// Start the pending window after which the key is destroyed.
+    /// Start the pending window after which the key is destroyed. Critical by default: it
+    /// opens an approval request, prints its id and exits 3; approvers then run `keygate
+    /// approval approve ID`.
     ScheduleDestruction {
         key: String,
         /// e.g. 30d (the default); at least the gateway's minimum (7d by default).
@@ -59,6 +62,16 @@ pub enum KeyCommand {
     },
     /// Stop a pending destruction; the key comes back disabled.
     CancelDestruction { key: String },
+    /// Hand a key to another owner (a configured person or service account). Critical by
+    /// default: it opens an approval request, prints its id and exits 3.
+    SetOwner {
+        key: String,
+        /// The new owner.
+        #[arg(long)]
+        owner: String,
+    },
+    /// Who asked for a key's destruction, who approved it, when, which versions, how.
+    DestructionRecords { key: String },
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -184,8 +197,84 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
             keys.cancel_key_destruction(pb::CancelKeyDestructionRequest { key })
                 .await
         }
+        KeyCommand::SetOwner { key, owner } => {
+            keys.set_key_owner(pb::SetKeyOwnerRequest { key, owner })
+                .await
+        }
+        KeyCommand::DestructionRecords { key } => {
+            return destruction_records(conn, json, key).await;
+        }
     };
-    print_key(json, &key.map_err(describe)?.into_inner());
+    match key {
+        Ok(key) => print_key(json, &key.into_inner()),
+        Err(status) => {
+            let Some(id) = pending_approval(&status) else {
+                return Err(describe(status));
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"approval_id": id, "message": status.message()})
+                );
+            } else {
+                eprintln!("{}", status.message());
+                println!("approval request: {id}");
+            }
+            return Ok(ExitCode::from(EXIT_PENDING_APPROVAL));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn destruction_records(conn: &Connection, json: bool, key: String) -> CliResult {
+    let records = conn
+        .admin()
+        .await?
+        .list_destruction_records(pb::ListDestructionRecordsRequest { key })
+        .await
+        .map_err(describe)?
+        .into_inner()
+        .records;
+    if json {
+        let rows: Vec<_> = records.iter().map(output::destruction_json).collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &records {
+        let mut lines = vec![
+            ("record", r.id.clone()),
+            ("key", format!("{} ({})", r.key_name, r.environment)),
+            ("state", r.state.clone()),
+            ("requested by", r.requested_by.clone()),
+            ("scheduled", r.scheduled_at.clone()),
+            ("window", format!("{}s", r.window_seconds)),
+            ("destruction at", r.destruction_at.clone()),
+        ];
+        if !r.approval_id.is_empty() {
+            lines.push((
+                "approved by",
+                format!("{} (request {})", r.approved_by.join(", "), r.approval_id),
+            ));
+        }
+        for (name, value) in [
+            ("cancelled by", &r.cancelled_by),
+            ("cancelled", &r.cancelled_at),
+            ("destroyed", &r.destroyed_at),
+            ("method", &r.method),
+        ] {
+            if !value.is_empty() {
+                lines.push((name, value.clone()));
+            }
+        }
+        if !r.versions.is_empty() {
+            let versions: Vec<String> = r.versions.iter().map(u32::to_string).collect();
+            lines.push(("versions", versions.join(", ")));
+        }
+        for (name, value) in lines {
+            println!("{name:<15} {value}");
+        }
+        println!();
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,11 +1,13 @@
 //! The `keygate` command: the server (`serve`), client verbs for people and scripts, and the
 //! benchmark.
 
+mod approval_cmd;
 mod audit_cmd;
 mod bench;
 mod client;
 mod key_cmd;
 mod output;
+mod policy_cmd;
 mod serve;
 mod use_cmd;
 
@@ -67,6 +69,12 @@ pub enum Command {
     /// Query, tail and verify the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// The requests critical actions wait on: list, show, approve, deny, cancel.
+    #[command(subcommand)]
+    Approval(approval_cmd::ApprovalCommand),
+    /// Check a policy folder offline; reload, show or explain a gateway's policies.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
     /// Load-test a running gateway and report ops/s and latency percentiles.
     Bench(bench::BenchArgs),
 }
@@ -109,6 +117,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::Mac(a) => use_cmd::mac(&cli.conn, a).await,
         Command::VerifyMac(a) => use_cmd::verify_mac(&cli.conn, json, a).await,
         Command::Audit(cmd) => audit_cmd::run(&cli.conn, json, cmd).await,
+        Command::Approval(cmd) => approval_cmd::run(&cli.conn, json, cmd).await,
+        Command::Policy(cmd) => policy_cmd::run(&cli.conn, json, cmd).await,
         Command::Inventory { provider } => key_cmd::inventory(&cli.conn, json, provider).await,
         Command::Bench(args) => bench::run(&cli.conn, json, args).await,
     }

@@ -107,3 +107,144 @@ pub fn key_details(k: &pb::Key) -> String {
     }
     rows.iter().map(|(n, v)| format!("{n:<16} {v}\n")).collect()
 }
+
+// --- approvals and policies (issue 13) ---
+
+pub fn approval_json(a: &pb::Approval) -> Value {
+    json!({
+        "id": a.id,
+        "state": a.state,
+        "key_id": a.key_id,
+        "key_name": a.key_name,
+        "environment": a.environment,
+        "action": a.action,
+        "change": a.change,
+        "change_json": a.change_json,
+        "digest": a.digest,
+        "requester": a.requester,
+        "requested_in": a.requested_in,
+        "quorum": a.quorum,
+        "approvals": a.approvals.iter().map(|v| json!({"principal": v.principal, "time": v.time, "request_id": v.request_id})).collect::<Vec<_>>(),
+        "created_at": a.created_at,
+        "expires_at": a.expires_at,
+        "closed_by": a.closed_by,
+        "closed_at": a.closed_at,
+        "outcome": a.outcome,
+        "execution_request_id": a.execution_request_id,
+    })
+}
+
+pub fn approval_details(a: &pb::Approval) -> String {
+    let approvers: Vec<String> = a
+        .approvals
+        .iter()
+        .map(|v| format!("{} ({})", v.principal, v.time))
+        .collect();
+    let mut rows = vec![
+        ("id", a.id.clone()),
+        ("state", a.state.clone()),
+        ("key", format!("{} ({})", a.key_name, a.environment)),
+        ("action", a.action.clone()),
+        ("change", a.change.clone()),
+        ("digest", a.digest.clone()),
+        ("requester", a.requester.clone()),
+        (
+            "approvals",
+            format!(
+                "{} of {}: {}",
+                a.approvals.len(),
+                a.quorum,
+                approvers.join(", ")
+            ),
+        ),
+        ("created", a.created_at.clone()),
+        ("expires", a.expires_at.clone()),
+    ];
+    for (name, value) in [
+        ("closed by", &a.closed_by),
+        ("closed", &a.closed_at),
+        ("outcome", &a.outcome),
+        ("executed as", &a.execution_request_id),
+    ] {
+        if !value.is_empty() {
+            rows.push((name, value.clone()));
+        }
+    }
+    rows.iter().map(|(n, v)| format!("{n:<12} {v}\n")).collect()
+}
+
+pub fn policy_status_json(s: &pb::PolicyStatus) -> Value {
+    json!({
+        "source": s.source,
+        "policies": s.policies.iter().map(|p| json!({"id": p.id, "file": p.file, "rule": p.rule, "approval": p.approval})).collect::<Vec<_>>(),
+        "loaded_at": s.loaded_at,
+        "last_error": s.last_error,
+        "last_error_at": s.last_error_at,
+        "caches_decisions": s.caches_decisions,
+    })
+}
+
+pub fn explanation_json(e: &pb::PolicyExplanation) -> Value {
+    json!({
+        "principal": e.principal,
+        "action": e.action,
+        "key": e.key,
+        "decision": e.decision,
+        "reason": e.reason,
+        "policies": e.policies,
+        "errors": e.errors,
+    })
+}
+
+pub fn explanation_details(e: &pb::PolicyExplanation) -> String {
+    let on = if e.key.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", e.key)
+    };
+    let mut out = format!("{} {}{}: {}\n", e.principal, e.action, on, e.decision);
+    if !e.reason.is_empty() {
+        out.push_str(&format!("reason: {}\n", e.reason));
+    }
+    if e.policies.is_empty() {
+        out.push_str("decided by: no policy (default deny)\n");
+    } else {
+        out.push_str("decided by:\n");
+        for id in &e.policies {
+            match e.deciding.iter().find(|p| &p.id == id) {
+                Some(p) if !p.file.is_empty() => {
+                    out.push_str(&format!("  {id}  ({})\n", p.file));
+                }
+                _ => out.push_str(&format!("  {id}\n")),
+            }
+        }
+    }
+    for error in &e.errors {
+        out.push_str(&format!("error: {error}\n"));
+    }
+    out
+}
+
+pub fn destruction_json(r: &pb::DestructionRecord) -> Value {
+    json!({
+        "id": r.id,
+        "key_id": r.key_id,
+        "key_name": r.key_name,
+        "environment": r.environment,
+        "provider": r.provider,
+        "provider_uri": r.provider_uri,
+        "requested_by": r.requested_by,
+        "approval_id": r.approval_id,
+        "approved_by": r.approved_by,
+        "window_seconds": r.window_seconds,
+        "scheduled_at": r.scheduled_at,
+        "destruction_at": r.destruction_at,
+        "state": r.state,
+        "cancelled_by": r.cancelled_by,
+        "cancelled_at": r.cancelled_at,
+        "destroyed_at": r.destroyed_at,
+        "destroy_request_id": r.destroy_request_id,
+        "versions": r.versions,
+        "method": r.method,
+    })
+}

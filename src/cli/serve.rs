@@ -106,6 +106,16 @@ pub async fn run(args: ServeArgs) -> CliResult {
         gateway.lifecycle().scan_interval,
         stop_scheduler.clone(),
     ));
+    let watch_every = config
+        .duration("policy.watch_interval", &config.policy.watch_interval)
+        .map_err(|e| e.to_string())?;
+    let watcher_task = (!watch_every.is_zero()).then(|| {
+        tokio::spawn(
+            gateway
+                .clone()
+                .watch_policies(watch_every, stop_scheduler.clone()),
+        )
+    });
     let timeout = config
         .duration("limits.request_timeout", &config.limits.request_timeout)
         .map_err(|e| e.to_string())?;
@@ -121,6 +131,9 @@ pub async fn run(args: ServeArgs) -> CliResult {
     // whose clients left finish (and are audited) before the process ends.
     stop_scheduler.cancel();
     let _ = scheduler_task.await;
+    if let Some(watcher) = watcher_task {
+        let _ = watcher.await;
+    }
     // Admitted calls take at most the request timeout, plus their audit append.
     let bound = timeout + std::time::Duration::from_secs(5);
     if !gateway.drain(bound).await {

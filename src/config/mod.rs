@@ -30,6 +30,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,7 +86,7 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("keygate-data")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PrincipalKind {
     User,
@@ -97,18 +99,114 @@ pub struct TokenConfig {
     /// A person (`alice`) or service account (`svc-payments`); never a team.
     pub principal: String,
     pub kind: PrincipalKind,
-    /// Roles from the policies: `key-admin`, `key-user`, `auditor`, or your own.
+    /// Roles from the policies: `key-admin`, `key-user`, `auditor`, `approver`,
+    /// `policy-admin`, or your own.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The team the principal belongs to (a team never owns a key).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// The environments the principal may act in (`["prod"]`); none unless listed.
+    #[serde(default)]
+    pub environments: Vec<String>,
     pub token: SecretRef,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// A folder with `*.cedar` policies and `keygate.cedarschema`; the built-in defaults
     /// (the repository's `policies/`) when unset.
     pub dir: Option<PathBuf>,
+    /// How often the folder is checked for changes, which are then reloaded (`0s`: never;
+    /// `keygate policy reload` still works).
+    #[serde(default = "default_watch")]
+    pub watch_interval: String,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            watch_interval: default_watch(),
+        }
+    }
+}
+
+fn default_watch() -> String {
+    "2s".into()
+}
+
+/// Critical actions and their approvals (issue 13).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// Actions that wait for approvals: `ScheduleKeyDestruction`, `SetKeyOwner`,
+    /// `DisableKey`, each optionally for one environment (`DisableKey@prod`).
+    #[serde(default = "default_critical")]
+    pub critical: Vec<String>,
+    /// Distinct approvers a critical action needs, none of them its requester.
+    #[serde(default = "default_quorum")]
+    pub quorum: u32,
+    /// How long a request waits for its quorum, e.g. `24h`.
+    #[serde(default = "default_expiry")]
+    pub expiry: String,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            critical: default_critical(),
+            quorum: default_quorum(),
+            expiry: default_expiry(),
+        }
+    }
+}
+
+fn default_critical() -> Vec<String> {
+    crate::approvals::DEFAULT_CRITICAL
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
+}
+fn default_quorum() -> u32 {
+    2
+}
+fn default_expiry() -> String {
+    "24h".into()
+}
+
+impl ApprovalsConfig {
+    pub fn settings(&self) -> Result<crate::approvals::ApprovalSettings, ConfigError> {
+        let mut critical = Vec::new();
+        for (i, c) in self.critical.iter().enumerate() {
+            critical.push(
+                c.parse()
+                    .map_err(|e| Config::invalid(format!("approvals.critical[{i}]"), e))?,
+            );
+        }
+        if self.quorum == 0 || self.quorum > 16 {
+            return Err(Config::invalid(
+                "approvals.quorum",
+                "must be between 1 and 16 distinct approvers",
+            ));
+        }
+        let expiry = crate::time::parse_duration(&self.expiry)
+            .map_err(|e| Config::invalid("approvals.expiry", e))?;
+        if expiry < std::time::Duration::from_secs(1)
+            || expiry > std::time::Duration::from_secs(90 * 86_400)
+        {
+            return Err(Config::invalid(
+                "approvals.expiry",
+                format!("is {}; it must be between 1s and 90d", self.expiry),
+            ));
+        }
+        Ok(crate::approvals::ApprovalSettings {
+            critical,
+            quorum: self.quorum,
+            expiry,
+        })
+    }
 }
 
 /// One provider instance. `kind` picks the implementation; the other fields are that kind's.
@@ -174,7 +272,8 @@ pub struct LifecycleConfig {
     /// Shortest crypto-period a key may have, e.g. `1d`.
     #[serde(default = "default_min_period")]
     pub min_crypto_period: String,
-    /// Shortest destruction pending window, e.g. `7d`.
+    /// Shortest destruction pending window, e.g. `7d`; at least
+    /// [`MIN_DESTRUCTION_WINDOW_FLOOR`] (in dev mode [`DEV_MIN_DESTRUCTION_WINDOW_FLOOR`]).
     #[serde(default = "default_min_window")]
     pub min_destruction_window: String,
     /// How often the scheduler looks for keys due for rotation or destruction.
@@ -200,6 +299,42 @@ fn default_min_window() -> String {
 }
 fn default_scan() -> String {
     "60s".into()
+}
+
+/// No deployment may let a destruction happen sooner than this after it is scheduled: the
+/// pending window is the last chance to notice a mistake (rule 5).
+pub const MIN_DESTRUCTION_WINDOW_FLOOR: std::time::Duration =
+    std::time::Duration::from_secs(86_400);
+/// Dev mode's floor, so the scheduler's destruction can be tried (and tested) in seconds.
+pub const DEV_MIN_DESTRUCTION_WINDOW_FLOOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl LifecycleConfig {
+    /// Refuses a `min_destruction_window` under the floor (`dev`: dev mode's floor).
+    pub fn check_floor(&self, dev: bool) -> Result<(), ConfigError> {
+        let floor = if dev {
+            DEV_MIN_DESTRUCTION_WINDOW_FLOOR
+        } else {
+            MIN_DESTRUCTION_WINDOW_FLOOR
+        };
+        let window = crate::time::parse_duration(&self.min_destruction_window)
+            .map_err(|e| Config::invalid("lifecycle.min_destruction_window", e))?;
+        if window < floor {
+            return Err(Config::invalid(
+                "lifecycle.min_destruction_window",
+                format!(
+                    "is {}; a destruction's pending window is at least {}{} so a mistake can still be cancelled",
+                    self.min_destruction_window,
+                    crate::time::format_duration(floor),
+                    if dev {
+                        " in dev mode"
+                    } else {
+                        " (1s in dev mode)"
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +377,22 @@ impl Config {
             if t.principal.trim().is_empty() {
                 return Err(Self::invalid(format!("tokens[{i}].principal"), "is empty"));
             }
+            if t.roles.iter().any(|r| r == crate::auth::DEV_ROOT_ROLE) {
+                return Err(Self::invalid(
+                    format!("tokens[{i}].roles"),
+                    "the dev-root role exists only in `serve --dev` and cannot be configured",
+                ));
+            }
+            if let Some(team) = &t.team
+                && self.tokens.iter().any(|other| &other.principal == team)
+            {
+                return Err(Self::invalid(
+                    format!("tokens[{i}].team"),
+                    format!(
+                        "'{team}' is also a principal's name; a team and a principal must differ so a key's owner is never ambiguous"
+                    ),
+                ));
+            }
         }
         for (setting, value) in [
             ("limits.request_timeout", &self.limits.request_timeout),
@@ -255,6 +406,7 @@ impl Config {
                 &self.lifecycle.min_destruction_window,
             ),
             ("lifecycle.scan_interval", &self.lifecycle.scan_interval),
+            ("policy.watch_interval", &self.policy.watch_interval),
         ] {
             crate::time::parse_duration(value).map_err(|e| Self::invalid(setting, e))?;
         }
@@ -288,6 +440,18 @@ impl Config {
                 "default_provider",
                 format!("names '{name}', which is not a [providers.{name}] section"),
             ));
+        }
+        // The dev-mode floor here; the server applies the full one outside dev mode.
+        self.lifecycle.check_floor(true)?;
+        self.approvals.settings()?;
+        for (i, t) in self.tokens.iter().enumerate() {
+            for env in &t.environments {
+                if env != "*" {
+                    crate::gateway::validate::environment(env).map_err(|e| {
+                        Self::invalid(format!("tokens[{i}].environments"), e.to_string())
+                    })?;
+                }
+            }
         }
         if self.limits.max_plaintext_bytes == 0 || self.limits.max_plaintext_bytes > 1024 * 1024 {
             return Err(Self::invalid(
@@ -381,6 +545,45 @@ mod tests {
         assert!(parse("[limits]\nrequest_timeout = \"5s\"\nprovider_timeout = \"4s\"\n").is_ok());
         // The defaults agree with each other.
         assert!(parse("").is_ok());
+    }
+
+    #[test]
+    fn a_destruction_window_under_the_floor_is_refused() {
+        let err = parse("[lifecycle]\nmin_destruction_window = \"0s\"\n").unwrap_err();
+        assert!(err.contains("lifecycle.min_destruction_window"), "{err}");
+        let config = parse("[lifecycle]\nmin_destruction_window = \"1h\"\n").unwrap();
+        // Dev mode takes an hour; a real deployment needs a day.
+        assert!(config.lifecycle.check_floor(true).is_ok());
+        let err = config.lifecycle.check_floor(false).unwrap_err().to_string();
+        assert!(err.contains("at least 1d"), "{err}");
+        assert!(parse("").unwrap().lifecycle.check_floor(false).is_ok());
+    }
+
+    #[test]
+    fn approvals_settings_are_checked() {
+        assert!(
+            parse("[approvals]\nquorum = 0\n")
+                .unwrap_err()
+                .contains("approvals.quorum")
+        );
+        let err = parse("[approvals]\ncritical = [\"Encrypt\"]\n").unwrap_err();
+        assert!(
+            err.contains("approvals.critical[0]") && err.contains("cannot wait"),
+            "{err}"
+        );
+        assert!(
+            parse("[approvals]\nexpiry = \"0s\"\n")
+                .unwrap_err()
+                .contains("approvals.expiry")
+        );
+        let settings = parse("[approvals]\ncritical = [\"DisableKey@prod\"]\nquorum = 3\n")
+            .unwrap()
+            .approvals
+            .settings()
+            .unwrap();
+        assert_eq!(settings.quorum, 3);
+        assert!(settings.is_critical(crate::policy::Action::DisableKey, "prod"));
+        assert!(!settings.is_critical(crate::policy::Action::ScheduleKeyDestruction, "prod"));
     }
 
     #[test]

@@ -14,18 +14,38 @@ pub enum GatewayError {
     NoToken,
     #[error("the bearer token is not valid")]
     BadToken,
-    #[error("policy denies {principal} {action} on {target}")]
+    #[error("{principal} may not {action} on {target}: {reason}")]
     PolicyDenied {
         principal: String,
         action: Action,
         target: String,
+        /// The deciding rule and why (`denied by separation-of-duties: ...`).
+        reason: String,
+        /// The ids of the policies that decided.
+        policies: Vec<String>,
     },
-    #[error("{action} on {target} needs approval ({policies})")]
-    ApprovalRequired {
+    // --- policy operations and approvals (issue 13) ---
+    #[error(
+        "{action} on {target} is critical and waits for {quorum} approvals by other principals: approval request {id} (until {expires_at}); approvers run `keygate approval approve {id}`"
+    )]
+    ApprovalPending {
+        id: String,
         action: Action,
         target: String,
-        policies: String,
+        quorum: u32,
+        expires_at: String,
     },
+    #[error(
+        "the requester {0} of this approved request is no longer configured; the change does not run"
+    )]
+    RequesterUnknown(String),
+    #[error(transparent)]
+    Approval(#[from] crate::approvals::ApprovalError),
+    #[error("the policies were not reloaded, and the previous ones stay in force: {0}")]
+    PolicyInvalid(String),
+    #[error("no principal named '{0}' is configured")]
+    PrincipalUnknown(String),
+    // --- end of issue 13's block ---
     #[error("no key given: set `{field}` to a key name or id")]
     NoKeyGiven { field: &'static str },
     #[error("no key named or with id '{0}'")]
@@ -146,7 +166,24 @@ impl GatewayError {
             E::NoToken => "TOKEN_MISSING",
             E::BadToken => "TOKEN_INVALID",
             E::PolicyDenied { .. } => "POLICY_DENIED",
-            E::ApprovalRequired { .. } => "APPROVAL_REQUIRED",
+            E::ApprovalPending { .. } => "APPROVAL_PENDING",
+            E::RequesterUnknown(_) => "APPROVAL_REQUESTER_UNKNOWN",
+            E::Approval(a) => {
+                use crate::approvals::ApprovalError as A;
+                match a {
+                    A::NotFound(_) => "APPROVAL_NOT_FOUND",
+                    A::Closed { .. } => "APPROVAL_CLOSED",
+                    A::Expired { .. } => "APPROVAL_EXPIRED",
+                    A::AlreadyApproved { .. } => "APPROVAL_DUPLICATE",
+                    A::SelfApproval { .. } => "APPROVAL_BY_REQUESTER",
+                    A::NotRequester { .. } => "APPROVAL_NOT_REQUESTER",
+                    A::DigestMismatch { .. } => "APPROVAL_DIGEST_MISMATCH",
+                    A::Tampered { .. } => "APPROVAL_TAMPERED",
+                    A::Store(_) | A::Corrupt(_) => "APPROVAL_STORE_UNAVAILABLE",
+                }
+            }
+            E::PolicyInvalid(_) => "POLICY_INVALID",
+            E::PrincipalUnknown(_) => "PRINCIPAL_NOT_FOUND",
             E::NoKeyGiven { .. } | E::InvalidField { .. } => "INVALID_ARGUMENT",
             E::KeyNotFound(_) => "KEY_NOT_FOUND",
             E::VersionNotFound { .. } => "KEY_VERSION_NOT_FOUND",
@@ -209,10 +246,11 @@ impl GatewayError {
     /// The audit outcome this error stands for.
     pub fn outcome(&self) -> crate::audit::Outcome {
         match self {
-            GatewayError::NoToken
-            | GatewayError::BadToken
-            | GatewayError::PolicyDenied { .. }
-            | GatewayError::ApprovalRequired { .. } => crate::audit::Outcome::Denied,
+            GatewayError::NoToken | GatewayError::BadToken | GatewayError::PolicyDenied { .. } => {
+                crate::audit::Outcome::Denied
+            }
+            // Nothing was done yet: the change waits for its approvals.
+            GatewayError::ApprovalPending { .. } => crate::audit::Outcome::PendingApproval,
             _ => crate::audit::Outcome::Error,
         }
     }

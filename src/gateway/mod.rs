@@ -5,7 +5,8 @@
 //! 2. check — input checks that need no key (sizes, names, formats);
 //! 3. resolve — key name, id or ciphertext → catalog record (under the key's lock for admin
 //!    operations);
-//! 4. authorize — Cedar decides Allow, Deny or NeedsApproval;
+//! 4. authorize — Cedar decides Allow, Deny or NeedsApproval (a critical change then opens an
+//!    approval request instead of executing; `approved.rs` runs it once approvers agree);
 //! 5. lifecycle — the key's state and purpose allow the action;
 //! 6. execute — provider calls and catalog changes (admin operations first write an intent
 //!    event);
@@ -14,9 +15,11 @@
 //!
 //! The gateway takes and returns domain types; `server` converts protobuf at the edge.
 
+mod approved;
 pub mod envelope;
 mod error;
 pub mod ops;
+mod policy_watch;
 pub mod runner;
 mod scheduled;
 pub mod validate;

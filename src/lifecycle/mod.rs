@@ -1,6 +1,7 @@
 //! Which operations a key's state allows, and the rules of crypto-periods and destruction
 //! windows.
 
+pub mod destruction;
 pub mod scheduler;
 
 use crate::catalog::{KeyRecord, KeyState};
@@ -49,7 +50,16 @@ pub fn required_purpose(action: Action) -> Option<KeyPurpose> {
 pub fn check(action: Action, key: &KeyRecord) -> Result<(), GatewayError> {
     let name = || key.name.clone();
     match (action, key.state) {
-        (Action::GetKey, _) => Ok(()),
+        // Reading a key, or deciding on a request for it: the change itself is checked when
+        // it runs.
+        (
+            Action::GetKey
+            | Action::ListDestructionRecords
+            | Action::ApproveRequest
+            | Action::DenyRequest
+            | Action::CancelRequest,
+            _,
+        ) => Ok(()),
         (_, KeyState::Destroyed) => Err(GatewayError::KeyDestroyed(name())),
         (Action::CancelKeyDestruction | Action::DestroyKey, KeyState::PendingDestruction) => Ok(()),
         (Action::CancelKeyDestruction | Action::DestroyKey, state) => {
@@ -62,7 +72,13 @@ pub fn check(action: Action, key: &KeyRecord) -> Result<(), GatewayError> {
             Err(GatewayError::AlreadyPendingDestruction(name()))
         }
         (_, KeyState::PendingDestruction) => Err(GatewayError::KeyPendingDestruction(name())),
-        (Action::EnableKey | Action::DisableKey | Action::ScheduleKeyDestruction, _) => Ok(()),
+        (
+            Action::EnableKey
+            | Action::DisableKey
+            | Action::ScheduleKeyDestruction
+            | Action::SetKeyOwner,
+            _,
+        ) => Ok(()),
         (_, KeyState::Disabled) => Err(GatewayError::KeyDisabled(name())),
         (_, KeyState::Enabled) => match required_purpose(action) {
             Some(needs) if needs != key.purpose => Err(GatewayError::WrongPurpose {

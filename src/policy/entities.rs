@@ -1,15 +1,41 @@
 //! keygate's facts as Cedar entities, actions and context.
+//!
+//! Everything a decision depends on is in the four values [`build`] takes: the principal, the
+//! action, the resource and the context. The decision cache keys on the same values (their
+//! serialisation, minus the per-call facts in [`CallFacts`]), so a field added to any of them
+//! is part of the key without anyone remembering to add it.
 
 use crate::auth::Principal;
 use crate::config::PrincipalKind;
 use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
-use std::collections::{HashMap, HashSet};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
-/// Every action keygate audits; the names are the Cedar action ids, the audit events' action
-/// and (for calls) the RPC names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
+/// Declares [`Action`] with its names (Cedar action ids, audit event actions and, for calls,
+/// RPC names) and the list of all of them, from one list.
+macro_rules! actions {
+    ($($(#[$doc:meta])* $name:ident),+ $(,)?) => {
+        /// Every action keygate audits.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum Action {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl Action {
+            /// Every action, for lookups by name.
+            pub const ALL: &'static [Action] = &[$(Action::$name,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Action::$name => stringify!($name),)+
+                }
+            }
+        }
+    };
+}
+
+actions! {
     CreateKey,
     GetKey,
     ListKeys,
@@ -29,6 +55,18 @@ pub enum Action {
     CancelKeyDestruction,
     /// The end of a pending window: the key material is destroyed (the scheduler's).
     DestroyKey,
+    /// Hands a key to another owner (an approved admin operation).
+    SetKeyOwner,
+    /// Reads the records of a key's destructions.
+    ListDestructionRecords,
+    ApproveRequest,
+    DenyRequest,
+    CancelRequest,
+    ListApprovals,
+    GetApproval,
+    ReloadPolicies,
+    ExplainPolicy,
+    GetPolicyStatus,
     AuditQuery,
     AuditTail,
     AuditVerify,
@@ -37,33 +75,19 @@ pub enum Action {
     AuditStoreRecovered,
 }
 
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::CreateKey => "CreateKey",
-            Action::GetKey => "GetKey",
-            Action::ListKeys => "ListKeys",
-            Action::Encrypt => "Encrypt",
-            Action::Decrypt => "Decrypt",
-            Action::GenerateDataKey => "GenerateDataKey",
-            Action::ReEncrypt => "ReEncrypt",
-            Action::Sign => "Sign",
-            Action::Verify => "Verify",
-            Action::GetPublicKey => "GetPublicKey",
-            Action::GenerateMac => "GenerateMac",
-            Action::VerifyMac => "VerifyMac",
-            Action::RotateKey => "RotateKey",
-            Action::EnableKey => "EnableKey",
-            Action::DisableKey => "DisableKey",
-            Action::ScheduleKeyDestruction => "ScheduleKeyDestruction",
-            Action::CancelKeyDestruction => "CancelKeyDestruction",
-            Action::DestroyKey => "DestroyKey",
-            Action::AuditQuery => "AuditQuery",
-            Action::AuditTail => "AuditTail",
-            Action::AuditVerify => "AuditVerify",
-            Action::ListInventory => "ListInventory",
-            Action::AuditStoreRecovered => "AuditStoreRecovered",
-        }
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown action '{}'",
+                    crate::gateway::validate::truncate(s, 64)
+                )
+            })
     }
 }
 
@@ -74,9 +98,9 @@ impl std::fmt::Display for Action {
 }
 
 /// A key's attributes as policies see them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct KeyAttributes<'a> {
-    /// The key id, or the requested name for a key not yet created.
+    /// The key id, or the new id of a key not yet created.
     pub id: &'a str,
     pub name: &'a str,
     pub owner: &'a str,
@@ -85,8 +109,15 @@ pub struct KeyAttributes<'a> {
     pub algorithm: &'a str,
     pub state: &'a str,
     pub provider: &'a str,
+    /// What `owner` names: "user", "service-account", "team" or "unknown".
+    pub owner_kind: &'a str,
+    pub crypto_period_seconds: i64,
+    /// The newest version has outlived the crypto-period.
+    pub rotation_overdue: bool,
+    pub labels: &'a BTreeMap<String, String>,
 }
 
+#[derive(Debug, Clone, Serialize)]
 pub enum Resource<'a> {
     Key(KeyAttributes<'a>),
     /// The catalog as a whole (listing keys; each listed key is then authorized as GetKey).
@@ -94,13 +125,58 @@ pub enum Resource<'a> {
     AuditLog,
     /// A provider instance, by name.
     Provider(&'a str),
+    /// The approval requests as a whole.
+    Approvals,
+    /// The policy set.
+    PolicyStore,
 }
 
+/// Facts of the call itself, new with every call. Not part of the decision cache's key: the
+/// engine caches only while no policy reads them.
 #[derive(Debug, Clone, Default)]
-pub struct PolicyContext {
+pub struct CallFacts {
     pub client_address: String,
     pub time_ms: i64,
-    pub crypto_period_seconds: i64,
+}
+
+/// The context attributes [`CallFacts`] become.
+pub const CALL_FACTS: &[&str] = &["client_address", "time_ms"];
+
+/// What an operation adds about what it asks for (`Operation::policy_context`). Absent
+/// facts are absent attributes: policies test them with `context has …`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OperationFacts {
+    /// SetKeyOwner: the new owner.
+    pub new_owner: Option<String>,
+    /// What the new owner names (filled in by the gateway, like `owner_kind`).
+    pub new_owner_kind: Option<String>,
+    /// ScheduleKeyDestruction: the pending window asked for.
+    pub pending_window_seconds: Option<i64>,
+    /// ReEncrypt: set on the destination key's decision.
+    pub destination: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PolicyContext {
+    #[serde(skip)]
+    pub call: CallFacts,
+    /// The configuration marks the action on this key critical.
+    pub critical: bool,
+    pub quorum: i64,
+    pub approvals: i64,
+    pub approvers: Vec<String>,
+    pub requester: String,
+    pub facts: OperationFacts,
+}
+
+/// The decision cache's key: everything a decision depends on but the per-call facts.
+pub fn cache_key(
+    principal: &Principal,
+    action: Action,
+    resource: &Resource<'_>,
+    context: &PolicyContext,
+) -> Option<String> {
+    serde_json::to_string(&(principal, action, resource, context)).ok()
 }
 
 fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
@@ -112,7 +188,7 @@ fn string(s: &str) -> RestrictedExpression {
     RestrictedExpression::new_string(s.to_string())
 }
 
-type Built = (EntityUid, EntityUid, EntityUid, Context, Vec<Entity>);
+pub type Built = (EntityUid, EntityUid, EntityUid, Context, Vec<Entity>);
 
 pub fn build(
     principal: &Principal,
@@ -132,9 +208,21 @@ pub fn build(
         entities.push(Entity::new_no_attrs(role_uid.clone(), HashSet::new()));
         parents.insert(role_uid);
     }
-    let attrs = HashMap::from([("name".to_string(), string(&principal.name))]);
+    let attrs = HashMap::from([
+        ("name".to_string(), string(&principal.name)),
+        ("team".to_string(), string(&principal.team)),
+        (
+            "environments".to_string(),
+            RestrictedExpression::new_set(principal.environments.iter().map(|e| string(e))),
+        ),
+    ]);
     entities.push(Entity::new(principal_uid.clone(), attrs, parents).map_err(|e| e.to_string())?);
 
+    let singleton = |type_name: &str, id: &str, entities: &mut Vec<Entity>| {
+        let entity_uid = uid(type_name, id)?;
+        entities.push(Entity::new_no_attrs(entity_uid.clone(), HashSet::new()));
+        Ok::<_, String>(entity_uid)
+    };
     let resource_uid = match resource {
         Resource::Key(k) => {
             let key_uid = uid("Keygate::Key", k.id)?;
@@ -146,88 +234,79 @@ pub fn build(
                 ("algorithm".to_string(), string(k.algorithm)),
                 ("state".to_string(), string(k.state)),
                 ("provider".to_string(), string(k.provider)),
+                ("owner_kind".to_string(), string(k.owner_kind)),
+                (
+                    "crypto_period_seconds".to_string(),
+                    RestrictedExpression::new_long(k.crypto_period_seconds),
+                ),
+                (
+                    "rotation_overdue".to_string(),
+                    RestrictedExpression::new_bool(k.rotation_overdue),
+                ),
             ]);
+            let tags = k
+                .labels
+                .iter()
+                .map(|(name, value)| (name.clone(), string(value)));
             entities.push(
-                Entity::new(key_uid.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?,
+                Entity::new_with_tags(key_uid.clone(), attrs, HashSet::new(), tags)
+                    .map_err(|e| e.to_string())?,
             );
             key_uid
         }
-        Resource::Catalog => {
-            let catalog_uid = uid("Keygate::Catalog", "gateway")?;
-            entities.push(Entity::new_no_attrs(catalog_uid.clone(), HashSet::new()));
-            catalog_uid
-        }
-        Resource::AuditLog => {
-            let log_uid = uid("Keygate::AuditLog", "gateway")?;
-            entities.push(Entity::new_no_attrs(log_uid.clone(), HashSet::new()));
-            log_uid
-        }
-        Resource::Provider(name) => {
-            let provider_uid = uid("Keygate::Provider", name)?;
-            entities.push(Entity::new_no_attrs(provider_uid.clone(), HashSet::new()));
-            provider_uid
-        }
+        Resource::Catalog => singleton("Keygate::Catalog", "gateway", &mut entities)?,
+        Resource::AuditLog => singleton("Keygate::AuditLog", "gateway", &mut entities)?,
+        Resource::Provider(name) => singleton("Keygate::Provider", name, &mut entities)?,
+        Resource::Approvals => singleton("Keygate::Approvals", "gateway", &mut entities)?,
+        Resource::PolicyStore => singleton("Keygate::PolicyStore", "gateway", &mut entities)?,
     };
     let action_uid = uid("Keygate::Action", action.as_str())?;
-    let context = Context::from_pairs([
+    let mut pairs = vec![
         (
             "client_address".to_string(),
-            string(&context.client_address),
+            string(&context.call.client_address),
         ),
         (
             "time_ms".to_string(),
-            RestrictedExpression::new_long(context.time_ms),
+            RestrictedExpression::new_long(context.call.time_ms),
         ),
         (
-            "crypto_period_seconds".to_string(),
-            RestrictedExpression::new_long(context.crypto_period_seconds),
+            "critical".to_string(),
+            RestrictedExpression::new_bool(context.critical),
         ),
-    ])
-    .map_err(|e| e.to_string())?;
+        (
+            "quorum".to_string(),
+            RestrictedExpression::new_long(context.quorum),
+        ),
+        (
+            "approvals".to_string(),
+            RestrictedExpression::new_long(context.approvals),
+        ),
+        (
+            "approvers".to_string(),
+            RestrictedExpression::new_set(context.approvers.iter().map(|a| string(a))),
+        ),
+        ("requester".to_string(), string(&context.requester)),
+    ];
+    let facts = &context.facts;
+    if let Some(owner) = &facts.new_owner {
+        pairs.push(("new_owner".to_string(), string(owner)));
+    }
+    if let Some(kind) = &facts.new_owner_kind {
+        pairs.push(("new_owner_kind".to_string(), string(kind)));
+    }
+    if let Some(window) = facts.pending_window_seconds {
+        pairs.push((
+            "pending_window_seconds".to_string(),
+            RestrictedExpression::new_long(window),
+        ));
+    }
+    if let Some(destination) = facts.destination {
+        pairs.push((
+            "destination".to_string(),
+            RestrictedExpression::new_bool(destination),
+        ));
+    }
+    let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
     Ok((principal_uid, action_uid, resource_uid, context, entities))
-}
-
-/// Everything a decision depends on when policies do not read the context, as one string
-/// (fields separated by a byte that cannot occur in names).
-pub fn cache_key(principal: &Principal, action: Action, resource: &Resource<'_>) -> String {
-    let mut key = String::with_capacity(160);
-    let sep = '\u{1f}';
-    key.push_str(match principal.kind {
-        PrincipalKind::User => "u",
-        PrincipalKind::ServiceAccount => "s",
-    });
-    key.push(sep);
-    key.push_str(&principal.name);
-    for role in &principal.roles {
-        key.push(sep);
-        key.push_str(role);
-    }
-    key.push(sep);
-    key.push_str(action.as_str());
-    key.push(sep);
-    match resource {
-        Resource::Key(k) => {
-            for field in [
-                k.id,
-                k.name,
-                k.owner,
-                k.purpose,
-                k.environment,
-                k.algorithm,
-                k.state,
-                k.provider,
-            ] {
-                key.push_str(field);
-                key.push(sep);
-            }
-        }
-        Resource::Catalog => key.push_str("catalog"),
-        Resource::AuditLog => key.push_str("audit-log"),
-        Resource::Provider(name) => {
-            key.push_str("provider");
-            key.push(sep);
-            key.push_str(name);
-        }
-    }
-    key
 }

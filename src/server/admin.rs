@@ -21,4 +21,46 @@ impl AdminService for AdminApi {
         let op = ops::ListInventory::from(request.into_inner());
         reply(&id, self.gateway.run(call, op).await.map(Into::into))
     }
+
+    // --- policies and destruction records (issue 13) ---
+
+    async fn reload_policies(
+        &self,
+        request: Request<pb::ReloadPoliciesRequest>,
+    ) -> Result<Response<pb::PolicyStatus>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let result = self.gateway.run(call, ops::ReloadPolicies).await;
+        reply(&id, result.map(Into::into))
+    }
+
+    async fn get_policy_status(
+        &self,
+        request: Request<pb::GetPolicyStatusRequest>,
+    ) -> Result<Response<pb::PolicyStatus>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let result = self.gateway.run(call, ops::GetPolicyStatus).await;
+        reply(&id, result.map(Into::into))
+    }
+
+    async fn explain_policy(
+        &self,
+        request: Request<pb::ExplainPolicyRequest>,
+    ) -> Result<Response<pb::PolicyExplanation>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let op = ops::ExplainPolicy::from(request.into_inner());
+        reply(&id, self.gateway.run(call, op).await.map(Into::into))
+    }
+
+    async fn list_destruction_records(
+        &self,
+        request: Request<pb::ListDestructionRecordsRequest>,
+    ) -> Result<Response<pb::ListDestructionRecordsResponse>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let op = ops::ListDestructionRecords::from(request.into_inner());
+        reply(&id, self.gateway.run(call, op).await.map(Into::into))
+    }
 }

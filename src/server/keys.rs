@@ -151,4 +151,11 @@ impl KeyService for KeyApi {
     ) -> Result<Response<pb::Key>, Status> {
         rpc!(self, request, ops::CancelKeyDestruction, key)
     }
+
+    async fn set_key_owner(
+        &self,
+        request: Request<pb::SetKeyOwnerRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        rpc!(self, request, ops::SetKeyOwner, key)
+    }
 }

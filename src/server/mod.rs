@@ -2,6 +2,7 @@
 //! mTLS through rustls, per-call deadline and per-connection concurrency limits.
 
 mod admin;
+mod approvals;
 mod audit;
 pub mod call;
 pub mod convert;
@@ -85,6 +86,10 @@ pub async fn serve(
     let admin_service = pb::admin_service_server::AdminServiceServer::new(admin::AdminApi {
         gateway: gateway.clone(),
     });
+    let approval_service =
+        pb::approval_service_server::ApprovalServiceServer::new(approvals::ApprovalApi {
+            gateway: gateway.clone(),
+        });
     let audit_service =
         pb::audit_service_server::AuditServiceServer::new(audit::AuditApi { gateway })
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -103,6 +108,7 @@ pub async fn serve(
         .add_service(key_service)
         .add_service(audit_service)
         .add_service(admin_service)
+        .add_service(approval_service)
         // The builder's `tcp_nodelay` applies only to listeners tonic binds itself; on this
         // one, Nagle's algorithm held small replies for a delayed ACK (40 ms stalls of a
         // whole HTTP/2 connection).

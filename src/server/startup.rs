@@ -1,17 +1,21 @@
 //! From configuration to a running gateway: storage, catalog, audit log, policies, tokens,
 //! providers.
 
+use crate::approvals::ApprovalStore;
 use crate::audit::AuditLog;
-use crate::auth::{Principal, TokenTable};
+use crate::auth::{DEV_ROOT_ROLE, Principal, TokenTable};
 use crate::catalog::Catalog;
 use crate::config::{Config, PrincipalKind};
+use crate::gateway::runner::GatewayParts;
 use crate::gateway::{Gateway, Limits};
 use crate::lifecycle::LifecycleSettings;
-use crate::policy::PolicyEngine;
+use crate::lifecycle::destruction::DestructionRecords;
+use crate::policy::{PolicySource, PolicyStore};
 use crate::providers::ProviderRegistry;
 use std::sync::Arc;
 
-/// The principal dev mode's root token stands for: every built-in role.
+/// The principal dev mode's root token stands for (role `dev-root`: see
+/// policies/00-grants.cedar).
 pub const DEV_ROOT: &str = "root";
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +29,8 @@ pub enum StartupError {
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
     #[error(transparent)]
+    Approvals(#[from] crate::approvals::ApprovalError),
+    #[error(transparent)]
     Tokens(#[from] crate::auth::TokenError),
     #[error(transparent)]
     Providers(#[from] crate::providers::ProviderSetupError),
@@ -35,6 +41,8 @@ pub enum StartupError {
 /// Builds the gateway. `dev_token` adds the dev root principal.
 pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gateway>, StartupError> {
     let dev = dev_token.is_some();
+    config.lifecycle.check_floor(dev)?;
+    let approval_settings = config.approvals.settings()?;
     let mut tokens = TokenTable::from_config(config)?;
     if let Some(token) = dev_token {
         tokens.insert(
@@ -42,7 +50,9 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
             Principal {
                 name: DEV_ROOT.into(),
                 kind: PrincipalKind::User,
-                roles: vec!["key-admin".into(), "key-user".into(), "auditor".into()],
+                roles: vec![DEV_ROOT_ROLE.into()],
+                team: String::new(),
+                environments: vec!["*".into()],
             },
         );
     }
@@ -51,10 +61,11 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
             "no tokens are configured: add [[tokens]] sections, or run with --dev".into(),
         ));
     }
-    let policy = match &config.policy.dir {
-        Some(dir) => PolicyEngine::load_dir(dir)?,
-        None => PolicyEngine::defaults()?,
-    };
+    let policy = PolicyStore::load(match &config.policy.dir {
+        Some(dir) => PolicySource::Dir(dir.clone()),
+        None => PolicySource::Builtin,
+    })?;
+    warn_on_unreachable_quorum(&tokens, &approval_settings);
     let providers = ProviderRegistry::from_config(
         config,
         dev,
@@ -70,6 +81,15 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
     }
     let db = crate::db::open(&config.storage.data_dir).await?;
     let catalog = Catalog::load(db.clone()).await?;
+    let approvals = ApprovalStore::new(db.clone());
+    let interrupted = approvals.close_interrupted(crate::time::now_ms()).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            requests = interrupted,
+            "approved changes were under way when the gateway stopped; their requests are closed as failed (see their execution calls' audit events)"
+        );
+    }
+    let destructions = DestructionRecords::new(db.clone());
     let audit = AuditLog::start(db).await?;
     let limits = Limits {
         max_plaintext_bytes: config.limits.max_plaintext_bytes,
@@ -92,7 +112,36 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
             .duration("lifecycle.scan_interval", &config.lifecycle.scan_interval)?,
         ..defaults
     };
-    Ok(Arc::new(Gateway::new(
-        catalog, providers, policy, audit, tokens, limits, lifecycle,
-    )))
+    let lifecycle = LifecycleSettings {
+        // A request without a window gets the default, which must be allowed.
+        default_destruction_window: lifecycle
+            .default_destruction_window
+            .max(lifecycle.min_destruction_window),
+        ..lifecycle
+    };
+    Ok(Arc::new(Gateway::new(GatewayParts {
+        catalog,
+        providers,
+        policy: Arc::new(policy),
+        audit,
+        tokens,
+        limits,
+        lifecycle,
+        approvals,
+        approval_settings,
+        destructions,
+    })))
+}
+
+/// Says so at start-up when fewer principals hold the approver role than a quorum needs:
+/// critical actions would then wait for approvals that can never come.
+fn warn_on_unreachable_quorum(tokens: &TokenTable, settings: &crate::approvals::ApprovalSettings) {
+    let approvers = tokens.count_with_role("approver");
+    if !settings.critical.is_empty() && approvers < settings.quorum as usize {
+        tracing::warn!(
+            approvers,
+            quorum = settings.quorum,
+            "fewer principals hold the approver role than [approvals] quorum: critical actions cannot be approved"
+        );
+    }
 }

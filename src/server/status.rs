@@ -16,7 +16,10 @@ pub fn code(e: &GatewayError) -> Code {
     match e {
         E::NoToken | E::BadToken => Code::Unauthenticated,
         E::PolicyDenied { .. } => Code::PermissionDenied,
-        E::KeyNotFound(_) | E::VersionNotFound { .. } | E::ProviderUnknown { .. } => Code::NotFound,
+        E::KeyNotFound(_)
+        | E::VersionNotFound { .. }
+        | E::ProviderUnknown { .. }
+        | E::PrincipalUnknown(_) => Code::NotFound,
         E::KeyExists(_) => Code::AlreadyExists,
         E::NoKeyGiven { .. }
         | E::InvalidField { .. }
@@ -25,7 +28,9 @@ pub fn code(e: &GatewayError) -> Code {
         | E::CiphertextForeign(_)
         | E::CiphertextVersionUnknown { .. }
         | E::ProviderNotConfigured { .. } => Code::InvalidArgument,
-        E::ApprovalRequired { .. }
+        E::ApprovalPending { .. }
+        | E::RequesterUnknown(_)
+        | E::PolicyInvalid(_)
         | E::KeyDisabled(_)
         | E::KeyPendingDestruction(_)
         | E::KeyDestroyed(_)
@@ -45,6 +50,19 @@ pub fn code(e: &GatewayError) -> Code {
         E::Catalog(crate::catalog::CatalogError::Missing(_)) => Code::Internal,
         E::Catalog(_) => Code::Unavailable,
         E::Internal(_) => Code::Internal,
+        E::Approval(a) => {
+            use crate::approvals::ApprovalError as A;
+            match a {
+                A::NotFound(_) => Code::NotFound,
+                A::Closed { .. } | A::Expired { .. } | A::DigestMismatch { .. } => {
+                    Code::FailedPrecondition
+                }
+                A::AlreadyApproved { .. } => Code::AlreadyExists,
+                A::SelfApproval { .. } | A::NotRequester { .. } => Code::PermissionDenied,
+                A::Tampered { .. } => Code::DataLoss,
+                A::Store(_) | A::Corrupt(_) => Code::Unavailable,
+            }
+        }
         E::Provider(p) => match p {
             ProviderError::NotFound { .. } => Code::NotFound,
             ProviderError::AlreadyExists { .. } => Code::AlreadyExists,
@@ -71,6 +89,16 @@ pub fn to_status(e: &GatewayError) -> Status {
     let mut metadata = HashMap::new();
     if let GatewayError::Provider(p) = e {
         metadata.insert("provider_error".to_string(), p.kind().to_string());
+    }
+    // Issue 13: what a client acts on without parsing the message.
+    match e {
+        GatewayError::ApprovalPending { id, .. } => {
+            metadata.insert("approval_id".to_string(), id.clone());
+        }
+        GatewayError::PolicyDenied { policies, .. } if !policies.is_empty() => {
+            metadata.insert("policies".to_string(), policies.join(","));
+        }
+        _ => {}
     }
     let mut details = ErrorDetails::with_error_info(e.reason(), ERROR_DOMAIN, metadata);
     if let Some(field) = e.field() {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod suite;
+pub mod team;
 
 use keygate::pb::admin_service_client::AdminServiceClient;
 use keygate::pb::audit_service_client::AuditServiceClient;

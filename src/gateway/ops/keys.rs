@@ -1,7 +1,9 @@
 //! CreateKey, GetKey, ListKeys.
 
 use crate::catalog::{KeyRecord, KeyState, ListFilter, VersionRecord};
-use crate::gateway::runner::{Changes, Exec, KeyDraft, Operation, Reads, Settings, Target};
+use crate::gateway::runner::{
+    Changes, Exec, KeyDraft, Operation, Reads, RequestedAlgorithm, Settings, Target,
+};
 use crate::gateway::{GatewayError, validate};
 use crate::policy::Action;
 use crate::time::{format_duration, now_ms};
@@ -44,12 +46,8 @@ impl CreateKey {
     fn draft(&self, settings: &Settings<'_>) -> Result<KeyDraft, GatewayError> {
         validate::key_name("name", &self.name)?;
         validate::owner(&self.owner)?;
-        let algorithm: Algorithm =
-            self.algorithm
-                .parse()
-                .map_err(|e: keygate_provider::UnknownAlgorithm| {
-                    GatewayError::invalid("algorithm", e.0)
-                })?;
+        let algorithm = RequestedAlgorithm::parse(&self.algorithm)
+            .map_err(|e| GatewayError::invalid("algorithm", e.0))?;
         let purpose = if self.purpose.is_empty() {
             algorithm.purpose()
         } else {
@@ -117,6 +115,7 @@ impl CreateKey {
                 self.provider.clone()
             },
             crypto_period: period,
+            labels: self.labels.clone(),
         })
     }
 }
@@ -148,28 +147,20 @@ impl Operation for CreateKey {
 
     fn ready(&self, cx: &Exec<'_, Changes>) -> Result<(), GatewayError> {
         let draft = cx.draft()?;
-        let (kind, capabilities) = cx.new_key_capabilities()?;
-        if capabilities.supports(draft.algorithm) {
-            Ok(())
-        } else {
-            Err(GatewayError::AlgorithmUnsupported {
-                provider: draft.provider.clone(),
-                kind: kind.into(),
-                algorithm: draft.algorithm.to_string(),
-            })
-        }
+        supported(cx, draft).map(|_| ())
     }
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let draft = cx.draft()?.clone();
+        let algorithm = supported(cx, &draft)?;
         let spec = KeySpec {
             name: draft.name.clone(),
             key_id: draft.id.clone(),
-            algorithm: draft.algorithm,
+            algorithm,
             owner: draft.owner.clone(),
             environment: draft.environment.clone(),
             crypto_period: draft.crypto_period,
-            labels: self.labels,
+            labels: draft.labels.clone(),
         };
         let created = cx.create_in_backend(&spec).await?;
         // On record before anything else can fail, so a backend key whose catalog entry was
@@ -198,7 +189,7 @@ impl Operation for CreateKey {
             owner: draft.owner,
             purpose: draft.purpose,
             environment: draft.environment,
-            algorithm: draft.algorithm,
+            algorithm,
             provider: draft.provider,
             provider_uri: created.uri,
             state: KeyState::Enabled,
@@ -215,6 +206,20 @@ impl Operation for CreateKey {
         cx.detail("owner", record.owner.clone());
         cx.detail("crypto_period_seconds", record.crypto_period.as_secs());
         Ok(record)
+    }
+}
+
+/// The draft's algorithm, if its provider creates it (a retired one no provider creates:
+/// policy refuses those first, unless a deployment's own policies allow them).
+fn supported(cx: &Exec<'_, Changes>, draft: &KeyDraft) -> Result<Algorithm, GatewayError> {
+    let (kind, capabilities) = cx.new_key_capabilities()?;
+    match draft.algorithm {
+        RequestedAlgorithm::Known(algorithm) if capabilities.supports(algorithm) => Ok(algorithm),
+        other => Err(GatewayError::AlgorithmUnsupported {
+            provider: draft.provider.clone(),
+            kind: kind.into(),
+            algorithm: other.to_string(),
+        }),
     }
 }
 

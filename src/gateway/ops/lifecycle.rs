@@ -1,15 +1,18 @@
 //! Changes to a key's versions and state: RotateKey, EnableKey, DisableKey,
-//! ScheduleKeyDestruction, CancelKeyDestruction, and the scheduler's DestroyKey.
+//! ScheduleKeyDestruction, CancelKeyDestruction, and the scheduler's DestroyKey; and the
+//! records of destructions (ListDestructionRecords).
 //!
 //! Each is an admin operation: the runner holds the key's lock from resolution to the
 //! outcome event and records an intent before the provider is called, so every change
 //! applies to the key as it is now.
 
+use crate::approvals::PendingChange;
 use crate::catalog::{KeyRecord, KeyState};
 use crate::gateway::GatewayError;
 use crate::gateway::ops::keys::DurationInput;
-use crate::gateway::runner::{Changes, Exec, Operation, Settings, Target};
-use crate::policy::Action;
+use crate::gateway::runner::{Changes, Exec, Operation, Reads, Settings, Target};
+use crate::lifecycle::destruction::DestructionRecord;
+use crate::policy::{Action, OperationFacts};
 use crate::time::{format_duration, now_ms, rfc3339};
 use std::sync::Arc;
 
@@ -74,6 +77,10 @@ impl Operation for SetKeyEnabled {
         key_target(&self.key)
     }
 
+    fn pending_change(&self) -> Option<PendingChange> {
+        (!self.enabled).then_some(PendingChange::Disable)
+    }
+
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
         if cx.capabilities(&key)?.disable {
@@ -133,6 +140,17 @@ impl Operation for ScheduleKeyDestruction {
         key_target(&self.key)
     }
 
+    fn policy_context(&self, facts: &mut OperationFacts) {
+        facts.pending_window_seconds = self.pending_window.map(|w| w.seconds);
+    }
+
+    fn pending_change(&self) -> Option<PendingChange> {
+        let window = self.pending_window.and_then(DurationInput::to_duration)?;
+        Some(PendingChange::ScheduleDestruction {
+            window_seconds: window.as_secs(),
+        })
+    }
+
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let window = self
             .pending_window
@@ -142,6 +160,9 @@ impl Operation for ScheduleKeyDestruction {
         cx.schedule_destroy_in_backend(window).await?;
         let at = crate::time::after(now_ms(), window);
         cx.detail("destruction_at", rfc3339(at));
+        cx.detail("pending_window_seconds", window.as_secs());
+        // Who asked and who approved, kept until after the material is gone.
+        cx.record_destruction_scheduled(window, at).await?;
         cx.set_state(key.state, KeyState::PendingDestruction, Some(at))
             .await
     }
@@ -170,6 +191,7 @@ impl Operation for CancelKeyDestruction {
         if cx.capabilities(&key)?.disable {
             cx.set_enabled_in_backend(false).await?;
         }
+        cx.record_destruction_ended(None).await?;
         // Back to disabled, not enabled: using the key again is a second, deliberate step.
         cx.set_state(KeyState::PendingDestruction, KeyState::Disabled, None)
             .await
@@ -208,15 +230,50 @@ impl Operation for DestroyKey {
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
         cx.destroy_in_backend().await?;
-        // The destruction record: what was destroyed, where, and how many versions.
+        // The destruction record: what was destroyed, where, and how.
+        let versions: Vec<u32> = key.versions.iter().map(|v| v.version).collect();
+        let method = format!(
+            "every version destroyed in provider '{}' ({}) by keygate's scheduler when the pending window ended",
+            key.provider, key.provider_uri
+        );
         cx.detail("provider", key.provider.clone());
         cx.detail("provider_uri", key.provider_uri.to_string());
-        cx.detail("versions_destroyed", key.versions.len());
+        cx.detail("versions_destroyed", versions.len());
+        cx.detail("versions", versions.clone());
+        cx.record_destruction_ended(Some((&versions, &method)))
+            .await?;
         cx.set_state(
             KeyState::PendingDestruction,
             KeyState::Destroyed,
             key.destruction_at_ms,
         )
         .await
+    }
+}
+
+/// The records of a key's destructions (who asked, who approved, when, which versions, how),
+/// kept after the material is gone.
+pub struct ListDestructionRecords {
+    pub key: String,
+}
+
+impl Operation for ListDestructionRecords {
+    type Output = Vec<DestructionRecord>;
+    type Mode = Reads;
+
+    fn action(&self) -> Action {
+        Action::ListDestructionRecords
+    }
+
+    fn target(&self) -> Target<'_> {
+        key_target(&self.key)
+    }
+
+    async fn execute(
+        self,
+        cx: &mut Exec<'_, Reads>,
+    ) -> Result<Vec<DestructionRecord>, GatewayError> {
+        let key = cx.key()?.clone();
+        cx.destruction_records(&key).await
     }
 }

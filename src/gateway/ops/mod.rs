@@ -1,12 +1,18 @@
 //! Every operation keygate performs, as values the runner executes: one module per family.
 
+pub mod approvals;
 pub mod audit;
 pub mod crypto;
 pub mod inventory;
 pub mod keys;
 pub mod lifecycle;
+pub mod owner;
+pub mod policy;
 pub mod signing;
 
+pub use approvals::{
+    ApprovalPage, CancelRequest, DecideOnRequest, Decided, GetApproval, ListApprovals,
+};
 pub use audit::{AuditPage, AuditQuery, AuditTail, AuditVerify, Tail};
 pub use crypto::{
     DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,
@@ -14,8 +20,11 @@ pub use crypto::{
 pub use inventory::{InventoryEntry, InventoryPage, ListInventory};
 pub use keys::{CreateKey, DurationInput, GetKey, KeyPage, ListKeys};
 pub use lifecycle::{
-    CancelKeyDestruction, DestroyKey, RotateKey, ScheduleKeyDestruction, SetKeyEnabled,
+    CancelKeyDestruction, DestroyKey, ListDestructionRecords, RotateKey, ScheduleKeyDestruction,
+    SetKeyEnabled,
 };
+pub use owner::SetKeyOwner;
+pub use policy::{ExplainPolicy, Explanation, GetPolicyStatus, PolicyStatus, ReloadPolicies};
 pub use signing::{
     GenerateMac, GetPublicKey, Mac, Payload, PublicKey, Sign, Signature, Verification, Verify,
     VerifyMac,

@@ -7,31 +7,31 @@ use super::call::{Actor, Call, Credentials};
 use super::exec::{Admitted, Held, Subject};
 use super::journal::Journal;
 use super::operation::{Mode, Operation, Target};
+use crate::approvals::PendingChange;
 use crate::catalog::{CatalogError, KeyRecord, KeyState};
 use crate::gateway::{GatewayError, envelope, validate};
 use crate::lifecycle;
-use crate::policy::{Action, KeyAttributes, PolicyContext, Resource, Verdict};
+use crate::policy::{
+    Action, CallFacts, Decision, KeyAttributes, OperationFacts, PolicyContext, Resource, Verdict,
+};
 use std::sync::Arc;
 
-pub fn key_attributes(key: &KeyRecord) -> KeyAttributes<'_> {
-    KeyAttributes {
-        id: &key.id,
-        name: &key.name,
-        owner: &key.owner,
-        purpose: key.purpose.as_str(),
-        environment: &key.environment,
-        algorithm: key.algorithm.as_str(),
-        state: key.state.as_str(),
-        provider: &key.provider,
-    }
+/// What the call asks policy for, beside who asks and on what: the action, the facts the
+/// operation adds, the change it would store to wait for approvals, and (deciding on an
+/// approval request) the request's requester.
+#[derive(Clone)]
+struct Ask<'a> {
+    action: Action,
+    facts: OperationFacts,
+    change: Option<&'a PendingChange>,
+    requester: Option<&'a str>,
 }
 
-/// A key named in a request: the request field, the name or id, and whether the call changes
-/// it (then it is locked and read again).
-struct Lookup<'a> {
-    field: &'static str,
-    key: &'a str,
-    changes: bool,
+/// Authorization passed: allowed now, or once approvers agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admit {
+    Allowed,
+    NeedsApproval,
 }
 
 /// What admission hands the execute step.
@@ -39,6 +39,8 @@ pub(super) struct Admission {
     pub subject: Subject,
     pub destination: Option<Admitted>,
     pub ciphertext_version: Option<u32>,
+    /// Policy asks for approvals: the call opens a request instead of executing.
+    pub needs_approval: bool,
 }
 
 impl Gateway {
@@ -52,15 +54,66 @@ impl Gateway {
                 .map(Actor::Caller)
                 .ok_or(GatewayError::BadToken),
             Credentials::System(task) => Ok(Actor::System(*task)),
+            // An approved change runs for its requester, who stays its actor; the approvers
+            // are in its event.
+            Credentials::Approved(grant) => self
+                .tokens
+                .principal(&grant.requester)
+                .map(Actor::Caller)
+                .ok_or_else(|| GatewayError::RequesterUnknown(grant.requester.clone())),
         }
     }
 
-    fn context(call: &Call, crypto_period_seconds: i64) -> PolicyContext {
-        PolicyContext {
-            client_address: call.client_address.clone(),
-            time_ms: crate::time::now_ms(),
-            crypto_period_seconds,
+    /// A key's attributes as policies see them, now.
+    pub(super) fn key_attributes<'k>(&self, key: &'k KeyRecord) -> KeyAttributes<'k> {
+        KeyAttributes {
+            id: &key.id,
+            name: &key.name,
+            owner: &key.owner,
+            purpose: key.purpose.as_str(),
+            environment: &key.environment,
+            algorithm: key.algorithm.as_str(),
+            state: key.state.as_str(),
+            provider: &key.provider,
+            owner_kind: self.tokens.owner_kind(&key.owner).as_str(),
+            crypto_period_seconds: i64::try_from(key.crypto_period.as_secs()).unwrap_or(i64::MAX),
+            rotation_overdue: key.rotation_due_at_ms <= crate::time::now_ms(),
+            labels: &key.labels,
         }
+    }
+
+    /// The context of a decision: the call, whether the action is critical on this key, the
+    /// operation's facts, and the approvals an approved change carries (only for the very
+    /// change they approved: its action, key and digest).
+    fn context(&self, call: &Call, ask: &Ask<'_>, resource: &Resource<'_>) -> PolicyContext {
+        let (critical, key_id) = match resource {
+            Resource::Key(k) => (
+                self.approval_settings
+                    .is_critical(ask.action, k.environment),
+                k.id,
+            ),
+            _ => (false, ""),
+        };
+        let mut context = PolicyContext {
+            call: CallFacts {
+                client_address: call.client_address.clone(),
+                time_ms: crate::time::now_ms(),
+            },
+            critical,
+            quorum: i64::from(self.approval_settings.quorum),
+            approvals: 0,
+            approvers: Vec::new(),
+            requester: ask.requester.unwrap_or_default().to_string(),
+            facts: ask.facts.clone(),
+        };
+        if let Credentials::Approved(grant) = &call.credentials
+            && grant.covers(ask.action, key_id, ask.change)
+        {
+            context.approvals = i64::try_from(grant.approvers.len()).unwrap_or(i64::MAX);
+            context.approvers = grant.approvers.clone();
+            context.requester = grant.requester.clone();
+        }
+        context
     }
 
     /// Cedar's decision for a calling principal, without recording it (listings filter with
@@ -71,17 +124,67 @@ impl Gateway {
         actor: &Actor,
         action: Action,
         resource: &Resource<'_>,
-        crypto_period_seconds: i64,
-    ) -> Option<crate::policy::Decision> {
+    ) -> Option<Decision> {
         match actor {
-            Actor::Caller(principal) => Some(self.policy.authorize(
-                principal,
-                action,
-                resource,
-                &Self::context(call, crypto_period_seconds),
-            )),
+            Actor::Caller(principal) => {
+                let ask = Ask {
+                    action,
+                    facts: OperationFacts::default(),
+                    change: None,
+                    requester: None,
+                };
+                Some(self.policy.current().authorize(
+                    principal,
+                    action,
+                    resource,
+                    &self.context(call, &ask, resource),
+                ))
+            }
             _ => None,
         }
+    }
+
+    /// How policy decides `action` by `principal` on `key` (or the action's own resource),
+    /// approvals aside (`keygate policy explain`).
+    pub(super) fn explain(
+        &self,
+        call: &Call,
+        principal: &crate::auth::Principal,
+        action: Action,
+        key: Option<&KeyRecord>,
+    ) -> Result<Decision, GatewayError> {
+        let resource = match (key, resource_of(action)) {
+            (Some(key), None) => Resource::Key(self.key_attributes(key)),
+            (None, Some(resource)) => resource,
+            (None, None) => {
+                return Err(GatewayError::invalid(
+                    "key",
+                    format!("{action} acts on a key: name one (--key)"),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(GatewayError::invalid(
+                    "key",
+                    format!("{action} does not act on a key: leave --key out"),
+                ));
+            }
+        };
+        let ask = Ask {
+            action,
+            facts: OperationFacts::default(),
+            change: None,
+            requester: None,
+        };
+        let explain_call = Call {
+            request_id: call.request_id.clone(),
+            client_address: call.client_address.clone(),
+            credentials: Credentials::None,
+        };
+        let context = self.context(&explain_call, &ask, &resource);
+        Ok(self
+            .policy
+            .current()
+            .evaluate(principal, action, &resource, &context))
     }
 
     /// Step 3: Cedar for callers; the system only for its own task's action.
@@ -89,22 +192,24 @@ impl Gateway {
         &self,
         call: &Call,
         actor: &Actor,
-        action: Action,
+        ask: &Ask<'_>,
         resource: &Resource<'_>,
-        crypto_period_seconds: i64,
         journal: &mut Journal,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<Admit, GatewayError> {
+        let action = ask.action;
         let target = || match resource {
             Resource::Key(k) => format!("key '{}'", k.name),
             Resource::Catalog => "the key catalog".to_string(),
             Resource::AuditLog => "the audit log".to_string(),
             Resource::Provider(name) => format!("provider '{name}'"),
+            Resource::Approvals => "the approval requests".to_string(),
+            Resource::PolicyStore => "the policies".to_string(),
         };
         let principal = match actor {
             Actor::Caller(p) => p,
             Actor::System(task) if task.action() == action => {
                 journal.policy(task.authority().into());
-                return Ok(());
+                return Ok(Admit::Allowed);
             }
             other => {
                 journal.policy(format!("deny ({} actors cannot {action})", other.kind()));
@@ -112,36 +217,52 @@ impl Gateway {
                     principal: other.name(),
                     action,
                     target: target(),
+                    reason: format!("{} actors cannot {action}", other.kind()),
+                    policies: Vec::new(),
                 });
             }
         };
-        let decision = self.policy.authorize(
-            principal,
+        let context = self.context(call, ask, resource);
+        let decision = self
+            .policy
+            .current()
+            .authorize(principal, action, resource, &context);
+        journal.policy(decision.summary());
+        let denied = |reason: String, policies: Vec<String>| GatewayError::PolicyDenied {
+            principal: principal.name.clone(),
             action,
-            resource,
-            &Self::context(call, crypto_period_seconds),
-        );
-        let summary = decision.summary();
+            target: target(),
+            reason,
+            policies,
+        };
         match decision.verdict {
-            Verdict::Allow => {
-                journal.policy(summary);
-                Ok(())
-            }
-            Verdict::Deny => {
-                journal.policy(summary);
-                Err(GatewayError::PolicyDenied {
-                    principal: principal.name.clone(),
-                    action,
-                    target: target(),
-                })
-            }
+            Verdict::Allow => Ok(Admit::Allowed),
+            Verdict::Deny => Err(denied(decision.reason, decision.policies)),
             Verdict::NeedsApproval => {
-                journal.policy(summary.clone());
-                Err(GatewayError::ApprovalRequired {
-                    action,
-                    target: target(),
-                    policies: summary,
-                })
+                let why = match (resource, ask.change, &call.credentials) {
+                    (Resource::Key(k), Some(change), Credentials::Approved(grant)) => {
+                        if grant.covers(action, k.id, Some(change)) {
+                            format!(
+                                "{}; approval request {} has {} approvals, fewer than the {} now required",
+                                decision.reason,
+                                grant.request_id,
+                                grant.approvers.len(),
+                                self.approval_settings.quorum
+                            )
+                        } else {
+                            format!(
+                                "{}; approval request {} does not cover this change",
+                                decision.reason, grant.request_id
+                            )
+                        }
+                    }
+                    (Resource::Key(_), Some(_), _) => return Ok(Admit::NeedsApproval),
+                    _ => format!(
+                        "{}; {action} cannot wait for approvals (see `[approvals] critical`)",
+                        decision.reason
+                    ),
+                };
+                Err(denied(why, decision.policies))
             }
         }
     }
@@ -151,40 +272,37 @@ impl Gateway {
         &self,
         call: &Call,
         actor: &Actor,
-        action: Action,
+        ask: &Ask<'_>,
         key: Arc<KeyRecord>,
         journal: &mut Journal,
-    ) -> Result<Admitted, GatewayError> {
+    ) -> Result<(Admitted, Admit), GatewayError> {
         journal.key(&key);
-        self.authorize(
+        let admit = self.authorize(
             call,
             actor,
-            action,
-            &Resource::Key(key_attributes(&key)),
-            key.crypto_period.as_secs() as i64,
+            ask,
+            &Resource::Key(self.key_attributes(&key)),
             journal,
         )?;
-        lifecycle::check(action, &key)?;
-        Ok(Admitted::new(key))
+        lifecycle::check(ask.action, &key)?;
+        Ok((Admitted::new(key), admit))
     }
 
     /// Steps 2-4 for a key named by the caller. A change is first authorized on the key as
     /// it was read, so a caller the policy refuses never waits on the key's lock; then the key
     /// is locked, read again and admitted again as it is now.
+    #[allow(clippy::too_many_arguments)]
     async fn resolve_and_admit<'g>(
         &'g self,
         call: &Call,
         actor: &Actor,
-        action: Action,
-        lookup: Lookup<'_>,
+        ask: &Ask<'_>,
+        field: &'static str,
+        name_or_id: &str,
+        changes: bool,
         held: &mut Held<'g>,
         journal: &mut Journal,
-    ) -> Result<Admitted, GatewayError> {
-        let Lookup {
-            field,
-            key: name_or_id,
-            changes,
-        } = lookup;
+    ) -> Result<(Admitted, Admit), GatewayError> {
         if name_or_id.is_empty() {
             return Err(GatewayError::NoKeyGiven { field });
         }
@@ -194,14 +312,14 @@ impl Gateway {
                 name_or_id, 200,
             )));
         };
-        let admitted = self.admit_key(call, actor, action, key, journal)?;
+        let (admitted, admit) = self.admit_key(call, actor, ask, key, journal)?;
         if !changes {
-            return Ok(admitted);
+            return Ok((admitted, admit));
         }
         let lock = self.catalog.lock(&admitted.id).await;
         let current = self.catalog.current(&lock)?;
         held.key = Some(lock);
-        self.admit_key(call, actor, action, current, journal)
+        self.admit_key(call, actor, ask, current, journal)
     }
 
     /// Steps 2-4 for `op`.
@@ -215,98 +333,135 @@ impl Gateway {
     ) -> Result<Admission, GatewayError> {
         let action = op.action();
         let changes = <O::Mode as Mode>::CHANGES;
+        let change = op.pending_change();
+        let mut facts = OperationFacts::default();
+        op.policy_context(&mut facts);
+        if let Some(owner) = &facts.new_owner {
+            facts.new_owner_kind = Some(self.tokens.owner_kind(owner).as_str().into());
+        }
+        let ask = Ask {
+            action,
+            facts,
+            change: change.as_ref(),
+            requester: None,
+        };
         let mut ciphertext_version = None;
-        let subject =
-            match op.target() {
-                Target::Key { field, key } => Subject::Key(
-                    self.resolve_and_admit(
-                        call,
-                        actor,
-                        action,
-                        Lookup {
-                            field,
-                            key,
-                            changes,
-                        },
-                        held,
-                        journal,
-                    )
-                    .await?,
-                ),
-                Target::Ciphertext(ciphertext) => {
-                    let env = envelope::open(ciphertext)?;
-                    let key_id = env.key_id.to_string();
-                    let key = self
-                        .catalog
-                        .get_by_id(&key_id)
-                        .ok_or_else(|| GatewayError::CiphertextForeign(key_id.clone()))?;
-                    ciphertext_version = Some(env.key_version);
-                    Subject::Key(self.admit_key(call, actor, action, key, journal)?)
-                }
-                Target::NewKey(draft) => {
-                    journal.key_name(&draft.name);
-                    journal.provider(&draft.provider);
-                    let provider = self.providers.get(&draft.provider).ok_or_else(|| {
-                        GatewayError::ProviderNotConfigured {
-                            provider: validate::truncate(&draft.provider, 64),
-                            configured: self.providers.names().join(", "),
-                        }
-                    })?;
-                    self.authorize(
-                        call,
-                        actor,
-                        action,
-                        &Resource::Key(KeyAttributes {
-                            id: &draft.id,
-                            name: &draft.name,
-                            owner: &draft.owner,
-                            purpose: draft.purpose.as_str(),
-                            environment: &draft.environment,
-                            algorithm: draft.algorithm.as_str(),
-                            state: KeyState::Enabled.as_str(),
-                            provider: &draft.provider,
-                        }),
-                        draft.crypto_period.as_secs() as i64,
-                        journal,
-                    )?;
-                    held.name = Some(self.catalog.reserve_name(&draft.name).map_err(
-                        |e| match e {
+        let mut admit = Admit::Allowed;
+        let subject = match op.target() {
+            Target::Key { field, key } => {
+                let (key, verdict) = self
+                    .resolve_and_admit(call, actor, &ask, field, key, changes, held, journal)
+                    .await?;
+                admit = verdict;
+                Subject::Key(key)
+            }
+            Target::Ciphertext(ciphertext) => {
+                let env = envelope::open(ciphertext)?;
+                let key_id = env.key_id.to_string();
+                let key = self
+                    .catalog
+                    .get_by_id(&key_id)
+                    .ok_or_else(|| GatewayError::CiphertextForeign(key_id.clone()))?;
+                ciphertext_version = Some(env.key_version);
+                let (key, verdict) = self.admit_key(call, actor, &ask, key, journal)?;
+                admit = verdict;
+                Subject::Key(key)
+            }
+            Target::NewKey(draft) => {
+                journal.key_name(&draft.name);
+                journal.provider(&draft.provider);
+                let provider = self.providers.get(&draft.provider).ok_or_else(|| {
+                    GatewayError::ProviderNotConfigured {
+                        provider: validate::truncate(&draft.provider, 64),
+                        configured: self.providers.names().join(", "),
+                    }
+                })?;
+                admit = self.authorize(
+                    call,
+                    actor,
+                    &ask,
+                    &Resource::Key(KeyAttributes {
+                        id: &draft.id,
+                        name: &draft.name,
+                        owner: &draft.owner,
+                        purpose: draft.purpose.as_str(),
+                        environment: &draft.environment,
+                        algorithm: draft.algorithm.as_str(),
+                        state: KeyState::Enabled.as_str(),
+                        provider: &draft.provider,
+                        owner_kind: self.tokens.owner_kind(&draft.owner).as_str(),
+                        crypto_period_seconds: i64::try_from(draft.crypto_period.as_secs())
+                            .unwrap_or(i64::MAX),
+                        rotation_overdue: false,
+                        labels: &draft.labels,
+                    }),
+                    journal,
+                )?;
+                held.name = Some(
+                    self.catalog
+                        .reserve_name(&draft.name)
+                        .map_err(|e| match e {
                             CatalogError::NameTaken(name) => GatewayError::KeyExists(name),
                             other => other.into(),
-                        },
-                    )?);
-                    Subject::NewKey {
-                        draft: draft.clone(),
-                        provider,
-                    }
+                        })?,
+                );
+                Subject::NewKey {
+                    draft: draft.clone(),
+                    provider,
                 }
-                Target::Catalog => {
-                    self.authorize(call, actor, action, &Resource::Catalog, 0, journal)?;
-                    Subject::Catalog
+            }
+            Target::ApprovalRequest(id) => {
+                journal.detail("approval_id", validate::truncate(id, 80).into());
+                let request = self.approvals.get(id).await?;
+                let key = self
+                    .catalog
+                    .get_by_id(&request.key_id)
+                    .ok_or_else(|| GatewayError::KeyNotFound(request.key_name.clone()))?;
+                let ask = Ask {
+                    requester: Some(&request.requester),
+                    ..ask.clone()
+                };
+                let (key, _) = self.admit_key(call, actor, &ask, key, journal)?;
+                Subject::Approval {
+                    request: Box::new(request),
+                    key,
                 }
-                Target::AuditLog => {
-                    self.authorize(call, actor, action, &Resource::AuditLog, 0, journal)?;
-                    Subject::AuditLog
-                }
-                Target::Provider(name) => {
-                    let name = if name.is_empty() {
-                        self.providers.default_name().to_string()
-                    } else {
-                        name.to_string()
-                    };
-                    journal.provider(&name);
-                    journal.detail("provider", name.clone().into());
-                    self.authorize(call, actor, action, &Resource::Provider(&name), 0, journal)?;
-                    let provider =
-                        self.providers
-                            .get(&name)
-                            .ok_or_else(|| GatewayError::ProviderUnknown {
-                                provider: validate::truncate(&name, 64),
-                                configured: self.providers.names().join(", "),
-                            })?;
-                    Subject::Provider { name, provider }
-                }
-            };
+            }
+            Target::Catalog => {
+                admit = self.authorize(call, actor, &ask, &Resource::Catalog, journal)?;
+                Subject::Catalog
+            }
+            Target::Approvals => {
+                admit = self.authorize(call, actor, &ask, &Resource::Approvals, journal)?;
+                Subject::Approvals
+            }
+            Target::Policies => {
+                admit = self.authorize(call, actor, &ask, &Resource::PolicyStore, journal)?;
+                Subject::Policies
+            }
+            Target::AuditLog => {
+                admit = self.authorize(call, actor, &ask, &Resource::AuditLog, journal)?;
+                Subject::AuditLog
+            }
+            Target::Provider(name) => {
+                let name = if name.is_empty() {
+                    self.providers.default_name().to_string()
+                } else {
+                    name.to_string()
+                };
+                journal.provider(&name);
+                journal.detail("provider", name.clone().into());
+                admit = self.authorize(call, actor, &ask, &Resource::Provider(&name), journal)?;
+                let provider =
+                    self.providers
+                        .get(&name)
+                        .ok_or_else(|| GatewayError::ProviderUnknown {
+                            provider: validate::truncate(&name, 64),
+                            configured: self.providers.names().join(", "),
+                        })?;
+                Subject::Provider { name, provider }
+            }
+        };
         let destination = match op.second_key() {
             None | Some("") => None,
             // One lock per call: a change naming two keys could deadlock against another.
@@ -315,21 +470,30 @@ impl Gateway {
                     "{action} changes keys and names a second one; changes take one key"
                 )));
             }
-            Some(name) => Some(
-                self.resolve_and_admit(
-                    call,
-                    actor,
-                    action,
-                    Lookup {
-                        field: "destination_key",
-                        key: name,
-                        changes: false,
-                    },
-                    held,
-                    journal,
-                )
-                .await?,
-            ),
+            Some(name) => {
+                let mut facts = ask.facts.clone();
+                facts.destination = Some(true);
+                let ask = Ask {
+                    facts,
+                    ..ask.clone()
+                };
+                let (key, verdict) = self
+                    .resolve_and_admit(
+                        call,
+                        actor,
+                        &ask,
+                        "destination_key",
+                        name,
+                        false,
+                        held,
+                        journal,
+                    )
+                    .await?;
+                if verdict == Admit::NeedsApproval {
+                    admit = verdict;
+                }
+                Some(key)
+            }
         };
         // The event is about the primary key; the operation notes the destination itself.
         if let (Some(_), Subject::Key(primary)) = (&destination, &subject) {
@@ -339,6 +503,21 @@ impl Gateway {
             subject,
             destination,
             ciphertext_version,
+            needs_approval: admit == Admit::NeedsApproval,
         })
+    }
+}
+
+/// The resource an action acts on when it is not a key.
+fn resource_of(action: Action) -> Option<Resource<'static>> {
+    match action {
+        Action::ListKeys => Some(Resource::Catalog),
+        Action::AuditQuery | Action::AuditTail | Action::AuditVerify => Some(Resource::AuditLog),
+        Action::ListApprovals | Action::GetApproval => Some(Resource::Approvals),
+        Action::ReloadPolicies | Action::ExplainPolicy | Action::GetPolicyStatus => {
+            Some(Resource::PolicyStore)
+        }
+        Action::ListInventory => Some(Resource::Provider("")),
+        _ => None,
     }
 }

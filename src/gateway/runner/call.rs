@@ -28,6 +28,8 @@ pub enum Credentials {
     Bearer(Zeroizing<Vec<u8>>),
     /// Work keygate starts itself; never reachable from the network.
     System(SystemTask),
+    /// A critical action its approvers' quorum released, run for its requester.
+    Approved(Arc<crate::approvals::Grant>),
 }
 
 impl Call {
@@ -48,6 +50,8 @@ pub enum SystemTask {
     ScheduledRotation,
     /// A key's pending destruction window ended.
     ScheduledDestruction,
+    /// The policy folder changed.
+    PolicyReload,
 }
 
 impl SystemTask {
@@ -55,6 +59,7 @@ impl SystemTask {
         match self {
             SystemTask::ScheduledRotation => Action::RotateKey,
             SystemTask::ScheduledDestruction => Action::DestroyKey,
+            SystemTask::PolicyReload => Action::ReloadPolicies,
         }
     }
 
@@ -63,6 +68,7 @@ impl SystemTask {
         match self {
             SystemTask::ScheduledRotation => "system: the key's crypto-period ended",
             SystemTask::ScheduledDestruction => "system: the pending destruction window ended",
+            SystemTask::PolicyReload => "system: the policy folder changed",
         }
     }
 }
@@ -87,6 +93,7 @@ impl Actor {
         match self {
             Actor::Anonymous => "anonymous".into(),
             Actor::Caller(p) | Actor::Approver(p) => p.name.clone(),
+            Actor::System(SystemTask::PolicyReload) => "keygate:policy-watcher".into(),
             Actor::System(_) => "keygate:scheduler".into(),
             Actor::Ingester(source) => format!("keygate:ingester:{source}"),
         }

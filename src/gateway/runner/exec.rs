@@ -8,10 +8,13 @@
 use super::journal::Journal;
 use super::operation::{Changes, KeyDraft, Mode, Settings};
 use super::{Actor, Call, Gateway};
+use crate::approvals::{ApprovalRequest, ApprovalSettings, ApprovalStore, Grant};
 use crate::audit::AuditReader;
+use crate::auth::Principal;
 use crate::catalog::{KeyLock, KeyRecord, KeyState, ListFilter, NameReservation};
 use crate::gateway::GatewayError;
-use crate::policy::{Action, Resource};
+use crate::lifecycle::destruction::{DestructionRecord, DestructionRecords, Ending};
+use crate::policy::{Action, Decision, PolicyStore, Resource};
 use keygate_provider::KeyProvider;
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -47,6 +50,13 @@ pub(super) enum Subject {
     },
     Catalog,
     AuditLog,
+    Approvals,
+    /// An approval request to decide on, and its key.
+    Approval {
+        request: Box<ApprovalRequest>,
+        key: Admitted,
+    },
+    Policies,
     Provider {
         name: String,
         provider: Arc<dyn KeyProvider>,
@@ -86,7 +96,7 @@ impl<'a, M: Mode> Exec<'a, M> {
     /// The key the call was admitted for.
     pub fn key(&self) -> Result<&Admitted, GatewayError> {
         match &self.subject {
-            Subject::Key(k) => Ok(k),
+            Subject::Key(k) | Subject::Approval { key: k, .. } => Ok(k),
             _ => Err(not_admitted("a key")),
         }
     }
@@ -138,6 +148,11 @@ impl<'a, M: Mode> Exec<'a, M> {
         self.gateway.catalog.get_by_id(id)
     }
 
+    /// A key by name or id, to name in a filter or an explanation; it admits nothing.
+    pub fn lookup_key(&self, name_or_id: &str) -> Option<Arc<KeyRecord>> {
+        self.gateway.catalog.get(name_or_id)
+    }
+
     /// Whether the caller may read `key` (GetKey), for listings; decided as admission
     /// decides, without an event of its own.
     pub fn may_read(&self, key: &KeyRecord) -> bool {
@@ -146,10 +161,77 @@ impl<'a, M: Mode> Exec<'a, M> {
                 self.call,
                 self.actor,
                 Action::GetKey,
-                &Resource::Key(super::admission::key_attributes(key)),
-                key.crypto_period.as_secs() as i64,
+                &Resource::Key(self.gateway.key_attributes(key)),
             )
             .is_some_and(|decision| decision.allowed())
+    }
+
+    /// The approval request the call was admitted to decide on.
+    pub fn approval(&self) -> Result<&ApprovalRequest, GatewayError> {
+        match &self.subject {
+            Subject::Approval { request, .. } => Ok(request),
+            _ => Err(not_admitted("an approval request")),
+        }
+    }
+
+    pub fn approvals(&self) -> &ApprovalStore {
+        &self.gateway.approvals
+    }
+
+    pub fn approval_settings(&self) -> &ApprovalSettings {
+        &self.gateway.approval_settings
+    }
+
+    /// The approvals that released this call, for an approved change.
+    pub fn grant(&self) -> Option<&Grant> {
+        match &self.call.credentials {
+            super::Credentials::Approved(grant) => Some(grant),
+            _ => None,
+        }
+    }
+
+    /// The calling principal's name.
+    pub fn actor_name(&self) -> String {
+        self.actor.name()
+    }
+
+    /// This call's request id (its audit events).
+    pub fn request_id(&self) -> &str {
+        &self.call.request_id
+    }
+
+    /// The policy set in force.
+    pub fn policies(&self) -> &PolicyStore {
+        &self.gateway.policy
+    }
+
+    /// The principal configured under `name`.
+    pub fn principal(&self, name: &str) -> Option<Arc<Principal>> {
+        self.gateway.tokens.principal(name)
+    }
+
+    /// How policy decides `action` by `principal` on `key` (or on the action's own resource),
+    /// as a call would see it now, approvals aside. Nothing is recorded but this call's event.
+    pub fn explain(
+        &self,
+        principal: &Principal,
+        action: Action,
+        key: Option<&KeyRecord>,
+    ) -> Result<Decision, GatewayError> {
+        self.gateway.explain(self.call, principal, action, key)
+    }
+
+    /// The records of a key's destructions, newest first.
+    pub async fn destruction_records(
+        &self,
+        key: &KeyRecord,
+    ) -> Result<Vec<DestructionRecord>, GatewayError> {
+        Ok(self
+            .gateway
+            .destructions
+            .for_key(&key.id)
+            .await
+            .map_err(crate::catalog::CatalogError::from)?)
     }
 
     /// The audit log, to read: operations never write events themselves (the runner does).
@@ -193,6 +275,90 @@ impl Exec<'_, Changes> {
             .catalog
             .set_state(lock, expected, state, destruction_at_ms)
             .await?)
+    }
+
+    pub async fn set_owner(
+        &mut self,
+        expected: &str,
+        owner: &str,
+    ) -> Result<Arc<KeyRecord>, GatewayError> {
+        let lock = self.lock()?;
+        Ok(self
+            .gateway
+            .catalog
+            .set_owner(lock, expected, owner)
+            .await?)
+    }
+
+    /// Starts the locked key's destruction record: who asked (the caller, or an approved
+    /// request's requester), who approved, the window.
+    pub async fn record_destruction_scheduled(
+        &mut self,
+        window: std::time::Duration,
+        destruction_at_ms: i64,
+    ) -> Result<(), GatewayError> {
+        let key = self.key()?.clone();
+        let (approval_id, approved_by) = match self.grant() {
+            Some(grant) => (Some(grant.request_id.clone()), grant.approvers.clone()),
+            None => (None, Vec::new()),
+        };
+        let record = DestructionRecord {
+            id: self.call.request_id.clone(),
+            key_id: key.id.clone(),
+            key_name: key.name.clone(),
+            environment: key.environment.clone(),
+            provider: key.provider.clone(),
+            provider_uri: key.provider_uri.to_string(),
+            requested_by: self.actor.name(),
+            approval_id,
+            approved_by,
+            window_seconds: window.as_secs(),
+            scheduled_at_ms: crate::time::now_ms(),
+            destruction_at_ms,
+            state: "scheduled".into(),
+            cancelled_by: None,
+            cancelled_at_ms: None,
+            destroyed_at_ms: None,
+            destroy_call_id: None,
+            versions: Vec::new(),
+            method: None,
+        };
+        self.records()
+            .scheduled(&record)
+            .await
+            .map_err(crate::catalog::CatalogError::from)?;
+        Ok(())
+    }
+
+    /// Ends the locked key's open destruction record: cancelled by the caller, or destroyed.
+    pub async fn record_destruction_ended(
+        &mut self,
+        destroyed: Option<(&[u32], &str)>,
+    ) -> Result<(), GatewayError> {
+        let key = self.key()?.clone();
+        let now = crate::time::now_ms();
+        let by = self.actor.name();
+        let ending = match destroyed {
+            None => Ending::Cancelled {
+                by: &by,
+                at_ms: now,
+            },
+            Some((versions, method)) => Ending::Destroyed {
+                at_ms: now,
+                call_id: &self.call.request_id,
+                versions,
+                method,
+            },
+        };
+        self.records()
+            .ended(&key, ending)
+            .await
+            .map_err(crate::catalog::CatalogError::from)?;
+        Ok(())
+    }
+
+    fn records(&self) -> &DestructionRecords {
+        &self.gateway.destructions
     }
 
     pub async fn insert_key(&mut self, record: KeyRecord) -> Result<Arc<KeyRecord>, GatewayError> {

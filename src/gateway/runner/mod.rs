@@ -5,6 +5,13 @@
 //! operations) → execute → outcome event. The gateway's parts are private to this module, so
 //! an operation reaches keys, providers and the catalog only through [`Exec`].
 //!
+//! When policy answers NeedsApproval, the call stops after its ready step: it stores its
+//! change as an approval request (`Operation::pending_change`) and ends with
+//! `APPROVAL_PENDING`, audited as `pending-approval`. The change later comes back through
+//! [`Gateway::run`] with [`Credentials::Approved`]: authenticated as its requester, authorized
+//! with the grant's approvals in the context (only for the very change they approved), and
+//! its outcome recorded in the request.
+//!
 //! Once started, a call runs to its end: a caller that goes away (its deadline passes, it
 //! resets the stream, the server's own timeout fires) drops only its wait for the result; the
 //! call moves into a task of its own ([`RunToEnd`]), finishes, and its event records that the
@@ -19,14 +26,18 @@ mod operation;
 
 pub use call::{Actor, Call, Credentials, Presence, RunToEnd, SystemTask};
 pub use exec::{Admitted, Exec};
-pub use operation::{Changes, KeyDraft, Mode, Operation, Reads, Settings, Target};
+pub use operation::{
+    Changes, KeyDraft, Mode, Operation, Reads, RequestedAlgorithm, Settings, Target,
+};
 
+use crate::approvals::{ApprovalRequest, ApprovalSettings, ApprovalStore, RequestState};
 use crate::audit::AuditLog;
 use crate::auth::TokenTable;
 use crate::catalog::{Catalog, KeyRecord};
 use crate::gateway::{GatewayError, Limits};
 use crate::lifecycle::LifecycleSettings;
-use crate::policy::PolicyEngine;
+use crate::lifecycle::destruction::DestructionRecords;
+use crate::policy::PolicyStore;
 use crate::providers::ProviderRegistry;
 use exec::Held;
 use futures::FutureExt as _;
@@ -40,14 +51,31 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
+/// What a gateway is made of.
+pub struct GatewayParts {
+    pub catalog: Catalog,
+    pub providers: ProviderRegistry,
+    pub policy: Arc<PolicyStore>,
+    pub audit: AuditLog,
+    pub tokens: TokenTable,
+    pub limits: Limits,
+    pub lifecycle: LifecycleSettings,
+    pub approvals: ApprovalStore,
+    pub approval_settings: ApprovalSettings,
+    pub destructions: DestructionRecords,
+}
+
 pub struct Gateway {
     catalog: Catalog,
     providers: ProviderRegistry,
-    policy: PolicyEngine,
+    policy: Arc<PolicyStore>,
     audit: AuditLog,
     tokens: TokenTable,
     limits: Limits,
     lifecycle: LifecycleSettings,
+    approvals: ApprovalStore,
+    approval_settings: ApprovalSettings,
+    destructions: DestructionRecords,
     /// Bounds the calls running at once, including those their clients left.
     in_flight: Arc<Semaphore>,
     /// Calls whose clients left, finishing in tasks of their own.
@@ -58,15 +86,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(
-        catalog: Catalog,
-        providers: ProviderRegistry,
-        policy: PolicyEngine,
-        audit: AuditLog,
-        tokens: TokenTable,
-        limits: Limits,
-        lifecycle: LifecycleSettings,
-    ) -> Self {
+    pub fn new(parts: GatewayParts) -> Self {
+        let GatewayParts {
+            catalog,
+            providers,
+            policy,
+            audit,
+            tokens,
+            limits,
+            lifecycle,
+            approvals,
+            approval_settings,
+            destructions,
+        } = parts;
         Self {
             in_flight: Arc::new(Semaphore::new(limits.max_calls_in_flight)),
             detached: TaskTracker::new(),
@@ -78,6 +110,9 @@ impl Gateway {
             tokens,
             limits,
             lifecycle,
+            approvals,
+            approval_settings,
+            destructions,
         }
     }
 
@@ -94,11 +129,30 @@ impl Gateway {
     }
 
     pub fn policy_count(&self) -> usize {
-        self.policy.policy_count()
+        self.policy.current().policy_count()
+    }
+
+    /// The policy set in force, and its reloading.
+    pub fn policies(&self) -> &Arc<PolicyStore> {
+        &self.policy
     }
 
     pub fn lifecycle(&self) -> &LifecycleSettings {
         &self.lifecycle
+    }
+
+    pub fn approval_settings(&self) -> &ApprovalSettings {
+        &self.approval_settings
+    }
+
+    pub(crate) fn approval_store(&self) -> &ApprovalStore {
+        &self.approvals
+    }
+
+    /// The tracker of calls (and approved changes) that run to their end in tasks of their
+    /// own.
+    pub(crate) fn detached(&self) -> &TaskTracker {
+        &self.detached
     }
 
     /// Whether the audit log can be written (see [`AuditLog::watch_writable`]).
@@ -163,6 +217,37 @@ impl Gateway {
         span: tracing::Span,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Result<O::Output, GatewayError> {
+        let result = self.run_audited(call, op, presence, span, permit).await;
+        // An approved change closes its request however it ended, refused before admission
+        // included.
+        if let Credentials::Approved(grant) = &call.credentials {
+            let (executed, outcome) = match &result {
+                Ok(_) => (true, "carried out".to_string()),
+                Err(e) => (false, format!("{}: {e}", e.reason())),
+            };
+            if let Err(e) = self
+                .approvals
+                .finish(&grant.request_id, executed, &outcome)
+                .await
+            {
+                tracing::error!(
+                    approval_id = %grant.request_id,
+                    error = %e,
+                    "could not record how an approved change ended; its audit events say"
+                );
+            }
+        }
+        result
+    }
+
+    async fn run_audited<O: Operation>(
+        &self,
+        call: &Call,
+        op: O,
+        presence: Presence,
+        span: tracing::Span,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<O::Output, GatewayError> {
         if !self.audit.is_writable() {
             // Nothing can be audited, so nothing is done; the recovery event counts these.
             self.audit.note_refused();
@@ -205,10 +290,15 @@ impl Gateway {
         held: &mut Held<'g>,
         journal: &mut Journal,
     ) -> Result<O::Output, GatewayError> {
+        if let Credentials::Approved(grant) = &call.credentials {
+            journal.detail("approval_id", grant.request_id.clone().into());
+            journal.detail("approvers", grant.approvers.clone().into());
+        }
         let actor = self.authenticate(call)?;
         journal.actor(&actor);
         op.check(&self.settings())?;
         let admission = self.admit(call, &actor, &op, held, journal).await?;
+        let needs_approval = admission.needs_approval;
         let mut cx = Exec {
             gateway: self,
             call,
@@ -228,6 +318,9 @@ impl Gateway {
         }
         if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(GatewayError::ShuttingDown);
+        }
+        if needs_approval {
+            return Err(self.open_request(call, &actor, &op, &mut cx).await);
         }
         if <O::Mode as Mode>::CHANGES {
             cx.journal.intent(&self.audit).await?;
@@ -251,5 +344,65 @@ impl Gateway {
         };
         cx.journal.backend_request_ids(scope.backend_request_ids());
         result
+    }
+}
+
+impl Gateway {
+    /// Policy asks for approvals: store the change as a pending request (or find the open
+    /// one for the very same change) and answer with its id. Nothing else happens.
+    async fn open_request<O: Operation>(
+        &self,
+        call: &Call,
+        actor: &Actor,
+        op: &O,
+        cx: &mut Exec<'_, O::Mode>,
+    ) -> GatewayError {
+        let (Some(change), Ok(key)) = (op.pending_change(), cx.key()) else {
+            return GatewayError::Internal(format!(
+                "{} was admitted to wait for approvals without a change to store",
+                op.action()
+            ));
+        };
+        let requester = actor.name();
+        let now = crate::time::now_ms();
+        let request = ApprovalRequest {
+            id: crate::gateway::new_request_id(),
+            key_id: key.id.clone(),
+            key_name: key.name.clone(),
+            environment: key.environment.clone(),
+            digest: change.digest(&key.id, &requester),
+            change,
+            requester,
+            request_call_id: call.request_id.clone(),
+            quorum: self.approval_settings.quorum,
+            created_at_ms: now,
+            expires_at_ms: crate::time::after(now, self.approval_settings.expiry),
+            state: RequestState::Pending,
+            approvals: Vec::new(),
+            closed_by: None,
+            closed_at_ms: None,
+            outcome: None,
+            execution_call_id: None,
+        };
+        let target = format!("key '{}'", key.name);
+        let (request, new) = match self.approvals.open(&request, now).await {
+            Ok(opened) => opened,
+            Err(e) => return e.into(),
+        };
+        cx.detail("approval_id", request.id.clone());
+        cx.detail("approval_digest", request.digest.clone());
+        cx.detail("change", request.change.describe());
+        cx.detail("quorum", request.quorum);
+        cx.detail("expires_at", crate::time::rfc3339(request.expires_at_ms));
+        if !new {
+            cx.detail("approval_reused", true);
+        }
+        GatewayError::ApprovalPending {
+            id: request.id,
+            action: op.action(),
+            target,
+            quorum: request.quorum,
+            expires_at: crate::time::rfc3339(request.expires_at_ms),
+        }
     }
 }

@@ -2,9 +2,10 @@
 //! thing it acts on, and its work once admitted.
 
 use super::exec::Exec;
+use crate::approvals::PendingChange;
 use crate::gateway::{GatewayError, Limits};
 use crate::lifecycle::LifecycleSettings;
-use crate::policy::Action;
+use crate::policy::{Action, OperationFacts};
 use keygate_provider::{Algorithm, KeyPurpose};
 use std::future::Future;
 use std::time::Duration;
@@ -25,9 +26,65 @@ pub struct KeyDraft {
     pub owner: String,
     pub purpose: KeyPurpose,
     pub environment: String,
-    pub algorithm: Algorithm,
+    pub algorithm: RequestedAlgorithm,
     pub provider: String,
     pub crypto_period: Duration,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// The algorithm a new key asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestedAlgorithm {
+    Known(Algorithm),
+    /// A retired algorithm keygate names but no provider creates (RSA below 2048 bits, SHA-1
+    /// signatures, HMAC-SHA1), so that policy (rule 6) refuses it by name.
+    Retired {
+        name: &'static str,
+        purpose: KeyPurpose,
+    },
+}
+
+/// The retired algorithms keygate recognises, and what each was for.
+const RETIRED: &[(&str, KeyPurpose)] = &[
+    ("rsa-1024-oaep", KeyPurpose::Encrypt),
+    ("rsa-1024-pss", KeyPurpose::Sign),
+    ("rsa-1024-pkcs1", KeyPurpose::Sign),
+    ("rsa-2048-pkcs1-sha1", KeyPurpose::Sign),
+    ("ecdsa-p256-sha1", KeyPurpose::Sign),
+    ("hmac-sha1", KeyPurpose::Mac),
+];
+
+impl RequestedAlgorithm {
+    pub fn parse(name: &str) -> Result<Self, keygate_provider::UnknownAlgorithm> {
+        match name.parse::<Algorithm>() {
+            Ok(known) => Ok(RequestedAlgorithm::Known(known)),
+            Err(unknown) => RETIRED
+                .iter()
+                .find(|(retired, _)| *retired == name)
+                .map(|&(name, purpose)| RequestedAlgorithm::Retired { name, purpose })
+                .ok_or(unknown),
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RequestedAlgorithm::Known(a) => a.as_str(),
+            RequestedAlgorithm::Retired { name, .. } => name,
+        }
+    }
+
+    pub fn purpose(&self) -> KeyPurpose {
+        match self {
+            RequestedAlgorithm::Known(a) => a.purpose(),
+            RequestedAlgorithm::Retired { purpose, .. } => *purpose,
+        }
+    }
+}
+
+impl std::fmt::Display for RequestedAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What an operation acts on. The runner resolves it, authorizes the action on it and checks
@@ -46,6 +103,13 @@ pub enum Target<'a> {
     AuditLog,
     /// A provider instance by name (empty: the default one).
     Provider(&'a str),
+    /// The approval requests as a whole (listing, reading one).
+    Approvals,
+    /// One approval request, by id, to decide on: admitted on the request's key, with its
+    /// requester in the policy context.
+    ApprovalRequest(&'a str),
+    /// The policy set (reloading, explaining).
+    Policies,
 }
 
 /// Whether an operation changes keys, as a type: only [`Changes`] operations get the catalog's
@@ -86,6 +150,19 @@ pub trait Operation: Send + Sync + Sized + 'static {
     }
 
     fn target(&self) -> Target<'_>;
+
+    /// Facts about what the call asks for, for policies (`context.new_owner`,
+    /// `context.pending_window_seconds`, …). Runs after [`Operation::check`].
+    fn policy_context(&self, facts: &mut OperationFacts) {
+        let _ = facts;
+    }
+
+    /// The change a critical call stores to run once approved, with every parameter it runs
+    /// with; `None`: it cannot wait for approvals (the runner then refuses it when policy asks
+    /// for them). Runs after [`Operation::check`].
+    fn pending_change(&self) -> Option<PendingChange> {
+        None
+    }
 
     /// A second key the call also uses (ReEncrypt's destination), admitted for the same
     /// action.

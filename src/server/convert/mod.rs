@@ -1,10 +1,12 @@
 //! protobuf ↔ domain, at the edge. Requests convert without failing (every call reaches the
 //! runner and is audited, malformed or not); validation is the operations' `check`.
 
+mod approvals;
 mod audit;
 mod crypto;
 mod keys;
 
+pub use approvals::approval_to_pb;
 pub use audit::event_to_pb;
 pub use keys::key_to_pb;
 

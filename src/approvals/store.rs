@@ -1,0 +1,424 @@
+//! Approval requests in SQLite. Every decision on a request is one conditional UPDATE
+//! (`WHERE state = 'pending' AND approvals = <what was read>`), retried on conflict, so two
+//! approvals racing for the last place of a quorum cannot both release the change, and this
+//! holds across gateway replicas sharing the database.
+
+use super::request::{Approval, ApprovalRequest, Grant, PendingChange, RequestState};
+use crate::time::rfc3339;
+use sqlx::{Row, SqlitePool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("no approval request with id '{0}'")]
+    NotFound(String),
+    #[error("approval request {id} is {state}: only a pending request can be decided")]
+    Closed { id: String, state: String },
+    #[error("approval request {id} expired at {at}; the requester may ask again")]
+    Expired { id: String, at: String },
+    #[error(
+        "{principal} already approved request {id}; approvals must come from distinct principals"
+    )]
+    AlreadyApproved { id: String, principal: String },
+    #[error("{principal} asked for request {id} and cannot approve or deny it")]
+    SelfApproval { id: String, principal: String },
+    #[error("only its requester {requester} can cancel request {id}")]
+    NotRequester { id: String, requester: String },
+    #[error(
+        "request {id} holds change {expected}, not the {given} you reviewed; read it again (`keygate approval show {id}`)"
+    )]
+    DigestMismatch {
+        id: String,
+        expected: String,
+        given: String,
+    },
+    #[error(
+        "request {id} no longer matches its digest: the stored change was altered; it cannot run"
+    )]
+    Tampered { id: String },
+    #[error("approval store: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("approval store: a stored request is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// What [`ApprovalStore::approve`] did: the request as it is now, and the grant when this
+/// approval completed the quorum (exactly one approval ever gets it).
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub request: ApprovalRequest,
+    pub grant: Option<Grant>,
+}
+
+/// Which requests to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// A state, or `expired`; empty: all.
+    pub state: String,
+    /// A key id; empty: all keys.
+    pub key_id: String,
+    /// Requests older than this id (the previous page's last); empty: from the newest.
+    pub before: String,
+    pub limit: u32,
+}
+
+pub struct ApprovalStore {
+    db: SqlitePool,
+}
+
+/// The columns [`decode`] reads, as a literal so queries stay static strings.
+macro_rules! columns {
+    () => {
+        "id, key_id, key_name, environment, change, digest, requester, request_call_id, quorum,
+         created_at_ms, expires_at_ms, state, approvals, closed_by, closed_at_ms, outcome,
+         execution_call_id"
+    };
+}
+
+/// Conflicting writers retry this often before giving up (each retry re-reads the request).
+const RETRIES: usize = 16;
+
+impl ApprovalStore {
+    pub fn new(db: SqlitePool) -> Self {
+        Self { db }
+    }
+
+    /// Closes requests whose execution was under way when the gateway stopped: the audit
+    /// events of their execution call say how far it got. Called once at start-up.
+    pub async fn close_interrupted(&self, now_ms: i64) -> Result<u64, ApprovalError> {
+        let done = sqlx::query(
+            "UPDATE approval_requests SET state = 'failed', closed_at_ms = ?,
+                outcome = 'interrupted: the gateway stopped while carrying it out; the audit events of its execution call say how far it got'
+             WHERE state = 'approved'",
+        )
+        .bind(now_ms)
+        .execute(&self.db)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Stores `request`, unless an open request for the same change (same digest) exists:
+    /// then that one is returned, so a retried call does not open a second request.
+    /// Returns the request in force and whether it is new.
+    pub async fn open(
+        &self,
+        request: &ApprovalRequest,
+        now_ms: i64,
+    ) -> Result<(ApprovalRequest, bool), ApprovalError> {
+        let existing = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM approval_requests WHERE digest = ? AND state = 'pending' AND expires_at_ms > ?
+              ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(&request.digest)
+        .bind(now_ms)
+        .fetch_optional(&self.db)
+        .await?;
+        if let Some(row) = existing {
+            return Ok((decode(&row)?, false));
+        }
+        sqlx::query(
+            "INSERT INTO approval_requests (id, action, key_id, key_name, environment, change,
+                digest, requester, request_call_id, quorum, created_at_ms, expires_at_ms, state,
+                approvals)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', '[]')",
+        )
+        .bind(&request.id)
+        .bind(request.action().as_str())
+        .bind(&request.key_id)
+        .bind(&request.key_name)
+        .bind(&request.environment)
+        .bind(to_json(&request.change)?)
+        .bind(&request.digest)
+        .bind(&request.requester)
+        .bind(&request.request_call_id)
+        .bind(i64::from(request.quorum))
+        .bind(request.created_at_ms)
+        .bind(request.expires_at_ms)
+        .execute(&self.db)
+        .await?;
+        Ok((self.get(&request.id).await?, true))
+    }
+
+    pub async fn get(&self, id: &str) -> Result<ApprovalRequest, ApprovalError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM approval_requests WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or_else(|| ApprovalError::NotFound(crate::gateway::validate::truncate(id, 80)))?;
+        decode(&row)
+    }
+
+    /// Newest first.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        now_ms: i64,
+    ) -> Result<Vec<ApprovalRequest>, ApprovalError> {
+        // `expired` is a pending request past its expiry; `pending` one before it.
+        let (state, expiry) = match filter.state.as_str() {
+            "expired" => ("pending", 2),
+            "pending" => ("pending", 1),
+            other => (other, 0),
+        };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM approval_requests
+              WHERE (?1 = '' OR state = ?1)
+                AND (?2 = 0 OR (?2 = 1 AND expires_at_ms > ?3) OR (?2 = 2 AND expires_at_ms <= ?3))
+                AND (?4 = '' OR key_id = ?4)
+                AND (?5 = '' OR id < ?5)
+              ORDER BY id DESC LIMIT ?6"
+        ))
+        .bind(state)
+        .bind(expiry)
+        .bind(now_ms)
+        .bind(&filter.key_id)
+        .bind(&filter.before)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// The open request `id`, checked against its digest.
+    async fn open_request(&self, id: &str, now_ms: i64) -> Result<ApprovalRequest, ApprovalError> {
+        let request = self.get(id).await?;
+        if request.state != RequestState::Pending {
+            return Err(ApprovalError::Closed {
+                id: request.id,
+                state: request.state.as_str().into(),
+            });
+        }
+        if now_ms >= request.expires_at_ms {
+            return Err(ApprovalError::Expired {
+                id: request.id,
+                at: rfc3339(request.expires_at_ms),
+            });
+        }
+        if request.change.digest(&request.key_id, &request.requester) != request.digest {
+            return Err(ApprovalError::Tampered { id: request.id });
+        }
+        Ok(request)
+    }
+
+    /// Adds `principal`'s approval (of `seen_digest`, when the approver names the digest it
+    /// reviewed) to the open request `id`. The approval that brings it to `quorum` moves it
+    /// to `approved` and gets the [`Grant`] that carries it out.
+    pub async fn approve(
+        &self,
+        id: &str,
+        principal: &str,
+        seen_digest: Option<&str>,
+        quorum: u32,
+        call_id: &str,
+        now_ms: i64,
+    ) -> Result<Approved, ApprovalError> {
+        for _ in 0..RETRIES {
+            let mut request = self.open_request(id, now_ms).await?;
+            if request.requester == principal {
+                return Err(ApprovalError::SelfApproval {
+                    id: request.id,
+                    principal: principal.into(),
+                });
+            }
+            if let Some(seen) = seen_digest
+                && seen != request.digest
+            {
+                return Err(ApprovalError::DigestMismatch {
+                    id: request.id,
+                    expected: request.digest,
+                    given: crate::gateway::validate::truncate(seen, 80),
+                });
+            }
+            if request.approvals.iter().any(|a| a.principal == principal) {
+                return Err(ApprovalError::AlreadyApproved {
+                    id: request.id,
+                    principal: principal.into(),
+                });
+            }
+            let before = to_json(&request.approvals)?;
+            request.approvals.push(Approval {
+                principal: principal.into(),
+                at_ms: now_ms,
+                digest: request.digest.clone(),
+                call_id: call_id.into(),
+            });
+            let complete = request.approvals.len() >= quorum.max(1) as usize;
+            let execution_call_id = complete.then(crate::gateway::new_request_id);
+            let (state, closed_by, closed_at) = if complete {
+                (RequestState::Approved, Some(principal), Some(now_ms))
+            } else {
+                (RequestState::Pending, None, None)
+            };
+            let done = sqlx::query(
+                "UPDATE approval_requests
+                 SET approvals = ?, state = ?, closed_by = ?, closed_at_ms = ?, execution_call_id = ?
+                 WHERE id = ? AND state = 'pending' AND approvals = ? AND expires_at_ms > ?",
+            )
+            .bind(to_json(&request.approvals)?)
+            .bind(state.as_str())
+            .bind(closed_by)
+            .bind(closed_at)
+            .bind(&execution_call_id)
+            .bind(&request.id)
+            .bind(&before)
+            .bind(now_ms)
+            .execute(&self.db)
+            .await?;
+            if done.rows_affected() == 0 {
+                // Another decision landed between the read and the write: read it again.
+                continue;
+            }
+            request.state = state;
+            request.closed_by = closed_by.map(str::to_string);
+            request.closed_at_ms = closed_at;
+            request.execution_call_id.clone_from(&execution_call_id);
+            let grant = execution_call_id.map(|execution_call_id| Grant {
+                request_id: request.id.clone(),
+                key_id: request.key_id.clone(),
+                change: request.change.clone(),
+                digest: request.digest.clone(),
+                requester: request.requester.clone(),
+                approvers: request.approvers(),
+                execution_call_id,
+            });
+            return Ok(Approved { request, grant });
+        }
+        Err(ApprovalError::Store(sqlx::Error::Protocol(format!(
+            "request {id} kept changing under {RETRIES} attempts to record an approval"
+        ))))
+    }
+
+    /// Closes the open request `id` as denied by `principal` (never its requester).
+    pub async fn deny(
+        &self,
+        id: &str,
+        principal: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let request = self.open_request(id, now_ms).await?;
+        if request.requester == principal {
+            return Err(ApprovalError::SelfApproval {
+                id: request.id,
+                principal: principal.into(),
+            });
+        }
+        self.close(request, RequestState::Denied, principal, reason, now_ms)
+            .await
+    }
+
+    /// Closes the open request `id` as cancelled by its requester.
+    pub async fn cancel(
+        &self,
+        id: &str,
+        principal: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let request = self.open_request(id, now_ms).await?;
+        if request.requester != principal {
+            return Err(ApprovalError::NotRequester {
+                id: request.id,
+                requester: request.requester,
+            });
+        }
+        self.close(request, RequestState::Cancelled, principal, reason, now_ms)
+            .await
+    }
+
+    async fn close(
+        &self,
+        request: ApprovalRequest,
+        state: RequestState,
+        principal: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let done = sqlx::query(
+            "UPDATE approval_requests SET state = ?, closed_by = ?, closed_at_ms = ?, outcome = ?
+             WHERE id = ? AND state = 'pending' AND expires_at_ms > ?",
+        )
+        .bind(state.as_str())
+        .bind(principal)
+        .bind(now_ms)
+        .bind(reason)
+        .bind(&request.id)
+        .bind(now_ms)
+        .execute(&self.db)
+        .await?;
+        if done.rows_affected() == 0 {
+            // Decided (or expired) meanwhile: say what it is now.
+            let now = self.get(&request.id).await?;
+            return Err(ApprovalError::Closed {
+                id: now.id.clone(),
+                state: now.state_at(now_ms).into(),
+            });
+        }
+        self.get(&request.id).await
+    }
+
+    /// Records how the approved request `id` ended: carried out, or failed and why.
+    pub async fn finish(
+        &self,
+        id: &str,
+        executed: bool,
+        outcome: &str,
+    ) -> Result<(), ApprovalError> {
+        let state = if executed {
+            RequestState::Executed
+        } else {
+            RequestState::Failed
+        };
+        sqlx::query(
+            "UPDATE approval_requests SET state = ?, outcome = ? WHERE id = ? AND state = 'approved'",
+        )
+        .bind(state.as_str())
+        .bind(outcome)
+        .bind(id)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ApprovalError> {
+    serde_json::to_string(value).map_err(|e| ApprovalError::Corrupt(e.to_string()))
+}
+
+fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<ApprovalRequest, ApprovalError> {
+    let corrupt = |e: String| ApprovalError::Corrupt(e);
+    let change: String = row.try_get("change")?;
+    let change: PendingChange =
+        serde_json::from_str(&change).map_err(|e| corrupt(e.to_string()))?;
+    let approvals: String = row.try_get("approvals")?;
+    let approvals: Vec<Approval> =
+        serde_json::from_str(&approvals).map_err(|e| corrupt(e.to_string()))?;
+    let state: String = row.try_get("state")?;
+    let quorum: i64 = row.try_get("quorum")?;
+    Ok(ApprovalRequest {
+        id: row.try_get("id")?,
+        key_id: row.try_get("key_id")?,
+        key_name: row.try_get("key_name")?,
+        environment: row.try_get("environment")?,
+        change,
+        digest: row.try_get("digest")?,
+        requester: row.try_get("requester")?,
+        request_call_id: row.try_get("request_call_id")?,
+        quorum: u32::try_from(quorum).map_err(|e| corrupt(e.to_string()))?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        expires_at_ms: row.try_get("expires_at_ms")?,
+        state: RequestState::parse(&state).ok_or_else(|| corrupt(format!("state '{state}'")))?,
+        approvals,
+        closed_by: row.try_get("closed_by")?,
+        closed_at_ms: row.try_get("closed_at_ms")?,
+        outcome: row.try_get("outcome")?,
+        execution_call_id: row.try_get("execution_call_id")?,
+    })
+}
