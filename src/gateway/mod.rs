@@ -14,6 +14,7 @@
 //!
 //! The gateway takes and returns domain types; `server` converts protobuf at the edge.
 
+pub mod audit_services;
 pub mod envelope;
 mod error;
 pub mod ops;

@@ -35,6 +35,10 @@ pub enum Action {
     ListInventory,
     /// The audit store is writable again after an outage (the audit writer's).
     AuditStoreRecovered,
+    /// The HMAC of a value, to find provider records that carry it (`keygate audit hash`).
+    AuditHash,
+    /// A checkpoint of the audit chain signed with the audit signing key (keygate's own).
+    SignAuditCheckpoint,
 }
 
 impl Action {
@@ -63,6 +67,8 @@ impl Action {
             Action::AuditVerify => "AuditVerify",
             Action::ListInventory => "ListInventory",
             Action::AuditStoreRecovered => "AuditStoreRecovered",
+            Action::AuditHash => "AuditHash",
+            Action::SignAuditCheckpoint => "SignAuditCheckpoint",
         }
     }
 }

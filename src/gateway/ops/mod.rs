@@ -1,13 +1,18 @@
 //! Every operation keygate performs, as values the runner executes: one module per family.
 
 pub mod audit;
+pub mod audit_anchor;
 pub mod crypto;
 pub mod inventory;
 pub mod keys;
 pub mod lifecycle;
 pub mod signing;
 
-pub use audit::{AuditPage, AuditQuery, AuditTail, AuditVerify, Tail};
+pub use audit::{
+    AuditExport, AuditHash, AuditPage, AuditQuery, AuditTail, AuditVerify, Checkpoints, Export,
+    ExportFormat, GetVerification, ListCheckpoints, ListIngesters, StartVerification, Tail,
+};
+pub use audit_anchor::{AuditSigningKeys, SignAuditCheckpoint};
 pub use crypto::{
     DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,
 };

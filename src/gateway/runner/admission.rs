@@ -102,7 +102,7 @@ impl Gateway {
         };
         let principal = match actor {
             Actor::Caller(p) => p,
-            Actor::System(task) if task.action() == action => {
+            Actor::System(task) if task.permits(action) => {
                 journal.policy(task.authority().into());
                 return Ok(());
             }
@@ -244,7 +244,7 @@ impl Gateway {
                     Subject::Key(self.admit_key(call, actor, action, key, journal)?)
                 }
                 Target::NewKey(draft) => {
-                    journal.key_name(&draft.name);
+                    journal.new_key(&draft.id, &draft.name);
                     journal.provider(&draft.provider);
                     let provider = self.providers.get(&draft.provider).ok_or_else(|| {
                         GatewayError::ProviderNotConfigured {

@@ -48,13 +48,23 @@ pub enum SystemTask {
     ScheduledRotation,
     /// A key's pending destruction window ended.
     ScheduledDestruction,
+    /// The audit log's checkpoints: signing them with the audit signing key, and reading that
+    /// key's public keys for verification.
+    AuditCheckpoint,
+    /// Creating the audit signing key when it does not exist yet.
+    AuditKeySetup,
 }
 
 impl SystemTask {
-    pub fn action(self) -> Action {
+    /// The actions this task may take (and no other).
+    pub fn permits(self, action: Action) -> bool {
         match self {
-            SystemTask::ScheduledRotation => Action::RotateKey,
-            SystemTask::ScheduledDestruction => Action::DestroyKey,
+            SystemTask::ScheduledRotation => action == Action::RotateKey,
+            SystemTask::ScheduledDestruction => action == Action::DestroyKey,
+            SystemTask::AuditCheckpoint => {
+                matches!(action, Action::SignAuditCheckpoint | Action::GetPublicKey)
+            }
+            SystemTask::AuditKeySetup => action == Action::CreateKey,
         }
     }
 
@@ -63,7 +73,17 @@ impl SystemTask {
         match self {
             SystemTask::ScheduledRotation => "system: the key's crypto-period ended",
             SystemTask::ScheduledDestruction => "system: the pending destruction window ended",
+            SystemTask::AuditCheckpoint => "system: audit checkpoints (audit.checkpoints)",
+            SystemTask::AuditKeySetup => {
+                "system: the audit signing key does not exist yet (audit.checkpoints)"
+            }
         }
+    }
+
+    /// Work that still runs while the gateway shuts down (the last checkpoint covers every
+    /// call that was audited).
+    pub fn runs_at_shutdown(self) -> bool {
+        matches!(self, SystemTask::AuditCheckpoint)
     }
 }
 
@@ -87,6 +107,9 @@ impl Actor {
         match self {
             Actor::Anonymous => "anonymous".into(),
             Actor::Caller(p) | Actor::Approver(p) => p.name.clone(),
+            Actor::System(SystemTask::AuditCheckpoint | SystemTask::AuditKeySetup) => {
+                "keygate:audit".into()
+            }
             Actor::System(_) => "keygate:scheduler".into(),
             Actor::Ingester(source) => format!("keygate:ingester:{source}"),
         }

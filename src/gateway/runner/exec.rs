@@ -138,6 +138,11 @@ impl<'a, M: Mode> Exec<'a, M> {
         self.gateway.catalog.get_by_id(id)
     }
 
+    /// A key by name or id, to read (an audit query resolving its filter); not admitted.
+    pub fn find_key(&self, name_or_id: &str) -> Option<Arc<KeyRecord>> {
+        self.gateway.catalog.get(name_or_id)
+    }
+
     /// Whether the caller may read `key` (GetKey), for listings; decided as admission
     /// decides, without an event of its own.
     pub fn may_read(&self, key: &KeyRecord) -> bool {

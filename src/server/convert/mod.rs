@@ -5,7 +5,7 @@ mod audit;
 mod crypto;
 mod keys;
 
-pub use audit::event_to_pb;
+pub use audit::{checkpoint_to_pb, event_to_pb, ingester_to_pb};
 pub use keys::key_to_pb;
 
 use crate::gateway::ops::DurationInput;
