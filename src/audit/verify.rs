@@ -134,12 +134,14 @@ pub async fn verify(
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    // Checkpoints before the head: a checkpoint never covers more than the head it signed, so
+    // read in this order (witnesses were read before both) none is ahead of the head read.
+    let stored = store.checkpoints().await?;
     let (head, head_hash) = store.head().await?.unwrap_or((0, GENESIS_HASH.to_string()));
     report.head_sequence = head;
     report.head_hash = head_hash;
 
     // 1. The database's checkpoints: signed by a trusted key, each following the one before.
-    let stored = store.checkpoints().await?;
     let mut anchors: BTreeMap<u64, Anchor> = BTreeMap::new();
     let mut previous: Option<&Checkpoint> = None;
     for cp in &stored {

@@ -76,10 +76,6 @@ impl Normaliser for Vault {
                 ));
             }
         }
-        let id = text(r, "/request/id");
-        if id.is_empty() {
-            return Normalised::Malformed("the record has no request.id".into());
-        }
         let Some(time_ms) = parse_time(text(r, "/time")) else {
             return Normalised::Malformed(format!("time '{}' is not RFC 3339", text(r, "/time")));
         };
@@ -88,6 +84,12 @@ impl Normaliser for Vault {
         let mount = text(r, "/request/mount_point").trim_end_matches('/');
         if mount_type != "transit" || mount.is_empty() {
             return Normalised::Ignored("not a Transit request");
+        }
+        // (Vault's own internal requests, such as dev mode mounting `secret/`, have no id; they
+        // are not Transit requests.)
+        let id = text(r, "/request/id");
+        if id.is_empty() {
+            return Normalised::Malformed("the Transit record has no request.id".into());
         }
         let rest = path
             .strip_prefix(mount)
