@@ -464,3 +464,78 @@ async fn ten_thousand_bad_token_calls_leave_a_bounded_number_of_events_with_the_
         denied.len()
     );
 }
+
+/// Retention prunes old events only up to a witnessed checkpoint, records that it did, and the
+/// log still verifies (incremental, full and offline) from that checkpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_prunes_behind_a_checkpoint_and_the_rest_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(
+        &config,
+        "[audit]\nretention = \"2s\"\nretention_check = \"1s\"\n[audit.checkpoints]\nevery = \"1s\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_with(
+        &data,
+        ServerOptions {
+            config: Some(config),
+            ..Default::default()
+        },
+    );
+    let mut keys = server.root().await;
+    keys.create_key(create("tamper/k", "aes-256-gcm", "alice"))
+        .await
+        .unwrap();
+    encrypt(&mut keys, 5).await;
+    let mut audit = server.audit(ROOT_TOKEN).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pruned = loop {
+        let events = audit
+            .query(pb::AuditQueryRequest {
+                action: "AuditPruned".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .events;
+        let through = events.iter().find_map(|e| {
+            let d: serde_json::Value = serde_json::from_str(&e.details).ok()?;
+            let through = d["pruned_through"].as_u64()?;
+            // Once the key's creation is gone.
+            (through > 6).then_some(through)
+        });
+        if let Some(t) = through {
+            break t;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing was pruned");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let first = audit
+        .query(pb::AuditQueryRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert!(first[0].sequence > pruned, "{first:?}");
+    for args in [&["audit", "verify"][..], &["audit", "verify", "--full"]] {
+        let (code, out, err) = cli(&server, args);
+        assert_eq!(code, 0, "{args:?}\n{out}\n{err}");
+        assert!(out.contains("were pruned by retention"), "{out}");
+    }
+    let (code, out, _) = cli(
+        &server,
+        &["public-key", "--key", "keygate/audit-checkpoints"],
+    );
+    assert_eq!(code, 0);
+    let pem = dir.path().join("key.pem");
+    std::fs::write(&pem, out).unwrap();
+    server.stop_gracefully();
+    let (code, out, err) = offline(&data, &pem);
+    assert_eq!(code, 0, "{out}\n{err}");
+}

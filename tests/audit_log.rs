@@ -372,3 +372,84 @@ async fn a_forged_hash_format_is_named() {
         report.reason
     );
 }
+
+/// Export streams every matching event, as keygate's JSON Lines or as OCSF API Activity.
+#[tokio::test(flavor = "multi_thread")]
+async fn export_writes_json_lines_and_ocsf_api_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut keys = server.root().await;
+    keys.create_key(create("exported", "aes-256-gcm", "alice"))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        keys.encrypt(pb::EncryptRequest {
+            key: "exported".into(),
+            plaintext: vec![i; 8],
+            associated_data: vec![],
+        })
+        .await
+        .unwrap();
+    }
+    let lines = |out: &std::process::Output| -> Vec<serde_json::Value> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    };
+    let jsonl = lines(
+        &server
+            .cli()
+            .args(["audit", "export", "--key", "exported"])
+            .output()
+            .unwrap(),
+    );
+    // CreateKey's intent and outcome, three encryptions.
+    assert_eq!(jsonl.len(), 5, "{jsonl:?}");
+    assert!(jsonl.iter().all(|e| e["key_name"] == "exported"));
+    assert_eq!(jsonl[4]["action"], "Encrypt");
+    let file = dir.path().join("ocsf.jsonl");
+    let out = server
+        .cli()
+        .args([
+            "audit", "export", "--key", "exported", "--format", "ocsf", "-o",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ocsf: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ocsf.len(), 5);
+    for (o, e) in ocsf.iter().zip(&jsonl) {
+        assert_eq!(o["class_uid"], 6003);
+        assert_eq!(o["category_uid"], 6);
+        assert_eq!(o["metadata"]["sequence"], e["sequence"]);
+        assert_eq!(o["api"]["operation"], e["action"]);
+        assert_eq!(o["api"]["request"]["uid"], e["request_id"]);
+        assert_eq!(o["resources"][0]["name"], "exported");
+        assert_eq!(o["actor"]["user"]["name"], "root");
+    }
+    assert_eq!(ocsf[0]["activity_name"], "Create");
+    assert_eq!(ocsf[4]["status"], "Success");
+    assert_eq!(ocsf[4]["src_endpoint"]["ip"], "127.0.0.1");
+    let bad = server
+        .cli()
+        .args(["audit", "export", "--format", "xml"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("jsonl or ocsf"));
+}

@@ -3,6 +3,7 @@
 
 mod audit_cmd;
 mod bench;
+mod bench_audit;
 mod client;
 mod key_cmd;
 mod output;
@@ -69,6 +70,9 @@ pub enum Command {
     Audit(audit_cmd::AuditCommand),
     /// Load-test a running gateway and report ops/s and latency percentiles.
     Bench(bench::BenchArgs),
+    /// The audit log measured in-process (benches/audit.sh).
+    #[command(subcommand, hide = true)]
+    BenchAudit(bench_audit::BenchAudit),
 }
 
 pub fn main() -> ExitCode {
@@ -111,5 +115,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Audit(cmd) => audit_cmd::run(&cli.conn, json, cmd).await,
         Command::Inventory { provider } => key_cmd::inventory(&cli.conn, json, provider).await,
         Command::Bench(args) => bench::run(&cli.conn, json, args).await,
+        Command::BenchAudit(cmd) => bench_audit::run(cmd).await,
     }
 }
