@@ -29,8 +29,7 @@ pub async fn prune(log: &AuditLog, retention: Duration, now_ms: i64) -> Result<u
         .checkpoints()
         .await?
         .into_iter()
-        .filter(|c| c.time_ms <= cutoff && !unwitnessed.contains(&c.sequence))
-        .next_back()
+        .rfind(|c| c.time_ms <= cutoff && !unwitnessed.contains(&c.sequence))
     else {
         return Ok(0);
     };

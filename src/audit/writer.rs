@@ -27,6 +27,8 @@ pub type Ack = oneshot::Sender<Result<u64, String>>;
 pub type BatchAck = oneshot::Sender<Result<Vec<u64>, String>>;
 
 /// What the writer is asked to do.
+// The large variant is the calls' (one per call): boxing it would allocate on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum Job {
     /// One call's event; acknowledged with its sequence once durable.
     Event(AuditRecord, Ack),

@@ -222,10 +222,10 @@ impl AuditConfig {
         let duration = |setting: &str, value: &str| {
             crate::time::parse_duration(value).map_err(|e| Config::invalid(setting, e))
         };
-        if let Some(r) = &self.retention {
-            if duration("audit.retention", r)?.is_zero() {
-                return Err(Config::invalid("audit.retention", "must be more than 0s"));
-            }
+        if let Some(r) = &self.retention
+            && duration("audit.retention", r)?.is_zero()
+        {
+            return Err(Config::invalid("audit.retention", "must be more than 0s"));
         }
         duration("audit.retention_check", &self.retention_check)?;
         if let Some(g) = &self.bypass_grace {

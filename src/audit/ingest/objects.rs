@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 /// A log file larger than this once unzipped is refused (and reported).
 const MAX_FILE: u64 = 512 * 1024 * 1024;
 
+/// A log file's records, split.
+type Records = Arc<Vec<Result<Value, String>>>;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct ObjectPosition {
     key: String,
@@ -27,7 +30,7 @@ pub struct ObjectFeed {
     bucket: String,
     prefix: String,
     /// The last file read, split, so a file read in several batches is fetched once.
-    cache: Mutex<Option<(String, Arc<Vec<Result<Value, String>>>)>>,
+    cache: Mutex<Option<(String, Records)>>,
 }
 
 impl ObjectFeed {
@@ -40,7 +43,7 @@ impl ObjectFeed {
         }
     }
 
-    async fn records(&self, key: &str) -> Result<Arc<Vec<Result<Value, String>>>, String> {
+    async fn records(&self, key: &str) -> Result<Records, String> {
         if let Ok(cache) = self.cache.lock()
             && let Some((k, records)) = cache.as_ref()
             && k == key
