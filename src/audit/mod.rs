@@ -350,6 +350,7 @@ impl AuditLog {
             keys: self.anchor.trusted_keys(),
             witnessed,
             anchored: self.anchor.enabled(),
+            verified: Some(self.anchor.verified()),
         }
     }
 }

@@ -72,6 +72,17 @@ pub struct Trust {
     pub witnessed: Vec<(String, Witnessed)>,
     /// Whether the gateway makes checkpoints at all.
     pub anchored: bool,
+    /// Signatures this process already verified (none for an offline verification).
+    pub verified: Option<std::sync::Arc<statement::Verified>>,
+}
+
+impl Trust {
+    fn check(&self, cp: &Checkpoint) -> Result<(), String> {
+        match &self.verified {
+            Some(v) => v.check(cp, &self.keys),
+            None => statement::check(cp, &self.keys),
+        }
+    }
 }
 
 /// Progress of a long verification: (events checked, events to check).
@@ -148,7 +159,7 @@ pub async fn verify(
         report.checkpoints_checked += 1;
         let expected_previous =
             previous.map_or_else(|| NO_PREVIOUS.to_string(), statement::digest_of);
-        match statement::check(cp, &trust.keys) {
+        match trust.check(cp) {
             Err(e) => problems.add(cp.sequence, e),
             Ok(()) if cp.previous_digest != expected_previous => {
                 let p = previous.map_or(0, |p| p.sequence);
@@ -184,7 +195,7 @@ pub async fn verify(
         }
         for w in &held.checkpoints {
             report.witness_sequence = report.witness_sequence.max(w.sequence);
-            if let Err(e) = statement::check(w, &trust.keys) {
+            if let Err(e) = trust.check(w) {
                 problems.add(w.sequence, format!("in the witness {witness}: {e}"));
                 continue;
             }

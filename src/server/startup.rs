@@ -191,12 +191,12 @@ fn witnesses(
         } else {
             format!("{}/", o.prefix)
         };
-        out.push(Arc::new(ObjectWitness {
-            store: objects(providers, "audit.witness.objects", &o.provider)?,
-            provider: o.provider.clone(),
-            bucket: o.bucket.clone(),
-            prefix,
-        }));
+        out.push(Arc::new(ObjectWitness::new(
+            objects(providers, "audit.witness.objects", &o.provider)?,
+            &o.provider,
+            &o.bucket,
+            &prefix,
+        )));
     }
     Ok(out)
 }

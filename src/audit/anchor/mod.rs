@@ -45,9 +45,14 @@ pub struct AnchorState {
     witnesses: RwLock<Vec<Arc<dyn Witness>>>,
     /// Whether checkpoints are made at all.
     enabled: std::sync::atomic::AtomicBool,
+    verified: Arc<statement::Verified>,
 }
 
 impl AnchorState {
+    pub fn verified(&self) -> Arc<statement::Verified> {
+        self.verified.clone()
+    }
+
     pub fn trusted_keys(&self) -> Vec<Vec<u8>> {
         self.trusted.read().map(|t| t.clone()).unwrap_or_default()
     }

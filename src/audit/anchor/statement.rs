@@ -97,6 +97,36 @@ pub fn check(cp: &Checkpoint, trusted: &[Vec<u8>]) -> Result<(), String> {
         })
 }
 
+/// Checkpoint signatures this process has verified. A signature checked once need not be
+/// checked again by the same process, so an incremental verification costs the checkpoints
+/// since the last one, not all of them. Held in memory only, never stored: it is no trust that
+/// someone with write access to the database could give.
+#[derive(Default)]
+pub struct Verified(std::sync::Mutex<std::collections::HashSet<[u8; 32]>>);
+
+impl Verified {
+    /// [`check`], remembering what passed.
+    pub fn check(&self, cp: &Checkpoint, trusted: &[Vec<u8>]) -> Result<(), String> {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for part in [statement(cp), cp.signature.clone(), cp.public_key.clone()] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(&part);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        let known = trusted.iter().any(|k| k == &cp.public_key)
+            && self.0.lock().is_ok_and(|seen| seen.contains(&key));
+        if known {
+            return Ok(());
+        }
+        check(cp, trusted)?;
+        if let Ok(mut seen) = self.0.lock() {
+            seen.insert(key);
+        }
+        Ok(())
+    }
+}
+
 /// Public keys from PEM text (`-----BEGIN PUBLIC KEY-----` blocks, any number).
 pub fn public_keys_from_pem(text: &str) -> Result<Vec<Vec<u8>>, String> {
     use base64::Engine as _;

@@ -100,6 +100,9 @@ pub struct DirWitness {
     dir: PathBuf,
     /// The last sequence in the file, once read.
     last: Mutex<Option<u64>>,
+    /// What was read so far and up to which byte: the file only grows, so a later read parses
+    /// only what was appended (a year of checkpoints is a large file).
+    seen: Mutex<Option<(u64, usize, Witnessed)>>,
 }
 
 impl DirWitness {
@@ -107,6 +110,7 @@ impl DirWitness {
         Self {
             dir: dir.to_path_buf(),
             last: Mutex::new(None),
+            seen: Mutex::new(None),
         }
     }
 
@@ -117,28 +121,49 @@ impl DirWitness {
 
 /// Reads a witness file (blocking).
 pub fn read_file(path: &Path) -> Result<Witnessed, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Witnessed::default()),
-        Err(e) => return Err(format!("cannot read the witness {}: {e}", path.display())),
-    };
     let mut out = Witnessed::default();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+    read_from(path, 0, 0, &mut out)?;
+    out.checkpoints.sort_by_key(|c| c.sequence);
+    Ok(out)
+}
+
+/// Reads the complete lines after byte `offset` (line `line`) into `out`; returns the offset
+/// and line after the last complete line.
+fn read_from(
+    path: &Path,
+    offset: u64,
+    line: usize,
+    out: &mut Witnessed,
+) -> Result<(u64, usize), String> {
+    use std::io::{Read as _, Seek as _};
+    let fail = |e: std::io::Error| format!("cannot read the witness {}: {e}", path.display());
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((offset, line)),
+        Err(e) => return Err(fail(e)),
+    };
+    file.seek(std::io::SeekFrom::Start(offset)).map_err(fail)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(fail)?;
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let text = String::from_utf8_lossy(&bytes[..complete]);
+    let mut n = line;
+    for l in text.lines() {
+        n += 1;
+        if l.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<WitnessEntry>(line)
+        match serde_json::from_str::<WitnessEntry>(l)
             .map_err(|e| e.to_string())
             .and_then(WitnessEntry::into_checkpoint)
         {
             Ok(cp) => out.checkpoints.push(cp),
             Err(e) => out
                 .malformed
-                .push(format!("{} line {}: {e}", path.display(), i + 1)),
+                .push(format!("{} line {n}: {e}", path.display())),
         }
     }
-    out.checkpoints.sort_by_key(|c| c.sequence);
-    Ok(out)
+    Ok((offset + complete as u64, n))
 }
 
 #[async_trait::async_trait]
@@ -192,9 +217,38 @@ impl Witness for DirWitness {
 
     async fn read(&self) -> Result<Witnessed, String> {
         let path = self.file();
-        tokio::task::spawn_blocking(move || read_file(&path))
-            .await
-            .map_err(|e| e.to_string())?
+        let mut seen = self.seen.lock().await;
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let (offset, line, mut held) = match seen.take() {
+            // Grown (or not): parse what was appended.
+            Some((offset, line, held)) if len >= offset => (offset, line, held),
+            // Shrunk: someone cut it; read it all again, and say so.
+            Some((offset, _, _)) => {
+                let mut held = Witnessed::default();
+                held.malformed.push(format!(
+                    "{} shrank from {offset} to {len} bytes since it was last read",
+                    path.display()
+                ));
+                (0, 0, held)
+            }
+            None => (0, 0, Witnessed::default()),
+        };
+        let p = path.clone();
+        let (offset, line, fresh) = tokio::task::spawn_blocking(move || {
+            let mut fresh = Witnessed::default();
+            read_from(&p, offset, line, &mut fresh).map(|(o, l)| (o, l, fresh))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        held.checkpoints.extend(fresh.checkpoints);
+        held.malformed.extend(fresh.malformed);
+        held.checkpoints.sort_by_key(|c| c.sequence);
+        let out = Witnessed {
+            checkpoints: held.checkpoints.clone(),
+            malformed: held.malformed.clone(),
+        };
+        *seen = Some((offset, line, held));
+        Ok(out)
     }
 }
 
@@ -205,9 +259,21 @@ pub struct ObjectWitness {
     pub bucket: String,
     /// Ends with `/` or is empty.
     pub prefix: String,
+    /// Objects already read (a witness's objects are written once).
+    pub seen: Mutex<std::collections::BTreeMap<String, Result<Checkpoint, String>>>,
 }
 
 impl ObjectWitness {
+    pub fn new(store: Arc<dyn ObjectStore>, provider: &str, bucket: &str, prefix: &str) -> Self {
+        Self {
+            store,
+            provider: provider.into(),
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            seen: Mutex::default(),
+        }
+    }
+
     fn key(&self, sequence: u64) -> String {
         format!("{}checkpoints/{sequence:020}.json", self.prefix)
     }
@@ -241,7 +307,8 @@ impl Witness for ObjectWitness {
 
     async fn read(&self) -> Result<Witnessed, String> {
         let prefix = format!("{}checkpoints/", self.prefix);
-        let mut out = Witnessed::default();
+        let mut seen = self.seen.lock().await;
+        let mut keys = Vec::new();
         let mut after = String::new();
         loop {
             let page = self
@@ -251,21 +318,29 @@ impl Witness for ObjectWitness {
                 .map_err(|e| format!("{}: {e}", self.describe()))?;
             let Some(last) = page.last() else { break };
             after = last.key.clone();
-            for object in page {
-                let body = self
-                    .store
-                    .get(&self.bucket, &object.key)
-                    .await
-                    .map_err(|e| format!("{}: {e}", self.describe()))?;
-                match serde_json::from_slice::<WitnessEntry>(&body)
-                    .map_err(|e| e.to_string())
-                    .and_then(WitnessEntry::into_checkpoint)
-                {
-                    Ok(cp) => out.checkpoints.push(cp),
-                    Err(e) => out
-                        .malformed
-                        .push(format!("s3://{}/{}: {e}", self.bucket, object.key)),
-                }
+            keys.extend(page.into_iter().map(|o| o.key));
+        }
+        for key in &keys {
+            if seen.contains_key(key) {
+                continue;
+            }
+            let body = self
+                .store
+                .get(&self.bucket, key)
+                .await
+                .map_err(|e| format!("{}: {e}", self.describe()))?;
+            let parsed = serde_json::from_slice::<WitnessEntry>(&body)
+                .map_err(|e| e.to_string())
+                .and_then(WitnessEntry::into_checkpoint)
+                .map_err(|e| format!("s3://{}/{key}: {e}", self.bucket));
+            seen.insert(key.clone(), parsed);
+        }
+        let mut out = Witnessed::default();
+        for key in &keys {
+            match seen.get(key) {
+                Some(Ok(cp)) => out.checkpoints.push(cp.clone()),
+                Some(Err(e)) => out.malformed.push(e.clone()),
+                None => {}
             }
         }
         out.checkpoints.sort_by_key(|c| c.sequence);

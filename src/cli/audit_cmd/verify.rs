@@ -168,6 +168,7 @@ pub async fn offline(
         keys,
         witnessed,
         anchored: true,
+        verified: None,
     };
     let show = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json;
     let report = verify::verify(
