@@ -48,7 +48,7 @@ impl Journal {
     pub fn key(&mut self, key: &KeyRecord) {
         self.record.key_id = key.id.clone();
         self.record.key_name = key.name.clone();
-        self.record.key_uri = key.provider_uri.to_string();
+        self.record.key_uri = key.provider_uri.as_str().to_owned();
         self.span.record("key", display(&key.name));
         self.provider(&key.provider);
     }
