@@ -539,3 +539,78 @@ async fn retention_prunes_behind_a_checkpoint_and_the_rest_still_verifies() {
     let (code, out, err) = offline(&data, &pem);
     assert_eq!(code, 0, "{out}\n{err}");
 }
+
+/// The audit signing key is rotated like any key: later checkpoints are signed by the new
+/// version, and checkpoints of both verify online, and offline with both public keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn checkpoints_verify_across_a_rotation_of_the_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(&config, "[audit.checkpoints]\nevery = \"200ms\"\n").unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_with(
+        &data,
+        ServerOptions {
+            config: Some(config),
+            ..Default::default()
+        },
+    );
+    let mut keys = server.root().await;
+    keys.create_key(create("tamper/k", "aes-256-gcm", "alice"))
+        .await
+        .unwrap();
+    let signed_by = |server: &Server, version: u64| {
+        let (_, out, _) = cli(
+            server,
+            &["--json", "audit", "checkpoints", "--limit", "1000"],
+        );
+        out.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|c| c["key_version"] == version)
+    };
+    let wait = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !check() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    encrypt(&mut keys, 2).await;
+    wait("a checkpoint signed by version 1", &|| {
+        signed_by(&server, 1)
+    });
+    let (code, _, err) = cli(&server, &["key", "rotate", "keygate/audit-checkpoints"]);
+    assert_eq!(code, 0, "{err}");
+    encrypt(&mut keys, 2).await;
+    wait("a checkpoint signed by version 2", &|| {
+        signed_by(&server, 2)
+    });
+    for args in [&["audit", "verify"][..], &["audit", "verify", "--full"]] {
+        let (code, out, err) = cli(&server, args);
+        assert_eq!(code, 0, "{args:?}\n{out}\n{err}");
+    }
+    let mut both = String::new();
+    for v in ["1", "2"] {
+        let (code, out, err) = cli(
+            &server,
+            &[
+                "public-key",
+                "--key",
+                "keygate/audit-checkpoints",
+                "--key-version",
+                v,
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        both.push_str(&out);
+        std::fs::write(dir.path().join(format!("v{v}.pem")), &out).unwrap();
+    }
+    std::fs::write(dir.path().join("both.pem"), both).unwrap();
+    server.stop_gracefully();
+    let (code, out, err) = offline(&data, &dir.path().join("both.pem"));
+    assert_eq!(code, 0, "{out}\n{err}");
+    // The new version's key alone does not vouch for what the old one signed.
+    let (code, out, _) = offline(&data, &dir.path().join("v2.pem"));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not a trusted audit signing key"), "{out}");
+}

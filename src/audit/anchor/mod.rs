@@ -187,8 +187,17 @@ impl Anchor {
                 return Err(e);
             }
         };
-        // The provider gave this public key for the version that signed: trust it.
+        // The provider gave this public key for the version that signed: trust it. A version
+        // not seen before (a rotation) is a moment to read every version's key again.
+        let new_version = !self
+            .log
+            .anchor_state()
+            .trusted_keys()
+            .contains(&signed.public_key);
         self.log.anchor_state().trust([signed.public_key.clone()]);
+        if new_version && let Err(e) = self.load_trusted_keys().await {
+            tracing::warn!(error = %e, "cannot read the audit signing key's public keys");
+        }
         self.log
             .commit_side(SideRows {
                 checkpoints: vec![signed.clone()],
@@ -241,14 +250,24 @@ impl Anchor {
         }
     }
 
-    /// Checkpoints as they fall due, until `stop`.
+    /// Checkpoints as they fall due, until `stop`. While the signing key's public keys could
+    /// not be read (its provider was down at start-up), it tries again every minute.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(1).min(self.settings.every));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_key_read = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => return,
+            }
+            if self.log.anchor_state().trusted_keys().is_empty()
+                && tokio::time::Instant::now() >= next_key_read
+            {
+                next_key_read = tokio::time::Instant::now() + Duration::from_secs(60);
+                if let Err(e) = self.load_trusted_keys().await {
+                    tracing::warn!(error = %e, "cannot read the audit signing key's public keys; retrying in a minute");
+                }
             }
             match self.checkpoint(false).await {
                 Ok(Some(sequence)) => tracing::debug!(sequence, "audit checkpoint signed"),
