@@ -17,15 +17,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The provider kinds this build knows.
-pub const KINDS: &[&str] = &["local", "aws-kms", "vault", "pkcs11"];
+pub const KINDS: &[&str] = &["local", "aws-kms", "vault", "pkcs11", "gcp-kms"];
 
 /// The factory of each kind in [`KINDS`], in the same order.
-fn factories() -> [&'static dyn ProviderFactory; 4] {
+fn factories() -> [&'static dyn ProviderFactory; 5] {
     [
         keygate_provider_local::factory(),
         keygate_provider_aws::factory(),
         keygate_provider_vault::factory(),
         keygate_provider_pkcs11::factory(),
+        keygate_provider_gcp::factory(),
     ]
 }
 

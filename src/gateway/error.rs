@@ -184,6 +184,7 @@ impl GatewayError {
                 ProviderError::Unavailable { .. } => "PROVIDER_UNAVAILABLE",
                 ProviderError::OutcomeUnknown { .. } => "PROVIDER_OUTCOME_UNKNOWN",
                 ProviderError::Internal { .. } => "PROVIDER_INTERNAL",
+                ProviderError::IntegrityFailed { .. } => "PROVIDER_INTEGRITY",
             },
             E::Audit(AuditError::Read(_)) => "AUDIT_READ_FAILED",
             E::Audit(_) => "AUDIT_UNAVAILABLE",

@@ -60,6 +60,9 @@ pub fn code(e: &GatewayError) -> Code {
                 Code::Unavailable
             }
             ProviderError::Internal { .. } => Code::Internal,
+            // Corrupted on the way (a checksum that does not match): DATA_LOSS, so clients
+            // can tell it from a bug in the gateway.
+            ProviderError::IntegrityFailed { .. } => Code::DataLoss,
         },
     }
 }

@@ -56,6 +56,12 @@ pub enum ProviderError {
     /// Anything else; the message says what was attempted.
     #[error("{provider}: {reason}")]
     Internal { provider: String, reason: String },
+
+    /// An end-to-end integrity check failed (Cloud KMS's CRC32C checksums): the request or
+    /// the reply was corrupted on the way, and the result was discarded, never used. Worth
+    /// another attempt, as Google advises.
+    #[error("{provider}: integrity check failed: {reason}")]
+    IntegrityFailed { provider: String, reason: String },
 }
 
 pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
@@ -109,10 +115,21 @@ impl ProviderError {
         }
     }
 
-    /// Worth another attempt: the backend was unreachable, too slow or throttling. Whether an
-    /// attempt is made also depends on the operation (see [`crate::kit::Op::is_idempotent`]).
+    /// Worth another attempt: the backend was unreachable, too slow or throttling, or a
+    /// reply arrived corrupted. Whether an attempt is made also depends on the operation (see
+    /// [`crate::kit::Op::is_idempotent`]).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Throttled { .. })
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Throttled { .. } | Self::IntegrityFailed { .. }
+        )
+    }
+
+    pub fn integrity(provider: &str, reason: impl Into<String>) -> Self {
+        Self::IntegrityFailed {
+            provider: provider.into(),
+            reason: reason.into(),
+        }
     }
 
     pub fn internal(provider: &str, reason: impl Into<String>) -> Self {
@@ -136,6 +153,7 @@ impl ProviderError {
             Self::Unavailable { .. } => "unavailable",
             Self::OutcomeUnknown { .. } => "outcome_unknown",
             Self::Internal { .. } => "internal",
+            Self::IntegrityFailed { .. } => "integrity_failed",
         }
     }
 }

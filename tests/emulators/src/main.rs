@@ -3,8 +3,9 @@
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: keygate-emulators (gcp|azure) [--listen ADDR] [--ca-out FILE]\n\
-  gcp    Google Cloud KMS REST v1 over plain HTTP (default 127.0.0.1:8085)\n\
+const USAGE: &str = "usage: keygate-emulators (gcp|azure) [--listen ADDR] [--ca-out FILE] [--audit-log FILE]\n\
+  gcp    Google Cloud KMS REST v1 over plain HTTP (default 127.0.0.1:8085);\n\
+         with --audit-log, every call appends a Cloud Audit Logs entry (JSON Lines) to FILE\n\
   azure  Azure Key Vault keys REST over HTTPS (default 127.0.0.1:8443);\n\
          the test CA certificate is written to --ca-out (default ./keygate-emulator-ca.pem)";
 
@@ -12,6 +13,7 @@ struct Args {
     which: String,
     listen: Option<String>,
     ca_out: String,
+    audit_log: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -21,12 +23,14 @@ fn parse_args() -> Result<Args, String> {
         which,
         listen: None,
         ca_out: "keygate-emulator-ca.pem".to_string(),
+        audit_log: None,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--listen" => args.listen = Some(value),
             "--ca-out" => args.ca_out = value,
+            "--audit-log" => args.audit_log = Some(value),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -43,7 +47,13 @@ async fn main() -> ExitCode {
         }
     };
     let result = match args.which.as_str() {
-        "gcp" => run_gcp(args.listen.as_deref().unwrap_or("127.0.0.1:8085")).await,
+        "gcp" => {
+            run_gcp(
+                args.listen.as_deref().unwrap_or("127.0.0.1:8085"),
+                args.audit_log.as_deref(),
+            )
+            .await
+        }
         "azure" => {
             run_azure(
                 args.listen.as_deref().unwrap_or("127.0.0.1:8443"),
@@ -62,11 +72,18 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run_gcp(listen: &str) -> Result<(), String> {
-    let emu = keygate_emulators::gcp::spawn(listen)
+async fn run_gcp(listen: &str, audit_log: Option<&str>) -> Result<(), String> {
+    let options = keygate_emulators::gcp::GcpOptions {
+        audit_log: audit_log.map(Into::into),
+        ..Default::default()
+    };
+    let emu = keygate_emulators::gcp::spawn_with(listen, options)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        .map_err(|e| format!("cannot listen on {listen} (or open the audit log): {e}"))?;
     println!("Cloud KMS emulator listening on {}", emu.url());
+    if let Some(path) = audit_log {
+        println!("Cloud Audit Logs entries appended to {path}");
+    }
     wait_for_ctrl_c().await
 }
 

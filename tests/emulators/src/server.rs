@@ -43,17 +43,7 @@ impl Drop for ServerHandle {
 }
 
 pub(crate) fn serve_plain(listener: TcpListener, app: Router) -> std::io::Result<ServerHandle> {
-    let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "emulator server stopped");
-        }
-    });
-    Ok(ServerHandle {
-        addr: local,
-        scheme: "http",
-        task,
-    })
+    serve(listener, app, None, "http")
 }
 
 pub(crate) fn serve_tls(
@@ -61,35 +51,58 @@ pub(crate) fn serve_tls(
     app: Router,
     tls: Arc<rustls::ServerConfig>,
 ) -> std::io::Result<ServerHandle> {
+    serve(listener, app, Some(TlsAcceptor::from(tls)), "https")
+}
+
+/// The accept loop. Connections run in a `JoinSet` the loop owns, so stopping the server
+/// (aborting the loop) also closes every open connection, as a real outage would: a client's
+/// pooled keep-alive connection does not keep talking to a stopped emulator. Each request
+/// carries its peer address as axum's `ConnectInfo` (the GCP audit log records it).
+fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    scheme: &'static str,
+) -> std::io::Result<ServerHandle> {
     let local = listener.local_addr()?;
-    let acceptor = TlsAcceptor::from(tls);
     let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
         loop {
-            let (tcp, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            };
+            let (tcp, peer) = match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     continue;
                 }
             };
-            let acceptor = acceptor.clone();
-            let app = app.clone();
-            // Each connection gets its own task so a slow handshake never
-            // blocks the accept loop.
-            tokio::spawn(async move {
-                let stream = match acceptor.accept(tcp).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                };
+            let app = app
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            let tls = tls.clone();
+            // Each connection gets its own task so a slow handshake never blocks the
+            // accept loop.
+            connections.spawn(async move {
                 let service = TowerToHyperService::new(app);
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(e) = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
+                let served = match tls {
+                    Some(acceptor) => match acceptor.accept(tcp).await {
+                        Ok(stream) => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                    None => builder.serve_connection(TokioIo::new(tcp), service).await,
+                };
+                if let Err(e) = served {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });
@@ -97,7 +110,7 @@ pub(crate) fn serve_tls(
     });
     Ok(ServerHandle {
         addr: local,
-        scheme: "https",
+        scheme,
         task,
     })
 }

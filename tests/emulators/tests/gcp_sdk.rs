@@ -918,3 +918,38 @@ async fn scheduled_destruction_completes_after_the_window() -> TestResult {
     assert_eq!(pem::parse(&der.pem)?.contents(), data.data.as_ref());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stopped_emulator_refuses_connections_and_restarts_with_its_keys() -> TestResult {
+    let (mut emu, client) = start().await?;
+    let r = ring(&client, "outage").await?;
+    let k = key(
+        &client,
+        &r,
+        "dek",
+        Purpose::EncryptDecrypt,
+        Alg::GoogleSymmetricEncryption,
+    )
+    .await?;
+    let sealed = client
+        .encrypt()
+        .set_name(&k.name)
+        .set_plaintext(b"before".to_vec())
+        .send()
+        .await?;
+    emu.stop().await;
+    assert!(!emu.is_running());
+    // The client's pooled connection was closed too: the next call cannot reach the server.
+    let down = client.get_crypto_key().set_name(&k.name).send().await;
+    let err = down.expect_err("a stopped emulator answered");
+    assert!(err.status().is_none(), "{err:?}");
+    emu.restart().await?;
+    let opened = client
+        .decrypt()
+        .set_name(&k.name)
+        .set_ciphertext(sealed.ciphertext)
+        .send()
+        .await?;
+    assert_eq!(opened.plaintext.as_ref(), b"before");
+    Ok(())
+}

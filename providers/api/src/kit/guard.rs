@@ -315,6 +315,10 @@ fn after(error: ProviderError, attempts: u32) -> ProviderError {
             provider,
             reason: format!("{reason} (after {attempts} attempts)"),
         },
+        ProviderError::IntegrityFailed { provider, reason } => ProviderError::IntegrityFailed {
+            provider,
+            reason: format!("{reason} (after {attempts} attempts)"),
+        },
         other => other,
     }
 }

@@ -32,6 +32,20 @@ impl Code {
         }
     }
 
+    /// The number google/rpc/code.proto gives the code (audit log `status.code`).
+    pub fn number(self) -> i64 {
+        match self {
+            Code::InvalidArgument => 3,
+            Code::NotFound => 5,
+            Code::AlreadyExists => 6,
+            Code::ResourceExhausted => 8,
+            Code::FailedPrecondition => 9,
+            Code::Unimplemented => 12,
+            Code::Internal => 13,
+            Code::Unavailable => 14,
+        }
+    }
+
     /// HTTP mapping from google/rpc/code.proto.
     fn http(self) -> StatusCode {
         match self {

@@ -52,6 +52,24 @@ pub const PROTECTION_LEVEL: EnumTable = &[
     ("EXTERNAL_VPC", 4),
 ];
 
+pub const IMPORT_METHOD: EnumTable = &[
+    ("IMPORT_METHOD_UNSPECIFIED", 0),
+    ("RSA_OAEP_3072_SHA1_AES_256", 1),
+    ("RSA_OAEP_4096_SHA1_AES_256", 2),
+    ("RSA_OAEP_3072_SHA256_AES_256", 3),
+    ("RSA_OAEP_4096_SHA256_AES_256", 4),
+    ("RSA_OAEP_3072_SHA256", 5),
+    ("RSA_OAEP_4096_SHA256", 6),
+];
+
+/// An ImportJob's `state` (a CryptoKeyVersion's is [`STATE`]).
+pub const IMPORT_JOB_STATE: EnumTable = &[
+    ("IMPORT_JOB_STATE_UNSPECIFIED", 0),
+    ("PENDING_GENERATION", 1),
+    ("ACTIVE", 2),
+    ("EXPIRED", 3),
+];
+
 pub const PUBLIC_KEY_FORMAT: EnumTable =
     &[("PUBLIC_KEY_FORMAT_UNSPECIFIED", 0), ("PEM", 1), ("DER", 2)];
 
@@ -176,11 +194,14 @@ pub fn verify_crc(obj: &Value, crc_field: &str, data: &[u8], data_field: &str) -
 pub fn enums_to_int(v: &mut Value) {
     match v {
         Value::Object(map) => {
+            let import_job = map.contains_key("importMethod");
             for (k, child) in map.iter_mut() {
                 let table = match k.as_str() {
                     "purpose" => Some(PURPOSE),
                     "algorithm" => Some(ALGORITHM),
+                    "state" if import_job => Some(IMPORT_JOB_STATE),
                     "state" => Some(STATE),
+                    "importMethod" => Some(IMPORT_METHOD),
                     "protectionLevel" => Some(PROTECTION_LEVEL),
                     "publicKeyFormat" => Some(PUBLIC_KEY_FORMAT),
                     _ => None,

@@ -49,6 +49,7 @@ pub struct KeyRing {
     pub name: String,
     pub create_time: DateTime<Utc>,
     pub keys: BTreeMap<String, CryptoKey>,
+    pub import_jobs: BTreeMap<String, super::import::ImportJob>,
 }
 
 #[derive(Debug)]
@@ -76,6 +77,17 @@ pub struct Version {
     pub destroy_time: Option<DateTime<Utc>>,
     pub destroy_event_time: Option<DateTime<Utc>>,
     pub material: Option<Material>,
+    /// Set on versions made by `cryptoKeyVersions.import`.
+    pub imported: Option<Imported>,
+}
+
+/// Where an imported version's material came from.
+#[derive(Debug)]
+pub struct Imported {
+    pub import_job: String,
+    pub import_time: DateTime<Utc>,
+    /// Set when the material could not be unwrapped (state IMPORT_FAILED).
+    pub failure_reason: Option<String>,
 }
 
 /// Which algorithms fit which purpose.
@@ -159,6 +171,7 @@ impl CryptoKey {
             destroy_time: None,
             destroy_event_time: None,
             material: Some(material),
+            imported: None,
         });
         Ok(number)
     }
@@ -252,6 +265,13 @@ impl Version {
         }
         if let Some(t) = self.destroy_event_time {
             m.insert("destroyEventTime".into(), ts(t).into());
+        }
+        if let Some(imported) = &self.imported {
+            m.insert("importJob".into(), imported.import_job.clone().into());
+            m.insert("importTime".into(), ts(imported.import_time).into());
+            if let Some(reason) = &imported.failure_reason {
+                m.insert("importFailureReason".into(), reason.clone().into());
+            }
         }
         Value::Object(m)
     }

@@ -21,6 +21,8 @@ pub enum Resource {
         key: String,
         number: u32,
     },
+    /// `.../keyRings/R/importJobs/J`.
+    ImportJob { ring: String, id: String },
 }
 
 /// The trailing collection or sub-resource segment of a path, if any.
@@ -31,6 +33,7 @@ pub enum Tail {
     CryptoKeys,
     Versions,
     PublicKey,
+    ImportJobs,
 }
 
 /// A parsed request path.
@@ -56,6 +59,10 @@ pub fn ring_name(parent: &str, id: &str) -> String {
 
 pub fn key_name(ring: &str, id: &str) -> String {
     format!("{ring}/cryptoKeys/{id}")
+}
+
+pub fn import_job_name(ring: &str, id: &str) -> String {
+    format!("{ring}/importJobs/{id}")
 }
 
 /// Parses a request path such as `/v1/projects/p/locations/l/keyRings/r:verb`.
@@ -93,6 +100,14 @@ pub fn parse_path(path: &str) -> ApiResult<Target> {
             match more {
                 [] => Ok(target(Resource::KeyRing { name: ring }, Tail::None)),
                 ["cryptoKeys"] => Ok(target(Resource::KeyRing { name: ring }, Tail::CryptoKeys)),
+                ["importJobs"] => Ok(target(Resource::KeyRing { name: ring }, Tail::ImportJobs)),
+                ["importJobs", j] if !j.is_empty() => Ok(target(
+                    Resource::ImportJob {
+                        ring,
+                        id: j.to_string(),
+                    },
+                    Tail::None,
+                )),
                 ["cryptoKeys", k, more @ ..] if !k.is_empty() => {
                     let key = k.to_string();
                     match more {

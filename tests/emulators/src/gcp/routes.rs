@@ -5,20 +5,24 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{Method, Uri};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::audit::Call;
 use super::errors::{ApiError, ApiResult, Code};
 use super::json::{self as pj, ALGORITHM, PROTECTION_LEVEL, PUBLIC_KEY_FORMAT, PURPOSE, STATE};
 use super::model::{self, CryptoKey, KeyRing, Store};
-use super::names::{self, Resource, Tail};
-use super::ops;
+use super::names::{self, Resource, Tail, Target};
+use super::{import, ops};
 
 /// Largest plaintext / AAD / MAC data Cloud KMS accepts: 64 KiB.
 pub const MAX_DATA: usize = 64 * 1024;
@@ -31,6 +35,8 @@ pub async fn handle(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     query: Result<Query<Params>, QueryRejection>,
     body: Bytes,
 ) -> Response {
@@ -44,7 +50,23 @@ pub async fn handle(
     let int_enums = params
         .get("$alt")
         .is_some_and(|alt| alt.contains("enum-encoding=int"));
-    match dispatch(&shared, &method, uri.path(), &params, &body) {
+    let target = match names::parse_path(uri.path()) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let audited = shared
+        .audit
+        .as_ref()
+        .and_then(|log| Some((log, Call::of(&target, method.as_str())?)));
+    let result = dispatch(&shared, &method, target, uri.path(), &params, &body);
+    if let Some((log, call)) = audited {
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+        log.record(&call, peer, user_agent, result.as_ref());
+    }
+    match result {
         Ok(mut v) => {
             if int_enums {
                 pj::enums_to_int(&mut v);
@@ -73,11 +95,11 @@ fn parse_body(body: &Bytes) -> ApiResult<Value> {
 fn dispatch(
     shared: &Shared,
     method: &Method,
+    target: Target,
     path: &str,
     q: &Params,
     body: &Bytes,
 ) -> ApiResult<Value> {
-    let target = names::parse_path(path)?;
     let verb = target.verb.as_deref();
     let m = method.as_str();
     let mut guard = shared
@@ -99,6 +121,18 @@ fn dispatch(
         }
         (Resource::KeyRing { name }, Tail::CryptoKeys, "POST", None) => {
             create_crypto_key(store, &name, q, &parse_body(body)?)
+        }
+        (Resource::KeyRing { name }, Tail::ImportJobs, "GET", None) => {
+            listing("importJobs", import::list_items(store, &name)?, q)
+        }
+        (Resource::KeyRing { name }, Tail::ImportJobs, "POST", None) => {
+            import::create(store, &name, q, &parse_body(body)?)
+        }
+        (Resource::ImportJob { ring, id }, Tail::None, "GET", None) => {
+            import::get(store, &ring, &id)
+        }
+        (Resource::CryptoKey { ring, id }, Tail::Versions, "POST", Some("import")) => {
+            import::import_version(store, &ring, &id, &parse_body(body)?)
         }
         (Resource::CryptoKey { ring, id }, Tail::None, "GET", None) => {
             Ok(store.key_mut(&ring, &id)?.to_json())
@@ -246,6 +280,7 @@ fn create_key_ring(store: &mut Store, parent: &str, q: &Params) -> ApiResult<Val
         name: name.clone(),
         create_time: Utc::now(),
         keys: BTreeMap::new(),
+        import_jobs: BTreeMap::new(),
     };
     let out = ring.to_json();
     store.rings.insert(name, ring);
