@@ -10,6 +10,8 @@
 //!   CloudTrail, so the test writes CloudTrail-format records for the calls it really made, with
 //!   the request ids KMS returned): the same merge and bypass, `audit hash` finding a hashed
 //!   access key id, duplicates and malformed files, and checkpoints witnessed in S3.
+//! - GCP Cloud Audit Logs written by the Cloud KMS emulator (in this process): the call linked
+//!   by the request id in its User-Agent, a direct SDK call a bypass finding.
 
 mod common;
 
@@ -642,4 +644,108 @@ poll = "300ms"
 /// Runs a future to its end from synchronous code inside the test's runtime.
 fn futures_block<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+/// Cloud Audit Logs of the Cloud KMS emulator (the same `LogEntry` lines a log sink exports):
+/// a call through keygate is linked by the request id its User-Agent carries; a call made
+/// straight to Cloud KMS with the same key is a bypass finding.
+#[tokio::test(flavor = "multi_thread")]
+async fn gcp_cloud_audit_logs_merge_with_gateway_calls_and_bypasses_are_found() {
+    use google_cloud_kms_v1::client::KeyManagementService;
+    use keygate_emulators::gcp::{self, GcpOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let cloud_audit = dir.path().join("cloudaudit.jsonl");
+    let emu = gcp::spawn_with(
+        "127.0.0.1:0",
+        GcpOptions {
+            audit_log: Some(cloud_audit.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("start the Cloud KMS emulator");
+    let config = write_config(
+        &dir.path().join("keygate.toml"),
+        &format!(
+            r#"[providers.gcp]
+kind = "gcp-kms"
+project = "keygate-e2e"
+location = "global"
+key_ring = "keygate"
+endpoint = "{}"
+credentials = {{ source = "anonymous" }}
+[audit]
+bypass_grace = "2s"
+[[audit.ingest]]
+name = "cloud-audit"
+format = "gcp"
+file = "{}"
+poll = "200ms"
+"#,
+            emu.url(),
+            cloud_audit.display()
+        ),
+    );
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        ServerOptions {
+            config: Some(config),
+            ..Default::default()
+        },
+    );
+    let mut keys = server.root().await;
+    let mut req = create("cloud/dek", "aes-256-gcm", "root");
+    req.provider = "gcp".into();
+    let key = keys.create_key(req).await.unwrap().into_inner();
+    let reply = keys
+        .encrypt(pb::EncryptRequest {
+            key: "cloud/dek".into(),
+            plaintext: b"through keygate".to_vec(),
+            associated_data: vec![],
+        })
+        .await
+        .unwrap();
+    let gateway_id = request_id(&reply);
+    let (call, record) = wait_for("Cloud Audit Logs' entry linked to the call", || {
+        merged(&server, &gateway_id, "gcp-kms")
+    })
+    .await;
+    assert_eq!(record["action"], "Encrypt");
+    assert_eq!(record["key_id"], key.id.as_str());
+    assert_eq!(record["key_uri"], key.provider_uri.as_str());
+    assert_eq!(record["linked_sequence"], call["sequence"]);
+    assert_eq!(record["request_id"], gateway_id.as_str());
+
+    // Straight to Cloud KMS, with the SDK's own User-Agent: a bypass finding.
+    let sdk = KeyManagementService::builder()
+        .with_endpoint(emu.url())
+        .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+        .build()
+        .await
+        .unwrap();
+    sdk.encrypt()
+        .set_name(key.provider_uri.trim_start_matches("gcpkms://"))
+        .set_plaintext(b"around keygate".to_vec())
+        .send()
+        .await
+        .unwrap();
+    let bypass = wait_for("the direct call as a bypass finding", || {
+        json_lines(
+            &server,
+            &["audit", "query", "--bypass", "--source", "gcp-kms"],
+        )
+        .into_iter()
+        .next()
+    })
+    .await;
+    assert_eq!(bypass["key_id"], key.id.as_str());
+    assert_eq!(bypass["action"], "Encrypt");
+    assert_eq!(bypass["linked_sequence"], Value::Null);
+    assert!(
+        bypass["actor"]
+            .as_str()
+            .unwrap()
+            .ends_with("gserviceaccount.com"),
+        "{bypass}"
+    );
 }

@@ -80,10 +80,16 @@ impl Normaliser for Gcp {
             ));
         };
         let resource = text(payload, "/resourceName");
-        let (key, version) = match resource.split_once("/cryptoKeyVersions/") {
+        let (key, mut version) = match resource.split_once("/cryptoKeyVersions/") {
             Some((key, version)) => (key, version),
             None => (resource, ""),
         };
+        // An encryption names the key; the reply names the version that did it.
+        if version.is_empty() {
+            version = text(payload, "/response/name")
+                .split_once("/cryptoKeyVersions/")
+                .map_or("", |(_, v)| v);
+        }
         let key_uri = if key.contains("/cryptoKeys/") {
             format!("gcpkms://{key}")
         } else {
