@@ -32,3 +32,21 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePool, sqlx::Error> {
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
+
+/// Opens `DIR/keygate.db` to read only, without migrating it (`keygate audit verify
+/// --offline` on a copy of a data directory).
+pub async fn open_read_only(data_dir: &Path) -> Result<SqlitePool, sqlx::Error> {
+    let path = data_dir.join("keygate.db");
+    if !path.exists() {
+        return Err(sqlx::Error::Configuration(
+            format!("{} does not exist", path.display()).into(),
+        ));
+    }
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(10));
+    SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+}

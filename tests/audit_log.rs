@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ROOT_TOKEN, Server, create, events_for, request_id};
+use common::{ROOT_TOKEN, Server, create, events_for, request_id, verify_full};
 use keygate::pb;
 use std::time::Duration;
 
@@ -52,17 +52,18 @@ async fn chain_verifies_and_a_altered_row_is_named() {
         .unwrap();
     db.close().await;
 
+    // An old row is covered by a checkpoint: the full verification recomputes it.
     let server = Server::start(&data);
     let mut audit = server.audit(ROOT_TOKEN).await;
-    let report = audit
-        .verify(pb::AuditVerifyRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let report = verify_full(&mut audit).await;
     assert!(!report.ok);
     assert_eq!(report.first_broken_sequence, 7, "{report:?}");
     assert!(report.reason.contains("event 7"), "{}", report.reason);
-    let out = server.cli().args(["audit", "verify"]).output().unwrap();
+    let out = server
+        .cli()
+        .args(["audit", "verify", "--full"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("BROKEN at event 7"));
 
@@ -82,11 +83,7 @@ async fn chain_verifies_and_a_altered_row_is_named() {
     db.close().await;
     let server = Server::start(&data);
     let mut audit = server.audit(ROOT_TOKEN).await;
-    let report = audit
-        .verify(pb::AuditVerifyRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let report = verify_full(&mut audit).await;
     assert_eq!(
         (report.ok, report.first_broken_sequence),
         (false, 12),
@@ -175,6 +172,7 @@ async fn every_call_is_one_event_with_its_facts() {
     let creates = audit
         .query(pb::AuditQueryRequest {
             action: "CreateKey".into(),
+            actor: "root".into(),
             ..Default::default()
         })
         .await
@@ -330,7 +328,7 @@ async fn a_forged_hash_format_is_named() {
     for (tamper, says) in [
         (
             "UPDATE audit_events SET format = 1 WHERE sequence = 2",
-            "format 1 after an event of format 2",
+            "format 1 after an event of format 3",
         ),
         (
             "UPDATE audit_events SET format = 9 WHERE sequence = 2",
@@ -342,17 +340,13 @@ async fn a_forged_hash_format_is_named() {
         db.close().await;
         let server = Server::start(&data);
         let mut audit = server.audit(ROOT_TOKEN).await;
-        let report = audit
-            .verify(pb::AuditVerifyRequest {})
-            .await
-            .unwrap()
-            .into_inner();
+        let report = verify_full(&mut audit).await;
         assert!(!report.ok, "{tamper}: {report:?}");
         assert_eq!(report.first_broken_sequence, 2, "{report:?}");
         assert!(report.reason.contains(says), "{}", report.reason);
         drop(server);
         let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
-        sqlx::query("UPDATE audit_events SET format = 2 WHERE sequence = 2")
+        sqlx::query("UPDATE audit_events SET format = 3 WHERE sequence = 2")
             .execute(&db)
             .await
             .unwrap();
@@ -367,11 +361,7 @@ async fn a_forged_hash_format_is_named() {
     db.close().await;
     let server = Server::start(&data);
     let mut audit = server.audit(ROOT_TOKEN).await;
-    let report = audit
-        .verify(pb::AuditVerifyRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let report = verify_full(&mut audit).await;
     assert!(!report.ok);
     assert_eq!(report.first_broken_sequence, 1, "{report:?}");
     assert!(
@@ -381,4 +371,85 @@ async fn a_forged_hash_format_is_named() {
         "{}",
         report.reason
     );
+}
+
+/// Export streams every matching event, as keygate's JSON Lines or as OCSF API Activity.
+#[tokio::test(flavor = "multi_thread")]
+async fn export_writes_json_lines_and_ocsf_api_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut keys = server.root().await;
+    keys.create_key(create("exported", "aes-256-gcm", "alice"))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        keys.encrypt(pb::EncryptRequest {
+            key: "exported".into(),
+            plaintext: vec![i; 8],
+            associated_data: vec![],
+        })
+        .await
+        .unwrap();
+    }
+    let lines = |out: &std::process::Output| -> Vec<serde_json::Value> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    };
+    let jsonl = lines(
+        &server
+            .cli()
+            .args(["audit", "export", "--key", "exported"])
+            .output()
+            .unwrap(),
+    );
+    // CreateKey's intent and outcome, three encryptions.
+    assert_eq!(jsonl.len(), 5, "{jsonl:?}");
+    assert!(jsonl.iter().all(|e| e["key_name"] == "exported"));
+    assert_eq!(jsonl[4]["action"], "Encrypt");
+    let file = dir.path().join("ocsf.jsonl");
+    let out = server
+        .cli()
+        .args([
+            "audit", "export", "--key", "exported", "--format", "ocsf", "-o",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ocsf: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ocsf.len(), 5);
+    for (o, e) in ocsf.iter().zip(&jsonl) {
+        assert_eq!(o["class_uid"], 6003);
+        assert_eq!(o["category_uid"], 6);
+        assert_eq!(o["metadata"]["sequence"], e["sequence"]);
+        assert_eq!(o["api"]["operation"], e["action"]);
+        assert_eq!(o["api"]["request"]["uid"], e["request_id"]);
+        assert_eq!(o["resources"][0]["name"], "exported");
+        assert_eq!(o["actor"]["user"]["name"], "root");
+    }
+    assert_eq!(ocsf[0]["activity_name"], "Create");
+    assert_eq!(ocsf[4]["status"], "Success");
+    assert_eq!(ocsf[4]["src_endpoint"]["ip"], "127.0.0.1");
+    let bad = server
+        .cli()
+        .args(["audit", "export", "--format", "xml"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("jsonl or ocsf"));
 }

@@ -40,7 +40,7 @@ async fn acknowledged_calls_survive_kill_9() {
         let later = audit
             .query(pb::AuditQueryRequest {
                 page_size: 1,
-                page_token: "1000".into(),
+                after_sequence: 1000,
                 ..Default::default()
             })
             .await

@@ -148,7 +148,14 @@ async fn list_filters_and_pages() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(rest.keys.len(), 3);
+    // The five, and keygate's own audit signing key (made at start-up).
+    assert_eq!(rest.keys.len(), 4);
+    assert!(
+        page.keys
+            .iter()
+            .chain(&rest.keys)
+            .any(|k| k.name == "keygate/audit-checkpoints")
+    );
     assert!(rest.next_page_token.is_empty());
     let alice = keys
         .list_keys(pb::ListKeysRequest {
@@ -278,9 +285,16 @@ async fn destruction_is_scheduled_cancelled_and_carried_out_by_the_scheduler() {
         "{}",
         records[1].details
     );
-    // The material is gone from the provider's store too.
+    // The material is gone from the provider's store too (what remains is keygate's own audit
+    // signing key).
     let provider_dir = dir.path().join("data/providers/local/keys");
-    assert_eq!(std::fs::read_dir(provider_dir).unwrap().count(), 0);
+    let held: Vec<String> = std::fs::read_dir(provider_dir)
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].contains("keygate/audit-checkpoints"), "{}", held[0]);
+    assert!(held.iter().all(|f| !f.contains("doomed")));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -77,7 +77,7 @@ impl KeyProvider for Gated {
 async fn gateway(data: &Path) -> (Arc<Gateway>, Arc<Gated>, sqlx::SqlitePool) {
     let db = keygate::db::open(data).await.unwrap();
     let catalog = Catalog::load(db.clone()).await.unwrap();
-    let audit = AuditLog::start(db.clone()).await.unwrap();
+    let audit = AuditLog::start_sqlite(db.clone()).await.unwrap();
     let mut tokens = TokenTable::default();
     tokens.insert(
         TOKEN,

@@ -60,6 +60,13 @@ pub struct AuditRecord {
     /// The client had gone (deadline passed, stream reset) before the call ended; the call
     /// ran to its end anyway.
     pub caller_gone: bool,
+    /// The key as its provider names it (`hashivault://…`, `awskms:///arn:…`), so an event
+    /// stands alone once the key is gone. Format 3.
+    pub key_uri: String,
+    /// Further backend request ids of the call, beside `provider_request_id` (they are also in
+    /// `details`): indexed so that a provider's own record of any of them finds this event.
+    /// Not a stored column and not hashed.
+    pub more_provider_request_ids: Vec<String>,
 }
 
 /// A record with its place in the chain.
@@ -67,18 +74,33 @@ pub struct AuditRecord {
 pub struct AuditEvent {
     pub sequence: u64,
     /// Which fields the hash covers ([`FORMAT`] for new events; 1 for events written before
-    /// actor kinds, reason codes and caller presence were recorded).
+    /// actor kinds, reason codes and caller presence were recorded, 2 before provider URIs).
     pub format: u8,
     pub record: AuditRecord,
     pub previous_hash: String,
     pub hash: String,
+    /// For a provider's own record brought in by an ingester: which feed, the gateway event
+    /// it belongs to, and whether it is a bypass finding. Derived (the same facts are in the
+    /// hashed `details`); `None` for keygate's own events.
+    pub link: Option<Link>,
+}
+
+/// How an ingested provider record relates to keygate's events.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Link {
+    pub feed: String,
+    /// The gateway event of the call that made this request, when one did.
+    pub gateway_sequence: Option<u64>,
+    /// A request on a key keygate manages that no gateway call made: the key was used around
+    /// keygate.
+    pub bypass: bool,
 }
 
 /// The `previous_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The hash format new events are written in.
-pub const FORMAT: u8 = 2;
+pub const FORMAT: u8 = 3;
 
 /// SHA-256 over the sequence, the previous hash and every field the format covers, each
 /// length-prefixed so no two different events encode alike.
@@ -90,13 +112,21 @@ pub fn chain_hash(format: u8, sequence: u64, previous_hash: &str, r: &AuditRecor
         encoded.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
         encoded.extend_from_slice(bytes);
     };
-    if format >= 2 {
-        field(b"keygate-audit-v2");
-        field(r.actor_kind.as_bytes());
-        field(r.error_reason.as_bytes());
-        field(&[u8::from(r.caller_gone)]);
-    } else {
-        field(b"keygate-audit-v1");
+    match format {
+        1 => field(b"keygate-audit-v1"),
+        2 => {
+            field(b"keygate-audit-v2");
+            field(r.actor_kind.as_bytes());
+            field(r.error_reason.as_bytes());
+            field(&[u8::from(r.caller_gone)]);
+        }
+        _ => {
+            field(b"keygate-audit-v3");
+            field(r.actor_kind.as_bytes());
+            field(r.error_reason.as_bytes());
+            field(&[u8::from(r.caller_gone)]);
+            field(r.key_uri.as_bytes());
+        }
     }
     field(&sequence.to_be_bytes());
     field(previous_hash.as_bytes());
@@ -128,6 +158,7 @@ impl AuditEvent {
             record,
             previous_hash,
             hash,
+            link: None,
         }
     }
 }
@@ -209,6 +240,14 @@ mod tests {
         assert_eq!(
             chain_hash(1, 1, GENESIS_HASH, &r),
             chain_hash(1, 1, GENESIS_HASH, &gone)
+        );
+        // Format 3 covers the provider URI; format 2 hashes as it did.
+        let mut uri = r.clone();
+        uri.key_uri = "hashivault://transit/keys/k".into();
+        assert_ne!(h, chain_hash(FORMAT, 1, GENESIS_HASH, &uri));
+        assert_eq!(
+            chain_hash(2, 1, GENESIS_HASH, &r),
+            chain_hash(2, 1, GENESIS_HASH, &uri)
         );
         // Moving bytes between adjacent fields must not collide.
         let a = AuditRecord {

@@ -1,24 +1,49 @@
 //! The single writer: batches queued appends into one INSERT, then acknowledges them.
 //!
+//! Besides the calls' events ([`Job::Event`]), the writer takes [`Job::Batch`]es: records that
+//! commit together with rows beside the chain (an ingester's records with its cursor, a
+//! checkpoint, a retention step), all in one transaction. Every write to the audit tables goes
+//! through here, so nothing contends with the writer for the database.
+//!
 //! When a batch cannot be committed the log is marked not writable ([`Health`]): the gateway
 //! then refuses new calls and reports NOT_SERVING. The writer keeps trying, with each batch
 //! and on its own every [`PROBE_INTERVAL`] while idle; the first commit that succeeds carries
 //! an `AuditStoreRecovered` event recording the gap, and the log is writable again.
 
-use super::checkpoint::{self, CatchUp};
-use super::event::{AuditEvent, AuditRecord, GENESIS_HASH, Outcome};
-use super::{Ack, store};
-use sqlx::SqliteConnection;
+use super::event::{AuditEvent, AuditRecord, GENESIS_HASH, Link, Outcome};
+use super::store::{self, IngestedRow, SideRows, StoreWriter};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-/// Calls committed together at most (one INSERT; see `store::MAX_ROWS`).
-const MAX_BATCH: usize = store::MAX_ROWS;
+/// Jobs committed together at most (one INSERT for calls' events).
+const MAX_BATCH: usize = store::sqlite::MAX_ROWS;
 
 /// How often an idle writer retries a store that failed.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+pub type Ack = oneshot::Sender<Result<u64, String>>;
+pub type BatchAck = oneshot::Sender<Result<Vec<u64>, String>>;
+
+/// What the writer is asked to do.
+// The large variant is the calls' (one per call): boxing it would allocate on the hot path.
+#[allow(clippy::large_enum_variant)]
+pub enum Job {
+    /// One call's event; acknowledged with its sequence once durable.
+    Event(AuditRecord, Ack),
+    /// Records and rows beside the chain, all or nothing; acknowledged with the records'
+    /// sequences.
+    Batch(Batch, BatchAck),
+}
+
+/// Records (each with what an ingester knows of it, if it brought it in) and rows beside the
+/// chain. The writer adds the request id index rows and the ingested rows itself.
+#[derive(Default)]
+pub struct Batch {
+    pub records: Vec<(AuditRecord, Option<IngestedRow>)>,
+    pub side: SideRows,
+}
 
 /// What the writer reports: whether the last commit succeeded (for the gateway and the
 /// health service), and how many calls the gateway refused meanwhile.
@@ -80,31 +105,37 @@ impl Outage {
     }
 }
 
+/// Who waits for which of a batch's events.
+enum Waiting {
+    One(Ack),
+    Many(BatchAck, std::ops::Range<usize>),
+}
+
 pub async fn run(
-    mut conn: SqliteConnection,
+    mut store: Box<dyn StoreWriter>,
     head: Option<(u64, String)>,
-    mut rx: mpsc::Receiver<(AuditRecord, Ack)>,
+    mut rx: mpsc::Receiver<Job>,
     live: broadcast::Sender<Arc<AuditEvent>>,
-    catch_up: CatchUp,
     health: Health,
 ) {
     let (mut sequence, mut previous) = head.unwrap_or((0, GENESIS_HASH.to_string()));
-    let mut batch: Vec<(AuditRecord, Ack)> = Vec::with_capacity(MAX_BATCH);
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut outage: Option<Outage> = None;
     loop {
         let received = if outage.is_some() {
             // None when idle: probe with the recovery event alone.
-            tokio::time::timeout(PROBE_INTERVAL, rx.recv_many(&mut batch, MAX_BATCH))
+            tokio::time::timeout(PROBE_INTERVAL, rx.recv_many(&mut jobs, MAX_BATCH))
                 .await
                 .ok()
         } else {
-            Some(rx.recv_many(&mut batch, MAX_BATCH).await)
+            Some(rx.recv_many(&mut jobs, MAX_BATCH).await)
         };
         if received == Some(0) {
             return; // every sender is gone: the gateway is shutting down
         }
-        let mut events = Vec::with_capacity(batch.len() + 1);
-        let mut acks = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(jobs.len() + 1);
+        let mut waiting = Vec::with_capacity(jobs.len());
+        let mut side = SideRows::default();
         let mut seq = sequence;
         let mut prev = previous.clone();
         let mut seal = |record: AuditRecord| {
@@ -122,11 +153,33 @@ pub async fn run(
                 events.push(seal(record.clone()));
             }
         }
-        for (record, ack) in batch.drain(..) {
-            events.push(seal(record));
-            acks.push(ack);
+        for job in jobs.drain(..) {
+            match job {
+                Job::Event(record, ack) => {
+                    events.push(seal(record));
+                    waiting.push(Waiting::One(ack));
+                }
+                Job::Batch(batch, ack) => {
+                    let start = events.len();
+                    for (record, ingested) in batch.records {
+                        let mut event = seal(record);
+                        if let Some(row) = ingested {
+                            event.link = Some(Link {
+                                feed: row.feed.clone(),
+                                gateway_sequence: row.gateway_sequence,
+                                bypass: row.bypass,
+                            });
+                            side.ingested.push((event.sequence, row));
+                        }
+                        events.push(event);
+                    }
+                    merge(&mut side, batch.side);
+                    waiting.push(Waiting::Many(ack, start..events.len()));
+                }
+            }
         }
-        match store::insert_batch(&mut conn, &events).await {
+        store::provider_request_id_rows(&events, &mut side.provider_request_ids);
+        match store.commit(&events, &side).await {
             Ok(()) => {
                 sequence = seq;
                 previous = prev;
@@ -138,32 +191,59 @@ pub async fn run(
                     health.refused.fetch_sub(refused, Ordering::Relaxed);
                     health.writable.send_replace(true);
                 }
-                let mut acks = acks.into_iter();
-                let skip = events.len() - acks.len();
-                for (i, event) in events.into_iter().enumerate() {
-                    if i >= skip
-                        && let Some(ack) = acks.next()
-                    {
-                        let _ = ack.send(Ok(event.sequence));
+                // Positions of the waiting jobs' events: after the recovery and late events.
+                let skip = events.len() - count(&waiting);
+                let mut at = skip;
+                for w in waiting {
+                    match w {
+                        Waiting::One(ack) => {
+                            let _ = ack.send(Ok(events[at].sequence));
+                            at += 1;
+                        }
+                        Waiting::Many(ack, range) => {
+                            let _ = ack.send(Ok(events[range.clone()]
+                                .iter()
+                                .map(|e| e.sequence)
+                                .collect()));
+                            at += range.len();
+                        }
                     }
+                }
+                for event in events {
                     // No subscribers is normal; a lagging one skips ahead.
                     let _ = live.send(Arc::new(event));
                 }
             }
             Err(e) => {
-                // Nothing was written: the chain continues from the old head, and this
-                // batch's events wait for the recovery commit.
+                // Nothing was written: the chain continues from the old head. Calls' events
+                // wait for the recovery commit; batches are retried by whoever sent them.
                 let reason = e.to_string();
-                let fresh = events.len() - acks.len();
-                let records = events.into_iter().skip(fresh).map(|event| event.record);
+                let fresh = events.len() - count(&waiting);
+                let mut events = events.into_iter().skip(fresh);
+                let mut calls = Vec::new();
+                let mut acks = Vec::new();
+                for w in waiting {
+                    match w {
+                        Waiting::One(ack) => {
+                            calls.extend(events.next().map(|e| e.record));
+                            acks.push(Waiting::One(ack));
+                        }
+                        Waiting::Many(ack, range) => {
+                            for _ in range.clone() {
+                                events.next();
+                            }
+                            acks.push(Waiting::Many(ack, range));
+                        }
+                    }
+                }
                 match &mut outage {
                     Some(o) => {
-                        o.failed_batches += u64::from(!acks.is_empty());
+                        o.failed_batches += u64::from(!calls.is_empty());
                         o.last_error = reason.clone();
-                        o.keep(records);
+                        o.keep(calls.into_iter());
                     }
                     None => {
-                        tracing::error!(error = %e, rows = acks.len(), "audit append failed; refusing calls until the store is writable");
+                        tracing::error!(error = %e, rows = calls.len(), "audit append failed; refusing calls until the store is writable");
                         let mut o = Outage {
                             since_ms: crate::time::now_ms(),
                             failed_batches: 1,
@@ -171,22 +251,46 @@ pub async fn run(
                             late: Vec::new(),
                             lost: 0,
                         };
-                        o.keep(records);
+                        o.keep(calls.into_iter());
                         outage = Some(o);
                         health.writable.send_replace(false);
                     }
                 }
-                for ack in acks {
-                    let _ = ack.send(Err(reason.clone()));
+                for w in acks {
+                    match w {
+                        Waiting::One(ack) => {
+                            let _ = ack.send(Err(reason.clone()));
+                        }
+                        Waiting::Many(ack, _) => {
+                            let _ = ack.send(Err(reason.clone()));
+                        }
+                    }
                 }
             }
         }
-        // Between batches, after the replies went out: copy the few frames the background
-        // checkpoint left, so the next commit can restart the WAL (see `checkpoint`).
-        if catch_up.take()
-            && let Err(e) = checkpoint::passive(&mut conn).await
-        {
-            tracing::warn!(error = %e, "WAL catch-up checkpoint failed");
-        }
+        store.between_batches().await;
+    }
+}
+
+/// Events the waiting jobs account for.
+fn count(waiting: &[Waiting]) -> usize {
+    waiting
+        .iter()
+        .map(|w| match w {
+            Waiting::One(_) => 1,
+            Waiting::Many(_, range) => range.len(),
+        })
+        .sum()
+}
+
+fn merge(into: &mut SideRows, from: SideRows) {
+    into.provider_request_ids.extend(from.provider_request_ids);
+    into.ingested.extend(from.ingested);
+    into.cursors.extend(from.cursors);
+    into.checkpoints.extend(from.checkpoints);
+    into.witnessed.extend(from.witnessed);
+    into.state.extend(from.state);
+    if from.prune.is_some() {
+        into.prune = from.prune;
     }
 }

@@ -1,196 +1,186 @@
-//! `keygate audit …`
+//! `keygate audit …`: query, tail, export, verify (incremental, full, offline), hash,
+//! checkpoints, ingesters.
+
+mod read;
+mod status;
+mod verify;
 
 use super::CliResult;
-use super::client::{Connection, describe};
-use super::output;
+use super::client::Connection;
 use crate::pb;
 use clap::{Args, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Events matching the filters, oldest first.
+    /// Events matching the filters, in time order: keygate's own and the providers' records,
+    /// each provider record linked to the gateway call that made it.
     Query(QueryArgs),
-    /// Follow events as they are committed.
-    Tail(Filters),
-    /// Recompute the hash chain; exits 1 and names the first broken event if it does not hold.
-    Verify,
+    /// Follow events as they are committed (`--bypass`: bypass findings as ingesters make
+    /// them).
+    Tail(TailArgs),
+    /// Every matching event as JSON Lines (keygate's schema) or OCSF API Activity objects.
+    Export(ExportArgs),
+    /// Check the chain, its signed checkpoints and the witnesses; exits 1 naming the first bad
+    /// sequence. Incremental by default (from the last good checkpoint); `--full` recomputes
+    /// everything as a background job on the gateway; `--offline DIR` checks a copy of a data
+    /// directory with the audit signing key's public key alone, no gateway needed.
+    Verify(VerifyArgs),
+    /// The HMAC under the gateway's key of a value (a token, an access key id, an encryption
+    /// context value): providers' records keep sensitive values only so. Lists the events that
+    /// carry it.
+    Hash(HashArgs),
+    /// The signed checkpoints, newest last, and where they are witnessed.
+    Checkpoints(CheckpointArgs),
+    /// Each ingester of providers' audit records: input, position, counts, the last record it
+    /// skipped and why.
+    Ingesters,
 }
 
-#[derive(Args, Debug, Default)]
+/// Filters shared by query, tail and export.
+#[derive(Args, Debug, Default, Clone)]
 pub struct Filters {
-    /// Key name or id.
+    /// Key name or id, or a provider URI (hashivault://…, awskms:///arn:…).
     #[arg(long)]
     pub key: Option<String>,
     #[arg(long)]
     pub actor: Option<String>,
-    /// RPC name, e.g. Encrypt, CreateKey.
+    /// Operation, e.g. Encrypt, CreateKey (providers' records are named alike).
     #[arg(long)]
     pub action: Option<String>,
-    /// ok | denied | error
+    /// ok | denied | error | intent
     #[arg(long)]
     pub outcome: Option<String>,
+    /// gateway | vault | aws-kms | gcp-kms | azure-keyvault | pkcs11
+    #[arg(long)]
+    pub source: Option<String>,
+    /// A keygate request id (x-request-id) or a backend's request id.
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Only bypass findings: providers' records of managed keys that no gateway call made.
+    #[arg(long)]
+    pub bypass: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct QueryArgs {
     #[command(flatten)]
     pub filters: Filters,
-    #[arg(long)]
-    pub request_id: Option<String>,
     /// Events at or after: RFC 3339 time, or an age like 1h, 7d.
     #[arg(long)]
     pub since: Option<String>,
     /// Events before: RFC 3339 time, or an age like 1h.
     #[arg(long)]
     pub until: Option<String>,
+    /// Only events whose details contain this text (e.g. an HMAC from `audit hash`).
+    #[arg(long)]
+    pub contains: Option<String>,
+    /// Show under each gateway event the providers' records linked to it.
+    #[arg(long)]
+    pub linked: bool,
     /// At most this many events (default 100).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
 }
 
-fn when(flag: &str, text: &str) -> Result<prost_types::Timestamp, String> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
-        let ms = t
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        return Ok(crate::time::to_timestamp(ms));
-    }
-    let age = crate::time::parse_duration(text)
-        .map_err(|_| format!("{flag} '{text}' is neither an RFC 3339 time nor an age like 1h"))?;
-    Ok(crate::time::to_timestamp(
-        crate::time::now_ms() - age.as_millis() as i64,
-    ))
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub filters: Filters,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub filters: Filters,
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+    /// jsonl (keygate's events) | ocsf (OCSF API Activity, class 6003)
+    #[arg(long, default_value = "jsonl")]
+    pub format: String,
+    /// Write here instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Recompute the whole chain (a background job on the gateway; progress on stderr).
+    #[arg(long, conflicts_with = "offline")]
+    pub full: bool,
+    /// Verify a copy of a data directory (keygate.db, and audit-witness/ if it is there)
+    /// without a gateway: a full verification with `--public-key` as the only trust.
+    #[arg(long, value_name = "DIR")]
+    pub offline: Option<PathBuf>,
+    /// With --offline: the audit signing key's public key, PEM (`keygate public-key --key
+    /// keygate/audit-checkpoints`); repeat it (or put several in one file) for rotated versions.
+    #[arg(long, value_name = "PEM", requires = "offline")]
+    pub public_key: Vec<PathBuf>,
+    /// With --offline: a witness directory (holding checkpoints.jsonl); repeatable. Default:
+    /// DIR/audit-witness when it exists.
+    #[arg(long, value_name = "DIR", requires = "offline")]
+    pub witness: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct HashArgs {
+    /// The value; `-` reads it from standard input (keeps it out of shell history).
+    pub value: String,
+    /// Only print the HMAC; do not search the log for it.
+    #[arg(long)]
+    pub no_search: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    /// The newest this many (default 20).
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
 }
 
 fn opt(s: &Option<String>) -> String {
     s.clone().unwrap_or_default()
 }
 
-fn row(e: &pb::AuditEvent) -> Vec<String> {
-    vec![
-        e.sequence.to_string(),
-        e.time
-            .as_ref()
-            .map(|t| crate::time::rfc3339(crate::time::from_timestamp(t)))
-            .unwrap_or_default(),
-        e.actor.clone(),
-        e.action.clone(),
-        if e.key_name.is_empty() {
-            e.key_id.clone()
-        } else {
-            e.key_name.clone()
-        },
-        if e.key_version == 0 {
-            String::new()
-        } else {
-            e.key_version.to_string()
-        },
-        e.outcome.clone(),
-        e.reason.clone(),
-    ]
+impl Filters {
+    fn query(&self) -> pb::AuditQueryRequest {
+        pb::AuditQueryRequest {
+            key: opt(&self.key),
+            actor: opt(&self.actor),
+            action: opt(&self.action),
+            outcome: opt(&self.outcome),
+            source: opt(&self.source),
+            request_id: opt(&self.request_id),
+            bypass: self.bypass,
+            ..Default::default()
+        }
+    }
 }
 
-const HEADERS: [&str; 8] = [
-    "SEQ", "TIME", "ACTOR", "ACTION", "KEY", "VER", "OUTCOME", "REASON",
-];
-
 pub async fn run(conn: &Connection, json: bool, cmd: AuditCommand) -> CliResult {
-    let mut audit = conn.audit().await?;
     match cmd {
-        AuditCommand::Query(q) => {
-            let mut events = Vec::new();
-            let mut page_token = String::new();
-            while events.len() < q.limit {
-                let page = audit
-                    .query(pb::AuditQueryRequest {
-                        start_time: q.since.as_deref().map(|s| when("--since", s)).transpose()?,
-                        end_time: q.until.as_deref().map(|s| when("--until", s)).transpose()?,
-                        key: opt(&q.filters.key),
-                        actor: opt(&q.filters.actor),
-                        action: opt(&q.filters.action),
-                        outcome: opt(&q.filters.outcome),
-                        request_id: opt(&q.request_id),
-                        page_size: (q.limit - events.len()).min(1000) as u32,
-                        page_token,
-                        source: String::new(),
-                    })
-                    .await
-                    .map_err(describe)?
-                    .into_inner();
-                events.extend(page.events);
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = page.next_page_token;
-            }
-            if json {
-                // JSON Lines: one event per line, for export.
-                for e in &events {
-                    println!("{}", output::event_json(e));
-                }
-            } else {
-                print!(
-                    "{}",
-                    output::table(&HEADERS, &events.iter().map(row).collect::<Vec<_>>())
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        AuditCommand::Tail(f) => {
-            let mut stream = audit
-                .tail(pb::AuditTailRequest {
-                    key: opt(&f.key),
-                    actor: opt(&f.actor),
-                    action: opt(&f.action),
-                    outcome: opt(&f.outcome),
-                })
-                .await
-                .map_err(describe)?
-                .into_inner();
-            while let Some(event) = stream.message().await.map_err(describe)? {
-                if json {
-                    println!("{}", output::event_json(&event));
-                } else {
-                    println!("{}", row(&event).join("  "));
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        AuditCommand::Verify => {
-            let r = audit
-                .verify(pb::AuditVerifyRequest {})
-                .await
-                .map_err(describe)?
-                .into_inner();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "ok": r.ok,
-                        "events_checked": r.events_checked,
-                        "first_broken_sequence": r.first_broken_sequence,
-                        "reason": r.reason,
-                        "head_hash": r.head_hash,
-                    })
-                );
-            } else if r.ok {
-                println!(
-                    "audit chain OK: {} events, head {}",
-                    r.events_checked, r.head_hash
-                );
-            } else {
-                println!(
-                    "audit chain BROKEN at event {}: {} ({} events before it verified)",
-                    r.first_broken_sequence, r.reason, r.events_checked
-                );
-            }
-            Ok(if r.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        AuditCommand::Query(q) => read::query(conn, json, q).await,
+        AuditCommand::Tail(t) => read::tail(conn, json, t).await,
+        AuditCommand::Export(e) => read::export(conn, e).await,
+        AuditCommand::Hash(h) => read::hash(conn, json, h).await,
+        AuditCommand::Verify(v) => match v.offline {
+            Some(dir) => verify::offline(json, &dir, &v.public_key, &v.witness).await,
+            None if v.full => verify::full(conn, json).await,
+            None => verify::incremental(conn, json).await,
+        },
+        AuditCommand::Checkpoints(c) => status::checkpoints(conn, json, c).await,
+        AuditCommand::Ingesters => status::ingesters(conn, json).await,
+    }
+}
+
+/// Exit status of a verification.
+fn verdict(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

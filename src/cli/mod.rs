@@ -4,6 +4,7 @@
 mod approval_cmd;
 mod audit_cmd;
 mod bench;
+mod bench_audit;
 mod client;
 mod key_cmd;
 mod output;
@@ -77,6 +78,9 @@ pub enum Command {
     Policy(policy_cmd::PolicyCommand),
     /// Load-test a running gateway and report ops/s and latency percentiles.
     Bench(bench::BenchArgs),
+    /// The audit log measured in-process (benches/audit.sh).
+    #[command(subcommand, hide = true)]
+    BenchAudit(bench_audit::BenchAudit),
 }
 
 pub fn main() -> ExitCode {
@@ -121,5 +125,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Policy(cmd) => policy_cmd::run(&cli.conn, json, cmd).await,
         Command::Inventory { provider } => key_cmd::inventory(&cli.conn, json, provider).await,
         Command::Bench(args) => bench::run(&cli.conn, json, args).await,
+        Command::BenchAudit(cmd) => bench_audit::run(cmd).await,
     }
 }

@@ -44,9 +44,14 @@ pub fn event_json(e: &pb::AuditEvent) -> Value {
         "provider_request_id": e.provider_request_id,
         "client_address": e.client_address,
         "details": e.details,
+        "key_uri": e.key_uri,
+        "linked_sequence": (e.linked_sequence > 0).then_some(e.linked_sequence),
+        "bypass": e.bypass,
+        "feed": (!e.feed.is_empty()).then_some(&e.feed),
         "format": e.format,
         "previous_hash": e.previous_hash,
         "hash": e.hash,
+        "linked": e.linked.iter().map(event_json).collect::<Vec<_>>(),
     })
 }
 

@@ -68,9 +68,10 @@ pub async fn run(args: ServeArgs) -> CliResult {
         (true, Some(t)) => (Some(t), true),
         (true, None) => (Some(crate::auth::random_token()), false),
     };
-    let gateway = crate::server::startup::build(&config, dev_token.as_deref())
+    let started = crate::server::startup::build(&config, dev_token.as_deref())
         .await
         .map_err(|e| e.to_string())?;
+    let gateway = started.gateway;
     let listener = tokio::net::TcpListener::bind(&config.listen.address)
         .await
         .map_err(|e| format!("listen.address {}: {e}", config.listen.address))?;
@@ -139,6 +140,9 @@ pub async fn run(args: ServeArgs) -> CliResult {
     if !gateway.drain(bound).await {
         tracing::error!("calls were still running {bound:?} after shutdown began; stopping anyway");
     }
+    // Then the audit feed: ingesters stop, flood counts are recorded, a last checkpoint
+    // covers every event.
+    started.audit.shutdown().await;
     result.map_err(|e| e.to_string())?;
     eprintln!("keygate stopped");
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,11 @@
 //!
 //! Secrets appear only as references ([`SecretRef`]); an inline secret is refused.
 
+mod audit;
+
+pub use audit::{
+    AuditConfig, CheckpointConfig, FloodConfig, IngestConfig, ObjectLocation, WitnessConfig,
+};
 pub use keygate_provider::{SecretRef, SecretRefError};
 
 use serde::Deserialize;
@@ -32,6 +37,9 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     #[serde(default)]
     pub approvals: ApprovalsConfig,
+    /// The audit feed: checkpoints, witnesses, ingesters, floods, retention (`audit.rs`).
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -364,7 +372,7 @@ impl Config {
         Ok(config)
     }
 
-    fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    pub(crate) fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             setting: setting.into(),
             reason: reason.into(),
@@ -453,6 +461,7 @@ impl Config {
                 }
             }
         }
+        self.audit.validate(self)?;
         if self.limits.max_plaintext_bytes == 0 || self.limits.max_plaintext_bytes > 1024 * 1024 {
             return Err(Self::invalid(
                 "limits.max_plaintext_bytes",

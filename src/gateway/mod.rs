@@ -16,6 +16,7 @@
 //! The gateway takes and returns domain types; `server` converts protobuf at the edge.
 
 mod approved;
+pub mod audit_services;
 pub mod envelope;
 mod error;
 pub mod ops;

@@ -40,7 +40,9 @@ pub fn required_purpose(action: Action) -> Option<KeyPurpose> {
         Action::Encrypt | Action::Decrypt | Action::GenerateDataKey | Action::ReEncrypt => {
             Some(KeyPurpose::Encrypt)
         }
-        Action::Sign | Action::Verify | Action::GetPublicKey => Some(KeyPurpose::Sign),
+        Action::Sign | Action::Verify | Action::GetPublicKey | Action::SignAuditCheckpoint => {
+            Some(KeyPurpose::Sign)
+        }
         Action::GenerateMac | Action::VerifyMac => Some(KeyPurpose::Mac),
         _ => None,
     }

@@ -73,6 +73,10 @@ actions! {
     ListInventory,
     /// The audit store is writable again after an outage (the audit writer's).
     AuditStoreRecovered,
+    /// The HMAC of a value, to find provider records that carry it (`keygate audit hash`).
+    AuditHash,
+    /// A checkpoint of the audit chain signed with the audit signing key (keygate's own).
+    SignAuditCheckpoint,
 }
 
 impl FromStr for Action {

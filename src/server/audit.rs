@@ -1,8 +1,9 @@
 //! `keygate.v1.AuditService`.
 
 use super::call::{call_of, reply};
-use super::convert::event_to_pb;
-use crate::gateway::{Gateway, ops};
+use super::convert::{event_to_pb, ingester_to_pb};
+use crate::audit::store::After;
+use crate::gateway::{Gateway, GatewayError, ops};
 use crate::pb::{self, audit_service_server::AuditService};
 use futures::Stream;
 use std::pin::Pin;
@@ -17,6 +18,10 @@ pub struct AuditApi {
 }
 
 type TailStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEvent, Status>> + Send>>;
+type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::AuditExportChunk, Status>> + Send>>;
+
+/// Events per export chunk.
+const EXPORT_PAGE: u32 = 1000;
 
 #[tonic::async_trait]
 impl AuditService for AuditApi {
@@ -65,6 +70,132 @@ impl AuditService for AuditApi {
                 .run(call, ops::AuditVerify)
                 .await
                 .map(Into::into),
+        )
+    }
+
+    async fn start_verification(
+        &self,
+        request: Request<pb::StartVerificationRequest>,
+    ) -> Result<Response<pb::VerificationJob>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let result = self
+            .gateway
+            .run(call, ops::StartVerification)
+            .await
+            .map(|job| pb::VerificationJob {
+                job,
+                ..Default::default()
+            });
+        reply(&id, result)
+    }
+
+    async fn get_verification(
+        &self,
+        request: Request<pb::GetVerificationRequest>,
+    ) -> Result<Response<pb::VerificationJob>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let op = ops::GetVerification {
+            job: request.into_inner().job,
+        };
+        reply(&id, self.gateway.run(call, op).await.map(Into::into))
+    }
+
+    type ExportStream = ExportStream;
+
+    async fn export(
+        &self,
+        request: Request<pb::AuditExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let op = ops::AuditExport::from(request.into_inner());
+        let result = self.gateway.run(call, op).await.map(|export| {
+            let export = Arc::new(export);
+            let stream =
+                futures::stream::unfold(Some((export, None::<After>)), |state| async move {
+                    let (export, after) = state?;
+                    let events = match export.log.page(&export.filter, after, EXPORT_PAGE).await {
+                        Ok(events) => events,
+                        Err(e) => {
+                            return Some((
+                                Err(super::status::to_status(&GatewayError::Audit(e))),
+                                None,
+                            ));
+                        }
+                    };
+                    let last = events.last()?;
+                    let next = After {
+                        time_ms: last.record.time_ms,
+                        sequence: last.sequence,
+                    };
+                    let mut data = Vec::with_capacity(events.len() * 600);
+                    for e in &events {
+                        let line = match export.format {
+                            ops::ExportFormat::JsonLines => crate::audit::event_json(e),
+                            ops::ExportFormat::Ocsf => crate::audit::ocsf::event(e),
+                        };
+                        if serde_json::to_writer(&mut data, &line).is_ok() {
+                            data.push(b'\n');
+                        }
+                    }
+                    let more = events.len() == EXPORT_PAGE as usize;
+                    let chunk = pb::AuditExportChunk {
+                        data,
+                        events: events.len() as u64,
+                    };
+                    Some((Ok(chunk), more.then_some((export, Some(next)))))
+                });
+            Box::pin(stream) as ExportStream
+        });
+        reply(&id, result)
+    }
+
+    async fn hash(
+        &self,
+        request: Request<pb::AuditHashRequest>,
+    ) -> Result<Response<pb::AuditHashResponse>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let op = ops::AuditHash {
+            value: request.into_inner().value,
+        };
+        reply(
+            &id,
+            self.gateway
+                .run(call, op)
+                .await
+                .map(|hmac| pb::AuditHashResponse { hmac }),
+        )
+    }
+
+    async fn list_checkpoints(
+        &self,
+        request: Request<pb::ListCheckpointsRequest>,
+    ) -> Result<Response<pb::ListCheckpointsResponse>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let op = ops::ListCheckpoints {
+            limit: request.into_inner().limit,
+        };
+        reply(&id, self.gateway.run(call, op).await.map(Into::into))
+    }
+
+    async fn list_ingesters(
+        &self,
+        request: Request<pb::ListIngestersRequest>,
+    ) -> Result<Response<pb::ListIngestersResponse>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        reply(
+            &id,
+            self.gateway
+                .run(call, ops::ListIngesters)
+                .await
+                .map(|feeds| pb::ListIngestersResponse {
+                    ingesters: feeds.into_iter().map(ingester_to_pb).collect(),
+                }),
         )
     }
 }

@@ -2,10 +2,16 @@
 //! providers.
 
 use crate::approvals::ApprovalStore;
-use crate::audit::AuditLog;
+use crate::audit::anchor::AnchorSettings;
+use crate::audit::anchor::witness::{DirWitness, ObjectWitness, Witness};
+use crate::audit::flood::FloodSettings;
+use crate::audit::ingest::{IngestSettings, file::FileFeed, objects::ObjectFeed, sources};
+use crate::audit::store::sqlite::SqliteAuditStore;
+use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::{DEV_ROOT_ROLE, Principal, TokenTable};
 use crate::catalog::Catalog;
 use crate::config::{Config, PrincipalKind};
+use crate::gateway::audit_services::{AuditServices, ServiceSettings, SigningKeySettings};
 use crate::gateway::runner::GatewayParts;
 use crate::gateway::{Gateway, Limits};
 use crate::lifecycle::LifecycleSettings;
@@ -38,8 +44,16 @@ pub enum StartupError {
     Invalid(String),
 }
 
-/// Builds the gateway. `dev_token` adds the dev root principal.
-pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gateway>, StartupError> {
+/// A gateway and the audit feed's background work, started.
+pub struct Started {
+    pub gateway: Arc<Gateway>,
+    /// Stopped after the gateway drained ([`AuditServices::shutdown`]).
+    pub audit: AuditServices,
+}
+
+/// Builds the gateway and starts the audit feed's services. `dev_token` adds the dev root
+/// principal.
+pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, StartupError> {
     let dev = dev_token.is_some();
     config.lifecycle.check_floor(dev)?;
     let approval_settings = config.approvals.settings()?;
@@ -90,7 +104,25 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
         );
     }
     let destructions = DestructionRecords::new(db.clone());
-    let audit = AuditLog::start(db).await?;
+    let (hasher, made) = crate::audit::hmac::load_or_create(
+        config.audit.hmac_key.as_ref(),
+        &config.storage.data_dir,
+    )
+    .map_err(StartupError::Invalid)?;
+    if made && !dev {
+        tracing::warn!(
+            "audit.hmac_key is not set: a key for HMACs of sensitive provider values was generated in the data directory (audit-hmac.key); set audit.hmac_key = {{ file = \"…\" }} to keep it elsewhere"
+        );
+    }
+    let audit = AuditLog::start(
+        Arc::new(SqliteAuditStore::new(db)),
+        AuditOptions {
+            flood: audit_flood(config)?,
+            witnesses: witnesses(config, &providers)?,
+            hasher,
+        },
+    )
+    .await?;
     let limits = Limits {
         max_plaintext_bytes: config.limits.max_plaintext_bytes,
         max_associated_data_bytes: config.limits.max_associated_data_bytes,
@@ -119,18 +151,23 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Arc<Gatew
             .max(lifecycle.min_destruction_window),
         ..lifecycle
     };
-    Ok(Arc::new(Gateway::new(GatewayParts {
+    let services = service_settings(config, &providers, limits.call_timeout)?;
+    let gateway = Arc::new(Gateway::new(GatewayParts {
         catalog,
         providers,
         policy: Arc::new(policy),
-        audit,
+        audit: audit.clone(),
         tokens,
         limits,
         lifecycle,
         approvals,
         approval_settings,
         destructions,
-    })))
+    }));
+    let audit = AuditServices::start(&gateway, audit, services)
+        .await
+        .map_err(StartupError::Invalid)?;
+    Ok(Started { gateway, audit })
 }
 
 /// Says so at start-up when fewer principals hold the approver role than a quorum needs:
@@ -144,4 +181,145 @@ fn warn_on_unreachable_quorum(tokens: &TokenTable, settings: &crate::approvals::
             "fewer principals hold the approver role than [approvals] quorum: critical actions cannot be approved"
         );
     }
+}
+
+fn audit_flood(config: &Config) -> Result<Option<FloodSettings>, StartupError> {
+    let f = &config.audit.flood;
+    if !f.enabled {
+        return Ok(None);
+    }
+    Ok(Some(FloodSettings {
+        threshold: f.threshold,
+        window: config.duration("audit.flood.window", &f.window)?,
+    }))
+}
+
+/// Object storage of a configured provider.
+fn objects(
+    providers: &ProviderRegistry,
+    setting: &str,
+    provider: &str,
+) -> Result<Arc<dyn keygate_provider::kit::ObjectStore>, StartupError> {
+    providers
+        .audit_feed(provider)
+        .and_then(|f| f.objects())
+        .ok_or_else(|| {
+            StartupError::Invalid(format!(
+                "{setting}: provider '{provider}' has no object storage keygate can read (an aws-kms provider's is S3)"
+            ))
+        })
+}
+
+fn witnesses(
+    config: &Config,
+    providers: &ProviderRegistry,
+) -> Result<Vec<Arc<dyn Witness>>, StartupError> {
+    let data_dir = &config.storage.data_dir;
+    let dir = config
+        .audit
+        .witness
+        .dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("audit-witness"));
+    if config.audit.witness.dir.is_none() && config.audit.witness.objects.is_none() {
+        tracing::info!(
+            witness = %dir.display(),
+            "audit checkpoints are witnessed in the data directory; set audit.witness.dir (another disk or host) or audit.witness.objects (a bucket) to keep them out of reach of whoever can change the database"
+        );
+    }
+    let mut out: Vec<Arc<dyn Witness>> = vec![Arc::new(DirWitness::new(&dir))];
+    if let Some(o) = &config.audit.witness.objects {
+        let prefix = if o.prefix.is_empty() || o.prefix.ends_with('/') {
+            o.prefix.clone()
+        } else {
+            format!("{}/", o.prefix)
+        };
+        out.push(Arc::new(ObjectWitness::new(
+            objects(providers, "audit.witness.objects", &o.provider)?,
+            &o.provider,
+            &o.bucket,
+            &prefix,
+        )));
+    }
+    Ok(out)
+}
+
+fn service_settings(
+    config: &Config,
+    providers: &ProviderRegistry,
+    call_timeout: std::time::Duration,
+) -> Result<ServiceSettings, StartupError> {
+    let a = &config.audit;
+    let c = &a.checkpoints;
+    let checkpoints = if c.enabled {
+        Some(SigningKeySettings {
+            name: c.signing_key.clone(),
+            provider: c
+                .provider
+                .clone()
+                .unwrap_or_else(|| providers.default_name().to_string()),
+            algorithm: c.algorithm.clone(),
+            owner: c.owner.clone(),
+            crypto_period: config.duration("audit.checkpoints.crypto_period", &c.crypto_period)?,
+            anchor: AnchorSettings {
+                every_events: c.every_events,
+                every: config.duration("audit.checkpoints.every", &c.every)?,
+            },
+        })
+    } else {
+        tracing::warn!(
+            "audit.checkpoints.enabled = false: the audit chain is not anchored; a deleted tail or a rehashed chain cannot be detected"
+        );
+        None
+    };
+    let grace = match &a.bypass_grace {
+        Some(g) => config.duration("audit.bypass_grace", g)?,
+        None => call_timeout + std::time::Duration::from_secs(5),
+    };
+    let mut ingest = Vec::new();
+    for (i, f) in a.ingest.iter().enumerate() {
+        let normaliser = sources::normaliser(&f.format).ok_or_else(|| {
+            StartupError::Invalid(format!(
+                "audit.ingest[{i}].format: '{}' is unknown",
+                f.format
+            ))
+        })?;
+        let feed: Arc<dyn crate::audit::ingest::feed::Feed> = match (&f.file, &f.objects) {
+            (Some(path), _) => Arc::new(FileFeed::new(path)),
+            (None, Some(o)) => Arc::new(ObjectFeed::new(
+                objects(
+                    providers,
+                    &format!("audit.ingest[{i}].objects"),
+                    &o.provider,
+                )?,
+                &o.bucket,
+                &o.prefix,
+            )),
+            (None, None) => {
+                return Err(StartupError::Invalid(format!(
+                    "audit.ingest[{i}]: set `file` or `objects`"
+                )));
+            }
+        };
+        ingest.push(IngestSettings {
+            name: f.name.clone(),
+            normaliser,
+            feed,
+            poll: config.duration(&format!("audit.ingest[{i}].poll"), &f.poll)?,
+            grace,
+            batch: f.batch,
+        });
+    }
+    let retention = match &a.retention {
+        Some(r) => Some((
+            config.duration("audit.retention", r)?,
+            config.duration("audit.retention_check", &a.retention_check)?,
+        )),
+        None => None,
+    };
+    Ok(ServiceSettings {
+        checkpoints,
+        ingest,
+        retention,
+    })
 }

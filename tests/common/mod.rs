@@ -137,6 +137,27 @@ impl Server {
         self.child.kill();
     }
 
+    /// SIGTERM, then waits for the process to end: the shutdown path runs (calls drain, the
+    /// audit feed stops, a last checkpoint is signed).
+    pub fn stop_gracefully(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.child.is_running() {
+            assert!(
+                Instant::now() < deadline,
+                "keygate did not stop within 60 s of SIGTERM:\n{}",
+                self.child.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill();
+    }
+
     /// The keygate CLI pointed at this server.
     pub fn cli(&self) -> Command {
         let mut cmd = Command::new(keygate_bin());
@@ -237,4 +258,28 @@ pub fn status_request_id(s: &tonic::Status) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string()
+}
+
+/// A full verification: started as a background job on the gateway, polled to its end.
+pub async fn verify_full(audit: &mut Audit) -> keygate::pb::AuditVerifyResponse {
+    let job = audit
+        .start_verification(keygate::pb::StartVerificationRequest {})
+        .await
+        .expect("start verification")
+        .into_inner()
+        .job;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let status = audit
+            .get_verification(keygate::pb::GetVerificationRequest { job: job.clone() })
+            .await
+            .expect("verification status")
+            .into_inner();
+        if status.done {
+            assert!(status.error.is_empty(), "{}", status.error);
+            return status.report.expect("a finished job has a report");
+        }
+        assert!(Instant::now() < deadline, "the verification did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

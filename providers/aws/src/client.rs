@@ -46,7 +46,7 @@ pub(crate) async fn build(provider: &str, config: &AwsKmsConfig) -> Result<aws_s
     Ok(aws_sdk_kms::Client::from_conf(builder.build()))
 }
 
-async fn credentials(
+pub(crate) async fn credentials(
     provider: &str,
     config: &AwsKmsConfig,
     region: Region,

@@ -33,6 +33,10 @@ pub struct AwsKmsConfig {
     /// Overrides the service endpoint (LocalStack, a VPC endpoint, FIPS).
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// Overrides the S3 endpoint keygate's audit feed uses (CloudTrail log files, a checkpoint
+    /// witness bucket); default: `endpoint_url` when set, else AWS's.
+    #[serde(default)]
+    pub s3_endpoint_url: Option<String>,
     #[serde(default)]
     pub credentials: CredentialsConfig,
     /// Time allowed to open a TCP/TLS connection.
@@ -70,6 +74,7 @@ impl AwsKmsConfig {
             region: region.into(),
             account_id: None,
             endpoint_url: None,
+            s3_endpoint_url: None,
             credentials: CredentialsConfig::default(),
             connect_timeout_ms: default_connect_timeout_ms(),
             timeout_ms: default_timeout_ms(),
@@ -119,7 +124,12 @@ impl ProviderFactory for AwsKmsFactory {
             )));
         }
         let config: AwsKmsConfig = typed_settings(settings)?;
-        Ok(Built::provider(AwsKmsProvider::new(name, config).await?))
+        let objects = crate::objects::S3Objects::build(name, &config).await?;
+        let mut built = Built::provider(AwsKmsProvider::new(name, config).await?);
+        built.audit_feed = Some(Box::new(crate::objects::AwsAuditFeed(std::sync::Arc::new(
+            objects,
+        ))));
+        Ok(built)
     }
 }
 

@@ -36,11 +36,13 @@ mod keys;
 mod lifecycle;
 mod listing;
 mod lookup;
+mod objects;
 mod provider;
 mod signing;
 
 pub use algorithms::{MAX_KMS_INPUT, SUPPORTED};
 pub use config::{AwsKmsConfig, AwsKmsFactory, CredentialsConfig, factory};
+pub use objects::{AwsAuditFeed, S3Objects};
 pub use provider::{AAD_CONTEXT_KEY, AwsKmsProvider, DELETION_WINDOW_DAYS};
 
 /// The URI scheme of AWS KMS keys.

@@ -16,6 +16,9 @@ use std::sync::RwLock;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
+/// The header carrying keygate's request id on every request.
+pub const REQUEST_ID_HEADER: &str = "X-Keygate-Request-Id";
+
 /// Vault's answer to one request.
 #[derive(Debug)]
 pub struct Reply {
@@ -216,6 +219,11 @@ impl VaultHttp {
         if let Some(token) = self.token.get() {
             request = request.header("X-Vault-Token", token);
         }
+        // keygate's request id, which Vault's audit log records once the header is audited
+        // (`register_audit_header`), so its records join the call's event.
+        if let Some(id) = keygate_provider::context::request_id() {
+            request = request.header(REQUEST_ID_HEADER, id.as_ref());
+        }
         if let Some(body) = &body {
             request = request
                 .header("Content-Type", "application/json")
@@ -251,6 +259,23 @@ impl VaultHttp {
             return Err(VaultFailure::Throttled { errors });
         }
         Err(VaultFailure::Status { status, errors })
+    }
+}
+
+impl VaultHttp {
+    /// Asks Vault to record [`REQUEST_ID_HEADER`] in its audit devices, unhashed. Best effort:
+    /// a refusal (the token lacks `sudo` on the path) is logged with what to run instead.
+    pub async fn register_audit_header(&self, provider: &str) {
+        let path = format!("sys/config/auditing/request-headers/{REQUEST_ID_HEADER}");
+        let body = serde_json::json!({ "hmac": false });
+        match self.call_raw(Method::PUT, &path, Some(&body), None).await {
+            Ok(_) => tracing::debug!(provider, "Vault audits keygate's request id header"),
+            Err(e) => tracing::warn!(
+                provider,
+                error = ?e,
+                "Vault refused to audit keygate's request id header; its audit records still join keygate's events by request.id. To add it: vault write {path} hmac=false"
+            ),
+        }
     }
 }
 

@@ -45,6 +45,13 @@ pub struct VaultConfig {
     /// reported as unavailable quickly.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Asks Vault, once at start, to record keygate's request id (sent on every request as
+    /// `X-Keygate-Request-Id`) in its audit log, unhashed
+    /// (`sys/config/auditing/request-headers`), so Vault's records join keygate's events even
+    /// when a reply was lost. Needs `sudo` on that path; a refusal is logged with the command
+    /// an operator can run instead.
+    #[serde(default = "default_audit_request_header")]
+    pub audit_request_header: bool,
 }
 
 /// How the provider logs in. Secrets are references, resolved by the caller (see
@@ -105,6 +112,7 @@ impl VaultConfig {
             request_timeout_ms: default_request_timeout_ms(),
             keygen_timeout_ms: default_keygen_timeout_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
+            audit_request_header: default_audit_request_header(),
         }
     }
 
@@ -146,6 +154,10 @@ fn default_keygen_timeout_ms() -> u64 {
 
 fn default_connect_timeout_ms() -> u64 {
     1_000
+}
+
+fn default_audit_request_header() -> bool {
+    true
 }
 
 /// Builds Vault / OpenBao Transit providers.

@@ -66,6 +66,11 @@ impl VaultProvider {
         let cell = TokenCell::new(&token).map_err(|e| ProviderError::invalid(&name, e))?;
         let http = Arc::new(VaultHttp::new(&name, &config, cell)?);
         let mount = config.mount.trim_matches('/').to_string();
+        if config.audit_request_header {
+            // In the background: building the provider makes no request to Vault.
+            let (http, name) = (http.clone(), name.clone());
+            tokio::spawn(async move { http.register_audit_header(&name).await });
+        }
         let renewal = tokio::spawn(auth::maintain(
             name.clone(),
             config,

@@ -2,6 +2,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod audit_anchor;
 pub mod crypto;
 pub mod inventory;
 pub mod keys;
@@ -13,7 +14,11 @@ pub mod signing;
 pub use approvals::{
     ApprovalPage, CancelRequest, DecideOnRequest, Decided, GetApproval, ListApprovals,
 };
-pub use audit::{AuditPage, AuditQuery, AuditTail, AuditVerify, Tail};
+pub use audit::{
+    AuditExport, AuditHash, AuditPage, AuditQuery, AuditTail, AuditVerify, Checkpoints, Export,
+    ExportFormat, GetVerification, ListCheckpoints, ListIngesters, StartVerification, Tail,
+};
+pub use audit_anchor::{AuditSigningKeys, SignAuditCheckpoint};
 pub use crypto::{
     DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,
 };

@@ -207,7 +207,7 @@ impl Gateway {
         };
         let principal = match actor {
             Actor::Caller(p) => p,
-            Actor::System(task) if task.action() == action => {
+            Actor::System(task) if task.permits(action) => {
                 journal.policy(task.authority().into());
                 return Ok(Admit::Allowed);
             }
@@ -368,7 +368,7 @@ impl Gateway {
                 Subject::Key(key)
             }
             Target::NewKey(draft) => {
-                journal.key_name(&draft.name);
+                journal.new_key(&draft.id, &draft.name);
                 journal.provider(&draft.provider);
                 let provider = self.providers.get(&draft.provider).ok_or_else(|| {
                     GatewayError::ProviderNotConfigured {

@@ -52,14 +52,24 @@ pub enum SystemTask {
     ScheduledDestruction,
     /// The policy folder changed.
     PolicyReload,
+    /// The audit log's checkpoints: signing them with the audit signing key, and reading that
+    /// key's public keys for verification.
+    AuditCheckpoint,
+    /// Creating the audit signing key when it does not exist yet.
+    AuditKeySetup,
 }
 
 impl SystemTask {
-    pub fn action(self) -> Action {
+    /// The actions this task may take (and no other).
+    pub fn permits(self, action: Action) -> bool {
         match self {
-            SystemTask::ScheduledRotation => Action::RotateKey,
-            SystemTask::ScheduledDestruction => Action::DestroyKey,
-            SystemTask::PolicyReload => Action::ReloadPolicies,
+            SystemTask::ScheduledRotation => action == Action::RotateKey,
+            SystemTask::ScheduledDestruction => action == Action::DestroyKey,
+            SystemTask::AuditCheckpoint => {
+                matches!(action, Action::SignAuditCheckpoint | Action::GetPublicKey)
+            }
+            SystemTask::AuditKeySetup => action == Action::CreateKey,
+            SystemTask::PolicyReload => action == Action::ReloadPolicies,
         }
     }
 
@@ -69,7 +79,17 @@ impl SystemTask {
             SystemTask::ScheduledRotation => "system: the key's crypto-period ended",
             SystemTask::ScheduledDestruction => "system: the pending destruction window ended",
             SystemTask::PolicyReload => "system: the policy folder changed",
+            SystemTask::AuditCheckpoint => "system: audit checkpoints (audit.checkpoints)",
+            SystemTask::AuditKeySetup => {
+                "system: the audit signing key does not exist yet (audit.checkpoints)"
+            }
         }
+    }
+
+    /// Work that still runs while the gateway shuts down (the last checkpoint covers every
+    /// call that was audited).
+    pub fn runs_at_shutdown(self) -> bool {
+        matches!(self, SystemTask::AuditCheckpoint)
     }
 }
 
@@ -94,6 +114,9 @@ impl Actor {
             Actor::Anonymous => "anonymous".into(),
             Actor::Caller(p) | Actor::Approver(p) => p.name.clone(),
             Actor::System(SystemTask::PolicyReload) => "keygate:policy-watcher".into(),
+            Actor::System(SystemTask::AuditCheckpoint | SystemTask::AuditKeySetup) => {
+                "keygate:audit".into()
+            }
             Actor::System(_) => "keygate:scheduler".into(),
             Actor::Ingester(source) => format!("keygate:ingester:{source}"),
         }

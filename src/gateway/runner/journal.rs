@@ -48,8 +48,15 @@ impl Journal {
     pub fn key(&mut self, key: &KeyRecord) {
         self.record.key_id = key.id.clone();
         self.record.key_name = key.name.clone();
+        self.record.key_uri = key.provider_uri.as_str().to_owned();
         self.span.record("key", display(&key.name));
         self.provider(&key.provider);
+    }
+
+    /// A key about to be created: the id it gets, so its intent event is found with it.
+    pub fn new_key(&mut self, id: &str, name: &str) {
+        self.record.key_id = id.to_string();
+        self.key_name(name);
     }
 
     /// A key named but not (yet) in the catalog.
@@ -77,7 +84,9 @@ impl Journal {
         self.record.provider_request_id = first.clone();
         if ids.len() > 1 {
             self.details
-                .insert("provider_request_ids".into(), ids.into());
+                .insert("provider_request_ids".into(), ids.clone().into());
+            // Indexed beside the event, so a provider's record of any of them finds the call.
+            self.record.more_provider_request_ids = ids[1..].to_vec();
         }
     }
 
@@ -108,8 +117,9 @@ impl Journal {
     }
 
     /// The outcome event, durable before the result is handed back. A result that cannot be
-    /// audited is not returned. (The call's task runs inside the journal's span, so these log
-    /// lines carry its request id.)
+    /// audited is not returned. A denied call past its client address's flood threshold is
+    /// counted into that address's aggregate instead (`audit::flood`). (The call's task runs
+    /// inside the journal's span, so these log lines carry its request id.)
     pub async fn finish<T>(
         mut self,
         audit: &AuditLog,
@@ -126,7 +136,7 @@ impl Journal {
         };
         self.record.caller_gone = caller_gone;
         let record = Self::seal(self.record, &self.details, outcome);
-        match audit.append(record).await {
+        match audit.append_call(record).await {
             Ok(_) => {
                 match &result {
                     Ok(_) => tracing::debug!(caller_gone, "call ok"),

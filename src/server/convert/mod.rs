@@ -7,7 +7,7 @@ mod crypto;
 mod keys;
 
 pub use approvals::approval_to_pb;
-pub use audit::event_to_pb;
+pub use audit::{checkpoint_to_pb, event_to_pb, ingester_to_pb};
 pub use keys::key_to_pb;
 
 use crate::gateway::ops::DurationInput;

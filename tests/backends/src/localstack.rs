@@ -1,4 +1,6 @@
-//! LocalStack (AWS emulator) in host mode, serving KMS on a loopback port.
+//! LocalStack (AWS emulator) in host mode, serving KMS and S3 on a loopback port (S3 holds
+//! CloudTrail-format log files for keygate's audit ingestion: LocalStack's community edition
+//! has no CloudTrail).
 //!
 //! Installed by `tests/backends/install.sh localstack`, which prints
 //! `KEYGATE_LOCALSTACK_PYTHON` (the venv's python). Start-up takes about 20 s, so a test
@@ -28,7 +30,7 @@ impl LocalStack {
     /// The account LocalStack puts every resource in.
     pub const ACCOUNT: &'static str = "000000000000";
 
-    /// Starts LocalStack with only KMS, on a free port, and waits until KMS is available.
+    /// Starts LocalStack with KMS and S3, on a free port, and waits until both are available.
     pub fn start() -> io::Result<Self> {
         let python = find_program("KEYGATE_LOCALSTACK_PYTHON", "python3").and_then(|p| {
             if std::env::var_os("KEYGATE_LOCALSTACK_PYTHON").is_some() {
@@ -91,7 +93,7 @@ impl LocalStack {
         cmd.args(["-m", "localstack.runtime.main"])
             .current_dir(&self.dir)
             .env("GATEWAY_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("SERVICES", "kms")
+            .env("SERVICES", "kms,s3")
             .env("EAGER_SERVICE_LOADING", "1")
             // Keep it off the network and out of the user's home: no analytics, no DNS
             // server, no certificate or infrastructure downloads, no persistence.
@@ -108,7 +110,7 @@ impl LocalStack {
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         loop {
-            if kms_available(addr) {
+            if services_available(addr) {
                 self.child = Some(child);
                 return Ok(());
             }
@@ -118,7 +120,7 @@ impl LocalStack {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "LocalStack did not report KMS available on {addr} within {START_TIMEOUT:?}; log tail:\n{tail}"
+                        "LocalStack did not report KMS and S3 available on {addr} within {START_TIMEOUT:?}; log tail:\n{tail}"
                     ),
                 ));
             }
@@ -134,8 +136,8 @@ impl Drop for LocalStack {
     }
 }
 
-/// Whether `/_localstack/health` lists KMS as available or running.
-fn kms_available(addr: SocketAddr) -> bool {
+/// Whether `/_localstack/health` lists KMS and S3 as available or running.
+fn services_available(addr: SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;
     };
@@ -148,5 +150,8 @@ fn kms_available(addr: SocketAddr) -> bool {
     let mut body = String::new();
     let _ = stream.read_to_string(&mut body);
     let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    compact.contains("\"kms\":\"available\"") || compact.contains("\"kms\":\"running\"")
+    ["kms", "s3"].iter().all(|service| {
+        compact.contains(&format!("\"{service}\":\"available\""))
+            || compact.contains(&format!("\"{service}\":\"running\""))
+    })
 }

@@ -23,20 +23,22 @@ pub struct BuildContext {
     pub dev: bool,
 }
 
-/// A provider's own stream of audit records (Vault's audit device, CloudTrail, …), to be
-/// joined with keygate's events by provider request id.
-///
-/// Only a slot for now: no provider offers a feed yet, so every factory answers `None`, and
-/// the methods come with the ingestion that consumes them.
+/// What a provider instance offers keygate's audit feed beside its keys: object storage
+/// reached with the instance's own credentials, where its cloud delivers audit log files
+/// (CloudTrail to S3, …) and where keygate can witness its checkpoints. The gateway reads and
+/// normalises the files itself (`keygate::audit::ingest`); a provider only moves bytes.
 pub trait AuditFeed: Send + Sync {
-    /// The event source the feed's records carry (`vault`, `aws-kms`, …).
+    /// The event source the provider's records carry (`vault`, `aws-kms`, …).
     fn source(&self) -> &'static str;
+
+    /// The instance's object storage, if its cloud has one.
+    fn objects(&self) -> Option<Arc<dyn super::objects::ObjectStore>>;
 }
 
 /// What a factory builds.
 pub struct Built {
     pub provider: Arc<dyn KeyProvider>,
-    /// Always `None` today (see [`AuditFeed`]).
+    /// What the instance offers the audit feed, if anything (see [`AuditFeed`]).
     pub audit_feed: Option<Box<dyn AuditFeed>>,
 }
 

@@ -1,7 +1,7 @@
 //! The provider kit: what every provider crate builds on.
 //!
 //! - [`ProviderFactory`]: each provider crate's entry point, from its configuration section
-//!   to a provider (and, later, an [`AuditFeed`]).
+//!   to a provider and, for clouds with object storage, an [`AuditFeed`] ([`ObjectStore`]).
 //! - [`Guarded`]: the decorator the registry puts around every instance: deadline, retries
 //!   with a budget, circuit breaker, token bucket, metrics and (dev mode) fault injection,
 //!   configured by [`GuardSettings`] from `[providers.NAME.guard]`.
@@ -19,6 +19,7 @@ mod digest;
 mod factory;
 mod guard;
 mod metrics;
+mod objects;
 mod op;
 mod pages;
 mod purpose;
@@ -38,6 +39,7 @@ pub use factory::{
 };
 pub use guard::Guarded;
 pub use metrics::{CallEvent, Metrics, NoMetrics, Outcome};
+pub use objects::{ObjectInfo, ObjectStore};
 pub use op::{Op, UnknownOp};
 pub use pages::{DEFAULT_PAGE_SIZE, decode_token, encode_token, page_after, page_size};
 pub use purpose::require_purpose;

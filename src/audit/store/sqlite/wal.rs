@@ -1,4 +1,5 @@
-//! WAL checkpoints, kept off the audit commit path.
+//! WAL checkpoints, kept off the audit commit path (SQLite's own checkpoints, not the signed
+//! audit checkpoints of `audit::anchor`).
 //!
 //! SQLite's automatic checkpoint runs inside whichever commit crosses the threshold: that
 //! commit copies the whole WAL into the database and fsyncs it while every call in the batch

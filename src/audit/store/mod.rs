@@ -1,0 +1,209 @@
+//! Where the audit log lives, behind one narrow interface: [`AuditStore`] for everything that
+//! reads (and the background work that writes through the writer), [`StoreWriter`] for the
+//! single writer's commits. SQLite implements both today ([`sqlite`]); another database needs
+//! only these two traits, with the same tables (see `migrations/sqlite/0001`, `0002`, `0010`).
+//!
+//! Nothing outside this module writes SQL for the audit tables.
+
+pub mod sqlite;
+
+use super::event::{AuditEvent, AuditRecord};
+use super::filter::AuditFilter;
+use std::collections::{HashMap, HashSet};
+
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+/// A signed checkpoint: the chain up to `sequence` ends in `head_hash`, as of `time_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub sequence: u64,
+    pub head_hash: String,
+    pub time_ms: i64,
+    /// Digest of the previous checkpoint's signed statement (zeros for the first): deleting a
+    /// checkpoint breaks the line of those after it.
+    pub previous_digest: String,
+    pub key_id: String,
+    pub key_name: String,
+    pub key_version: u32,
+    pub algorithm: String,
+    /// DER SubjectPublicKeyInfo of the key version that signed.
+    pub public_key: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// What an ingester knows of a provider record it appends, beside the event itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IngestedRow {
+    pub source: String,
+    /// The record's own id at its source (`request.id` and type, `eventID`, `insertId`, …).
+    pub record_id: String,
+    pub feed: String,
+    pub provider_request_id: String,
+    pub gateway_sequence: Option<u64>,
+    pub bypass: bool,
+}
+
+/// Counters an ingester keeps with its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeedCounters {
+    pub ingested: u64,
+    pub linked: u64,
+    pub bypass: u64,
+    /// Records that are not key operations (logins, health checks, …).
+    pub ignored: u64,
+    /// Records already in the log (the same input read again).
+    pub duplicates: u64,
+    pub malformed: u64,
+}
+
+/// Where an ingester is in its input, committed with the events read up to there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CursorRow {
+    pub feed: String,
+    /// The feed's own position (JSON).
+    pub position: String,
+    pub counters: FeedCounters,
+    /// Where and why the last malformed record was skipped.
+    pub last_malformed: String,
+    pub updated_ms: i64,
+}
+
+/// Rows committed in the same transaction as a batch of events, beside the chain.
+#[derive(Debug, Default)]
+pub struct SideRows {
+    /// (backend request id, gateway event's sequence).
+    pub provider_request_ids: Vec<(String, u64)>,
+    /// (sequence of the ingested event, what the ingester knows of it).
+    pub ingested: Vec<(u64, IngestedRow)>,
+    pub cursors: Vec<CursorRow>,
+    pub checkpoints: Vec<Checkpoint>,
+    /// Checkpoints now held by every witness.
+    pub witnessed: Vec<u64>,
+    pub state: Vec<(String, String)>,
+    /// Retention: delete at most `limit` of the oldest events at or below `through`, with
+    /// their rows beside the chain.
+    pub prune: Option<Prune>,
+}
+
+impl SideRows {
+    pub fn is_empty(&self) -> bool {
+        self.provider_request_ids.is_empty()
+            && self.ingested.is_empty()
+            && self.cursors.is_empty()
+            && self.checkpoints.is_empty()
+            && self.witnessed.is_empty()
+            && self.state.is_empty()
+            && self.prune.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Prune {
+    pub through: u64,
+    pub limit: u32,
+}
+
+/// Where a page of a query starts: after this (time, sequence), in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct After {
+    pub time_ms: i64,
+    pub sequence: u64,
+}
+
+/// The gateway event a provider request belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRef {
+    pub sequence: u64,
+    pub request_id: String,
+}
+
+/// Reading the log, for queries, verification, ingestion and retention. Writes go through
+/// the writer ([`StoreWriter`]), so nothing contends with it for the database.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync {
+    /// A connection for the single writer, with whatever upkeep the database needs between
+    /// batches started beside it.
+    async fn writer(&self) -> StoreResult<Box<dyn StoreWriter>>;
+
+    /// The last event's sequence and hash.
+    async fn head(&self) -> StoreResult<Option<(u64, String)>>;
+
+    /// Events matching `filter`, in (time, sequence) order after `after`, at most `limit`.
+    async fn query(
+        &self,
+        filter: &AuditFilter,
+        after: Option<After>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+
+    /// The provider records linked to these gateway events.
+    async fn linked_to(&self, gateway_sequences: &[u64]) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Events in sequence order after `after`, at most `limit` (the chain walk).
+    async fn page(&self, after: u64, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+
+    /// The stored hashes of these events (missing ones are absent).
+    async fn hashes_at(&self, sequences: &[u64]) -> StoreResult<HashMap<u64, String>>;
+
+    /// Every checkpoint, oldest first.
+    async fn checkpoints(&self) -> StoreResult<Vec<Checkpoint>>;
+
+    /// Checkpoints some witness does not hold yet.
+    async fn unwitnessed(&self) -> StoreResult<Vec<Checkpoint>>;
+
+    async fn state(&self, name: &str) -> StoreResult<Option<String>>;
+
+    async fn cursor(&self, feed: &str) -> StoreResult<Option<CursorRow>>;
+
+    async fn cursors(&self) -> StoreResult<Vec<CursorRow>>;
+
+    /// Which of `record_ids` of `source` are already in the log.
+    async fn known_records(
+        &self,
+        source: &str,
+        record_ids: &[String],
+    ) -> StoreResult<HashSet<String>>;
+
+    /// The gateway events whose calls got these backend request ids.
+    async fn gateway_by_provider_request_ids(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, GatewayRef>>;
+
+    /// The gateway events of these keygate request ids (the outcome event when a change
+    /// also has an intent).
+    async fn gateway_by_request_ids(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, GatewayRef>>;
+
+    /// The oldest stored event's sequence.
+    async fn first_sequence(&self) -> StoreResult<Option<u64>>;
+}
+
+/// The single writer's connection.
+#[async_trait::async_trait]
+pub trait StoreWriter: Send {
+    /// Appends `events` (already sealed, in sequence order) and `side`, all or nothing, and
+    /// durably: when it returns Ok the batch survives a crash or power loss.
+    async fn commit(&mut self, events: &[AuditEvent], side: &SideRows) -> StoreResult<()>;
+
+    /// Upkeep between two batches, after their replies went out.
+    async fn between_batches(&mut self);
+}
+
+/// The rows a batch's gateway events add to the request id index.
+pub fn provider_request_id_rows(events: &[AuditEvent], rows: &mut Vec<(String, u64)>) {
+    for e in events {
+        let r: &AuditRecord = &e.record;
+        if r.source != "gateway" || r.provider_request_id.is_empty() {
+            continue;
+        }
+        rows.push((r.provider_request_id.clone(), e.sequence));
+        for id in &r.more_provider_request_ids {
+            if id != &r.provider_request_id {
+                rows.push((id.clone(), e.sequence));
+            }
+        }
+    }
+}
