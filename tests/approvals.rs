@@ -540,3 +540,145 @@ async fn racing_approvals_for_the_last_place_execute_once() {
         assert_eq!(records.len(), 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destruction_stays_critical_when_configuration_lists_no_critical_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = team::start(dir.path(), "[approvals]\ncritical = []\n");
+    let mut alice = server.keys_as("alice").await;
+    alice
+        .create_key(create_in(
+            "prod/vault-seal",
+            "aes-256-gcm",
+            "svc-pay",
+            "prod",
+        ))
+        .await
+        .unwrap();
+    // Rule 5 cannot be configured away: the key admin's call opens a request.
+    opened(
+        alice
+            .schedule_key_destruction(schedule("prod/vault-seal", 7 * 86_400))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(key_state(&server, "prod/vault-seal").await.state, "enabled");
+    // DisableKey@prod, taken out of the list, acts at once.
+    alice
+        .disable_key(pb::DisableKeyRequest {
+            key: "prod/vault-seal".into(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destruction_scheduled_without_approvals_is_never_carried_out() {
+    // Policies without the quorum rule: scheduling then needs no approval, but the scheduler
+    // still refuses to destroy what no quorum approved.
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_owned();
+        if path.is_file() && name != "quorum.cedar" {
+            std::fs::copy(&path, policies.join(name)).unwrap();
+        }
+    }
+    let server = team::start(
+        dir.path(),
+        &format!(
+            "[policy]\ndir = \"{}\"\n[lifecycle]\nmin_destruction_window = \"1s\"\nscan_interval = \"200ms\"\n",
+            policies.display()
+        ),
+    );
+    let mut alice = server.keys_as("alice").await;
+    alice
+        .create_key(create_in(
+            "prod/unapproved",
+            "aes-256-gcm",
+            "svc-pay",
+            "prod",
+        ))
+        .await
+        .unwrap();
+    alice
+        .schedule_key_destruction(schedule("prod/unapproved", 1))
+        .await
+        .expect("without the quorum rule, scheduling is allowed");
+    // The scheduler tries once the window has ended, and refuses: the key stays pending.
+    let mut audit = server.audit_as("dave").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refusal = loop {
+        let events = audit
+            .query(pb::AuditQueryRequest {
+                key: "prod/unapproved".into(),
+                action: "DestroyKey".into(),
+                page_size: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .events;
+        if let Some(e) = events.into_iter().find(|e| e.outcome != "intent") {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "the scheduler never tried");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_ne!(refusal.outcome, "ok", "{refusal:?}");
+    assert_eq!(
+        refusal.error_reason, "DESTRUCTION_NOT_APPROVED",
+        "{refusal:?}"
+    );
+    assert_eq!(
+        key_state(&server, "prod/unapproved").await.state,
+        "pending-destruction"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quorum_lowered_after_a_request_opened_does_not_release_it_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let server = team::start(dir.path(), "[approvals]\nquorum = 3\n");
+        server
+            .keys_as("alice")
+            .await
+            .create_key(create_in("prod/drift", "aes-256-gcm", "svc-pay", "prod"))
+            .await
+            .unwrap();
+        opened(
+            server
+                .keys_as("henry")
+                .await
+                .schedule_key_destruction(schedule("prod/drift", 7 * 86_400))
+                .await
+                .unwrap_err(),
+        )
+    };
+    // Restarted on the same data with a quorum of 2: the request still needs its 3.
+    let server = team::start(dir.path(), "[approvals]\nquorum = 2\n");
+    for approver in ["erin", "frank"] {
+        let after = server
+            .approvals_as(approver)
+            .await
+            .approve(approve(&id))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(after.state, "pending", "{approver}: {after:?}");
+    }
+    assert_eq!(key_state(&server, "prod/drift").await.state, "enabled");
+    let done = server
+        .approvals_as("ivan")
+        .await
+        .approve(approve(&id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.state, "executed", "{done:?}");
+}

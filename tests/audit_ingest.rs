@@ -12,6 +12,9 @@
 //!   access key id, duplicates and malformed files, and checkpoints witnessed in S3.
 //! - GCP Cloud Audit Logs written by the Cloud KMS emulator (in this process): the call linked
 //!   by the request id in its User-Agent, a direct SDK call a bypass finding.
+//! - Azure Key Vault AuditEvent logs written by the Key Vault emulator (in this process, over
+//!   HTTPS): the call linked by its `correlationId` (keygate's `x-ms-client-request-id`), a
+//!   direct SDK call a bypass finding.
 
 mod common;
 
@@ -735,11 +738,12 @@ poll = "200ms"
             &["audit", "query", "--bypass", "--source", "gcp-kms"],
         )
         .into_iter()
-        .next()
+        // The SDK's first request is an unauthenticated challenge, logged as its own
+        // (denied) record: the key use is the Encrypt that follows it.
+        .find(|l| l["action"] == "Encrypt")
     })
     .await;
     assert_eq!(bypass["key_id"], key.id.as_str());
-    assert_eq!(bypass["action"], "Encrypt");
     assert_eq!(bypass["linked_sequence"], Value::Null);
     assert!(
         bypass["actor"]
@@ -748,4 +752,167 @@ poll = "200ms"
             .ends_with("gserviceaccount.com"),
         "{bypass}"
     );
+}
+
+/// Azure Key Vault AuditEvent logs of the Key Vault emulator (the records a diagnostic
+/// setting exports): a call through keygate is linked by its `correlationId`, which is the
+/// `x-ms-client-request-id` keygate sends; a call made straight to the vault with the same key
+/// is a bypass finding.
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_auditevent_logs_merge_with_gateway_calls_and_bypasses_are_found() {
+    use azure_security_keyvault_keys::models::{EncryptionAlgorithm, KeyOperationParameters};
+    use keygate_emulators::azure::{self, Options};
+    let dir = tempfile::tempdir().unwrap();
+    let audit_events = dir.path().join("auditevent.jsonl");
+    let emu = azure::spawn_with(
+        "127.0.0.1:0",
+        Options {
+            managed_hsm: false,
+            audit_log: Some(audit_events.clone()),
+        },
+    )
+    .await
+    .expect("start the Key Vault emulator");
+    emu.register_client_secret("keygate-e2e", "e2e-client-secret");
+    let ca = dir.path().join("vault-ca.pem");
+    std::fs::write(&ca, emu.ca_pem()).unwrap();
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, "e2e-client-secret\n").unwrap();
+    let config = write_config(
+        &dir.path().join("keygate.toml"),
+        &format!(
+            r#"[limits]
+request_timeout = "60s"
+provider_timeout = "45s"
+[providers.azure]
+kind = "azure-keyvault"
+vault_url = "{url}"
+authority_host = "{url}"
+ca_bundle = "{ca}"
+verify_challenge_resource = false
+credential = {{ source = "client-secret", tenant_id = "tenant-1", client_id = "keygate-e2e", secret = {{ file = "{secret}" }} }}
+[audit]
+bypass_grace = "2s"
+[[audit.ingest]]
+name = "key-vault-audit"
+format = "azure"
+file = "{log}"
+poll = "200ms"
+"#,
+            url = emu.url(),
+            ca = ca.display(),
+            secret = secret.display(),
+            log = audit_events.display(),
+        ),
+    );
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        ServerOptions {
+            config: Some(config),
+            ..Default::default()
+        },
+    );
+    let mut keys = server.root().await;
+    let mut req = create("vault/wrapping", "rsa-2048-oaep", "root");
+    req.provider = "azure".into();
+    let key = keys.create_key(req).await.unwrap().into_inner();
+    let reply = keys
+        .encrypt(pb::EncryptRequest {
+            key: "vault/wrapping".into(),
+            plaintext: b"through keygate".to_vec(),
+            associated_data: vec![],
+        })
+        .await
+        .unwrap();
+    let gateway_id = request_id(&reply);
+    // The SDK's first request is answered by the bearer challenge, logged under the same
+    // correlationId as an Authentication record; the KeyEncrypt record is the one to find.
+    let (call, record) = wait_for("the KeyEncrypt record linked to the call", || {
+        let events = json_lines(
+            &server,
+            &["audit", "query", "--request-id", &gateway_id, "--linked"],
+        );
+        let call = events
+            .iter()
+            .find(|e| e["source"] == "gateway" && e["outcome"] == "ok")?
+            .clone();
+        let record = call["linked"]
+            .as_array()?
+            .iter()
+            .find(|l| l["source"] == "azure-keyvault" && l["action"] == "Encrypt")?
+            .clone();
+        Some((call, record))
+    })
+    .await;
+    assert_eq!(record["key_id"], key.id.as_str());
+    assert_eq!(record["linked_sequence"], call["sequence"]);
+    assert_eq!(record["request_id"], gateway_id.as_str());
+
+    // Straight to the vault with the SDK and a token of another application: a bypass finding.
+    let name = key.provider_uri.rsplit('/').next().unwrap().to_string();
+    let sdk = azure_sdk(&emu);
+    let params = KeyOperationParameters {
+        algorithm: Some(EncryptionAlgorithm::RsaOaep256),
+        value: Some(b"around keygate".to_vec()),
+        ..Default::default()
+    };
+    sdk.encrypt(&name, params.try_into().unwrap(), None)
+        .await
+        .expect("a direct encrypt");
+    let bypass = wait_for("the direct call as a bypass finding", || {
+        json_lines(
+            &server,
+            &["audit", "query", "--bypass", "--source", "azure-keyvault"],
+        )
+        .into_iter()
+        // The SDK's first request is an unauthenticated challenge, logged as its own
+        // (denied) record: the key use is the Encrypt that follows it.
+        .find(|l| l["action"] == "Encrypt")
+    })
+    .await;
+    assert_eq!(bypass["key_id"], key.id.as_str());
+    assert_eq!(bypass["linked_sequence"], Value::Null);
+}
+
+/// The Key Vault SDK straight to the emulator, as an application outside keygate would.
+fn azure_sdk(
+    emu: &keygate_emulators::azure::AzureEmulator,
+) -> azure_security_keyvault_keys::KeyClient {
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+    use azure_core::http::{ClientOptions, RetryOptions, Transport};
+    use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+    use std::sync::Arc;
+
+    #[derive(Debug)]
+    struct OtherApp;
+
+    #[async_trait::async_trait]
+    impl TokenCredential for OtherApp {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            Ok(AccessToken::new(
+                "outside-keygate",
+                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+            ))
+        }
+    }
+
+    let ca = reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).expect("CA");
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .expect("HTTP client");
+    let options = KeyClientOptions {
+        client_options: ClientOptions {
+            transport: Some(Transport::new(Arc::new(http))),
+            retry: RetryOptions::none(),
+            ..Default::default()
+        },
+        verify_challenge_resource: Some(false),
+        ..Default::default()
+    };
+    KeyClient::new(&emu.url(), Arc::new(OtherApp), Some(options)).expect("SDK client")
 }

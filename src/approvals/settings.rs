@@ -50,6 +50,11 @@ pub const APPROVABLE: &[Action] = &[
 /// The default critical actions, as configured.
 pub const DEFAULT_CRITICAL: &[&str] = &["ScheduleKeyDestruction", "SetKeyOwner", "DisableKey@prod"];
 
+/// Critical in every environment whatever the configuration says: destruction is deliberate
+/// (rule 5: approvals by someone other than the requester) and a key's owner is who answers
+/// for it (rule 2), so neither can be configured away. `[approvals] critical` adds to these.
+pub const ALWAYS_CRITICAL: &[Action] = &[Action::ScheduleKeyDestruction, Action::SetKeyOwner];
+
 #[derive(Debug, Clone)]
 pub struct ApprovalSettings {
     pub critical: Vec<Critical>,
@@ -75,9 +80,10 @@ impl Default for ApprovalSettings {
 impl ApprovalSettings {
     /// Whether `action` on a key of `environment` needs approvals.
     pub fn is_critical(&self, action: Action, environment: &str) -> bool {
-        self.critical.iter().any(|c| {
-            c.action == action && c.environment.as_deref().is_none_or(|e| e == environment)
-        })
+        ALWAYS_CRITICAL.contains(&action)
+            || self.critical.iter().any(|c| {
+                c.action == action && c.environment.as_deref().is_none_or(|e| e == environment)
+            })
     }
 }
 
@@ -103,5 +109,16 @@ mod tests {
         assert!(!settings.is_critical(Action::DisableKey, "dev"));
         assert!(settings.is_critical(Action::ScheduleKeyDestruction, "dev"));
         assert!(settings.is_critical(Action::SetKeyOwner, "staging"));
+    }
+
+    #[test]
+    fn destruction_and_owner_changes_stay_critical_when_configured_away() {
+        let settings = ApprovalSettings {
+            critical: Vec::new(),
+            ..ApprovalSettings::default()
+        };
+        assert!(settings.is_critical(Action::ScheduleKeyDestruction, "dev"));
+        assert!(settings.is_critical(Action::SetKeyOwner, "prod"));
+        assert!(!settings.is_critical(Action::DisableKey, "prod"));
     }
 }

@@ -209,7 +209,8 @@ impl ApprovalStore {
 
     /// Adds `principal`'s approval (of `seen_digest`, when the approver names the digest it
     /// reviewed) to the open request `id`. The approval that brings it to `quorum` moves it
-    /// to `approved` and gets the [`Grant`] that carries it out.
+    /// to `approved` and gets the [`Grant`] that carries it out (`quorum` is today's setting;
+    /// the larger of it and the request's own applies).
     pub async fn approve(
         &self,
         id: &str,
@@ -249,7 +250,10 @@ impl ApprovalStore {
                 digest: request.digest.clone(),
                 call_id: call_id.into(),
             });
-            let complete = request.approvals.len() >= quorum.max(1) as usize;
+            // The quorum the request was opened under, or today's if it was raised since: a
+            // lowered setting never releases a request with fewer approvals than it asked.
+            let needed = quorum.max(request.quorum).max(1);
+            let complete = request.approvals.len() >= needed as usize;
             let execution_call_id = complete.then(crate::gateway::new_request_id);
             let (state, closed_by, closed_at) = if complete {
                 (RequestState::Approved, Some(principal), Some(now_ms))

@@ -28,7 +28,7 @@ pub enum ApprovalCommand {
     Approve {
         id: String,
         /// The digest you reviewed (from `approval show`); refused if the request holds
-        /// another change.
+        /// another change. Without it, the request is shown and its digest sent.
         #[arg(long)]
         digest: Option<String>,
         /// Words kept in the audit event.
@@ -115,10 +115,28 @@ pub async fn run(conn: &Connection, json: bool, cmd: ApprovalCommand) -> CliResu
             digest,
             comment,
         } => {
+            // Without --digest, the approval is bound to the change shown here: the request is
+            // read first, what it holds printed, and its digest sent with the approval, so a
+            // request altered in between is refused rather than approved blind.
+            let digest = match digest {
+                Some(digest) => digest,
+                None => {
+                    let shown = approvals
+                        .get_approval(pb::GetApprovalRequest { id: id.clone() })
+                        .await
+                        .map_err(describe)?
+                        .into_inner();
+                    eprintln!(
+                        "approving {} on key '{}' requested by {}: {} (digest {})",
+                        shown.action, shown.key_name, shown.requester, shown.change, shown.digest
+                    );
+                    shown.digest
+                }
+            };
             approvals
                 .approve(pb::ApproveRequest {
                     id,
-                    digest: digest.unwrap_or_default(),
+                    digest,
                     comment: comment.unwrap_or_default(),
                 })
                 .await

@@ -150,7 +150,8 @@ fn default_watch() -> String {
 #[serde(deny_unknown_fields)]
 pub struct ApprovalsConfig {
     /// Actions that wait for approvals: `ScheduleKeyDestruction`, `SetKeyOwner`,
-    /// `DisableKey`, each optionally for one environment (`DisableKey@prod`).
+    /// `DisableKey`, each optionally for one environment (`DisableKey@prod`). Added to
+    /// `ScheduleKeyDestruction` and `SetKeyOwner`, which are always critical.
     #[serde(default = "default_critical")]
     pub critical: Vec<String>,
     /// Distinct approvers a critical action needs, none of them its requester.
@@ -391,6 +392,24 @@ impl Config {
                     "the dev-root role exists only in `serve --dev` and cannot be configured",
                 ));
             }
+            // A principal may hold several tokens (while one is rotated), but it is one
+            // principal: the same roles, team, kind and environments in every entry.
+            if let Some(first) = self.tokens[..i]
+                .iter()
+                .find(|other| other.principal == t.principal)
+                && (first.kind != t.kind
+                    || first.roles != t.roles
+                    || first.team != t.team
+                    || first.environments != t.environments)
+            {
+                return Err(Self::invalid(
+                    format!("tokens[{i}]"),
+                    format!(
+                        "principal '{}' is configured again with other roles, team, kind or environments; give each token of one principal the same settings",
+                        t.principal
+                    ),
+                ));
+            }
             if let Some(team) = &t.team
                 && self.tokens.iter().any(|other| &other.principal == team)
             {
@@ -569,6 +588,27 @@ mod tests {
     }
 
     #[test]
+    fn one_principal_has_one_set_of_roles() {
+        let entry = |roles: &str| {
+            format!(
+                "[[tokens]]\nprincipal = \"alice\"\nkind = \"user\"\nroles = [{roles}]\ntoken = {{ env = \"T\" }}\n"
+            )
+        };
+        let twice = format!("{}{}", entry("\"key-admin\""), entry("\"key-admin\""));
+        assert!(parse(&twice).is_ok());
+        let err = parse(&format!(
+            "{}{}",
+            entry("\"key-admin\""),
+            entry("\"approver\"")
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("tokens[1]") && err.contains("'alice'"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn approvals_settings_are_checked() {
         assert!(
             parse("[approvals]\nquorum = 0\n")
@@ -592,7 +632,14 @@ mod tests {
             .unwrap();
         assert_eq!(settings.quorum, 3);
         assert!(settings.is_critical(crate::policy::Action::DisableKey, "prod"));
-        assert!(!settings.is_critical(crate::policy::Action::ScheduleKeyDestruction, "prod"));
+        assert!(!settings.is_critical(crate::policy::Action::DisableKey, "dev"));
+        // Destruction stays critical: rule 5 cannot be configured away.
+        let settings = parse("[approvals]\ncritical = []\n")
+            .unwrap()
+            .approvals
+            .settings()
+            .unwrap();
+        assert!(settings.is_critical(crate::policy::Action::ScheduleKeyDestruction, "prod"));
     }
 
     #[test]

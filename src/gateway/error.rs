@@ -131,6 +131,10 @@ pub enum GatewayError {
     NotDueForRotation { key: String, due: String },
     #[error("key '{0}' is not yet due for destruction")]
     NotDueForDestruction(String),
+    #[error(
+        "key '{0}' has no approved destruction on record: outside dev mode a destruction runs only when its scheduling was approved by a quorum; cancel it (CancelKeyDestruction) and schedule it again to open an approval request"
+    )]
+    DestructionNotApproved(String),
     #[error("the caller went away before the call was admitted; nothing was done")]
     CallerGone,
     #[error("keygate is running {limit} calls, its limit; try again shortly")]
@@ -205,6 +209,7 @@ impl GatewayError {
             E::DataKeyNeedsSymmetricKey { .. } => "DATA_KEY_NEEDS_SYMMETRIC_KEY",
             E::NotDueForRotation { .. } => "KEY_NOT_DUE_FOR_ROTATION",
             E::NotDueForDestruction(_) => "KEY_NOT_DUE_FOR_DESTRUCTION",
+            E::DestructionNotApproved(_) => "DESTRUCTION_NOT_APPROVED",
             E::CallerGone => "CALLER_GONE",
             E::Overloaded { .. } => "OVERLOADED",
             E::ShuttingDown => "SHUTTING_DOWN",

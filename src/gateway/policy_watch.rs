@@ -3,7 +3,7 @@
 //! kept in the policy status) while the last good one stays in force.
 
 use super::ops::ReloadPolicies;
-use super::{Call, Gateway, SystemTask};
+use super::{Call, Gateway, GatewayError, SystemTask};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -32,18 +32,29 @@ impl Gateway {
             if now == seen {
                 continue;
             }
-            seen = now;
             match self
                 .run(Call::system(SystemTask::PolicyReload), ReloadPolicies)
                 .await
             {
-                Ok(status) => tracing::info!(
-                    policies = status.policies.len(),
-                    "the policy folder changed; its policies are in force"
-                ),
-                Err(e) => tracing::error!(
+                Ok(status) => {
+                    seen = now;
+                    tracing::info!(
+                        policies = status.policies.len(),
+                        "the policy folder changed; its policies are in force"
+                    )
+                }
+                // A refused set is reported once; the folder must change again to retry.
+                Err(e @ GatewayError::PolicyInvalid(_)) => {
+                    seen = now;
+                    tracing::error!(
+                        error = %e,
+                        "the policy folder changed, but its policies were refused; the previous ones stay in force"
+                    )
+                }
+                // The reload did not run (shutting down, audit unavailable): try again next time.
+                Err(e) => tracing::warn!(
                     error = %e,
-                    "the policy folder changed, but its policies were refused; the previous ones stay in force"
+                    "the policy folder changed, but the reload could not run; retrying"
                 ),
             }
         }

@@ -50,6 +50,9 @@ pub struct PolicyStore {
     source: PolicySource,
     current: ArcSwap<PolicyEngine>,
     status: Mutex<Status>,
+    /// Held across build, store and status of one reload: two reloads at once (the folder
+    /// watcher and an operator) must not put an older build in force after a newer one.
+    reloading: Mutex<()>,
 }
 
 impl std::fmt::Debug for PolicyStore {
@@ -77,6 +80,7 @@ impl PolicyStore {
                 loaded_at_ms: crate::time::now_ms(),
                 ..Default::default()
             }),
+            reloading: Mutex::new(()),
         }
     }
 
@@ -111,8 +115,14 @@ impl PolicyStore {
             .unwrap_or_default()
     }
 
-    /// Builds the source again and puts it in force if it is valid.
+    /// Builds the source again and puts it in force if it is valid. Blocking (it reads and
+    /// validates files): call it off the async runtime.
     pub fn reload(&self) -> ReloadOutcome {
+        // A poisoned lock only means an earlier reload panicked; the next one starts afresh.
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = crate::time::now_ms();
         let outcome = match Self::build(&self.source) {
             Ok(engine) => {

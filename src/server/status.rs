@@ -40,7 +40,8 @@ pub fn code(e: &GatewayError) -> Code {
         | E::AlgorithmUnsupported { .. }
         | E::DataKeyNeedsSymmetricKey { .. }
         | E::NotDueForRotation { .. }
-        | E::NotDueForDestruction(_) => Code::FailedPrecondition,
+        | E::NotDueForDestruction(_)
+        | E::DestructionNotApproved(_) => Code::FailedPrecondition,
         E::CallerGone => Code::Cancelled,
         E::Overloaded { .. } => Code::ResourceExhausted,
         E::CallTimedOut { .. } => Code::DeadlineExceeded,

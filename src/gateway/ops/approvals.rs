@@ -226,7 +226,7 @@ impl Operation for DecideOnRequest {
         cx.detail("change", request.change.describe());
         cx.detail("requester", request.requester.clone());
         cx.detail("approvals", request.approvals.len());
-        cx.detail("quorum", cx.approval_settings().quorum);
+        cx.detail("quorum", cx.approval_settings().quorum.max(request.quorum));
         cx.detail("request_state", request.state.as_str());
         if !self.reason.is_empty() {
             cx.detail("comment", self.reason.clone());

@@ -157,12 +157,16 @@ impl Operation for ScheduleKeyDestruction {
             .and_then(DurationInput::to_duration)
             .ok_or_else(|| GatewayError::Internal("the window was not checked".into()))?;
         let key = cx.key()?.clone();
-        cx.schedule_destroy_in_backend(window).await?;
         let at = crate::time::after(now_ms(), window);
         cx.detail("destruction_at", rfc3339(at));
         cx.detail("pending_window_seconds", window.as_secs());
-        // Who asked and who approved, kept until after the material is gone.
+        // Who asked and who approved, on record before the backend is asked: a destruction
+        // under way in a backend always has its record. A refusal there closes the record.
         cx.record_destruction_scheduled(window, at).await?;
+        if let Err(e) = cx.schedule_destroy_in_backend(window).await {
+            cx.record_destruction_ended(None).await?;
+            return Err(e);
+        }
         cx.set_state(key.state, KeyState::PendingDestruction, Some(at))
             .await
     }
@@ -229,6 +233,23 @@ impl Operation for DestroyKey {
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
+        // Rule 5 checked again where it bites, whatever the policies in force said when the
+        // destruction was scheduled: the open record must carry a quorum's approval, or have
+        // been asked for by dev mode's root (a principal that exists only under `serve --dev`).
+        // The newest open record is the one this destruction ends (newest first).
+        let records = cx.destruction_records(&key).await?;
+        let approved = records
+            .iter()
+            .find(|r| r.state == "scheduled")
+            .is_some_and(|r| {
+                (r.approval_id.is_some() && !r.approved_by.is_empty())
+                    || cx
+                        .principal(&r.requested_by)
+                        .is_some_and(|p| p.has_role(crate::auth::DEV_ROOT_ROLE))
+            });
+        if !approved {
+            return Err(GatewayError::DestructionNotApproved(key.name.clone()));
+        }
         cx.destroy_in_backend().await?;
         // The destruction record: what was destroyed, where, and how.
         let versions: Vec<u32> = key.versions.iter().map(|v| v.version).collect();

@@ -45,7 +45,7 @@ impl Operation for ReloadPolicies {
     }
 
     async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<PolicyStatus, GatewayError> {
-        let outcome = cx.policies().reload();
+        let outcome = cx.reload_policies().await;
         cx.detail("policies", outcome.policy_count);
         cx.detail("source", cx.policies().source().to_string());
         match outcome.error {

@@ -205,6 +205,19 @@ impl<'a, M: Mode> Exec<'a, M> {
         &self.gateway.policy
     }
 
+    /// Builds the policy set again from its source and puts it in force if valid, on a
+    /// blocking thread (it reads and validates files), one reload at a time.
+    pub async fn reload_policies(&self) -> crate::policy::ReloadOutcome {
+        let store = self.gateway.policy.clone();
+        match tokio::task::spawn_blocking(move || store.reload()).await {
+            Ok(outcome) => outcome,
+            Err(e) => crate::policy::ReloadOutcome {
+                policy_count: self.gateway.policy.current().policy_count(),
+                error: Some(format!("the reload stopped before it finished: {e}")),
+            },
+        }
+    }
+
     /// The principal configured under `name`.
     pub fn principal(&self, name: &str) -> Option<Arc<Principal>> {
         self.gateway.tokens.principal(name)
