@@ -1113,7 +1113,7 @@ async fn a_custom_policy_folder_replaces_the_defaults_and_bad_policies_stop_star
     .unwrap();
     let out = std::process::Command::new(common::keygate_bin())
         .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
+        .arg(common::dev_only_copy(&config, true))
         .arg("--data-dir")
         .arg(dir.path().join("data2"))
         .output()

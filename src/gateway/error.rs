@@ -12,7 +12,7 @@ use keygate_provider::ProviderError;
 pub enum GatewayError {
     #[error("no bearer token: send `authorization: Bearer <token>` metadata")]
     NoToken,
-    #[error("the bearer token is not valid")]
+    #[error("the bearer token is not valid (or not with this connection's client certificate)")]
     BadToken,
     #[error("{principal} may not {action} on {target}: {reason}")]
     PolicyDenied {

@@ -50,9 +50,22 @@ impl Gateway {
             Credentials::None => Err(GatewayError::NoToken),
             Credentials::Bearer(token) => self
                 .tokens
-                .authenticate(token)
+                .authenticate(token, None)
                 .map(Actor::Caller)
-                .ok_or(GatewayError::BadToken),
+                .map_err(refused),
+            Credentials::Certified {
+                token: Some(token),
+                peer,
+            } => self
+                .tokens
+                .authenticate(token, Some(peer))
+                .map(Actor::Caller)
+                .map_err(refused),
+            Credentials::Certified { token: None, peer } => self
+                .tokens
+                .authenticate_certificate(peer)
+                .map(Actor::Caller)
+                .map_err(refused),
             Credentials::System(task) => Ok(Actor::System(*task)),
             // An approved change runs for its requester, who stays its actor; the approvers
             // are in its event.
@@ -505,6 +518,13 @@ impl Gateway {
             ciphertext_version,
             needs_approval: admit == Admit::NeedsApproval,
         })
+    }
+}
+
+fn refused(refusal: crate::auth::Refusal) -> GatewayError {
+    match refusal {
+        crate::auth::Refusal::NoCredentials => GatewayError::NoToken,
+        crate::auth::Refusal::BadToken => GatewayError::BadToken,
     }
 }
 
