@@ -149,6 +149,13 @@ pub enum GatewayError {
     Catalog(#[from] CatalogError),
     #[error("{0}")]
     Internal(String),
+    /// A refusal on a key the caller may not read (GetKey): the caller hears `shown` (what it
+    /// would hear if the key did not exist), the audit event records `real`.
+    #[error("{shown}")]
+    Concealed {
+        shown: Box<GatewayError>,
+        real: Box<GatewayError>,
+    },
 }
 
 impl GatewayError {
@@ -230,6 +237,7 @@ impl GatewayError {
             E::Catalog(CatalogError::Missing(_)) => "CATALOG_INCONSISTENT",
             E::Catalog(_) => "CATALOG_UNAVAILABLE",
             E::Internal(_) => "INTERNAL",
+            E::Concealed { shown, .. } => shown.reason(),
         }
     }
 
@@ -251,6 +259,7 @@ impl GatewayError {
             }
             // Nothing was done yet: the change waits for its approvals.
             GatewayError::ApprovalPending { .. } => crate::audit::Outcome::PendingApproval,
+            GatewayError::Concealed { real, .. } => real.outcome(),
             _ => crate::audit::Outcome::Error,
         }
     }

@@ -325,14 +325,50 @@ impl Gateway {
                 name_or_id, 200,
             )));
         };
-        let (admitted, admit) = self.admit_key(call, actor, ask, key, journal)?;
+        let (admitted, admit) = self
+            .admit_key(call, actor, ask, key.clone(), journal)
+            .map_err(|e| self.conceal(call, actor, &key, name_or_id, e))?;
         if !changes {
             return Ok((admitted, admit));
         }
         let lock = self.catalog.lock(&admitted.id).await;
         let current = self.catalog.current(&lock)?;
         held.key = Some(lock);
-        self.admit_key(call, actor, ask, current, journal)
+        self.admit_key(call, actor, ask, current.clone(), journal)
+            .map_err(|e| self.conceal(call, actor, &current, name_or_id, e))
+    }
+
+    /// What a caller learns from a refusal on a key named by it: if it may not read the key
+    /// (GetKey), the same NOT_FOUND as for a name that does not exist, so trying names tells
+    /// nothing about which keys exist. The audit event keeps the refusal itself.
+    fn conceal(
+        &self,
+        call: &Call,
+        actor: &Actor,
+        key: &KeyRecord,
+        name_or_id: &str,
+        refusal: GatewayError,
+    ) -> GatewayError {
+        if !matches!(refusal, GatewayError::PolicyDenied { .. }) {
+            return refusal;
+        }
+        let visible = self
+            .decide(
+                call,
+                actor,
+                Action::GetKey,
+                &Resource::Key(self.key_attributes(key)),
+            )
+            .is_none_or(|d| d.verdict != Verdict::Deny);
+        if visible {
+            return refusal;
+        }
+        GatewayError::Concealed {
+            shown: Box::new(GatewayError::KeyNotFound(validate::truncate(
+                name_or_id, 200,
+            ))),
+            real: Box::new(refusal),
+        }
     }
 
     /// Steps 2-4 for `op`.
@@ -383,12 +419,8 @@ impl Gateway {
             Target::NewKey(draft) => {
                 journal.new_key(&draft.id, &draft.name);
                 journal.provider(&draft.provider);
-                let provider = self.providers.get(&draft.provider).ok_or_else(|| {
-                    GatewayError::ProviderNotConfigured {
-                        provider: validate::truncate(&draft.provider, 64),
-                        configured: self.providers.names().join(", "),
-                    }
-                })?;
+                // Authorized first: only a caller allowed to create the key hears which
+                // providers are configured.
                 admit = self.authorize(
                     call,
                     actor,
@@ -410,6 +442,12 @@ impl Gateway {
                     }),
                     journal,
                 )?;
+                let provider = self.providers.get(&draft.provider).ok_or_else(|| {
+                    GatewayError::ProviderNotConfigured {
+                        provider: validate::truncate(&draft.provider, 64),
+                        configured: self.providers.names().join(", "),
+                    }
+                })?;
                 held.name = Some(
                     self.catalog
                         .reserve_name(&draft.name)
