@@ -1,6 +1,6 @@
-//! Bounds on what a caller or a file can make keygate hold: labels per key (count, key and
-//! value sizes), and the Argon2id parameters read back from the local provider's
-//! `master.json`.
+//! Bounds on what a caller or a file can make keygate hold: one decode limit for every
+//! service, labels per key (count, key and value sizes), and the Argon2id parameters read
+//! back from the local provider's `master.json`.
 
 mod common;
 
@@ -176,4 +176,35 @@ fn refused(data: &Path, options: &ServerOptions) -> String {
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_service_decodes_at_most_one_mebibyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    // 2 MiB: under tonic's default of 4 MiB, over keygate's 1 MiB. Sent without a token, as
+    // an attacker would.
+    let big = "x".repeat(2 * 1024 * 1024);
+    let mut admin = server.admin("").await;
+    let err = admin
+        .explain_policy(keygate::pb::ExplainPolicyRequest {
+            principal: big.clone(),
+            action: "Encrypt".into(),
+            key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    let mut approvals = server.approvals("").await;
+    let err = approvals
+        .get_approval(keygate::pb::GetApprovalRequest { id: big.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    let mut keys = server.keys("").await;
+    let err = keys
+        .get_key(keygate::pb::GetKeyRequest { key: big })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
 }
