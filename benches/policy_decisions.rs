@@ -50,6 +50,7 @@ impl Workload {
                 roles: vec![if n % 10 == 0 { "key-admin" } else { "key-user" }.into()],
                 team: format!("team-{}", n % 20),
                 environments: vec![if n % 4 == 0 { "dev" } else { "prod" }.into()],
+                certificate: None,
             })
             .collect();
         let keys = (0..KEYS)

@@ -495,7 +495,7 @@ fn failed_start(dir: &Path, config: PathBuf, pin: &str) -> String {
         .arg("--data-dir")
         .arg(&data)
         .arg("--config")
-        .arg(&config)
+        .arg(common::dev_only_copy(&config, true))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);

@@ -88,6 +88,7 @@ async fn gateway(data: &Path) -> (Arc<Gateway>, Arc<Gated>, sqlx::SqlitePool) {
             roles: vec!["dev-root".into()],
             team: String::new(),
             environments: vec!["*".into()],
+            certificate: None,
         },
     );
     let gated = Arc::new(Gated {

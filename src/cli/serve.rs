@@ -1,13 +1,15 @@
 //! `keygate serve`
 
 use super::CliResult;
-use crate::config::Config;
+use crate::config::{Config, ListenConfig};
 use crate::lifecycle::scheduler;
 use clap::Args;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
+use zeroize::Zeroizing;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -55,6 +57,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    check_dev_mode(args.dev, args.config.as_deref(), &config)?;
     if let Some(listen) = args.listen {
         config.listen.address = listen;
     }
@@ -63,29 +66,43 @@ pub async fn run(args: ServeArgs) -> CliResult {
     } else if args.dev && args.config.is_none() {
         config.storage.data_dir = PathBuf::from(".keygate/dev");
     }
-    let (dev_token, token_given) = match (args.dev, args.dev_token) {
+    // Held in buffers wiped on drop: the token is printed once and kept only as a digest.
+    let (dev_token, token_given) = match (args.dev, args.dev_token.map(Zeroizing::new)) {
         (false, _) => (None, false),
-        (true, Some(t)) => (Some(t), true),
+        (true, Some(t)) => {
+            if t.len() < crate::auth::MIN_TOKEN_BYTES {
+                return Err(format!(
+                    "--dev-token is {} bytes; a token needs at least {} (leave --dev-token out for a random one)",
+                    t.len(),
+                    crate::auth::MIN_TOKEN_BYTES
+                ));
+            }
+            (Some(t), true)
+        }
         (true, None) => (Some(crate::auth::random_token()), false),
     };
-    let started = crate::server::startup::build(&config, dev_token.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
-    let gateway = started.gateway;
+    // Bound (and checked) before anything is built, so a refused address leaves nothing
+    // behind.
     let listener = tokio::net::TcpListener::bind(&config.listen.address)
         .await
         .map_err(|e| format!("listen.address {}: {e}", config.listen.address))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("listen.address: {e}"))?;
+    check_plaintext(&config.listen, addr)?;
+    let started = crate::server::startup::build(&config, dev_token.as_ref().map(|t| t.as_str()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let gateway = started.gateway;
     if args.dev {
         eprintln!("{DEV_BANNER}");
         if token_given {
             println!("root token: the one given with --dev-token");
         } else if let Some(token) = &dev_token {
-            println!("root token: {token}");
+            println!("root token: {}", token.as_str());
         }
     }
+    drop(dev_token);
     let scheme = if config.listen.tls.is_some() {
         "https"
     } else {
@@ -148,6 +165,34 @@ pub async fn run(args: ServeArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--dev` adds a root principal that may do everything and lowers the destruction floor to
+/// a second: it must never do so to a production configuration. It runs only without a file
+/// or with one marked `dev_only = true`, and such a file only with `--dev`.
+fn check_dev_mode(dev: bool, file: Option<&Path>, config: &Config) -> Result<(), String> {
+    match (dev, file) {
+        (true, Some(file)) if !config.dev_only => Err(format!(
+            "--dev cannot be used with --config {} (or KEYGATE_CONFIG): dev mode adds a root token that may do everything and lets destructions happen within a second, which must never happen to a production configuration. Run without --dev, or, for a file written for dev mode only, put `dev_only = true` at its top",
+            file.display()
+        )),
+        (false, Some(file)) if config.dev_only => Err(format!(
+            "{} is marked `dev_only = true`: it is for `keygate serve --dev` only; remove the marker to use it without dev mode",
+            file.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses plaintext on an address other than loopback unless `listen.allow_plaintext` says
+/// something else encrypts the traffic.
+fn check_plaintext(listen: &ListenConfig, addr: SocketAddr) -> Result<(), String> {
+    if listen.tls.is_some() || addr.ip().is_loopback() || listen.allow_plaintext {
+        return Ok(());
+    }
+    Err(format!(
+        "listen.address {addr} is not a loopback address and listen.tls is not configured: bearer tokens, plaintext and key material would cross the network unencrypted. Configure [listen.tls] (with client_ca_file for mTLS), listen on 127.0.0.1, or set listen.allow_plaintext = true if a TLS-terminating proxy or mesh encrypts the traffic"
+    ))
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -168,4 +213,21 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_only_on_loopback_unless_allowed() {
+        let mut listen = ListenConfig::default();
+        assert!(check_plaintext(&listen, "127.0.0.1:1".parse().unwrap()).is_ok());
+        assert!(check_plaintext(&listen, "[::1]:1".parse().unwrap()).is_ok());
+        let err = check_plaintext(&listen, "0.0.0.0:1".parse().unwrap()).unwrap_err();
+        assert!(err.contains("listen.allow_plaintext"), "{err}");
+        assert!(check_plaintext(&listen, "[::]:1".parse().unwrap()).is_err());
+        listen.allow_plaintext = true;
+        assert!(check_plaintext(&listen, "10.0.0.1:1".parse().unwrap()).is_ok());
+    }
 }

@@ -17,6 +17,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Marks a file written for `serve --dev` only: `--dev` refuses any other file (it adds a
+    /// root principal and lowers the destruction floor, which a production configuration must
+    /// never get), and a file marked so is refused without `--dev`. Read from the file only,
+    /// never from the environment.
+    #[serde(default)]
+    pub dev_only: bool,
     #[serde(default)]
     pub listen: ListenConfig,
     #[serde(default)]
@@ -49,6 +55,11 @@ pub struct ListenConfig {
     #[serde(default = "default_listen")]
     pub address: String,
     pub tls: Option<TlsConfig>,
+    /// Serve without TLS on an address other than loopback. Off by default: tokens and key
+    /// material would cross the network in the clear. Set it only behind something that
+    /// encrypts the traffic itself (a TLS-terminating proxy on the same host, a mesh sidecar).
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 impl Default for ListenConfig {
@@ -56,6 +67,7 @@ impl Default for ListenConfig {
         Self {
             address: default_listen(),
             tls: None,
+            allow_plaintext: false,
         }
     }
 }
@@ -117,7 +129,25 @@ pub struct TokenConfig {
     /// The environments the principal may act in (`["prod"]`); none unless listed.
     #[serde(default)]
     pub environments: Vec<String>,
-    pub token: SecretRef,
+    /// The bearer token; may be left out only with `certificate_alone = true`.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// The client certificate identity (mTLS) the principal's token is valid with: a token
+    /// presented over a connection with another certificate is refused (UNAUTHENTICATED).
+    #[serde(default)]
+    pub certificate: Option<CertificateIdentityConfig>,
+    /// The principal authenticates by its client certificate alone, without a token.
+    #[serde(default)]
+    pub certificate_alone: bool,
+}
+
+/// A client certificate identity: exactly one of a subjectAltName URI (a SPIFFE id, say) or
+/// the subject's common name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateIdentityConfig {
+    pub uri: Option<String>,
+    pub common_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -386,6 +416,16 @@ impl Config {
             if t.principal.trim().is_empty() {
                 return Err(Self::invalid(format!("tokens[{i}].principal"), "is empty"));
             }
+            if t.principal == crate::server::startup::DEV_ROOT {
+                return Err(Self::invalid(
+                    format!("tokens[{i}].principal"),
+                    format!(
+                        "'{}' is reserved for the root principal of `serve --dev`; choose another name",
+                        crate::server::startup::DEV_ROOT
+                    ),
+                ));
+            }
+            self.check_certificate(i, t)?;
             if t.roles.iter().any(|r| r == crate::auth::DEV_ROOT_ROLE) {
                 return Err(Self::invalid(
                     format!("tokens[{i}].roles"),
@@ -485,6 +525,46 @@ impl Config {
             return Err(Self::invalid(
                 "limits.max_plaintext_bytes",
                 "must be between 1 and 1048576",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A principal's certificate binding: one identity, mTLS configured, and a way to
+    /// authenticate at all.
+    fn check_certificate(&self, i: usize, t: &TokenConfig) -> Result<(), ConfigError> {
+        if let Some(c) = &t.certificate {
+            let setting = format!("tokens[{i}].certificate");
+            match (&c.uri, &c.common_name) {
+                (Some(v), None) | (None, Some(v)) if !v.is_empty() && v.len() <= 1024 => {}
+                _ => {
+                    return Err(Self::invalid(
+                        setting,
+                        "set exactly one of `uri` (a subjectAltName URI such as spiffe://…) or `common_name`, 1-1024 characters",
+                    ));
+                }
+            }
+            let mtls = self
+                .listen
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_ca_file.is_some());
+            if !mtls {
+                return Err(Self::invalid(
+                    setting,
+                    "needs client certificates: set listen.tls.client_ca_file (mTLS), or the principal could never authenticate",
+                ));
+            }
+        } else if t.certificate_alone {
+            return Err(Self::invalid(
+                format!("tokens[{i}].certificate_alone"),
+                "needs `certificate` (the identity the principal authenticates by)",
+            ));
+        }
+        if t.token.is_none() && !t.certificate_alone {
+            return Err(Self::invalid(
+                format!("tokens[{i}].token"),
+                "is missing: give a token reference, or `certificate` with `certificate_alone = true`",
             ));
         }
         Ok(())
@@ -643,6 +723,50 @@ mod tests {
     }
 
     #[test]
+    fn the_dev_root_name_is_reserved() {
+        let err =
+            parse("[[tokens]]\nprincipal = \"root\"\nkind = \"user\"\ntoken = { env = \"X\" }\n")
+                .unwrap_err();
+        assert!(
+            err.contains("tokens[0].principal") && err.contains("reserved"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn certificate_bindings_are_checked() {
+        let mtls = "[listen.tls]\ncert_file = \"s.pem\"\nkey_file = \"s.key\"\nclient_ca_file = \"ca.pem\"\n";
+        let principal = "[[tokens]]\nprincipal = \"svc\"\nkind = \"service-account\"\n";
+        // Without client certificates a binding could never match.
+        let err = parse(&format!(
+            "{principal}token = {{ env = \"X\" }}\ncertificate = {{ uri = \"spiffe://t/svc\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("client_ca_file"), "{err}");
+        let err = parse(&format!(
+            "{mtls}{principal}token = {{ env = \"X\" }}\ncertificate = {{ uri = \"spiffe://t/svc\", common_name = \"svc\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("exactly one"), "{err}");
+        let err = parse(&format!("{mtls}{principal}certificate_alone = true\n")).unwrap_err();
+        assert!(err.contains("tokens[0].certificate_alone"), "{err}");
+        let err = parse(&format!(
+            "{mtls}{principal}certificate = {{ common_name = \"svc\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("tokens[0].token") && err.contains("is missing"),
+            "{err}"
+        );
+        assert!(
+            parse(&format!(
+                "{mtls}{principal}certificate = {{ common_name = \"svc\" }}\ncertificate_alone = true\n"
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn a_full_file_parses() {
         let config = parse(
             r#"
@@ -663,6 +787,9 @@ passphrase = { env = "KEYGATE_MASTER_PASSPHRASE" }
         )
         .unwrap();
         assert_eq!(config.providers["local"].kind, "local");
-        assert_eq!(config.tokens[0].token, SecretRef::Env("ALICE_TOKEN".into()));
+        assert_eq!(
+            config.tokens[0].token,
+            Some(SecretRef::Env("ALICE_TOKEN".into()))
+        );
     }
 }

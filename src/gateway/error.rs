@@ -12,7 +12,7 @@ use keygate_provider::ProviderError;
 pub enum GatewayError {
     #[error("no bearer token: send `authorization: Bearer <token>` metadata")]
     NoToken,
-    #[error("the bearer token is not valid")]
+    #[error("the bearer token is not valid (or not with this connection's client certificate)")]
     BadToken,
     #[error("{principal} may not {action} on {target}: {reason}")]
     PolicyDenied {
@@ -153,6 +153,13 @@ pub enum GatewayError {
     Catalog(#[from] CatalogError),
     #[error("{0}")]
     Internal(String),
+    /// A refusal on a key the caller may not read (GetKey): the caller hears `shown` (what it
+    /// would hear if the key did not exist), the audit event records `real`.
+    #[error("{shown}")]
+    Concealed {
+        shown: Box<GatewayError>,
+        real: Box<GatewayError>,
+    },
 }
 
 impl GatewayError {
@@ -235,6 +242,7 @@ impl GatewayError {
             E::Catalog(CatalogError::Missing(_)) => "CATALOG_INCONSISTENT",
             E::Catalog(_) => "CATALOG_UNAVAILABLE",
             E::Internal(_) => "INTERNAL",
+            E::Concealed { shown, .. } => shown.reason(),
         }
     }
 
@@ -256,6 +264,7 @@ impl GatewayError {
             }
             // Nothing was done yet: the change waits for its approvals.
             GatewayError::ApprovalPending { .. } => crate::audit::Outcome::PendingApproval,
+            GatewayError::Concealed { real, .. } => real.outcome(),
             _ => crate::audit::Outcome::Error,
         }
     }

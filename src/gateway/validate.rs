@@ -87,6 +87,44 @@ pub fn environment(env: &str) -> Result<(), GatewayError> {
     }
 }
 
+/// Labels a key may carry, and their sizes: they are stored in the catalog, sent to every
+/// policy decision and listed with the key, so their total is bounded.
+pub const MAX_LABELS: usize = 64;
+pub const MAX_LABEL_KEY: usize = 63;
+pub const MAX_LABEL_VALUE: usize = 256;
+
+/// Label keys: 1-63 lower-case letters, digits and `_ . - /`, starting with a letter or
+/// digit; values: at most 256 bytes without control characters.
+pub fn labels(labels: &std::collections::BTreeMap<String, String>) -> Result<(), GatewayError> {
+    let invalid = |m: String| GatewayError::invalid("labels", m);
+    if labels.len() > MAX_LABELS {
+        return Err(invalid(format!(
+            "{} labels given; a key carries at most {MAX_LABELS}",
+            labels.len()
+        )));
+    }
+    for (k, v) in labels {
+        let key_ok = !k.is_empty()
+            && k.len() <= MAX_LABEL_KEY
+            && k.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && k.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-/".contains(&b));
+        if !key_ok {
+            return Err(invalid(format!(
+                "label key '{}' is not valid: use 1-{MAX_LABEL_KEY} lower-case letters, digits and _ . - /, starting with a letter or digit",
+                truncate(k, 70)
+            )));
+        }
+        if v.len() > MAX_LABEL_VALUE || v.chars().any(char::is_control) {
+            return Err(invalid(format!(
+                "the value of label '{k}' is not valid: at most {MAX_LABEL_VALUE} bytes ({} given), no control characters",
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses `len` over `max`; `field` is the request field, `what` names it for a person.
 pub fn size(field: &'static str, what: &str, len: usize, max: usize) -> Result<(), GatewayError> {
     if len > max {

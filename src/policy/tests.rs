@@ -12,6 +12,7 @@ fn principal(name: &str, roles: &[&str], environments: &[&str]) -> Principal {
         roles: roles.iter().map(|r| r.to_string()).collect(),
         team: "payments".into(),
         environments: environments.iter().map(|e| e.to_string()).collect(),
+        certificate: None,
     }
 }
 

@@ -1,6 +1,7 @@
-//! What a handler takes from the transport (token, peer, request id) and gives back (the
-//! request id header).
+//! What a handler takes from the transport (token, client certificate, peer, request id) and
+//! gives back (the request id header).
 
+use crate::auth::PeerIdentity;
 use crate::gateway::{Call, Credentials, GatewayError};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
@@ -18,13 +19,25 @@ pub fn call_of<T>(request: &Request<T>) -> Call {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|t| Zeroizing::new(t.trim().as_bytes().to_vec()));
+    // Present only on a TLS connection whose client certificate the configured CA verified.
+    let peer = request
+        .peer_certs()
+        .and_then(|chain| chain.first().and_then(|leaf| PeerIdentity::from_der(leaf)));
+    let credentials = match (token, peer) {
+        (token, Some(peer)) => Credentials::Certified {
+            token,
+            peer: std::sync::Arc::new(peer),
+        },
+        (Some(token), None) => Credentials::Bearer(token),
+        (None, None) => Credentials::None,
+    };
     Call {
         request_id: crate::gateway::new_request_id(),
         client_address: request
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|| "unknown".into()),
-        credentials: token.map_or(Credentials::None, Credentials::Bearer),
+        credentials,
     }
 }
 

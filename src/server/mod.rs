@@ -83,13 +83,17 @@ pub async fn serve(
         gateway: gateway.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    // One decode limit for every service: tonic's default (4 MiB) would otherwise apply to
+    // the admin and approval services, decoded before the token is checked.
     let admin_service = pb::admin_service_server::AdminServiceServer::new(admin::AdminApi {
         gateway: gateway.clone(),
-    });
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let approval_service =
         pb::approval_service_server::ApprovalServiceServer::new(approvals::ApprovalApi {
             gateway: gateway.clone(),
-        });
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let audit_service =
         pb::audit_service_server::AuditServiceServer::new(audit::AuditApi { gateway })
             .max_decoding_message_size(MAX_MESSAGE_BYTES);

@@ -67,6 +67,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
                 roles: vec![DEV_ROOT_ROLE.into()],
                 team: String::new(),
                 environments: vec!["*".into()],
+                certificate: None,
             },
         );
     }

@@ -51,6 +51,7 @@ pub fn code(e: &GatewayError) -> Code {
         E::Catalog(crate::catalog::CatalogError::Missing(_)) => Code::Internal,
         E::Catalog(_) => Code::Unavailable,
         E::Internal(_) => Code::Internal,
+        E::Concealed { shown, .. } => code(shown),
         E::Approval(a) => {
             use crate::approvals::ApprovalError as A;
             match a {

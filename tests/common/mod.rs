@@ -70,7 +70,7 @@ impl Server {
             cmd.arg("--dev").arg("--dev-token").arg(ROOT_TOKEN);
         }
         if let Some(config) = &options.config {
-            cmd.arg("--config").arg(config);
+            cmd.arg("--config").arg(dev_only_copy(config, options.dev));
         }
         for (k, v) in &options.env {
             cmd.env(k, v);
@@ -165,6 +165,18 @@ impl Server {
             .env("KEYGATE_TOKEN", ROOT_TOKEN);
         cmd
     }
+}
+
+/// `--dev` takes only a file marked `dev_only = true`: the tests' files for dev mode get the
+/// marker in a copy beside them.
+pub fn dev_only_copy(config: &Path, dev: bool) -> PathBuf {
+    if !dev {
+        return config.to_path_buf();
+    }
+    let text = std::fs::read_to_string(config).expect("read the test's configuration");
+    let copy = config.with_extension("dev-only.toml");
+    std::fs::write(&copy, format!("dev_only = true\n{text}")).expect("write the dev-only copy");
+    copy
 }
 
 fn unique(path: &Path) -> PathBuf {

@@ -81,6 +81,29 @@ const MEMORY_KIB: u32 = 64 * 1024;
 const ITERATIONS: u32 = 3;
 const PARALLELISM: u32 = 1;
 
+// The range accepted when the parameters are read back from master.json: from OWASP's floor
+// (19 MiB, 2 passes) to 1 GiB, 16 passes and 16 lanes. Outside it the file was changed.
+const MEMORY_KIB_RANGE: std::ops::RangeInclusive<u32> = 19 * 1024..=1024 * 1024;
+const ITERATIONS_RANGE: std::ops::RangeInclusive<u32> = 2..=16;
+const PARALLELISM_RANGE: std::ops::RangeInclusive<u32> = 1..=16;
+
+fn check_params(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<(), String> {
+    for (name, value, range) in [
+        ("memory_kib", memory_kib, MEMORY_KIB_RANGE),
+        ("iterations", iterations, ITERATIONS_RANGE),
+        ("parallelism", parallelism, PARALLELISM_RANGE),
+    ] {
+        if !range.contains(&value) {
+            return Err(format!(
+                "Argon2id {name} is {value}, outside {}..={}; keygate never writes such a value, so the file was changed (restore it from a backup)",
+                range.start(),
+                range.end()
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl MasterKey {
     /// Opens (or, on first start, creates) the master key of the store in `dir`.
     pub fn open(dir: &Path, source: MasterKeySource) -> Result<Self, MasterKeyError> {
@@ -128,7 +151,13 @@ impl MasterKey {
                 }),
                 MasterKeySource::Passphrase(passphrase),
             ) => {
+                // Read back from a file anyone with write access to the directory could
+                // change: bounded before Argon2id allocates `memory_kib`.
+                check_params(memory_kib, iterations, parallelism).map_err(|e| corrupt(&e))?;
                 let salt = B64.decode(salt).map_err(|_| corrupt("bad salt"))?;
+                if !(16..=64).contains(&salt.len()) {
+                    return Err(corrupt("the salt is not 16-64 bytes"));
+                }
                 let key = derive(&passphrase, &salt, memory_kib, iterations, parallelism)?;
                 let master = Self::from_bytes(&key, false).ok_or_else(|| corrupt("bad key"))?;
                 let check = B64.decode(check).map_err(|_| corrupt("bad check value"))?;

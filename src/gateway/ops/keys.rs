@@ -91,17 +91,7 @@ impl CreateKey {
                 ),
             ));
         }
-        for (k, v) in &self.labels {
-            if k.is_empty() || k.len() > 63 || v.len() > 256 {
-                return Err(GatewayError::invalid(
-                    "labels",
-                    format!(
-                        "label '{}' is not valid: keys 1-63 bytes, values at most 256",
-                        validate::truncate(k, 70)
-                    ),
-                ));
-            }
-        }
+        validate::labels(&self.labels)?;
         Ok(KeyDraft {
             id: uuid::Uuid::new_v4().to_string(),
             name: self.name.clone(),

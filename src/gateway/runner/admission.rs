@@ -50,9 +50,22 @@ impl Gateway {
             Credentials::None => Err(GatewayError::NoToken),
             Credentials::Bearer(token) => self
                 .tokens
-                .authenticate(token)
+                .authenticate(token, None)
                 .map(Actor::Caller)
-                .ok_or(GatewayError::BadToken),
+                .map_err(refused),
+            Credentials::Certified {
+                token: Some(token),
+                peer,
+            } => self
+                .tokens
+                .authenticate(token, Some(peer))
+                .map(Actor::Caller)
+                .map_err(refused),
+            Credentials::Certified { token: None, peer } => self
+                .tokens
+                .authenticate_certificate(peer)
+                .map(Actor::Caller)
+                .map_err(refused),
             Credentials::System(task) => Ok(Actor::System(*task)),
             // An approved change runs for its requester, who stays its actor; the approvers
             // are in its event.
@@ -312,14 +325,50 @@ impl Gateway {
                 name_or_id, 200,
             )));
         };
-        let (admitted, admit) = self.admit_key(call, actor, ask, key, journal)?;
+        let (admitted, admit) = self
+            .admit_key(call, actor, ask, key.clone(), journal)
+            .map_err(|e| self.conceal(call, actor, &key, name_or_id, e))?;
         if !changes {
             return Ok((admitted, admit));
         }
         let lock = self.catalog.lock(&admitted.id).await;
         let current = self.catalog.current(&lock)?;
         held.key = Some(lock);
-        self.admit_key(call, actor, ask, current, journal)
+        self.admit_key(call, actor, ask, current.clone(), journal)
+            .map_err(|e| self.conceal(call, actor, &current, name_or_id, e))
+    }
+
+    /// What a caller learns from a refusal on a key named by it: if it may not read the key
+    /// (GetKey), the same NOT_FOUND as for a name that does not exist, so trying names tells
+    /// nothing about which keys exist. The audit event keeps the refusal itself.
+    fn conceal(
+        &self,
+        call: &Call,
+        actor: &Actor,
+        key: &KeyRecord,
+        name_or_id: &str,
+        refusal: GatewayError,
+    ) -> GatewayError {
+        if !matches!(refusal, GatewayError::PolicyDenied { .. }) {
+            return refusal;
+        }
+        let visible = self
+            .decide(
+                call,
+                actor,
+                Action::GetKey,
+                &Resource::Key(self.key_attributes(key)),
+            )
+            .is_none_or(|d| d.verdict != Verdict::Deny);
+        if visible {
+            return refusal;
+        }
+        GatewayError::Concealed {
+            shown: Box::new(GatewayError::KeyNotFound(validate::truncate(
+                name_or_id, 200,
+            ))),
+            real: Box::new(refusal),
+        }
     }
 
     /// Steps 2-4 for `op`.
@@ -370,12 +419,8 @@ impl Gateway {
             Target::NewKey(draft) => {
                 journal.new_key(&draft.id, &draft.name);
                 journal.provider(&draft.provider);
-                let provider = self.providers.get(&draft.provider).ok_or_else(|| {
-                    GatewayError::ProviderNotConfigured {
-                        provider: validate::truncate(&draft.provider, 64),
-                        configured: self.providers.names().join(", "),
-                    }
-                })?;
+                // Authorized first: only a caller allowed to create the key hears which
+                // providers are configured.
                 admit = self.authorize(
                     call,
                     actor,
@@ -397,6 +442,12 @@ impl Gateway {
                     }),
                     journal,
                 )?;
+                let provider = self.providers.get(&draft.provider).ok_or_else(|| {
+                    GatewayError::ProviderNotConfigured {
+                        provider: validate::truncate(&draft.provider, 64),
+                        configured: self.providers.names().join(", "),
+                    }
+                })?;
                 held.name = Some(
                     self.catalog
                         .reserve_name(&draft.name)
@@ -505,6 +556,13 @@ impl Gateway {
             ciphertext_version,
             needs_approval: admit == Admit::NeedsApproval,
         })
+    }
+}
+
+fn refused(refusal: crate::auth::Refusal) -> GatewayError {
+    match refusal {
+        crate::auth::Refusal::NoCredentials => GatewayError::NoToken,
+        crate::auth::Refusal::BadToken => GatewayError::BadToken,
     }
 }
 

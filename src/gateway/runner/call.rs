@@ -24,8 +24,14 @@ pub struct Call {
 pub enum Credentials {
     /// No `authorization` header.
     None,
-    /// A bearer token (compared only as a digest).
+    /// A bearer token (compared only as a digest), on a connection without a client
+    /// certificate.
     Bearer(Zeroizing<Vec<u8>>),
+    /// A connection with a verified client certificate (mTLS), with or without a token.
+    Certified {
+        token: Option<Zeroizing<Vec<u8>>>,
+        peer: Arc<crate::auth::PeerIdentity>,
+    },
     /// Work keygate starts itself; never reachable from the network.
     System(SystemTask),
     /// A critical action its approvers' quorum released, run for its requester.

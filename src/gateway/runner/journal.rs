@@ -126,13 +126,18 @@ impl Journal {
         result: Result<T, GatewayError>,
         caller_gone: bool,
     ) -> Result<T, GatewayError> {
-        let outcome = match &result {
-            Ok(_) => Outcome::Ok,
-            Err(e) => {
+        // A concealed refusal is audited as what it is and answered as what it shows.
+        let (real, result) = match result {
+            Err(GatewayError::Concealed { shown, real }) => (Some(*real), Err(*shown)),
+            other => (None, other),
+        };
+        let outcome = match (&real, &result) {
+            (Some(e), _) | (None, Err(e)) => {
                 self.record.reason = e.to_string();
                 self.record.error_reason = e.reason().into();
                 e.outcome()
             }
+            (None, Ok(_)) => Outcome::Ok,
         };
         self.record.caller_gone = caller_gone;
         let record = Self::seal(self.record, &self.details, outcome);
