@@ -2,6 +2,7 @@
 //! windows.
 
 pub mod destruction;
+pub mod retirement;
 pub mod scheduler;
 
 use crate::catalog::{KeyRecord, KeyState};

@@ -27,6 +27,7 @@ pub fn code(e: &GatewayError) -> Code {
         | E::CiphertextMalformed(_)
         | E::CiphertextForeign(_)
         | E::CiphertextVersionUnknown { .. }
+        | E::CiphertextOtherKey { .. }
         | E::ProviderNotConfigured { .. } => Code::InvalidArgument,
         E::ApprovalPending { .. }
         | E::RequesterUnknown(_)
@@ -40,7 +41,9 @@ pub fn code(e: &GatewayError) -> Code {
         | E::AlgorithmUnsupported { .. }
         | E::DataKeyNeedsSymmetricKey { .. }
         | E::NotDueForRotation { .. }
-        | E::NotDueForDestruction(_) => Code::FailedPrecondition,
+        | E::NotDueForDestruction(_)
+        | E::VersionRetired { .. }
+        | E::VersionInUse { .. } => Code::FailedPrecondition,
         E::CallerGone => Code::Cancelled,
         E::Overloaded { .. } => Code::ResourceExhausted,
         E::CallTimedOut { .. } => Code::DeadlineExceeded,

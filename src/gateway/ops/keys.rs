@@ -199,6 +199,8 @@ impl Operation for CreateKey {
             destruction_at_ms: None,
             labels: spec.labels,
             versions,
+            retired_below: 0,
+            expires_at_ms: None,
         };
         let record = cx.insert_key(record).await?;
         cx.note_version(1);

@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod audit_anchor;
+pub mod batch;
 pub mod crypto;
 pub mod inventory;
 pub mod keys;
@@ -19,6 +20,10 @@ pub use audit::{
     ExportFormat, GetVerification, ListCheckpoints, ListIngesters, StartVerification, Tail,
 };
 pub use audit_anchor::{AuditSigningKeys, SignAuditCheckpoint};
+pub use batch::{
+    BatchDecrypt, BatchEncrypt, BatchOpened, BatchReEncrypt, BatchReSealed, BatchSealed,
+    DecryptItem, EncryptItem, ItemResult, MAX_BATCH_ITEMS, ReEncryptItem,
+};
 pub use crypto::{
     DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,
 };
