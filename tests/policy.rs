@@ -353,6 +353,7 @@ async fn rule_4_separation_of_duties() {
         &server,
         dave.get_key(pb::GetKeyRequest {
             key: "prod/payments".into(),
+            usage: false,
         })
         .await,
         "auditors-read-audit",
@@ -582,6 +583,7 @@ async fn a_critical_change_by_one_admin_waits_for_approvals() {
     let key = alice
         .get_key(pb::GetKeyRequest {
             key: "prod/payments".into(),
+            usage: false,
         })
         .await
         .unwrap()
@@ -1023,6 +1025,7 @@ async fn default_policies_separate_duties() {
     auditor_keys
         .get_key(pb::GetKeyRequest {
             key: "other/key".into(),
+            usage: false,
         })
         .await
         .unwrap();

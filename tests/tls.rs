@@ -96,6 +96,7 @@ async fn mutual_tls_admits_only_certified_clients() {
         let result = KeyServiceClient::with_interceptor(channel, Bearer::new(ROOT_TOKEN))
             .get_key(pb::GetKeyRequest {
                 key: "tls/key".into(),
+                usage: false,
             })
             .await;
         assert!(result.is_err(), "a client without a certificate was served");
@@ -106,6 +107,7 @@ async fn mutual_tls_admits_only_certified_clients() {
         let result = KeyServiceClient::with_interceptor(channel, Bearer::new(ROOT_TOKEN))
             .get_key(pb::GetKeyRequest {
                 key: "tls/key".into(),
+                usage: false,
             })
             .await;
         assert!(result.is_err(), "plain HTTP/2 was served on the TLS port");

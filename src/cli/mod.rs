@@ -5,6 +5,7 @@ mod approval_cmd;
 mod audit_cmd;
 mod bench;
 mod bench_audit;
+mod bench_rewrap;
 mod client;
 mod key_cmd;
 mod output;
@@ -82,6 +83,9 @@ pub enum Command {
     Policy(policy_cmd::PolicyCommand),
     /// Load-test a running gateway and report ops/s and latency percentiles.
     Bench(bench::BenchArgs),
+    /// The re-encryption stream against one ReEncrypt per ciphertext, same run
+    /// (benches/rewrap.sh).
+    BenchRewrap(bench_rewrap::BenchRewrapArgs),
     /// The audit log measured in-process (benches/audit.sh).
     #[command(subcommand, hide = true)]
     BenchAudit(bench_audit::BenchAudit),
@@ -130,6 +134,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Rewrap(a) => rewrap::run(&cli.conn, json, a).await,
         Command::Inventory { provider } => key_cmd::inventory(&cli.conn, json, provider).await,
         Command::Bench(args) => bench::run(&cli.conn, json, args).await,
+        Command::BenchRewrap(a) => bench_rewrap::run(&cli.conn, a).await,
         Command::BenchAudit(cmd) => bench_audit::run(cmd).await,
     }
 }

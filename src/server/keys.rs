@@ -1,7 +1,7 @@
 //! `keygate.v1.KeyService`: protobuf in, an operation through the runner, protobuf out.
 
 use super::call::{call_of, reply};
-use super::convert::key_to_pb;
+use super::convert::{key_to_pb, key_view_to_pb};
 use crate::gateway::{Gateway, ops};
 use crate::pb::{self, key_service_server::KeyService};
 use futures::{Stream, StreamExt as _};
@@ -155,7 +155,7 @@ impl KeyService for KeyApi {
         &self,
         request: Request<pb::GetKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        rpc!(self, request, ops::GetKey, key)
+        rpc!(self, request, ops::GetKey, |v| key_view_to_pb(&v))
     }
 
     async fn list_keys(
@@ -233,6 +233,13 @@ impl KeyService for KeyApi {
         request: Request<pb::RotateKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
         rpc!(self, request, ops::RotateKey, key)
+    }
+
+    async fn retire_key_versions(
+        &self,
+        request: Request<pb::RetireKeyVersionsRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        rpc!(self, request, ops::RetireKeyVersions, key)
     }
 
     async fn enable_key(

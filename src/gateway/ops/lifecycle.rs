@@ -220,21 +220,40 @@ impl Operation for DestroyKey {
 
     fn ready(&self, cx: &Exec<'_, Changes>) -> Result<(), GatewayError> {
         let key = cx.key()?;
-        if key.destruction_at_ms.is_none_or(|at| at > self.now_ms) {
-            Err(GatewayError::NotDueForDestruction(key.name.clone()))
-        } else {
+        let window_ended = key.state == KeyState::PendingDestruction
+            && key.destruction_at_ms.is_some_and(|at| at <= self.now_ms);
+        if window_ended || ttl_ended(key, self.now_ms) {
             Ok(())
+        } else {
+            Err(GatewayError::NotDueForDestruction(key.name.clone()))
         }
     }
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
+        // A short-lived key has no pending window: its record opens and closes here.
+        let by_ttl = key.state != KeyState::PendingDestruction && ttl_ended(&key, self.now_ms);
+        let destruction_at = if by_ttl {
+            let at = key.expires_at_ms.unwrap_or(self.now_ms);
+            cx.detail("ttl_ended_at", rfc3339(at));
+            cx.record_destruction_scheduled(std::time::Duration::ZERO, at)
+                .await?;
+            Some(at)
+        } else {
+            key.destruction_at_ms
+        };
         cx.destroy_in_backend().await?;
         // The destruction record: what was destroyed, where, and how.
         let versions: Vec<u32> = key.versions.iter().map(|v| v.version).collect();
         let method = format!(
-            "every version destroyed in provider '{}' ({}) by keygate's scheduler when the pending window ended",
-            key.provider, key.provider_uri
+            "every version destroyed in provider '{}' ({}) by keygate's scheduler when {}",
+            key.provider,
+            key.provider_uri,
+            if by_ttl {
+                "its TTL ended (a short-lived key: no pending window)"
+            } else {
+                "the pending window ended"
+            }
         );
         cx.detail("provider", key.provider.clone());
         cx.detail("provider_uri", key.provider_uri.to_string());
@@ -242,13 +261,14 @@ impl Operation for DestroyKey {
         cx.detail("versions", versions.clone());
         cx.record_destruction_ended(Some((&versions, &method)))
             .await?;
-        cx.set_state(
-            KeyState::PendingDestruction,
-            KeyState::Destroyed,
-            key.destruction_at_ms,
-        )
-        .await
+        cx.set_state(key.state, KeyState::Destroyed, destruction_at)
+            .await
     }
+}
+
+/// A short-lived key whose TTL has ended (and that is not destroyed yet).
+fn ttl_ended(key: &KeyRecord, now_ms: i64) -> bool {
+    key.state != KeyState::Destroyed && key.expires_at_ms.is_some_and(|at| at <= now_ms)
 }
 
 /// The records of a key's destructions (who asked, who approved, when, which versions, how),
