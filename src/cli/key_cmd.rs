@@ -156,7 +156,7 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
                         page_token,
                         owner: owner.clone().unwrap_or_default(),
                         environment: environment.clone().unwrap_or_default(),
-                        expiring_within: expiring_within.clone(),
+                        expiring_within,
                     })
                     .await
                     .map_err(describe)?
