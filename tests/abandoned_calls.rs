@@ -131,6 +131,7 @@ async fn a_passed_deadline_does_not_stop_an_admitted_change() {
     let key = keys
         .get_key(pb::GetKeyRequest {
             key: "late/key".into(),
+            usage: false,
         })
         .await
         .unwrap()
@@ -180,6 +181,7 @@ async fn a_reset_stream_does_not_stop_an_admitted_change() {
     let now = keys
         .get_key(pb::GetKeyRequest {
             key: "reset/key".into(),
+            usage: false,
         })
         .await
         .unwrap()
@@ -227,6 +229,7 @@ async fn rotate_racing_disable_ends_disabled_with_the_new_version() {
     let now = keys
         .get_key(pb::GetKeyRequest {
             key: "race/key".into(),
+            usage: false,
         })
         .await
         .unwrap()
@@ -291,6 +294,7 @@ async fn a_cancel_during_a_scheduler_scan_keeps_the_key() {
     let now = keys
         .get_key(pb::GetKeyRequest {
             key: "doomed/key".into(),
+            usage: false,
         })
         .await
         .unwrap()

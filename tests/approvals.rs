@@ -57,7 +57,10 @@ async fn key_state(server: &Server, key: &str) -> pb::Key {
     server
         .keys_as("dave")
         .await
-        .get_key(pb::GetKeyRequest { key: key.into() })
+        .get_key(pb::GetKeyRequest {
+            key: key.into(),
+            usage: false,
+        })
         .await
         .unwrap()
         .into_inner()

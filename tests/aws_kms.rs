@@ -170,6 +170,7 @@ async fn rotation_keeps_old_ciphertexts(keys: &mut common::Keys) {
     let key = keys
         .get_key(pb::GetKeyRequest {
             key: "rotation/dek".into(),
+            usage: false,
         })
         .await
         .expect("get key")

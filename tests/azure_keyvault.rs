@@ -436,6 +436,7 @@ async fn bad_input_is_refused_clearly(keys: &mut common::Keys) {
     let key = keys
         .get_key(pb::GetKeyRequest {
             key: "rotation/ec".into(),
+            usage: false,
         })
         .await
         .expect("get")
@@ -447,7 +448,10 @@ async fn wait_for_state(keys: &mut common::Keys, name: &str, state: &str) -> pb:
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let k = keys
-            .get_key(pb::GetKeyRequest { key: name.into() })
+            .get_key(pb::GetKeyRequest {
+                key: name.into(),
+                usage: false,
+            })
             .await
             .expect("get key")
             .into_inner();
@@ -493,7 +497,10 @@ async fn destruction_is_soft_delete_then_purge_and_cancel_recovers() {
         assert_eq!(scheduled.state, "pending-destruction");
         assert!(!scheduled.destruction_at.is_empty(), "{scheduled:?}");
         let shown = keys
-            .get_key(pb::GetKeyRequest { key: name.into() })
+            .get_key(pb::GetKeyRequest {
+                key: name.into(),
+                usage: false,
+            })
             .await
             .expect("get")
             .into_inner();

@@ -273,7 +273,10 @@ async fn each_bad_input_has_its_code() {
     let mut anonymous = server.keys("").await;
     expect(
         anonymous
-            .get_key(pb::GetKeyRequest { key: "sig".into() })
+            .get_key(pb::GetKeyRequest {
+                key: "sig".into(),
+                usage: false,
+            })
             .await,
         Code::Unauthenticated,
         "no bearer token",
@@ -281,7 +284,10 @@ async fn each_bad_input_has_its_code() {
     let mut forged = server.keys("kg_not_a_real_token_at_all_xxxx").await;
     expect(
         forged
-            .get_key(pb::GetKeyRequest { key: "sig".into() })
+            .get_key(pb::GetKeyRequest {
+                key: "sig".into(),
+                usage: false,
+            })
             .await,
         Code::Unauthenticated,
         "not valid",

@@ -62,7 +62,10 @@ async fn labels_are_bounded_in_count_and_size() {
         "labels/control",
     ] {
         let err = keys
-            .get_key(keygate::pb::GetKeyRequest { key: name.into() })
+            .get_key(keygate::pb::GetKeyRequest {
+                key: name.into(),
+                ..Default::default()
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::NotFound, "{name}");
@@ -203,7 +206,10 @@ async fn every_service_decodes_at_most_one_mebibyte() {
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
     let mut keys = server.keys("").await;
     let err = keys
-        .get_key(keygate::pb::GetKeyRequest { key: big })
+        .get_key(keygate::pb::GetKeyRequest {
+            key: big,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");

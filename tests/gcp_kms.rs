@@ -329,6 +329,7 @@ async fn destruction_as_cloud_kms_sees_it(emu: &GcpEmulator, keys: &mut common::
     let shown = keys
         .get_key(pb::GetKeyRequest {
             key: "doomed/dek".into(),
+            usage: false,
         })
         .await
         .expect("get key")

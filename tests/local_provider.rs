@@ -74,6 +74,7 @@ async fn keys_and_audit_survive_a_restart() {
     let key = keys
         .get_key(pb::GetKeyRequest {
             key: "app/db".into(),
+            usage: false,
         })
         .await
         .unwrap()
@@ -246,6 +247,7 @@ async fn destruction_is_scheduled_cancelled_and_carried_out_by_the_scheduler() {
         let k = keys
             .get_key(pb::GetKeyRequest {
                 key: "doomed".into(),
+                usage: false,
             })
             .await
             .unwrap()

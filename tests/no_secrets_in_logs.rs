@@ -53,6 +53,7 @@ async fn trace_logging_shows_no_plaintext_or_token() {
     let _ = bad
         .get_key(pb::GetKeyRequest {
             key: "logged".into(),
+            usage: false,
         })
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -119,7 +119,10 @@ async fn calls_whose_client_gave_up_are_completed_and_audited() {
         }
         // Memory and SQLite agree: the key exists, enabled, with one version.
         let key = keys
-            .get_key(pb::GetKeyRequest { key: name.clone() })
+            .get_key(pb::GetKeyRequest {
+                key: name.clone(),
+                usage: false,
+            })
             .await
             .unwrap()
             .into_inner();
@@ -157,7 +160,10 @@ async fn concurrent_rotations_give_distinct_versions() {
     versions.sort();
     assert_eq!(versions, (2..=11).collect::<Vec<u32>>());
     let now = keys
-        .get_key(pb::GetKeyRequest { key: "spin".into() })
+        .get_key(pb::GetKeyRequest {
+            key: "spin".into(),
+            usage: false,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -364,7 +370,10 @@ async fn log_lines_carry_the_request_id() {
     );
     let mut keys = server.root().await;
     let status = keys
-        .get_key(pb::GetKeyRequest { key: "nope".into() })
+        .get_key(pb::GetKeyRequest {
+            key: "nope".into(),
+            usage: false,
+        })
         .await
         .unwrap_err();
     let id = status_request_id(&status);

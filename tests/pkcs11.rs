@@ -361,6 +361,7 @@ async fn destruction_removes_the_objects_from_the_token() {
         let k = keys
             .get_key(pb::GetKeyRequest {
                 key: "doomed/ec".into(),
+                usage: false,
             })
             .await
             .expect("get key")

@@ -379,6 +379,7 @@ async fn rule_4_separation_of_duties() {
         &server,
         dave.get_key(pb::GetKeyRequest {
             key: "prod/payments".into(),
+            usage: false,
         })
         .await,
         "auditors-read-audit",
@@ -609,6 +610,7 @@ async fn a_critical_change_by_one_admin_waits_for_approvals() {
     let key = alice
         .get_key(pb::GetKeyRequest {
             key: "prod/payments".into(),
+            usage: false,
         })
         .await
         .unwrap()
@@ -1050,6 +1052,7 @@ async fn default_policies_separate_duties() {
     auditor_keys
         .get_key(pb::GetKeyRequest {
             key: "other/key".into(),
+            usage: false,
         })
         .await
         .unwrap();

@@ -37,7 +37,10 @@ async fn a_key_the_caller_may_not_see_answers_as_a_missing_one() {
     assert_eq!(error_info(&existing), error_info(&missing));
     for key in ["prod/secret", "prod/absent"] {
         let err = dev
-            .get_key(pb::GetKeyRequest { key: key.into() })
+            .get_key(pb::GetKeyRequest {
+                key: key.into(),
+                ..Default::default()
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::NotFound, "{key}: {err:?}");

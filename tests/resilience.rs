@@ -246,6 +246,7 @@ async fn injected_faults_make_the_listed_operations_slow_or_failing() {
     let key = keys
         .get_key(pb::GetKeyRequest {
             key: "faults/dek".into(),
+            usage: false,
         })
         .await
         .unwrap()

@@ -138,6 +138,7 @@ async fn create(gateway: &Arc<Gateway>, name: &str) {
                 }),
                 provider: String::new(),
                 labels: Default::default(),
+                ttl: None,
                 draft: None,
             },
         )
@@ -154,7 +155,13 @@ fn rotate(name: &str) -> RotateKey {
 
 async fn versions(gateway: &Arc<Gateway>, name: &str) -> usize {
     gateway
-        .run(call(), GetKey { key: name.into() })
+        .run(
+            call(),
+            GetKey {
+                key: name.into(),
+                usage: false,
+            },
+        )
         .await
         .expect("get")
         .versions
@@ -335,7 +342,13 @@ async fn rotate_racing_disable_ends_disabled_with_the_new_version() {
     rotation.await.unwrap().expect("rotate");
     disable.await.unwrap().expect("disable");
     let key = gateway
-        .run(call(), GetKey { key: "race".into() })
+        .run(
+            call(),
+            GetKey {
+                key: "race".into(),
+                usage: false,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(key.state.as_str(), "disabled");
@@ -402,6 +415,7 @@ async fn a_cancel_during_a_scan_keeps_the_key() {
             call(),
             GetKey {
                 key: "doomed".into(),
+                usage: false,
             },
         )
         .await

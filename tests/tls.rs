@@ -116,6 +116,7 @@ async fn mutual_tls_admits_only_certified_clients() {
         let result = KeyServiceClient::with_interceptor(channel, Bearer::new(ROOT_TOKEN))
             .get_key(pb::GetKeyRequest {
                 key: "tls/key".into(),
+                usage: false,
             })
             .await;
         assert!(result.is_err(), "a client without a certificate was served");
@@ -126,6 +127,7 @@ async fn mutual_tls_admits_only_certified_clients() {
         let result = KeyServiceClient::with_interceptor(channel, Bearer::new(ROOT_TOKEN))
             .get_key(pb::GetKeyRequest {
                 key: "tls/key".into(),
+                usage: false,
             })
             .await;
         assert!(result.is_err(), "plain HTTP/2 was served on the TLS port");
@@ -224,6 +226,7 @@ async fn a_bound_token_is_refused_with_another_certificate() {
     let err = stolen
         .get_key(pb::GetKeyRequest {
             key: "bound/own".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -233,6 +236,7 @@ async fn a_bound_token_is_refused_with_another_certificate() {
     let mut root = keys_with(&server, &pki, &cert_other, ROOT_TOKEN).await;
     root.get_key(pb::GetKeyRequest {
         key: "bound/own".into(),
+        ..Default::default()
     })
     .await
     .expect("an unbound token");
@@ -273,6 +277,7 @@ async fn a_principal_authenticates_by_its_certificate_alone_where_configured() {
     let err = other
         .get_key(pb::GetKeyRequest {
             key: "alone/b".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -367,3 +367,98 @@ async fn an_openbao_outage_is_unavailable_fast_and_keygate_recovers_without_rest
         .into_inner();
     assert_eq!(opened.plaintext, b"after");
 }
+
+/// The Transit key name behind a keygate key (`vault://…/keys/NAME` or similar: its last
+/// path segment).
+fn transit_name(provider_uri: &str) -> String {
+    provider_uri
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retired_versions_no_longer_decrypt_in_openbao_itself() {
+    let stack = start();
+    let mut keys = stack.server.root().await;
+    let key = keys
+        .create_key(on_vault("app/retire", "aes-256-gcm"))
+        .await
+        .unwrap()
+        .into_inner();
+    let name = transit_name(&key.provider_uri);
+    let old = keys
+        .encrypt(encrypt_request("app/retire", b"old", b""))
+        .await
+        .unwrap()
+        .into_inner()
+        .ciphertext;
+    keys.rotate_key(pb::RotateKeyRequest {
+        key: "app/retire".into(),
+    })
+    .await
+    .unwrap();
+    let direct_decrypt = |ciphertext: &[u8]| {
+        let blob = String::from_utf8(blob(ciphertext).to_vec()).unwrap();
+        stack
+            .bao
+            .request(
+                "POST",
+                &format!("/v1/transit/decrypt/{name}"),
+                Some(&format!(r#"{{"ciphertext":"{blob}"}}"#)),
+            )
+            .unwrap()
+    };
+    let (_, before) = direct_decrypt(&old);
+    assert!(!before.contains("too old"), "{before}");
+
+    // Unused within the quiet period (nothing decrypted it): it retires.
+    let retired = keys
+        .retire_key_versions(pb::RetireKeyVersionsRequest {
+            key: "app/retire".into(),
+            below: 2,
+            force: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retired.retired_below, 2);
+
+    // OpenBao's own view: the key's floor, and a refusal of the v1 ciphertext by the server.
+    let (status, config) = stack
+        .bao
+        .request("GET", &format!("/v1/transit/keys/{name}"), None)
+        .unwrap();
+    assert_eq!(status, 200, "{config}");
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["data"]["min_decryption_version"], 2, "{config}");
+    let (status, after) = direct_decrypt(&old);
+    assert_eq!(status, 400, "{after}");
+    assert!(after.contains("too old"), "{after}");
+
+    // Through keygate: refused as retired; the newest version works.
+    let refused = keys
+        .decrypt(pb::DecryptRequest {
+            ciphertext: old,
+            associated_data: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    let new = keys
+        .encrypt(encrypt_request("app/retire", b"new", b""))
+        .await
+        .unwrap()
+        .into_inner()
+        .ciphertext;
+    let back = keys
+        .decrypt(pb::DecryptRequest {
+            ciphertext: new,
+            associated_data: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(back.plaintext, b"new");
+}

@@ -9,9 +9,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PendingChange {
-    ScheduleDestruction { window_seconds: u64 },
+    ScheduleDestruction {
+        window_seconds: u64,
+    },
     Disable,
-    SetOwner { owner: String },
+    SetOwner {
+        owner: String,
+    },
+    /// A forced retirement of the versions below `below`.
+    RetireVersions {
+        below: u32,
+    },
 }
 
 impl PendingChange {
@@ -20,6 +28,7 @@ impl PendingChange {
             PendingChange::ScheduleDestruction { .. } => Action::ScheduleKeyDestruction,
             PendingChange::Disable => Action::DisableKey,
             PendingChange::SetOwner { .. } => Action::SetKeyOwner,
+            PendingChange::RetireVersions { .. } => Action::RetireKeyVersions,
         }
     }
 
@@ -32,6 +41,9 @@ impl PendingChange {
             ),
             PendingChange::Disable => "disable the key".into(),
             PendingChange::SetOwner { owner } => format!("hand the key to owner '{owner}'"),
+            PendingChange::RetireVersions { below } => format!(
+                "retire the versions below {below} although they were used within the quiet period"
+            ),
         }
     }
 

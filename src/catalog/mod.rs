@@ -280,6 +280,34 @@ impl Catalog {
         Ok(self.replace(updated))
     }
 
+    /// Retires the versions below `floor`; nothing changes unless the stored floor is
+    /// `expected`.
+    pub async fn set_retired_below(
+        &self,
+        lock: &KeyLock,
+        expected: u32,
+        floor: u32,
+    ) -> Result<Arc<KeyRecord>, CatalogError> {
+        let current = self.current(lock)?;
+        let conflict = |found: String| CatalogError::Conflict {
+            key: current.name.clone(),
+            expected: format!("versions retired below {expected}"),
+            found,
+        };
+        if current.retired_below != expected {
+            return Err(conflict(format!(
+                "versions retired below {}",
+                current.retired_below
+            )));
+        }
+        if !store::set_retired_below(&self.db, &current.id, expected, floor).await? {
+            return Err(conflict("changed by another writer".into()));
+        }
+        let mut updated = (*current).clone();
+        updated.retired_below = floor;
+        Ok(self.replace(updated))
+    }
+
     fn replace(&self, record: KeyRecord) -> Arc<KeyRecord> {
         let record = Arc::new(record);
         self.write().by_id.insert(record.id.clone(), record.clone());

@@ -71,6 +71,10 @@ pub struct KeyRecord {
     pub labels: BTreeMap<String, String>,
     /// Oldest first; never empty.
     pub versions: Vec<VersionRecord>,
+    /// Versions below this no longer decrypt or verify (`keygate key retire`); 0: none.
+    pub retired_below: u32,
+    /// A short-lived key: when the scheduler destroys it.
+    pub expires_at_ms: Option<i64>,
 }
 
 impl KeyRecord {

@@ -28,7 +28,8 @@ pub async fn load_all(db: &SqlitePool) -> Result<Vec<KeyRecord>, sqlx::Error> {
     }
     let rows = sqlx::query(
         "SELECT id, name, owner, purpose, environment, algorithm, provider, provider_uri, state,
-                crypto_period_secs, created_at_ms, rotation_due_at_ms, destruction_at_ms, labels
+                crypto_period_secs, created_at_ms, rotation_due_at_ms, destruction_at_ms, labels,
+                retired_below, expires_at_ms
          FROM keys",
     )
     .fetch_all(db)
@@ -64,6 +65,9 @@ pub async fn load_all(db: &SqlitePool) -> Result<Vec<KeyRecord>, sqlx::Error> {
             labels: serde_json::from_str(&labels)
                 .map_err(|e| corrupt(format!("key {id} labels: {e}")))?,
             versions,
+            retired_below: u32::try_from(row.try_get::<i64, _>("retired_below")?)
+                .map_err(|_| corrupt(format!("key {id}: retired_below out of range")))?,
+            expires_at_ms: row.try_get("expires_at_ms")?,
             id,
         });
     }
@@ -75,8 +79,8 @@ pub async fn insert(db: &SqlitePool, r: &KeyRecord) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO keys (id, name, owner, purpose, environment, algorithm, provider, provider_uri,
                            state, crypto_period_secs, created_at_ms, rotation_due_at_ms,
-                           destruction_at_ms, labels)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           destruction_at_ms, labels, retired_below, expires_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&r.id)
     .bind(&r.name)
@@ -92,6 +96,8 @@ pub async fn insert(db: &SqlitePool, r: &KeyRecord) -> Result<(), sqlx::Error> {
     .bind(r.rotation_due_at_ms)
     .bind(r.destruction_at_ms)
     .bind(serde_json::to_string(&r.labels).unwrap_or_else(|_| "{}".into()))
+    .bind(i64::from(r.retired_below))
+    .bind(r.expires_at_ms)
     .execute(&mut *tx)
     .await?;
     for v in &r.versions {
@@ -162,6 +168,22 @@ pub async fn set_owner(
         .bind(owner)
         .bind(key_id)
         .bind(expected)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Raises the retirement floor if the stored one is `expected`; returns whether a row changed.
+pub async fn set_retired_below(
+    db: &SqlitePool,
+    key_id: &str,
+    expected: u32,
+    floor: u32,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE keys SET retired_below = ? WHERE id = ? AND retired_below = ?")
+        .bind(i64::from(floor))
+        .bind(key_id)
+        .bind(i64::from(expected))
         .execute(db)
         .await?;
     Ok(done.rows_affected() == 1)

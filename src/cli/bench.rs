@@ -84,6 +84,7 @@ async fn ensure_key(
     match keys
         .get_key(pb::GetKeyRequest {
             key: name.to_string(),
+            usage: false,
         })
         .await
     {
@@ -101,6 +102,7 @@ async fn ensure_key(
                 }),
                 provider: provider.unwrap_or_default(),
                 labels: Default::default(),
+                ttl: None,
             })
             .await
             .map(|_| ())

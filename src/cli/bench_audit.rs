@@ -293,6 +293,8 @@ async fn catalog_keys(dir: &Path, keys: u64) -> Result<(), String> {
                 provider_version: "1".into(),
                 created_at_ms: now,
             }],
+            retired_below: 0,
+            expires_at_ms: None,
         };
         catalog
             .insert(&reservation, record)

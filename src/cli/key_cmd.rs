@@ -34,6 +34,10 @@ pub enum KeyCommand {
         /// Labels, KEY=VALUE; repeatable.
         #[arg(long = "label", value_parser = parse_label)]
         labels: Vec<(String, String)>,
+        /// A short-lived key: the scheduler destroys it when this ends (e.g. 24h), with a
+        /// destruction record and no pending window.
+        #[arg(long)]
+        ttl: Option<String>,
     },
     /// List keys you may see.
     List {
@@ -41,9 +45,23 @@ pub enum KeyCommand {
         owner: Option<String>,
         #[arg(long)]
         environment: Option<String>,
+        /// Only short-lived keys whose TTL ends within this (e.g. 24h; default 7d).
+        #[arg(long, num_args = 0..=1, default_missing_value = "7d")]
+        expiring: Option<String>,
     },
-    /// Show one key.
+    /// Show one key, with each version's uses in the usage window (from the audit log).
     Show { key: String },
+    /// Stop the versions below --below decrypting and verifying (on the provider too).
+    /// Refused while one of them was used within the quiet period, unless --force (which
+    /// waits for approvals under the default policies).
+    Retire {
+        key: String,
+        /// The first version that stays.
+        #[arg(long)]
+        below: u32,
+        #[arg(long)]
+        force: bool,
+    },
     /// Add a version and make it primary.
     Rotate { key: String },
     /// Allow use of a disabled key again.
@@ -108,6 +126,7 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
             environment,
             provider,
             labels,
+            ttl,
         } => {
             keys.create_key(pb::CreateKeyRequest {
                 name,
@@ -118,10 +137,16 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
                 crypto_period: Some(duration("--crypto-period", &crypto_period)?),
                 provider: provider.unwrap_or_default(),
                 labels: labels.into_iter().collect(),
+                ttl: ttl.map(|t| duration("--ttl", &t)).transpose()?,
             })
             .await
         }
-        KeyCommand::List { owner, environment } => {
+        KeyCommand::List {
+            owner,
+            environment,
+            expiring,
+        } => {
+            let expiring_within = expiring.map(|e| duration("--expiring", &e)).transpose()?;
             let mut all = Vec::new();
             let mut page_token = String::new();
             loop {
@@ -131,6 +156,7 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
                         page_token,
                         owner: owner.clone().unwrap_or_default(),
                         environment: environment.clone().unwrap_or_default(),
+                        expiring_within,
                     })
                     .await
                     .map_err(describe)?
@@ -159,6 +185,7 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
                             k.primary_version.to_string(),
                             k.provider.clone(),
                             k.rotation_due_at.clone(),
+                            k.expires_at.clone(),
                         ]
                     })
                     .collect();
@@ -173,7 +200,8 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
                             "STATE",
                             "VERSION",
                             "PROVIDER",
-                            "ROTATION DUE"
+                            "ROTATION DUE",
+                            "EXPIRES (TTL)"
                         ],
                         &rows
                     )
@@ -181,7 +209,11 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        KeyCommand::Show { key } => keys.get_key(pb::GetKeyRequest { key }).await,
+        KeyCommand::Show { key } => keys.get_key(pb::GetKeyRequest { key, usage: true }).await,
+        KeyCommand::Retire { key, below, force } => {
+            keys.retire_key_versions(pb::RetireKeyVersionsRequest { key, below, force })
+                .await
+        }
         KeyCommand::Rotate { key } => keys.rotate_key(pb::RotateKeyRequest { key }).await,
         KeyCommand::Enable { key } => keys.enable_key(pb::EnableKeyRequest { key }).await,
         KeyCommand::Disable { key } => keys.disable_key(pb::DisableKeyRequest { key }).await,

@@ -5,10 +5,12 @@ mod approval_cmd;
 mod audit_cmd;
 mod bench;
 mod bench_audit;
+mod bench_rewrap;
 mod client;
 mod key_cmd;
 mod output;
 mod policy_cmd;
+mod rewrap;
 mod serve;
 mod use_cmd;
 
@@ -61,6 +63,9 @@ pub enum Command {
     Mac(use_cmd::MacArgs),
     /// Verify an HMAC tag over stdin; exits 1 if it is not valid.
     VerifyMac(use_cmd::VerifyMacArgs),
+    /// Re-encrypt ciphertexts (one per line, base64, from files or stdin) to a key's newest
+    /// version or to another key, through one stream; the new ones go out in the same order.
+    Rewrap(rewrap::RewrapArgs),
     /// List what a provider holds, marking keys keygate does not manage.
     Inventory {
         /// Provider instance (default: the gateway's default provider).
@@ -78,6 +83,9 @@ pub enum Command {
     Policy(policy_cmd::PolicyCommand),
     /// Load-test a running gateway and report ops/s and latency percentiles.
     Bench(bench::BenchArgs),
+    /// The re-encryption stream against one ReEncrypt per ciphertext, same run
+    /// (benches/rewrap.sh).
+    BenchRewrap(bench_rewrap::BenchRewrapArgs),
     /// The audit log measured in-process (benches/audit.sh).
     #[command(subcommand, hide = true)]
     BenchAudit(bench_audit::BenchAudit),
@@ -123,8 +131,10 @@ async fn run(cli: Cli) -> CliResult {
         Command::Audit(cmd) => audit_cmd::run(&cli.conn, json, cmd).await,
         Command::Approval(cmd) => approval_cmd::run(&cli.conn, json, cmd).await,
         Command::Policy(cmd) => policy_cmd::run(&cli.conn, json, cmd).await,
+        Command::Rewrap(a) => rewrap::run(&cli.conn, json, a).await,
         Command::Inventory { provider } => key_cmd::inventory(&cli.conn, json, provider).await,
         Command::Bench(args) => bench::run(&cli.conn, json, args).await,
+        Command::BenchRewrap(a) => bench_rewrap::run(&cli.conn, a).await,
         Command::BenchAudit(cmd) => bench_audit::run(cmd).await,
     }
 }

@@ -15,7 +15,17 @@ pub fn key_json(k: &pb::Key) -> Value {
         "provider_uri": k.provider_uri,
         "state": k.state,
         "primary_version": k.primary_version,
-        "versions": k.versions.iter().map(|v| json!({"version": v.version, "created_at": v.created_at})).collect::<Vec<_>>(),
+        "versions": k.versions.iter().map(|v| {
+            let mut version = json!({"version": v.version, "created_at": v.created_at, "retired": v.retired});
+            if k.usage_window.is_some() {
+                version["uses"] = json!(v.uses);
+                version["last_used_at"] = json!(v.last_used_at);
+            }
+            version
+        }).collect::<Vec<_>>(),
+        "retired_below": k.retired_below,
+        "expires_at": k.expires_at,
+        "usage_window_seconds": k.usage_window.as_ref().map(|d| d.seconds),
         "crypto_period_seconds": k.crypto_period.as_ref().map(|d| d.seconds).unwrap_or_default(),
         "created_at": k.created_at,
         "rotation_due_at": k.rotation_due_at,
@@ -110,7 +120,43 @@ pub fn key_details(k: &pb::Key) -> String {
     if !k.destruction_at.is_empty() {
         rows.push(("destruction at", k.destruction_at.clone()));
     }
-    rows.iter().map(|(n, v)| format!("{n:<16} {v}\n")).collect()
+    if !k.expires_at.is_empty() {
+        rows.push(("expires (TTL)", k.expires_at.clone()));
+    }
+    if k.retired_below > 0 {
+        rows.push(("retired", format!("versions below {}", k.retired_below)));
+    }
+    let mut out: String = rows.iter().map(|(n, v)| format!("{n:<16} {v}\n")).collect();
+    if let Some(window) = &k.usage_window {
+        let window = crate::time::format_duration(std::time::Duration::from_secs(
+            window.seconds.max(0) as u64,
+        ));
+        let rows: Vec<Vec<String>> = k
+            .versions
+            .iter()
+            .map(|v| {
+                vec![
+                    v.version.to_string(),
+                    v.created_at.clone(),
+                    if v.retired { "retired" } else { "active" }.to_string(),
+                    v.uses.to_string(),
+                    if v.last_used_at.is_empty() {
+                        "-".to_string()
+                    } else {
+                        v.last_used_at.clone()
+                    },
+                ]
+            })
+            .collect();
+        out.push_str(&format!(
+            "\nversion usage (decrypts, verifies, re-encryptions in the last {window}):\n"
+        ));
+        out.push_str(&table(
+            &["VERSION", "CREATED", "STATE", "USES", "LAST USED"],
+            &rows,
+        ));
+    }
+    out
 }
 
 // --- approvals and policies (issue 13) ---

@@ -318,6 +318,15 @@ pub struct LifecycleConfig {
     /// How often the scheduler looks for keys due for rotation or destruction.
     #[serde(default = "default_scan")]
     pub scan_interval: String,
+    /// The window `key show` counts each version's uses over, e.g. `30d`.
+    #[serde(default = "default_usage_window")]
+    pub usage_window: String,
+    /// A version used within this is not retired unless forced, e.g. `30d`.
+    #[serde(default = "default_usage_window")]
+    pub retirement_quiet_period: String,
+    /// Shortest time to live of a short-lived key, e.g. `1m`.
+    #[serde(default = "default_min_ttl")]
+    pub min_ttl: String,
 }
 
 impl Default for LifecycleConfig {
@@ -326,8 +335,18 @@ impl Default for LifecycleConfig {
             min_crypto_period: default_min_period(),
             min_destruction_window: default_min_window(),
             scan_interval: default_scan(),
+            usage_window: default_usage_window(),
+            retirement_quiet_period: default_usage_window(),
+            min_ttl: default_min_ttl(),
         }
     }
+}
+
+fn default_usage_window() -> String {
+    "30d".into()
+}
+fn default_min_ttl() -> String {
+    "1m".into()
 }
 
 fn default_min_period() -> String {
@@ -473,6 +492,12 @@ impl Config {
                 &self.lifecycle.min_destruction_window,
             ),
             ("lifecycle.scan_interval", &self.lifecycle.scan_interval),
+            ("lifecycle.usage_window", &self.lifecycle.usage_window),
+            (
+                "lifecycle.retirement_quiet_period",
+                &self.lifecycle.retirement_quiet_period,
+            ),
+            ("lifecycle.min_ttl", &self.lifecycle.min_ttl),
             ("policy.watch_interval", &self.policy.watch_interval),
         ] {
             crate::time::parse_duration(value).map_err(|e| Self::invalid(setting, e))?;

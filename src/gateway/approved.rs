@@ -9,7 +9,8 @@
 //! in the request.
 
 use super::ops::{
-    DecideOnRequest, Decided, DurationInput, ScheduleKeyDestruction, SetKeyEnabled, SetKeyOwner,
+    DecideOnRequest, Decided, DurationInput, RetireKeyVersions, ScheduleKeyDestruction,
+    SetKeyEnabled, SetKeyOwner,
 };
 use super::runner::{Presence, RunToEnd};
 use super::{Call, Credentials, Gateway, GatewayError};
@@ -92,6 +93,17 @@ impl Gateway {
             PendingChange::SetOwner { owner } => {
                 self.run(call, SetKeyOwner { key, owner }).await.map(drop)
             }
+            PendingChange::RetireVersions { below } => self
+                .run(
+                    call,
+                    RetireKeyVersions {
+                        key,
+                        below,
+                        force: true,
+                    },
+                )
+                .await
+                .map(drop),
         }
     }
 }

@@ -143,6 +143,7 @@ impl Gateway {
                     labels: [("purpose".to_string(), "audit-checkpoints".to_string())]
                         .into_iter()
                         .collect(),
+                    ttl: None,
                     draft: None,
                 },
             )

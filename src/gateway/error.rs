@@ -104,6 +104,30 @@ pub enum GatewayError {
         version: u32,
         latest: u32,
     },
+    /// A batch item sealed under another key than the one the batch names.
+    #[error(
+        "ciphertext was made under key id {other}, not under key '{key}' that the batch names; send it in a batch for its own key"
+    )]
+    CiphertextOtherKey { key: String, other: String },
+    /// A version below the key's retirement floor (`keygate key retire`).
+    #[error(
+        "version {version} of key '{key}' is retired (versions below {floor} no longer decrypt or verify); re-encrypt with a version from {floor} on"
+    )]
+    VersionRetired {
+        key: String,
+        version: u32,
+        floor: u32,
+    },
+    /// Retirement asked for while a version it would retire was used within the quiet period.
+    #[error(
+        "version {version} of key '{key}' was used {uses} times in the last {}: retiring it now would break its users; re-encrypt their data first, wait out the quiet period, or retire with force", crate::time::format_duration(*quiet_period)
+    )]
+    VersionInUse {
+        key: String,
+        version: u32,
+        uses: u64,
+        quiet_period: std::time::Duration,
+    },
     #[error("provider '{provider}' is not configured; configured: {configured}")]
     ProviderNotConfigured {
         provider: String,
@@ -209,6 +233,9 @@ impl GatewayError {
             E::CiphertextMalformed(_) => "CIPHERTEXT_MALFORMED",
             E::CiphertextForeign(_) => "CIPHERTEXT_FOREIGN_KEY",
             E::CiphertextVersionUnknown { .. } => "CIPHERTEXT_VERSION_UNKNOWN",
+            E::CiphertextOtherKey { .. } => "CIPHERTEXT_OTHER_KEY",
+            E::VersionRetired { .. } => "VERSION_RETIRED",
+            E::VersionInUse { .. } => "VERSION_IN_USE",
             E::ProviderNotConfigured { .. } => "PROVIDER_NOT_CONFIGURED",
             E::ProviderMissing { .. } => "PROVIDER_MISSING",
             E::ProviderUnknown { .. } => "PROVIDER_NOT_FOUND",

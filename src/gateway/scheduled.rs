@@ -17,7 +17,7 @@ pub struct ScheduledWork {
 
 impl Gateway {
     /// Rotates every enabled key whose crypto-period has ended and destroys every key whose
-    /// pending window has ended, as of `now_ms`; stops between two keys once `stop` is
+    /// pending window (or, for a short-lived key, TTL) has ended, as of `now_ms`; stops between two keys once `stop` is
     /// cancelled.
     pub async fn run_due_work(
         self: &Arc<Self>,
@@ -29,7 +29,19 @@ impl Gateway {
             if stop.is_cancelled() {
                 break;
             }
+            let ttl_ended = key.state != KeyState::Destroyed
+                && key.expires_at_ms.is_some_and(|at| at <= now_ms);
             let result = match key.state {
+                _ if ttl_ended => self
+                    .run(
+                        Call::system(SystemTask::ScheduledDestruction),
+                        DestroyKey {
+                            key_id: key.id.clone(),
+                            now_ms,
+                        },
+                    )
+                    .await
+                    .map(|_| work.destroyed += 1),
                 KeyState::Enabled if key.rotation_due_at_ms <= now_ms => self
                     .run(
                         Call::system(SystemTask::ScheduledRotation),

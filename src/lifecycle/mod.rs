@@ -2,6 +2,7 @@
 //! windows.
 
 pub mod destruction;
+pub mod retirement;
 pub mod scheduler;
 
 use crate::catalog::{KeyRecord, KeyState};
@@ -19,6 +20,12 @@ pub struct LifecycleSettings {
     pub max_destruction_window: Duration,
     pub default_destruction_window: Duration,
     pub scan_interval: Duration,
+    /// The window version usage is counted over (GetKey with usage).
+    pub usage_window: Duration,
+    /// A version used within this is not retired unless forced.
+    pub retirement_quiet_period: Duration,
+    /// Shortest time to live a short-lived key may have.
+    pub min_ttl: Duration,
 }
 
 impl Default for LifecycleSettings {
@@ -30,6 +37,9 @@ impl Default for LifecycleSettings {
             max_destruction_window: Duration::from_secs(365 * 86_400),
             default_destruction_window: Duration::from_secs(30 * 86_400),
             scan_interval: Duration::from_secs(60),
+            usage_window: Duration::from_secs(30 * 86_400),
+            retirement_quiet_period: Duration::from_secs(30 * 86_400),
+            min_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -63,6 +73,14 @@ pub fn check(action: Action, key: &KeyRecord) -> Result<(), GatewayError> {
             _,
         ) => Ok(()),
         (_, KeyState::Destroyed) => Err(GatewayError::KeyDestroyed(name())),
+        // A short-lived key is destroyed when its TTL ends, whatever its state.
+        (Action::DestroyKey, _)
+            if key
+                .expires_at_ms
+                .is_some_and(|t| t <= crate::time::now_ms()) =>
+        {
+            Ok(())
+        }
         (Action::CancelKeyDestruction | Action::DestroyKey, KeyState::PendingDestruction) => Ok(()),
         (Action::CancelKeyDestruction | Action::DestroyKey, state) => {
             Err(GatewayError::NotPendingDestruction {
@@ -78,7 +96,8 @@ pub fn check(action: Action, key: &KeyRecord) -> Result<(), GatewayError> {
             Action::EnableKey
             | Action::DisableKey
             | Action::ScheduleKeyDestruction
-            | Action::SetKeyOwner,
+            | Action::SetKeyOwner
+            | Action::RetireKeyVersions,
             _,
         ) => Ok(()),
         (_, KeyState::Disabled) => Err(GatewayError::KeyDisabled(name())),

@@ -57,6 +57,8 @@ actions! {
     DestroyKey,
     /// Hands a key to another owner (an approved admin operation).
     SetKeyOwner,
+    /// Stops a key's older versions decrypting and verifying.
+    RetireKeyVersions,
     /// Reads the records of a key's destructions.
     ListDestructionRecords,
     ApproveRequest,
@@ -158,6 +160,10 @@ pub struct OperationFacts {
     pub pending_window_seconds: Option<i64>,
     /// ReEncrypt: set on the destination key's decision.
     pub destination: Option<bool>,
+    /// RetireKeyVersions: retire although a version was used within the quiet period.
+    pub forced: Option<bool>,
+    /// CreateKey: a short-lived key's time to live.
+    pub ttl_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -1,11 +1,20 @@
 //! `keygate.v1.KeyService`: protobuf in, an operation through the runner, protobuf out.
 
 use super::call::{call_of, reply};
-use super::convert::key_to_pb;
+use super::convert::{key_to_pb, key_view_to_pb};
 use crate::gateway::{Gateway, ops};
 use crate::pb::{self, key_service_server::KeyService};
+use futures::{Stream, StreamExt as _};
+use std::pin::Pin;
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Chunks of one ReEncryptStream running at once; the stream reads the next message only
+/// when one finishes and its response is taken, so a stream holds at most this many chunks
+/// (and their responses) in memory however long it is.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct KeyApi {
     pub gateway: Arc<Gateway>,
@@ -33,6 +42,108 @@ macro_rules! rpc {
 
 #[tonic::async_trait]
 impl KeyService for KeyApi {
+    type ReEncryptStreamStream = ResponseStream<pb::ReEncryptStreamResponse>;
+
+    async fn batch_encrypt(
+        &self,
+        request: Request<pb::BatchEncryptRequest>,
+    ) -> Result<Response<pb::BatchEncryptResponse>, Status> {
+        rpc!(self, request, ops::BatchEncrypt)
+    }
+
+    async fn batch_decrypt(
+        &self,
+        request: Request<pb::BatchDecryptRequest>,
+    ) -> Result<Response<pb::BatchDecryptResponse>, Status> {
+        rpc!(self, request, ops::BatchDecrypt)
+    }
+
+    async fn batch_re_encrypt(
+        &self,
+        request: Request<pb::BatchReEncryptRequest>,
+    ) -> Result<Response<pb::BatchReEncryptResponse>, Status> {
+        rpc!(self, request, ops::BatchReEncrypt)
+    }
+
+    /// Each message is a chunk run as one BatchReEncrypt through the runner (authorized and
+    /// audited on its own, with the stream's id and the chunk's offset in its event).
+    async fn re_encrypt_stream(
+        &self,
+        request: Request<Streaming<pb::ReEncryptStreamRequest>>,
+    ) -> Result<Response<Self::ReEncryptStreamStream>, Status> {
+        let call = call_of(&request);
+        let stream_id = call.request_id.clone();
+        let header_id = stream_id.clone();
+        let gateway = self.gateway.clone();
+        // Later messages may leave the keys empty: they keep the first message's.
+        let mut keys: Option<(String, String)> = None;
+        let mut offset = 0u64;
+        let chunks = request.into_inner().map(move |message| {
+            let message = message?;
+            let (key, destination_key) = match &keys {
+                Some((key, destination)) => (
+                    if message.key.is_empty() {
+                        key.clone()
+                    } else {
+                        message.key
+                    },
+                    if message.destination_key.is_empty() {
+                        destination.clone()
+                    } else {
+                        message.destination_key
+                    },
+                ),
+                None => {
+                    keys = Some((message.key.clone(), message.destination_key.clone()));
+                    (message.key, message.destination_key)
+                }
+            };
+            let at = offset;
+            offset += message.items.len() as u64;
+            Ok::<_, Status>((
+                at,
+                ops::BatchReEncrypt {
+                    key,
+                    destination_key,
+                    items: super::convert::re_encrypt_items(message.items),
+                    stream: Some((stream_id.clone(), at)),
+                },
+            ))
+        });
+        let responses = chunks
+            .map(move |chunk| {
+                let gateway = gateway.clone();
+                let mut call = call.clone();
+                // Each chunk in a task of its own, so a stream's chunks use every core.
+                let run = tokio::spawn(async move {
+                    let (offset, op) = chunk?;
+                    call.request_id = crate::gateway::new_request_id();
+                    let id = call.request_id.clone();
+                    let done = gateway.run(call, op).await;
+                    let resealed = super::call::reply(&id, done)?.into_inner();
+                    let (results, failed) = super::convert::re_encrypt_results(resealed.results);
+                    Ok(pb::ReEncryptStreamResponse {
+                        offset,
+                        results,
+                        failed,
+                        request_id: id,
+                    })
+                });
+                async move {
+                    run.await.unwrap_or_else(|e| {
+                        Err(Status::internal(format!(
+                            "a chunk of the stream failed inside keygate: {e}"
+                        )))
+                    })
+                }
+            })
+            .buffered(CHUNKS_IN_FLIGHT);
+        reply(
+            &header_id,
+            Ok(Box::pin(responses) as Self::ReEncryptStreamStream),
+        )
+    }
+
     async fn create_key(
         &self,
         request: Request<pb::CreateKeyRequest>,
@@ -44,7 +155,7 @@ impl KeyService for KeyApi {
         &self,
         request: Request<pb::GetKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        rpc!(self, request, ops::GetKey, key)
+        rpc!(self, request, ops::GetKey, |v| key_view_to_pb(&v))
     }
 
     async fn list_keys(
@@ -122,6 +233,13 @@ impl KeyService for KeyApi {
         request: Request<pb::RotateKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
         rpc!(self, request, ops::RotateKey, key)
+    }
+
+    async fn retire_key_versions(
+        &self,
+        request: Request<pb::RetireKeyVersionsRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        rpc!(self, request, ops::RetireKeyVersions, key)
     }
 
     async fn enable_key(

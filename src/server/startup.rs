@@ -143,6 +143,12 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         )?,
         scan_interval: config
             .duration("lifecycle.scan_interval", &config.lifecycle.scan_interval)?,
+        usage_window: config.duration("lifecycle.usage_window", &config.lifecycle.usage_window)?,
+        retirement_quiet_period: config.duration(
+            "lifecycle.retirement_quiet_period",
+            &config.lifecycle.retirement_quiet_period,
+        )?,
+        min_ttl: config.duration("lifecycle.min_ttl", &config.lifecycle.min_ttl)?,
         ..defaults
     };
     let lifecycle = LifecycleSettings {

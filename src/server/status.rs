@@ -27,6 +27,7 @@ pub fn code(e: &GatewayError) -> Code {
         | E::CiphertextMalformed(_)
         | E::CiphertextForeign(_)
         | E::CiphertextVersionUnknown { .. }
+        | E::CiphertextOtherKey { .. }
         | E::ProviderNotConfigured { .. } => Code::InvalidArgument,
         E::ApprovalPending { .. }
         | E::RequesterUnknown(_)
@@ -41,7 +42,9 @@ pub fn code(e: &GatewayError) -> Code {
         | E::DataKeyNeedsSymmetricKey { .. }
         | E::NotDueForRotation { .. }
         | E::NotDueForDestruction(_)
-        | E::DestructionNotApproved(_) => Code::FailedPrecondition,
+        | E::DestructionNotApproved(_)
+        | E::VersionRetired { .. }
+        | E::VersionInUse { .. } => Code::FailedPrecondition,
         E::CallerGone => Code::Cancelled,
         E::Overloaded { .. } => Code::ResourceExhausted,
         E::CallTimedOut { .. } => Code::DeadlineExceeded,

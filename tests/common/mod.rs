@@ -239,6 +239,7 @@ pub fn create(name: &str, algorithm: &str, owner: &str) -> keygate::pb::CreateKe
         crypto_period: days(90),
         provider: String::new(),
         labels: Default::default(),
+        ttl: None,
     }
 }
 

@@ -83,7 +83,10 @@ async fn rotation_refused(keys: &mut Keys, name: &str, provider: &str) {
         err.message()
     );
     let key = keys
-        .get_key(pb::GetKeyRequest { key: name.into() })
+        .get_key(pb::GetKeyRequest {
+            key: name.into(),
+            usage: false,
+        })
         .await
         .expect("get key")
         .into_inner();

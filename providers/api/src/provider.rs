@@ -105,6 +105,16 @@ pub trait KeyProvider: Send + Sync {
         ))
     }
 
+    /// Stops the versions below `below` decrypting and verifying on the backend itself (Vault
+    /// Transit's `min_decryption_version`). Idempotent: setting the floor it already has
+    /// succeeds. Backends without the notion answer Unsupported.
+    async fn retire_versions(&self, _key: &KeyUri, _below: u32) -> Result<Replied<()>> {
+        Err(ProviderError::unsupported(
+            self.name(),
+            "retiring key versions",
+        ))
+    }
+
     /// Tells the backend destruction is pending. Backends with their own deletion window (AWS,
     /// Azure, GCP) start it here; others need do nothing, since the gateway keeps the window and
     /// calls [`KeyProvider::destroy`] when it ends.

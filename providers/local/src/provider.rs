@@ -114,6 +114,15 @@ impl LocalProvider {
                 format!("key {} is disabled", v.uri),
             ));
         }
+        if v.version < entry.file.retired_below {
+            return Err(ProviderError::precondition(
+                &self.name,
+                format!(
+                    "version {} of key {} is retired (versions below {} no longer decrypt or verify)",
+                    v.version, v.uri, entry.file.retired_below
+                ),
+            ));
+        }
         let index = (v.version as usize).checked_sub(1);
         index
             .and_then(|i| entry.versions.get(i))
@@ -281,6 +290,7 @@ impl KeyProvider for LocalProvider {
             algorithm: spec.algorithm,
             enabled: true,
             versions: vec![self.seal_version(&spec.key_id, 1, &material)?],
+            retired_below: 0,
         };
         let entry = self.commit(file, vec![Arc::new(loaded)])?;
         Ok(Replied::local(Self::describe_entry(&entry)))
@@ -411,6 +421,16 @@ impl KeyProvider for LocalProvider {
         let entry = self.entry(key)?;
         let mut file = entry.file.clone();
         file.enabled = enabled;
+        self.commit(file, entry.versions.clone())?;
+        Ok(Replied::local(()))
+    }
+
+    async fn retire_versions(&self, key: &KeyUri, below: u32) -> Result<Replied<()>> {
+        let _guard = self.changes.lock().await;
+        let entry = self.entry(key)?;
+        let mut file = entry.file.clone();
+        // Retirement only moves forward.
+        file.retired_below = file.retired_below.max(below);
         self.commit(file, entry.versions.clone())?;
         Ok(Replied::local(()))
     }

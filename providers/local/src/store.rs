@@ -12,6 +12,13 @@ pub struct KeyFile {
     pub algorithm: Algorithm,
     pub enabled: bool,
     pub versions: Vec<VersionFile>,
+    /// Versions below this are retired: kept, but no longer used (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retired_below: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -189,6 +189,20 @@ pub(crate) async fn set_enabled(
     Ok(Replied::with_request_id((), reply.request_id))
 }
 
+/// Transit's own floor: versions below `min_decryption_version` no longer decrypt, verify
+/// or HMAC-verify on the server.
+pub(crate) async fn retire_versions(
+    p: &VaultProvider,
+    key: &KeyUri,
+    below: u32,
+) -> Result<Replied<()>> {
+    let name = p.key_name(key)?;
+    let op = p.op("retire versions", key);
+    let body = json!({ "min_decryption_version": below });
+    let reply = p.post(&op, &format!("keys/{name}/config"), &body).await?;
+    Ok(Replied::with_request_id((), reply.request_id))
+}
+
 pub(crate) async fn destroy(p: &VaultProvider, key: &KeyUri) -> Result<Replied<()>> {
     let name = p.key_name(key)?;
     let op = p.op("destroy", key);

@@ -276,6 +276,11 @@ impl KeyProvider for VaultProvider {
         keys::set_enabled(self, key, enabled).await
     }
 
+    /// Sets Transit's `min_decryption_version`.
+    async fn retire_versions(&self, key: &KeyUri, below: u32) -> Result<Replied<()>> {
+        keys::retire_versions(self, key, below).await
+    }
+
     /// Soft-deletes the key for the pending window, so nothing uses it meanwhile. Cancelling
     /// (the default `cancel_destroy`) leaves it disabled; the gateway re-enables it explicitly.
     /// On servers without soft-delete (HashiCorp Vault) nothing is done here, as the trait

@@ -13,11 +13,15 @@ const DATA_KEY_MIN: usize = 16;
 const DATA_KEY_MAX: usize = 64;
 
 /// A ciphertext longer than this cannot hold a plaintext within the limit.
-fn max_ciphertext(settings: &Settings<'_>) -> usize {
+pub(super) fn max_ciphertext(settings: &Settings<'_>) -> usize {
     settings.limits.max_plaintext_bytes + 4096 + HEADER_LEN
 }
 
-fn check_aad(settings: &Settings<'_>, key: &KeyRecord, aad: &[u8]) -> Result<(), GatewayError> {
+pub(super) fn check_aad(
+    settings: &Settings<'_>,
+    key: &KeyRecord,
+    aad: &[u8],
+) -> Result<(), GatewayError> {
     validate::size(
         "associated_data",
         "associated_data",
@@ -48,8 +52,8 @@ fn provider_aad(key: &KeyRecord, header: &[u8], aad: &[u8]) -> Vec<u8> {
 }
 
 /// Seals `plaintext` under the key's primary version into a keygate ciphertext.
-async fn seal(
-    cx: &mut Exec<'_, Reads>,
+pub(super) async fn seal(
+    cx: &Exec<'_, Reads>,
     key: &Admitted,
     plaintext: &SecretBytes,
     aad: &[u8],
@@ -77,8 +81,22 @@ async fn open(
     aad: &[u8],
 ) -> Result<(SecretBytes, Admitted, u32), GatewayError> {
     let key = cx.key()?.clone();
-    check_aad(&cx.settings(), &key, aad)?;
     let number = cx.ciphertext_version()?;
+    cx.note_version(number);
+    let plaintext = open_version(cx, &key, number, ciphertext, aad).await?;
+    Ok((plaintext, key, number))
+}
+
+/// Opens `ciphertext`, whose header names version `number` of `key` (the caller checked the
+/// header names `key`).
+pub(super) async fn open_version(
+    cx: &Exec<'_, Reads>,
+    key: &Admitted,
+    number: u32,
+    ciphertext: &[u8],
+    aad: &[u8],
+) -> Result<SecretBytes, GatewayError> {
+    check_aad(&cx.settings(), key, aad)?;
     let version: &VersionRecord =
         key.version(number)
             .ok_or_else(|| GatewayError::CiphertextVersionUnknown {
@@ -86,14 +104,16 @@ async fn open(
                 version: number,
                 latest: key.primary().version,
             })?;
-    cx.note_version(version.version);
-    // Admission parsed the header, so the ciphertext is at least a header and a body.
+    crate::lifecycle::retirement::check_version(key, number)?;
+    if ciphertext.len() <= HEADER_LEN {
+        return Err(GatewayError::CiphertextMalformed(format!(
+            "ciphertext is truncated: {} bytes, shorter than a keygate header ({HEADER_LEN} bytes) plus a body",
+            ciphertext.len()
+        )));
+    }
     let (header, blob) = ciphertext.split_at(HEADER_LEN);
-    let plaintext = cx
-        .decrypt(&key, version, blob, &provider_aad(&key, header, aad))
-        .await?;
-    let number = version.version;
-    Ok((plaintext, key, number))
+    cx.decrypt(key, version, blob, &provider_aad(key, header, aad))
+        .await
 }
 
 pub struct Encrypt {

@@ -5,7 +5,7 @@ use crate::gateway::runner::{
     Changes, Exec, KeyDraft, Operation, Reads, RequestedAlgorithm, Settings, Target,
 };
 use crate::gateway::{GatewayError, validate};
-use crate::policy::Action;
+use crate::policy::{Action, OperationFacts};
 use crate::time::{format_duration, now_ms};
 use keygate_provider::{Algorithm, KeyPurpose, KeySpec};
 use std::collections::BTreeMap;
@@ -38,6 +38,8 @@ pub struct CreateKey {
     /// Empty: the default provider.
     pub provider: String,
     pub labels: BTreeMap<String, String>,
+    /// A short-lived key's time to live: the scheduler destroys it when this ends.
+    pub ttl: Option<DurationInput>,
     /// Filled in by `check`.
     pub draft: Option<KeyDraft>,
 }
@@ -92,8 +94,29 @@ impl CreateKey {
             ));
         }
         validate::labels(&self.labels)?;
+        let ttl = match self.ttl {
+            None => None,
+            Some(ttl) => {
+                let ttl = ttl
+                    .to_duration()
+                    .ok_or_else(|| GatewayError::invalid("ttl", "ttl is negative"))?;
+                if ttl < lifecycle.min_ttl || ttl > period {
+                    return Err(GatewayError::invalid(
+                        "ttl",
+                        format!(
+                            "ttl {} is outside the allowed range {} to the crypto-period ({})",
+                            format_duration(ttl),
+                            format_duration(lifecycle.min_ttl),
+                            format_duration(period),
+                        ),
+                    ));
+                }
+                Some(ttl)
+            }
+        };
         Ok(KeyDraft {
             id: uuid::Uuid::new_v4().to_string(),
+            ttl,
             name: self.name.clone(),
             owner: self.owner.clone(),
             purpose,
@@ -133,6 +156,14 @@ impl Operation for CreateKey {
                 key: "",
             },
         }
+    }
+
+    fn policy_context(&self, facts: &mut OperationFacts) {
+        facts.ttl_seconds = self
+            .draft
+            .as_ref()
+            .and_then(|d| d.ttl)
+            .map(|ttl| i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
     }
 
     fn ready(&self, cx: &Exec<'_, Changes>) -> Result<(), GatewayError> {
@@ -189,7 +220,12 @@ impl Operation for CreateKey {
             destruction_at_ms: None,
             labels: spec.labels,
             versions,
+            retired_below: 0,
+            expires_at_ms: draft.ttl.map(|ttl| crate::time::after(now, ttl)),
         };
+        if let Some(at) = record.expires_at_ms {
+            cx.detail("expires_at", crate::time::rfc3339(at));
+        }
         let record = cx.insert_key(record).await?;
         cx.note_version(1);
         cx.detail("algorithm", record.algorithm.as_str());
@@ -215,10 +251,30 @@ fn supported(cx: &Exec<'_, Changes>, draft: &KeyDraft) -> Result<Algorithm, Gate
 
 pub struct GetKey {
     pub key: String,
+    /// Also count each version's uses in the usage window.
+    pub usage: bool,
+}
+
+/// Version usage over a window, from the audit log.
+pub struct Usage {
+    pub window: Duration,
+    pub versions: BTreeMap<u32, super::usage::VersionUsage>,
+}
+
+pub struct KeyView {
+    pub record: Arc<KeyRecord>,
+    pub usage: Option<Usage>,
+}
+
+impl std::ops::Deref for KeyView {
+    type Target = KeyRecord;
+    fn deref(&self) -> &KeyRecord {
+        &self.record
+    }
 }
 
 impl Operation for GetKey {
-    type Output = Arc<KeyRecord>;
+    type Output = KeyView;
     type Mode = Reads;
 
     fn action(&self) -> Action {
@@ -232,8 +288,18 @@ impl Operation for GetKey {
         }
     }
 
-    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Arc<KeyRecord>, GatewayError> {
-        Ok(cx.key()?.record().clone())
+    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<KeyView, GatewayError> {
+        let record = cx.key()?.record().clone();
+        let usage = if self.usage {
+            let window = cx.settings().lifecycle.usage_window;
+            let since = now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+            let versions = super::usage::version_usage(cx, &record, since).await?;
+            cx.detail("usage_window_seconds", window.as_secs());
+            Some(Usage { window, versions })
+        } else {
+            None
+        };
+        Ok(KeyView { record, usage })
     }
 }
 
@@ -245,6 +311,8 @@ pub struct ListKeys {
     pub page_size: u32,
     /// Empty for the first page; otherwise a `next_page_token` this gateway issued.
     pub page_token: String,
+    /// Only short-lived keys whose TTL ends within this.
+    pub expiring_within: Option<DurationInput>,
 }
 
 pub struct KeyPage {
@@ -283,6 +351,18 @@ impl Operation for ListKeys {
             owner: (!self.owner.is_empty()).then(|| self.owner.clone()),
             environment: (!self.environment.is_empty()).then(|| self.environment.clone()),
         };
+        let expiring_by = match self.expiring_within {
+            None => None,
+            Some(d) => {
+                let d = d.to_duration().ok_or_else(|| {
+                    GatewayError::invalid("expiring_within", "expiring_within is negative")
+                })?;
+                Some(crate::time::after(now_ms(), d))
+            }
+        };
+        let wanted = |key: &KeyRecord| {
+            expiring_by.is_none_or(|by| key.expires_at_ms.is_some_and(|at| at <= by))
+        };
         let mut keys = Vec::new();
         let mut after = self.page_token;
         // Filter by permission page by page until the page is full or the catalog ends.
@@ -291,7 +371,7 @@ impl Operation for ListKeys {
             let exhausted = batch.len() < page_size;
             for key in batch {
                 after = key.name.clone();
-                if cx.may_read(&key) {
+                if wanted(&key) && cx.may_read(&key) {
                     keys.push(key);
                     if keys.len() == page_size {
                         break;

@@ -224,38 +224,60 @@ impl Operation for DestroyKey {
 
     fn ready(&self, cx: &Exec<'_, Changes>) -> Result<(), GatewayError> {
         let key = cx.key()?;
-        if key.destruction_at_ms.is_none_or(|at| at > self.now_ms) {
-            Err(GatewayError::NotDueForDestruction(key.name.clone()))
-        } else {
+        let window_ended = key.state == KeyState::PendingDestruction
+            && key.destruction_at_ms.is_some_and(|at| at <= self.now_ms);
+        if window_ended || ttl_ended(key, self.now_ms) {
             Ok(())
+        } else {
+            Err(GatewayError::NotDueForDestruction(key.name.clone()))
         }
     }
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
+        // A short-lived key has no pending window: its record opens and closes here.
+        let by_ttl = key.state != KeyState::PendingDestruction && ttl_ended(&key, self.now_ms);
+        let destruction_at = if by_ttl {
+            let at = key.expires_at_ms.unwrap_or(self.now_ms);
+            cx.detail("ttl_ended_at", rfc3339(at));
+            cx.record_destruction_scheduled(std::time::Duration::ZERO, at)
+                .await?;
+            Some(at)
+        } else {
+            key.destruction_at_ms
+        };
         // Rule 5 checked again where it bites, whatever the policies in force said when the
         // destruction was scheduled: the open record must carry a quorum's approval, or have
         // been asked for by dev mode's root (a principal that exists only under `serve --dev`).
-        // The newest open record is the one this destruction ends (newest first).
-        let records = cx.destruction_records(&key).await?;
-        let approved = records
-            .iter()
-            .find(|r| r.state == "scheduled")
-            .is_some_and(|r| {
-                (r.approval_id.is_some() && !r.approved_by.is_empty())
-                    || cx
-                        .principal(&r.requested_by)
-                        .is_some_and(|p| p.has_role(crate::auth::DEV_ROOT_ROLE))
-            });
-        if !approved {
-            return Err(GatewayError::DestructionNotApproved(key.name.clone()));
+        // The newest open record is the one this destruction ends (newest first). A short-lived
+        // key's destruction was decided when it was created with its ttl.
+        if !by_ttl {
+            let records = cx.destruction_records(&key).await?;
+            let approved = records
+                .iter()
+                .find(|r| r.state == "scheduled")
+                .is_some_and(|r| {
+                    (r.approval_id.is_some() && !r.approved_by.is_empty())
+                        || cx
+                            .principal(&r.requested_by)
+                            .is_some_and(|p| p.has_role(crate::auth::DEV_ROOT_ROLE))
+                });
+            if !approved {
+                return Err(GatewayError::DestructionNotApproved(key.name.clone()));
+            }
         }
         cx.destroy_in_backend().await?;
         // The destruction record: what was destroyed, where, and how.
         let versions: Vec<u32> = key.versions.iter().map(|v| v.version).collect();
         let method = format!(
-            "every version destroyed in provider '{}' ({}) by keygate's scheduler when the pending window ended",
-            key.provider, key.provider_uri
+            "every version destroyed in provider '{}' ({}) by keygate's scheduler when {}",
+            key.provider,
+            key.provider_uri,
+            if by_ttl {
+                "its TTL ended (a short-lived key: no pending window)"
+            } else {
+                "the pending window ended"
+            }
         );
         cx.detail("provider", key.provider.clone());
         cx.detail("provider_uri", key.provider_uri.to_string());
@@ -263,13 +285,14 @@ impl Operation for DestroyKey {
         cx.detail("versions", versions.clone());
         cx.record_destruction_ended(Some((&versions, &method)))
             .await?;
-        cx.set_state(
-            KeyState::PendingDestruction,
-            KeyState::Destroyed,
-            key.destruction_at_ms,
-        )
-        .await
+        cx.set_state(key.state, KeyState::Destroyed, destruction_at)
+            .await
     }
+}
+
+/// A short-lived key whose TTL has ended (and that is not destroyed yet).
+fn ttl_ended(key: &KeyRecord, now_ms: i64) -> bool {
+    key.state != KeyState::Destroyed && key.expires_at_ms.is_some_and(|at| at <= now_ms)
 }
 
 /// The records of a key's destructions (who asked, who approved, when, which versions, how),

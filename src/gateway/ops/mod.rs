@@ -3,13 +3,16 @@
 pub mod approvals;
 pub mod audit;
 pub mod audit_anchor;
+pub mod batch;
 pub mod crypto;
 pub mod inventory;
 pub mod keys;
 pub mod lifecycle;
 pub mod owner;
 pub mod policy;
+pub mod retire;
 pub mod signing;
+pub mod usage;
 
 pub use approvals::{
     ApprovalPage, CancelRequest, DecideOnRequest, Decided, GetApproval, ListApprovals,
@@ -19,21 +22,27 @@ pub use audit::{
     ExportFormat, GetVerification, ListCheckpoints, ListIngesters, StartVerification, Tail,
 };
 pub use audit_anchor::{AuditSigningKeys, SignAuditCheckpoint};
+pub use batch::{
+    BatchDecrypt, BatchEncrypt, BatchOpened, BatchReEncrypt, BatchReSealed, BatchSealed,
+    DecryptItem, EncryptItem, ItemResult, MAX_BATCH_ITEMS, ReEncryptItem,
+};
 pub use crypto::{
     DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,
 };
 pub use inventory::{InventoryEntry, InventoryPage, ListInventory};
-pub use keys::{CreateKey, DurationInput, GetKey, KeyPage, ListKeys};
+pub use keys::{CreateKey, DurationInput, GetKey, KeyPage, KeyView, ListKeys, Usage};
 pub use lifecycle::{
     CancelKeyDestruction, DestroyKey, ListDestructionRecords, RotateKey, ScheduleKeyDestruction,
     SetKeyEnabled,
 };
 pub use owner::SetKeyOwner;
 pub use policy::{ExplainPolicy, Explanation, GetPolicyStatus, PolicyStatus, ReloadPolicies};
+pub use retire::RetireKeyVersions;
 pub use signing::{
     GenerateMac, GetPublicKey, Mac, Payload, PublicKey, Sign, Signature, Verification, Verify,
     VerifyMac,
 };
+pub use usage::VersionUsage;
 
 /// A requested page size: 0 means the default of 100; at most 1000.
 fn page_size(requested: u32) -> u32 {

@@ -176,6 +176,7 @@ impl Operation for Verify {
         let key = cx.key()?.clone();
         let input = sign_input(&key, &self.payload)?;
         let version = pick_version(&key, self.key_version)?;
+        crate::lifecycle::retirement::check_version(&key, version.version)?;
         cx.note_version(version.version);
         let valid = cx.verify(&key, version, input, &self.signature).await?;
         cx.detail("valid", valid);
@@ -301,6 +302,7 @@ impl Operation for VerifyMac {
     async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Verification, GatewayError> {
         let key = cx.key()?.clone();
         let version = pick_version(&key, self.key_version)?;
+        crate::lifecycle::retirement::check_version(&key, version.version)?;
         cx.note_version(version.version);
         let valid = cx
             .verify_mac(&key, version, &self.message, &self.mac)

@@ -180,6 +180,13 @@ impl Exec<'_, Changes> {
         Ok(backend.rotate(&key.provider_uri).await?.value)
     }
 
+    /// Stops the versions below `below` working on the backend itself.
+    pub async fn retire_versions_in_backend(&mut self, below: u32) -> Result<(), GatewayError> {
+        let (key, backend) = self.locked_backend()?;
+        backend.retire_versions(&key.provider_uri, below).await?;
+        Ok(())
+    }
+
     pub async fn set_enabled_in_backend(&mut self, enabled: bool) -> Result<(), GatewayError> {
         let (key, backend) = self.locked_backend()?;
         backend.set_enabled(&key.provider_uri, enabled).await?;

@@ -290,6 +290,19 @@ impl Exec<'_, Changes> {
             .await?)
     }
 
+    pub async fn set_retired_below(
+        &mut self,
+        expected: u32,
+        floor: u32,
+    ) -> Result<Arc<KeyRecord>, GatewayError> {
+        let lock = self.lock()?;
+        Ok(self
+            .gateway
+            .catalog
+            .set_retired_below(lock, expected, floor)
+            .await?)
+    }
+
     pub async fn set_owner(
         &mut self,
         expected: &str,

@@ -30,6 +30,8 @@ pub struct KeyDraft {
     pub provider: String,
     pub crypto_period: Duration,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// A short-lived key's time to live.
+    pub ttl: Option<Duration>,
 }
 
 /// The algorithm a new key asks for.

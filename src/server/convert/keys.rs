@@ -24,6 +24,8 @@ pub fn key_to_pb(key: &KeyRecord) -> pb::Key {
             .map(|v| pb::KeyVersion {
                 version: v.version,
                 created_at: rfc3339(v.created_at_ms),
+                retired: v.version < key.retired_below,
+                ..Default::default()
             })
             .collect(),
         crypto_period: Some(prost_types::Duration {
@@ -34,6 +36,37 @@ pub fn key_to_pb(key: &KeyRecord) -> pb::Key {
         rotation_due_at: rfc3339(key.rotation_due_at_ms),
         destruction_at: key.destruction_at_ms.map(rfc3339).unwrap_or_default(),
         labels: key.labels.clone().into_iter().collect(),
+        retired_below: key.retired_below,
+        expires_at: key.expires_at_ms.map(rfc3339).unwrap_or_default(),
+        usage_window: None,
+    }
+}
+
+/// A key with, when asked for, its versions' usage.
+pub fn key_view_to_pb(view: &ops::KeyView) -> pb::Key {
+    let mut key = key_to_pb(&view.record);
+    if let Some(usage) = &view.usage {
+        key.usage_window = Some(prost_types::Duration {
+            seconds: i64::try_from(usage.window.as_secs()).unwrap_or(i64::MAX),
+            nanos: 0,
+        });
+        for v in &mut key.versions {
+            if let Some(u) = usage.versions.get(&v.version) {
+                v.uses = u.uses;
+                v.last_used_at = u.last_used_ms.map(rfc3339).unwrap_or_default();
+            }
+        }
+    }
+    key
+}
+
+impl From<pb::RetireKeyVersionsRequest> for ops::RetireKeyVersions {
+    fn from(r: pb::RetireKeyVersionsRequest) -> Self {
+        ops::RetireKeyVersions {
+            key: r.key,
+            below: r.below,
+            force: r.force,
+        }
     }
 }
 
@@ -48,6 +81,7 @@ impl From<pb::CreateKeyRequest> for ops::CreateKey {
             crypto_period: duration(r.crypto_period),
             provider: r.provider,
             labels: r.labels.into_iter().collect(),
+            ttl: duration(r.ttl),
             draft: None,
         }
     }
@@ -55,7 +89,10 @@ impl From<pb::CreateKeyRequest> for ops::CreateKey {
 
 impl From<pb::GetKeyRequest> for ops::GetKey {
     fn from(r: pb::GetKeyRequest) -> Self {
-        ops::GetKey { key: r.key }
+        ops::GetKey {
+            key: r.key,
+            usage: r.usage,
+        }
     }
 }
 
@@ -66,6 +103,7 @@ impl From<pb::ListKeysRequest> for ops::ListKeys {
             environment: r.environment,
             page_size: r.page_size,
             page_token: r.page_token,
+            expiring_within: duration(r.expiring_within),
         }
     }
 }

@@ -458,6 +458,13 @@ impl KeyProvider for Guarded {
             .await
     }
 
+    async fn retire_versions(&self, key: &KeyUri, below: u32) -> Result<Replied<()>> {
+        self.run(Op::RetireVersions, || {
+            self.inner.retire_versions(key, below)
+        })
+        .await
+    }
+
     async fn schedule_destroy(&self, key: &KeyUri, window: Duration) -> Result<Replied<()>> {
         self.run(Op::ScheduleDestroy, || {
             self.inner.schedule_destroy(key, window)

@@ -19,6 +19,7 @@ pub enum Op {
     VerifyMac,
     Rotate,
     SetEnabled,
+    RetireVersions,
     ScheduleDestroy,
     CancelDestroy,
     Destroy,
@@ -27,7 +28,7 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 18] = [
+    pub const ALL: [Op; 19] = [
         Op::CreateKey,
         Op::Describe,
         Op::List,
@@ -41,6 +42,7 @@ impl Op {
         Op::VerifyMac,
         Op::Rotate,
         Op::SetEnabled,
+        Op::RetireVersions,
         Op::ScheduleDestroy,
         Op::CancelDestroy,
         Op::Destroy,
@@ -64,6 +66,7 @@ impl Op {
             Op::VerifyMac => "verify_mac",
             Op::Rotate => "rotate",
             Op::SetEnabled => "set_enabled",
+            Op::RetireVersions => "retire_versions",
             Op::ScheduleDestroy => "schedule_destroy",
             Op::CancelDestroy => "cancel_destroy",
             Op::Destroy => "destroy",

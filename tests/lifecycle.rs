@@ -1,0 +1,365 @@
+//! Key lifecycle end to end through gRPC on the local provider: version usage counted from
+//! the audit log, retirement refused while a version is in use and enforced after, and
+//! short-lived keys destroyed by the scheduler with their record.
+
+mod common;
+
+use common::{Keys, Server, ServerOptions, create};
+use keygate::pb;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+fn server_with(dir: &tempfile::TempDir, lifecycle: &str) -> Server {
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(&config, format!("[lifecycle]\n{lifecycle}\n")).unwrap();
+    Server::start_with(
+        &dir.path().join("data"),
+        ServerOptions {
+            config: Some(config),
+            ..Default::default()
+        },
+    )
+}
+
+async fn seal(keys: &mut Keys, key: &str, plaintext: &[u8]) -> Vec<u8> {
+    keys.encrypt(pb::EncryptRequest {
+        key: key.into(),
+        plaintext: plaintext.to_vec(),
+        associated_data: vec![],
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .ciphertext
+}
+
+async fn open(keys: &mut Keys, ciphertext: &[u8]) -> Result<pb::DecryptResponse, tonic::Status> {
+    keys.decrypt(pb::DecryptRequest {
+        ciphertext: ciphertext.to_vec(),
+        associated_data: vec![],
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+async fn rotate(keys: &mut Keys, key: &str) {
+    keys.rotate_key(pb::RotateKeyRequest { key: key.into() })
+        .await
+        .unwrap();
+}
+
+async fn show(keys: &mut Keys, key: &str) -> pb::Key {
+    keys.get_key(pb::GetKeyRequest {
+        key: key.into(),
+        usage: true,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn version_usage_counts_each_versions_uses_from_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut keys = server.root().await;
+    keys.create_key(create("app/usage", "aes-256-gcm", "root"))
+        .await
+        .unwrap();
+    let v1: Vec<Vec<u8>> = vec![
+        seal(&mut keys, "app/usage", b"a").await,
+        seal(&mut keys, "app/usage", b"b").await,
+        seal(&mut keys, "app/usage", b"c").await,
+    ];
+    rotate(&mut keys, "app/usage").await;
+    let v2 = seal(&mut keys, "app/usage", b"d").await;
+    rotate(&mut keys, "app/usage").await;
+
+    // v1: 2 single decrypts, 3 batch items, 1 re-encryption from it, 1 failed (not counted).
+    open(&mut keys, &v1[0]).await.unwrap();
+    open(&mut keys, &v1[1]).await.unwrap();
+    keys.batch_decrypt(pb::BatchDecryptRequest {
+        key: "app/usage".into(),
+        items: v1
+            .iter()
+            .chain(std::iter::once(&v2))
+            .map(|c| pb::BatchDecryptItem {
+                ciphertext: c.clone(),
+                associated_data: vec![],
+            })
+            .collect(),
+    })
+    .await
+    .unwrap();
+    keys.re_encrypt(pb::ReEncryptRequest {
+        ciphertext: v1[2].clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let err = keys
+        .decrypt(pb::DecryptRequest {
+            ciphertext: v1[0].clone(),
+            associated_data: b"wrong".to_vec(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let key = show(&mut keys, "app/usage").await;
+    assert_eq!(
+        key.usage_window.as_ref().map(|d| d.seconds),
+        Some(30 * 86_400)
+    );
+    let uses: Vec<u64> = key.versions.iter().map(|v| v.uses).collect();
+    assert_eq!(uses, vec![6, 1, 0]);
+    assert!(!key.versions[0].last_used_at.is_empty());
+    assert!(key.versions[2].last_used_at.is_empty());
+
+    // Without asking, nothing is counted.
+    let plain = keys
+        .get_key(pb::GetKeyRequest {
+            key: "app/usage".into(),
+            usage: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plain.usage_window.is_none());
+    assert!(plain.versions.iter().all(|v| v.uses == 0));
+
+    let out = server
+        .cli()
+        .args(["key", "show", "app/usage"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("version usage"), "{text}");
+    let v1_row = text
+        .lines()
+        .find(|l| l.starts_with("1 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(v1_row.contains(" 6 "), "{v1_row}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retirement_is_refused_while_a_version_is_in_use_and_enforced_after_the_quiet_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(&dir, "retirement_quiet_period = \"2s\"");
+    let mut keys = server.root().await;
+    keys.create_key(create("app/retire", "aes-256-gcm", "root"))
+        .await
+        .unwrap();
+    let old = seal(&mut keys, "app/retire", b"old").await;
+    rotate(&mut keys, "app/retire").await;
+    let new = seal(&mut keys, "app/retire", b"new").await;
+
+    let retire = |below: u32, force: bool| pb::RetireKeyVersionsRequest {
+        key: "app/retire".into(),
+        below,
+        force,
+    };
+    // Bad input first: nothing to retire, or the primary itself.
+    let none = keys
+        .retire_key_versions(retire(1, false))
+        .await
+        .unwrap_err();
+    assert_eq!(none.code(), Code::InvalidArgument);
+    let primary = keys
+        .retire_key_versions(retire(3, false))
+        .await
+        .unwrap_err();
+    assert_eq!(primary.code(), Code::InvalidArgument);
+    assert!(
+        primary.message().contains("rotate first"),
+        "{}",
+        primary.message()
+    );
+
+    // v1 was used just now: refused, and the message says why and what to do.
+    let used_at = Instant::now();
+    open(&mut keys, &old).await.unwrap();
+    let refused = keys
+        .retire_key_versions(retire(2, false))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "VERSION_IN_USE");
+    assert!(
+        refused.message().contains("version 1") && refused.message().contains("used 1 times"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(open(&mut keys, &old).await.unwrap().plaintext, b"old");
+
+    // After the quiet period without a use, it retires.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(used_at.elapsed() > Duration::from_secs(2));
+    let key = keys
+        .retire_key_versions(retire(2, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(key.retired_below, 2);
+    assert!(key.versions[0].retired && !key.versions[1].retired);
+
+    let gone = open(&mut keys, &old).await.unwrap_err();
+    assert_eq!(gone.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&gone), "VERSION_RETIRED");
+    assert_eq!(open(&mut keys, &new).await.unwrap().plaintext, b"new");
+    // Batches and re-encryption refuse it per item.
+    let batch = keys
+        .batch_re_encrypt(pb::BatchReEncryptRequest {
+            key: "app/retire".into(),
+            destination_key: String::new(),
+            items: vec![pb::BatchReEncryptItem {
+                ciphertext: old.clone(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        batch.results[0].status.clone().unwrap_or_default().reason,
+        "VERSION_RETIRED"
+    );
+    // Retirement only moves forward.
+    let again = keys
+        .retire_key_versions(retire(2, false))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::InvalidArgument);
+
+    // Forcing retires a version in use (the dev root is exempt from the approvals forcing
+    // needs), and its event says so.
+    keys.create_key(create("app/forced", "aes-256-gcm", "root"))
+        .await
+        .unwrap();
+    let busy = seal(&mut keys, "app/forced", b"busy").await;
+    rotate(&mut keys, "app/forced").await;
+    open(&mut keys, &busy).await.unwrap();
+    let forced = keys
+        .retire_key_versions(pb::RetireKeyVersionsRequest {
+            key: "app/forced".into(),
+            below: 2,
+            force: true,
+        })
+        .await
+        .unwrap();
+    let id = common::request_id(&forced);
+    let mut audit = server.audit(common::ROOT_TOKEN).await;
+    let events = common::events_for(&mut audit, &id).await;
+    let outcome = events.iter().find(|e| e.outcome == "ok").unwrap();
+    assert_eq!(outcome.action, "RetireKeyVersions");
+    let details: serde_json::Value = serde_json::from_str(&outcome.details).unwrap();
+    assert_eq!(details["forced"], true);
+    assert_eq!(details["used_in_quiet_period"]["1"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_lived_key_is_destroyed_when_its_ttl_ends_with_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(&dir, "min_ttl = \"1s\"\nscan_interval = \"200ms\"");
+    let mut keys = server.root().await;
+    let mut request = create("job/ephemeral", "aes-256-gcm", "root");
+    request.ttl = Some(prost_types::Duration {
+        seconds: 3,
+        nanos: 0,
+    });
+    let key = keys.create_key(request).await.unwrap().into_inner();
+    assert!(!key.expires_at.is_empty());
+    keys.create_key(create("job/lasting", "aes-256-gcm", "root"))
+        .await
+        .unwrap();
+    let mut too_short = create("job/short", "aes-256-gcm", "root");
+    too_short.ttl = Some(prost_types::Duration {
+        seconds: 0,
+        nanos: 500_000_000,
+    });
+    assert_eq!(
+        keys.create_key(too_short).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+
+    let expiring = keys
+        .list_keys(pb::ListKeysRequest {
+            expiring_within: Some(prost_types::Duration {
+                seconds: 3600,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = expiring.keys.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, vec!["job/ephemeral"]);
+    let cli = server
+        .cli()
+        .args(["key", "list", "--expiring", "1h"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        text.contains("job/ephemeral") && !text.contains("job/lasting"),
+        "{text}"
+    );
+
+    let ct = seal(&mut keys, "job/ephemeral", b"short-lived").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let k = keys
+            .get_key(pb::GetKeyRequest {
+                key: "job/ephemeral".into(),
+                usage: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if k.state == "destroyed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not destroyed: {k:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        open(&mut keys, &ct).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    let lasting = keys
+        .get_key(pb::GetKeyRequest {
+            key: "job/lasting".into(),
+            usage: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lasting.state, "enabled");
+
+    let mut admin = server.admin(common::ROOT_TOKEN).await;
+    let records = admin
+        .list_destruction_records(pb::ListDestructionRecordsRequest {
+            key: "job/ephemeral".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r.state, "destroyed");
+    assert_eq!(r.window_seconds, 0);
+    assert_eq!(r.versions, vec![1]);
+    assert!(r.method.contains("TTL"), "{}", r.method);
+    assert!(!r.destroyed_at.is_empty());
+}
