@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Encrypt (AES-256, 32 bytes) on Google Cloud KMS, here the Cloud KMS emulator (its own
 # process), two ways in the same run, interleaved: straight through google-cloud-kms-v1
-# (providers/gcp/examples/direct_encrypt.rs) and through keygate's gateway with the gcp-kms
+# (providers/gcp/examples/gcp_direct_encrypt.rs) and through keygate's gateway with the gcp-kms
 # provider (`keygate bench`). Medians of RUNS runs each, and their ratio: the gateway's cost.
 # Each run also drives the same gateway's local provider, the gateway's own ceiling at that
 # moment (policy, audit commit, gRPC), so a slow run of the machine shows as such.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 build
-(cd "$root" && cargo build --release --locked -q -p keygate-provider-gcp --example direct_encrypt \
+(cd "$root" && cargo build --release --locked -q -p keygate-provider-gcp --example gcp_direct_encrypt \
   && cargo build --release --locked -q -p keygate-emulators --bin keygate-emulators)
 seconds="${DURATION%s}"
 
@@ -47,7 +47,7 @@ summary() {
 }
 for i in $(seq "$RUNS"); do
   echo "== run $i"
-  "$CARGO_TARGET_DIR/release/examples/direct_encrypt" "$emulator" "$CONCURRENCY" "$seconds" | tee -a "$direct" | summary direct
+  "$CARGO_TARGET_DIR/release/examples/gcp_direct_encrypt" "$emulator" "$CONCURRENCY" "$seconds" | tee -a "$direct" | summary direct
   KEYGATE_ENDPOINT="$ENDPOINT" "$KEYGATE" bench --json --op encrypt --provider gcp --key bench/gcp-dek \
     --duration "$DURATION" --concurrency "$CONCURRENCY" 2>/dev/null | tee -a "$gateway" | summary gateway
   KEYGATE_ENDPOINT="$ENDPOINT" "$KEYGATE" bench --json --op encrypt --provider local --key bench/local-dek \

@@ -5,7 +5,7 @@
 //! like `keygate bench --json`'s (ops/s, latency percentiles, errors).
 //!
 //! ```text
-//! cargo run --release -p keygate-provider-gcp --example direct_encrypt -- ENDPOINT [CONCURRENCY] [SECONDS]
+//! cargo run --release -p keygate-provider-gcp --example gcp_direct_encrypt -- ENDPOINT [CONCURRENCY] [SECONDS]
 //! ```
 //! ENDPOINT is a Cloud KMS emulator (`keygate-emulators gcp --listen ADDR`); credentials are
 //! anonymous. A one-second warm-up is not measured, as with `keygate bench`.
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let endpoint = args
         .next()
-        .ok_or("usage: direct_encrypt ENDPOINT [CONCURRENCY] [SECONDS]")?;
+        .ok_or("usage: gcp_direct_encrypt ENDPOINT [CONCURRENCY] [SECONDS]")?;
     let concurrency: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(64);
     let seconds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
     let client = KeyManagementService::builder()
