@@ -234,13 +234,19 @@ impl TokenTable {
         }
     }
 
-    /// The principal configured to authenticate by `peer`'s certificate alone.
+    /// The principal configured to authenticate by `peer`'s certificate alone. A certificate
+    /// that carries the identities of two principals (one's CN, another's SAN URI) stands for
+    /// neither: guessing which one would hand out one of them at random.
     pub fn authenticate_certificate(&self, peer: &PeerIdentity) -> Result<Arc<Principal>, Refusal> {
-        self.by_certificate
+        let mut matching = self
+            .by_certificate
             .iter()
-            .find(|p| p.certificate.as_ref().is_some_and(|b| peer.matches(b)))
-            .cloned()
-            .ok_or(Refusal::NoCredentials)
+            .filter(|p| p.certificate.as_ref().is_some_and(|b| peer.matches(b)));
+        let first = matching.next().ok_or(Refusal::NoCredentials)?;
+        if matching.any(|p| p.name != first.name) {
+            return Err(Refusal::NoCredentials);
+        }
+        Ok(first.clone())
     }
 
     /// No principal can authenticate at all.
@@ -324,6 +330,28 @@ mod tests {
         );
         // Only principals configured for it authenticate by the certificate alone.
         assert!(table.authenticate_certificate(&right).is_err());
+    }
+
+    #[test]
+    fn a_certificate_naming_two_principals_stands_for_neither() {
+        let mut table = TokenTable::default();
+        let by_uri = principal(
+            "svc-a",
+            Some(CertificateBinding::Uri("spiffe://test/a".into())),
+        );
+        let by_cn = principal("svc-b", Some(CertificateBinding::CommonName("b".into())));
+        table.by_certificate.push(Arc::new(by_uri));
+        table.by_certificate.push(Arc::new(by_cn));
+        let a = PeerIdentity::for_tests(&["spiffe://test/a"], &["someone"]);
+        assert_eq!(
+            table.authenticate_certificate(&a).map(|p| p.name.clone()),
+            Ok("svc-a".into())
+        );
+        let both = PeerIdentity::for_tests(&["spiffe://test/a"], &["b"]);
+        assert_eq!(
+            table.authenticate_certificate(&both).unwrap_err(),
+            Refusal::NoCredentials
+        );
     }
 
     #[test]
