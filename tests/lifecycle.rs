@@ -363,3 +363,93 @@ async fn a_short_lived_key_is_destroyed_when_its_ttl_ends_with_its_record() {
     assert!(r.method.contains("TTL"), "{}", r.method);
     assert!(!r.destroyed_at.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_lists_every_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(&dir, "destruction_quiet_period = \"2s\"");
+    let mut keys = server.root().await;
+    let schedule = |key: &str| pb::ScheduleKeyDestructionRequest {
+        key: key.into(),
+        pending_window: Some(prost_types::Duration {
+            seconds: 7 * 86_400,
+            nanos: 0,
+        }),
+    };
+    keys.create_key(create("app/busy", "aes-256-gcm", "root"))
+        .await
+        .unwrap();
+    let ct = seal(&mut keys, "app/busy", b"still needed").await;
+    open(&mut keys, &ct).await.unwrap();
+
+    // Read just now: refused, naming the version, the quiet period and what to do.
+    let read_at = Instant::now();
+    let refused = keys
+        .schedule_key_destruction(schedule("app/busy"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "KEY_IN_USE");
+    for part in ["version 1", "1 times", "2s", "re-encrypt"] {
+        assert!(refused.message().contains(part), "{}", refused.message());
+    }
+    // Nothing changed: the key still decrypts and no destruction was recorded.
+    assert_eq!(
+        open(&mut keys, &ct).await.unwrap().plaintext,
+        b"still needed"
+    );
+    let mut admin = server.admin(common::ROOT_TOKEN).await;
+    let records = |key: &str| pb::ListDestructionRecordsRequest { key: key.into() };
+    let none = admin
+        .list_destruction_records(records("app/busy"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.records.is_empty(), "{none:?}");
+
+    // Once the key has been quiet for the period, it is scheduled, and its record carries
+    // the checklist.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(read_at.elapsed() > Duration::from_secs(2));
+    let key = keys
+        .schedule_key_destruction(schedule("app/busy"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(key.state, "pending-destruction");
+    let record = admin
+        .list_destruction_records(records("app/busy"))
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+        .remove(0);
+    let checks: Vec<(&str, &str)> = record
+        .checklist
+        .iter()
+        .map(|c| (c.check.as_str(), c.result.as_str()))
+        .collect();
+    assert_eq!(checks.len(), 4, "{checks:?}");
+    assert_eq!(checks[0].0, "no reads in the quiet period");
+    assert!(checks[0].1.starts_with("passed"), "{checks:?}");
+    assert_eq!(checks[1].0, "every copy identified");
+    assert!(
+        checks[1].1.contains("'local'") && checks[1].1.contains(&record.provider_uri),
+        "{checks:?}"
+    );
+    assert!(checks[2].1.starts_with("not applicable"), "{checks:?}");
+    assert!(checks[3].1.contains("requested by root"), "{checks:?}");
+
+    // The CLI prints the record with its checklist.
+    let cli = server
+        .cli()
+        .args(["key", "destruction-record", "app/busy"])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{cli:?}");
+    let text = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        text.contains("checklist") && text.contains("- no reads in the quiet period: passed"),
+        "{text}"
+    );
+}

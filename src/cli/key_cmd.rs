@@ -88,7 +88,9 @@ pub enum KeyCommand {
         #[arg(long)]
         owner: String,
     },
-    /// Who asked for a key's destruction, who approved it, when, which versions, how.
+    /// Who asked for a key's destruction, who approved it, when, which versions, how, and
+    /// the destruction checklist it passed. Records outlive the key.
+    #[command(alias = "destruction-record")]
     DestructionRecords { key: String },
 }
 
@@ -304,6 +306,12 @@ async fn destruction_records(conn: &Connection, json: bool, key: String) -> CliR
         }
         for (name, value) in lines {
             println!("{name:<15} {value}");
+        }
+        if !r.checklist.is_empty() {
+            println!("checklist");
+            for c in &r.checklist {
+                println!("  - {}: {}", c.check, c.result);
+            }
         }
         println!();
     }

@@ -297,5 +297,6 @@ pub fn destruction_json(r: &pb::DestructionRecord) -> Value {
         "destroy_request_id": r.destroy_request_id,
         "versions": r.versions,
         "method": r.method,
+        "checklist": r.checklist.iter().map(|c| json!({"check": c.check, "result": c.result})).collect::<Vec<_>>(),
     })
 }

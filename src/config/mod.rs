@@ -324,6 +324,10 @@ pub struct LifecycleConfig {
     /// A version used within this is not retired unless forced, e.g. `30d`.
     #[serde(default = "default_usage_window")]
     pub retirement_quiet_period: String,
+    /// A key with a version used to decrypt or verify within this is not scheduled for
+    /// destruction (the destruction checklist), e.g. `30d`; `0s` turns the check off.
+    #[serde(default = "default_usage_window")]
+    pub destruction_quiet_period: String,
     /// Shortest time to live of a short-lived key, e.g. `1m`.
     #[serde(default = "default_min_ttl")]
     pub min_ttl: String,
@@ -337,6 +341,7 @@ impl Default for LifecycleConfig {
             scan_interval: default_scan(),
             usage_window: default_usage_window(),
             retirement_quiet_period: default_usage_window(),
+            destruction_quiet_period: default_usage_window(),
             min_ttl: default_min_ttl(),
         }
     }
@@ -496,6 +501,10 @@ impl Config {
             (
                 "lifecycle.retirement_quiet_period",
                 &self.lifecycle.retirement_quiet_period,
+            ),
+            (
+                "lifecycle.destruction_quiet_period",
+                &self.lifecycle.destruction_quiet_period,
             ),
             ("lifecycle.min_ttl", &self.lifecycle.min_ttl),
             ("policy.watch_interval", &self.policy.watch_interval),

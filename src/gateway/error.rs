@@ -128,6 +128,17 @@ pub enum GatewayError {
         uses: u64,
         quiet_period: std::time::Duration,
     },
+    /// The destruction checklist: a key whose data may still need it is not destroyed.
+    #[error(
+        "key '{key}' was used to read data {uses} times within the destruction quiet period of {} (version {version} last at {}): its data may still need it; re-encrypt that data under another key, stop the reads, and schedule the destruction once the key has been quiet for {}", crate::time::format_duration(*quiet_period), crate::time::rfc3339(*last_used_ms), crate::time::format_duration(*quiet_period)
+    )]
+    KeyInUse {
+        key: String,
+        version: u32,
+        uses: u64,
+        last_used_ms: i64,
+        quiet_period: std::time::Duration,
+    },
     #[error("provider '{provider}' is not configured; configured: {configured}")]
     ProviderNotConfigured {
         provider: String,
@@ -236,6 +247,7 @@ impl GatewayError {
             E::CiphertextOtherKey { .. } => "CIPHERTEXT_OTHER_KEY",
             E::VersionRetired { .. } => "VERSION_RETIRED",
             E::VersionInUse { .. } => "VERSION_IN_USE",
+            E::KeyInUse { .. } => "KEY_IN_USE",
             E::ProviderNotConfigured { .. } => "PROVIDER_NOT_CONFIGURED",
             E::ProviderMissing { .. } => "PROVIDER_MISSING",
             E::ProviderUnknown { .. } => "PROVIDER_NOT_FOUND",

@@ -27,6 +27,24 @@ pub struct DestructionRecord {
     pub destroy_call_id: Option<String>,
     pub versions: Vec<u32>,
     pub method: Option<String>,
+    /// The checks the scheduling ran through, in order.
+    pub checklist: Vec<Check>,
+}
+
+/// One item of the destruction checklist and what keygate found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Check {
+    pub check: String,
+    pub result: String,
+}
+
+impl Check {
+    pub fn new(check: &str, result: impl Into<String>) -> Self {
+        Check {
+            check: check.into(),
+            result: result.into(),
+        }
+    }
 }
 
 /// How a destruction ended.
@@ -51,7 +69,7 @@ macro_rules! columns {
     () => {
         "id, key_id, key_name, environment, provider, provider_uri, requested_by, approval_id,
          approved_by, window_seconds, scheduled_at_ms, destruction_at_ms, state, cancelled_by,
-         cancelled_at_ms, destroyed_at_ms, destroy_call_id, versions, method"
+         cancelled_at_ms, destroyed_at_ms, destroy_call_id, versions, method, checklist"
     };
 }
 
@@ -64,8 +82,8 @@ impl DestructionRecords {
         sqlx::query(
             "INSERT INTO destruction_records (id, key_id, key_name, environment, provider,
                 provider_uri, requested_by, approval_id, approved_by, window_seconds,
-                scheduled_at_ms, destruction_at_ms, state)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled')",
+                scheduled_at_ms, destruction_at_ms, state, checklist)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?)",
         )
         .bind(&record.id)
         .bind(&record.key_id)
@@ -79,6 +97,7 @@ impl DestructionRecords {
         .bind(i64::try_from(record.window_seconds).unwrap_or(i64::MAX))
         .bind(record.scheduled_at_ms)
         .bind(record.destruction_at_ms)
+        .bind(serde_json::to_string(&record.checklist).unwrap_or_else(|_| "[]".into()))
         .execute(&self.db)
         .await?;
         Ok(())
@@ -122,6 +141,7 @@ impl DestructionRecords {
                     destroy_call_id: None,
                     versions: Vec::new(),
                     method: None,
+                    checklist: Vec::new(),
                 })
                 .await?;
                 id
@@ -184,6 +204,10 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DestructionRecord, sqlx::Erro
         Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
         None => Vec::new(),
     };
+    let checklist = match json("checklist")? {
+        Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
+        None => Vec::new(),
+    };
     let window: i64 = row.try_get("window_seconds")?;
     Ok(DestructionRecord {
         id: row.try_get("id")?,
@@ -205,5 +229,6 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DestructionRecord, sqlx::Erro
         destroy_call_id: row.try_get("destroy_call_id")?,
         versions,
         method: row.try_get("method")?,
+        checklist,
     })
 }

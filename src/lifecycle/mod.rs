@@ -24,6 +24,8 @@ pub struct LifecycleSettings {
     pub usage_window: Duration,
     /// A version used within this is not retired unless forced.
     pub retirement_quiet_period: Duration,
+    /// A key with a version read within this is not scheduled for destruction.
+    pub destruction_quiet_period: Duration,
     /// Shortest time to live a short-lived key may have.
     pub min_ttl: Duration,
 }
@@ -39,6 +41,7 @@ impl Default for LifecycleSettings {
             scan_interval: Duration::from_secs(60),
             usage_window: Duration::from_secs(30 * 86_400),
             retirement_quiet_period: Duration::from_secs(30 * 86_400),
+            destruction_quiet_period: Duration::from_secs(30 * 86_400),
             min_ttl: Duration::from_secs(60),
         }
     }

@@ -148,6 +148,10 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
             "lifecycle.retirement_quiet_period",
             &config.lifecycle.retirement_quiet_period,
         )?,
+        destruction_quiet_period: config.duration(
+            "lifecycle.destruction_quiet_period",
+            &config.lifecycle.destruction_quiet_period,
+        )?,
         min_ttl: config.duration("lifecycle.min_ttl", &config.lifecycle.min_ttl)?,
         ..defaults
     };

@@ -44,7 +44,8 @@ pub fn code(e: &GatewayError) -> Code {
         | E::NotDueForDestruction(_)
         | E::DestructionNotApproved(_)
         | E::VersionRetired { .. }
-        | E::VersionInUse { .. } => Code::FailedPrecondition,
+        | E::VersionInUse { .. }
+        | E::KeyInUse { .. } => Code::FailedPrecondition,
         E::CallerGone => Code::Cancelled,
         E::Overloaded { .. } => Code::ResourceExhausted,
         E::CallTimedOut { .. } => Code::DeadlineExceeded,

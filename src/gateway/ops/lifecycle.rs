@@ -157,12 +157,15 @@ impl Operation for ScheduleKeyDestruction {
             .and_then(DurationInput::to_duration)
             .ok_or_else(|| GatewayError::Internal("the window was not checked".into()))?;
         let key = cx.key()?.clone();
+        // The checklist refuses a key whose data may still need it, before anything changes.
+        let checklist = super::checklist::run(cx, &key).await?;
         let at = crate::time::after(now_ms(), window);
         cx.detail("destruction_at", rfc3339(at));
         cx.detail("pending_window_seconds", window.as_secs());
         // Who asked and who approved, on record before the backend is asked: a destruction
         // under way in a backend always has its record. A refusal there closes the record.
-        cx.record_destruction_scheduled(window, at).await?;
+        cx.record_destruction_scheduled(window, at, checklist)
+            .await?;
         if let Err(e) = cx.schedule_destroy_in_backend(window).await {
             cx.record_destruction_ended(None).await?;
             return Err(e);
@@ -240,7 +243,15 @@ impl Operation for DestroyKey {
         let destruction_at = if by_ttl {
             let at = key.expires_at_ms.unwrap_or(self.now_ms);
             cx.detail("ttl_ended_at", rfc3339(at));
-            cx.record_destruction_scheduled(std::time::Duration::ZERO, at)
+            let checklist = vec![crate::lifecycle::destruction::Check::new(
+                super::checklist::AUTHORIZED,
+                format!(
+                    "a short-lived key: its destruction was decided when it was created on {} with a ttl (owner {})",
+                    rfc3339(key.created_at_ms),
+                    key.owner
+                ),
+            )];
+            cx.record_destruction_scheduled(std::time::Duration::ZERO, at, checklist)
                 .await?;
             Some(at)
         } else {

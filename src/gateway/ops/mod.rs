@@ -4,6 +4,7 @@ pub mod approvals;
 pub mod audit;
 pub mod audit_anchor;
 pub mod batch;
+pub mod checklist;
 pub mod crypto;
 pub mod inventory;
 pub mod keys;

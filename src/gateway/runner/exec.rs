@@ -322,6 +322,7 @@ impl Exec<'_, Changes> {
         &mut self,
         window: std::time::Duration,
         destruction_at_ms: i64,
+        checklist: Vec<crate::lifecycle::destruction::Check>,
     ) -> Result<(), GatewayError> {
         let key = self.key()?.clone();
         let (approval_id, approved_by) = match self.grant() {
@@ -348,6 +349,7 @@ impl Exec<'_, Changes> {
             destroy_call_id: None,
             versions: Vec::new(),
             method: None,
+            checklist,
         };
         self.records()
             .scheduled(&record)

@@ -185,6 +185,14 @@ fn record_to_pb(r: &DestructionRecord) -> pb::DestructionRecord {
         destroy_request_id: r.destroy_call_id.clone().unwrap_or_default(),
         versions: r.versions.clone(),
         method: r.method.clone().unwrap_or_default(),
+        checklist: r
+            .checklist
+            .iter()
+            .map(|c| pb::DestructionCheck {
+                check: c.check.clone(),
+                result: c.result.clone(),
+            })
+            .collect(),
     }
 }
 
