@@ -157,6 +157,7 @@ async fn a_reset_stream_does_not_stop_an_admitted_change() {
         caller
             .rotate_key(pb::RotateKeyRequest {
                 key: "reset/key".into(),
+                ..Default::default()
             })
             .await
     });
@@ -208,6 +209,7 @@ async fn rotate_racing_disable_ends_disabled_with_the_new_version() {
         rotator
             .rotate_key(pb::RotateKeyRequest {
                 key: "race/key".into(),
+                ..Default::default()
             })
             .await
     });
@@ -390,6 +392,7 @@ async fn a_change_answered_after_its_deadline_has_an_unknown_outcome_and_breaks_
     let status = keys
         .rotate_key(pb::RotateKeyRequest {
             key: "late/rotate".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -161,6 +161,7 @@ async fn rotation_keeps_old_ciphertexts(keys: &mut common::Keys) {
         let rotated = keys
             .rotate_key(pb::RotateKeyRequest {
                 key: "rotation/dek".into(),
+                ..Default::default()
             })
             .await
             .expect("rotate")

@@ -223,7 +223,10 @@ async fn rotation_keeps_old_ciphertexts_and_signatures(keys: &mut common::Keys) 
             .into_inner();
         for expected in [2, 3] {
             let rotated = keys
-                .rotate_key(pb::RotateKeyRequest { key: name.into() })
+                .rotate_key(pb::RotateKeyRequest {
+                    key: name.into(),
+                    ..Default::default()
+                })
                 .await
                 .expect("rotate")
                 .into_inner();
@@ -266,6 +269,7 @@ async fn rotation_keeps_old_ciphertexts_and_signatures(keys: &mut common::Keys) 
         .into_inner();
     keys.rotate_key(pb::RotateKeyRequest {
         key: "rotation/ec".into(),
+        ..Default::default()
     })
     .await
     .expect("rotate");

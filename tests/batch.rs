@@ -53,9 +53,12 @@ async fn seal_many(keys: &mut Keys, key: &str, plaintexts: &[Vec<u8>]) -> Vec<Ve
 }
 
 async fn rotate(keys: &mut Keys, key: &str) {
-    keys.rotate_key(pb::RotateKeyRequest { key: key.into() })
-        .await
-        .unwrap();
+    keys.rotate_key(pb::RotateKeyRequest {
+        key: key.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -153,6 +153,7 @@ async fn rotation_and_re_encrypt(keys: &mut common::Keys) {
     let rotated = keys
         .rotate_key(pb::RotateKeyRequest {
             key: "rotation/dek".into(),
+            ..Default::default()
         })
         .await
         .expect("rotate")

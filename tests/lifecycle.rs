@@ -43,9 +43,12 @@ async fn open(keys: &mut Keys, ciphertext: &[u8]) -> Result<pb::DecryptResponse,
 }
 
 async fn rotate(keys: &mut Keys, key: &str) {
-    keys.rotate_key(pb::RotateKeyRequest { key: key.into() })
-        .await
-        .unwrap();
+    keys.rotate_key(pb::RotateKeyRequest {
+        key: key.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 }
 
 async fn show(keys: &mut Keys, key: &str) -> pb::Key {

@@ -148,9 +148,12 @@ async fn concurrent_rotations_give_distinct_versions() {
     for _ in 0..10 {
         let mut k = keys.clone();
         calls.push(tokio::spawn(async move {
-            k.rotate_key(pb::RotateKeyRequest { key: "spin".into() })
-                .await
-                .map(|r| r.into_inner().primary_version)
+            k.rotate_key(pb::RotateKeyRequest {
+                key: "spin".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().primary_version)
         }));
     }
     let mut versions = Vec::new();

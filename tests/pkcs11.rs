@@ -336,6 +336,7 @@ async fn destruction_removes_the_objects_from_the_token() {
         .into_inner();
     keys.rotate_key(pb::RotateKeyRequest {
         key: "doomed/ec".into(),
+        ..Default::default()
     })
     .await
     .expect("rotate");

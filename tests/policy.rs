@@ -301,6 +301,7 @@ async fn rule_3_a_key_past_its_crypto_period_decrypts_but_encrypts_nothing_new()
     alice
         .rotate_key(pb::RotateKeyRequest {
             key: "prod/short".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -350,6 +351,7 @@ async fn rule_4_separation_of_duties() {
         &server,
         svc.rotate_key(pb::RotateKeyRequest {
             key: "prod/payments".into(),
+            ..Default::default()
         })
         .await,
         "separation-of-duties",
@@ -361,6 +363,7 @@ async fn rule_4_separation_of_duties() {
         alice
             .rotate_key(pb::RotateKeyRequest {
                 key: "prod/payments".into(),
+                ..Default::default()
             })
             .await,
         "key-admins-manage-keys",
@@ -457,6 +460,7 @@ async fn rule_5_a_dev_service_never_touches_a_prod_key() {
         &server,
         bob.rotate_key(pb::RotateKeyRequest {
             key: "prod/payments".into(),
+            ..Default::default()
         })
         .await,
         "environment-isolation",
@@ -1006,7 +1010,8 @@ async fn default_policies_separate_duties() {
     assert_eq!(
         alice
             .rotate_key(pb::RotateKeyRequest {
-                key: "alice/own".into()
+                key: "alice/own".into(),
+                ..Default::default()
             })
             .await
             .unwrap_err()
@@ -1029,6 +1034,7 @@ async fn default_policies_separate_duties() {
     admin
         .rotate_key(pb::RotateKeyRequest {
             key: "other/key".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -45,7 +45,10 @@ async fn a_key_the_caller_may_not_see_answers_as_a_missing_one() {
             .unwrap_err();
         assert_eq!(err.code(), Code::NotFound, "{key}: {err:?}");
         let err = dev
-            .rotate_key(pb::RotateKeyRequest { key: key.into() })
+            .rotate_key(pb::RotateKeyRequest {
+                key: key.into(),
+                ..Default::default()
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::NotFound, "{key}: {err:?}");
@@ -66,6 +69,7 @@ async fn a_key_the_caller_may_not_see_answers_as_a_missing_one() {
         .await
         .rotate_key(pb::RotateKeyRequest {
             key: "prod/secret".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

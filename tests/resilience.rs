@@ -233,6 +233,7 @@ async fn injected_faults_make_the_listed_operations_slow_or_failing() {
     let err = keys
         .rotate_key(pb::RotateKeyRequest {
             key: "faults/dek".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

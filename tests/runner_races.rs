@@ -150,6 +150,7 @@ fn rotate(name: &str) -> RotateKey {
     RotateKey {
         key: name.into(),
         only_if_due_at_ms: None,
+        step: Default::default(),
     }
 }
 

@@ -149,6 +149,7 @@ async fn rotation_keeps_old_ciphertexts_and_re_encrypt_moves_them_forward() {
     let rotated = keys
         .rotate_key(pb::RotateKeyRequest {
             key: "app/dek".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -396,6 +397,7 @@ async fn retired_versions_no_longer_decrypt_in_openbao_itself() {
         .ciphertext;
     keys.rotate_key(pb::RotateKeyRequest {
         key: "app/retire".into(),
+        ..Default::default()
     })
     .await
     .unwrap();

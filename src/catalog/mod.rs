@@ -213,19 +213,50 @@ impl Catalog {
         lock: &KeyLock,
         provider_version: String,
         now_ms: i64,
+        staged: bool,
     ) -> Result<Arc<KeyRecord>, CatalogError> {
         let current = self.current(lock)?;
         let version = VersionRecord {
-            version: current.primary().version + 1,
+            version: current.newest().version + 1,
             provider_version,
             created_at_ms: now_ms,
         };
         let due = crate::time::after(now_ms, current.crypto_period);
+        // A staged version waits: the current primary keeps signing until promotion.
+        let primary_version = staged.then(|| current.primary().version);
         // The (key, version) primary key refuses a version another writer already added.
-        store::add_version(&self.db, &current.id, &version, due).await?;
+        store::add_version(&self.db, &current.id, &version, due, primary_version).await?;
         let mut updated = (*current).clone();
         updated.versions.push(version);
         updated.rotation_due_at_ms = due;
+        updated.primary_version = primary_version;
+        Ok(self.replace(updated))
+    }
+
+    /// Makes the staged version the primary; nothing changes unless version `expected` is
+    /// still the primary with a newer one staged.
+    pub async fn promote(
+        &self,
+        lock: &KeyLock,
+        expected: u32,
+    ) -> Result<Arc<KeyRecord>, CatalogError> {
+        let current = self.current(lock)?;
+        let conflict = |found: String| CatalogError::Conflict {
+            key: current.name.clone(),
+            expected: format!("version {expected} signing with a newer one staged"),
+            found,
+        };
+        if current.primary_version != Some(expected) {
+            return Err(conflict(format!(
+                "primary version {}",
+                current.primary().version
+            )));
+        }
+        if !store::promote(&self.db, &current.id, expected).await? {
+            return Err(conflict("changed by another writer".into()));
+        }
+        let mut updated = (*current).clone();
+        updated.primary_version = None;
         Ok(self.replace(updated))
     }
 

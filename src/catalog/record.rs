@@ -75,12 +75,29 @@ pub struct KeyRecord {
     pub retired_below: u32,
     /// A short-lived key: when the scheduler destroys it.
     pub expires_at_ms: Option<i64>,
+    /// While a newer version is staged (a signing key's staged rotation): the version that
+    /// still signs. `None`: the newest version is the primary.
+    pub primary_version: Option<u32>,
 }
 
 impl KeyRecord {
+    /// The version new signatures, encryptions and MACs use.
     pub fn primary(&self) -> &VersionRecord {
+        self.primary_version
+            .and_then(|n| self.version(n))
+            .unwrap_or_else(|| self.newest())
+    }
+
+    /// The newest version, primary or staged.
+    pub fn newest(&self) -> &VersionRecord {
         // A record always has at least one version (created with one; versions only grow).
         &self.versions[self.versions.len() - 1]
+    }
+
+    /// The version published ahead of its use, if a staged rotation is under way.
+    pub fn staged(&self) -> Option<&VersionRecord> {
+        let newest = self.newest();
+        (newest.version != self.primary().version).then_some(newest)
     }
 
     pub fn version(&self, number: u32) -> Option<&VersionRecord> {

@@ -29,7 +29,7 @@ pub async fn load_all(db: &SqlitePool) -> Result<Vec<KeyRecord>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, name, owner, purpose, environment, algorithm, provider, provider_uri, state,
                 crypto_period_secs, created_at_ms, rotation_due_at_ms, destruction_at_ms, labels,
-                retired_below, expires_at_ms
+                retired_below, expires_at_ms, primary_version
          FROM keys",
     )
     .fetch_all(db)
@@ -68,6 +68,13 @@ pub async fn load_all(db: &SqlitePool) -> Result<Vec<KeyRecord>, sqlx::Error> {
             retired_below: u32::try_from(row.try_get::<i64, _>("retired_below")?)
                 .map_err(|_| corrupt(format!("key {id}: retired_below out of range")))?,
             expires_at_ms: row.try_get("expires_at_ms")?,
+            primary_version: row
+                .try_get::<Option<i64>, _>("primary_version")?
+                .map(|v| {
+                    u32::try_from(v)
+                        .map_err(|_| corrupt(format!("key {id}: primary_version out of range")))
+                })
+                .transpose()?,
             id,
         });
     }
@@ -128,11 +135,13 @@ pub async fn add_version(
     key_id: &str,
     v: &VersionRecord,
     rotation_due_at_ms: i64,
+    primary_version: Option<u32>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     insert_version(&mut tx, key_id, v).await?;
-    sqlx::query("UPDATE keys SET rotation_due_at_ms = ? WHERE id = ?")
+    sqlx::query("UPDATE keys SET rotation_due_at_ms = ?, primary_version = ? WHERE id = ?")
         .bind(rotation_due_at_ms)
+        .bind(primary_version.map(i64::from))
         .bind(key_id)
         .execute(&mut *tx)
         .await?;
@@ -170,6 +179,18 @@ pub async fn set_owner(
         .bind(expected)
         .execute(db)
         .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Makes the staged version the primary if `expected` still signs; returns whether a row
+/// changed.
+pub async fn promote(db: &SqlitePool, key_id: &str, expected: u32) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE keys SET primary_version = NULL WHERE id = ? AND primary_version = ?")
+            .bind(key_id)
+            .bind(i64::from(expected))
+            .execute(db)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 

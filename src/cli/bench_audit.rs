@@ -295,6 +295,7 @@ async fn catalog_keys(dir: &Path, keys: u64) -> Result<(), String> {
             }],
             retired_below: 0,
             expires_at_ms: None,
+            primary_version: None,
         };
         catalog
             .insert(&reservation, record)

@@ -154,7 +154,10 @@ pub async fn run(conn: &Connection, a: BenchRewrapArgs) -> CliResult {
     );
     for _ in 0..2 {
         admin
-            .rotate_key(pb::RotateKeyRequest { key: key.clone() })
+            .rotate_key(pb::RotateKeyRequest {
+                key: key.clone(),
+                ..Default::default()
+            })
             .await
             .map_err(describe)?;
     }

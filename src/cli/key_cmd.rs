@@ -62,8 +62,19 @@ pub enum KeyCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Add a version and make it primary.
-    Rotate { key: String },
+    /// Add a version and make it primary. With --stage (signing keys): publish the new
+    /// version's public key first; the current version keeps signing until `key promote`
+    /// or, after `[lifecycle] signing_propagation_delay`, the scheduler promotes it.
+    Rotate {
+        key: String,
+        #[arg(long)]
+        stage: bool,
+    },
+    /// Make a signing key's staged version the one that signs.
+    Promote { key: String },
+    /// The key's public keys as a JWKS document (primary, staged and older versions still
+    /// verifying), for verifiers to fetch.
+    Jwks { key: String },
     /// Allow use of a disabled key again.
     Enable { key: String },
     /// Refuse every use of a key until it is enabled. On a critical key (by default, prod
@@ -216,7 +227,31 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
             keys.retire_key_versions(pb::RetireKeyVersionsRequest { key, below, force })
                 .await
         }
-        KeyCommand::Rotate { key } => keys.rotate_key(pb::RotateKeyRequest { key }).await,
+        KeyCommand::Rotate { key, stage } => {
+            keys.rotate_key(pb::RotateKeyRequest {
+                key,
+                stage,
+                promote: false,
+            })
+            .await
+        }
+        KeyCommand::Promote { key } => {
+            keys.rotate_key(pb::RotateKeyRequest {
+                key,
+                stage: false,
+                promote: true,
+            })
+            .await
+        }
+        KeyCommand::Jwks { key } => {
+            let set = keys
+                .get_public_key_set(pb::GetPublicKeySetRequest { key })
+                .await
+                .map_err(describe)?
+                .into_inner();
+            println!("{}", set.jwks);
+            return Ok(ExitCode::SUCCESS);
+        }
         KeyCommand::Enable { key } => keys.enable_key(pb::EnableKeyRequest { key }).await,
         KeyCommand::Disable { key } => keys.disable_key(pb::DisableKeyRequest { key }).await,
         KeyCommand::ScheduleDestruction { key, window } => {

@@ -328,6 +328,10 @@ pub struct LifecycleConfig {
     /// destruction (the destruction checklist), e.g. `30d`; `0s` turns the check off.
     #[serde(default = "default_usage_window")]
     pub destruction_quiet_period: String,
+    /// How long a signing key's staged version is published before the scheduler makes it
+    /// the primary, e.g. `24h`.
+    #[serde(default = "default_propagation_delay")]
+    pub signing_propagation_delay: String,
     /// Shortest time to live of a short-lived key, e.g. `1m`.
     #[serde(default = "default_min_ttl")]
     pub min_ttl: String,
@@ -342,6 +346,7 @@ impl Default for LifecycleConfig {
             usage_window: default_usage_window(),
             retirement_quiet_period: default_usage_window(),
             destruction_quiet_period: default_usage_window(),
+            signing_propagation_delay: default_propagation_delay(),
             min_ttl: default_min_ttl(),
         }
     }
@@ -349,6 +354,9 @@ impl Default for LifecycleConfig {
 
 fn default_usage_window() -> String {
     "30d".into()
+}
+fn default_propagation_delay() -> String {
+    "24h".into()
 }
 fn default_min_ttl() -> String {
     "1m".into()
@@ -505,6 +513,10 @@ impl Config {
             (
                 "lifecycle.destruction_quiet_period",
                 &self.lifecycle.destruction_quiet_period,
+            ),
+            (
+                "lifecycle.signing_propagation_delay",
+                &self.lifecycle.signing_propagation_delay,
             ),
             ("lifecycle.min_ttl", &self.lifecycle.min_ttl),
             ("policy.watch_interval", &self.policy.watch_interval),

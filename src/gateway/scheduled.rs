@@ -3,7 +3,7 @@
 //! actor. The scan reads a snapshot; each operation re-reads its key under the key's lock, so
 //! a key changed since the scan (rotated by hand, destruction cancelled) is left as it is.
 
-use super::ops::{DestroyKey, RotateKey};
+use super::ops::{DestroyKey, RotateKey, RotationStep};
 use super::{Call, Gateway, SystemTask};
 use crate::catalog::KeyState;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ impl Gateway {
         stop: &tokio_util::sync::CancellationToken,
     ) -> ScheduledWork {
         let mut work = ScheduledWork::default();
+        let delay = self.settings().lifecycle.signing_propagation_delay;
         for key in self.keys_snapshot() {
             if stop.is_cancelled() {
                 break;
@@ -48,10 +49,32 @@ impl Gateway {
                         RotateKey {
                             key: key.id.clone(),
                             only_if_due_at_ms: Some(now_ms),
+                            step: RotationStep::Rotate,
                         },
                     )
                     .await
                     .map(|_| work.rotated += 1),
+                // A staged version signs once verifiers have had the delay to fetch it.
+                KeyState::Enabled
+                    if key
+                        .staged()
+                        .is_some_and(|v| crate::time::after(v.created_at_ms, delay) <= now_ms) =>
+                {
+                    let staged_by_ms =
+                        now_ms.saturating_sub(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                    self.run(
+                        Call::system(SystemTask::ScheduledRotation),
+                        RotateKey {
+                            key: key.id.clone(),
+                            only_if_due_at_ms: None,
+                            step: RotationStep::Promote {
+                                staged_by_ms: Some(staged_by_ms),
+                            },
+                        },
+                    )
+                    .await
+                    .map(|_| work.rotated += 1)
+                }
                 KeyState::PendingDestruction
                     if key.destruction_at_ms.is_some_and(|at| at <= now_ms) =>
                 {

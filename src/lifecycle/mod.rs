@@ -26,6 +26,8 @@ pub struct LifecycleSettings {
     pub retirement_quiet_period: Duration,
     /// A key with a version read within this is not scheduled for destruction.
     pub destruction_quiet_period: Duration,
+    /// How long a staged signing version is published before it becomes the primary.
+    pub signing_propagation_delay: Duration,
     /// Shortest time to live a short-lived key may have.
     pub min_ttl: Duration,
 }
@@ -42,6 +44,7 @@ impl Default for LifecycleSettings {
             usage_window: Duration::from_secs(30 * 86_400),
             retirement_quiet_period: Duration::from_secs(30 * 86_400),
             destruction_quiet_period: Duration::from_secs(30 * 86_400),
+            signing_propagation_delay: Duration::from_secs(86_400),
             min_ttl: Duration::from_secs(60),
         }
     }

@@ -144,6 +144,13 @@ impl KeyService for KeyApi {
         )
     }
 
+    async fn get_public_key_set(
+        &self,
+        request: Request<pb::GetPublicKeySetRequest>,
+    ) -> Result<Response<pb::PublicKeySet>, Status> {
+        rpc!(self, request, ops::GetPublicKeySet)
+    }
+
     async fn create_key(
         &self,
         request: Request<pb::CreateKeyRequest>,

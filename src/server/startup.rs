@@ -152,6 +152,10 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
             "lifecycle.destruction_quiet_period",
             &config.lifecycle.destruction_quiet_period,
         )?,
+        signing_propagation_delay: config.duration(
+            "lifecycle.signing_propagation_delay",
+            &config.lifecycle.signing_propagation_delay,
+        )?,
         min_ttl: config.duration("lifecycle.min_ttl", &config.lifecycle.min_ttl)?,
         ..defaults
     };

@@ -73,7 +73,10 @@ enum Rotation<'a> {
 /// the provider, and the key keeps its single version.
 async fn rotation_refused(keys: &mut Keys, name: &str, provider: &str) {
     let err = keys
-        .rotate_key(pb::RotateKeyRequest { key: name.into() })
+        .rotate_key(pb::RotateKeyRequest {
+            key: name.into(),
+            ..Default::default()
+        })
         .await
         .expect_err("rotation of a key the provider cannot rotate succeeded");
     assert_eq!(err.code(), Code::FailedPrecondition, "{name}: {err:?}");
@@ -186,7 +189,10 @@ async fn encryption(keys: &mut Keys, name: &str, algorithm: &str, rotation: Rota
         return rotation_refused(keys, name, provider).await;
     }
     let rotated = keys
-        .rotate_key(pb::RotateKeyRequest { key: name.into() })
+        .rotate_key(pb::RotateKeyRequest {
+            key: name.into(),
+            ..Default::default()
+        })
         .await
         .expect("rotate")
         .into_inner();
@@ -289,7 +295,10 @@ async fn signing(keys: &mut Keys, name: &str, algorithm: &str, rotation: Rotatio
         return rotation_refused(keys, name, provider).await;
     }
     let rotated = keys
-        .rotate_key(pb::RotateKeyRequest { key: name.into() })
+        .rotate_key(pb::RotateKeyRequest {
+            key: name.into(),
+            ..Default::default()
+        })
         .await
         .expect("rotate")
         .into_inner();
@@ -344,9 +353,12 @@ async fn macs(keys: &mut Keys, name: &str, rotation: Rotation<'_>) {
     if let Rotation::Refused(provider) = rotation {
         return rotation_refused(keys, name, provider).await;
     }
-    keys.rotate_key(pb::RotateKeyRequest { key: name.into() })
-        .await
-        .expect("rotate");
+    keys.rotate_key(pb::RotateKeyRequest {
+        key: name.into(),
+        ..Default::default()
+    })
+    .await
+    .expect("rotate");
     assert!(
         check(keys, b"amount=10", 1).await,
         "v1 tag verifies with version 1"

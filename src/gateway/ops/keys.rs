@@ -222,6 +222,7 @@ impl Operation for CreateKey {
             versions,
             retired_below: 0,
             expires_at_ms: draft.ttl.map(|ttl| crate::time::after(now, ttl)),
+            primary_version: None,
         };
         if let Some(at) = record.expires_at_ms {
             cx.detail("expires_at", crate::time::rfc3339(at));

@@ -25,6 +25,23 @@ fn key_target(key: &str) -> Target<'_> {
 pub struct RotateKey {
     pub key: String,
     pub only_if_due_at_ms: Option<i64>,
+    /// What the rotation does: a new primary, a staged version, or the staged one promoted.
+    pub step: RotationStep,
+}
+
+/// A rotation in one step, or a signing key's staged rotation in two: the new version is
+/// published first (its public key listed) and signs only once promoted, so verifiers have
+/// fetched it before the first signature they must check with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RotationStep {
+    #[default]
+    Rotate,
+    Stage,
+    /// Promote the staged version; with `Some(t)`, only if it was staged at or before `t`
+    /// (the scheduler, once the propagation delay has passed).
+    Promote {
+        staged_by_ms: Option<i64>,
+    },
 }
 
 impl Operation for RotateKey {
@@ -41,18 +58,69 @@ impl Operation for RotateKey {
 
     fn ready(&self, cx: &Exec<'_, Changes>) -> Result<(), GatewayError> {
         let key = cx.key()?;
-        match self.only_if_due_at_ms {
-            Some(now) if key.rotation_due_at_ms > now => Err(GatewayError::NotDueForRotation {
+        if let Some(now) = self.only_if_due_at_ms
+            && key.rotation_due_at_ms > now
+        {
+            return Err(GatewayError::NotDueForRotation {
                 key: key.name.clone(),
                 due: rfc3339(key.rotation_due_at_ms),
+            });
+        }
+        match (self.step, key.staged()) {
+            (RotationStep::Stage, _) if key.purpose != keygate_provider::KeyPurpose::Sign => {
+                Err(GatewayError::invalid(
+                    "stage",
+                    format!(
+                        "key '{}' does not sign: staging publishes a signing key's next public key before it signs; rotate without --stage",
+                        key.name
+                    ),
+                ))
+            }
+            (RotationStep::Rotate | RotationStep::Stage, Some(staged)) => {
+                Err(GatewayError::invalid(
+                    "stage",
+                    format!(
+                        "key '{}' has version {} staged: promote it first (`keygate key promote {}`)",
+                        key.name, staged.version, key.name
+                    ),
+                ))
+            }
+            (RotationStep::Promote { .. }, None) => Err(GatewayError::invalid(
+                "promote",
+                format!(
+                    "key '{}' has no staged version to promote; stage one with `keygate key rotate --stage`",
+                    key.name
+                ),
+            )),
+            (
+                RotationStep::Promote {
+                    staged_by_ms: Some(t),
+                },
+                Some(staged),
+            ) if staged.created_at_ms > t => Err(GatewayError::NotDueForRotation {
+                key: key.name.clone(),
+                due: format!(
+                    "once version {} has been published for the propagation delay",
+                    staged.version
+                ),
             }),
             _ => Ok(()),
         }
     }
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
+        if let RotationStep::Promote { .. } = self.step {
+            let key = cx.key()?.clone();
+            let primary = key.primary().version;
+            cx.detail("promoted_from", primary);
+            return cx.promote_staged(primary).await;
+        }
+        let staged = self.step == RotationStep::Stage;
+        if staged {
+            cx.detail("staged", true);
+        }
         let rotated = cx.rotate_in_backend().await?;
-        cx.add_version(rotated.provider_version).await
+        cx.add_version(rotated.provider_version, staged).await
     }
 }
 

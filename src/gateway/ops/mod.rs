@@ -11,6 +11,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod owner;
 pub mod policy;
+pub mod public_keys;
 pub mod retire;
 pub mod signing;
 pub mod usage;
@@ -33,11 +34,12 @@ pub use crypto::{
 pub use inventory::{InventoryEntry, InventoryPage, ListInventory};
 pub use keys::{CreateKey, DurationInput, GetKey, KeyPage, KeyView, ListKeys, Usage};
 pub use lifecycle::{
-    CancelKeyDestruction, DestroyKey, ListDestructionRecords, RotateKey, ScheduleKeyDestruction,
-    SetKeyEnabled,
+    CancelKeyDestruction, DestroyKey, ListDestructionRecords, RotateKey, RotationStep,
+    ScheduleKeyDestruction, SetKeyEnabled,
 };
 pub use owner::SetKeyOwner;
 pub use policy::{ExplainPolicy, Explanation, GetPolicyStatus, PolicyStatus, ReloadPolicies};
+pub use public_keys::{GetPublicKeySet, PublicKeySet};
 pub use retire::RetireKeyVersions;
 pub use signing::{
     GenerateMac, GetPublicKey, Mac, Payload, PublicKey, Sign, Signature, Verification, Verify,

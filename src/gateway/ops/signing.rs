@@ -79,7 +79,7 @@ fn pick_version(key: &KeyRecord, requested: u32) -> Result<&VersionRecord, Gatew
 }
 
 /// PEM of a DER SubjectPublicKeyInfo.
-fn pem(der: &[u8]) -> String {
+pub(super) fn pem(der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = String::from("-----BEGIN PUBLIC KEY-----\n");
     for chunk in b64.as_bytes().chunks(64) {

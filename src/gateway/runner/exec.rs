@@ -262,16 +262,27 @@ impl Exec<'_, Changes> {
             .ok_or_else(|| not_admitted("a change"))
     }
 
+    /// Adds the version the backend just made: the primary, or `staged` behind the current
+    /// primary (a signing key's staged rotation).
     pub async fn add_version(
         &mut self,
         provider_version: String,
+        staged: bool,
     ) -> Result<Arc<KeyRecord>, GatewayError> {
         let lock = self.lock()?;
         let record = self
             .gateway
             .catalog
-            .add_version(lock, provider_version, crate::time::now_ms())
+            .add_version(lock, provider_version, crate::time::now_ms(), staged)
             .await?;
+        self.journal.version(record.newest().version);
+        Ok(record)
+    }
+
+    /// Makes the locked key's staged version its primary.
+    pub async fn promote_staged(&mut self, expected: u32) -> Result<Arc<KeyRecord>, GatewayError> {
+        let lock = self.lock()?;
+        let record = self.gateway.catalog.promote(lock, expected).await?;
         self.journal.version(record.primary().version);
         Ok(record)
     }

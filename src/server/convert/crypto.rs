@@ -159,6 +159,32 @@ impl From<ops::PublicKey> for pb::GetPublicKeyResponse {
     }
 }
 
+impl From<pb::GetPublicKeySetRequest> for ops::GetPublicKeySet {
+    fn from(r: pb::GetPublicKeySetRequest) -> Self {
+        ops::GetPublicKeySet { key: r.key }
+    }
+}
+
+impl From<ops::PublicKeySet> for pb::PublicKeySet {
+    fn from(s: ops::PublicKeySet) -> Self {
+        pb::PublicKeySet {
+            key_id: s.key_id,
+            primary_version: s.primary_version,
+            keys: s
+                .keys
+                .into_iter()
+                .map(|k| pb::PublishedKey {
+                    version: k.version,
+                    status: k.status.into(),
+                    pem: k.pem,
+                    kid: k.kid,
+                })
+                .collect(),
+            jwks: s.jwks,
+        }
+    }
+}
+
 impl From<pb::GenerateMacRequest> for ops::GenerateMac {
     fn from(r: pb::GenerateMacRequest) -> Self {
         ops::GenerateMac {

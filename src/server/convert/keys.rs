@@ -25,6 +25,7 @@ pub fn key_to_pb(key: &KeyRecord) -> pb::Key {
                 version: v.version,
                 created_at: rfc3339(v.created_at_ms),
                 retired: v.version < key.retired_below,
+                staged: v.version > key.primary().version,
                 ..Default::default()
             })
             .collect(),
@@ -122,6 +123,11 @@ impl From<pb::RotateKeyRequest> for ops::RotateKey {
         ops::RotateKey {
             key: r.key,
             only_if_due_at_ms: None,
+            step: match (r.stage, r.promote) {
+                (_, true) => ops::RotationStep::Promote { staged_by_ms: None },
+                (true, false) => ops::RotationStep::Stage,
+                (false, false) => ops::RotationStep::Rotate,
+            },
         }
     }
 }
