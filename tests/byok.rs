@@ -263,8 +263,9 @@ async fn byok_aes_key_from_softhsm_into_openbao_and_localstack() {
     round_trip(&mut keys, "byok/master.aws").await;
     let sealed = round_trip(&mut keys, "byok/master.vault").await;
 
-    // Transit's ciphertext (`vault:v1:` + base64 of nonce || ciphertext || tag, AES-256-GCM)
-    // opened by the HSM's own key, inside the HSM: the copy is the same key.
+    // Transit's ciphertext (`vault:v1:` + base64 of nonce || ciphertext || tag, AES-256-GCM,
+    // keygate's header as associated data) opened by the HSM's own key, inside the HSM: the
+    // copy is the same key.
     let transit = std::str::from_utf8(&sealed[HEADER_LEN..]).expect("a Transit ciphertext");
     let body = base64::engine::general_purpose::STANDARD
         .decode(transit.strip_prefix("vault:v1:").expect("vault:v1: prefix"))
@@ -272,7 +273,7 @@ async fn byok_aes_key_from_softhsm_into_openbao_and_localstack() {
     let session = hsm.session();
     let key = hsm.secret_key(&session, &original.id);
     let mut iv = body[..12].to_vec();
-    let params = GcmParams::new(&mut iv, &[], 128.into()).expect("gcm params");
+    let params = GcmParams::new(&mut iv, &sealed[..HEADER_LEN], 128.into()).expect("gcm params");
     let opened = session
         .decrypt(&Mechanism::AesGcm(params), key, &body[12..])
         .expect("the HSM key opens Transit's ciphertext");
