@@ -137,9 +137,13 @@ credentials = {{ source = "env", access_key_id_env = "{AWS_KEY_ID_VAR}", secret_
 }
 
 fn import_request(name: &str, targets: &[&str]) -> pb::ByokImportRequest {
+    import_request_for(name, "aes-256-gcm", targets)
+}
+
+fn import_request_for(name: &str, algorithm: &str, targets: &[&str]) -> pb::ByokImportRequest {
     pb::ByokImportRequest {
         name: name.into(),
-        algorithm: "aes-256-gcm".into(),
+        algorithm: algorithm.into(),
         owner: "root".into(),
         environment: "dev".into(),
         crypto_period: days(90),
@@ -343,6 +347,8 @@ async fn byok_aes_key_from_softhsm_into_openbao_and_localstack() {
         "{text}"
     );
 
+    ec_signing_key_copies_share_the_hsm_public_key(&mut keys).await;
+
     // With OpenBao down, AWS still gets its copy; the family is incomplete and says why.
     bao.stop();
     let family = keys
@@ -405,4 +411,67 @@ async fn byok_aes_key_from_softhsm_into_openbao_and_localstack() {
     assert_eq!(copy(&family, "aws"), &aws_before);
     round_trip(&mut keys, "byok/partial.vault").await;
     println!("ok: a retry completes the family");
+}
+
+async fn public_key(keys: &mut common::Keys, key: &str) -> Vec<u8> {
+    keys.get_public_key(pb::GetPublicKeyRequest {
+        key: key.into(),
+        key_version: 0,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("GetPublicKey {key}: {e}"))
+    .into_inner()
+    .der
+}
+
+/// An EC P-256 key: its PKCS#8 wrapped in the HSM (for AWS, RSA_AES_KEY_WRAP_SHA_256: the
+/// ephemeral AES key alone leaves the HSM for the SHA-256 OAEP step). Each copy's public key
+/// is the HSM's SubjectPublicKeyInfo, and each copy's signature verifies under the HSM key.
+async fn ec_signing_key_copies_share_the_hsm_public_key(keys: &mut common::Keys) {
+    let family = keys
+        .byok_import(import_request_for(
+            "byok/signer",
+            "ecdsa-p256",
+            &["vault", "aws"],
+        ))
+        .await
+        .expect("ByokImport of an EC key")
+        .into_inner();
+    assert_eq!(family.state, "complete", "{family:?}");
+    let vault = copy(&family, "vault");
+    assert_eq!(vault.import_method, "rsa-aes-key-wrap-sha1");
+    assert!(!vault.ephemeral_left_hsm);
+    let aws = copy(&family, "aws");
+    assert_eq!(aws.import_method, "rsa-aes-key-wrap-sha256");
+    assert!(
+        aws.ephemeral_left_hsm,
+        "SoftHSM2's OAEP has no SHA-256: the record says so"
+    );
+
+    let hsm_spki = public_key(keys, "byok/signer").await;
+    for copy in ["byok/signer.vault", "byok/signer.aws"] {
+        assert_eq!(public_key(keys, copy).await, hsm_spki, "{copy}");
+        let signature = keys
+            .sign(pb::SignRequest {
+                key: copy.into(),
+                input: Some(pb::sign_request::Input::Message(b"byok".to_vec())),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("sign with {copy}: {e}"))
+            .into_inner()
+            .signature;
+        let valid = keys
+            .verify(pb::VerifyRequest {
+                key: "byok/signer".into(),
+                input: Some(pb::verify_request::Input::Message(b"byok".to_vec())),
+                signature,
+                key_version: 0,
+            })
+            .await
+            .expect("verify with the HSM key")
+            .into_inner()
+            .valid;
+        assert!(valid, "{copy}'s signature verifies under the HSM key");
+    }
+    println!("ok: an EC P-256 key's copies share the HSM's public key and signatures");
 }

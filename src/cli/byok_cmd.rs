@@ -22,7 +22,7 @@ pub enum ByokCommand {
         /// Provider instances to import into, comma-separated.
         #[arg(long = "to", value_delimiter = ',', required = true)]
         targets: Vec<String>,
-        /// aes-256-gcm
+        /// aes-256-gcm or ecdsa-p256.
         #[arg(long, default_value = "aes-256-gcm")]
         algorithm: String,
         /// The person or service account answerable for the key and its copies.

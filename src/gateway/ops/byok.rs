@@ -34,6 +34,9 @@ pub struct ByokFamily {
     pub copies: Vec<Arc<KeyRecord>>,
 }
 
+/// What BYOK imports so far: raw AES-256 keys, and P-256 private keys as PKCS#8.
+pub const BYOK_ALGORITHMS: [Algorithm; 2] = [Algorithm::Aes256Gcm, Algorithm::EcdsaP256];
+
 /// The name of the copy in `target`.
 pub fn copy_name(name: &str, target: &str) -> String {
     format!("{name}.{target}")
@@ -81,12 +84,15 @@ impl Operation for ByokImport {
             ));
         }
         let draft = self.key.draft(settings)?;
-        if draft.algorithm.as_str() != Algorithm::Aes256Gcm.as_str() {
+        if !BYOK_ALGORITHMS
+            .iter()
+            .any(|a| a.as_str() == draft.algorithm.as_str())
+        {
             return Err(GatewayError::invalid(
                 "algorithm",
                 format!(
                     "BYOK imports {} keys; {} is not supported yet",
-                    Algorithm::Aes256Gcm,
+                    BYOK_ALGORITHMS.map(Algorithm::as_str).join(" and "),
                     draft.algorithm
                 ),
             ));
