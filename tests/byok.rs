@@ -1,7 +1,8 @@
 //! BYOK end to end through gRPC: an AES-256 key generated in SoftHSM2, wrapped there and
 //! imported into OpenBao (Transit) and LocalStack (AWS KMS); every copy registered and usable
-//! through keygate, the HSM's key unreadable, no key bytes in the audit log; a target that is
-//! down leaves the others imported and the family incomplete.
+//! through keygate, the HSM's key unreadable, no key bytes in the audit log; an EC P-256 key
+//! whose copies share the HSM's public key; a target that is down leaves the others imported
+//! and the family incomplete, and a retry completes it.
 //!
 //! Needs SoftHSM2, OpenBao and LocalStack (`tests/run.sh byok` installs them).
 
@@ -210,13 +211,14 @@ fn holds_no_key_bytes(details: &serde_json::Value) -> Result<(), String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn byok_aes_key_from_softhsm_into_openbao_and_localstack() {
+async fn byok_aes_and_ec_keys_from_softhsm_into_openbao_and_localstack() {
     let hsm = hsm();
     let ls = start_localstack().await;
     let mut bao = OpenBao::start().unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"));
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start_gateway(dir.path(), &hsm, &bao, &ls.endpoint());
     let mut keys = server.root().await;
+    bad_requests_are_refused_before_anything_is_made(&mut keys).await;
 
     let response = keys
         .byok_import(import_request("byok/master", &["vault", "aws"]))
@@ -474,4 +476,41 @@ async fn ec_signing_key_copies_share_the_hsm_public_key(keys: &mut common::Keys)
         assert!(valid, "{copy}'s signature verifies under the HSM key");
     }
     println!("ok: an EC P-256 key's copies share the HSM's public key and signatures");
+}
+
+/// Refused before any backend is called: nothing is created.
+async fn bad_requests_are_refused_before_anything_is_made(keys: &mut common::Keys) {
+    let cases = [
+        (
+            import_request_for("byok/bad", "rsa-2048-oaep", &["vault"]),
+            "not supported yet",
+        ),
+        (import_request("byok/bad", &[]), "at least one provider"),
+        (
+            import_request("byok/bad", &["nowhere"]),
+            "no provider named 'nowhere'",
+        ),
+        (
+            import_request("byok/bad", &["vault", "vault"]),
+            "named twice",
+        ),
+        (import_request("byok/bad", &["hsm"]), "the source"),
+    ];
+    for (request, says) in cases {
+        let status = keys
+            .byok_import(request)
+            .await
+            .expect_err("a bad ByokImport is refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(says), "{says}: {status:?}");
+    }
+    let status = keys
+        .get_key(pb::GetKeyRequest {
+            key: "byok/bad".into(),
+            usage: false,
+        })
+        .await
+        .expect_err("no key was made");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    println!("ok: bad requests are refused before anything is made");
 }

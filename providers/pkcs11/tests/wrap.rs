@@ -193,3 +193,62 @@ async fn byok_wraps_that_would_take_the_key_out_or_use_a_bad_wrapping_key_are_re
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn byok_ec_keys_wrap_as_pkcs8_of_the_token_key() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    let provider = common::provider().await;
+    let key = provider
+        .create_wrappable_key(&spec("byok-wrap-ec", Algorithm::EcdsaP256))
+        .await
+        .expect("create")
+        .value;
+    let at = latest(&key);
+    let spki = provider
+        .public_key(&at)
+        .await
+        .expect("public key")
+        .value
+        .spki_der;
+    let (importer, wrapping_spki) = importer(KeySize::Rsa2048);
+    for wrapping in [
+        WrappingAlgorithm::RsaAesKeyWrapSha1,
+        WrappingAlgorithm::RsaAesKeyWrapSha256,
+    ] {
+        let params = ImportParams {
+            wrapping,
+            wrapping_key_spki_der: wrapping_spki.clone(),
+            import_token: Vec::new(),
+            expires_at: None,
+        };
+        let out = provider
+            .wrap_for_import(&at, &params)
+            .await
+            .unwrap_or_else(|e| panic!("{wrapping}: {e}"))
+            .value;
+        let pkcs8 = unwrap(&importer, wrapping, out.wrapped.expose());
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8)
+            .unwrap_or_else(|e| panic!("{wrapping}: not a P-256 PKCS#8 key: {e}"));
+        // The SPKI ends with the uncompressed point, which is what aws-lc-rs gives.
+        assert!(
+            spki.ends_with(pair.public_key().as_ref()),
+            "{wrapping}: the unwrapped key is not the token's key"
+        );
+    }
+    let refused = provider
+        .wrap_for_import(
+            &at,
+            &ImportParams {
+                wrapping: WrappingAlgorithm::RsaOaepSha1,
+                wrapping_key_spki_der: wrapping_spki,
+                import_token: Vec::new(),
+                expires_at: None,
+            },
+        )
+        .await
+        .expect_err("a private key does not fit one RSA block");
+    assert!(
+        matches!(refused, ProviderError::Unsupported { .. }),
+        "{refused}"
+    );
+}
