@@ -51,6 +51,15 @@ fn oaep_decrypt(key: &OaepPrivateDecryptingKey, alg: &'static OaepAlgorithm, ct:
         .to_vec()
 }
 
+fn params(wrapping: WrappingAlgorithm, spki: &[u8]) -> ImportParams {
+    ImportParams {
+        wrapping,
+        wrapping_key_spki_der: spki.to_vec(),
+        import_token: Vec::new(),
+        expires_at: None,
+    }
+}
+
 /// The target key, unwrapped outside the token the way an importer would.
 fn unwrap(key: &OaepPrivateDecryptingKey, wrapping: WrappingAlgorithm, blob: &[u8]) -> Vec<u8> {
     let alg = if wrapping.oaep_sha1() {
@@ -109,12 +118,7 @@ async fn byok_wraps_unwrap_independently_to_the_key_the_token_encrypts_with() {
         (WrappingAlgorithm::RsaAesKeyWrapSha256, true),
         (WrappingAlgorithm::RsaOaepSha1, false),
     ] {
-        let params = ImportParams {
-            wrapping,
-            wrapping_key_spki_der: spki.clone(),
-            import_token: Vec::new(),
-            expires_at: None,
-        };
+        let params = params(wrapping, &spki);
         let out = provider
             .wrap_for_import(&at, &params)
             .await
@@ -148,14 +152,8 @@ async fn byok_wraps_that_would_take_the_key_out_or_use_a_bad_wrapping_key_are_re
         .value;
     let at = latest(&key);
     let (_, spki) = importer(KeySize::Rsa2048);
-    let params = |wrapping, spki: Vec<u8>| ImportParams {
-        wrapping,
-        wrapping_key_spki_der: spki,
-        import_token: Vec::new(),
-        expires_at: None,
-    };
     let direct = provider
-        .wrap_for_import(&at, &params(WrappingAlgorithm::RsaOaepSha256, spki))
+        .wrap_for_import(&at, &params(WrappingAlgorithm::RsaOaepSha256, &spki))
         .await
         .expect_err("direct SHA-256 OAEP would need the key out of the token");
     assert!(
@@ -165,7 +163,7 @@ async fn byok_wraps_that_would_take_the_key_out_or_use_a_bad_wrapping_key_are_re
     let not_rsa = provider
         .wrap_for_import(
             &at,
-            &params(WrappingAlgorithm::RsaAesKeyWrapSha1, vec![0x30, 0]),
+            &params(WrappingAlgorithm::RsaAesKeyWrapSha1, &[0x30, 0]),
         )
         .await
         .expect_err("not an RSA key");
@@ -183,7 +181,7 @@ async fn byok_wraps_that_would_take_the_key_out_or_use_a_bad_wrapping_key_are_re
     let refused = provider
         .wrap_for_import(
             &latest(&plain),
-            &params(WrappingAlgorithm::RsaAesKeyWrapSha1, spki),
+            &params(WrappingAlgorithm::RsaAesKeyWrapSha1, &spki),
         )
         .await
         .expect_err("a non-extractable key cannot be wrapped");
@@ -215,12 +213,7 @@ async fn byok_ec_keys_wrap_as_pkcs8_of_the_token_key() {
         WrappingAlgorithm::RsaAesKeyWrapSha1,
         WrappingAlgorithm::RsaAesKeyWrapSha256,
     ] {
-        let params = ImportParams {
-            wrapping,
-            wrapping_key_spki_der: wrapping_spki.clone(),
-            import_token: Vec::new(),
-            expires_at: None,
-        };
+        let params = params(wrapping, &wrapping_spki);
         let out = provider
             .wrap_for_import(&at, &params)
             .await
@@ -236,15 +229,7 @@ async fn byok_ec_keys_wrap_as_pkcs8_of_the_token_key() {
         );
     }
     let refused = provider
-        .wrap_for_import(
-            &at,
-            &ImportParams {
-                wrapping: WrappingAlgorithm::RsaOaepSha1,
-                wrapping_key_spki_der: wrapping_spki,
-                import_token: Vec::new(),
-                expires_at: None,
-            },
-        )
+        .wrap_for_import(&at, &params(WrappingAlgorithm::RsaOaepSha1, &wrapping_spki))
         .await
         .expect_err("a private key does not fit one RSA block");
     assert!(
