@@ -51,7 +51,9 @@ pub fn wrapping_for(kind: &str, algorithm: Algorithm) -> Option<WrappingAlgorith
         // big for one RSA block, and KMS has RSA_AES_KEY_WRAP_SHA_256 for them.
         "aws-kms" if algorithm.is_symmetric() => Some(WrappingAlgorithm::RsaOaepSha1),
         "aws-kms" => Some(WrappingAlgorithm::RsaAesKeyWrapSha256),
-        "gcp-kms" => Some(WrappingAlgorithm::RsaAesKeyWrapSha1),
+        // Cloud KMS (RSA_OAEP_3072_SHA1_AES_256) and Key Vault take wraps the HSM can make,
+        // but their providers cannot yet prepare a key for import: refused before anything
+        // is made.
         _ => None,
     }
 }
@@ -343,6 +345,7 @@ mod tests {
             Some(WrappingAlgorithm::RsaAesKeyWrapSha256)
         );
         assert_eq!(wrapping_for("local", aes), None);
+        assert_eq!(wrapping_for("gcp-kms", aes), None);
     }
 
     #[test]
