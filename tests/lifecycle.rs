@@ -437,7 +437,7 @@ async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_list
     assert!(checks[0].1.starts_with("passed"), "{checks:?}");
     assert_eq!(checks[1].0, "every copy identified");
     assert!(
-        checks[1].1.contains("'local'") && checks[1].1.contains(&record.provider_uri),
+        checks[1].1.contains("provider 'local'") && checks[1].1.contains(&record.provider_uri),
         "{checks:?}"
     );
     assert!(checks[2].1.starts_with("not applicable"), "{checks:?}");

@@ -5,9 +5,11 @@
 //! across an await. Writes go to the database first and then replace the in-memory record, so
 //! memory never runs ahead of what is durable.
 
+mod family;
 mod record;
 mod store;
 
+pub use family::{KeyCopy, KeyFamily};
 pub use record::{KeyRecord, KeyState, VersionRecord};
 
 use sqlx::SqlitePool;

@@ -6,6 +6,7 @@ mod audit_cmd;
 mod bench;
 mod bench_audit;
 mod bench_rewrap;
+mod byok_cmd;
 mod client;
 mod key_cmd;
 mod output;
@@ -47,6 +48,10 @@ pub enum Command {
     /// Create, inspect and manage keys.
     #[command(subcommand)]
     Key(key_cmd::KeyCommand),
+    /// Bring your own key: generate a key in an HSM, import it into other backends, and
+    /// show every copy.
+    #[command(subcommand)]
+    Byok(byok_cmd::ByokCommand),
     /// Encrypt stdin to stdout under a key.
     Encrypt(use_cmd::EncryptArgs),
     /// Decrypt stdin (a keygate ciphertext) to stdout.
@@ -120,6 +125,7 @@ async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Key(cmd) => key_cmd::run(&cli.conn, json, cmd).await,
+        Command::Byok(cmd) => byok_cmd::run(&cli.conn, json, cmd).await,
         Command::Encrypt(a) => use_cmd::encrypt(&cli.conn, a).await,
         Command::Decrypt(a) => use_cmd::decrypt(&cli.conn, a).await,
         Command::DataKey(a) => use_cmd::data_key(&cli.conn, json, a).await,

@@ -59,6 +59,8 @@ actions! {
     SetKeyOwner,
     /// Stops a key's older versions decrypting and verifying.
     RetireKeyVersions,
+    /// Generates a key in an HSM and imports wrapped copies into other backends (BYOK).
+    ByokImport,
     /// Reads the records of a key's destructions.
     ListDestructionRecords,
     ApproveRequest,

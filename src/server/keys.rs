@@ -1,7 +1,7 @@
 //! `keygate.v1.KeyService`: protobuf in, an operation through the runner, protobuf out.
 
 use super::call::{call_of, reply};
-use super::convert::{key_to_pb, key_view_to_pb};
+use super::convert::{family_to_pb, key_to_pb, key_view_to_pb};
 use crate::gateway::{Gateway, ops};
 use crate::pb::{self, key_service_server::KeyService};
 use futures::{Stream, StreamExt as _};
@@ -43,6 +43,27 @@ macro_rules! rpc {
 #[tonic::async_trait]
 impl KeyService for KeyApi {
     type ReEncryptStreamStream = ResponseStream<pb::ReEncryptStreamResponse>;
+
+    async fn byok_import(
+        &self,
+        request: Request<pb::ByokImportRequest>,
+    ) -> Result<Response<pb::KeyFamily>, Status> {
+        rpc!(self, request, ops::ByokImport, |f| family_to_pb(&f))
+    }
+
+    async fn retry_byok_import(
+        &self,
+        request: Request<pb::RetryByokImportRequest>,
+    ) -> Result<Response<pb::KeyFamily>, Status> {
+        rpc!(self, request, ops::RetryByokImport, |f| family_to_pb(&f))
+    }
+
+    async fn get_key_family(
+        &self,
+        request: Request<pb::GetKeyFamilyRequest>,
+    ) -> Result<Response<pb::KeyFamily>, Status> {
+        rpc!(self, request, ops::GetKeyFamily, |f| family_to_pb(&f))
+    }
 
     async fn batch_encrypt(
         &self,

@@ -37,6 +37,6 @@ pub use spki::{der_tlv, spki_public_key_bits};
 pub use types::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyVersionInfo,
     ListedKey, Listing, PageRequest, ProviderKey, ProviderKeyState, PublicKeyInfo, Replied,
-    SignInput, VersionRef, WrappedKey, WrappingAlgorithm,
+    SignInput, VersionRef, WrappedForImport, WrappedKey, WrappingAlgorithm,
 };
 pub use uri::KeyUri;

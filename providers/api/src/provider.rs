@@ -1,7 +1,7 @@
 use crate::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyUri, KeyVersionInfo,
     Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
-    SignInput, VersionRef, WrappedKey,
+    SignInput, VersionRef, WrappedForImport, WrappedKey,
 };
 use std::time::Duration;
 
@@ -147,5 +147,33 @@ pub trait KeyProvider: Send + Sync {
         _params: &ImportParams,
     ) -> Result<Replied<KeyVersionInfo>> {
         Err(ProviderError::unsupported(self.name(), "key import"))
+    }
+
+    /// Names (and, where the backend needs one first, creates) the key that will receive
+    /// imported material for `spec` (AWS: an EXTERNAL-origin key; Vault: the name the import
+    /// creates). Nothing usable exists until [`KeyProvider::import_key`] succeeds.
+    async fn prepare_import(&self, _spec: &KeySpec) -> Result<Replied<KeyUri>> {
+        Err(ProviderError::unsupported(self.name(), "key import"))
+    }
+
+    /// Creates a key that can leave the backend only wrapped for import elsewhere (BYOK
+    /// source): sensitive, extractable under wrap alone.
+    async fn create_wrappable_key(&self, _spec: &KeySpec) -> Result<Replied<ProviderKey>> {
+        Err(ProviderError::unsupported(
+            self.name(),
+            "keys wrappable for import (BYOK source)",
+        ))
+    }
+
+    /// Wraps the version's material under a target's import parameters, inside the backend.
+    async fn wrap_for_import(
+        &self,
+        _key: &VersionRef,
+        _params: &ImportParams,
+    ) -> Result<Replied<WrappedForImport>> {
+        Err(ProviderError::unsupported(
+            self.name(),
+            "wrapping keys for import (BYOK source)",
+        ))
     }
 }

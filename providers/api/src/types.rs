@@ -166,26 +166,73 @@ pub struct Listing {
 /// How key material is wrapped for import (BYOK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WrappingAlgorithm {
+    /// The material itself encrypted with RSA-OAEP (SHA-1, MGF1-SHA-1): symmetric keys only,
+    /// since the material must fit one RSA block.
+    RsaOaepSha1,
     /// The material itself encrypted with RSA-OAEP (SHA-256, MGF1-SHA-256): symmetric keys
     /// only, since the material must fit one RSA block.
     RsaOaepSha256,
+    /// CKM_RSA_AES_KEY_WRAP with SHA-1 OAEP: an ephemeral AES-256 key wrapped with
+    /// RSA-OAEP-SHA-1, then the material wrapped with AES-KWP (RFC 5649) under it.
+    RsaAesKeyWrapSha1,
     /// CKM_RSA_AES_KEY_WRAP: an ephemeral AES-256 key wrapped with RSA-OAEP-SHA-256, then the
     /// material wrapped with AES-KWP (RFC 5649) under it. The one wrap every cloud accepts.
     RsaAesKeyWrapSha256,
 }
 
 impl WrappingAlgorithm {
+    pub const ALL: [WrappingAlgorithm; 4] = [
+        WrappingAlgorithm::RsaOaepSha1,
+        WrappingAlgorithm::RsaOaepSha256,
+        WrappingAlgorithm::RsaAesKeyWrapSha1,
+        WrappingAlgorithm::RsaAesKeyWrapSha256,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            WrappingAlgorithm::RsaOaepSha1 => "rsa-oaep-sha1",
             WrappingAlgorithm::RsaOaepSha256 => "rsa-oaep-sha256",
+            WrappingAlgorithm::RsaAesKeyWrapSha1 => "rsa-aes-key-wrap-sha1",
             WrappingAlgorithm::RsaAesKeyWrapSha256 => "rsa-aes-key-wrap-sha256",
         }
+    }
+
+    /// Whether the OAEP step hashes with SHA-1 (else SHA-256).
+    pub fn oaep_sha1(self) -> bool {
+        matches!(
+            self,
+            WrappingAlgorithm::RsaOaepSha1 | WrappingAlgorithm::RsaAesKeyWrapSha1
+        )
+    }
+
+    /// Whether the material goes under an ephemeral AES key (else straight under RSA-OAEP).
+    pub fn two_step(self) -> bool {
+        matches!(
+            self,
+            WrappingAlgorithm::RsaAesKeyWrapSha1 | WrappingAlgorithm::RsaAesKeyWrapSha256
+        )
     }
 }
 
 impl std::fmt::Display for WrappingAlgorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for WrappingAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|w| w.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown wrapping algorithm '{s}': expected one of {}",
+                    Self::ALL.map(Self::as_str).join(", ")
+                )
+            })
     }
 }
 
@@ -238,4 +285,14 @@ impl std::fmt::Debug for WrappedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "WrappedKey([REDACTED; {} bytes])", self.0.len())
     }
+}
+
+/// Key material wrapped by its source (an HSM) for one import.
+#[derive(Debug)]
+pub struct WrappedForImport {
+    pub wrapped: WrappedKey,
+    /// The ephemeral AES key of a two-step wrap left the source to be OAEP-wrapped by the
+    /// gateway (the source's OAEP lacks the hash the target asks for). The material itself
+    /// never leaves the source unwrapped; the import record says when this happened.
+    pub ephemeral_left_source: bool,
 }

@@ -31,6 +31,7 @@ mod client;
 mod config;
 mod crypto;
 mod errors;
+mod import;
 mod inputs;
 mod keys;
 mod lifecycle;

@@ -21,6 +21,17 @@ fn tag(p: &AwsKmsProvider, key: &str, value: &str) -> Result<Tag> {
 }
 
 pub(crate) async fn create_key(p: &AwsKmsProvider, spec: &KeySpec) -> Result<Replied<ProviderKey>> {
+    create(p, spec, false).await
+}
+
+/// Creates the key with its tags and alias; `external`: with no material (origin EXTERNAL),
+/// waiting for an import, and without automatic rotation (KMS cannot rotate imported
+/// material).
+pub(crate) async fn create(
+    p: &AwsKmsProvider,
+    spec: &KeySpec,
+    external: bool,
+) -> Result<Replied<ProviderKey>> {
     const OP: &str = "create key";
     let (kms_spec, usage) = algorithms::key_spec(spec.algorithm).ok_or_else(|| {
         ProviderError::unsupported(&p.name, format!("algorithm {}", spec.algorithm))
@@ -42,6 +53,9 @@ pub(crate) async fn create_key(p: &AwsKmsProvider, spec: &KeySpec) -> Result<Rep
         .key_spec(kms_spec)
         .key_usage(usage)
         .description(keys::description(spec));
+    if external {
+        request = request.origin(aws_sdk_kms::types::OriginType::External);
+    }
     for (k, v) in tags {
         request = request.tags(tag(p, k, v)?);
     }

@@ -4,11 +4,12 @@
 use crate::arn;
 use crate::config::AwsKmsConfig;
 use crate::errors::Attempt;
-use crate::{algorithms, crypto, lifecycle, listing, signing};
+use crate::{algorithms, crypto, import, lifecycle, listing, signing};
 use aws_sdk_kms::Client;
 use keygate_provider::{
-    Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyUri, KeyVersionInfo, Listing,
-    PageRequest, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SignInput, VersionRef,
+    Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
+    KeyVersionInfo, Listing, PageRequest, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
+    SignInput, VersionRef, WrappedKey,
 };
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
@@ -104,7 +105,7 @@ impl KeyProvider for AwsKmsProvider {
             // KMS always uses a key's newest material; its blobs name their own.
             pins_version: false,
             digest_only: false,
-            import: false,
+            import: true,
         }
     }
 
@@ -202,5 +203,22 @@ impl KeyProvider for AwsKmsProvider {
     /// earlier deletion; so this only checks the key is pending deletion or already gone.
     async fn destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
         lifecycle::destroy(self, key).await
+    }
+
+    async fn prepare_import(&self, spec: &KeySpec) -> Result<Replied<KeyUri>> {
+        import::prepare_import(self, spec).await
+    }
+
+    async fn import_parameters(&self, spec: &ImportSpec) -> Result<Replied<ImportParams>> {
+        import::import_parameters(self, spec).await
+    }
+
+    async fn import_key(
+        &self,
+        key: &KeyUri,
+        wrapped: &WrappedKey,
+        params: &ImportParams,
+    ) -> Result<Replied<KeyVersionInfo>> {
+        import::import_key(self, key, wrapped, params).await
     }
 }

@@ -25,10 +25,13 @@ use std::time::{Duration, SystemTime};
 const POLL: Duration = Duration::from_millis(100);
 const WAIT: Duration = Duration::from_secs(120);
 
-fn method(wrapping: WrappingAlgorithm) -> ImportMethod {
+/// Cloud KMS has no direct RSA-OAEP-SHA-1 import method.
+fn method(wrapping: WrappingAlgorithm) -> Option<ImportMethod> {
     match wrapping {
-        WrappingAlgorithm::RsaAesKeyWrapSha256 => ImportMethod::RsaOaep3072Sha256Aes256,
-        WrappingAlgorithm::RsaOaepSha256 => ImportMethod::RsaOaep3072Sha256,
+        WrappingAlgorithm::RsaAesKeyWrapSha256 => Some(ImportMethod::RsaOaep3072Sha256Aes256),
+        WrappingAlgorithm::RsaAesKeyWrapSha1 => Some(ImportMethod::RsaOaep3072Sha1Aes256),
+        WrappingAlgorithm::RsaOaepSha256 => Some(ImportMethod::RsaOaep3072Sha256),
+        WrappingAlgorithm::RsaOaepSha1 => None,
     }
 }
 
@@ -46,7 +49,10 @@ pub(crate) async fn import_parameters(
 ) -> Result<Replied<ImportParams>> {
     const OP: &str = "create import job";
     let name = p.key_name(&spec.key)?;
-    if spec.wrapping == WrappingAlgorithm::RsaOaepSha256 && !spec.algorithm.is_symmetric() {
+    let import_method = method(spec.wrapping).ok_or_else(|| {
+        ProviderError::unsupported(&p.name, format!("importing with {}", spec.wrapping))
+    })?;
+    if !spec.wrapping.two_step() && !spec.algorithm.is_symmetric() {
         return Err(ProviderError::invalid(
             &p.name,
             format!(
@@ -83,7 +89,7 @@ pub(crate) async fn import_parameters(
         .set_import_job_id(id)
         .set_import_job(
             ImportJob::new()
-                .set_import_method(method(spec.wrapping))
+                .set_import_method(import_method)
                 .set_protection_level(protection),
         );
     let mut job = p.call(OP, name, &request_id, request).await?.out;

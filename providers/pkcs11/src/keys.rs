@@ -30,6 +30,22 @@ fn describe_blocking(
 }
 
 pub(crate) async fn create_key(p: &Pkcs11Provider, spec: &KeySpec) -> Result<Replied<ProviderKey>> {
+    create(p, spec, false).await
+}
+
+/// A key extractable only under wrap, for import into other backends (BYOK).
+pub(crate) async fn create_wrappable_key(
+    p: &Pkcs11Provider,
+    spec: &KeySpec,
+) -> Result<Replied<ProviderKey>> {
+    create(p, spec, true).await
+}
+
+async fn create(
+    p: &Pkcs11Provider,
+    spec: &KeySpec,
+    wrappable: bool,
+) -> Result<Replied<ProviderKey>> {
     let algorithm = spec.algorithm;
     if !mechanisms::SUPPORTED.contains(&algorithm) {
         return Err(ProviderError::unsupported(
@@ -50,11 +66,11 @@ pub(crate) async fn create_key(p: &Pkcs11Provider, spec: &KeySpec) -> Result<Rep
                 if !ops::key_objects(s, &key_id)?.is_empty() {
                     return Err(OpError::AlreadyExists(format!("key '{key_id}'")));
                 }
-                ops::generate(s, &key_id, algorithm, 1)
+                ops::generate_with(s, &key_id, algorithm, 1, wrappable)
             },
         )
         .await?;
-    tracing::info!(provider = %p.name, key = %uri, %algorithm, "PKCS#11 key created");
+    tracing::info!(provider = %p.name, key = %uri, %algorithm, wrappable, "PKCS#11 key created");
     Ok(Replied::local(ProviderKey {
         uri,
         algorithm,

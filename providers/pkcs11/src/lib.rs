@@ -42,6 +42,7 @@ mod provider;
 mod session_pool;
 mod signing;
 mod uri;
+mod wrap;
 
 pub use config::{
     DEFAULT_SESSION_POOL_SIZE, Pkcs11Config, Pkcs11Factory, SecretRef, TokenSelector, factory,

@@ -27,7 +27,8 @@ fn bytes_of(attrs: &[Attribute], kind: AttributeType) -> Option<Vec<u8>> {
         | (Attribute::Label(v), AttributeType::Label)
         | (Attribute::EcPoint(v), AttributeType::EcPoint)
         | (Attribute::Modulus(v), AttributeType::Modulus)
-        | (Attribute::PublicExponent(v), AttributeType::PublicExponent) => Some(v.clone()),
+        | (Attribute::PublicExponent(v), AttributeType::PublicExponent)
+        | (Attribute::Value(v), AttributeType::Value) => Some(v.clone()),
         _ => None,
     })
 }
@@ -134,8 +135,32 @@ pub fn generate(
     algorithm: Algorithm,
     version: u32,
 ) -> Result<VersionId, OpError> {
+    generate_with(session, key_id, algorithm, version, false)
+}
+
+/// Generates one version; `wrappable`: extractable, but (being sensitive) only under wrap,
+/// for import into other backends (BYOK).
+pub fn generate_with(
+    session: &Session,
+    key_id: &str,
+    algorithm: Algorithm,
+    version: u32,
+    wrappable: bool,
+) -> Result<VersionId, OpError> {
     let id = VersionId::new(key_id, algorithm, version);
-    match mechanisms::key_gen(algorithm, key_id.as_bytes(), &id.to_bytes()) {
+    let mut generation = mechanisms::key_gen(algorithm, key_id.as_bytes(), &id.to_bytes());
+    if wrappable {
+        let secret_side = match &mut generation {
+            KeyGen::Secret { template, .. } => template,
+            KeyGen::Pair { private, .. } => private,
+        };
+        for attribute in secret_side.iter_mut() {
+            if let Attribute::Extractable(on) = attribute {
+                *on = true;
+            }
+        }
+    }
+    match generation {
         KeyGen::Secret {
             mechanism,
             template,

@@ -9,9 +9,9 @@ use crate::uri::ObjectUri;
 use crate::{crypto, keys, listing, signing};
 use keygate_provider::kit::{self, Op};
 use keygate_provider::{
-    Capabilities, DataKey, DataKeySpec, KeyProvider, KeyPurpose, KeySpec, KeyUri, KeyVersionInfo,
-    Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
-    SignInput, VersionRef,
+    Capabilities, DataKey, DataKeySpec, ImportParams, KeyProvider, KeyPurpose, KeySpec, KeyUri,
+    KeyVersionInfo, Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied,
+    Result, SecretBytes, SignInput, VersionRef, WrappedForImport, WrappedKey,
 };
 use std::sync::Arc;
 
@@ -212,5 +212,29 @@ impl KeyProvider for Pkcs11Provider {
 
     async fn destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
         keys::destroy(self, key).await
+    }
+
+    async fn create_wrappable_key(&self, spec: &KeySpec) -> Result<Replied<ProviderKey>> {
+        keys::create_wrappable_key(self, spec).await
+    }
+
+    async fn wrap_for_import(
+        &self,
+        key: &VersionRef,
+        params: &ImportParams,
+    ) -> Result<Replied<WrappedForImport>> {
+        let (key_id, id) = self.resolve(key)?;
+        let wrapping = params.wrapping;
+        let spki = params.wrapping_key_spki_der.clone();
+        let (blob, ephemeral_left_source) = self
+            .run(
+                || format!("wrap {} with {wrapping} for import", key.uri),
+                move |s| crate::wrap::wrap(s, &key_id, id, wrapping, &spki),
+            )
+            .await?;
+        Ok(Replied::local(WrappedForImport {
+            wrapped: WrappedKey::new(blob),
+            ephemeral_left_source,
+        }))
     }
 }

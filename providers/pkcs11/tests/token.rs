@@ -3,59 +3,14 @@
 
 mod common;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::{Error as CkError, RvError};
+use common::{latest, raw_session, spec};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
+use cryptoki::session::Session;
 use keygate_provider::{
-    Algorithm, KeyProvider, KeySpec, PageRequest, ProviderError, ProviderKey, SecretBytes,
-    SignInput, VersionRef,
+    Algorithm, KeyProvider, PageRequest, ProviderError, SecretBytes, SignInput,
 };
 use keygate_provider_pkcs11::{OpenError, Pkcs11Config, Pkcs11Provider, TokenSelector};
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-fn spec(key_id: &str, algorithm: Algorithm) -> KeySpec {
-    KeySpec {
-        name: format!("tests/{key_id}"),
-        key_id: key_id.into(),
-        algorithm,
-        owner: "tests".into(),
-        environment: "dev".into(),
-        crypto_period: Duration::from_secs(86_400),
-        labels: BTreeMap::new(),
-    }
-}
-
-fn latest(key: &ProviderKey) -> VersionRef {
-    let v = key.versions.last().expect("a key has versions");
-    VersionRef {
-        uri: key.uri.clone(),
-        algorithm: key.algorithm,
-        version: v.number,
-        provider_version: v.provider_version.clone(),
-    }
-}
-
-/// A session opened with cryptoki directly, bypassing the provider, on the test token.
-fn raw_session() -> Session {
-    common::hsm();
-    let ctx = Pkcs11::new(common::hsm().module_path()).expect("load module");
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => panic!("C_Initialize: {e}"),
-    }
-    let slot = keygate_test_backends::softhsm::slot_with_label(&ctx, common::TOKEN)
-        .expect("the test token");
-    let session = ctx.open_rw_session(slot).expect("open session");
-    match session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN))) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-        Err(e) => panic!("C_Login: {e}"),
-    }
-    session
-}
 
 fn objects_labelled(session: &Session, label: &str) -> usize {
     session

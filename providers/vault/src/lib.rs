@@ -40,6 +40,7 @@ mod client;
 mod config;
 mod crypto;
 mod errors;
+mod import;
 mod keys;
 mod listing;
 mod provider;

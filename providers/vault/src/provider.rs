@@ -6,11 +6,11 @@ use crate::auth::{self, AppRoleLogin};
 use crate::client::{self, Reply, TokenCell, VaultHttp};
 use crate::config::{VaultConfig, VaultCredentials};
 use crate::errors::Op;
-use crate::{crypto, keys, listing, signing};
+use crate::{crypto, import, keys, listing, signing};
 use keygate_provider::{
-    Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyUri, KeyVersionInfo, Listing,
-    PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
-    SignInput, VersionRef,
+    Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
+    KeyVersionInfo, Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied,
+    Result, SecretBytes, SignInput, VersionRef, WrappedKey,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -191,7 +191,7 @@ impl KeyProvider for VaultProvider {
             sign_digest: true,
             pins_version: true,
             digest_only: false,
-            import: false,
+            import: true,
         }
     }
 
@@ -302,5 +302,22 @@ impl KeyProvider for VaultProvider {
     /// Sets `deletion_allowed` and deletes the key with all its versions.
     async fn destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
         keys::destroy(self, key).await
+    }
+
+    async fn prepare_import(&self, spec: &KeySpec) -> Result<Replied<KeyUri>> {
+        import::prepare_import(self, spec).await
+    }
+
+    async fn import_parameters(&self, spec: &ImportSpec) -> Result<Replied<ImportParams>> {
+        import::import_parameters(self, spec).await
+    }
+
+    async fn import_key(
+        &self,
+        key: &KeyUri,
+        wrapped: &WrappedKey,
+        params: &ImportParams,
+    ) -> Result<Replied<KeyVersionInfo>> {
+        import::import_key(self, key, wrapped, params).await
     }
 }

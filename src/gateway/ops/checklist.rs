@@ -22,15 +22,29 @@ pub async fn run(cx: &Exec<'_, Changes>, key: &KeyRecord) -> Result<Vec<Check>, 
     let quiet = cx.settings().lifecycle.destruction_quiet_period;
     let mut checks = vec![quiet_period(cx, key, quiet).await?];
     let versions = key.versions.len();
-    checks.push(Check::new(
-        COPIES,
-        format!(
-            "1 copy: provider '{}' ({}), {versions} version{}",
-            key.provider,
-            key.provider_uri,
-            if versions == 1 { "" } else { "s" }
-        ),
-    ));
+    let mut copies = format!(
+        "provider '{}' ({}), {versions} version{}",
+        key.provider,
+        key.provider_uri,
+        if versions == 1 { "" } else { "s" }
+    );
+    // A BYOK original: its imported copies are keys of their own, each destroyed on its own
+    // schedule; the record names them so none is forgotten.
+    if let Some(family) = cx.key_family(&key.id).await? {
+        for copy in &family.copies {
+            copies.push_str(&match (&copy.copy_key_id, copy.imported) {
+                (Some(id), true) => format!(
+                    "; BYOK copy in provider '{}' ({}), keygate key {id}, not destroyed by this destruction",
+                    copy.provider, copy.provider_uri
+                ),
+                _ => format!(
+                    "; BYOK import into provider '{}' never completed ({})",
+                    copy.provider, copy.error
+                ),
+            });
+        }
+    }
+    checks.push(Check::new(COPIES, copies));
     checks.push(Check::new(
         PUBLIC_KEYS,
         if key.purpose == KeyPurpose::Sign {

@@ -45,7 +45,7 @@ pub struct CreateKey {
 }
 
 impl CreateKey {
-    fn draft(&self, settings: &Settings<'_>) -> Result<KeyDraft, GatewayError> {
+    pub(super) fn draft(&self, settings: &Settings<'_>) -> Result<KeyDraft, GatewayError> {
         validate::key_name("name", &self.name)?;
         validate::owner(&self.owner)?;
         let algorithm = RequestedAlgorithm::parse(&self.algorithm)
@@ -238,7 +238,10 @@ impl Operation for CreateKey {
 
 /// The draft's algorithm, if its provider creates it (a retired one no provider creates:
 /// policy refuses those first, unless a deployment's own policies allow them).
-fn supported(cx: &Exec<'_, Changes>, draft: &KeyDraft) -> Result<Algorithm, GatewayError> {
+pub(super) fn supported(
+    cx: &Exec<'_, Changes>,
+    draft: &KeyDraft,
+) -> Result<Algorithm, GatewayError> {
     let (kind, capabilities) = cx.new_key_capabilities()?;
     match draft.algorithm {
         RequestedAlgorithm::Known(algorithm) if capabilities.supports(algorithm) => Ok(algorithm),

@@ -4,6 +4,7 @@ pub mod approvals;
 pub mod audit;
 pub mod audit_anchor;
 pub mod batch;
+pub mod byok;
 pub mod checklist;
 pub mod crypto;
 pub mod inventory;
@@ -28,6 +29,7 @@ pub use batch::{
     BatchDecrypt, BatchEncrypt, BatchOpened, BatchReEncrypt, BatchReSealed, BatchSealed,
     DecryptItem, EncryptItem, ItemResult, MAX_BATCH_ITEMS, ReEncryptItem,
 };
+pub use byok::{ByokFamily, ByokImport, GetKeyFamily, RetryByokImport};
 pub use crypto::{
     DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,
 };

@@ -19,6 +19,7 @@
 
 mod admission;
 mod backend;
+mod byok;
 mod call;
 mod exec;
 mod journal;

@@ -4,12 +4,14 @@
 mod approvals;
 mod audit;
 mod batch;
+mod byok;
 mod crypto;
 mod keys;
 
 pub use approvals::approval_to_pb;
 pub use audit::{checkpoint_to_pb, event_to_pb, ingester_to_pb};
 pub use batch::{re_encrypt_items, re_encrypt_results};
+pub use byok::family_to_pb;
 pub use keys::{key_to_pb, key_view_to_pb};
 
 use crate::gateway::ops::DurationInput;

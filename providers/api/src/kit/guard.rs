@@ -22,7 +22,7 @@ use super::settings::{FaultKind, FaultSettings, GuardSettings, RetrySettings};
 use crate::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
     KeyVersionInfo, Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied,
-    Result, SecretBytes, SignInput, VersionRef, WrappedKey,
+    Result, SecretBytes, SignInput, VersionRef, WrappedForImport, WrappedKey,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -494,6 +494,29 @@ impl KeyProvider for Guarded {
     ) -> Result<Replied<KeyVersionInfo>> {
         self.run(Op::ImportKey, || {
             self.inner.import_key(key, wrapped, params)
+        })
+        .await
+    }
+
+    async fn prepare_import(&self, spec: &KeySpec) -> Result<Replied<KeyUri>> {
+        self.run(Op::PrepareImport, || self.inner.prepare_import(spec))
+            .await
+    }
+
+    async fn create_wrappable_key(&self, spec: &KeySpec) -> Result<Replied<ProviderKey>> {
+        self.run(Op::CreateWrappableKey, || {
+            self.inner.create_wrappable_key(spec)
+        })
+        .await
+    }
+
+    async fn wrap_for_import(
+        &self,
+        key: &VersionRef,
+        params: &ImportParams,
+    ) -> Result<Replied<WrappedForImport>> {
+        self.run(Op::WrapForImport, || {
+            self.inner.wrap_for_import(key, params)
         })
         .await
     }

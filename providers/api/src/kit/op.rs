@@ -25,10 +25,13 @@ pub enum Op {
     Destroy,
     ImportParameters,
     ImportKey,
+    PrepareImport,
+    CreateWrappableKey,
+    WrapForImport,
 }
 
 impl Op {
-    pub const ALL: [Op; 19] = [
+    pub const ALL: [Op; 22] = [
         Op::CreateKey,
         Op::Describe,
         Op::List,
@@ -48,6 +51,9 @@ impl Op {
         Op::Destroy,
         Op::ImportParameters,
         Op::ImportKey,
+        Op::PrepareImport,
+        Op::CreateWrappableKey,
+        Op::WrapForImport,
     ];
 
     /// The stable snake_case name: the trait method's name.
@@ -72,6 +78,9 @@ impl Op {
             Op::Destroy => "destroy",
             Op::ImportParameters => "import_parameters",
             Op::ImportKey => "import_key",
+            Op::PrepareImport => "prepare_import",
+            Op::CreateWrappableKey => "create_wrappable_key",
+            Op::WrapForImport => "wrap_for_import",
         }
     }
 
@@ -88,6 +97,8 @@ impl Op {
                 | Op::CancelDestroy
                 | Op::Destroy
                 | Op::ImportKey
+                | Op::PrepareImport
+                | Op::CreateWrappableKey
         )
     }
 }
@@ -148,7 +159,9 @@ mod tests {
                 Op::ScheduleDestroy,
                 Op::CancelDestroy,
                 Op::Destroy,
-                Op::ImportKey
+                Op::ImportKey,
+                Op::PrepareImport,
+                Op::CreateWrappableKey
             ]
         );
     }

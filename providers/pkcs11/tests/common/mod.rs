@@ -3,10 +3,16 @@
 
 #![allow(dead_code)]
 
-use keygate_provider::SecretBytes;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use keygate_provider::{Algorithm, KeySpec, ProviderKey, SecretBytes, VersionRef};
 use keygate_provider_pkcs11::{Pkcs11Config, Pkcs11Provider};
 use keygate_test_backends::softhsm::SoftHsm;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 pub const TOKEN: &str = "keygate";
 /// A token no test logs in to with the right PIN, so a wrong PIN is really checked (a token
@@ -56,4 +62,44 @@ pub async fn provider_with_pool(size: usize) -> Pkcs11Provider {
     Pkcs11Provider::connect("hsm", &config, pin())
         .await
         .unwrap_or_else(|e| panic!("opening the SoftHSM2 token failed: {e}"))
+}
+
+pub fn spec(key_id: &str, algorithm: Algorithm) -> KeySpec {
+    KeySpec {
+        name: format!("tests/{key_id}"),
+        key_id: key_id.into(),
+        algorithm,
+        owner: "tests".into(),
+        environment: "dev".into(),
+        crypto_period: Duration::from_secs(86_400),
+        labels: BTreeMap::new(),
+    }
+}
+
+pub fn latest(key: &ProviderKey) -> VersionRef {
+    let v = key.versions.last().expect("a key has versions");
+    VersionRef {
+        uri: key.uri.clone(),
+        algorithm: key.algorithm,
+        version: v.number,
+        provider_version: v.provider_version.clone(),
+    }
+}
+
+/// A session opened with cryptoki directly, bypassing the provider, on the test token.
+pub fn raw_session() -> Session {
+    hsm();
+    let ctx = Pkcs11::new(hsm().module_path()).expect("load module");
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => panic!("C_Initialize: {e}"),
+    }
+    let slot =
+        keygate_test_backends::softhsm::slot_with_label(&ctx, TOKEN).expect("the test token");
+    let session = ctx.open_rw_session(slot).expect("open session");
+    match session.login(UserType::User, Some(&AuthPin::from(USER_PIN))) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => panic!("C_Login: {e}"),
+    }
+    session
 }

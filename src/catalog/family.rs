@@ -1,0 +1,142 @@
+//! BYOK key families: the HSM original and each copy imported into another backend, so every
+//! copy of a key can be found (the destruction checklist's "all copies identified").
+
+use super::{Catalog, CatalogError};
+use sqlx::{Row, SqlitePool};
+
+/// One imported copy (or one failed attempt at it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCopy {
+    pub provider: String,
+    pub provider_kind: String,
+    pub imported: bool,
+    /// The keygate key holding the copy, once imported.
+    pub copy_key_id: Option<String>,
+    pub provider_uri: String,
+    pub import_method: String,
+    pub wrapping_key_id: String,
+    /// The ephemeral AES key of a two-step wrap left the HSM (never the key itself).
+    pub ephemeral_left_hsm: bool,
+    pub imported_at_ms: Option<i64>,
+    pub imported_by: String,
+    pub import_expires_at_ms: Option<i64>,
+    /// Why the import failed, naming the target; empty once imported.
+    pub error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFamily {
+    /// The HSM original's keygate key id.
+    pub key_id: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub copies: Vec<KeyCopy>,
+}
+
+impl KeyFamily {
+    /// Complete when every target holds its copy.
+    pub fn complete(&self) -> bool {
+        self.copies.iter().all(|c| c.imported)
+    }
+
+    pub fn state(&self) -> &'static str {
+        if self.complete() {
+            "complete"
+        } else {
+            "incomplete"
+        }
+    }
+}
+
+async fn save(db: &SqlitePool, family: &KeyFamily) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO key_families (key_id, state, created_by, created_at_ms) VALUES (?, ?, ?, ?)
+         ON CONFLICT (key_id) DO UPDATE SET state = excluded.state",
+    )
+    .bind(&family.key_id)
+    .bind(family.state())
+    .bind(&family.created_by)
+    .bind(family.created_at_ms)
+    .execute(&mut *tx)
+    .await?;
+    for c in &family.copies {
+        sqlx::query(
+            "INSERT OR REPLACE INTO key_copies (family_key_id, provider, provider_kind, status,
+                 copy_key_id, provider_uri, import_method, wrapping_key_id, ephemeral_left_hsm,
+                 imported_at_ms, imported_by, import_expires_at_ms, error)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&family.key_id)
+        .bind(&c.provider)
+        .bind(&c.provider_kind)
+        .bind(if c.imported { "imported" } else { "failed" })
+        .bind(&c.copy_key_id)
+        .bind(&c.provider_uri)
+        .bind(&c.import_method)
+        .bind(&c.wrapping_key_id)
+        .bind(c.ephemeral_left_hsm)
+        .bind(c.imported_at_ms)
+        .bind(&c.imported_by)
+        .bind(c.import_expires_at_ms)
+        .bind(&c.error)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+async fn load(db: &SqlitePool, key_id: &str) -> Result<Option<KeyFamily>, sqlx::Error> {
+    let Some(row) =
+        sqlx::query("SELECT created_by, created_at_ms FROM key_families WHERE key_id = ?")
+            .bind(key_id)
+            .fetch_optional(db)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let mut family = KeyFamily {
+        key_id: key_id.to_string(),
+        created_by: row.try_get("created_by")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        copies: Vec::new(),
+    };
+    for r in sqlx::query(
+        "SELECT provider, provider_kind, status, copy_key_id, provider_uri, import_method,
+                wrapping_key_id, ephemeral_left_hsm, imported_at_ms, imported_by,
+                import_expires_at_ms, error
+         FROM key_copies WHERE family_key_id = ? ORDER BY provider",
+    )
+    .bind(key_id)
+    .fetch_all(db)
+    .await?
+    {
+        family.copies.push(KeyCopy {
+            provider: r.try_get("provider")?,
+            provider_kind: r.try_get("provider_kind")?,
+            imported: r.try_get::<String, _>("status")? == "imported",
+            copy_key_id: r.try_get("copy_key_id")?,
+            provider_uri: r.try_get("provider_uri")?,
+            import_method: r.try_get("import_method")?,
+            wrapping_key_id: r.try_get("wrapping_key_id")?,
+            ephemeral_left_hsm: r.try_get("ephemeral_left_hsm")?,
+            imported_at_ms: r.try_get("imported_at_ms")?,
+            imported_by: r.try_get("imported_by")?,
+            import_expires_at_ms: r.try_get("import_expires_at_ms")?,
+            error: r.try_get("error")?,
+        });
+    }
+    Ok(Some(family))
+}
+
+impl Catalog {
+    /// Writes the family and its copies as they are now (a retry overwrites a failed copy).
+    pub async fn save_family(&self, family: &KeyFamily) -> Result<(), CatalogError> {
+        Ok(save(&self.db, family).await?)
+    }
+
+    /// The family whose original is `key_id`, if that key was made by a BYOK import.
+    pub async fn family(&self, key_id: &str) -> Result<Option<KeyFamily>, CatalogError> {
+        Ok(load(&self.db, key_id).await?)
+    }
+}

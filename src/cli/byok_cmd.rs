@@ -1,0 +1,155 @@
+//! `keygate byok …`: generate a key in an HSM and import it into other backends; show a key's
+//! family (the original and every copy).
+
+use super::CliResult;
+use super::client::{Connection, describe};
+use super::output;
+use crate::pb;
+use clap::Subcommand;
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum ByokCommand {
+    /// Generate NAME in the HSM (--from) and import a wrapped copy into each target (--to);
+    /// each copy is a key of its own, NAME.TARGET. Exits 1 if a target failed (the others
+    /// keep their copies and the family is incomplete).
+    Import {
+        name: String,
+        /// The PKCS#11 provider instance that generates and wraps the key.
+        #[arg(long = "from")]
+        source: String,
+        /// Provider instances to import into, comma-separated.
+        #[arg(long = "to", value_delimiter = ',', required = true)]
+        targets: Vec<String>,
+        /// aes-256-gcm or ecdsa-p256.
+        #[arg(long, default_value = "aes-256-gcm")]
+        algorithm: String,
+        /// The person or service account answerable for the key and its copies.
+        #[arg(long)]
+        owner: String,
+        /// e.g. 365d.
+        #[arg(long)]
+        crypto_period: String,
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// Import an incomplete family's key again into the targets that failed.
+    Retry { key: String },
+    /// The key's family: the HSM original and each copy, how and when it was imported.
+    Show { key: String },
+}
+
+fn family_json(f: &pb::KeyFamily) -> serde_json::Value {
+    json!({
+        "original": f.original.as_ref().map(output::key_json),
+        "state": f.state,
+        "created_by": f.created_by,
+        "created_at": f.created_at,
+        "copies": f.copies.iter().map(|c| json!({
+            "provider": c.provider,
+            "provider_kind": c.provider_kind,
+            "status": c.status,
+            "key_id": c.key_id,
+            "key_name": c.key_name,
+            "provider_uri": c.provider_uri,
+            "import_method": c.import_method,
+            "wrapping_key_id": c.wrapping_key_id,
+            "ephemeral_left_hsm": c.ephemeral_left_hsm,
+            "imported_at": c.imported_at,
+            "imported_by": c.imported_by,
+            "import_expires_at": c.import_expires_at,
+            "error": c.error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// One line per target: what was imported where, or why not.
+fn copy_line(c: &pb::KeyCopy) -> String {
+    if c.status == "imported" {
+        let expiry = if c.import_expires_at.is_empty() {
+            String::new()
+        } else {
+            format!(", parameters valid to {}", c.import_expires_at)
+        };
+        let hsm = if c.ephemeral_left_hsm {
+            "ephemeral key wrapped in the gateway"
+        } else {
+            "wrapped wholly in the HSM"
+        };
+        format!(
+            "  {:<12} imported  {} ({}; {}; wrapping key {}{expiry})\n               {}",
+            c.provider, c.key_name, c.import_method, hsm, c.wrapping_key_id, c.provider_uri
+        )
+    } else {
+        format!("  {:<12} FAILED    {}", c.provider, c.error)
+    }
+}
+
+fn print_family(json: bool, f: &pb::KeyFamily) {
+    if json {
+        println!("{}", family_json(f));
+        return;
+    }
+    if let Some(k) = &f.original {
+        println!(
+            "{} ({}) in {}: {}  [{}]",
+            k.name, k.algorithm, k.provider, k.provider_uri, f.state
+        );
+    }
+    println!("  created by {} at {}", f.created_by, f.created_at);
+    for c in &f.copies {
+        println!("{}", copy_line(c));
+    }
+}
+
+pub async fn run(conn: &Connection, json: bool, cmd: ByokCommand) -> CliResult {
+    let mut keys = conn.keys().await?;
+    let family = match cmd {
+        ByokCommand::Import {
+            name,
+            source,
+            targets,
+            algorithm,
+            owner,
+            crypto_period,
+            environment,
+        } => {
+            if !json {
+                eprintln!(
+                    "generating {name} in {source}, importing into {}",
+                    targets.join(", ")
+                );
+            }
+            let d = crate::time::parse_duration(&crypto_period)
+                .map_err(|e| format!("--crypto-period: {e}"))?;
+            keys.byok_import(pb::ByokImportRequest {
+                name,
+                algorithm,
+                owner,
+                environment: environment.unwrap_or_default(),
+                crypto_period: Some(prost_types::Duration {
+                    seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                    nanos: 0,
+                }),
+                source,
+                targets,
+                labels: Default::default(),
+            })
+            .await
+        }
+        ByokCommand::Retry { key } => {
+            keys.retry_byok_import(pb::RetryByokImportRequest { key })
+                .await
+        }
+        ByokCommand::Show { key } => keys.get_key_family(pb::GetKeyFamilyRequest { key }).await,
+    }
+    .map_err(describe)?
+    .into_inner();
+    print_family(json, &family);
+    Ok(if family.state == "complete" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
