@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod gateway;
 pub mod lifecycle;
+pub mod page_token;
 pub mod pb;
 pub mod policy;
 pub mod providers;
