@@ -19,4 +19,5 @@ pub mod pb;
 pub mod policy;
 pub mod providers;
 pub mod server;
+pub mod telemetry;
 pub mod time;

@@ -1,5 +1,7 @@
-//! Page tokens, one scheme for every paged listing: the position to continue from, a digest
-//! of the listing's filters, and a check over both. A token the gateway did not issue (typed,
+//! Page tokens, one scheme for the gateway's paged listings (ListKeys, ListApprovals, audit
+//! Query): the position to continue from, a digest of the listing's filters, and a check over
+//! both. (ListInventory hands back the provider's own tokens, which the provider kit checks
+//! the same way: `keygate_provider::kit::decode_token`.) A token the gateway did not issue (typed,
 //! truncated, from another listing) is refused with a message that says what to send instead,
 //! rather than quietly listing from somewhere else.
 //!

@@ -23,6 +23,7 @@ serves() {
     openbao) echo 'keygate::vault keygate::resilience keygate-provider-vault::* keygate::audit_ingest' ;;
     softhsm) echo 'keygate::pkcs11 keygate-provider-pkcs11 keygate-provider-pkcs11::*' ;;
     python-grpc) echo 'keygate::python_client' ;;
+    prometheus) echo 'keygate::prometheus' ;;
   esac
 }
 

@@ -90,6 +90,14 @@ pub async fn run(args: ServeArgs) -> CliResult {
         .local_addr()
         .map_err(|e| format!("listen.address: {e}"))?;
     check_plaintext(&config.listen, addr)?;
+    let metrics_listener = match &config.telemetry.prometheus_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("telemetry.prometheus_listen {address}: {e}"))?,
+        ),
+        None => None,
+    };
     let started = crate::server::startup::build(&config, dev_token.as_ref().map(|t| t.as_str()))
         .await
         .map_err(|e| e.to_string())?;
@@ -115,6 +123,18 @@ pub async fn run(args: ServeArgs) -> CliResult {
         gateway.provider_names().join(", "),
         gateway.policy_count()
     );
+    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    if let Some(listener) = metrics_listener {
+        let metrics_addr = listener
+            .local_addr()
+            .map_err(|e| format!("telemetry.prometheus_listen: {e}"))?;
+        println!("prometheus metrics on http://{metrics_addr}/metrics");
+        tokio::spawn(crate::telemetry::endpoint::serve(
+            listener,
+            gateway.telemetry().clone(),
+            stop_metrics.clone(),
+        ));
+    }
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "serving");
 
@@ -192,6 +212,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
             "the audit feed's last work (final checkpoint, flood counts) did not finish within server.shutdown_grace"
         );
     }
+    stop_metrics.cancel();
     result.map_err(|e| e.to_string())?;
     eprintln!("keygate stopped");
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,7 @@
 
 use crate::catalog::KeyState;
 use crate::gateway::GatewayError;
-use crate::gateway::runner::{Exec, Operation, Reads, Settings, Target};
+use crate::gateway::runner::{Exec, Operation, Reads, Target};
 use crate::policy::Action;
 use keygate_provider::{PageRequest, ProviderKeyState};
 use std::collections::HashMap;
@@ -39,31 +39,12 @@ fn state_of(state: ProviderKeyState) -> KeyState {
     }
 }
 
-impl ListInventory {
-    /// The listing a page token is bound to.
-    fn scope(&self) -> String {
-        format!("inventory|{:?}", self.provider)
-    }
-
-    /// The backend's page token, from ours.
-    fn backend_token(&self) -> Result<Option<String>, GatewayError> {
-        crate::page_token::open(&self.scope(), &self.page_token)
-            .map_err(|why| GatewayError::invalid("page_token", why))
-    }
-}
-
 impl Operation for ListInventory {
     type Output = InventoryPage;
     type Mode = Reads;
 
     fn action(&self) -> Action {
         Action::ListInventory
-    }
-
-    fn check(&mut self, _: &Settings<'_>) -> Result<(), GatewayError> {
-        // Refused before the backend is asked; `execute` opens it again.
-        self.backend_token()?;
-        Ok(())
     }
 
     fn target(&self) -> Target<'_> {
@@ -73,9 +54,8 @@ impl Operation for ListInventory {
     async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<InventoryPage, GatewayError> {
         let page = PageRequest {
             page_size: super::page_size(self.page_size),
-            page_token: self.backend_token()?.unwrap_or_default(),
+            page_token: self.page_token,
         };
-        let scope = self.scope();
         let (name, listing) = cx.list_backend(&page).await?;
         // Managed: the catalog holds a key with this provider URI or this keygate id.
         let by_uri: HashMap<String, _> = cx
@@ -113,12 +93,7 @@ impl Operation for ListInventory {
         );
         Ok(InventoryPage {
             keys,
-            // The backend's own token, wrapped: a token from elsewhere never reaches it.
-            next_page_token: if listing.next_page_token.is_empty() {
-                String::new()
-            } else {
-                crate::page_token::issue(&scope, &listing.next_page_token)
-            },
+            next_page_token: listing.next_page_token,
         })
     }
 }
