@@ -414,25 +414,14 @@ async fn ten_thousand_bad_token_calls_leave_a_bounded_number_of_events_with_the_
     server.stop_gracefully();
     let server = Server::start_with(&data, options());
     let mut audit = server.audit(ROOT_TOKEN).await;
-    let mut denied = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = audit
-            .query(pb::AuditQueryRequest {
-                outcome: "denied".into(),
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        denied.extend(page.events);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let denied = common::query_all(
+        &mut audit,
+        pb::AuditQueryRequest {
+            outcome: "denied".into(),
+            ..Default::default()
+        },
+    )
+    .await;
     let single: Vec<_> = denied
         .iter()
         .filter(|e| e.action == "Encrypt" && e.error_reason == "TOKEN_INVALID")

@@ -197,13 +197,13 @@ async fn every_service_decodes_at_most_one_mebibyte() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     let mut approvals = server.approvals("").await;
     let err = approvals
         .get_approval(keygate::pb::GetApprovalRequest { id: big.clone() })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     let mut keys = server.keys("").await;
     let err = keys
         .get_key(keygate::pb::GetKeyRequest {
@@ -212,5 +212,5 @@ async fn every_service_decodes_at_most_one_mebibyte() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
 }

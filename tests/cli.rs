@@ -192,6 +192,54 @@ fn help_explains_the_commands() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("crypto-period"));
 }
 
+/// Bash completes `keygate` subcommands and their options with the generated script.
+#[test]
+fn bash_completion_completes_commands_and_options() {
+    let complete = |line: &str| {
+        let words: Vec<&str> = line.split(' ').collect();
+        let script = format!(
+            r#"source <("{bin}" completions bash) || exit 3
+COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE="{line}"; COMP_POINT=${{#COMP_LINE}}
+_keygate keygate "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+printf '%s\n' "${{COMPREPLY[@]}}""#,
+            bin = common::keygate_bin(),
+            words = words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            cword = words.len() - 1,
+        );
+        let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let commands = complete("keygate ");
+    for word in ["serve", "key", "audit", "completions"] {
+        assert!(
+            commands.lines().any(|l| l == word),
+            "{word} not offered: {commands}"
+        );
+    }
+    let options = complete("keygate serve --");
+    assert!(options.lines().any(|l| l == "--dev"), "{options}");
+    for shell in ["zsh", "fish"] {
+        let out = Command::new(common::keygate_bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("serve"),
+            "{shell}"
+        );
+    }
+}
+
 #[test]
 fn a_config_with_an_inline_secret_is_refused_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();

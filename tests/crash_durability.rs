@@ -78,26 +78,18 @@ async fn acknowledged_calls_survive_kill_9() {
 
     let server = Server::start(&data);
     let mut audit = server.audit(ROOT_TOKEN).await;
-    let mut found = std::collections::HashSet::new();
-    let mut page_token = String::new();
-    loop {
-        let page = audit
-            .query(pb::AuditQueryRequest {
-                action: "Encrypt".into(),
-                outcome: "ok".into(),
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        found.extend(page.events.into_iter().map(|e| e.request_id));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let found: std::collections::HashSet<String> = common::query_all(
+        &mut audit,
+        pb::AuditQueryRequest {
+            action: "Encrypt".into(),
+            outcome: "ok".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .into_iter()
+    .map(|e| e.request_id)
+    .collect();
     let missing: Vec<&String> = ids.iter().filter(|id| !found.contains(*id)).collect();
     assert!(
         missing.is_empty(),

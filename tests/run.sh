@@ -23,6 +23,7 @@ serves() {
     openbao) echo 'keygate::vault keygate::resilience keygate-provider-vault::* keygate::audit_ingest keygate::byok' ;;
     softhsm) echo 'keygate::pkcs11 keygate-provider-pkcs11 keygate-provider-pkcs11::* keygate::byok' ;;
     python-grpc) echo 'keygate::python_client' ;;
+    prometheus) echo 'keygate::prometheus' ;;
   esac
 }
 

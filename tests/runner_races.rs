@@ -110,6 +110,7 @@ async fn gateway(data: &Path) -> (Arc<Gateway>, Arc<Gated>, sqlx::SqlitePool) {
         approvals: ApprovalStore::new(db.clone()),
         approval_settings: ApprovalSettings::default(),
         destructions: DestructionRecords::new(db.clone()),
+        telemetry: Default::default(),
     });
     (Arc::new(gateway), gated, db)
 }

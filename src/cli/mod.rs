@@ -94,6 +94,12 @@ pub enum Command {
     /// The audit log measured in-process (benches/audit.sh).
     #[command(subcommand, hide = true)]
     BenchAudit(bench_audit::BenchAudit),
+    /// Print a shell completion script: `source <(keygate completions bash)`, or save it where
+    /// your shell loads completions from.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -142,5 +148,10 @@ async fn run(cli: Cli) -> CliResult {
         Command::Bench(args) => bench::run(&cli.conn, json, args).await,
         Command::BenchRewrap(a) => bench_rewrap::run(&cli.conn, a).await,
         Command::BenchAudit(cmd) => bench_audit::run(cmd).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "keygate", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -90,6 +90,14 @@ pub async fn run(args: ServeArgs) -> CliResult {
         .local_addr()
         .map_err(|e| format!("listen.address: {e}"))?;
     check_plaintext(&config.listen, addr)?;
+    let metrics_listener = match &config.telemetry.prometheus_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("telemetry.prometheus_listen {address}: {e}"))?,
+        ),
+        None => None,
+    };
     let started = crate::server::startup::build(&config, dev_token.as_ref().map(|t| t.as_str()))
         .await
         .map_err(|e| e.to_string())?;
@@ -115,6 +123,18 @@ pub async fn run(args: ServeArgs) -> CliResult {
         gateway.provider_names().join(", "),
         gateway.policy_count()
     );
+    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    if let Some(listener) = metrics_listener {
+        let metrics_addr = listener
+            .local_addr()
+            .map_err(|e| format!("telemetry.prometheus_listen: {e}"))?;
+        println!("prometheus metrics on http://{metrics_addr}/metrics");
+        tokio::spawn(crate::telemetry::endpoint::serve(
+            listener,
+            gateway.telemetry().clone(),
+            stop_metrics.clone(),
+        ));
+    }
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "serving");
 
@@ -137,29 +157,62 @@ pub async fn run(args: ServeArgs) -> CliResult {
     let timeout = config
         .duration("limits.request_timeout", &config.limits.request_timeout)
         .map_err(|e| e.to_string())?;
+    let settings = config.server_settings().map_err(|e| e.to_string())?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+            std::time::Instant::now()
+        }
+    });
     let result = crate::server::serve(
         gateway.clone(),
         listener,
-        config.listen.tls.as_ref(),
-        timeout,
-        shutdown_signal(),
+        crate::server::ServeOptions {
+            tls: config.listen.tls.as_ref(),
+            request_timeout: timeout,
+            settings,
+            stop: stop.clone(),
+        },
     )
     .await;
+    // Everything after the signal fits in server.shutdown_grace.
+    let began = if stop.is_cancelled() {
+        signal.await.unwrap_or_else(|_| std::time::Instant::now())
+    } else {
+        signal.abort();
+        std::time::Instant::now()
+    };
+    let deadline = began + settings.shutdown_grace;
+    let left = || deadline.saturating_duration_since(std::time::Instant::now());
+    let drain_left =
+        || (began + settings.drain_grace()).saturating_duration_since(std::time::Instant::now());
     // Nothing is cut off half-way: the scheduler finishes the operation under way, and calls
     // whose clients left finish (and are audited) before the process ends.
     stop_scheduler.cancel();
-    let _ = scheduler_task.await;
+    let _ = tokio::time::timeout(drain_left(), scheduler_task).await;
     if let Some(watcher) = watcher_task {
-        let _ = watcher.await;
+        let _ = tokio::time::timeout(drain_left(), watcher).await;
     }
-    // Admitted calls take at most the request timeout, plus their audit append.
-    let bound = timeout + std::time::Duration::from_secs(5);
-    if !gateway.drain(bound).await {
-        tracing::error!("calls were still running {bound:?} after shutdown began; stopping anyway");
+    if !gateway.drain(drain_left()).await {
+        tracing::error!(
+            grace = ?settings.shutdown_grace,
+            "calls were still running three quarters into server.shutdown_grace; stopping anyway"
+        );
     }
     // Then the audit feed: ingesters stop, flood counts are recorded, a last checkpoint
-    // covers every event.
-    started.audit.shutdown().await;
+    // covers every event. Every call's own event was committed before its reply.
+    if tokio::time::timeout(left(), started.audit.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "the audit feed's last work (final checkpoint, flood counts) did not finish within server.shutdown_grace"
+        );
+    }
+    stop_metrics.cancel();
     result.map_err(|e| e.to_string())?;
     eprintln!("keygate stopped");
     Ok(ExitCode::SUCCESS)

@@ -4,11 +4,15 @@
 //! Secrets appear only as references ([`SecretRef`]); an inline secret is refused.
 
 mod audit;
+mod server;
+mod telemetry;
 
 pub use audit::{
     AuditConfig, CheckpointConfig, FloodConfig, IngestConfig, ObjectLocation, WitnessConfig,
 };
 pub use keygate_provider::{SecretRef, SecretRefError};
+pub use server::{ServerConfig, ServerSettings};
+pub use telemetry::TelemetryConfig;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -27,6 +31,12 @@ pub struct Config {
     pub listen: ListenConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Connection keepalive and age, shutdown grace (`server.rs`).
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The Prometheus endpoint (`telemetry.rs`).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// Bearer tokens and the principals they stand for.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -444,6 +454,7 @@ impl Config {
 
     /// Checks what serde cannot: names, durations, references between sections.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server_settings()?;
         for (i, t) in self.tokens.iter().enumerate() {
             if t.principal.trim().is_empty() {
                 return Err(Self::invalid(format!("tokens[{i}].principal"), "is empty"));

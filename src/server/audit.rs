@@ -15,6 +15,8 @@ use tonic::{Request, Response, Status};
 
 pub struct AuditApi {
     pub gateway: Arc<Gateway>,
+    /// Cancelled at shutdown: open Tail streams end, so they do not hold the server up.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 type TailStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEvent, Status>> + Send>>;
@@ -53,7 +55,15 @@ impl AuditService for AuditApi {
                     "the tail fell {n} events behind; Query from the last sequence you saw to catch up"
                 )))),
             });
-            Box::pin(stream) as TailStream
+            // Ends with UNAVAILABLE (not a clean end) so a follower knows to reconnect, to
+            // this server after its restart or to another replica, from the last sequence seen.
+            let stopped = futures::StreamExt::take_until(stream, self.stop.clone().cancelled_owned())
+                .chain(futures::stream::once(async {
+                    Err(Status::unavailable(
+                        "keygate is shutting down: the tail ended; reconnect and Query from the last sequence you saw",
+                    ))
+                }));
+            Box::pin(stopped) as TailStream
         });
         reply(&id, result)
     }

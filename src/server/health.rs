@@ -1,9 +1,11 @@
 //! Standard gRPC health: SERVING while the audit log can be written, NOT_SERVING while it
-//! cannot (the gateway refuses calls then, so load balancers should send them elsewhere).
+//! cannot (the gateway refuses calls then, so load balancers should send them elsewhere), and
+//! NOT_SERVING from the moment shutdown begins. Overall (`""`) and per service name.
 
-use super::{admin::AdminApi, audit::AuditApi, keys::KeyApi};
+use super::{admin::AdminApi, approvals::ApprovalApi, audit::AuditApi, keys::KeyApi};
 use crate::pb;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -27,18 +29,36 @@ async fn set(reporter: &HealthReporter, status: ServingStatus) {
             status,
         )
         .await;
+    reporter
+        .set_service_status(
+            <pb::approval_service_server::ApprovalServiceServer<ApprovalApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
 }
 
 /// Mirrors the audit log's writability into the health service until the server stops.
-pub async fn follow_audit(reporter: HealthReporter, mut writable: watch::Receiver<bool>) {
+pub async fn follow_audit(
+    reporter: HealthReporter,
+    mut writable: watch::Receiver<bool>,
+    stop: CancellationToken,
+) {
     loop {
+        if stop.is_cancelled() {
+            set(&reporter, ServingStatus::NotServing).await;
+            return;
+        }
         let status = if *writable.borrow_and_update() {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing
         };
         set(&reporter, status).await;
-        if writable.changed().await.is_err() {
+        let changed = tokio::select! {
+            changed = writable.changed() => changed,
+            () = stop.cancelled() => continue,
+        };
+        if changed.is_err() {
             // The writer is gone: nothing can be audited, so nothing is served.
             set(&reporter, ServingStatus::NotServing).await;
             return;

@@ -100,7 +100,7 @@ impl KeyService for KeyApi {
         let mut keys: Option<(String, String)> = None;
         let mut offset = 0u64;
         let chunks = request.into_inner().map(move |message| {
-            let message = message?;
+            let message = message.map_err(super::oversize::remap)?;
             let (key, destination_key) = match &keys {
                 Some((key, destination)) => (
                     if message.key.is_empty() {

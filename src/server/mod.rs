@@ -8,18 +8,19 @@ pub mod call;
 pub mod convert;
 mod health;
 mod keys;
+mod oversize;
 pub mod startup;
 mod status;
 
 pub use status::{ERROR_DOMAIN, to_status};
 
-use crate::config::TlsConfig;
+use crate::config::{ServerSettings, TlsConfig};
 use crate::gateway::Gateway;
 use crate::pb;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
@@ -60,23 +61,47 @@ pub fn tls_config(tls: &TlsConfig) -> Result<ServerTlsConfig, ServeError> {
     Ok(config)
 }
 
-/// Serves until `shutdown` resolves.
+/// How the server runs and stops.
+pub struct ServeOptions<'a> {
+    pub tls: Option<&'a TlsConfig>,
+    pub request_timeout: Duration,
+    pub settings: ServerSettings,
+    /// Cancelled to stop: the listener closes, Tail streams end, calls under way finish.
+    pub stop: CancellationToken,
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Serves until `options.stop` is cancelled and the connections have closed, or until
+/// [`ServerSettings::drain_grace`] after it, whichever comes first.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
-    tls: Option<&TlsConfig>,
-    request_timeout: Duration,
-    shutdown: impl Future<Output = ()> + Send,
+    options: ServeOptions<'_>,
 ) -> Result<(), ServeError> {
+    let ServeOptions {
+        tls,
+        request_timeout,
+        settings,
+        stop,
+    } = options;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let health_task = tokio::spawn(health::follow_audit(
         health_reporter,
         gateway.audit_writable(),
+        stop.clone(),
     ));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Both versions: grpcurl speaks v1, many tools (grpcui, Postman, Python's
+    // grpcio-reflection) still only v1alpha.
+    let reflection = reflection_builder()
         .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
     let key_service = pb::key_service_server::KeyServiceServer::new(keys::KeyApi {
@@ -94,21 +119,32 @@ pub async fn serve(
             gateway: gateway.clone(),
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let audit_service =
-        pb::audit_service_server::AuditServiceServer::new(audit::AuditApi { gateway })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let audit_service = pb::audit_service_server::AuditServiceServer::new(audit::AuditApi {
+        gateway,
+        stop: stop.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
     let mut builder = Server::builder()
         .timeout(request_timeout)
-        .concurrency_limit_per_connection(1024);
+        .concurrency_limit_per_connection(1024)
+        .http2_keepalive_interval(settings.keepalive_interval)
+        .http2_keepalive_timeout(Some(settings.keepalive_timeout));
+    if let Some(age) = settings.max_connection_age {
+        builder = builder
+            .max_connection_age(age)
+            .max_connection_age_grace(settings.max_connection_age_grace);
+    }
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls_config(tls)?)
             .map_err(|e| ServeError::Tls(e.to_string()))?;
     }
-    builder
+    let server = builder
+        .layer(oversize::OversizeLayer)
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(key_service)
         .add_service(audit_service)
         .add_service(admin_service)
@@ -118,9 +154,23 @@ pub async fn serve(
         // whole HTTP/2 connection).
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
+            stop.clone().cancelled_owned(),
+        );
+    // A client that keeps its connection busy must not hold the process past the grace.
+    let grace_over = async {
+        stop.cancelled().await;
+        tokio::time::sleep(settings.drain_grace()).await;
+    };
+    let result = tokio::select! {
+        result = server => result.map_err(ServeError::from),
+        () = grace_over => {
+            tracing::warn!(
+                grace = ?settings.drain_grace(),
+                "connections were still open three quarters into server.shutdown_grace; closing them"
+            );
+            Ok(())
+        }
+    };
     health_task.abort();
-    Ok(())
+    result
 }

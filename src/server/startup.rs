@@ -81,11 +81,13 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         None => PolicySource::Builtin,
     })?;
     warn_on_unreachable_quorum(&tokens, &approval_settings);
-    let providers = ProviderRegistry::from_config(
+    let telemetry = Arc::new(crate::telemetry::Telemetry::new());
+    let providers = ProviderRegistry::from_config_with_metrics(
         config,
         dev,
         // Each provider call's deadline, shorter than a client's wait (validated at load).
         config.duration("limits.provider_timeout", &config.limits.provider_timeout)?,
+        telemetry.clone(),
     )
     .await?;
     if providers.names().is_empty() {
@@ -178,6 +180,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         approvals,
         approval_settings,
         destructions,
+        telemetry,
     }));
     let audit = AuditServices::start(&gateway, audit, services)
         .await

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs a real backend for the tests, idempotently, into a cache outside the clone.
-#   tests/backends/install.sh NAME    (openbao | softhsm | localstack)
+#   tests/backends/install.sh NAME    (openbao | softhsm | localstack | python-grpc | prometheus)
 # Prints `VAR=value` lines for tests/run.sh to export (where the fixture finds the program).
 set -euo pipefail
 cache="${KEYGATE_BACKENDS_CACHE:-$HOME/.cache/keygate-backends}"

@@ -257,6 +257,31 @@ pub async fn events_for(audit: &mut Audit, request_id: &str) -> Vec<keygate::pb:
         .events
 }
 
+/// Every event a query matches, all pages.
+pub async fn query_all(
+    audit: &mut Audit,
+    query: keygate::pb::AuditQueryRequest,
+) -> Vec<keygate::pb::AuditEvent> {
+    let mut events = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = audit
+            .query(keygate::pb::AuditQueryRequest {
+                page_size: 1000,
+                page_token,
+                ..query.clone()
+            })
+            .await
+            .expect("audit query")
+            .into_inner();
+        events.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return events;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 pub fn request_id<T>(r: &tonic::Response<T>) -> String {
     r.metadata()
         .get("x-request-id")

@@ -54,6 +54,19 @@ pub struct ApprovalPage {
     pub next_page_token: String,
 }
 
+impl ListApprovals {
+    /// The filters a page token is bound to.
+    fn scope(&self) -> String {
+        format!("approvals|{:?}|{:?}", self.state, self.key)
+    }
+
+    /// The last request id of the page before, from the page token.
+    fn before(&self) -> Result<Option<String>, GatewayError> {
+        crate::page_token::open(&self.scope(), &self.page_token)
+            .map_err(|why| GatewayError::invalid("page_token", why))
+    }
+}
+
 impl Operation for ListApprovals {
     type Output = ApprovalPage;
     type Mode = Reads;
@@ -75,8 +88,9 @@ impl Operation for ListApprovals {
                 ),
             ));
         }
-        if !self.page_token.is_empty() {
-            request_id("page_token", &self.page_token)?;
+        // Refused before anything is read; `execute` opens it again.
+        if let Some(before) = self.before()? {
+            request_id("page_token", &before)?;
         }
         Ok(())
     }
@@ -99,20 +113,25 @@ impl Operation for ListApprovals {
             }
         };
         let limit = super::page_size(self.page_size);
+        let before = self.before()?.unwrap_or_default();
+        let scope = self.scope();
         let requests = cx
             .approvals()
             .list(
                 &ListFilter {
                     state: self.state,
                     key_id,
-                    before: self.page_token,
+                    before,
                     limit,
                 },
                 now_ms(),
             )
             .await?;
         let next_page_token = if requests.len() == limit as usize {
-            requests.last().map(|r| r.id.clone()).unwrap_or_default()
+            requests
+                .last()
+                .map(|r| crate::page_token::issue(&scope, &r.id))
+                .unwrap_or_default()
         } else {
             String::new()
         };

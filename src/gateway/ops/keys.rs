@@ -324,6 +324,24 @@ pub struct KeyPage {
     pub next_page_token: String,
 }
 
+impl ListKeys {
+    /// The filters a page token is bound to.
+    fn scope(&self) -> String {
+        format!(
+            "keys|{:?}|{:?}|{:?}",
+            self.owner,
+            self.environment,
+            self.expiring_within.as_ref().map(|d| (d.seconds, d.nanos))
+        )
+    }
+
+    /// The last key name of the page before, from the page token.
+    fn after(&self) -> Result<Option<String>, GatewayError> {
+        crate::page_token::open(&self.scope(), &self.page_token)
+            .map_err(|why| GatewayError::invalid("page_token", why))
+    }
+}
+
 impl Operation for ListKeys {
     type Output = KeyPage;
     type Mode = Reads;
@@ -333,15 +351,8 @@ impl Operation for ListKeys {
     }
 
     fn check(&mut self, _: &Settings<'_>) -> Result<(), GatewayError> {
-        // Page tokens are the last key name of the page before.
-        if !self.page_token.is_empty()
-            && validate::key_name("page_token", &self.page_token).is_err()
-        {
-            return Err(GatewayError::invalid(
-                "page_token",
-                "page_token is not one this gateway issued; send the `next_page_token` of the previous page, or none",
-            ));
-        }
+        // Refused before anything is read; `execute` opens it again.
+        self.after()?;
         Ok(())
     }
 
@@ -368,7 +379,8 @@ impl Operation for ListKeys {
             expiring_by.is_none_or(|by| key.expires_at_ms.is_some_and(|at| at <= by))
         };
         let mut keys = Vec::new();
-        let mut after = self.page_token;
+        let mut after = self.after()?.unwrap_or_default();
+        let scope = self.scope();
         // Filter by permission page by page until the page is full or the catalog ends.
         loop {
             let batch = cx.list_keys(&filter, &after, page_size);
@@ -387,7 +399,11 @@ impl Operation for ListKeys {
                 cx.detail("returned", keys.len());
                 return Ok(KeyPage {
                     keys,
-                    next_page_token: if more { after } else { String::new() },
+                    next_page_token: if more {
+                        crate::page_token::issue(&scope, &after)
+                    } else {
+                        String::new()
+                    },
                 });
             }
         }

@@ -7,6 +7,7 @@ use crate::audit::{AuditLog, AuditRecord, Outcome};
 use crate::catalog::KeyRecord;
 use crate::gateway::GatewayError;
 use crate::policy::Action;
+use crate::telemetry::Telemetry;
 use tracing::Span;
 use tracing::field::display;
 
@@ -14,6 +15,9 @@ pub struct Journal {
     record: AuditRecord,
     details: serde_json::Map<String, serde_json::Value>,
     span: Span,
+    /// The provider instance the call reached, for the call metrics.
+    provider: String,
+    opened: std::time::Instant,
 }
 
 impl Journal {
@@ -36,6 +40,8 @@ impl Journal {
             },
             details: serde_json::Map::new(),
             span,
+            provider: String::new(),
+            opened: std::time::Instant::now(),
         }
     }
 
@@ -67,6 +73,9 @@ impl Journal {
 
     pub fn provider(&mut self, name: &str) {
         self.span.record("provider", display(name));
+        if self.provider != name {
+            name.clone_into(&mut self.provider);
+        }
     }
 
     pub fn version(&mut self, version: u32) {
@@ -123,6 +132,7 @@ impl Journal {
     pub async fn finish<T>(
         mut self,
         audit: &AuditLog,
+        telemetry: &Telemetry,
         result: Result<T, GatewayError>,
         caller_gone: bool,
     ) -> Result<T, GatewayError> {
@@ -140,8 +150,9 @@ impl Journal {
             (None, Ok(_)) => Outcome::Ok,
         };
         self.record.caller_gone = caller_gone;
+        let action = self.record.action.clone();
         let record = Self::seal(self.record, &self.details, outcome);
-        match audit.append_call(record).await {
+        let result = match audit.append_call(record).await {
             Ok(_) => {
                 match &result {
                     Ok(_) => tracing::debug!(caller_gone, "call ok"),
@@ -155,6 +166,14 @@ impl Journal {
                 tracing::error!(error = %e, "audit append failed; refusing the call");
                 Err(GatewayError::Audit(e))
             }
-        }
+        };
+        // Counted as answered: a concealed refusal as what it shows, with no provider.
+        let reason = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        };
+        let provider = if real.is_some() { "" } else { &self.provider };
+        telemetry.call(&action, provider, reason, self.opened.elapsed());
+        result
     }
 }

@@ -64,6 +64,8 @@ pub struct GatewayParts {
     pub approvals: ApprovalStore,
     pub approval_settings: ApprovalSettings,
     pub destructions: DestructionRecords,
+    /// Counts every call (and, through the registry's guards, every provider call).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 pub struct Gateway {
@@ -77,6 +79,7 @@ pub struct Gateway {
     approvals: ApprovalStore,
     approval_settings: ApprovalSettings,
     destructions: DestructionRecords,
+    telemetry: Arc<crate::telemetry::Telemetry>,
     /// Bounds the calls running at once, including those their clients left.
     in_flight: Arc<Semaphore>,
     /// Calls whose clients left, finishing in tasks of their own.
@@ -99,6 +102,7 @@ impl Gateway {
             approvals,
             approval_settings,
             destructions,
+            telemetry,
         } = parts;
         Self {
             in_flight: Arc::new(Semaphore::new(limits.max_calls_in_flight)),
@@ -114,7 +118,13 @@ impl Gateway {
             approvals,
             approval_settings,
             destructions,
+            telemetry,
         }
+    }
+
+    /// The gateway's counters and histograms (for the Prometheus endpoint).
+    pub fn telemetry(&self) -> &Arc<crate::telemetry::Telemetry> {
+        &self.telemetry
     }
 
     pub fn settings(&self) -> Settings<'_> {
@@ -276,7 +286,9 @@ impl Gateway {
                         .into(),
                 ))
             });
-        let result = journal.finish(&self.audit, result, presence.gone()).await;
+        let result = journal
+            .finish(&self.audit, &self.telemetry, result, presence.gone())
+            .await;
         // Locks go only once the outcome is on record, so a key's events stay in order.
         drop(held);
         drop(permit);

@@ -1,0 +1,11 @@
+//! `[telemetry]`: what keygate exposes about itself for monitoring.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Address of a Prometheus scrape endpoint (`GET /metrics`), e.g. `127.0.0.1:9464`; unset:
+    /// no endpoint. Plain HTTP: keep it on loopback or a monitoring network.
+    pub prometheus_listen: Option<String>,
+}

@@ -1,0 +1,202 @@
+//! What keygate counts about itself, and the Prometheus endpoint that exposes it
+//! ([`endpoint`]). Built on `prometheus-client`, the Prometheus project's own Rust client: typed
+//! label sets, no global registry, the OpenMetrics text format Prometheus scrapes.
+//!
+//! Labels carry only what the API already makes public: operation names, provider instance
+//! names from the configuration, stable error reasons. Never a key name, principal or value.
+
+pub mod endpoint;
+
+use keygate_provider::kit::{BreakerState, CallEvent, Metrics, Outcome};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    operation: String,
+    /// Empty for calls that reach no provider (ListKeys, audit reads, …).
+    provider: String,
+    /// `ok`, or the stable error reason (`POLICY_DENIED`, `KEY_NOT_FOUND`, …).
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderCallLabels {
+    provider: String,
+    operation: String,
+    /// `ok`, or the provider error's kind (`unavailable`, `throttled`, …).
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms to about 4 s.
+    Histogram::new(exponential_buckets(0.00025, 2.0, 15))
+}
+
+/// Every counter and histogram keygate keeps; cheap enough to keep always, exposed only when
+/// `[telemetry] prometheus_listen` is set.
+pub struct Telemetry {
+    registry: Registry,
+    calls: Family<CallLabels, Counter>,
+    call_seconds: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    provider_calls: Family<ProviderCallLabels, Counter>,
+    provider_seconds: Family<ProviderLabels, Histogram, fn() -> Histogram>,
+    breaker_open: Family<ProviderLabels, Gauge>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("keygate");
+        let calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "calls",
+            "gRPC calls run by the gateway, by operation, provider and outcome",
+            calls.clone(),
+        );
+        let call_seconds = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "call_duration_seconds",
+            "Gateway call latency, from admission to the audited result, by operation",
+            call_seconds.clone(),
+        );
+        let provider_calls = Family::<ProviderCallLabels, Counter>::default();
+        registry.register(
+            "provider_calls",
+            "Calls to providers (retries included), by provider, operation and outcome",
+            provider_calls.clone(),
+        );
+        let provider_seconds = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "provider_call_duration_seconds",
+            "Provider call latency (retries and rate-limit waits included), by provider",
+            provider_seconds.clone(),
+        );
+        let breaker_open = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "provider_breaker_state",
+            "A provider's circuit breaker: 0 closed, 1 half-open, 2 open",
+            breaker_open.clone(),
+        );
+        Self {
+            registry,
+            calls,
+            call_seconds,
+            provider_calls,
+            provider_seconds,
+            breaker_open,
+        }
+    }
+
+    /// One gateway call, once its outcome is on record.
+    pub fn call(&self, operation: &str, provider: &str, outcome: &str, elapsed: Duration) {
+        self.calls
+            .get_or_create(&CallLabels {
+                operation: operation.to_owned(),
+                provider: provider.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.call_seconds
+            .get_or_create(&OperationLabels {
+                operation: operation.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+impl Metrics for Telemetry {
+    fn call(&self, event: &CallEvent<'_>) {
+        let outcome = match event.outcome {
+            Outcome::Ok => "ok",
+            Outcome::Error(kind) => kind,
+        };
+        self.provider_calls
+            .get_or_create(&ProviderCallLabels {
+                provider: event.provider.to_owned(),
+                operation: event.op.as_str().to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.provider_seconds
+            .get_or_create(&ProviderLabels {
+                provider: event.provider.to_owned(),
+            })
+            .observe(event.latency.as_secs_f64());
+    }
+
+    fn breaker(&self, provider: &str, state: BreakerState) {
+        let value = match state {
+            BreakerState::Closed => 0,
+            BreakerState::HalfOpen => 1,
+            BreakerState::Open => 2,
+        };
+        self.breaker_open
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_owned(),
+            })
+            .set(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_counted_by_their_labels() {
+        let t = Telemetry::new();
+        t.call("Encrypt", "local", "ok", Duration::from_millis(2));
+        t.call("Encrypt", "local", "ok", Duration::from_millis(3));
+        t.call(
+            "Encrypt",
+            "local",
+            "POLICY_DENIED",
+            Duration::from_millis(1),
+        );
+        let text = t.encode().unwrap();
+        assert!(
+            text.contains(
+                r#"keygate_calls_total{operation="Encrypt",provider="local",outcome="ok"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"keygate_calls_total{operation="Encrypt",provider="local",outcome="POLICY_DENIED"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"keygate_call_duration_seconds_count{operation="Encrypt"} 3"#),
+            "{text}"
+        );
+    }
+}
