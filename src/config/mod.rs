@@ -285,6 +285,10 @@ pub struct LimitsConfig {
     /// RESOURCE_EXHAUSTED until some finish.
     #[serde(default = "default_max_in_flight")]
     pub max_calls_in_flight: usize,
+    /// Audit Tail streams one principal may keep open at once; more are refused with
+    /// RESOURCE_EXHAUSTED (TAIL_LIMIT).
+    #[serde(default = "default_max_tails")]
+    pub max_tail_streams_per_principal: usize,
 }
 
 impl Default for LimitsConfig {
@@ -295,6 +299,7 @@ impl Default for LimitsConfig {
             request_timeout: default_timeout(),
             provider_timeout: default_provider_timeout(),
             max_calls_in_flight: default_max_in_flight(),
+            max_tail_streams_per_principal: default_max_tails(),
         }
     }
 }
@@ -310,6 +315,9 @@ fn default_timeout() -> String {
 }
 fn default_provider_timeout() -> String {
     "8s".into()
+}
+fn default_max_tails() -> usize {
+    4
 }
 fn default_max_in_flight() -> usize {
     10_000
@@ -543,6 +551,12 @@ impl Config {
                     "is {}, not shorter than limits.request_timeout ({}): a slow backend must answer UNAVAILABLE before the client's deadline",
                     self.limits.provider_timeout, self.limits.request_timeout
                 ),
+            ));
+        }
+        if self.limits.max_tail_streams_per_principal == 0 {
+            return Err(Self::invalid(
+                "limits.max_tail_streams_per_principal",
+                "must be at least 1",
             ));
         }
         if self.limits.max_calls_in_flight == 0 {

@@ -23,6 +23,13 @@ pub struct ServerConfig {
     /// How long calls on a connection past its age may take to finish before it is closed.
     #[serde(default = "default_max_connection_age_grace")]
     pub max_connection_age_grace: String,
+    /// Client connections open at once; further connections wait in the listen backlog
+    /// until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Calls (HTTP/2 streams) one connection may have open at once.
+    #[serde(default = "default_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +40,8 @@ impl Default for ServerConfig {
             keepalive_timeout: default_keepalive_timeout(),
             max_connection_age: default_max_connection_age(),
             max_connection_age_grace: default_max_connection_age_grace(),
+            max_connections: default_max_connections(),
+            max_concurrent_streams: default_max_concurrent_streams(),
         }
     }
 }
@@ -48,6 +57,12 @@ fn default_keepalive_timeout() -> String {
 }
 fn default_max_connection_age() -> String {
     "0s".into()
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_max_concurrent_streams() -> u32 {
+    128
 }
 fn default_max_connection_age_grace() -> String {
     "30s".into()
@@ -69,6 +84,8 @@ pub struct ServerSettings {
     pub keepalive_timeout: std::time::Duration,
     pub max_connection_age: Option<std::time::Duration>,
     pub max_connection_age_grace: std::time::Duration,
+    pub max_connections: usize,
+    pub max_concurrent_streams: u32,
 }
 
 impl super::Config {
@@ -82,6 +99,17 @@ impl super::Config {
                 "server.shutdown_grace",
                 "must be more than 0s: calls under way need time to finish and be audited",
             ));
+        }
+        for (setting, value) in [
+            ("server.max_connections", s.max_connections),
+            (
+                "server.max_concurrent_streams",
+                s.max_concurrent_streams as usize,
+            ),
+        ] {
+            if value == 0 {
+                return Err(Self::invalid(setting, "must be at least 1"));
+            }
         }
         let keepalive_timeout = self.duration("server.keepalive_timeout", &s.keepalive_timeout)?;
         if keepalive_timeout.is_zero() {
@@ -103,6 +131,8 @@ impl super::Config {
                 "server.max_connection_age_grace",
                 &s.max_connection_age_grace,
             )?,
+            max_connections: s.max_connections,
+            max_concurrent_streams: s.max_concurrent_streams,
         })
     }
 }

@@ -175,6 +175,10 @@ pub enum GatewayError {
     #[error("keygate is running {limit} calls, its limit; try again shortly")]
     Overloaded { limit: usize },
     #[error(
+        "'{principal}' already has {limit} Tail streams open (limits.max_tail_streams_per_principal): close one first"
+    )]
+    TailLimit { principal: String, limit: usize },
+    #[error(
         "keygate is shutting down and admits no new call; nothing was done; retry on another replica or after the restart"
     )]
     ShuttingDown,
@@ -258,6 +262,7 @@ impl GatewayError {
             E::DestructionNotApproved(_) => "DESTRUCTION_NOT_APPROVED",
             E::CallerGone => "CALLER_GONE",
             E::Overloaded { .. } => "OVERLOADED",
+            E::TailLimit { .. } => "TAIL_LIMIT",
             E::ShuttingDown => "SHUTTING_DOWN",
             E::CallTimedOut { .. } => "CALL_TIMEOUT",
             E::Provider(p) => match p {

@@ -38,6 +38,8 @@ pub struct Limits {
     pub call_timeout: std::time::Duration,
     /// Calls running at once, those whose clients left included; more are refused.
     pub max_calls_in_flight: usize,
+    /// Tail streams one principal may keep open at once.
+    pub max_tail_streams_per_principal: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +49,7 @@ impl Default for Limits {
             max_associated_data_bytes: 8 * 1024,
             call_timeout: std::time::Duration::from_secs(10),
             max_calls_in_flight: 10_000,
+            max_tail_streams_per_principal: 4,
         }
     }
 }

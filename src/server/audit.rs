@@ -48,12 +48,17 @@ impl AuditService for AuditApi {
         let op = ops::AuditTail::from(request.into_inner());
         let result = self.gateway.run(call, op).await.map(|tail| {
             let filter = tail.filter;
-            let stream = BroadcastStream::new(tail.events).filter_map(move |item| match item {
-                Ok(event) if filter.matches(&event) => Some(Ok(event_to_pb(&event))),
-                Ok(_) => None,
-                Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Status::data_loss(format!(
-                    "the tail fell {n} events behind; Query from the last sequence you saw to catch up"
-                )))),
+            let slot = tail.slot;
+            let stream = BroadcastStream::new(tail.events).filter_map(move |item| {
+                // The slot lives as long as the stream: given back when the client goes.
+                let _open = &slot;
+                match item {
+                    Ok(event) if filter.matches(&event) => Some(Ok(event_to_pb(&event))),
+                    Ok(_) => None,
+                    Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Status::data_loss(format!(
+                        "the tail fell {n} events behind; Query from the last sequence you saw to catch up"
+                    )))),
+                }
             });
             // Ends with UNAVAILABLE (not a clean end) so a follower knows to reconnect, to
             // this server after its restart or to another replica, from the last sequence seen.

@@ -5,6 +5,7 @@ mod admin;
 mod approvals;
 mod audit;
 pub mod call;
+mod connections;
 pub mod convert;
 mod health;
 mod keys;
@@ -128,6 +129,7 @@ pub async fn serve(
     let mut builder = Server::builder()
         .timeout(request_timeout)
         .concurrency_limit_per_connection(1024)
+        .max_concurrent_streams(Some(settings.max_concurrent_streams))
         .http2_keepalive_interval(settings.keepalive_interval)
         .http2_keepalive_timeout(Some(settings.keepalive_timeout));
     if let Some(age) = settings.max_connection_age {
@@ -153,7 +155,10 @@ pub async fn serve(
         // one, Nagle's algorithm held small replies for a delayed ACK (40 ms stalls of a
         // whole HTTP/2 connection).
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            Box::pin(connections::limit(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                settings.max_connections,
+            )),
             stop.clone().cancelled_owned(),
         );
     // A client that keeps its connection busy must not hold the process past the grace.

@@ -132,6 +132,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         // No admitted call works longer than a client may wait for it.
         call_timeout: config.duration("limits.request_timeout", &config.limits.request_timeout)?,
         max_calls_in_flight: config.limits.max_calls_in_flight,
+        max_tail_streams_per_principal: config.limits.max_tail_streams_per_principal,
     };
     let defaults = LifecycleSettings::default();
     let lifecycle = LifecycleSettings {

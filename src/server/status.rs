@@ -47,7 +47,7 @@ pub fn code(e: &GatewayError) -> Code {
         | E::VersionInUse { .. }
         | E::KeyInUse { .. } => Code::FailedPrecondition,
         E::CallerGone => Code::Cancelled,
-        E::Overloaded { .. } => Code::ResourceExhausted,
+        E::Overloaded { .. } | E::TailLimit { .. } => Code::ResourceExhausted,
         E::CallTimedOut { .. } => Code::DeadlineExceeded,
         E::ProviderMissing { .. } | E::Audit(_) | E::ShuttingDown => Code::Unavailable,
         E::Catalog(crate::catalog::CatalogError::Conflict { .. }) => Code::Aborted,

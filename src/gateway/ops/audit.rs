@@ -128,6 +128,8 @@ impl Operation for AuditQuery {
 pub struct Tail {
     pub filter: AuditFilter,
     pub events: broadcast::Receiver<Arc<AuditEvent>>,
+    /// Held by the stream for as long as it is open.
+    pub slot: crate::gateway::runner::TailSlot,
 }
 
 pub struct AuditTail {
@@ -151,10 +153,12 @@ impl Operation for AuditTail {
     }
 
     async fn execute(mut self, cx: &mut Exec<'_, Reads>) -> Result<Tail, GatewayError> {
+        let slot = cx.tail_slot()?;
         resolve_key(cx, &mut self.filter);
         Ok(Tail {
             filter: self.filter,
             events: cx.audit_log().subscribe(),
+            slot,
         })
     }
 }

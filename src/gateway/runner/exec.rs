@@ -195,6 +195,18 @@ impl<'a, M: Mode> Exec<'a, M> {
         self.actor.name()
     }
 
+    /// A Tail stream slot for the caller, within `limits.max_tail_streams_per_principal`.
+    pub fn tail_slot(&self) -> Result<super::TailSlot, GatewayError> {
+        let principal = self.actor.name();
+        self.gateway
+            .tails
+            .take(&principal)
+            .ok_or_else(|| GatewayError::TailLimit {
+                principal,
+                limit: self.gateway.tails.limit(),
+            })
+    }
+
     /// This call's request id (its audit events).
     pub fn request_id(&self) -> &str {
         &self.call.request_id

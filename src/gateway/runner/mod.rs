@@ -24,6 +24,8 @@ mod call;
 mod exec;
 mod journal;
 mod operation;
+mod tails;
+pub use tails::TailSlot;
 
 pub use call::{Actor, Call, Credentials, Presence, RunToEnd, SystemTask};
 pub use exec::{Admitted, Exec};
@@ -82,6 +84,8 @@ pub struct Gateway {
     telemetry: Arc<crate::telemetry::Telemetry>,
     /// Bounds the calls running at once, including those their clients left.
     in_flight: Arc<Semaphore>,
+    /// Bounds the Tail streams each principal keeps open.
+    tails: Arc<tails::TailSlots>,
     /// Calls whose clients left, finishing in tasks of their own.
     detached: TaskTracker,
     /// Set when shutdown begins: calls not yet admitted are refused, so the drain waits only
@@ -106,6 +110,7 @@ impl Gateway {
         } = parts;
         Self {
             in_flight: Arc::new(Semaphore::new(limits.max_calls_in_flight)),
+            tails: tails::TailSlots::new(limits.max_tail_streams_per_principal),
             detached: TaskTracker::new(),
             closing: std::sync::atomic::AtomicBool::new(false),
             catalog,

@@ -1,0 +1,85 @@
+//! At most `server.max_connections` client connections at once. The listener accepts the
+//! next connection only when a permit is free, so further clients wait in the kernel's listen
+//! backlog instead of each costing the server a task, HTTP/2 buffers and TLS state.
+
+use futures::{Stream, StreamExt as _};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::transport::server::Connected;
+
+/// An accepted connection holding its permit until it closes.
+pub struct Counted<IO> {
+    io: IO,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// `incoming`, accepting a connection only while fewer than `max` are open.
+pub fn limit<S, IO, E>(incoming: S, max: usize) -> impl Stream<Item = Result<Counted<IO>, E>>
+where
+    S: Stream<Item = Result<IO, E>> + Unpin,
+{
+    let permits = Arc::new(Semaphore::new(max));
+    futures::stream::unfold((incoming, permits), |(mut incoming, permits)| async move {
+        // The semaphore is never closed, so the permit always comes, once one is free.
+        let permit = permits.clone().acquire_owned().await.ok()?;
+        let next = incoming.next().await?;
+        Some((
+            next.map(|io| Counted {
+                io,
+                _permit: permit,
+            }),
+            (incoming, permits),
+        ))
+    })
+}
+
+impl<IO: Connected> Connected for Counted<IO> {
+    type ConnectInfo = IO::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
