@@ -13,6 +13,7 @@ mod output;
 mod policy_cmd;
 mod rewrap;
 mod serve;
+mod status_cmd;
 mod use_cmd;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway.
     Serve(serve::ServeArgs),
+    /// Is the gateway healthy: providers and their circuit breakers, the policies in force,
+    /// the audit log and its newest checkpoint. Exits 2 if a breaker is open or the audit
+    /// log refuses writes.
+    Status,
     /// Create, inspect and manage keys.
     #[command(subcommand)]
     Key(key_cmd::KeyCommand),
@@ -130,6 +135,7 @@ async fn run(cli: Cli) -> CliResult {
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Status => status_cmd::run(&cli.conn, json).await,
         Command::Key(cmd) => key_cmd::run(&cli.conn, json, cmd).await,
         Command::Byok(cmd) => byok_cmd::run(&cli.conn, json, cmd).await,
         Command::Encrypt(a) => use_cmd::encrypt(&cli.conn, a).await,

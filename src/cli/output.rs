@@ -235,6 +235,20 @@ pub fn policy_status_json(s: &pb::PolicyStatus) -> Value {
     })
 }
 
+pub fn gateway_status_json(s: &pb::GatewayStatus) -> Value {
+    json!({
+        "version": s.version,
+        "providers": s.providers.iter().map(|p| json!({"name": p.name, "default": p.default, "breaker": p.breaker})).collect::<Vec<_>>(),
+        "policy": s.policy.as_ref().map(policy_status_json),
+        "audit_writable": s.audit_writable,
+        "checkpoint": {
+            "sequence": s.checkpoint_sequence,
+            "head_hash": s.checkpoint_head_hash,
+            "at": s.checkpoint_at,
+        },
+    })
+}
+
 pub fn explanation_json(e: &pb::PolicyExplanation) -> Value {
     json!({
         "principal": e.principal,

@@ -71,6 +71,8 @@ actions! {
     ReloadPolicies,
     ExplainPolicy,
     GetPolicyStatus,
+    /// The gateway's state for operators (`keygate status`).
+    GetGatewayStatus,
     AuditQuery,
     AuditTail,
     AuditVerify,

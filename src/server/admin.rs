@@ -44,6 +44,16 @@ impl AdminService for AdminApi {
         reply(&id, result.map(Into::into))
     }
 
+    async fn get_gateway_status(
+        &self,
+        request: Request<pb::GetGatewayStatusRequest>,
+    ) -> Result<Response<pb::GatewayStatus>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let result = self.gateway.run(call, ops::GetGatewayStatus).await;
+        reply(&id, result.map(Into::into))
+    }
+
     async fn explain_policy(
         &self,
         request: Request<pb::ExplainPolicyRequest>,

@@ -66,6 +66,21 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
+    /// A provider's circuit breaker as last reported: closed, half-open or open.
+    pub fn breaker_state(&self, provider: &str) -> &'static str {
+        match self
+            .breaker_open
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_owned(),
+            })
+            .get()
+        {
+            2 => "open",
+            1 => "half-open",
+            _ => "closed",
+        }
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("keygate");
         let calls = Family::<CallLabels, Counter>::default();

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod public_keys;
 pub mod retire;
 pub mod signing;
+pub mod status;
 pub mod usage;
 
 pub use approvals::{
@@ -47,6 +48,7 @@ pub use signing::{
     GenerateMac, GetPublicKey, Mac, Payload, PublicKey, Sign, Signature, Verification, Verify,
     VerifyMac,
 };
+pub use status::{GatewayStatus, GetGatewayStatus};
 pub use usage::VersionUsage;
 
 /// A requested page size: 0 means the default of 100; at most 1000.

@@ -16,7 +16,7 @@ pub struct PolicyStatus {
     pub caches_decisions: bool,
 }
 
-fn status(cx: &Exec<'_, Reads>) -> PolicyStatus {
+pub(super) fn status(cx: &Exec<'_, Reads>) -> PolicyStatus {
     let store = cx.policies();
     let engine = store.current();
     PolicyStatus {

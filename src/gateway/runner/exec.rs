@@ -263,6 +263,26 @@ impl<'a, M: Mode> Exec<'a, M> {
     pub fn audit_log(&self) -> AuditReader<'_> {
         self.gateway.audit.reader()
     }
+
+    /// Whether audit events can be written now (calls are refused while they cannot).
+    pub fn audit_writable(&self) -> bool {
+        self.gateway.audit.is_writable()
+    }
+
+    /// Each configured provider instance: its name, whether it is the default, and its
+    /// circuit breaker's state.
+    pub fn provider_health(&self) -> Vec<(String, bool, &'static str)> {
+        let default = self.gateway.providers.default_name();
+        self.gateway
+            .providers
+            .names()
+            .into_iter()
+            .map(|name| {
+                let breaker = self.gateway.telemetry.breaker_state(&name);
+                (name.clone(), name == default, breaker)
+            })
+            .collect()
+    }
 }
 
 /// Changing the catalog: only for [`Changes`] operations, whose key the runner has locked.

@@ -115,6 +115,32 @@ fn info_to_pb(p: &PolicyInfo) -> pb::PolicyInfo {
     }
 }
 
+impl From<ops::GatewayStatus> for pb::GatewayStatus {
+    fn from(s: ops::GatewayStatus) -> Self {
+        let (checkpoint_sequence, checkpoint_head_hash, checkpoint_at) = match s.checkpoint {
+            Some((sequence, hash, at)) => (sequence, hash, rfc3339(at)),
+            None => (0, String::new(), String::new()),
+        };
+        pb::GatewayStatus {
+            version: s.version.into(),
+            providers: s
+                .providers
+                .into_iter()
+                .map(|p| pb::ProviderHealth {
+                    name: p.name,
+                    default: p.default,
+                    breaker: p.breaker.into(),
+                })
+                .collect(),
+            policy: Some(s.policy.into()),
+            audit_writable: s.audit_writable,
+            checkpoint_sequence,
+            checkpoint_head_hash,
+            checkpoint_at,
+        }
+    }
+}
+
 impl From<ops::PolicyStatus> for pb::PolicyStatus {
     fn from(s: ops::PolicyStatus) -> Self {
         let (last_error, last_error_at) = match s.last_error {
