@@ -132,6 +132,9 @@ async fn gcp_kms_through_the_grpc_api() {
     a_corrupted_checksum_is_an_audited_integrity_error(&server, &emu, &mut keys).await;
     println!("ok: a flipped response checksum fails the call as DATA_LOSS, audited");
 
+    retirement_as_cloud_kms_sees_it(&emu, &mut keys).await;
+    println!("ok: retired versions are disabled in Cloud KMS, and stay so when the key is enabled");
+
     destruction_as_cloud_kms_sees_it(&emu, &mut keys).await;
     println!("ok: destruction is scheduled in Cloud KMS, shown by GetKey, and cancelled");
 
@@ -293,6 +296,88 @@ async fn a_corrupted_checksum_is_an_audited_integrity_error(
         ("error", "PROVIDER_INTEGRITY")
     );
     assert_eq!(emu.hooks().pending_failures(), 0);
+}
+
+async fn retirement_as_cloud_kms_sees_it(emu: &GcpEmulator, keys: &mut common::Keys) {
+    let key = keys
+        .create_key(on_gcp("retired/dek", "aes-256-gcm"))
+        .await
+        .expect("create")
+        .into_inner();
+    let old = keys
+        .encrypt(encrypt_request("retired/dek", b"old"))
+        .await
+        .expect("encrypt")
+        .into_inner();
+    keys.rotate_key(pb::RotateKeyRequest {
+        key: "retired/dek".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("rotate");
+    let client = sdk(emu).await;
+    let name = resource(&key);
+    let states = || {
+        let client = client.clone();
+        let name = name.clone();
+        async move {
+            let mut versions = client
+                .list_crypto_key_versions()
+                .set_parent(name)
+                .send()
+                .await
+                .expect("list versions")
+                .crypto_key_versions;
+            versions.sort_by_key(|v| {
+                v.name
+                    .rsplit('/')
+                    .next()
+                    .and_then(|id| id.parse::<u64>().ok())
+            });
+            versions.into_iter().map(|v| v.state).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(states().await, vec![VState::Enabled, VState::Enabled]);
+
+    let retired = keys
+        .retire_key_versions(pb::RetireKeyVersionsRequest {
+            key: "retired/dek".into(),
+            below: 2,
+            force: false,
+        })
+        .await
+        .expect("retire v1 (never read)")
+        .into_inner();
+    assert_eq!(retired.retired_below, 2);
+    // Cloud KMS itself no longer lets version 1 decrypt.
+    assert_eq!(states().await, vec![VState::Disabled, VState::Enabled]);
+    let refused = keys
+        .decrypt(pb::DecryptRequest {
+            ciphertext: old.ciphertext,
+            associated_data: b"order-7".to_vec(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+
+    // Disabling and enabling the key (Cloud KMS has no key-level switch: every version is
+    // flipped) leaves the retired version disabled.
+    keys.disable_key(pb::DisableKeyRequest {
+        key: "retired/dek".into(),
+    })
+    .await
+    .expect("disable");
+    assert_eq!(states().await, vec![VState::Disabled, VState::Disabled]);
+    keys.enable_key(pb::EnableKeyRequest {
+        key: "retired/dek".into(),
+    })
+    .await
+    .expect("enable");
+    assert_eq!(states().await, vec![VState::Disabled, VState::Enabled]);
 }
 
 async fn destruction_as_cloud_kms_sees_it(emu: &GcpEmulator, keys: &mut common::Keys) {

@@ -263,6 +263,29 @@ pub(crate) async fn set_enabled(
     Ok(Replied::with_request_id((), Some(request_id)))
 }
 
+/// Retires keygate's versions below `below` the way Cloud KMS stops a version decrypting and
+/// verifying: the version is disabled. keygate's version N is the Nth by id (see
+/// [`keys::infos`]). Idempotent: a version already disabled, or destroyed, stays so.
+pub(crate) async fn retire_versions(
+    p: &GcpKmsProvider,
+    uri: &KeyUri,
+    below: u32,
+) -> Result<Replied<()>> {
+    const OP: &str = "retire versions";
+    let name = p.key_name(uri)?;
+    let request_id = p.request_id();
+    let versions = p.versions(OP, name, &request_id).await?;
+    let retired = usize::try_from(below.saturating_sub(1)).unwrap_or(usize::MAX);
+    for v in versions
+        .iter()
+        .take(retired)
+        .filter(|v| v.state == VState::Enabled)
+    {
+        set_state(p, OP, &v.name, VState::Disabled, &request_id).await?;
+    }
+    Ok(Replied::with_request_id((), Some(request_id)))
+}
+
 pub(crate) async fn schedule_destroy(
     p: &GcpKmsProvider,
     uri: &KeyUri,

@@ -186,6 +186,11 @@ impl KeyProvider for GcpKmsProvider {
         lifecycle::set_enabled(self, key, enabled).await
     }
 
+    /// Disables the retired versions in Cloud KMS itself.
+    async fn retire_versions(&self, key: &KeyUri, below: u32) -> Result<Replied<()>> {
+        lifecycle::retire_versions(self, key, below).await
+    }
+
     /// Schedules every live version for destruction; Cloud KMS destroys them after the key's
     /// destroyScheduledDuration, which the window must not exceed.
     async fn schedule_destroy(&self, key: &KeyUri, window: Duration) -> Result<Replied<()>> {

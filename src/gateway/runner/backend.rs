@@ -190,6 +190,13 @@ impl Exec<'_, Changes> {
     pub async fn set_enabled_in_backend(&mut self, enabled: bool) -> Result<(), GatewayError> {
         let (key, backend) = self.locked_backend()?;
         backend.set_enabled(&key.provider_uri, enabled).await?;
+        // A backend without a key-level switch (Cloud KMS) enables each version, the retired
+        // ones too: their floor is set again, so enabling never undoes a retirement.
+        if enabled && key.retired_below > 1 {
+            backend
+                .retire_versions(&key.provider_uri, key.retired_below)
+                .await?;
+        }
         Ok(())
     }
 
