@@ -192,6 +192,9 @@ async fn azure_keyvault_through_the_grpc_api() {
     rotation_keeps_old_ciphertexts_and_signatures(&mut keys).await;
     println!("ok: after rotations old ciphertexts decrypt and old signatures verify");
 
+    retirement_as_key_vault_sees_it(&b.vault, &mut keys).await;
+    println!("ok: retired versions are disabled in Key Vault, and stay so when the key is enabled");
+
     keys_made_outside_keygate_are_unmanaged(&server, &b.vault, &mut keys).await;
     println!("ok: a key made straight in the vault is in the inventory, unmanaged");
 
@@ -290,6 +293,96 @@ async fn rotation_keeps_old_ciphertexts_and_signatures(keys: &mut common::Keys) 
     );
 }
 
+/// Each version's `enabled` as Key Vault has it, by the keygate version number it is tagged
+/// with.
+async fn version_states(emu: &AzureEmulator, name: &str) -> Vec<(u32, bool)> {
+    use futures::TryStreamExt as _;
+    let listed: Vec<_> = sdk(emu)
+        .list_key_properties_versions(name, None)
+        .expect("list versions")
+        .try_collect()
+        .await
+        .expect("list versions");
+    let mut states: Vec<(u32, bool)> = listed
+        .iter()
+        .map(|p| {
+            let number = p
+                .tags
+                .as_ref()
+                .and_then(|t| t.get("keygate-version"))
+                .and_then(|n| n.parse().ok())
+                .expect("a keygate-version tag");
+            let enabled = p.attributes.as_ref().and_then(|a| a.enabled) != Some(false);
+            (number, enabled)
+        })
+        .collect();
+    states.sort();
+    states
+}
+
+async fn retirement_as_key_vault_sees_it(emu: &AzureEmulator, keys: &mut common::Keys) {
+    let key = keys
+        .create_key(on(VAULT, "retired/rsa", "rsa-2048-oaep"))
+        .await
+        .expect("create")
+        .into_inner();
+    let name = vault_name(&key.provider_uri);
+    let old = keys
+        .encrypt(pb::EncryptRequest {
+            key: "retired/rsa".into(),
+            plaintext: b"old".to_vec(),
+            associated_data: Vec::new(),
+        })
+        .await
+        .expect("encrypt")
+        .into_inner();
+    keys.rotate_key(pb::RotateKeyRequest {
+        key: "retired/rsa".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("rotate");
+    assert_eq!(version_states(emu, &name).await, vec![(1, true), (2, true)]);
+    let retired = keys
+        .retire_key_versions(pb::RetireKeyVersionsRequest {
+            key: "retired/rsa".into(),
+            below: 2,
+            force: false,
+        })
+        .await
+        .expect("retire v1 (never read)")
+        .into_inner();
+    assert_eq!(retired.retired_below, 2);
+    // Key Vault itself no longer lets version 1 be used.
+    assert_eq!(
+        version_states(emu, &name).await,
+        vec![(1, false), (2, true)]
+    );
+    let refused = keys
+        .decrypt(pb::DecryptRequest {
+            ciphertext: old.ciphertext,
+            associated_data: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    // Disable and enable the key: every version is flipped, then the floor is set again.
+    keys.disable_key(pb::DisableKeyRequest {
+        key: "retired/rsa".into(),
+    })
+    .await
+    .expect("disable");
+    keys.enable_key(pb::EnableKeyRequest {
+        key: "retired/rsa".into(),
+    })
+    .await
+    .expect("enable");
+    assert_eq!(
+        version_states(emu, &name).await,
+        vec![(1, false), (2, true)]
+    );
+}
+
 async fn keys_made_outside_keygate_are_unmanaged(
     server: &Server,
     emu: &AzureEmulator,
@@ -353,8 +446,9 @@ async fn keys_made_outside_keygate_are_unmanaged(
         mine.managed && mine.key_name == "inventory/ours",
         "{mine:?}"
     );
-    // Every key in the vault, over several pages: the suite's, the rotation test's, and these two.
-    let expected = VAULT_ALGORITHMS.len() + 2 + 2;
+    // Every key in the vault, over several pages: the suite's, the rotation and retirement
+    // tests', and these two.
+    let expected = VAULT_ALGORITHMS.len() + 2 + 1 + 2;
     assert_eq!(listed.len(), expected, "{listed:#?}");
     assert_eq!(
         pages,

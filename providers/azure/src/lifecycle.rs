@@ -313,28 +313,57 @@ pub(crate) async fn set_enabled(
     let name = p.key_name(uri)?;
     let mut request_id = None;
     for v in versions(p, op, name).await? {
-        let params = UpdateKeyPropertiesParameters {
-            key_attributes: Some(KeyAttributes {
-                enabled: Some(enabled),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let options = KeyClientUpdateKeyPropertiesOptions {
-            key_version: Some(v.provider_version),
-            ..Default::default()
-        };
-        let reply = p
-            .call(
-                op,
-                uri.as_str(),
-                p.client
-                    .update_key_properties(name, p.body(op, name, params)?, Some(options)),
-            )
-            .await?;
-        request_id = reply.request_id;
+        request_id = set_version_enabled(p, op, uri, v.provider_version, enabled).await?;
     }
     Ok(Replied::with_request_id((), request_id))
+}
+
+/// Retires keygate's versions below `below` the way Key Vault stops a version being used: the
+/// version is disabled (`attributes.enabled = false`). Idempotent.
+pub(crate) async fn retire_versions(
+    p: &AzureKeyVaultProvider,
+    uri: &KeyUri,
+    below: u32,
+) -> Result<Replied<()>> {
+    const OP: &str = "retire versions";
+    let name = p.key_name(uri)?;
+    let mut request_id = None;
+    for v in versions(p, OP, name).await? {
+        if v.number < below {
+            request_id = set_version_enabled(p, OP, uri, v.provider_version, false).await?;
+        }
+    }
+    Ok(Replied::with_request_id((), request_id))
+}
+
+async fn set_version_enabled(
+    p: &AzureKeyVaultProvider,
+    op: &'static str,
+    uri: &KeyUri,
+    version: String,
+    enabled: bool,
+) -> Result<Option<String>> {
+    let name = p.key_name(uri)?;
+    let params = UpdateKeyPropertiesParameters {
+        key_attributes: Some(KeyAttributes {
+            enabled: Some(enabled),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = KeyClientUpdateKeyPropertiesOptions {
+        key_version: Some(version),
+        ..Default::default()
+    };
+    let reply = p
+        .call(
+            op,
+            uri.as_str(),
+            p.client
+                .update_key_properties(name, p.body(op, name, params)?, Some(options)),
+        )
+        .await?;
+    Ok(reply.request_id)
 }
 
 pub(crate) async fn schedule_destroy(

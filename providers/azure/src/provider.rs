@@ -148,6 +148,11 @@ impl KeyProvider for AzureKeyVaultProvider {
         lifecycle::set_enabled(self, key, enabled).await
     }
 
+    /// Disables the retired versions in Key Vault itself.
+    async fn retire_versions(&self, key: &KeyUri, below: u32) -> Result<Replied<()>> {
+        lifecycle::retire_versions(self, key, below).await
+    }
+
     /// Deletes the key: Key Vault keeps it soft-deleted (recoverable) for the vault's
     /// retention, which must be at least `window`; keygate purges it when `window` ends.
     async fn schedule_destroy(&self, key: &KeyUri, window: Duration) -> Result<Replied<()>> {
