@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Keys, Server, ServerOptions, create};
+use common::{Keys, Server, ServerOptions, create, reason};
 use keygate::pb;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -59,14 +59,6 @@ async fn show(keys: &mut Keys, key: &str) -> pb::Key {
     .await
     .unwrap()
     .into_inner()
-}
-
-fn reason(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt as _;
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]

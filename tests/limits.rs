@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Bearer, ROOT_TOKEN, Server, ServerOptions};
+use common::{Bearer, ROOT_TOKEN, Server, ServerOptions, reason};
 use keygate::pb;
 use keygate::pb::audit_service_client::AuditServiceClient;
 use keygate::pb::key_service_client::KeyServiceClient;
@@ -35,14 +35,6 @@ fn list() -> pb::ListKeysRequest {
 
 fn tail() -> pb::AuditTailRequest {
     pb::AuditTailRequest::default()
-}
-
-fn reason(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt as _;
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Keys, Server, ServerOptions, create};
+use common::{Keys, Server, ServerOptions, create, reason};
 use keygate::pb;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -77,14 +77,6 @@ fn verifies_with_jwk(jwk: &Value, message: &[u8], signature: &[u8]) -> bool {
     )
     .verify(message, signature)
     .is_ok()
-}
-
-fn reason(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt as _;
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -321,3 +321,8 @@ pub async fn verify_full(audit: &mut Audit) -> keygate::pb::AuditVerifyResponse 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The ErrorInfo reason of a failed call (empty if it carries none).
+pub fn reason(status: &tonic::Status) -> String {
+    team::error_info(status).0
+}

@@ -6,6 +6,7 @@
 //! outcome event and records an intent before the provider is called, so every change
 //! applies to the key as it is now.
 
+use super::key_target;
 use crate::approvals::PendingChange;
 use crate::catalog::{KeyRecord, KeyState};
 use crate::gateway::GatewayError;
@@ -15,10 +16,6 @@ use crate::lifecycle::destruction::DestructionRecord;
 use crate::policy::{Action, OperationFacts};
 use crate::time::{format_duration, now_ms, rfc3339};
 use std::sync::Arc;
-
-fn key_target(key: &str) -> Target<'_> {
-    Target::Key { field: "key", key }
-}
 
 /// Adds a version and makes it primary. The scheduler sets `only_if_due_at_ms`, so a key
 /// rotated by hand since its scan is left alone.

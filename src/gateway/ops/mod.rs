@@ -58,3 +58,8 @@ fn page_size(requested: u32) -> u32 {
         n => n.min(1000),
     }
 }
+
+/// The target of an operation on the key a request names in its `key` field.
+fn key_target(key: &str) -> crate::gateway::runner::Target<'_> {
+    crate::gateway::runner::Target::Key { field: "key", key }
+}

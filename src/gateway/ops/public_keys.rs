@@ -44,10 +44,7 @@ impl Operation for GetPublicKeySet {
     }
 
     fn target(&self) -> Target<'_> {
-        Target::Key {
-            field: "key",
-            key: &self.key,
-        }
+        super::key_target(&self.key)
     }
 
     async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<PublicKeySet, GatewayError> {

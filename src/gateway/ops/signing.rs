@@ -1,5 +1,6 @@
 //! Sign, Verify, GetPublicKey, GenerateMac, VerifyMac.
 
+use super::key_target;
 use crate::catalog::{KeyRecord, VersionRecord};
 use crate::gateway::runner::{Exec, Operation, Reads, Settings, Target};
 use crate::gateway::{GatewayError, validate};
@@ -88,10 +89,6 @@ pub(super) fn pem(der: &[u8]) -> String {
     }
     out.push_str("-----END PUBLIC KEY-----\n");
     out
-}
-
-fn key_target(key: &str) -> Target<'_> {
-    Target::Key { field: "key", key }
 }
 
 pub struct Sign {
