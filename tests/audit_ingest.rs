@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{ROOT_TOKEN, Server, ServerOptions, create, events_for, request_id};
+use common::{Keys, ROOT_TOKEN, Server, ServerOptions, create, events_for, request_id};
 use keygate::pb;
 use keygate_test_backends::localstack::LocalStack;
 use keygate_test_backends::openbao::OpenBao;
@@ -104,6 +104,26 @@ fn write_config(path: &Path, text: &str) -> PathBuf {
     path.to_path_buf()
 }
 
+/// A key made through keygate on `provider`.
+async fn create_on(keys: &mut Keys, name: &str, algorithm: &str, provider: &str) -> pb::Key {
+    let mut req = create(name, algorithm, "root");
+    req.provider = provider.into();
+    keys.create_key(req).await.unwrap().into_inner()
+}
+
+/// One Encrypt through keygate; its request id, which the provider's record must link to.
+async fn encrypt_through_keygate(keys: &mut Keys, key: &str) -> String {
+    let reply = keys
+        .encrypt(pb::EncryptRequest {
+            key: key.into(),
+            plaintext: b"through keygate".to_vec(),
+            associated_data: vec![],
+        })
+        .await
+        .unwrap();
+    request_id(&reply)
+}
+
 fn vault_config(dir: &Path, bao: &OpenBao, feeds: &str) -> PathBuf {
     write_config(
         &dir.join("keygate.toml"),
@@ -158,9 +178,7 @@ async fn openbao_records_merge_with_gateway_calls_and_bypasses_are_found() {
     };
     let mut server = start_with_vault(dir.path(), vault_config(dir.path(), &bao, &feed(500)), &bao);
     let mut keys = server.root().await;
-    let mut req = create("ingest/dek", "aes-256-gcm", "root");
-    req.provider = "vault".into();
-    let key = keys.create_key(req).await.unwrap().into_inner();
+    let key = create_on(&mut keys, "ingest/dek", "aes-256-gcm", "vault").await;
     let vault_key = key
         .provider_uri
         .rsplit("/keys/")
@@ -169,15 +187,7 @@ async fn openbao_records_merge_with_gateway_calls_and_bypasses_are_found() {
         .to_string();
 
     // A call through keygate: one merged query shows it with OpenBao's own record.
-    let reply = keys
-        .encrypt(pb::EncryptRequest {
-            key: "ingest/dek".into(),
-            plaintext: b"through keygate".to_vec(),
-            associated_data: vec![],
-        })
-        .await
-        .unwrap();
-    let gateway_id = request_id(&reply);
+    let gateway_id = encrypt_through_keygate(&mut keys, "ingest/dek").await;
     let (call, record) = wait_for("OpenBao's record linked to the call", || {
         merged(&server, &gateway_id, "vault")
     })
@@ -463,24 +473,14 @@ poll = "300ms"
         },
     );
     let mut keys = server.root().await;
-    let mut req = create("trail/dek", "aes-256-gcm", "root");
-    req.provider = "aws".into();
-    let key = keys.create_key(req).await.unwrap().into_inner();
+    let key = create_on(&mut keys, "trail/dek", "aes-256-gcm", "aws").await;
     let arn = key
         .provider_uri
         .trim_start_matches("awskms:///")
         .to_string();
 
     // A call through keygate, and one straight to KMS with the same key.
-    let reply = keys
-        .encrypt(pb::EncryptRequest {
-            key: "trail/dek".into(),
-            plaintext: b"through keygate".to_vec(),
-            associated_data: vec![],
-        })
-        .await
-        .unwrap();
-    let gateway_id = request_id(&reply);
+    let gateway_id = encrypt_through_keygate(&mut keys, "trail/dek").await;
     let mut audit = server.audit(ROOT_TOKEN).await;
     let call = events_for(&mut audit, &gateway_id)
         .await
@@ -697,18 +697,8 @@ poll = "200ms"
         },
     );
     let mut keys = server.root().await;
-    let mut req = create("cloud/dek", "aes-256-gcm", "root");
-    req.provider = "gcp".into();
-    let key = keys.create_key(req).await.unwrap().into_inner();
-    let reply = keys
-        .encrypt(pb::EncryptRequest {
-            key: "cloud/dek".into(),
-            plaintext: b"through keygate".to_vec(),
-            associated_data: vec![],
-        })
-        .await
-        .unwrap();
-    let gateway_id = request_id(&reply);
+    let key = create_on(&mut keys, "cloud/dek", "aes-256-gcm", "gcp").await;
+    let gateway_id = encrypt_through_keygate(&mut keys, "cloud/dek").await;
     let (call, record) = wait_for("Cloud Audit Logs' entry linked to the call", || {
         merged(&server, &gateway_id, "gcp-kms")
     })
@@ -813,18 +803,8 @@ poll = "200ms"
         },
     );
     let mut keys = server.root().await;
-    let mut req = create("vault/wrapping", "rsa-2048-oaep", "root");
-    req.provider = "azure".into();
-    let key = keys.create_key(req).await.unwrap().into_inner();
-    let reply = keys
-        .encrypt(pb::EncryptRequest {
-            key: "vault/wrapping".into(),
-            plaintext: b"through keygate".to_vec(),
-            associated_data: vec![],
-        })
-        .await
-        .unwrap();
-    let gateway_id = request_id(&reply);
+    let key = create_on(&mut keys, "vault/wrapping", "rsa-2048-oaep", "azure").await;
+    let gateway_id = encrypt_through_keygate(&mut keys, "vault/wrapping").await;
     // The SDK's first request is answered by the bearer challenge, logged under the same
     // correlationId as an Authentication record; the KeyEncrypt record is the one to find.
     let (call, record) = wait_for("the KeyEncrypt record linked to the call", || {
