@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod page_token;
 pub mod pb;
 pub mod policy;
+pub mod posture;
 pub mod providers;
 pub mod server;
 pub mod telemetry;

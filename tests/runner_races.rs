@@ -110,6 +110,10 @@ async fn gateway(data: &Path) -> (Arc<Gateway>, Arc<Gated>, sqlx::SqlitePool) {
         approvals: ApprovalStore::new(db.clone()),
         approval_settings: ApprovalSettings::default(),
         destructions: DestructionRecords::new(db.clone()),
+        posture: keygate::posture::Posture {
+            store: keygate::posture::PostureStore::new(db.clone()),
+            settings: Default::default(),
+        },
         telemetry: Default::default(),
     });
     (Arc::new(gateway), gated, db)

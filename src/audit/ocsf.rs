@@ -10,9 +10,19 @@ pub const OCSF_VERSION: &str = "1.3.0";
 
 fn activity(action: &str) -> (u8, &'static str) {
     match action {
-        "CreateKey" | "ImportKey" => (1, "Create"),
-        "GetKey" | "ListKeys" | "GetPublicKey" | "ListInventory" | "AuditQuery" | "AuditTail"
-        | "AuditVerify" | "AuditHash" => (2, "Read"),
+        "CreateKey" | "ImportKey" | "AdoptKey" => (1, "Create"),
+        "GetKey"
+        | "ListKeys"
+        | "GetPublicKey"
+        | "ListInventory"
+        | "AuditQuery"
+        | "AuditTail"
+        | "AuditVerify"
+        | "AuditHash"
+        | "ScanPosture"
+        | "GetPostureInventory"
+        | "ListFindings" => (2, "Read"),
+        "AcknowledgeFinding" => (3, "Update"),
         "RotateKey"
         | "EnableKey"
         | "DisableKey"

@@ -4,6 +4,7 @@
 //! Secrets appear only as references ([`SecretRef`]); an inline secret is refused.
 
 mod audit;
+mod posture;
 mod server;
 mod telemetry;
 
@@ -56,6 +57,9 @@ pub struct Config {
     /// The audit feed: checkpoints, witnesses, ingesters, floods, retention (`audit.rs`).
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Inventory scans and findings (`posture.rs`).
+    #[serde(default)]
+    pub posture: posture::PostureConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -463,6 +467,7 @@ impl Config {
     /// Checks what serde cannot: names, durations, references between sections.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server_settings()?;
+        self.posture_settings()?;
         for (i, t) in self.tokens.iter().enumerate() {
             if t.principal.trim().is_empty() {
                 return Err(Self::invalid(format!("tokens[{i}].principal"), "is empty"));

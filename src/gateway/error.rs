@@ -190,6 +190,12 @@ pub enum GatewayError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Posture(#[from] crate::posture::PostureError),
+    #[error(
+        "{uri} is already managed by keygate as key '{key}'; use the key, there is nothing to adopt"
+    )]
+    AlreadyManaged { uri: String, key: String },
     #[error("{0}")]
     Internal(String),
     /// A refusal on a key the caller may not read (GetKey): the caller hears `shown` (what it
@@ -285,6 +291,10 @@ impl GatewayError {
             E::Catalog(CatalogError::NameTaken(_)) => "KEY_EXISTS",
             E::Catalog(CatalogError::Missing(_)) => "CATALOG_INCONSISTENT",
             E::Catalog(_) => "CATALOG_UNAVAILABLE",
+            E::Posture(crate::posture::PostureError::NotFound(_)) => "FINDING_NOT_FOUND",
+            E::Posture(crate::posture::PostureError::Closed(_)) => "FINDING_CLOSED",
+            E::Posture(crate::posture::PostureError::Store(_)) => "POSTURE_STORE_UNAVAILABLE",
+            E::AlreadyManaged { .. } => "KEY_ALREADY_MANAGED",
             E::Internal(_) => "INTERNAL",
             E::Concealed { shown, .. } => shown.reason(),
         }

@@ -83,6 +83,15 @@ actions! {
     AuditHash,
     /// A checkpoint of the audit chain signed with the audit signing key (keygate's own).
     SignAuditCheckpoint,
+    /// Lists every provider instance and records the inventory and its findings.
+    ScanPosture,
+    /// The newest scan's inventory, with what appeared and vanished.
+    GetPostureInventory,
+    ListFindings,
+    /// Acknowledges a finding, with a reason.
+    AcknowledgeFinding,
+    /// Brings a key a provider holds, unmanaged, into the catalog.
+    AdoptKey,
 }
 
 impl FromStr for Action {
@@ -139,6 +148,8 @@ pub enum Resource<'a> {
     Approvals,
     /// The policy set.
     PolicyStore,
+    /// Key posture: inventory scans and findings.
+    Posture,
 }
 
 /// Facts of the call itself, new with every call. Not part of the decision cache's key: the
@@ -273,6 +284,7 @@ pub fn build(
         Resource::Provider(name) => singleton("Keygate::Provider", name, &mut entities)?,
         Resource::Approvals => singleton("Keygate::Approvals", "gateway", &mut entities)?,
         Resource::PolicyStore => singleton("Keygate::PolicyStore", "gateway", &mut entities)?,
+        Resource::Posture => singleton("Keygate::Posture", "gateway", &mut entities)?,
     };
     let action_uid = uid("Keygate::Action", action.as_str())?;
     let mut pairs = vec![

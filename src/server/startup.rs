@@ -107,6 +107,10 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         );
     }
     let destructions = DestructionRecords::new(db.clone());
+    let posture = crate::posture::Posture {
+        store: crate::posture::PostureStore::new(db.clone()),
+        settings: config.posture_settings()?,
+    };
     let (hasher, made) = crate::audit::hmac::load_or_create(
         config.audit.hmac_key.as_ref(),
         &config.storage.data_dir,
@@ -181,6 +185,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         approvals,
         approval_settings,
         destructions,
+        posture,
         telemetry,
     }));
     let audit = AuditServices::start(&gateway, audit, services)

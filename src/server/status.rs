@@ -54,6 +54,10 @@ pub fn code(e: &GatewayError) -> Code {
         E::Catalog(crate::catalog::CatalogError::NameTaken(_)) => Code::AlreadyExists,
         E::Catalog(crate::catalog::CatalogError::Missing(_)) => Code::Internal,
         E::Catalog(_) => Code::Unavailable,
+        E::Posture(crate::posture::PostureError::NotFound(_)) => Code::NotFound,
+        E::Posture(crate::posture::PostureError::Closed(_)) => Code::FailedPrecondition,
+        E::Posture(crate::posture::PostureError::Store(_)) => Code::Unavailable,
+        E::AlreadyManaged { .. } => Code::AlreadyExists,
         E::Internal(_) => Code::Internal,
         E::Concealed { shown, .. } => code(shown),
         E::Approval(a) => {

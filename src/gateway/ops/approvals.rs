@@ -28,7 +28,7 @@ fn request_id(field: &'static str, id: &str) -> Result<(), GatewayError> {
     Ok(())
 }
 
-fn words(field: &'static str, text: &str) -> Result<(), GatewayError> {
+pub(super) fn words(field: &'static str, text: &str) -> Result<(), GatewayError> {
     if text.len() > 1024 {
         return Err(GatewayError::TooLarge {
             field,

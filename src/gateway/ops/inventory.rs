@@ -1,11 +1,13 @@
 //! The inventory: what a backend holds, managed or not.
 
+use crate::catalog::KeyRecord;
 use crate::catalog::KeyState;
 use crate::gateway::GatewayError;
 use crate::gateway::runner::{Exec, Operation, Reads, Target};
 use crate::policy::Action;
-use keygate_provider::{PageRequest, ProviderKeyState};
+use keygate_provider::{ListedKey, PageRequest, ProviderKeyState};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub struct ListInventory {
     /// Empty: the default provider.
@@ -30,7 +32,7 @@ pub struct InventoryPage {
     pub next_page_token: String,
 }
 
-fn state_of(state: ProviderKeyState) -> KeyState {
+pub(super) fn state_of(state: ProviderKeyState) -> KeyState {
     match state {
         ProviderKeyState::Enabled => KeyState::Enabled,
         ProviderKeyState::Disabled => KeyState::Disabled,
@@ -57,23 +59,12 @@ impl Operation for ListInventory {
             page_token: self.page_token,
         };
         let (name, listing) = cx.list_backend(&page).await?;
-        // Managed: the catalog holds a key with this provider URI or this keygate id.
-        let by_uri: HashMap<String, _> = cx
-            .all_keys()
-            .into_iter()
-            .filter(|k| k.provider == name)
-            .map(|k| (k.provider_uri.to_string(), k))
-            .collect();
+        let managed = Managed::new(cx.all_keys());
         let keys: Vec<InventoryEntry> = listing
             .keys
             .into_iter()
             .map(|k| {
-                let known = by_uri.get(k.uri.as_str()).cloned().or_else(|| {
-                    k.keygate_id
-                        .as_deref()
-                        .and_then(|id| cx.key_by_id(id))
-                        .filter(|r| r.provider == name)
-                });
+                let known = managed.find(&name, &k);
                 InventoryEntry {
                     provider: name.clone(),
                     provider_uri: k.uri.to_string(),
@@ -95,5 +86,36 @@ impl Operation for ListInventory {
             keys,
             next_page_token: listing.next_page_token,
         })
+    }
+}
+
+/// Which catalog key a listed provider key is: the one with its provider URI on that
+/// provider, or the one whose id the backend carries (a tag written at creation).
+pub(super) struct Managed {
+    by_uri: HashMap<(String, String), Arc<KeyRecord>>,
+    by_id: HashMap<String, Arc<KeyRecord>>,
+}
+
+impl Managed {
+    pub(super) fn new(keys: Vec<Arc<KeyRecord>>) -> Self {
+        let by_uri = keys
+            .iter()
+            .map(|k| ((k.provider.clone(), k.provider_uri.to_string()), k.clone()))
+            .collect();
+        let by_id = keys.into_iter().map(|k| (k.id.clone(), k)).collect();
+        Self { by_uri, by_id }
+    }
+
+    pub(super) fn find(&self, provider: &str, listed: &ListedKey) -> Option<Arc<KeyRecord>> {
+        self.by_uri
+            .get(&(provider.to_string(), listed.uri.to_string()))
+            .or_else(|| {
+                listed
+                    .keygate_id
+                    .as_deref()
+                    .and_then(|id| self.by_id.get(id))
+                    .filter(|r| r.provider == provider)
+            })
+            .cloned()
     }
 }

@@ -1,5 +1,6 @@
 //! Every operation keygate performs, as values the runner executes: one module per family.
 
+pub mod adopt;
 pub mod approvals;
 pub mod audit;
 pub mod audit_anchor;
@@ -12,12 +13,14 @@ pub mod keys;
 pub mod lifecycle;
 pub mod owner;
 pub mod policy;
+pub mod posture;
 pub mod public_keys;
 pub mod retire;
 pub mod signing;
 pub mod status;
 pub mod usage;
 
+pub use adopt::AdoptKey;
 pub use approvals::{
     ApprovalPage, CancelRequest, DecideOnRequest, Decided, GetApproval, ListApprovals,
 };
@@ -42,6 +45,10 @@ pub use lifecycle::{
 };
 pub use owner::SetKeyOwner;
 pub use policy::{ExplainPolicy, Explanation, GetPolicyStatus, PolicyStatus, ReloadPolicies};
+pub use posture::{
+    AcknowledgeFinding, FindingPage, GetPostureInventory, ListFindings, PostureInventory,
+    ScanPosture,
+};
 pub use public_keys::{GetPublicKeySet, PublicKeySet};
 pub use retire::RetireKeyVersions;
 pub use signing::{

@@ -217,6 +217,7 @@ impl Gateway {
             Resource::Provider(name) => format!("provider '{name}'"),
             Resource::Approvals => "the approval requests".to_string(),
             Resource::PolicyStore => "the policies".to_string(),
+            Resource::Posture => "the key posture".to_string(),
         };
         let principal = match actor {
             Actor::Caller(p) => p,
@@ -494,6 +495,10 @@ impl Gateway {
                 admit = self.authorize(call, actor, &ask, &Resource::AuditLog, journal)?;
                 Subject::AuditLog
             }
+            Target::Posture => {
+                admit = self.authorize(call, actor, &ask, &Resource::Posture, journal)?;
+                Subject::Posture
+            }
             Target::Provider(name) => {
                 let name = if name.is_empty() {
                     self.providers.default_name().to_string()
@@ -576,6 +581,10 @@ fn resource_of(action: Action) -> Option<Resource<'static>> {
             Some(Resource::PolicyStore)
         }
         Action::ListInventory => Some(Resource::Provider("")),
+        Action::ScanPosture
+        | Action::GetPostureInventory
+        | Action::ListFindings
+        | Action::AcknowledgeFinding => Some(Resource::Posture),
         _ => None,
     }
 }

@@ -63,6 +63,8 @@ pub enum SystemTask {
     AuditCheckpoint,
     /// Creating the audit signing key when it does not exist yet.
     AuditKeySetup,
+    /// The periodic inventory scan (`posture.scan_interval`).
+    PostureScan,
 }
 
 impl SystemTask {
@@ -76,6 +78,7 @@ impl SystemTask {
             }
             SystemTask::AuditKeySetup => action == Action::CreateKey,
             SystemTask::PolicyReload => action == Action::ReloadPolicies,
+            SystemTask::PostureScan => action == Action::ScanPosture,
         }
     }
 
@@ -88,6 +91,9 @@ impl SystemTask {
             SystemTask::AuditCheckpoint => "system: audit checkpoints (audit.checkpoints)",
             SystemTask::AuditKeySetup => {
                 "system: the audit signing key does not exist yet (audit.checkpoints)"
+            }
+            SystemTask::PostureScan => {
+                "system: the periodic inventory scan (posture.scan_interval)"
             }
         }
     }
@@ -123,6 +129,7 @@ impl Actor {
             Actor::System(SystemTask::AuditCheckpoint | SystemTask::AuditKeySetup) => {
                 "keygate:audit".into()
             }
+            Actor::System(SystemTask::PostureScan) => "keygate:posture".into(),
             Actor::System(_) => "keygate:scheduler".into(),
             Actor::Ingester(source) => format!("keygate:ingester:{source}"),
         }

@@ -57,6 +57,7 @@ pub(super) enum Subject {
         key: Admitted,
     },
     Policies,
+    Posture,
     Provider {
         name: String,
         provider: Arc<dyn KeyProvider>,

@@ -24,6 +24,7 @@ mod call;
 mod exec;
 mod journal;
 mod operation;
+mod posture;
 mod tails;
 pub use tails::TailSlot;
 
@@ -66,6 +67,8 @@ pub struct GatewayParts {
     pub approvals: ApprovalStore,
     pub approval_settings: ApprovalSettings,
     pub destructions: DestructionRecords,
+    /// Inventory scans and findings.
+    pub posture: crate::posture::Posture,
     /// Counts every call (and, through the registry's guards, every provider call).
     pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
@@ -81,6 +84,7 @@ pub struct Gateway {
     approvals: ApprovalStore,
     approval_settings: ApprovalSettings,
     destructions: DestructionRecords,
+    posture: crate::posture::Posture,
     telemetry: Arc<crate::telemetry::Telemetry>,
     /// Bounds the calls running at once, including those their clients left.
     in_flight: Arc<Semaphore>,
@@ -106,6 +110,7 @@ impl Gateway {
             approvals,
             approval_settings,
             destructions,
+            posture,
             telemetry,
         } = parts;
         Self {
@@ -123,6 +128,7 @@ impl Gateway {
             approvals,
             approval_settings,
             destructions,
+            posture,
             telemetry,
         }
     }

@@ -112,6 +112,8 @@ pub enum Target<'a> {
     ApprovalRequest(&'a str),
     /// The policy set (reloading, explaining).
     Policies,
+    /// Key posture as a whole: inventory scans across every provider, and their findings.
+    Posture,
 }
 
 /// Whether an operation changes keys, as a type: only [`Changes`] operations get the catalog's

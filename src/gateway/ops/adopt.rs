@@ -1,0 +1,179 @@
+//! AdoptKey: brings a key a provider holds, which keygate does not manage, into the catalog
+//! with an owner and a crypto-period (rules 1 and 2 hold from the start), authorized as the
+//! creation of that key would be; its unmanaged-key finding closes.
+
+use super::keys::{CreateKey, supported};
+use crate::catalog::{KeyRecord, KeyState, VersionRecord};
+use crate::gateway::runner::{Changes, Exec, KeyDraft, Operation, Settings, Target};
+use crate::gateway::{GatewayError, validate};
+use crate::policy::Action;
+use crate::time::now_ms;
+use keygate_provider::{KeyUri, ProviderKeyState};
+use std::sync::Arc;
+
+pub struct AdoptKey {
+    /// The provider's URI for the key (as `keygate inventory` lists it).
+    pub provider_uri: String,
+    /// The name, owner, crypto-period, environment, labels, provider (empty: the one the
+    /// newest scan listed the URI under) and algorithm (empty: the one that scan saw) the key
+    /// gets; `ttl` is not used.
+    pub key: CreateKey,
+}
+
+impl Operation for AdoptKey {
+    type Output = Arc<KeyRecord>;
+    type Mode = Changes;
+
+    fn action(&self) -> Action {
+        Action::AdoptKey
+    }
+
+    fn check(&mut self, settings: &Settings<'_>) -> Result<(), GatewayError> {
+        if self.provider_uri.is_empty() {
+            return Err(GatewayError::invalid(
+                "provider_uri",
+                "set `provider_uri` to the key's URI as `keygate inventory` lists it",
+            ));
+        }
+        validate::size(
+            "provider_uri",
+            "provider URI",
+            self.provider_uri.len(),
+            2048,
+        )?;
+        if self.key.algorithm.is_empty() {
+            return Err(GatewayError::invalid(
+                "algorithm",
+                "no scan has listed this key with an algorithm keygate knows: run `keygate inventory --scan`, or give the algorithm",
+            ));
+        }
+        self.key.ttl = None;
+        self.key.draft = Some(self.key.draft(settings)?);
+        Ok(())
+    }
+
+    fn target(&self) -> Target<'_> {
+        match &self.key.draft {
+            Some(draft) => Target::NewKey(draft),
+            None => Target::Key {
+                field: "name",
+                key: "",
+            },
+        }
+    }
+
+    fn ready(&self, cx: &Exec<'_, Changes>) -> Result<(), GatewayError> {
+        let draft = cx.draft()?;
+        supported(cx, draft)?;
+        let managed = cx
+            .all_keys()
+            .into_iter()
+            .find(|k| k.provider == draft.provider && k.provider_uri.as_str() == self.provider_uri);
+        match managed {
+            Some(key) => Err(GatewayError::AlreadyManaged {
+                uri: self.provider_uri.clone(),
+                key: key.name.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
+        let draft: KeyDraft = cx.draft()?.clone();
+        let algorithm = supported(cx, &draft)?;
+        cx.detail("provider_uri", self.provider_uri.clone());
+        let uri = KeyUri::new(self.provider_uri.clone());
+        let held = cx.describe_for_adoption(&uri).await?;
+        if held.algorithm != algorithm {
+            return Err(GatewayError::invalid(
+                "algorithm",
+                format!(
+                    "provider '{}' says {} is {}, not {algorithm}",
+                    draft.provider,
+                    self.provider_uri,
+                    held.algorithm.as_str()
+                ),
+            ));
+        }
+        let state = match held.state {
+            ProviderKeyState::Enabled => KeyState::Enabled,
+            ProviderKeyState::Disabled => KeyState::Disabled,
+            other => {
+                return Err(GatewayError::invalid(
+                    "provider_uri",
+                    format!(
+                        "{} is {other:?} in provider '{}': only a usable key is adopted",
+                        self.provider_uri, draft.provider
+                    ),
+                ));
+            }
+        };
+        if held.versions.is_empty() {
+            return Err(GatewayError::invalid(
+                "provider_uri",
+                format!(
+                    "provider '{}' lists no version of {}",
+                    draft.provider, self.provider_uri
+                ),
+            ));
+        }
+        let now = now_ms();
+        // The backend's version dates are not read: the crypto-period runs from adoption,
+        // the first moment keygate answers for the key.
+        let versions = held
+            .versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| VersionRecord {
+                version: i as u32 + 1,
+                provider_version: v.provider_version.clone(),
+                created_at_ms: now,
+            })
+            .collect();
+        let record = KeyRecord {
+            id: draft.id,
+            name: draft.name,
+            owner: draft.owner,
+            purpose: draft.purpose,
+            environment: draft.environment,
+            algorithm,
+            provider: draft.provider,
+            provider_uri: uri,
+            state,
+            crypto_period: draft.crypto_period,
+            created_at_ms: now,
+            rotation_due_at_ms: crate::time::after(now, draft.crypto_period),
+            destruction_at_ms: None,
+            labels: draft.labels,
+            versions,
+            retired_below: 0,
+            expires_at_ms: None,
+            primary_version: None,
+        };
+        let record = cx.insert_key(record).await?;
+        cx.note_version(record.newest().version);
+        cx.detail("algorithm", record.algorithm.as_str());
+        cx.detail("owner", record.owner.clone());
+        cx.detail("crypto_period_seconds", record.crypto_period.as_secs());
+        cx.detail("versions", record.versions.len());
+        // The key is in the catalog whatever happens here; the next scan closes the finding
+        // if this cannot.
+        match cx
+            .posture()
+            .store
+            .close_adopted(
+                &record.provider,
+                record.provider_uri.as_str(),
+                &record.name,
+                now,
+            )
+            .await
+        {
+            Ok(closed) => cx.detail("findings_closed", closed),
+            Err(e) => {
+                tracing::warn!(key = %record.name, error = %e, "adopted key's finding stays open until the next scan")
+            }
+        }
+        Ok(record)
+    }
+}

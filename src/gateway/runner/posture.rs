@@ -1,0 +1,84 @@
+//! What posture operations may reach: every provider's listing (only for an operation
+//! admitted on the posture), the posture store, and whether an owner is known.
+
+use super::exec::{Exec, Subject, not_admitted};
+use super::operation::{Changes, Mode};
+use crate::gateway::GatewayError;
+use crate::posture::Posture;
+use keygate_provider::{KeyUri, ListedKey, PageRequest, ProviderKey};
+use std::time::{Duration, Instant};
+
+/// Pages one listing may take before it is cut off as runaway (a backend handing back the
+/// same token forever).
+const MAX_PAGES: usize = 10_000;
+
+/// One provider instance's whole listing, or why it failed, and how long it took.
+pub struct ProviderScan {
+    pub provider: String,
+    pub keys: Result<Vec<ListedKey>, GatewayError>,
+    pub elapsed: Duration,
+}
+
+impl<M: Mode> Exec<'_, M> {
+    pub fn posture(&self) -> &Posture {
+        &self.gateway.posture
+    }
+
+    /// Whether `owner` names a configured principal or team.
+    pub fn owner_known(&self, owner: &str) -> bool {
+        self.gateway.tokens.owner_kind(owner) != crate::auth::OwnerKind::Unknown
+    }
+
+    /// Every configured provider instance's full listing, one instance after another (each
+    /// through its provider kit, so its rate limit and circuit breaker hold).
+    pub async fn list_every_provider(&self) -> Result<Vec<ProviderScan>, GatewayError> {
+        if !matches!(self.subject, Subject::Posture) {
+            return Err(not_admitted("the key posture"));
+        }
+        let mut scans = Vec::new();
+        for name in self.gateway.providers.names() {
+            let Some(provider) = self.gateway.providers.get(&name) else {
+                continue;
+            };
+            let began = Instant::now();
+            let mut keys = Vec::new();
+            let mut page = PageRequest {
+                page_size: 1000,
+                page_token: String::new(),
+            };
+            let mut outcome = Ok(());
+            for _ in 0..MAX_PAGES {
+                match provider.list(&page).await {
+                    Ok(listing) => {
+                        keys.extend(listing.value.keys);
+                        if listing.value.next_page_token.is_empty() {
+                            break;
+                        }
+                        page.page_token = listing.value.next_page_token;
+                    }
+                    Err(e) => {
+                        outcome = Err(GatewayError::from(e));
+                        break;
+                    }
+                }
+            }
+            scans.push(ProviderScan {
+                provider: name,
+                keys: outcome.map(|()| keys),
+                elapsed: began.elapsed(),
+            });
+        }
+        Ok(scans)
+    }
+}
+
+impl Exec<'_, Changes> {
+    /// The provider key an adoption names, as its backend (the new key's provider)
+    /// describes it.
+    pub async fn describe_for_adoption(&self, uri: &KeyUri) -> Result<ProviderKey, GatewayError> {
+        match &self.subject {
+            Subject::NewKey { provider, .. } => Ok(provider.describe(uri).await?.value),
+            _ => Err(not_admitted("a new key")),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Key posture: what every provider instance holds, joined with the catalog (inventory
+//! scans, kept as snapshots), and the rules those keys break (findings).
+//!
+//! A scan runs as the `ScanPosture` operation (on demand, or from [`job`] where background
+//! jobs run); [`rules`] decides what is wrong from the scan and the catalog alone, and
+//! [`store`] keeps scans and findings, opening, refreshing and closing findings in the same
+//! transaction that records the scan.
+
+pub mod job;
+pub mod rules;
+pub mod store;
+
+pub use rules::Violation;
+pub use store::{PostureError, PostureStore};
+
+use std::time::Duration;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            _ => None,
+        }
+    }
+}
+
+/// The rules a finding can break. The names are stable: clients filter on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// A provider holds a key the catalog does not know.
+    UnmanagedKey,
+    /// A catalog key its provider no longer lists.
+    MissingFromProvider,
+    /// A key's newest version has outlived its crypto-period (rotation is overdue, or the key
+    /// was never rotated).
+    CryptoPeriodExceeded,
+    /// A key's owner is no configured principal or team.
+    OwnerUnknown,
+    /// A destruction (or a short-lived key's end) is past its date and has not happened.
+    DestructionOverdue,
+}
+
+impl Rule {
+    pub const ALL: &'static [Rule] = &[
+        Rule::UnmanagedKey,
+        Rule::MissingFromProvider,
+        Rule::CryptoPeriodExceeded,
+        Rule::OwnerUnknown,
+        Rule::DestructionOverdue,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::UnmanagedKey => "unmanaged-key",
+            Rule::MissingFromProvider => "missing-from-provider",
+            Rule::CryptoPeriodExceeded => "crypto-period-exceeded",
+            Rule::OwnerUnknown => "owner-unknown",
+            Rule::DestructionOverdue => "destruction-overdue",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Rule::ALL.iter().copied().find(|r| r.as_str() == s)
+    }
+}
+
+/// One finding, open or closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub id: i64,
+    pub rule: String,
+    pub severity: String,
+    pub provider: String,
+    pub provider_uri: String,
+    /// Empty for a key keygate does not manage.
+    pub key_id: String,
+    pub key_name: String,
+    pub evidence: String,
+    pub opened_at_ms: i64,
+    pub last_seen_ms: i64,
+    pub closed_at_ms: Option<i64>,
+    pub closed_because: String,
+    pub acknowledgement: Option<Acknowledgement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub by: String,
+    pub at_ms: i64,
+    pub reason: String,
+}
+
+/// One key a provider listed in a scan, joined with the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedKey {
+    pub provider: String,
+    pub provider_uri: String,
+    /// keygate's algorithm name; empty when the backend's algorithm has none.
+    pub algorithm: String,
+    /// enabled | disabled | pending-destruction | destroyed
+    pub state: String,
+    /// The catalog's key id; empty when keygate does not manage the key.
+    pub key_id: String,
+    /// `appeared` (not in the provider's previous listing), `vanished` (in the previous
+    /// listing, not in this one), or empty.
+    pub change: String,
+}
+
+/// One provider instance's listing in a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderListing {
+    pub provider: String,
+    pub keys: u64,
+    pub elapsed_ms: u64,
+    /// Why the listing failed; empty when it succeeded.
+    pub error: String,
+}
+
+/// What a scan saw and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    pub scan_id: i64,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+    pub keys: u64,
+    pub unmanaged: u64,
+    pub appeared: u64,
+    pub vanished: u64,
+    pub opened: u64,
+    pub closed: u64,
+    pub listings: Vec<ProviderListing>,
+}
+
+/// `[posture]` settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PostureSettings {
+    /// How often the background scan runs; zero: never (on-demand scans still run).
+    pub scan_interval: Duration,
+    /// How long past its date a destruction may still be pending before it is a finding
+    /// (the scheduler needs a scan interval to get to it).
+    pub destruction_grace: Duration,
+}
+
+impl Default for PostureSettings {
+    fn default() -> Self {
+        Self {
+            scan_interval: Duration::from_secs(3600),
+            destruction_grace: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The posture store and its settings, as the gateway holds them.
+pub struct Posture {
+    pub store: PostureStore,
+    pub settings: PostureSettings,
+}

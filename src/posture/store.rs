@@ -1,0 +1,460 @@
+//! Every SQL statement of key posture (scans, their inventory, findings), so a PostgreSQL
+//! twin has one module to mirror.
+
+use super::{Acknowledgement, Finding, ProviderListing, ScanSummary, ScannedKey, Violation};
+use sqlx::{Row, SqlitePool};
+use std::collections::{HashMap, HashSet};
+
+/// The SELECT list [`finding`] reads (a literal, so the statements stay static).
+macro_rules! finding_columns {
+    () => {
+        "SELECT id, rule, severity, provider, provider_uri, key_id, key_name, evidence, \
+         opened_at_ms, last_seen_ms, closed_at_ms, closed_because, acked_by, acked_at_ms, \
+         ack_reason"
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostureError {
+    #[error("no finding with id {0}")]
+    NotFound(i64),
+    #[error("finding {0} is closed: the condition it reported no longer holds")]
+    Closed(i64),
+    #[error("posture store: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
+/// Which findings to list.
+#[derive(Debug, Clone, Default)]
+pub struct FindingFilter {
+    /// `open` (the default when empty), `closed` or `all`.
+    pub state: String,
+    /// A rule name; empty: all.
+    pub rule: String,
+    /// A severity; empty: all.
+    pub severity: String,
+    /// A catalog key id or a provider URI; empty: all.
+    pub key: String,
+}
+
+impl FindingFilter {
+    /// The filters as page tokens digest them.
+    pub fn digest_input(&self) -> String {
+        format!(
+            "{}\0{}\0{}\0{}",
+            self.state, self.rule, self.severity, self.key
+        )
+    }
+}
+
+/// Which keys of the newest scan to list.
+#[derive(Debug, Clone, Default)]
+pub struct InventoryFilter {
+    pub provider: String,
+    pub unmanaged_only: bool,
+    /// Only keys that appeared or vanished since the provider's previous listing.
+    pub changed_only: bool,
+}
+
+impl InventoryFilter {
+    pub fn digest_input(&self) -> String {
+        format!(
+            "{}\0{}\0{}",
+            self.provider, self.unmanaged_only, self.changed_only
+        )
+    }
+}
+
+/// A scan as it is recorded.
+pub struct ScanRecord<'a> {
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+    pub started_by: &'a str,
+    pub listings: &'a [ProviderListing],
+    /// With their changes marked ([`PostureStore::mark_changes`]).
+    pub keys: &'a [ScannedKey],
+    pub violations: &'a [Violation],
+}
+
+#[derive(Clone)]
+pub struct PostureStore {
+    db: SqlitePool,
+}
+
+impl PostureStore {
+    pub fn new(db: SqlitePool) -> Self {
+        Self { db }
+    }
+
+    /// Marks each key `appeared` when the provider's previous successful listing lacked it,
+    /// and adds the keys that listing had and this one lacks as `vanished`. A provider never
+    /// listed before has nothing appear (its first listing is the baseline).
+    pub async fn mark_changes(
+        &self,
+        mut keys: Vec<ScannedKey>,
+        listed: &HashSet<String>,
+    ) -> Result<Vec<ScannedKey>, PostureError> {
+        let mut vanished = Vec::new();
+        for provider in listed {
+            let Some(previous) = self.previous_listing(provider).await? else {
+                continue;
+            };
+            let now: HashSet<String> = keys
+                .iter()
+                .filter(|k| &k.provider == provider)
+                .map(|k| k.provider_uri.clone())
+                .collect();
+            for key in keys.iter_mut().filter(|k| &k.provider == provider) {
+                if !previous.contains_key(&key.provider_uri) {
+                    key.change = "appeared".into();
+                }
+            }
+            for (uri, mut before) in previous {
+                if !now.contains(&uri) {
+                    before.change = "vanished".into();
+                    vanished.push(before);
+                }
+            }
+        }
+        keys.extend(vanished);
+        Ok(keys)
+    }
+
+    async fn previous_listing(
+        &self,
+        provider: &str,
+    ) -> Result<Option<HashMap<String, ScannedKey>>, PostureError> {
+        let scan: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(scan_id) FROM posture_listings WHERE provider = ? AND error = ''",
+        )
+        .bind(provider)
+        .fetch_one(&self.db)
+        .await?;
+        let Some(scan) = scan else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT provider, provider_uri, algorithm, state, key_id, change FROM posture_inventory
+             WHERE scan_id = ? AND provider = ? AND change != 'vanished'",
+        )
+        .bind(scan)
+        .bind(provider)
+        .fetch_all(&self.db)
+        .await?;
+        let mut keys = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let mut key = scanned_key(&row)?;
+            key.change.clear();
+            keys.insert(key.provider_uri.clone(), key);
+        }
+        Ok(Some(keys))
+    }
+
+    /// Records the scan, its listings and inventory, and brings the findings up to date in
+    /// one transaction: a violation without an open finding opens one, one with an open
+    /// finding refreshes its evidence, and an open finding whose violation is gone closes
+    /// (unless its provider's listing failed in this scan, which proves nothing).
+    pub async fn record_scan(&self, scan: ScanRecord<'_>) -> Result<ScanSummary, PostureError> {
+        let now = scan.finished_at_ms;
+        let listed: HashSet<&str> = scan
+            .listings
+            .iter()
+            .filter(|l| l.error.is_empty())
+            .map(|l| l.provider.as_str())
+            .collect();
+        let present = || scan.keys.iter().filter(|k| k.change != "vanished");
+        let mut tx = self.db.begin().await?;
+        let scan_id: i64 = sqlx::query_scalar(
+            "INSERT INTO posture_scans (started_at_ms, finished_at_ms, started_by, keys, unmanaged)
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(scan.started_at_ms)
+        .bind(now)
+        .bind(scan.started_by)
+        .bind(present().count() as i64)
+        .bind(present().filter(|k| k.key_id.is_empty()).count() as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        for l in scan.listings {
+            sqlx::query(
+                "INSERT INTO posture_listings (scan_id, provider, keys, elapsed_ms, error)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(scan_id)
+            .bind(&l.provider)
+            .bind(l.keys as i64)
+            .bind(l.elapsed_ms as i64)
+            .bind(&l.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for k in scan.keys {
+            sqlx::query(
+                "INSERT INTO posture_inventory
+                     (scan_id, provider, provider_uri, algorithm, state, key_id, change)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(scan_id)
+            .bind(&k.provider)
+            .bind(&k.provider_uri)
+            .bind(&k.algorithm)
+            .bind(&k.state)
+            .bind(&k.key_id)
+            .bind(&k.change)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let open: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT id, rule, subject, provider FROM posture_findings WHERE closed_at_ms IS NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let open_by: HashMap<(String, String), i64> = open
+            .iter()
+            .map(|(id, rule, subject, _)| ((rule.clone(), subject.clone()), *id))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut opened = 0;
+        for v in scan.violations {
+            let subject = v.subject();
+            let rule = v.rule.as_str();
+            seen.insert((rule.to_string(), subject.clone()));
+            if let Some(id) = open_by.get(&(rule.to_string(), subject.clone())) {
+                sqlx::query(
+                    "UPDATE posture_findings SET last_seen_ms = ?, evidence = ?, key_name = ?
+                     WHERE id = ?",
+                )
+                .bind(now)
+                .bind(&v.evidence)
+                .bind(&v.key_name)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO posture_findings (rule, severity, subject, provider, provider_uri,
+                     key_id, key_name, evidence, opened_at_ms, last_seen_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(rule)
+            .bind(v.severity.as_str())
+            .bind(&subject)
+            .bind(&v.provider)
+            .bind(&v.provider_uri)
+            .bind(&v.key_id)
+            .bind(&v.key_name)
+            .bind(&v.evidence)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            opened += 1;
+        }
+        let mut closed = 0;
+        let because = format!("no longer found by scan {scan_id}");
+        for (id, rule, subject, provider) in &open {
+            if seen.contains(&(rule.clone(), subject.clone()))
+                || !listed.contains(provider.as_str())
+            {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE posture_findings SET closed_at_ms = ?, closed_because = ?
+                 WHERE id = ? AND closed_at_ms IS NULL",
+            )
+            .bind(now)
+            .bind(&because)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            closed += 1;
+        }
+        tx.commit().await?;
+        Ok(ScanSummary {
+            scan_id,
+            started_at_ms: scan.started_at_ms,
+            finished_at_ms: now,
+            keys: present().count() as u64,
+            unmanaged: present().filter(|k| k.key_id.is_empty()).count() as u64,
+            appeared: present().filter(|k| k.change == "appeared").count() as u64,
+            vanished: scan.keys.iter().filter(|k| k.change == "vanished").count() as u64,
+            opened,
+            closed,
+            listings: scan.listings.to_vec(),
+        })
+    }
+
+    /// The newest scan's id and time, if any scan ran.
+    pub async fn latest_scan(&self) -> Result<Option<(i64, i64)>, PostureError> {
+        Ok(
+            sqlx::query_as("SELECT id, finished_at_ms FROM posture_scans ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.db)
+                .await?,
+        )
+    }
+
+    /// Keys of scan `scan_id` after `after` (provider, URI), in that order.
+    pub async fn inventory(
+        &self,
+        scan_id: i64,
+        filter: &InventoryFilter,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<ScannedKey>, PostureError> {
+        let (after_provider, after_uri) = after.unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT provider, provider_uri, algorithm, state, key_id, change FROM posture_inventory
+             WHERE scan_id = ?1
+               AND (?2 = '' OR provider = ?2)
+               AND (?3 = 0 OR key_id = '')
+               AND (?4 = 0 OR change != '')
+               AND (provider > ?5 OR (provider = ?5 AND provider_uri > ?6))
+             ORDER BY provider, provider_uri LIMIT ?7",
+        )
+        .bind(scan_id)
+        .bind(&filter.provider)
+        .bind(filter.unmanaged_only)
+        .bind(filter.changed_only)
+        .bind(&after_provider)
+        .bind(&after_uri)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(scanned_key).collect()
+    }
+
+    /// The provider and algorithm the newest scan that listed `uri` saw.
+    pub async fn last_listed(&self, uri: &str) -> Result<Option<(String, String)>, PostureError> {
+        Ok(sqlx::query_as(
+            "SELECT provider, algorithm FROM posture_inventory
+             WHERE provider_uri = ? AND change != 'vanished' ORDER BY scan_id DESC LIMIT 1",
+        )
+        .bind(uri)
+        .fetch_optional(&self.db)
+        .await?)
+    }
+
+    pub async fn findings(
+        &self,
+        filter: &FindingFilter,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Finding>, PostureError> {
+        let rows = sqlx::query(concat!(
+            finding_columns!(),
+            " FROM posture_findings
+             WHERE id > ?1
+               AND (?2 = 'all' OR (?2 = 'closed') = (closed_at_ms IS NOT NULL))
+               AND (?3 = '' OR rule = ?3)
+               AND (?4 = '' OR severity = ?4)
+               AND (?5 = '' OR key_id = ?5 OR provider_uri = ?5)
+             ORDER BY id LIMIT ?6"
+        ))
+        .bind(after_id)
+        .bind(if filter.state.is_empty() {
+            "open"
+        } else {
+            filter.state.as_str()
+        })
+        .bind(&filter.rule)
+        .bind(&filter.severity)
+        .bind(&filter.key)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(finding).collect()
+    }
+
+    pub async fn finding(&self, id: i64) -> Result<Finding, PostureError> {
+        let row = sqlx::query(concat!(
+            finding_columns!(),
+            " FROM posture_findings WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or(PostureError::NotFound(id))?;
+        finding(&row)
+    }
+
+    /// Acknowledges an open finding (again, if it was: the newest acknowledgement stands).
+    pub async fn acknowledge(
+        &self,
+        id: i64,
+        ack: &Acknowledgement,
+    ) -> Result<Finding, PostureError> {
+        let done = sqlx::query(
+            "UPDATE posture_findings SET acked_by = ?, acked_at_ms = ?, ack_reason = ?
+             WHERE id = ? AND closed_at_ms IS NULL",
+        )
+        .bind(&ack.by)
+        .bind(ack.at_ms)
+        .bind(&ack.reason)
+        .bind(id)
+        .execute(&self.db)
+        .await?;
+        let finding = self.finding(id).await?;
+        if done.rows_affected() == 0 {
+            return Err(PostureError::Closed(id));
+        }
+        Ok(finding)
+    }
+
+    /// Closes the unmanaged-key finding of a provider key keygate now manages.
+    pub async fn close_adopted(
+        &self,
+        provider: &str,
+        uri: &str,
+        key_name: &str,
+        now_ms: i64,
+    ) -> Result<u64, PostureError> {
+        let done = sqlx::query(
+            "UPDATE posture_findings SET closed_at_ms = ?, closed_because = ?
+             WHERE rule = 'unmanaged-key' AND subject = ? AND closed_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(format!("adopted as key '{key_name}'"))
+        .bind(format!("{provider}|{uri}"))
+        .execute(&self.db)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn scanned_key(row: &sqlx::sqlite::SqliteRow) -> Result<ScannedKey, PostureError> {
+    Ok(ScannedKey {
+        provider: row.try_get("provider")?,
+        provider_uri: row.try_get("provider_uri")?,
+        algorithm: row.try_get("algorithm")?,
+        state: row.try_get("state")?,
+        key_id: row.try_get("key_id")?,
+        change: row.try_get("change")?,
+    })
+}
+
+fn finding(row: &sqlx::sqlite::SqliteRow) -> Result<Finding, PostureError> {
+    let acked_at: Option<i64> = row.try_get("acked_at_ms")?;
+    Ok(Finding {
+        id: row.try_get("id")?,
+        rule: row.try_get("rule")?,
+        severity: row.try_get("severity")?,
+        provider: row.try_get("provider")?,
+        provider_uri: row.try_get("provider_uri")?,
+        key_id: row.try_get("key_id")?,
+        key_name: row.try_get("key_name")?,
+        evidence: row.try_get("evidence")?,
+        opened_at_ms: row.try_get("opened_at_ms")?,
+        last_seen_ms: row.try_get("last_seen_ms")?,
+        closed_at_ms: row.try_get("closed_at_ms")?,
+        closed_because: row.try_get("closed_because")?,
+        acknowledgement: match acked_at {
+            Some(at_ms) => Some(Acknowledgement {
+                by: row.try_get("acked_by")?,
+                at_ms,
+                reason: row.try_get("ack_reason")?,
+            }),
+            None => None,
+        },
+    })
+}
