@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/keygate/v1/audit.proto",
         "proto/keygate/v1/admin.proto",
         "proto/keygate/v1/approvals.proto",
+        "proto/keygate/v1/posture.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("keygate_descriptor.bin"))

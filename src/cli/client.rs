@@ -4,6 +4,7 @@ use crate::pb::admin_service_client::AdminServiceClient;
 use crate::pb::approval_service_client::ApprovalServiceClient;
 use crate::pb::audit_service_client::AuditServiceClient;
 use crate::pb::key_service_client::KeyServiceClient;
+use crate::pb::posture_service_client::PostureServiceClient;
 use clap::Args;
 use std::path::PathBuf;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -52,6 +53,7 @@ pub type Keys = KeyServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Approvals = ApprovalServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Posture = PostureServiceClient<InterceptedService<Channel, Bearer>>;
 
 fn read(what: &str, path: &PathBuf) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
@@ -114,6 +116,13 @@ impl Connection {
 
     pub async fn approvals(&self) -> Result<Approvals, String> {
         Ok(ApprovalServiceClient::with_interceptor(
+            self.channel().await?,
+            self.bearer()?,
+        ))
+    }
+
+    pub async fn posture(&self) -> Result<Posture, String> {
+        Ok(PostureServiceClient::with_interceptor(
             self.channel().await?,
             self.bearer()?,
         ))

@@ -39,6 +39,33 @@ pub enum KeyCommand {
         #[arg(long)]
         ttl: Option<String>,
     },
+    /// Bring a key a provider holds, which keygate does not manage (an unmanaged-key
+    /// finding), into the catalog; from then on it is used, rotated and audited like any other.
+    Adopt {
+        /// The key's provider URI, as `keygate inventory` lists it.
+        provider_uri: String,
+        /// The keygate name it gets, e.g. payments/legacy-dek.
+        #[arg(long)]
+        name: String,
+        /// The person or service account answerable for the key.
+        #[arg(long)]
+        owner: String,
+        /// How long each version may be used before rotation, e.g. 365d; runs from adoption.
+        #[arg(long)]
+        crypto_period: String,
+        /// prod | staging | dev | … (default dev).
+        #[arg(long)]
+        environment: Option<String>,
+        /// Provider instance (default: the one the newest scan listed the URI under).
+        #[arg(long)]
+        provider: Option<String>,
+        /// keygate's algorithm name (default: the one the newest scan saw).
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// Labels, KEY=VALUE; repeatable.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+    },
     /// List keys you may see.
     List {
         #[arg(long)]
@@ -151,6 +178,28 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
                 provider: provider.unwrap_or_default(),
                 labels: labels.into_iter().collect(),
                 ttl: ttl.map(|t| duration("--ttl", &t)).transpose()?,
+            })
+            .await
+        }
+        KeyCommand::Adopt {
+            provider_uri,
+            name,
+            owner,
+            crypto_period,
+            environment,
+            provider,
+            algorithm,
+            labels,
+        } => {
+            keys.adopt_key(pb::AdoptKeyRequest {
+                provider_uri,
+                provider: provider.unwrap_or_default(),
+                name,
+                owner,
+                crypto_period: Some(duration("--crypto-period", &crypto_period)?),
+                environment: environment.unwrap_or_default(),
+                algorithm: algorithm.unwrap_or_default(),
+                labels: labels.into_iter().collect(),
             })
             .await
         }

@@ -11,6 +11,7 @@ mod client;
 mod key_cmd;
 mod output;
 mod policy_cmd;
+mod posture_cmd;
 mod rewrap;
 mod serve;
 mod status_cmd;
@@ -76,12 +77,13 @@ pub enum Command {
     /// Re-encrypt ciphertexts (one per line, base64, from files or stdin) to a key's newest
     /// version or to another key, through one stream; the new ones go out in the same order.
     Rewrap(rewrap::RewrapArgs),
-    /// List what a provider holds, marking keys keygate does not manage.
-    Inventory {
-        /// Provider instance (default: the gateway's default provider).
-        #[arg(long)]
-        provider: Option<String>,
-    },
+    /// Every key every provider holds, as the newest inventory scan saw it (--scan runs one
+    /// now), marking keys keygate does not manage and those that appeared or vanished;
+    /// --live lists one provider now.
+    Inventory(posture_cmd::InventoryArgs),
+    /// Key posture findings: list them, acknowledge one with a reason.
+    #[command(subcommand)]
+    Findings(posture_cmd::FindingsCommand),
     /// Query, tail and verify the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
@@ -150,7 +152,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::Approval(cmd) => approval_cmd::run(&cli.conn, json, cmd).await,
         Command::Policy(cmd) => policy_cmd::run(&cli.conn, json, cmd).await,
         Command::Rewrap(a) => rewrap::run(&cli.conn, json, a).await,
-        Command::Inventory { provider } => key_cmd::inventory(&cli.conn, json, provider).await,
+        Command::Inventory(a) => posture_cmd::inventory(&cli.conn, json, a).await,
+        Command::Findings(cmd) => posture_cmd::findings(&cli.conn, json, cmd).await,
         Command::Bench(args) => bench::run(&cli.conn, json, args).await,
         Command::BenchRewrap(a) => bench_rewrap::run(&cli.conn, a).await,
         Command::BenchAudit(cmd) => bench_audit::run(cmd).await,

@@ -144,6 +144,14 @@ pub async fn run(args: ServeArgs) -> CliResult {
         gateway.lifecycle().scan_interval,
         stop_scheduler.clone(),
     ));
+    let posture_task = tokio::spawn(crate::posture::job::run(
+        gateway.clone(),
+        config
+            .posture_settings()
+            .map_err(|e| e.to_string())?
+            .scan_interval,
+        stop_scheduler.clone(),
+    ));
     let watch_every = config
         .duration("policy.watch_interval", &config.policy.watch_interval)
         .map_err(|e| e.to_string())?;
@@ -193,6 +201,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
     // whose clients left finish (and are audited) before the process ends.
     stop_scheduler.cancel();
     let _ = tokio::time::timeout(drain_left(), scheduler_task).await;
+    let _ = tokio::time::timeout(drain_left(), posture_task).await;
     if let Some(watcher) = watcher_task {
         let _ = tokio::time::timeout(drain_left(), watcher).await;
     }

@@ -101,7 +101,7 @@ pub struct Finding {
     pub acknowledgement: Option<Acknowledgement>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acknowledgement {
     pub by: String,
     pub at_ms: i64,

@@ -2,7 +2,9 @@
 //! cannot (the gateway refuses calls then, so load balancers should send them elsewhere), and
 //! NOT_SERVING from the moment shutdown begins. Overall (`""`) and per service name.
 
-use super::{admin::AdminApi, approvals::ApprovalApi, audit::AuditApi, keys::KeyApi};
+use super::{
+    admin::AdminApi, approvals::ApprovalApi, audit::AuditApi, keys::KeyApi, posture::PostureApi,
+};
 use crate::pb;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +34,12 @@ async fn set(reporter: &HealthReporter, status: ServingStatus) {
     reporter
         .set_service_status(
             <pb::approval_service_server::ApprovalServiceServer<ApprovalApi> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter
+        .set_service_status(
+            <pb::posture_service_server::PostureServiceServer<PostureApi> as tonic::server::NamedService>::NAME,
             status,
         )
         .await;

@@ -58,6 +58,30 @@ impl KeyService for KeyApi {
         rpc!(self, request, ops::RetryByokImport, |f| family_to_pb(&f))
     }
 
+    async fn adopt_key(
+        &self,
+        request: Request<pb::AdoptKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let mut r = request.into_inner();
+        if r.provider.is_empty() || r.algorithm.is_empty() {
+            let (provider, algorithm) = self
+                .gateway
+                .last_listed(&r.provider_uri)
+                .await
+                .unwrap_or_default();
+            if r.provider.is_empty() {
+                r.provider = provider;
+            }
+            if r.algorithm.is_empty() {
+                r.algorithm = algorithm;
+            }
+        }
+        let result = self.gateway.run(call, ops::AdoptKey::from(r)).await;
+        reply(&id, result.map(|k| key_to_pb(&k)))
+    }
+
     async fn get_key_family(
         &self,
         request: Request<pb::GetKeyFamilyRequest>,

@@ -10,6 +10,7 @@ pub mod convert;
 mod health;
 mod keys;
 mod oversize;
+mod posture;
 pub mod startup;
 mod status;
 
@@ -120,6 +121,11 @@ pub async fn serve(
             gateway: gateway.clone(),
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let posture_service =
+        pb::posture_service_server::PostureServiceServer::new(posture::PostureApi {
+            gateway: gateway.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let audit_service = pb::audit_service_server::AuditServiceServer::new(audit::AuditApi {
         gateway,
         stop: stop.clone(),
@@ -151,6 +157,7 @@ pub async fn serve(
         .add_service(audit_service)
         .add_service(admin_service)
         .add_service(approval_service)
+        .add_service(posture_service)
         // The builder's `tcp_nodelay` applies only to listeners tonic binds itself; on this
         // one, Nagle's algorithm held small replies for a delayed ACK (40 ms stalls of a
         // whole HTTP/2 connection).

@@ -88,6 +88,26 @@ impl From<pb::CreateKeyRequest> for ops::CreateKey {
     }
 }
 
+impl From<pb::AdoptKeyRequest> for ops::AdoptKey {
+    fn from(r: pb::AdoptKeyRequest) -> Self {
+        ops::AdoptKey {
+            provider_uri: r.provider_uri,
+            key: ops::CreateKey {
+                name: r.name,
+                purpose: String::new(),
+                algorithm: r.algorithm,
+                owner: r.owner,
+                environment: r.environment,
+                crypto_period: duration(r.crypto_period),
+                provider: r.provider,
+                labels: r.labels.into_iter().collect(),
+                ttl: None,
+                draft: None,
+            },
+        }
+    }
+}
+
 impl From<pb::GetKeyRequest> for ops::GetKey {
     fn from(r: pb::GetKeyRequest) -> Self {
         ops::GetKey {

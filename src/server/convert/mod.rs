@@ -7,6 +7,7 @@ mod batch;
 mod byok;
 mod crypto;
 mod keys;
+mod posture;
 
 pub use approvals::approval_to_pb;
 pub use audit::{checkpoint_to_pb, event_to_pb, ingester_to_pb};

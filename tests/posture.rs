@@ -1,0 +1,892 @@
+//! Key posture end to end, through gRPC and the CLI: keys in the local provider, OpenBao,
+//! LocalStack and SoftHSM2, some created straight in the backends; a scan lists every one,
+//! the unmanaged ones become findings; adopting one closes its finding and its next call is
+//! policy-checked and audited; each finding rule is produced by setting up its condition and
+//! closes when the condition is fixed; keys that appear and vanish between scans show; the
+//! background scan runs by itself.
+//!
+//! Needs SoftHSM2, OpenBao and LocalStack (`tests/run.sh posture` installs them).
+
+mod common;
+
+use common::{Server, ServerOptions, days, events_for, request_id};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::Attribute;
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use keygate::pb;
+use keygate::pb::posture_service_client::PostureServiceClient;
+use keygate_test_backends::localstack::LocalStack;
+use keygate_test_backends::openbao::OpenBao;
+use keygate_test_backends::softhsm::SoftHsm;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+type Posture = PostureServiceClient<InterceptedService<Channel, common::Bearer>>;
+
+const TOKEN: &str = "e2e-posture";
+const SO_PIN: &str = "1234";
+const USER_PIN: &str = "5678";
+// Not `KEYGATE_*`: keygate reads those as configuration overrides.
+const PIN_VAR: &str = "E2E_POSTURE_HSM_PIN";
+const VAULT_TOKEN_VAR: &str = "E2E_POSTURE_VAULT_TOKEN";
+const AWS_KEY_ID_VAR: &str = "E2E_POSTURE_AWS_ACCESS_KEY_ID";
+const AWS_SECRET_VAR: &str = "E2E_POSTURE_AWS_SECRET_ACCESS_KEY";
+
+/// (principal, kind, role): a security officer, a key admin, an auditor, a service using keys.
+const PEOPLE: &[(&str, &str, &str)] = &[
+    ("sol", "user", "security-officer"),
+    ("kim", "user", "key-admin"),
+    ("dana", "user", "auditor"),
+    ("svc-app", "service-account", "key-user"),
+];
+
+fn token(principal: &str) -> String {
+    format!(
+        "kg_posture_{}_token_0123456789abcdef",
+        principal.replace('-', "_")
+    )
+}
+
+fn token_var(principal: &str) -> String {
+    format!(
+        "E2E_POSTURE_TOKEN_{}",
+        principal.replace('-', "_").to_uppercase()
+    )
+}
+
+fn tokens_config(people: &[(&str, &str, &str)]) -> String {
+    people
+        .iter()
+        .map(|(name, kind, role)| {
+            format!(
+                "[[tokens]]\nprincipal = \"{name}\"\nkind = \"{kind}\"\nroles = [\"{role}\"]\nenvironments = [\"dev\"]\ntoken = {{ env = \"{}\" }}\n\n",
+                token_var(name)
+            )
+        })
+        .collect()
+}
+
+struct Hsm {
+    hsm: SoftHsm,
+    ctx: Pkcs11,
+}
+
+impl Hsm {
+    fn new() -> Hsm {
+        let hsm = SoftHsm::new(TOKEN, SO_PIN, USER_PIN).unwrap_or_else(|e| {
+            panic!("SoftHSM2 is required for these tests and could not be set up: {e}")
+        });
+        hsm.remove_at_exit();
+        // SAFETY: set before the module is loaded, in the one test that uses the HSM.
+        unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf_path()) };
+        // SAFETY: as above; the gateway must not inherit the module path as an override.
+        unsafe { std::env::remove_var("KEYGATE_PKCS11_MODULE") };
+        let ctx = Pkcs11::new(hsm.module_path()).expect("load the SoftHSM2 module");
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => panic!("C_Initialize: {e}"),
+        }
+        Hsm { hsm, ctx }
+    }
+
+    fn session(&self) -> Session {
+        let slot = keygate_test_backends::softhsm::slot_with_label(&self.ctx, TOKEN)
+            .expect("the test token");
+        let session = self.ctx.open_rw_session(slot).expect("open session");
+        match session.login(UserType::User, Some(&AuthPin::from(USER_PIN))) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => panic!("C_Login: {e}"),
+        }
+        session
+    }
+
+    /// An AES key somebody put on the token behind keygate's back.
+    fn stray_key(&self, label: &str) {
+        self.session()
+            .generate_key(
+                &Mechanism::AesKeyGen,
+                &[
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                    Attribute::Id(vec![0x42]),
+                    Attribute::Encrypt(true),
+                    Attribute::Decrypt(true),
+                ],
+            )
+            .expect("generate a key straight on the token");
+    }
+
+    fn remove(&self, label: &str) {
+        let session = self.session();
+        let found = session
+            .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
+            .expect("find");
+        assert_eq!(found.len(), 1, "one object labelled {label}");
+        session.destroy_object(found[0]).expect("destroy");
+    }
+}
+
+async fn start_localstack() -> LocalStack {
+    match tokio::task::spawn_blocking(LocalStack::start).await {
+        Ok(Ok(ls)) => ls,
+        Ok(Err(e)) => panic!("LocalStack could not be started: {e}"),
+        Err(e) => panic!("LocalStack start-up task failed: {e}"),
+    }
+}
+
+fn kms_client(endpoint: &str) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+        .region(aws_sdk_kms::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+fn bao(bao: &OpenBao, method: &str, path: &str, body: Option<&str>) {
+    let (status, text) = bao.request(method, path, body).expect("OpenBao request");
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {text}"
+    );
+}
+
+struct Backends {
+    hsm: Hsm,
+    bao: OpenBao,
+    aws: LocalStack,
+}
+
+/// The configuration: every backend as a provider (the local one comes with dev mode),
+/// the lifecycle floors low enough for a test to outlive a crypto-period and a time to live,
+/// the rotation scheduler as given, the background scan off (scans run on demand).
+fn write_config(
+    dir: &Path,
+    b: &Backends,
+    scheduler: &str,
+    people: &[(&str, &str, &str)],
+) -> PathBuf {
+    let config = dir.join("keygate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[providers.hsm]
+kind = "pkcs11"
+module = "{module}"
+token = {{ label = "{TOKEN}" }}
+user_pin = {{ env = "{PIN_VAR}" }}
+
+[providers.vault]
+kind = "vault"
+address = "{vault}"
+mount = "transit"
+auth = {{ method = "token", token = {{ env = "{VAULT_TOKEN_VAR}" }} }}
+
+[providers.aws]
+kind = "aws-kms"
+region = "us-east-1"
+endpoint_url = "{aws}"
+credentials = {{ source = "env", access_key_id_env = "{AWS_KEY_ID_VAR}", secret_access_key_env = "{AWS_SECRET_VAR}" }}
+
+[lifecycle]
+min_crypto_period = "1s"
+min_ttl = "1s"
+scan_interval = "{scheduler}"
+
+[posture]
+scan_interval = "0s"
+destruction_grace = "0s"
+
+{tokens}"#,
+            module = b.hsm.hsm.module_path().display(),
+            vault = b.bao.addr(),
+            aws = b.aws.endpoint(),
+            tokens = tokens_config(people),
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+fn start_gateway(
+    dir: &Path,
+    b: &Backends,
+    scheduler: &str,
+    people: &[(&str, &str, &str)],
+) -> Server {
+    let config = write_config(dir, b, scheduler, people);
+    let mut env = vec![
+        (
+            "SOFTHSM2_CONF".to_string(),
+            b.hsm.hsm.conf_path().display().to_string(),
+        ),
+        (PIN_VAR.into(), USER_PIN.into()),
+        (VAULT_TOKEN_VAR.into(), b.bao.token().into()),
+        (AWS_KEY_ID_VAR.into(), "test".into()),
+        (AWS_SECRET_VAR.into(), "test".into()),
+    ];
+    env.extend(
+        people
+            .iter()
+            .map(|(name, ..)| (token_var(name), token(name))),
+    );
+    Server::start_with(
+        &dir.join("data"),
+        ServerOptions {
+            config: Some(config),
+            env,
+            ..Default::default()
+        },
+    )
+}
+
+async fn posture_as(server: &Server, principal: &str) -> Posture {
+    PostureServiceClient::with_interceptor(
+        server.channel().await,
+        common::Bearer::new(&token(principal)),
+    )
+}
+
+async fn scan(posture: &mut Posture) -> pb::ScanSummary {
+    let scan = posture
+        .run_scan(pb::RunScanRequest {})
+        .await
+        .expect("scan")
+        .into_inner();
+    for l in &scan.listings {
+        assert!(
+            l.error.is_empty(),
+            "provider {} not listed: {}",
+            l.provider,
+            l.error
+        );
+    }
+    scan
+}
+
+async fn inventory(posture: &mut Posture) -> Vec<pb::ScannedKey> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        // A small page, so paging is exercised too.
+        let page = posture
+            .get_inventory(pb::GetInventoryRequest {
+                page_size: 3,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .expect("inventory")
+            .into_inner();
+        all.extend(page.keys);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn findings(posture: &mut Posture, state: &str, rule: &str) -> Vec<pb::Finding> {
+    posture
+        .list_findings(pb::ListFindingsRequest {
+            state: state.into(),
+            rule: rule.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("list findings")
+        .into_inner()
+        .findings
+}
+
+/// The open finding of `rule` about `subject` (a key id or a provider URI), if any.
+async fn open_finding(posture: &mut Posture, rule: &str, subject: &str) -> Option<pb::Finding> {
+    findings(posture, "open", rule)
+        .await
+        .into_iter()
+        .find(|f| f.key_id == subject || f.provider_uri == subject)
+}
+
+/// Scans until `rule` is open for `subject` (a condition that takes time to arise: a
+/// crypto-period or a time to live running out), for at most a minute.
+async fn scan_until_open(posture: &mut Posture, rule: &str, subject: &str) -> pb::Finding {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        scan(posture).await;
+        if let Some(f) = open_finding(posture, rule, subject).await {
+            return f;
+        }
+        assert!(Instant::now() < deadline, "no {rule} finding for {subject}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn cli_json(server: &Server, principal: &str, args: &[&str]) -> Value {
+    let out = server
+        .cli()
+        .env("KEYGATE_TOKEN", token(principal))
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run the keygate CLI");
+    assert!(
+        out.status.success(),
+        "keygate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+fn create(name: &str, provider: &str, owner: &str) -> pb::CreateKeyRequest {
+    pb::CreateKeyRequest {
+        provider: provider.into(),
+        ..common::create(name, "aes-256-gcm", owner)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_under_keygate() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Backends {
+        hsm: Hsm::new(),
+        bao: tokio::task::spawn_blocking(OpenBao::start)
+            .await
+            .unwrap()
+            .expect("OpenBao could not be started"),
+        aws: start_localstack().await,
+    };
+    let server = start_gateway(dir.path(), &b, "24h", PEOPLE);
+    let mut root = server.root().await;
+    // Managed keys, one per provider.
+    let mut managed = Vec::new();
+    for provider in ["local", "vault", "aws", "hsm"] {
+        let key = root
+            .create_key(create(&format!("pos/{provider}"), provider, "svc-app"))
+            .await
+            .unwrap_or_else(|e| panic!("create on {provider}: {e}"))
+            .into_inner();
+        managed.push(key);
+    }
+    // Keys created straight in the backends, behind keygate's back.
+    bao(
+        &b.bao,
+        "POST",
+        "/v1/transit/keys/stray-vault",
+        Some(r#"{"type":"aes256-gcm96"}"#),
+    );
+    let kms = kms_client(&b.aws.endpoint());
+    let stray_aws = kms
+        .create_key()
+        .send()
+        .await
+        .expect("create a key straight in LocalStack")
+        .key_metadata
+        .expect("key metadata")
+        .key_id;
+    b.hsm.stray_key("stray-hsm");
+
+    let mut sol = posture_as(&server, "sol").await;
+    let first = scan(&mut sol).await;
+    assert_eq!(first.listings.len(), 4, "{first:?}");
+    let keys = inventory(&mut sol).await;
+    for key in &managed {
+        let listed = keys
+            .iter()
+            .find(|k| k.provider_uri == key.provider_uri)
+            .unwrap_or_else(|| panic!("{} not in the inventory: {keys:?}", key.name));
+        assert!(listed.managed && listed.key_id == key.id, "{listed:?}");
+    }
+    let unmanaged_uri = |needle: &str| {
+        keys.iter()
+            .find(|k| !k.managed && k.provider_uri.contains(needle))
+            .unwrap_or_else(|| panic!("no unmanaged key like {needle}: {keys:?}"))
+            .provider_uri
+            .clone()
+    };
+    let vault_uri = unmanaged_uri("stray-vault");
+    let aws_uri = unmanaged_uri(&stray_aws);
+    let hsm_uri = unmanaged_uri("stray-hsm");
+    // Only the strays are unmanaged (keygate's own audit signing key is in the catalog).
+    assert_eq!(first.unmanaged, 3, "{keys:?}");
+    for uri in [&vault_uri, &aws_uri, &hsm_uri] {
+        let f = open_finding(&mut sol, "unmanaged-key", uri)
+            .await
+            .unwrap_or_else(|| panic!("no unmanaged-key finding for {uri}"));
+        assert_eq!(f.severity, "high");
+        assert!(f.evidence.contains(uri.as_str()), "{}", f.evidence);
+    }
+    // The same through the CLI.
+    let cli_inventory = cli_json(&server, "sol", &["inventory", "--unmanaged"]);
+    assert_eq!(
+        cli_inventory["keys"].as_array().unwrap().len(),
+        3,
+        "{cli_inventory}"
+    );
+    let cli_findings = cli_json(
+        &server,
+        "sol",
+        &["findings", "list", "--rule", "unmanaged-key"],
+    );
+    assert_eq!(cli_findings.as_array().unwrap().len(), 3, "{cli_findings}");
+
+    // Who may read and acknowledge: auditors read, do not acknowledge; key users neither.
+    let mut dana = posture_as(&server, "dana").await;
+    assert_eq!(findings(&mut dana, "open", "unmanaged-key").await.len(), 3);
+    let hsm_finding = open_finding(&mut sol, "unmanaged-key", &hsm_uri)
+        .await
+        .unwrap();
+    let refused = dana
+        .acknowledge_finding(pb::AcknowledgeFindingRequest {
+            id: hsm_finding.id,
+            reason: "not mine to say".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let mut svc = posture_as(&server, "svc-app").await;
+    let refused = svc
+        .list_findings(pb::ListFindingsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+
+    // Acknowledging is audited, with the reason; the finding stays open.
+    let acked = sol
+        .acknowledge_finding(pb::AcknowledgeFindingRequest {
+            id: hsm_finding.id,
+            reason: "vendor appliance key, tracked in CHG-42".into(),
+        })
+        .await
+        .unwrap();
+    let ack_id = request_id(&acked);
+    let acked = acked.into_inner();
+    assert_eq!(acked.acknowledged_by, "sol");
+    assert!(acked.closed_at.is_empty());
+    let mut audit = server.audit(common::ROOT_TOKEN).await;
+    let events = events_for(&mut audit, &ack_id).await;
+    let event = events
+        .iter()
+        .find(|e| e.action == "AcknowledgeFinding")
+        .expect("AcknowledgeFinding audited");
+    assert_eq!(
+        (event.actor.as_str(), event.outcome.as_str()),
+        ("sol", "success")
+    );
+    assert!(event.details.contains("CHG-42"), "{}", event.details);
+    // A reason is required; a closed or unknown finding cannot be acknowledged.
+    let no_reason = sol
+        .acknowledge_finding(pb::AcknowledgeFindingRequest {
+            id: hsm_finding.id,
+            reason: " ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(no_reason.code(), tonic::Code::InvalidArgument);
+    let unknown = sol
+        .acknowledge_finding(pb::AcknowledgeFindingRequest {
+            id: 999_999,
+            reason: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    // Adoption through gRPC: a key admin brings the OpenBao key under keygate; the security
+    // officer may not.
+    let adopt = |uri: &str, name: &str| pb::AdoptKeyRequest {
+        provider_uri: uri.into(),
+        name: name.into(),
+        owner: "svc-app".into(),
+        crypto_period: days(365),
+        ..Default::default()
+    };
+    let refused = server
+        .keys(&token("sol"))
+        .await
+        .adopt_key(adopt(&vault_uri, "adopted/vault"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let mut kim = server.keys(&token("kim")).await;
+    let adopted = kim
+        .adopt_key(adopt(&vault_uri, "adopted/vault"))
+        .await
+        .unwrap();
+    let adopt_id = request_id(&adopted);
+    let adopted = adopted.into_inner();
+    assert_eq!(
+        (
+            adopted.provider.as_str(),
+            adopted.algorithm.as_str(),
+            adopted.owner.as_str()
+        ),
+        ("vault", "aes-256-gcm", "svc-app")
+    );
+    let events = events_for(&mut audit, &adopt_id).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "AdoptKey" && e.outcome == "success" && e.actor == "kim"),
+        "{events:?}"
+    );
+    assert!(
+        open_finding(&mut sol, "unmanaged-key", &vault_uri)
+            .await
+            .is_none()
+    );
+    let closed = findings(&mut sol, "closed", "unmanaged-key").await;
+    let closed = closed.iter().find(|f| f.provider_uri == vault_uri).unwrap();
+    assert!(
+        closed.closed_because.contains("adopted/vault"),
+        "{closed:?}"
+    );
+    // Adopting it again is refused: it is managed.
+    let again = kim
+        .adopt_key(adopt(&vault_uri, "adopted/vault-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::AlreadyExists, "{again:?}");
+
+    // The next call on the adopted key is policy-checked and audited: its owner encrypts
+    // through keygate and OpenBao's own key does the work; a key admin may not use it.
+    let mut app = server.keys(&token("svc-app")).await;
+    let sealed = app
+        .encrypt(pb::EncryptRequest {
+            key: "adopted/vault".into(),
+            plaintext: b"adopted".to_vec(),
+            associated_data: vec![],
+        })
+        .await
+        .unwrap();
+    let events = events_for(&mut audit, &request_id(&sealed)).await;
+    let used = events
+        .iter()
+        .find(|e| e.action == "Encrypt")
+        .expect("Encrypt audited");
+    assert_eq!(
+        (used.key_id.as_str(), used.outcome.as_str()),
+        (adopted.id.as_str(), "success")
+    );
+    let opened = app
+        .decrypt(pb::DecryptRequest {
+            ciphertext: sealed.into_inner().ciphertext,
+            associated_data: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(opened.plaintext, b"adopted");
+    let denied = kim
+        .encrypt(pb::EncryptRequest {
+            key: "adopted/vault".into(),
+            plaintext: b"x".to_vec(),
+            associated_data: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+
+    // Adoption through the CLI: the LocalStack key.
+    let out = server
+        .cli()
+        .env("KEYGATE_TOKEN", token("kim"))
+        .args([
+            "--json",
+            "key",
+            "adopt",
+            &aws_uri,
+            "--name",
+            "adopted/aws",
+            "--owner",
+            "svc-app",
+            "--crypto-period",
+            "365d",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli_key: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli_key["provider"], "aws", "{cli_key}");
+    assert!(
+        open_finding(&mut sol, "unmanaged-key", &aws_uri)
+            .await
+            .is_none()
+    );
+
+    // Between scans: a key appears in OpenBao, the HSM's stray key vanishes. The vanished
+    // key's finding closes by itself; the new one opens.
+    bao(
+        &b.bao,
+        "POST",
+        "/v1/transit/keys/newcomer",
+        Some(r#"{"type":"aes256-gcm96"}"#),
+    );
+    b.hsm.remove("stray-hsm");
+    let second = scan(&mut sol).await;
+    assert_eq!((second.appeared, second.vanished), (1, 1), "{second:?}");
+    let changed = cli_json(&server, "sol", &["inventory", "--changed"]);
+    let changes: Vec<(String, String)> = changed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["change"].as_str().unwrap().to_string(),
+                k["provider_uri"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        changes.contains(&("vanished".into(), hsm_uri.clone())),
+        "{changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|(c, u)| c == "appeared" && u.contains("newcomer")),
+        "{changes:?}"
+    );
+    assert!(
+        open_finding(&mut sol, "unmanaged-key", &hsm_uri)
+            .await
+            .is_none()
+    );
+    let newcomer = keys_like(&mut sol, "newcomer").await;
+    assert!(
+        open_finding(&mut sol, "unmanaged-key", &newcomer)
+            .await
+            .is_some()
+    );
+    // The adopted keys stay managed: no finding reopens for them.
+    for uri in [&vault_uri, &aws_uri] {
+        assert!(open_finding(&mut sol, "unmanaged-key", uri).await.is_none());
+    }
+
+    // missing-from-provider: a managed key deleted straight in OpenBao; recreating it under
+    // the same name brings it back and the finding closes.
+    let vault_key = &managed[1];
+    let vault_name = vault_key
+        .provider_uri
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    bao(
+        &b.bao,
+        "POST",
+        &format!("/v1/transit/keys/{vault_name}/config"),
+        Some(r#"{"deletion_allowed":true}"#),
+    );
+    bao(
+        &b.bao,
+        "DELETE",
+        &format!("/v1/transit/keys/{vault_name}"),
+        None,
+    );
+    scan(&mut sol).await;
+    let missing = open_finding(&mut sol, "missing-from-provider", &vault_key.id)
+        .await
+        .expect("missing-from-provider finding");
+    assert_eq!(missing.key_name, "pos/vault");
+    bao(
+        &b.bao,
+        "POST",
+        &format!("/v1/transit/keys/{vault_name}"),
+        Some(r#"{"type":"aes256-gcm96"}"#),
+    );
+    scan(&mut sol).await;
+    assert!(
+        open_finding(&mut sol, "missing-from-provider", &vault_key.id)
+            .await
+            .is_none()
+    );
+
+    // crypto-period-exceeded: a key whose crypto-period runs out; disabling it (no longer
+    // in use) fixes it.
+    let short = root
+        .create_key(pb::CreateKeyRequest {
+            crypto_period: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+            ..create("pos/short-lived-period", "local", "svc-app")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let overdue = scan_until_open(&mut sol, "crypto-period-exceeded", &short.id).await;
+    assert!(
+        overdue.evidence.contains("never rotated"),
+        "{}",
+        overdue.evidence
+    );
+    root.disable_key(pb::DisableKeyRequest {
+        key: short.id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    scan(&mut sol).await;
+    assert!(
+        open_finding(&mut sol, "crypto-period-exceeded", &short.id)
+            .await
+            .is_none()
+    );
+
+    // owner-unknown and destruction-overdue: a key owned by nobody configured, and a
+    // short-lived key whose time to live ends while the scheduler is not due.
+    let orphan = root
+        .create_key(create("pos/orphan", "local", "ghost"))
+        .await
+        .unwrap()
+        .into_inner();
+    let ttl = root
+        .create_key(pb::CreateKeyRequest {
+            ttl: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+            ..create("pos/ttl", "local", "svc-app")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    scan(&mut sol).await;
+    let owner = open_finding(&mut sol, "owner-unknown", &orphan.id)
+        .await
+        .expect("owner-unknown finding");
+    assert_eq!(owner.severity, "medium");
+    scan_until_open(&mut sol, "destruction-overdue", &ttl.id).await;
+    // Fixed: `ghost` becomes a configured principal and the scheduler runs every second
+    // (it destroys the short-lived key). A restart picks both up.
+    drop(server);
+    let mut people = PEOPLE.to_vec();
+    people.push(("ghost", "user", "key-user"));
+    let server = start_gateway(dir.path(), &b, "1s", &people);
+    let mut sol = posture_as(&server, "sol").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        scan(&mut sol).await;
+        if open_finding(&mut sol, "destruction-overdue", &ttl.id)
+            .await
+            .is_none()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the short-lived key was not destroyed"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        open_finding(&mut sol, "owner-unknown", &orphan.id)
+            .await
+            .is_none()
+    );
+    let closed: Vec<String> = findings(&mut sol, "closed", "")
+        .await
+        .into_iter()
+        .map(|f| f.rule)
+        .collect();
+    for rule in [
+        "unmanaged-key",
+        "missing-from-provider",
+        "crypto-period-exceeded",
+        "owner-unknown",
+        "destruction-overdue",
+    ] {
+        assert!(
+            closed.iter().any(|r| r == rule),
+            "{rule} never closed: {closed:?}"
+        );
+    }
+    // Scans are audited as the caller's ScanPosture calls.
+    let scans = scan_events(&server).await;
+    assert!(scans.iter().all(|e| e.actor == "sol"), "{scans:?}");
+    assert!(scans.len() >= 6, "{}", scans.len());
+}
+
+/// Every ScanPosture event in the audit log.
+async fn scan_events(server: &Server) -> Vec<pb::AuditEvent> {
+    let mut audit = server.audit(common::ROOT_TOKEN).await;
+    common::query_all(
+        &mut audit,
+        pb::AuditQueryRequest {
+            action: "ScanPosture".into(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+async fn keys_like(posture: &mut Posture, needle: &str) -> String {
+    inventory(posture)
+        .await
+        .into_iter()
+        .find(|k| k.provider_uri.contains(needle) && k.change != "vanished")
+        .unwrap_or_else(|| panic!("no key like {needle}"))
+        .provider_uri
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_background_scan_runs_by_itself_as_the_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(&config, "[posture]\nscan_interval = \"1s\"\n").unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        ServerOptions {
+            config: Some(config),
+            ..Default::default()
+        },
+    );
+    let mut root = server.root().await;
+    // Owned by nobody configured (dev mode has only its root): a finding without asking.
+    let key = root
+        .create_key(common::create("bg/orphan", "aes-256-gcm", "nobody"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut posture = PostureServiceClient::with_interceptor(
+        server.channel().await,
+        common::Bearer::new(common::ROOT_TOKEN),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let found = loop {
+        if let Some(f) = open_finding(&mut posture, "owner-unknown", &key.id).await {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no background scan found the key"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(found.key_name, "bg/orphan");
+    let scans = scan_events(&server).await;
+    assert!(!scans.is_empty());
+    assert!(
+        scans
+            .iter()
+            .all(|e| e.actor == "keygate:posture" && e.actor_kind == "system"),
+        "{scans:?}"
+    );
+}
