@@ -483,7 +483,7 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         .expect("AcknowledgeFinding audited");
     assert_eq!(
         (event.actor.as_str(), event.outcome.as_str()),
-        ("sol", "success")
+        ("sol", "ok")
     );
     assert!(event.details.contains("CHG-42"), "{}", event.details);
     // A reason is required; a closed or unknown finding cannot be acknowledged.
@@ -539,7 +539,7 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
     assert!(
         events
             .iter()
-            .any(|e| e.action == "AdoptKey" && e.outcome == "success" && e.actor == "kim"),
+            .any(|e| e.action == "AdoptKey" && e.outcome == "ok" && e.actor == "kim"),
         "{events:?}"
     );
     assert!(
@@ -578,7 +578,7 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         .expect("Encrypt audited");
     assert_eq!(
         (used.key_id.as_str(), used.outcome.as_str()),
-        (adopted.id.as_str(), "success")
+        (adopted.id.as_str(), "ok")
     );
     let opened = app
         .decrypt(pb::DecryptRequest {
