@@ -739,7 +739,6 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
     );
     root.disable_key(pb::DisableKeyRequest {
         key: short.id.clone(),
-        ..Default::default()
     })
     .await
     .unwrap();
