@@ -401,6 +401,13 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
     let mut sol = posture_as(&server, "sol").await;
     let first = scan(&mut sol).await;
     assert_eq!(first.listings.len(), 4, "{first:?}");
+    // A figure for people (`--no-capture`), never asserted: how long each listing took.
+    for l in &first.listings {
+        eprintln!(
+            "scan: {} listed {} keys in {} ms",
+            l.provider, l.keys, l.elapsed_ms
+        );
+    }
     let keys = inventory(&mut sol).await;
     for key in &managed {
         let listed = keys
