@@ -76,6 +76,11 @@ pub struct ScanRecord<'a> {
     pub violations: &'a [Violation],
 }
 
+/// Scans whose inventory is kept (a week of hourly scans); older inventories are deleted,
+/// except each provider's newest successful listing, which the next scan compares with.
+/// Scan summaries and findings are kept.
+const KEEP_SCANS: i64 = 168;
+
 #[derive(Clone)]
 pub struct PostureStore {
     db: SqlitePool,
@@ -270,6 +275,14 @@ impl PostureStore {
             .await?;
             closed += 1;
         }
+        sqlx::query(
+            "DELETE FROM posture_inventory WHERE scan_id <= ?
+               AND scan_id NOT IN
+                 (SELECT MAX(scan_id) FROM posture_listings WHERE error = '' GROUP BY provider)",
+        )
+        .bind(scan_id - KEEP_SCANS)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(ScanSummary {
             scan_id,
@@ -460,136 +473,4 @@ fn finding(row: &sqlx::sqlite::SqliteRow) -> Result<Finding, PostureError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::posture::{Rule, Severity};
-
-    fn key(uri: &str) -> ScannedKey {
-        ScannedKey {
-            provider: "p".into(),
-            provider_uri: uri.into(),
-            algorithm: String::new(),
-            state: "enabled".into(),
-            key_id: String::new(),
-            change: String::new(),
-        }
-    }
-
-    fn unmanaged(uri: &str) -> Violation {
-        Violation {
-            rule: Rule::UnmanagedKey,
-            severity: Severity::High,
-            provider: "p".into(),
-            provider_uri: uri.into(),
-            key_id: String::new(),
-            key_name: String::new(),
-            evidence: format!("{uri} is unmanaged"),
-        }
-    }
-
-    async fn scan(
-        store: &PostureStore,
-        at: i64,
-        uris: &[&str],
-        error: &str,
-    ) -> (ScanSummary, Vec<ScannedKey>) {
-        let listed: HashSet<String> = if error.is_empty() {
-            HashSet::from(["p".to_string()])
-        } else {
-            HashSet::new()
-        };
-        let keys = store
-            .mark_changes(uris.iter().map(|u| key(u)).collect(), &listed)
-            .await
-            .unwrap();
-        let violations: Vec<Violation> = keys
-            .iter()
-            .filter(|k| k.change != "vanished")
-            .map(|k| unmanaged(&k.provider_uri))
-            .collect();
-        let listings = [ProviderListing {
-            provider: "p".into(),
-            keys: uris.len() as u64,
-            elapsed_ms: 1,
-            error: error.into(),
-        }];
-        let summary = store
-            .record_scan(ScanRecord {
-                started_at_ms: at,
-                finished_at_ms: at,
-                started_by: "test",
-                listings: &listings,
-                keys: &keys,
-                violations: &violations,
-            })
-            .await
-            .unwrap();
-        (summary, keys)
-    }
-
-    #[tokio::test]
-    async fn findings_open_refresh_and_close_with_the_scans() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = PostureStore::new(crate::db::open(dir.path()).await.unwrap());
-        let (first, _) = scan(&store, 1, &["a", "b"], "").await;
-        // The first listing is the baseline: nothing appeared.
-        assert_eq!((first.appeared, first.vanished, first.opened), (0, 0, 2));
-        let (second, keys) = scan(&store, 2, &["b", "c"], "").await;
-        assert_eq!(
-            (
-                second.appeared,
-                second.vanished,
-                second.opened,
-                second.closed
-            ),
-            (1, 1, 1, 1)
-        );
-        assert!(
-            keys.iter()
-                .any(|k| k.provider_uri == "a" && k.change == "vanished")
-        );
-        let open = store
-            .findings(&FindingFilter::default(), 0, 100)
-            .await
-            .unwrap();
-        let uris: Vec<&str> = open.iter().map(|f| f.provider_uri.as_str()).collect();
-        assert_eq!(uris, ["b", "c"]);
-        // b was seen again: same finding, refreshed.
-        assert_eq!((open[0].opened_at_ms, open[0].last_seen_ms), (1, 2));
-        // A failed listing closes nothing.
-        let (failed, _) = scan(&store, 3, &[], "unavailable").await;
-        assert_eq!(failed.closed, 0);
-        let ack = Acknowledgement {
-            by: "sol".into(),
-            at_ms: 4,
-            reason: "known".into(),
-        };
-        let acked = store.acknowledge(open[0].id, &ack).await.unwrap();
-        assert_eq!(acked.acknowledgement, Some(ack.clone()));
-        let closed = FindingFilter {
-            state: "closed".into(),
-            ..Default::default()
-        };
-        let gone = store.findings(&closed, 0, 100).await.unwrap();
-        assert_eq!(gone.len(), 1);
-        assert!(matches!(
-            store.acknowledge(gone[0].id, &ack).await,
-            Err(PostureError::Closed(_))
-        ));
-        assert!(matches!(
-            store.acknowledge(999, &ack).await,
-            Err(PostureError::NotFound(999))
-        ));
-        // Adoption closes the unmanaged finding of exactly that key.
-        assert_eq!(store.close_adopted("p", "c", "app/c", 5).await.unwrap(), 1);
-        let open = store
-            .findings(&FindingFilter::default(), 0, 100)
-            .await
-            .unwrap();
-        assert_eq!(open.len(), 1);
-        assert_eq!(
-            store.last_listed("c").await.unwrap().map(|l| l.0),
-            Some("p".into())
-        );
-    }
-}
+mod tests;
