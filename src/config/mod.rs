@@ -5,6 +5,7 @@
 
 mod audit;
 mod server;
+mod storage;
 mod telemetry;
 
 pub use audit::{
@@ -12,6 +13,7 @@ pub use audit::{
 };
 pub use keygate_provider::{SecretRef, SecretRefError};
 pub use server::{ServerConfig, ServerSettings};
+pub use storage::{PgTlsMode, StorageConfig, StorageKind};
 pub use telemetry::TelemetryConfig;
 
 use serde::Deserialize;
@@ -94,26 +96,6 @@ pub struct TlsConfig {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub client_ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageConfig {
-    /// Holds the catalog and audit database and the local provider's keys.
-    #[serde(default = "default_data_dir")]
-    pub data_dir: PathBuf,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            data_dir: default_data_dir(),
-        }
-    }
-}
-
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("keygate-data")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -463,6 +445,7 @@ impl Config {
     /// Checks what serde cannot: names, durations, references between sections.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server_settings()?;
+        self.storage.validate()?;
         for (i, t) in self.tokens.iter().enumerate() {
             if t.principal.trim().is_empty() {
                 return Err(Self::invalid(format!("tokens[{i}].principal"), "is empty"));

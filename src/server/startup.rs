@@ -10,7 +10,7 @@ use crate::audit::store::sqlite::SqliteAuditStore;
 use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::{DEV_ROOT_ROLE, Principal, TokenTable};
 use crate::catalog::Catalog;
-use crate::config::{Config, PrincipalKind};
+use crate::config::{Config, PrincipalKind, StorageKind};
 use crate::gateway::audit_services::{AuditServices, ServiceSettings, SigningKeySettings};
 use crate::gateway::runner::GatewayParts;
 use crate::gateway::{Gateway, Limits};
@@ -30,6 +30,8 @@ pub enum StartupError {
     Config(#[from] crate::config::ConfigError),
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
+    #[error("storage: {0}")]
+    Postgres(#[from] crate::db::postgres::PgStoreError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
@@ -94,6 +96,16 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         return Err(StartupError::Invalid(
             "no providers are configured: add a [providers.NAME] section (e.g. kind = \"local\")"
                 .into(),
+        ));
+    }
+    if config.storage.kind == StorageKind::Postgres {
+        // The schema is checked first, so a database that needs `keygate migrate` (or belongs
+        // to a newer keygate) is named as such.
+        let pool = crate::db::postgres::connect(&config.storage).await?;
+        crate::db::postgres::check_schema(&pool).await?;
+        pool.close().await;
+        return Err(StartupError::Invalid(
+            "storage.kind = \"postgres\": the schema is in place, but this version serves from SQLite only (the catalog, approval and audit stores do not run on PostgreSQL yet)".into(),
         ));
     }
     let db = crate::db::open(&config.storage.data_dir).await?;

@@ -1,0 +1,214 @@
+//! PostgreSQL storage: `keygate migrate` brings a shared database's schema up to this
+//! keygate's, `serve` never migrates it and refuses a schema it does not know, and the
+//! password reaches PostgreSQL from a reference without ever appearing in output. Runs on a
+//! private cluster (`tests/run.sh postgres` installs PostgreSQL).
+
+mod common;
+
+use common::team;
+use keygate_test_backends::postgres::Postgres;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD_VAR: &str = "KG_TEST_PG_PASSWORD";
+
+/// A team configuration storing in database `db` of `pg`, the password by reference.
+fn pg_config(dir: &Path, pg: &Postgres, db: &str) -> PathBuf {
+    let path = dir.join("keygate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[storage]\nkind = \"postgres\"\nurl = \"{}\"\npassword = {{ env = \"{PASSWORD_VAR}\" }}\npool_size = 4\ntls = \"disable\"\ndata_dir = \"{}\"\n\n[providers.local]\nkind = \"local\"\npassphrase = {{ env = \"KG_TEST_PASSPHRASE\" }}\n\n{}",
+            pg.url_without_password(db),
+            dir.join("data").display(),
+            team::tokens_config()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+struct Ran {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `keygate ARGS`, which must exit by itself (a `serve` that starts listening instead
+/// fails the test).
+fn keygate(dir: &Path, args: &[&str], password: &str) -> Ran {
+    let out_path = dir.join("out.txt");
+    let err_path = dir.join("err.txt");
+    let mut child = Command::new(common::keygate_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .env_remove("KEYGATE_CONFIG")
+        .envs(team::token_env())
+        .env(PASSWORD_VAR, password)
+        .env("KG_TEST_PASSPHRASE", "a passphrase for the postgres tests")
+        .spawn()
+        .expect("spawn keygate");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "keygate {args:?} did not exit: {}",
+                std::fs::read_to_string(&out_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Ran {
+        success: status.success(),
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
+
+fn serve_args(config: &Path) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ]
+}
+
+#[test]
+fn postgres_schema_is_migrated_only_by_migrate_and_unknown_schemas_are_refused() {
+    let pg = Postgres::start().expect("start postgres");
+    pg.create_database("kg_schema").expect("create database");
+    let dir = tempfile::tempdir().unwrap();
+    let config = pg_config(dir.path(), &pg, "kg_schema");
+    let config_arg = config.display().to_string();
+    let serve: Vec<String> = serve_args(&config);
+    let serve: Vec<&str> = serve.iter().map(String::as_str).collect();
+    let password = pg.password().to_string();
+
+    // A fresh database: serve neither migrates nor starts.
+    let ran = keygate(dir.path(), &serve, &password);
+    assert!(!ran.success);
+    assert!(
+        ran.stderr.contains("no keygate schema") && ran.stderr.contains("keygate migrate"),
+        "{}",
+        ran.stderr
+    );
+    let tables = pg
+        .psql(
+            "kg_schema",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+        )
+        .expect("count tables");
+    assert_eq!(tables.trim(), "0", "serve created tables");
+
+    // migrate applies the schema once; a second run has nothing to do.
+    let ran = keygate(dir.path(), &["migrate", "--config", &config_arg], &password);
+    assert!(ran.success, "migrate failed: {}", ran.stderr);
+    assert!(ran.stdout.contains("applied 33"), "{}", ran.stdout);
+    let ran = keygate(dir.path(), &["migrate", "--config", &config_arg], &password);
+    assert!(ran.success, "second migrate failed: {}", ran.stderr);
+    assert!(ran.stdout.contains("up to date"), "{}", ran.stdout);
+    for table in [
+        "keys",
+        "key_versions",
+        "audit_events",
+        "audit_chain_head",
+        "audit_checkpoints",
+        "audit_ingest_cursors",
+        "approval_requests",
+        "destruction_records",
+        "key_families",
+        "key_copies",
+    ] {
+        let n = pg
+            .psql("kg_schema", &format!("SELECT count(*) FROM {table}"))
+            .unwrap_or_else(|e| panic!("table {table}: {e}"));
+        assert_eq!(n.trim(), "0");
+    }
+
+    // The schema is known now: serve gets past the check, and says it cannot serve from
+    // PostgreSQL in this version (rather than silently using SQLite).
+    let ran = keygate(dir.path(), &serve, &password);
+    assert!(!ran.success);
+    assert!(
+        ran.stderr.contains("serves from SQLite only") && !ran.stderr.contains("keygate migrate"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        !dir.path().join("data").join("keygate.db").exists(),
+        "a SQLite database was created"
+    );
+
+    // A migration this keygate does not have (a newer keygate ran migrate): refused.
+    pg.psql(
+        "kg_schema",
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (9999, 'from the future', true, '\\x00', 0)",
+    )
+    .expect("add a future migration");
+    let ran = keygate(dir.path(), &serve, &password);
+    assert!(!ran.success);
+    assert!(
+        ran.stderr.contains("migration 9999") && ran.stderr.contains("does not know"),
+        "{}",
+        ran.stderr
+    );
+
+    for out in [&ran.stdout, &ran.stderr] {
+        assert!(!out.contains(&password), "the password was printed");
+    }
+}
+
+#[test]
+fn postgres_password_comes_from_its_reference_and_is_never_printed() {
+    let pg = Postgres::start().expect("start postgres");
+    pg.create_database("kg_password").expect("create database");
+    let dir = tempfile::tempdir().unwrap();
+    let config = pg_config(dir.path(), &pg, "kg_password");
+    let config_arg = config.display().to_string();
+
+    let wrong = "not-the-password-4b1d";
+    let ran = keygate(dir.path(), &["migrate", "--config", &config_arg], wrong);
+    assert!(!ran.success, "migrate succeeded with a wrong password");
+    assert!(
+        ran.stderr.contains("password authentication failed"),
+        "{}",
+        ran.stderr
+    );
+    for out in [&ran.stdout, &ran.stderr] {
+        assert!(!out.contains(wrong), "the password was printed: {out}");
+    }
+
+    // An inline password in the URL is refused before any connection, without echoing it.
+    let inline = dir.path().join("inline.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &pg.url_without_password("kg_password"),
+        &pg.url("kg_password"),
+    );
+    std::fs::write(&inline, text).unwrap();
+    let inline_arg = inline.display().to_string();
+    let ran = keygate(dir.path(), &["migrate", "--config", &inline_arg], "");
+    assert!(!ran.success);
+    assert!(
+        ran.stderr.contains("storage.url") && ran.stderr.contains("inline secrets are refused"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains(pg.password()), "{}", ran.stderr);
+
+    let ran = keygate(
+        dir.path(),
+        &["migrate", "--config", &config_arg],
+        pg.password(),
+    );
+    assert!(ran.success, "migrate failed: {}", ran.stderr);
+    assert!(!ran.stdout.contains(pg.password()) && !ran.stderr.contains(pg.password()));
+}
