@@ -1,6 +1,7 @@
 //! The catalog and audit database: SQLite in the data directory (the default; WAL mode, fsync
 //! on commit), or PostgreSQL shared by several replicas ([`postgres`]).
 
+pub mod leader;
 pub mod postgres;
 
 use sqlx::SqlitePool;

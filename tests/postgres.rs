@@ -212,3 +212,79 @@ fn postgres_password_comes_from_its_reference_and_is_never_printed() {
     assert!(ran.success, "migrate failed: {}", ran.stderr);
     assert!(!ran.stdout.contains(pg.password()) && !ran.stderr.contains(pg.password()));
 }
+
+/// Two replicas campaign for the background-job lock: exactly one leads; when it dies (its
+/// database session ends without a goodbye), the other takes over; a replica that stops
+/// hands over at once to one that joins later.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_one_leader_and_failover_when_it_dies() {
+    use keygate::db::leader::Leadership;
+    use sqlx::postgres::PgConnectOptions;
+    use tokio_util::sync::CancellationToken;
+
+    let pg = Postgres::start().expect("start postgres");
+    let options = |name: &str| {
+        PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(pg.port())
+            .username(Postgres::USER)
+            .password(pg.password())
+            .database("postgres")
+            .application_name(name)
+    };
+    let interval = Duration::from_millis(200);
+    let replica = |name: &str| {
+        let stop = CancellationToken::new();
+        (
+            Leadership::campaign(options(name), interval, stop.clone()),
+            stop,
+        )
+    };
+    // Generous bound for each change of leader: tries happen every 200 ms.
+    let until = |what: &str, want: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !want() {
+            assert!(Instant::now() < deadline, "{what}: not within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    let (a, stop_a) = replica("kg-replica-a");
+    let (b, stop_b) = replica("kg-replica-b");
+    tokio::task::block_in_place(|| until("one leader", &|| a.is_leader() ^ b.is_leader()));
+    let a_led = a.is_leader();
+    // It stays so: the other keeps failing to take the lock.
+    tokio::time::sleep(interval * 5).await;
+    assert_eq!((a.is_leader(), b.is_leader()), (a_led, !a_led));
+
+    // The leader dies: its task ends and its session is cut without releasing anything.
+    let (leader_name, stop_leader, follower) = if a_led {
+        ("kg-replica-a", &stop_a, &b)
+    } else {
+        ("kg-replica-b", &stop_b, &a)
+    };
+    let killed = pg
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{leader_name}'"
+            ),
+        )
+        .expect("terminate the leader's session");
+    stop_leader.cancel();
+    assert_eq!(killed.trim(), "1");
+    tokio::task::block_in_place(|| until("failover", &|| follower.is_leader()));
+
+    // A third replica joins; the current leader stops cleanly and the newcomer takes over.
+    let (c, stop_c) = replica("kg-replica-c");
+    tokio::time::sleep(interval * 5).await;
+    assert!(!c.is_leader(), "two leaders");
+    if a_led {
+        stop_b.cancel();
+    } else {
+        stop_a.cancel();
+    }
+    tokio::task::block_in_place(|| until("hand-over", &|| c.is_leader()));
+    assert!(!a.is_leader() && !b.is_leader());
+    stop_c.cancel();
+}

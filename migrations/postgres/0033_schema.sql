@@ -62,9 +62,10 @@ CREATE INDEX audit_events_by_actor_time ON audit_events (actor, time_ms);
 CREATE INDEX audit_events_by_key_name ON audit_events (key_name, time_ms) WHERE key_id = '';
 CREATE INDEX audit_events_by_key_uri ON audit_events (key_uri, time_ms) WHERE source <> 'gateway';
 
--- The head of the one audit chain every replica appends to: a single row, locked
--- (SELECT ... FOR UPDATE) inside each replica's group-commit transaction, so sequence numbers
--- and previous-hash links are handed out in one total order. A row lock rather than an
+-- The head of the one audit chain every replica appends to (the PostgreSQL audit writer is
+-- still to come): a single row, to be locked (SELECT ... FOR UPDATE) inside each replica's
+-- group-commit transaction, so sequence numbers and previous-hash links are handed out in one
+-- total order. A row lock rather than an
 -- advisory lock: it is released by the commit or rollback itself, it is visible in
 -- pg_locks/pg_stat_activity like any other wait, and the row carries the head the next batch
 -- links to, so no replica trusts a cached head after another one appended.
