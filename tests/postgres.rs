@@ -8,7 +8,7 @@ mod common;
 use common::team;
 use keygate_test_backends::postgres::Postgres;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PASSWORD_VAR: &str = "KG_TEST_PG_PASSWORD";
@@ -29,47 +29,16 @@ fn pg_config(dir: &Path, pg: &Postgres, db: &str) -> PathBuf {
     path
 }
 
-struct Ran {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `keygate ARGS`, which must exit by itself (a `serve` that starts listening instead
 /// fails the test).
-fn keygate(dir: &Path, args: &[&str], password: &str) -> Ran {
-    let out_path = dir.join("out.txt");
-    let err_path = dir.join("err.txt");
-    let mut child = Command::new(common::keygate_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+fn keygate(dir: &Path, args: &[&str], password: &str) -> common::Exited {
+    let mut cmd = Command::new(common::keygate_bin());
+    cmd.args(args)
         .env_remove("KEYGATE_CONFIG")
         .envs(team::token_env())
         .env(PASSWORD_VAR, password)
-        .env("KG_TEST_PASSPHRASE", "a passphrase for the postgres tests")
-        .spawn()
-        .expect("spawn keygate");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "keygate {args:?} did not exit: {}",
-                std::fs::read_to_string(&out_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Ran {
-        success: status.success(),
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    }
+        .env("KG_TEST_PASSPHRASE", "a passphrase for the postgres tests");
+    common::run_to_exit(cmd, dir, Duration::from_secs(120))
 }
 
 fn serve_args(config: &Path) -> Vec<String> {
@@ -95,7 +64,7 @@ fn postgres_schema_is_migrated_only_by_migrate_and_unknown_schemas_are_refused()
 
     // A fresh database: serve neither migrates nor starts.
     let ran = keygate(dir.path(), &serve, &password);
-    assert!(!ran.success);
+    assert!(!ran.status.success());
     assert!(
         ran.stderr.contains("no keygate schema") && ran.stderr.contains("keygate migrate"),
         "{}",
@@ -111,10 +80,14 @@ fn postgres_schema_is_migrated_only_by_migrate_and_unknown_schemas_are_refused()
 
     // migrate applies the schema once; a second run has nothing to do.
     let ran = keygate(dir.path(), &["migrate", "--config", &config_arg], &password);
-    assert!(ran.success, "migrate failed: {}", ran.stderr);
+    assert!(ran.status.success(), "migrate failed: {}", ran.stderr);
     assert!(ran.stdout.contains("applied 33"), "{}", ran.stdout);
     let ran = keygate(dir.path(), &["migrate", "--config", &config_arg], &password);
-    assert!(ran.success, "second migrate failed: {}", ran.stderr);
+    assert!(
+        ran.status.success(),
+        "second migrate failed: {}",
+        ran.stderr
+    );
     assert!(ran.stdout.contains("up to date"), "{}", ran.stdout);
     for table in [
         "keys",
@@ -137,7 +110,7 @@ fn postgres_schema_is_migrated_only_by_migrate_and_unknown_schemas_are_refused()
     // The schema is known now: serve gets past the check, and says it cannot serve from
     // PostgreSQL in this version (rather than silently using SQLite).
     let ran = keygate(dir.path(), &serve, &password);
-    assert!(!ran.success);
+    assert!(!ran.status.success());
     assert!(
         ran.stderr.contains("serves from SQLite only") && !ran.stderr.contains("keygate migrate"),
         "{}",
@@ -155,7 +128,7 @@ fn postgres_schema_is_migrated_only_by_migrate_and_unknown_schemas_are_refused()
     )
     .expect("add a future migration");
     let ran = keygate(dir.path(), &serve, &password);
-    assert!(!ran.success);
+    assert!(!ran.status.success());
     assert!(
         ran.stderr.contains("migration 9999") && ran.stderr.contains("does not know"),
         "{}",
@@ -177,7 +150,10 @@ fn postgres_password_comes_from_its_reference_and_is_never_printed() {
 
     let wrong = "not-the-password-4b1d";
     let ran = keygate(dir.path(), &["migrate", "--config", &config_arg], wrong);
-    assert!(!ran.success, "migrate succeeded with a wrong password");
+    assert!(
+        !ran.status.success(),
+        "migrate succeeded with a wrong password"
+    );
     assert!(
         ran.stderr.contains("password authentication failed"),
         "{}",
@@ -196,7 +172,7 @@ fn postgres_password_comes_from_its_reference_and_is_never_printed() {
     std::fs::write(&inline, text).unwrap();
     let inline_arg = inline.display().to_string();
     let ran = keygate(dir.path(), &["migrate", "--config", &inline_arg], "");
-    assert!(!ran.success);
+    assert!(!ran.status.success());
     assert!(
         ran.stderr.contains("storage.url") && ran.stderr.contains("inline secrets are refused"),
         "{}",
@@ -209,7 +185,7 @@ fn postgres_password_comes_from_its_reference_and_is_never_printed() {
         &["migrate", "--config", &config_arg],
         pg.password(),
     );
-    assert!(ran.success, "migrate failed: {}", ran.stderr);
+    assert!(ran.status.success(), "migrate failed: {}", ran.stderr);
     assert!(!ran.stdout.contains(pg.password()) && !ran.stderr.contains(pg.password()));
 }
 
