@@ -35,9 +35,19 @@ impl Leadership {
         *self.0.borrow()
     }
 
-    /// Waits until this replica is the leader (or the election task has ended).
+    /// Waits until this replica is the leader; forever if the election has ended without it.
     pub async fn wait_until_leader(&mut self) {
-        let _ = self.0.wait_for(|leader| *leader).await;
+        if self.0.wait_for(|leader| *leader).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Waits until this replica is no longer the leader; forever if that cannot change
+    /// ([`Leadership::always`]).
+    pub async fn wait_until_follower(&mut self) {
+        if self.0.wait_for(|leader| !*leader).await.is_err() && self.is_leader() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Campaigns for the lock on PostgreSQL until `stop`: tries to take it every `interval`
@@ -70,6 +80,35 @@ impl Leadership {
             }
         });
         Self(rx)
+    }
+}
+
+/// Runs a background job only while this replica leads, until `stop`: starts `job` when
+/// leadership is won, cancels the token it was given when leadership is lost (and waits for it
+/// to return), and starts it again if won back. The job itself knows nothing of leaders.
+pub async fn while_leader<F, Fut>(mut leadership: Leadership, stop: CancellationToken, mut job: F)
+where
+    F: FnMut(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            () = leadership.wait_until_leader() => {}
+            () = stop.cancelled() => return,
+        }
+        let term = stop.child_token();
+        let run = job(term.clone());
+        tokio::pin!(run);
+        tokio::select! {
+            () = &mut run => {}
+            () = leadership.wait_until_follower() => {
+                term.cancel();
+                run.await;
+            }
+        }
+        if stop.is_cancelled() {
+            return;
+        }
     }
 }
 
@@ -111,5 +150,72 @@ async fn keep(mut conn: PgConnection) -> Option<PgConnection> {
             tracing::warn!(error = %e, "leader election: lost the database session holding the lock; no longer leader");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A job that counts its starts and runs until its token is cancelled.
+    fn counting_job(
+        starts: Arc<AtomicUsize>,
+    ) -> impl FnMut(CancellationToken) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        move |term| {
+            starts.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { term.cancelled().await })
+        }
+    }
+
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_runs_only_while_leading_and_restarts_when_leadership_returns() {
+        let (tx, rx) = watch::channel(false);
+        let starts = Arc::new(AtomicUsize::new(0));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(while_leader(
+            Leadership(rx),
+            stop.clone(),
+            counting_job(starts.clone()),
+        ));
+        settle().await;
+        assert_eq!(starts.load(Ordering::SeqCst), 0, "ran as a follower");
+        tx.send_replace(true);
+        settle().await;
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+        tx.send_replace(false);
+        settle().await;
+        tx.send_replace(true);
+        settle().await;
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            2,
+            "not restarted on winning back"
+        );
+        stop.cancel();
+        task.await.expect("ends on stop");
+    }
+
+    #[tokio::test]
+    async fn always_leader_runs_the_job_once_until_stop() {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(while_leader(
+            Leadership::always(),
+            stop.clone(),
+            counting_job(starts.clone()),
+        ));
+        settle().await;
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+        stop.cancel();
+        task.await.expect("ends on stop");
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
     }
 }

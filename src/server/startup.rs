@@ -11,6 +11,7 @@ use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::{DEV_ROOT_ROLE, Principal, TokenTable};
 use crate::catalog::Catalog;
 use crate::config::{Config, PrincipalKind, StorageKind};
+use crate::db::leader::Leadership;
 use crate::gateway::audit_services::{AuditServices, ServiceSettings, SigningKeySettings};
 use crate::gateway::runner::GatewayParts;
 use crate::gateway::{Gateway, Limits};
@@ -49,6 +50,8 @@ pub enum StartupError {
 /// A gateway and the audit feed's background work, started.
 pub struct Started {
     pub gateway: Arc<Gateway>,
+    /// Whether this replica runs the background jobs (the rotation scheduler too).
+    pub leadership: Leadership,
     /// Stopped after the gateway drained ([`AuditServices::shutdown`]).
     pub audit: AuditServices,
 }
@@ -195,10 +198,15 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         destructions,
         telemetry,
     }));
+    let leadership = services.leadership.clone();
     let audit = AuditServices::start(&gateway, audit, services)
         .await
         .map_err(StartupError::Invalid)?;
-    Ok(Started { gateway, audit })
+    Ok(Started {
+        gateway,
+        leadership,
+        audit,
+    })
 }
 
 /// Says so at start-up when fewer principals hold the approver role than a quorum needs:
@@ -352,5 +360,7 @@ fn service_settings(
         checkpoints,
         ingest,
         retention,
+        // One process on SQLite: always the leader.
+        leadership: Leadership::always(),
     })
 }
