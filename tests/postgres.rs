@@ -41,6 +41,11 @@ fn keygate(dir: &Path, args: &[&str], password: &str) -> common::Exited {
     common::run_to_exit(cmd, dir, Duration::from_secs(120))
 }
 
+/// Runs `keygate migrate --config CONFIG`.
+fn migrate(dir: &Path, config: &str, password: &str) -> common::Exited {
+    keygate(dir, &["migrate", "--config", config], password)
+}
+
 fn serve_args(config: &Path) -> Vec<String> {
     vec![
         "serve".into(),
@@ -79,10 +84,10 @@ fn postgres_schema_is_migrated_only_by_migrate_and_unknown_schemas_are_refused()
     assert_eq!(tables.trim(), "0", "serve created tables");
 
     // migrate applies the schema once; a second run has nothing to do.
-    let ran = keygate(dir.path(), &["migrate", "--config", &config_arg], &password);
+    let ran = migrate(dir.path(), &config_arg, &password);
     assert!(ran.status.success(), "migrate failed: {}", ran.stderr);
     assert!(ran.stdout.contains("applied 33"), "{}", ran.stdout);
-    let ran = keygate(dir.path(), &["migrate", "--config", &config_arg], &password);
+    let ran = migrate(dir.path(), &config_arg, &password);
     assert!(
         ran.status.success(),
         "second migrate failed: {}",
@@ -149,7 +154,7 @@ fn postgres_password_comes_from_its_reference_and_is_never_printed() {
     let config_arg = config.display().to_string();
 
     let wrong = "not-the-password-4b1d";
-    let ran = keygate(dir.path(), &["migrate", "--config", &config_arg], wrong);
+    let ran = migrate(dir.path(), &config_arg, wrong);
     assert!(
         !ran.status.success(),
         "migrate succeeded with a wrong password"
@@ -171,7 +176,7 @@ fn postgres_password_comes_from_its_reference_and_is_never_printed() {
     );
     std::fs::write(&inline, text).unwrap();
     let inline_arg = inline.display().to_string();
-    let ran = keygate(dir.path(), &["migrate", "--config", &inline_arg], "");
+    let ran = migrate(dir.path(), &inline_arg, "");
     assert!(!ran.status.success());
     assert!(
         ran.stderr.contains("storage.url") && ran.stderr.contains("inline secrets are refused"),
@@ -180,11 +185,7 @@ fn postgres_password_comes_from_its_reference_and_is_never_printed() {
     );
     assert!(!ran.stderr.contains(pg.password()), "{}", ran.stderr);
 
-    let ran = keygate(
-        dir.path(),
-        &["migrate", "--config", &config_arg],
-        pg.password(),
-    );
+    let ran = migrate(dir.path(), &config_arg, pg.password());
     assert!(ran.status.success(), "migrate failed: {}", ran.stderr);
     assert!(!ran.stdout.contains(pg.password()) && !ran.stderr.contains(pg.password()));
 }
@@ -263,4 +264,83 @@ async fn postgres_one_leader_and_failover_when_it_dies() {
     tokio::task::block_in_place(|| until("hand-over", &|| c.is_leader()));
     assert!(!a.is_leader() && !b.is_leader());
     stop_c.cancel();
+}
+
+/// TLS is `verify-full` unless the configuration says otherwise, and a server that offers no
+/// TLS is refused rather than spoken to in plaintext.
+#[test]
+fn postgres_tls_is_required_by_default() {
+    let pg = Postgres::start().expect("start postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let config = pg_config(dir.path(), &pg, "postgres");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tls = \"disable\"\n", "");
+    std::fs::write(&config, text).unwrap();
+    let config_arg = config.display().to_string();
+    let ran = migrate(dir.path(), &config_arg, pg.password());
+    assert!(!ran.status.success(), "migrate spoke plaintext");
+    assert!(ran.stderr.contains("TLS"), "{}", ran.stderr);
+    let tables = pg
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+        )
+        .expect("count tables");
+    assert_eq!(tables.trim(), "0");
+}
+
+/// A new certificate authority.
+fn test_ca() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// `verify-full` against a server whose certificate the configured CA signed for the URL's
+/// host: migrate connects (over TLS: `verify-full` never falls back to plaintext); with
+/// another CA configured it is refused.
+#[test]
+fn postgres_tls_verify_full_connects_with_the_configured_ca() {
+    use rcgen::{CertificateParams, KeyPair};
+    let ca = test_ca();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let pg = Postgres::start_with_tls(&cert.pem(), &key.serialize_pem()).expect("start postgres");
+    pg.create_database("kg_tls").expect("create database");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("db-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let config = pg_config(dir.path(), &pg, "kg_tls");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "tls = \"disable\"\n",
+        &format!(
+            "tls = \"verify-full\"\ntls_ca_file = \"{}\"\n",
+            ca_file.display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let config_arg = config.display().to_string();
+    let ran = migrate(dir.path(), &config_arg, pg.password());
+    assert!(
+        ran.status.success(),
+        "migrate over TLS failed: {}",
+        ran.stderr
+    );
+    let tables = pg
+        .psql("kg_tls", "SELECT count(*) FROM keys")
+        .expect("the schema is there");
+    assert_eq!(tables.trim(), "0");
+
+    // Another CA: verify-full refuses the server.
+    std::fs::write(&ca_file, test_ca().pem()).unwrap();
+    let ran = migrate(dir.path(), &config_arg, pg.password());
+    assert!(
+        !ran.status.success(),
+        "a server signed by another CA was accepted"
+    );
 }

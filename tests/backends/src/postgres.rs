@@ -28,6 +28,7 @@ pub struct Postgres {
     bin_dir: PathBuf,
     run_as: Option<(u32, u32)>,
     port: u16,
+    tls: bool,
     password: String,
     // Declared last: dropped after the server has stopped.
     dir: tempfile::TempDir,
@@ -40,6 +41,16 @@ impl Postgres {
     /// Creates a cluster in a new temporary directory and starts it on a free port; returns
     /// once it accepts connections.
     pub fn start() -> io::Result<Self> {
+        Self::start_inner(None)
+    }
+
+    /// As [`Postgres::start`], also offering TLS with this certificate and key (PEM);
+    /// plaintext is still accepted, so a client that asks for TLS must get it.
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> io::Result<Self> {
+        Self::start_inner(Some((cert_pem, key_pem)))
+    }
+
+    fn start_inner(tls: Option<(&str, &str)>) -> io::Result<Self> {
         let bin_dir = bin_dir()?;
         let run_as = run_as()?;
         let dir = tempfile::Builder::new()
@@ -67,13 +78,28 @@ impl Postgres {
             .arg("--no-locale");
         checked(as_user(&mut initdb, run_as, dir.path()).output()?, "initdb")?;
         std::fs::remove_file(&pwfile)?;
+        if let Some((cert, key)) = tls {
+            for (name, text) in [("server.crt", cert), ("server.key", key)] {
+                let path = dir.path().join(name);
+                std::fs::write(&path, text)?;
+                // PostgreSQL refuses a key file others can read.
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )?;
+                if let Some((uid, gid)) = run_as {
+                    chown(&path, uid, gid)?;
+                }
+            }
+        }
         let port = free_port()?;
-        let child = launch(&bin_dir, run_as, dir.path(), port)?;
+        let child = launch(&bin_dir, run_as, dir.path(), port, tls.is_some())?;
         let mut pg = Self {
             child,
             bin_dir,
             run_as,
             port,
+            tls: tls.is_some(),
             password,
             dir,
         };
@@ -147,7 +173,13 @@ impl Postgres {
     /// Starts the server again on the same port and data, after [`Postgres::stop`].
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop();
-        self.child = launch(&self.bin_dir, self.run_as, self.dir.path(), self.port)?;
+        self.child = launch(
+            &self.bin_dir,
+            self.run_as,
+            self.dir.path(),
+            self.port,
+            self.tls,
+        )?;
         self.wait_ready()
     }
 
@@ -193,6 +225,7 @@ fn launch(
     run_as: Option<(u32, u32)>,
     dir: &Path,
     port: u16,
+    tls: bool,
 ) -> io::Result<ChildGuard> {
     let mut command = Command::new(bin_dir.join("postgres"));
     command
@@ -206,6 +239,15 @@ fn launch(
         .arg(format!("unix_socket_directories={}", dir.display()))
         // Several gateway replicas with their pools and listeners share one cluster.
         .args(["-c", "max_connections=300"]);
+    if tls {
+        command.args(["-c", "ssl=on"]).arg("-c").arg(format!(
+            "ssl_cert_file={}",
+            dir.join("server.crt").display()
+        ));
+        command
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", dir.join("server.key").display()));
+    }
     as_user(&mut command, run_as, dir);
     ChildGuard::spawn(command, &dir.join("server.log"))
 }
