@@ -1,4 +1,8 @@
-//! The catalog and audit database: SQLite in the data directory, WAL mode, fsync on commit.
+//! The catalog and audit database: SQLite in the data directory (the default; WAL mode, fsync
+//! on commit), or PostgreSQL shared by several replicas ([`postgres`]).
+
+pub mod leader;
+pub mod postgres;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

@@ -4,7 +4,7 @@
 #
 #   tests/run.sh            everything
 #   tests/run.sh FILTER     only tests, test binaries or packages whose name contains FILTER
-#                           (e.g. policy, audit, aws, vault, pkcs11, emulators), installing
+#                           (e.g. policy, audit, aws, vault, pkcs11, emulators, postgres), installing
 #                           only the backends those tests need
 #
 # Backends are installed into $KEYGATE_BACKENDS_CACHE (default ~/.cache/keygate-backends),
@@ -24,6 +24,7 @@ serves() {
     softhsm) echo 'keygate::pkcs11 keygate-provider-pkcs11 keygate-provider-pkcs11::* keygate::byok keygate::posture' ;;
     python-grpc) echo 'keygate::python_client' ;;
     prometheus) echo 'keygate::prometheus' ;;
+    postgres) echo 'keygate::postgres* keygate-test-backends::postgres' ;;
   esac
 }
 

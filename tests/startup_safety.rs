@@ -8,49 +8,30 @@ use common::{Bearer, create, team};
 use keygate::pb::key_service_client::KeyServiceClient;
 use keygate_test_backends::process::ChildGuard;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Runs `keygate serve ARGS` expecting it to stop with an error before listening; returns
 /// its stderr. Anything that starts listening instead fails the test.
 fn refused(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let stderr_path = dir.join("refused-stderr.txt");
-    let stdout_path = dir.join("refused-stdout.txt");
     let mut cmd = Command::new(common::keygate_bin());
     cmd.arg("serve")
         .args(args)
         .arg("--data-dir")
         .arg(dir.join("refused-data"))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).unwrap())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
         .env_remove("KEYGATE_CONFIG")
         .env_remove("KEYGATE_DEV_TOKEN");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn keygate");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "keygate started instead of refusing: {}",
-                std::fs::read_to_string(&stdout_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!status.success(), "keygate exited successfully");
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let ran = common::run_to_exit(cmd, dir, Duration::from_secs(60));
+    assert!(!ran.status.success(), "keygate exited successfully");
     assert!(
-        !stdout.contains("keygate listening on"),
-        "it listened: {stdout}"
+        !ran.stdout.contains("keygate listening on"),
+        "it listened: {}",
+        ran.stdout
     );
-    std::fs::read_to_string(&stderr_path).unwrap()
+    ran.stderr
 }
 
 fn team_config(dir: &Path, extra: &str) -> std::path::PathBuf {

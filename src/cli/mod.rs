@@ -9,6 +9,7 @@ mod bench_rewrap;
 mod byok_cmd;
 mod client;
 mod key_cmd;
+mod migrate_cmd;
 mod output;
 mod policy_cmd;
 mod posture_cmd;
@@ -47,6 +48,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway.
     Serve(serve::ServeArgs),
+    /// Bring the configured database's schema up to this keygate's (PostgreSQL: before the
+    /// first `serve` and after each upgrade).
+    Migrate(migrate_cmd::MigrateArgs),
     /// Is the gateway healthy: providers and their circuit breakers, the policies in force,
     /// the audit log and its newest checkpoint. Exits 2 if a breaker is open or the audit
     /// log refuses writes.
@@ -137,6 +141,7 @@ async fn run(cli: Cli) -> CliResult {
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Migrate(args) => migrate_cmd::run(args).await,
         Command::Status => status_cmd::run(&cli.conn, json).await,
         Command::Key(cmd) => key_cmd::run(&cli.conn, json, cmd).await,
         Command::Byok(cmd) => byok_cmd::run(&cli.conn, json, cmd).await,

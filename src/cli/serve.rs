@@ -139,19 +139,31 @@ pub async fn run(args: ServeArgs) -> CliResult {
     tracing::info!(%addr, "serving");
 
     let stop_scheduler = tokio_util::sync::CancellationToken::new();
-    let scheduler_task = tokio::spawn(scheduler::run(
-        gateway.clone(),
-        gateway.lifecycle().scan_interval,
-        stop_scheduler.clone(),
-    ));
-    let posture_task = tokio::spawn(crate::posture::job::run(
-        gateway.clone(),
-        config
-            .posture_settings()
-            .map_err(|e| e.to_string())?
-            .scan_interval,
-        stop_scheduler.clone(),
-    ));
+    let scheduler_task = tokio::spawn({
+        let gateway = gateway.clone();
+        crate::db::leader::while_leader(
+            started.leadership.clone(),
+            stop_scheduler.clone(),
+            move |term| {
+                let gateway = gateway.clone();
+                let every = gateway.lifecycle().scan_interval;
+                scheduler::run(gateway, every, term)
+            },
+        )
+    });
+    // Inventory scans are background work too: only the leader runs them.
+    let posture_every = config
+        .posture_settings()
+        .map_err(|e| e.to_string())?
+        .scan_interval;
+    let posture_task = tokio::spawn({
+        let gateway = gateway.clone();
+        crate::db::leader::while_leader(
+            started.leadership.clone(),
+            stop_scheduler.clone(),
+            move |term| crate::posture::job::run(gateway.clone(), posture_every, term),
+        )
+    });
     let watch_every = config
         .duration("policy.watch_interval", &config.policy.watch_interval)
         .map_err(|e| e.to_string())?;

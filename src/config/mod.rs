@@ -6,6 +6,7 @@
 mod audit;
 mod posture;
 mod server;
+mod storage;
 mod telemetry;
 
 pub use audit::{
@@ -13,6 +14,7 @@ pub use audit::{
 };
 pub use keygate_provider::{SecretRef, SecretRefError};
 pub use server::{ServerConfig, ServerSettings};
+pub use storage::{PgTlsMode, StorageConfig, StorageKind};
 pub use telemetry::TelemetryConfig;
 
 use serde::Deserialize;
@@ -98,26 +100,6 @@ pub struct TlsConfig {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub client_ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageConfig {
-    /// Holds the catalog and audit database and the local provider's keys.
-    #[serde(default = "default_data_dir")]
-    pub data_dir: PathBuf,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            data_dir: default_data_dir(),
-        }
-    }
-}
-
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("keygate-data")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -468,6 +450,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server_settings()?;
         self.posture_settings()?;
+        self.storage.validate()?;
         for (i, t) in self.tokens.iter().enumerate() {
             if t.principal.trim().is_empty() {
                 return Err(Self::invalid(format!("tokens[{i}].principal"), "is empty"));

@@ -8,6 +8,7 @@ use crate::audit::anchor::{Anchor, AnchorSettings, CheckpointSigner};
 use crate::audit::ingest::{IngestSettings, Ingester, KeyDirectory, ManagedKey};
 use crate::audit::store::Checkpoint;
 use crate::audit::{AuditLog, retention};
+use crate::db::leader::{Leadership, while_leader};
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub struct ServiceSettings {
     pub ingest: Vec<IngestSettings>,
     /// (retention, how often it runs).
     pub retention: Option<(Duration, Duration)>,
+    /// Checkpoints, ingesters and retention run only on the leader replica.
+    pub leadership: Leadership,
 }
 
 /// Signs through the runner, as the system's `AuditCheckpoint` task.
@@ -188,19 +191,32 @@ impl AuditServices {
                     tracing::error!(error = %e, "cannot read the audit signing key's public keys; verification cannot check checkpoints until it can")
                 }
             }
-            tasks.push(tokio::spawn(a.clone().run(stop.clone())));
+            let job = a.clone();
+            tasks.push(tokio::spawn(while_leader(
+                settings.leadership.clone(),
+                stop.clone(),
+                move |term| job.clone().run(term),
+            )));
             anchor = Some(a);
         }
         let keys: Arc<dyn KeyDirectory> = Arc::new(CatalogKeys(Arc::downgrade(gateway)));
         for s in settings.ingest {
             log.register_feed(&s.name, s.normaliser.source(), &s.feed.describe());
-            let ingester = Ingester::new(s, log.clone(), keys.clone());
-            tasks.push(tokio::spawn(ingester.run(stop.clone())));
+            let ingester = Arc::new(Ingester::new(s, log.clone(), keys.clone()));
+            tasks.push(tokio::spawn(while_leader(
+                settings.leadership.clone(),
+                stop.clone(),
+                move |term| {
+                    let ingester = ingester.clone();
+                    async move { ingester.run(term).await }
+                },
+            )));
         }
-        tasks.push(tokio::spawn(upkeep(
-            log.clone(),
-            settings.retention,
+        let upkeep_log = log.clone();
+        tasks.push(tokio::spawn(while_leader(
+            settings.leadership.clone(),
             stop.clone(),
+            move |term| upkeep(upkeep_log.clone(), settings.retention, term),
         )));
         Ok(Self {
             log,

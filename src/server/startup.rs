@@ -10,7 +10,8 @@ use crate::audit::store::sqlite::SqliteAuditStore;
 use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::{DEV_ROOT_ROLE, Principal, TokenTable};
 use crate::catalog::Catalog;
-use crate::config::{Config, PrincipalKind};
+use crate::config::{Config, PrincipalKind, StorageKind};
+use crate::db::leader::Leadership;
 use crate::gateway::audit_services::{AuditServices, ServiceSettings, SigningKeySettings};
 use crate::gateway::runner::GatewayParts;
 use crate::gateway::{Gateway, Limits};
@@ -30,6 +31,8 @@ pub enum StartupError {
     Config(#[from] crate::config::ConfigError),
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
+    #[error("storage: {0}")]
+    Postgres(#[from] crate::db::postgres::PgStoreError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
@@ -47,6 +50,8 @@ pub enum StartupError {
 /// A gateway and the audit feed's background work, started.
 pub struct Started {
     pub gateway: Arc<Gateway>,
+    /// Whether this replica runs the background jobs (the rotation scheduler too).
+    pub leadership: Leadership,
     /// Stopped after the gateway drained ([`AuditServices::shutdown`]).
     pub audit: AuditServices,
 }
@@ -94,6 +99,16 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         return Err(StartupError::Invalid(
             "no providers are configured: add a [providers.NAME] section (e.g. kind = \"local\")"
                 .into(),
+        ));
+    }
+    if config.storage.kind == StorageKind::Postgres {
+        // The schema is checked first, so a database that needs `keygate migrate` (or belongs
+        // to a newer keygate) is named as such.
+        let pool = crate::db::postgres::connect(&config.storage).await?;
+        crate::db::postgres::check_schema(&pool).await?;
+        pool.close().await;
+        return Err(StartupError::Invalid(
+            "storage.kind = \"postgres\": the schema is in place, but this version serves from SQLite only (the catalog, approval and audit stores do not run on PostgreSQL yet)".into(),
         ));
     }
     let db = crate::db::open(&config.storage.data_dir).await?;
@@ -188,10 +203,15 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         posture,
         telemetry,
     }));
+    let leadership = services.leadership.clone();
     let audit = AuditServices::start(&gateway, audit, services)
         .await
         .map_err(StartupError::Invalid)?;
-    Ok(Started { gateway, audit })
+    Ok(Started {
+        gateway,
+        leadership,
+        audit,
+    })
 }
 
 /// Says so at start-up when fewer principals hold the approver role than a quorum needs:
@@ -345,5 +365,7 @@ fn service_settings(
         checkpoints,
         ingest,
         retention,
+        // One process on SQLite: always the leader.
+        leadership: Leadership::always(),
     })
 }

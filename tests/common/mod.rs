@@ -23,6 +23,46 @@ pub fn keygate_bin() -> &'static str {
     env!("CARGO_BIN_EXE_keygate")
 }
 
+/// How a command that ran to its end ended, and what it printed.
+pub struct Exited {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its exit, its output kept in files under `dir` (a pipe could fill up);
+/// panics if it still runs after `timeout` (e.g. a `serve` that started instead of refusing),
+/// with what it printed.
+pub fn run_to_exit(mut cmd: Command, dir: &Path, timeout: Duration) -> Exited {
+    let stdout_path = dir.join("run-stdout.txt");
+    let stderr_path = dir.join("run-stderr.txt");
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "{cmd:?} still ran after {timeout:?}: {}",
+                std::fs::read_to_string(&stdout_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Exited {
+        status,
+        stdout: std::fs::read_to_string(&stdout_path).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+    }
+}
+
 /// A running gateway. Killed when dropped.
 pub struct Server {
     pub child: ChildGuard,

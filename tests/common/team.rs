@@ -45,6 +45,14 @@ fn env_var(principal: &str) -> String {
     )
 }
 
+/// The environment [`tokens_config`] reads the tokens from.
+pub fn token_env() -> Vec<(String, String)> {
+    PEOPLE
+        .iter()
+        .map(|(name, ..)| (env_var(name), token(name)))
+        .collect()
+}
+
 /// The `[[tokens]]` sections for [`PEOPLE`], with team `payments`.
 pub fn tokens_config() -> String {
     let mut config = String::new();
@@ -74,10 +82,7 @@ pub fn start(dir: &Path, extra: &str) -> Server {
         &dir.join("data"),
         ServerOptions {
             config: Some(config),
-            env: PEOPLE
-                .iter()
-                .map(|(name, ..)| (env_var(name), token(name)))
-                .collect(),
+            env: token_env(),
             ..Default::default()
         },
     )

@@ -103,7 +103,7 @@ impl Ingester {
     }
 
     /// Reads and commits until `stop`.
-    pub async fn run(self, stop: CancellationToken) {
+    pub async fn run(&self, stop: CancellationToken) {
         loop {
             let pause = match self.step().await {
                 Ok(Step::Progress(_)) => Duration::ZERO,

@@ -7,5 +7,6 @@
 
 pub mod localstack;
 pub mod openbao;
+pub mod postgres;
 pub mod process;
 pub mod softhsm;
