@@ -90,11 +90,13 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<i64>, PgStoreError> {
     let before = applied(pool).await?;
     MIGRATOR.run(pool).await?;
     let after = applied(pool).await?;
-    Ok(after
+    let mut now: Vec<i64> = after
         .keys()
         .filter(|v| !before.contains_key(v))
         .copied()
-        .collect())
+        .collect();
+    now.sort_unstable();
+    Ok(now)
 }
 
 /// Refuses a schema this keygate does not know: none, older (not migrated yet), newer (a
