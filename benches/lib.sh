@@ -5,7 +5,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/keygate-target}"
 RUNS="${RUNS:-3}"
 DURATION="${DURATION:-10s}"
 CONCURRENCY="${CONCURRENCY:-64}"
-KEYGATE="$CARGO_TARGET_DIR/release/keygate"
+# KEYGATE=path and NO_BUILD=1 measure a binary built before (e.g. an older commit's).
+KEYGATE="${KEYGATE:-$CARGO_TARGET_DIR/release/keygate}"
 work="$(mktemp -d "${TMPDIR:-/var/tmp}/keygate-bench-XXXXXX")"
 server_pid=""
 
@@ -16,6 +17,7 @@ cleanup() {
 trap cleanup EXIT
 
 build() {
+  [ -z "${NO_BUILD:-}" ] || return 0
   echo "== building (release)" >&2
   (cd "$root" && cargo build --release --locked -q -p keygate --bin keygate "$@")
 }
