@@ -163,6 +163,19 @@ async fn a_real_prometheus_scrapes_the_call_counters() {
     )
     .await;
 
+    // The audit writer: every call's event went through a group commit (the calls came one
+    // at a time, so at least one commit each), each with its duration; the queue is watched.
+    let calls = CALLS + REFUSED;
+    for promql in [
+        format!(r#"keygate_audit_commit_events_sum{{job="keygate"}} >= bool {calls}"#),
+        format!(r#"keygate_audit_commit_events_count{{job="keygate"}} >= bool {calls}"#),
+        format!(r#"keygate_audit_commit_duration_seconds_count{{job="keygate"}} >= bool {calls}"#),
+        r#"count(keygate_audit_queue_depth{job="keygate"})"#.to_string(),
+        r#"keygate_audit_commit_failures_total{job="keygate"} == bool 0"#.to_string(),
+    ] {
+        wait_for(&http, &prometheus, &promql, 1.0).await;
+    }
+
     // Labels carry operations, providers and reasons, never a key name.
     let text = http
         .get(&metrics_url)

@@ -77,6 +77,8 @@ pub struct AuditOptions {
     pub witnesses: Vec<Arc<dyn Witness>>,
     /// HMACs sensitive values of providers' records.
     pub hasher: hmac::Hasher,
+    /// The writer's batch sizes, commit times and queue depth.
+    pub metrics: crate::telemetry::AuditWriterMetrics,
 }
 
 /// Handle to the audit log; cheap to clone.
@@ -105,6 +107,7 @@ impl Default for AuditOptions {
             flood: None,
             witnesses: Vec::new(),
             hasher: hmac::Hasher::new(&key),
+            metrics: Default::default(),
         }
     }
 }
@@ -170,6 +173,7 @@ impl AuditLog {
                 writable: health,
                 refused: refused.clone(),
             },
+            options.metrics,
         ));
         let anchor = Arc::new(AnchorState::default());
         anchor.set_witnesses(options.witnesses);

@@ -117,6 +117,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<Job>,
     live: broadcast::Sender<Arc<AuditEvent>>,
     health: Health,
+    metrics: crate::telemetry::AuditWriterMetrics,
 ) {
     let (mut sequence, mut previous) = head.unwrap_or((0, GENESIS_HASH.to_string()));
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -133,6 +134,7 @@ pub async fn run(
         if received == Some(0) {
             return; // every sender is gone: the gateway is shutting down
         }
+        metrics.taken(rx.len());
         let mut events = Vec::with_capacity(jobs.len() + 1);
         let mut waiting = Vec::with_capacity(jobs.len());
         let mut side = SideRows::default();
@@ -179,7 +181,10 @@ pub async fn run(
             }
         }
         store::provider_request_id_rows(&events, &mut side.provider_request_ids);
-        match store.commit(&events, &side).await {
+        let started = std::time::Instant::now();
+        let committed = store.commit(&events, &side).await;
+        metrics.committed(events.len(), started.elapsed(), committed.is_ok());
+        match committed {
             Ok(()) => {
                 sequence = seq;
                 previous = prev;

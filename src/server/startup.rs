@@ -142,6 +142,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
             flood: audit_flood(config)?,
             witnesses: witnesses(config, &providers)?,
             hasher,
+            metrics: telemetry.audit_writer(),
         },
     )
     .await?;

@@ -5,7 +5,10 @@
 //! Labels carry only what the API already makes public: operation names, provider instance
 //! names from the configuration, stable error reasons. Never a key name, principal or value.
 
+mod audit;
 pub mod endpoint;
+
+pub use audit::AuditWriterMetrics;
 
 use keygate_provider::kit::{BreakerState, CallEvent, Metrics, Outcome};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -57,6 +60,7 @@ pub struct Telemetry {
     provider_calls: Family<ProviderCallLabels, Counter>,
     provider_seconds: Family<ProviderLabels, Histogram, fn() -> Histogram>,
     breaker_open: Family<ProviderLabels, Gauge>,
+    audit_writer: AuditWriterMetrics,
 }
 
 impl Default for Telemetry {
@@ -113,14 +117,22 @@ impl Telemetry {
             "A provider's circuit breaker: 0 closed, 1 half-open, 2 open",
             breaker_open.clone(),
         );
+        let audit_writer = AuditWriterMetrics::default();
+        audit_writer.register(&mut registry);
         Self {
             registry,
+            audit_writer,
             calls,
             call_seconds,
             provider_calls,
             provider_seconds,
             breaker_open,
         }
+    }
+
+    /// The audit writer's figures, to hand to [`crate::audit::AuditOptions`].
+    pub fn audit_writer(&self) -> AuditWriterMetrics {
+        self.audit_writer.clone()
     }
 
     /// One gateway call, once its outcome is on record.
