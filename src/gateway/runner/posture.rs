@@ -46,12 +46,18 @@ impl<M: Mode> Exec<'_, M> {
                 page_size: 1000,
                 page_token: String::new(),
             };
-            let mut outcome = Ok(());
+            // A listing counts only once its last page is in: a cut-off one is a failed
+            // listing, or the keys past the cut would be taken as vanished and their findings
+            // closed on no evidence.
+            let mut outcome = Err(GatewayError::Internal(format!(
+                "provider '{name}' was still handing out pages after {MAX_PAGES}; the listing is incomplete"
+            )));
             for _ in 0..MAX_PAGES {
                 match provider.list(&page).await {
                     Ok(listing) => {
                         keys.extend(listing.value.keys);
                         if listing.value.next_page_token.is_empty() {
+                            outcome = Ok(());
                             break;
                         }
                         page.page_token = listing.value.next_page_token;
