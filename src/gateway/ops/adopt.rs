@@ -82,6 +82,10 @@ impl Operation for AdoptKey {
         let draft: KeyDraft = cx.draft()?.clone();
         let algorithm = supported(cx, &draft)?;
         cx.detail("provider_uri", self.provider_uri.clone());
+        // `ready` refused a key already in the catalog; this also refuses one a concurrent
+        // adoption (under another name, so another name reservation) is bringing in, and is
+        // held until the insert below is done.
+        let _reservation = cx.reserve_provider_key(&self.provider_uri)?;
         let uri = KeyUri::new(self.provider_uri.clone());
         let held = cx.describe_for_adoption(&uri).await?;
         if held.algorithm != algorithm {

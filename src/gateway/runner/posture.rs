@@ -3,6 +3,7 @@
 
 use super::exec::{Exec, Subject, not_admitted};
 use super::operation::{Changes, Mode};
+use crate::catalog::{CatalogError, ProviderKeyReservation};
 use crate::gateway::GatewayError;
 use crate::posture::Posture;
 use keygate_provider::{KeyUri, ListedKey, PageRequest, ProviderKey};
@@ -78,7 +79,28 @@ impl<M: Mode> Exec<'_, M> {
     }
 }
 
-impl Exec<'_, Changes> {
+impl<'a> Exec<'a, Changes> {
+    /// Holds the provider key an adoption names (in the new key's provider) until the call
+    /// ends: refused as already managed when a catalog key has it or another adoption holds
+    /// it, so one provider key never gets two catalog entries.
+    pub fn reserve_provider_key(
+        &self,
+        uri: &str,
+    ) -> Result<ProviderKeyReservation<'a>, GatewayError> {
+        let Subject::NewKey { draft, .. } = &self.subject else {
+            return Err(not_admitted("a new key"));
+        };
+        let catalog: &'a crate::catalog::Catalog = &self.gateway.catalog;
+        catalog
+            .reserve_provider_key(&draft.provider, uri)
+            .map_err(|e| match e {
+                CatalogError::ProviderKeyTaken { uri, key } => {
+                    GatewayError::AlreadyManaged { uri, key }
+                }
+                other => other.into(),
+            })
+    }
+
     /// The provider key an adoption names, as its backend (the new key's provider)
     /// describes it.
     pub async fn describe_for_adoption(&self, uri: &KeyUri) -> Result<ProviderKey, GatewayError> {
