@@ -83,6 +83,7 @@ impl Operation for ScanPosture {
                 keys: &keys,
                 listed_providers: &listed,
                 owner_known: &owner_known,
+                system_keys: &cx.posture().system_keys,
                 now_ms: finished_at_ms,
                 destruction_grace: cx.posture().settings.destruction_grace,
             },
