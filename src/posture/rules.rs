@@ -42,6 +42,9 @@ pub struct Inputs<'a> {
     pub owner_known: &'a dyn Fn(&str) -> bool,
     /// Names of the keys keygate creates for itself ([`super::Posture::system_keys`]).
     pub system_keys: &'a [String],
+    /// When the listings began: a catalog key created since may be missing from its
+    /// provider's listing only because it did not exist yet.
+    pub listed_from_ms: i64,
     pub now_ms: i64,
     pub destruction_grace: Duration,
 }
@@ -104,6 +107,7 @@ fn key_violations(
     };
     let uri = key.provider_uri.as_str();
     if inputs.listed_providers.contains(&key.provider)
+        && key.created_at_ms < inputs.listed_from_ms
         && !listed.contains_key(&(key.provider.as_str(), uri))
     {
         found(
@@ -218,6 +222,7 @@ mod tests {
             listed_providers: &providers,
             owner_known: &known,
             system_keys: &["keygate/audit-checkpoints".to_string()],
+            listed_from_ms: 1,
             now_ms,
             destruction_grace: Duration::from_secs(60),
         };
@@ -246,6 +251,10 @@ mod tests {
 
         let missing = rules(&[], vec![key("a", "local://a")], DAY);
         assert_eq!(missing, [(Rule::MissingFromProvider, "a".into())]);
+        // Created after the listings began: not yet in them, and not missing.
+        let mut new = key("a", "local://a");
+        new.created_at_ms = 1;
+        assert!(rules(&[], vec![new], DAY).is_empty());
 
         let overdue = rules(
             &[listed("local://a", "a")],
@@ -306,6 +315,7 @@ mod tests {
             listed_providers: &none,
             owner_known: &known,
             system_keys: &[],
+            listed_from_ms: 1,
             now_ms: DAY,
             destruction_grace: Duration::ZERO,
         };
