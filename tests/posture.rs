@@ -640,6 +640,18 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
     );
     let cli_key: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cli_key["provider"], "aws", "{cli_key}");
+    // The same KMS key named by its bare key id (KMS answers with the ARN) is the managed
+    // key, not a second one to adopt.
+    let key_id = aws_uri.rsplit('/').next().unwrap();
+    let by_id = kim
+        .adopt_key(pb::AdoptKeyRequest {
+            provider: "aws".into(),
+            algorithm: cli_key["algorithm"].as_str().unwrap().into(),
+            ..adopt(&format!("awskms:///{key_id}"), "adopted/aws-2")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(by_id.code(), tonic::Code::AlreadyExists, "{by_id:?}");
     assert!(
         open_finding(&mut sol, "unmanaged-key", &aws_uri)
             .await

@@ -88,6 +88,15 @@ impl Operation for AdoptKey {
         let _reservation = cx.reserve_provider_key(&self.provider_uri)?;
         let uri = KeyUri::new(self.provider_uri.clone());
         let held = cx.describe_for_adoption(&uri).await?;
+        // The backend may name the key in another form than the request did (AWS answers
+        // with the ARN for an alias or a key id): that form is the one its listings show and
+        // the catalog stores for keys keygate created, so it is held too (a managed key is
+        // not adopted again under another spelling) and it is what the record keeps.
+        let _canonical = if held.uri.as_str() != self.provider_uri {
+            Some(cx.reserve_provider_key(held.uri.as_str())?)
+        } else {
+            None
+        };
         if held.algorithm != algorithm {
             return Err(GatewayError::invalid(
                 "algorithm",
@@ -142,7 +151,7 @@ impl Operation for AdoptKey {
             environment: draft.environment,
             algorithm,
             provider: draft.provider,
-            provider_uri: uri,
+            provider_uri: held.uri.clone(),
             state,
             crypto_period: draft.crypto_period,
             created_at_ms: now,
