@@ -519,6 +519,50 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
+    // Oversized or forged inputs are refused as such, not looked up.
+    let long_reason = sol
+        .acknowledge_finding(pb::AcknowledgeFindingRequest {
+            id: hsm_finding.id,
+            reason: "x".repeat(4096),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(long_reason.code(), tonic::Code::InvalidArgument);
+    let long_provider = sol
+        .get_inventory(pb::GetInventoryRequest {
+            provider: "p".repeat(4096),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(long_provider.code(), tonic::Code::InvalidArgument);
+    for page_token in ["x", "eA.0.0", &"A".repeat(8192)] {
+        let forged = sol
+            .list_findings(pb::ListFindingsRequest {
+                page_token: page_token.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(forged.code(), tonic::Code::InvalidArgument, "{page_token}");
+    }
+    let long_uri = server
+        .keys(&token("kim"))
+        .await
+        .adopt_key(pb::AdoptKeyRequest {
+            provider_uri: format!("awskms:///{}", "a".repeat(64 * 1024)),
+            name: "adopted/long".into(),
+            owner: "svc-app".into(),
+            crypto_period: days(365),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        long_uri.code(),
+        tonic::Code::InvalidArgument,
+        "{long_uri:?}"
+    );
 
     // Adoption through gRPC: a key admin brings the OpenBao key under keygate; the security
     // officer may not.

@@ -20,6 +20,11 @@ pub struct AdoptKey {
     pub key: CreateKey,
 }
 
+impl AdoptKey {
+    /// The longest provider URI an adoption accepts (bytes).
+    pub const MAX_URI_LEN: usize = 2048;
+}
+
 impl Operation for AdoptKey {
     type Output = Arc<KeyRecord>;
     type Mode = Changes;
@@ -39,7 +44,7 @@ impl Operation for AdoptKey {
             "provider_uri",
             "provider URI",
             self.provider_uri.len(),
-            2048,
+            Self::MAX_URI_LEN,
         )?;
         if self.key.algorithm.is_empty() {
             return Err(GatewayError::invalid(

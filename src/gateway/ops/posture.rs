@@ -149,6 +149,12 @@ impl Operation for GetPostureInventory {
         Action::GetPostureInventory
     }
 
+    fn check(&mut self, _: &crate::gateway::runner::Settings<'_>) -> Result<(), GatewayError> {
+        // A provider instance name, as configured; only the filter's size needs bounding (an
+        // unknown name matches nothing).
+        crate::gateway::validate::size("provider", "provider name", self.filter.provider.len(), 128)
+    }
+
     fn target(&self) -> Target<'_> {
         Target::Posture
     }
