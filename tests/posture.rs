@@ -9,18 +9,14 @@
 
 mod common;
 
+use common::hsm::TestHsm as Hsm;
 use common::{Server, ServerOptions, days, events_for, request_id};
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
 use keygate::pb;
 use keygate::pb::posture_service_client::PostureServiceClient;
 use keygate_test_backends::localstack::LocalStack;
 use keygate_test_backends::openbao::OpenBao;
-use keygate_test_backends::softhsm::SoftHsm;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,40 +68,7 @@ fn tokens_config(people: &[(&str, &str, &str)]) -> String {
         .collect()
 }
 
-struct Hsm {
-    hsm: SoftHsm,
-    ctx: Pkcs11,
-}
-
 impl Hsm {
-    fn new() -> Hsm {
-        let hsm = SoftHsm::new(TOKEN, SO_PIN, USER_PIN).unwrap_or_else(|e| {
-            panic!("SoftHSM2 is required for these tests and could not be set up: {e}")
-        });
-        hsm.remove_at_exit();
-        // SAFETY: set before the module is loaded, in the one test that uses the HSM.
-        unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf_path()) };
-        // SAFETY: as above; the gateway must not inherit the module path as an override.
-        unsafe { std::env::remove_var("KEYGATE_PKCS11_MODULE") };
-        let ctx = Pkcs11::new(hsm.module_path()).expect("load the SoftHSM2 module");
-        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(e) => panic!("C_Initialize: {e}"),
-        }
-        Hsm { hsm, ctx }
-    }
-
-    fn session(&self) -> Session {
-        let slot = keygate_test_backends::softhsm::slot_with_label(&self.ctx, TOKEN)
-            .expect("the test token");
-        let session = self.ctx.open_rw_session(slot).expect("open session");
-        match session.login(UserType::User, Some(&AuthPin::from(USER_PIN))) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => panic!("C_Login: {e}"),
-        }
-        session
-    }
-
     /// An AES key somebody put on the token behind keygate's back.
     fn stray_key(&self, label: &str) {
         self.session()
@@ -361,7 +324,7 @@ fn create(name: &str, provider: &str, owner: &str) -> pb::CreateKeyRequest {
 async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_under_keygate() {
     let dir = tempfile::tempdir().unwrap();
     let b = Backends {
-        hsm: Hsm::new(),
+        hsm: Hsm::new(TOKEN, SO_PIN, USER_PIN),
         bao: tokio::task::spawn_blocking(OpenBao::start)
             .await
             .unwrap()
