@@ -9,18 +9,15 @@
 mod common;
 
 use base64::Engine as _;
+use common::hsm::TestHsm as Hsm;
 use common::{ROOT_TOKEN, Server, ServerOptions, days, events_for, request_id};
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
+use cryptoki::session::Session;
 use keygate::pb;
 use keygate_test_backends::localstack::LocalStack;
 use keygate_test_backends::openbao::OpenBao;
-use keygate_test_backends::softhsm::SoftHsm;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,40 +32,11 @@ const AWS_SECRET_VAR: &str = "E2E_BYOK_AWS_SECRET_ACCESS_KEY";
 /// keygate's ciphertext header (src/gateway/envelope.rs); the provider's blob follows it.
 const HEADER_LEN: usize = 23;
 
-struct Hsm {
-    hsm: SoftHsm,
-    ctx: Pkcs11,
-}
-
 fn hsm() -> Hsm {
-    let hsm = SoftHsm::new(TOKEN, SO_PIN, USER_PIN).unwrap_or_else(|e| {
-        panic!("SoftHSM2 is required for these tests and could not be set up: {e}")
-    });
-    hsm.remove_at_exit();
-    // SAFETY: one test in this binary, which sets these before anything else runs.
-    unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf_path()) };
-    // SAFETY: as above; the gateway must not inherit the module path as an override.
-    unsafe { std::env::remove_var("KEYGATE_PKCS11_MODULE") };
-    let ctx = Pkcs11::new(hsm.module_path()).expect("load the SoftHSM2 module");
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => panic!("C_Initialize: {e}"),
-    }
-    Hsm { hsm, ctx }
+    Hsm::new(TOKEN, SO_PIN, USER_PIN)
 }
 
 impl Hsm {
-    fn session(&self) -> Session {
-        let slot = keygate_test_backends::softhsm::slot_with_label(&self.ctx, TOKEN)
-            .expect("the test token");
-        let session = self.ctx.open_rw_session(slot).expect("open session");
-        match session.login(UserType::User, Some(&AuthPin::from(USER_PIN))) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => panic!("C_Login: {e}"),
-        }
-        session
-    }
-
     fn secret_key(&self, session: &Session, key_id: &str) -> ObjectHandle {
         let handles = session
             .find_objects(&[

@@ -9,18 +9,14 @@
 
 mod common;
 
+use common::hsm::TestHsm as Hsm;
 use common::{Server, ServerOptions, days, events_for, request_id};
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
 use keygate::pb;
 use keygate::pb::posture_service_client::PostureServiceClient;
 use keygate_test_backends::localstack::LocalStack;
 use keygate_test_backends::openbao::OpenBao;
-use keygate_test_backends::softhsm::SoftHsm;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,40 +68,7 @@ fn tokens_config(people: &[(&str, &str, &str)]) -> String {
         .collect()
 }
 
-struct Hsm {
-    hsm: SoftHsm,
-    ctx: Pkcs11,
-}
-
 impl Hsm {
-    fn new() -> Hsm {
-        let hsm = SoftHsm::new(TOKEN, SO_PIN, USER_PIN).unwrap_or_else(|e| {
-            panic!("SoftHSM2 is required for these tests and could not be set up: {e}")
-        });
-        hsm.remove_at_exit();
-        // SAFETY: set before the module is loaded, in the one test that uses the HSM.
-        unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf_path()) };
-        // SAFETY: as above; the gateway must not inherit the module path as an override.
-        unsafe { std::env::remove_var("KEYGATE_PKCS11_MODULE") };
-        let ctx = Pkcs11::new(hsm.module_path()).expect("load the SoftHSM2 module");
-        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(e) => panic!("C_Initialize: {e}"),
-        }
-        Hsm { hsm, ctx }
-    }
-
-    fn session(&self) -> Session {
-        let slot = keygate_test_backends::softhsm::slot_with_label(&self.ctx, TOKEN)
-            .expect("the test token");
-        let session = self.ctx.open_rw_session(slot).expect("open session");
-        match session.login(UserType::User, Some(&AuthPin::from(USER_PIN))) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => panic!("C_Login: {e}"),
-        }
-        session
-    }
-
     /// An AES key somebody put on the token behind keygate's back.
     fn stray_key(&self, label: &str) {
         self.session()
@@ -361,7 +324,7 @@ fn create(name: &str, provider: &str, owner: &str) -> pb::CreateKeyRequest {
 async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_under_keygate() {
     let dir = tempfile::tempdir().unwrap();
     let b = Backends {
-        hsm: Hsm::new(),
+        hsm: Hsm::new(TOKEN, SO_PIN, USER_PIN),
         bao: tokio::task::spawn_blocking(OpenBao::start)
             .await
             .unwrap()
@@ -435,6 +398,15 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         assert_eq!(f.severity, "high");
         assert!(f.evidence.contains(uri.as_str()), "{}", f.evidence);
     }
+    // keygate's own audit signing key, owned by keygate (`keygate-audit`, no principal), is
+    // not reported as owned by nobody: a default deployment starts with no such finding.
+    let orphans = findings(&mut sol, "open", "owner-unknown").await;
+    assert!(
+        !orphans
+            .iter()
+            .any(|f| f.key_name == "keygate/audit-checkpoints"),
+        "{orphans:?}"
+    );
     // The same through the CLI.
     let cli_inventory = cli_json(&server, "sol", &["inventory", "--unmanaged"]);
     assert_eq!(
@@ -510,6 +482,50 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
+    // Oversized or forged inputs are refused as such, not looked up.
+    let long_reason = sol
+        .acknowledge_finding(pb::AcknowledgeFindingRequest {
+            id: hsm_finding.id,
+            reason: "x".repeat(4096),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(long_reason.code(), tonic::Code::InvalidArgument);
+    let long_provider = sol
+        .get_inventory(pb::GetInventoryRequest {
+            provider: "p".repeat(4096),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(long_provider.code(), tonic::Code::InvalidArgument);
+    for page_token in ["x", "eA.0.0", &"A".repeat(8192)] {
+        let forged = sol
+            .list_findings(pb::ListFindingsRequest {
+                page_token: page_token.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(forged.code(), tonic::Code::InvalidArgument, "{page_token}");
+    }
+    let long_uri = server
+        .keys(&token("kim"))
+        .await
+        .adopt_key(pb::AdoptKeyRequest {
+            provider_uri: format!("awskms:///{}", "a".repeat(64 * 1024)),
+            name: "adopted/long".into(),
+            owner: "svc-app".into(),
+            crypto_period: days(365),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        long_uri.code(),
+        tonic::Code::InvalidArgument,
+        "{long_uri:?}"
+    );
 
     // Adoption through gRPC: a key admin brings the OpenBao key under keygate; the security
     // officer may not.
@@ -631,6 +647,18 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
     );
     let cli_key: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cli_key["provider"], "aws", "{cli_key}");
+    // The same KMS key named by its bare key id (KMS answers with the ARN) is the managed
+    // key, not a second one to adopt.
+    let key_id = aws_uri.rsplit('/').next().unwrap();
+    let by_id = kim
+        .adopt_key(pb::AdoptKeyRequest {
+            provider: "aws".into(),
+            algorithm: cli_key["algorithm"].as_str().unwrap().into(),
+            ..adopt(&format!("awskms:///{key_id}"), "adopted/aws-2")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(by_id.code(), tonic::Code::AlreadyExists, "{by_id:?}");
     assert!(
         open_finding(&mut sol, "unmanaged-key", &aws_uri)
             .await

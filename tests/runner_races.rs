@@ -113,6 +113,7 @@ async fn gateway(data: &Path) -> (Arc<Gateway>, Arc<Gated>, sqlx::SqlitePool) {
         posture: keygate::posture::Posture {
             store: keygate::posture::PostureStore::new(db.clone()),
             settings: Default::default(),
+            system_keys: Vec::new(),
         },
         telemetry: Default::default(),
     });

@@ -35,6 +35,10 @@ pub enum CatalogError {
         expected: String,
         found: String,
     },
+    /// An adoption named a provider key the catalog already manages, or one another adoption
+    /// is bringing in right now.
+    #[error("{uri} is already managed by keygate as key '{key}'")]
+    ProviderKeyTaken { uri: String, key: String },
 }
 
 /// The right to change one key: held by exactly one call at a time (see [`Catalog::lock`]).
@@ -75,6 +79,28 @@ pub struct Catalog {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Names of keys being created.
     creating: Mutex<HashSet<String>>,
+    /// Provider keys (provider, URI) being adopted: two adoptions of one provider key under
+    /// different names take different name reservations, so only this keeps them from both
+    /// entering the catalog.
+    adopting: Mutex<HashSet<(String, String)>>,
+}
+
+/// A provider key (provider instance, URI) held for an adoption in progress; released when
+/// dropped.
+pub struct ProviderKeyReservation<'c> {
+    provider_key: (String, String),
+    catalog: &'c Catalog,
+}
+
+impl Drop for ProviderKeyReservation<'_> {
+    fn drop(&mut self) {
+        let mut held = self
+            .catalog
+            .adopting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        held.remove(&self.provider_key);
+    }
 }
 
 /// Filters for [`Catalog::list`].
@@ -99,6 +125,7 @@ impl Catalog {
             index: RwLock::new(index),
             locks: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashSet::new()),
+            adopting: Mutex::new(HashSet::new()),
         })
     }
 
@@ -186,6 +213,37 @@ impl Catalog {
         }
         Ok(NameReservation {
             name: name.to_string(),
+            catalog: self,
+        })
+    }
+
+    /// Holds provider key `uri` of `provider` for an adoption: refused if a catalog key
+    /// already has it or another adoption holds it. Hold it until the adopted key is inserted:
+    /// the check and the insert are then one step for every other adoption.
+    pub fn reserve_provider_key(
+        &self,
+        provider: &str,
+        uri: &str,
+    ) -> Result<ProviderKeyReservation<'_>, CatalogError> {
+        let mut held = self.adopting.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = |key: String| CatalogError::ProviderKeyTaken {
+            uri: uri.to_string(),
+            key,
+        };
+        if let Some(managed) = self
+            .read()
+            .by_id
+            .values()
+            .find(|k| k.provider == provider && k.provider_uri.as_str() == uri)
+        {
+            return Err(taken(managed.name.clone()));
+        }
+        let provider_key = (provider.to_string(), uri.to_string());
+        if !held.insert(provider_key.clone()) {
+            return Err(taken("(another adoption in progress)".into()));
+        }
+        Ok(ProviderKeyReservation {
+            provider_key,
             catalog: self,
         })
     }
@@ -345,5 +403,71 @@ impl Catalog {
         let record = Arc::new(record);
         self.write().by_id.insert(record.id.clone(), record.clone());
         record
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keygate_provider::{Algorithm, KeyPurpose, KeyUri};
+
+    fn record(name: &str, uri: &str) -> KeyRecord {
+        KeyRecord {
+            id: format!("id-{name}"),
+            name: name.into(),
+            owner: "alice".into(),
+            purpose: KeyPurpose::Encrypt,
+            environment: "dev".into(),
+            algorithm: Algorithm::Aes256Gcm,
+            provider: "p".into(),
+            provider_uri: KeyUri::new(uri.to_string()),
+            state: KeyState::Enabled,
+            crypto_period: std::time::Duration::from_secs(86_400),
+            created_at_ms: 0,
+            rotation_due_at_ms: 86_400_000,
+            destruction_at_ms: None,
+            labels: Default::default(),
+            versions: vec![VersionRecord {
+                version: 1,
+                provider_version: "1".into(),
+                created_at_ms: 0,
+            }],
+            retired_below: 0,
+            expires_at_ms: None,
+            primary_version: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_provider_key_is_adopted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::load(crate::db::open(dir.path()).await.unwrap())
+            .await
+            .unwrap();
+        let first = catalog.reserve_provider_key("p", "p://k").unwrap();
+        // A second adoption of the same provider key, under any name, waits for nothing: it
+        // is refused while the first holds it.
+        assert!(matches!(
+            catalog.reserve_provider_key("p", "p://k"),
+            Err(CatalogError::ProviderKeyTaken { .. })
+        ));
+        // The same URI in another provider instance is another key.
+        drop(catalog.reserve_provider_key("q", "p://k").unwrap());
+        let name = catalog.reserve_name("app/one").unwrap();
+        catalog
+            .insert(&name, record("app/one", "p://k"))
+            .await
+            .unwrap();
+        drop(first);
+        match catalog.reserve_provider_key("p", "p://k") {
+            Err(CatalogError::ProviderKeyTaken { key, .. }) => assert_eq!(key, "app/one"),
+            other => panic!(
+                "expected the managed key to hold the URI, got {:?}",
+                other.err()
+            ),
+        }
+        // Released on drop when nothing was inserted.
+        drop(catalog.reserve_provider_key("p", "p://other").unwrap());
+        drop(catalog.reserve_provider_key("p", "p://other").unwrap());
     }
 }

@@ -98,7 +98,8 @@ pub struct CheckpointConfig {
     pub provider: Option<String>,
     #[serde(default = "default_algorithm")]
     pub algorithm: String,
-    /// Its owner (a person or service account).
+    /// Its owner (a person or service account). The default, `keygate-audit`, names keygate
+    /// itself: no principal needs that name, and key posture does not report it as unknown.
     #[serde(default = "default_owner")]
     pub owner: String,
     #[serde(default = "default_period")]
@@ -135,8 +136,12 @@ fn default_signing_key() -> String {
 fn default_algorithm() -> String {
     "ecdsa-p256".into()
 }
+/// The owner keygate gives the audit signing key it creates: keygate itself, not a principal.
+/// Key posture recognises it on that key alone (see `crate::posture::Posture::system_keys`).
+pub const SYSTEM_OWNER: &str = "keygate-audit";
+
 fn default_owner() -> String {
-    "keygate-audit".into()
+    SYSTEM_OWNER.into()
 }
 fn default_period() -> String {
     "365d".into()

@@ -10,7 +10,8 @@ mod storage;
 mod telemetry;
 
 pub use audit::{
-    AuditConfig, CheckpointConfig, FloodConfig, IngestConfig, ObjectLocation, WitnessConfig,
+    AuditConfig, CheckpointConfig, FloodConfig, IngestConfig, ObjectLocation, SYSTEM_OWNER,
+    WitnessConfig,
 };
 pub use keygate_provider::{SecretRef, SecretRefError};
 pub use server::{ServerConfig, ServerSettings};

@@ -290,6 +290,7 @@ impl GatewayError {
             E::Catalog(CatalogError::Conflict { .. }) => "CATALOG_CONFLICT",
             E::Catalog(CatalogError::NameTaken(_)) => "KEY_EXISTS",
             E::Catalog(CatalogError::Missing(_)) => "CATALOG_INCONSISTENT",
+            E::Catalog(CatalogError::ProviderKeyTaken { .. }) => "KEY_ALREADY_MANAGED",
             E::Catalog(_) => "CATALOG_UNAVAILABLE",
             E::Posture(crate::posture::PostureError::NotFound(_)) => "FINDING_NOT_FOUND",
             E::Posture(crate::posture::PostureError::Closed(_)) => "FINDING_CLOSED",

@@ -172,4 +172,10 @@ impl Default for PostureSettings {
 pub struct Posture {
     pub store: PostureStore,
     pub settings: PostureSettings,
+    /// Catalog names of the keys keygate creates for itself (the audit signing key). Such a
+    /// key still owned by [`crate::config::SYSTEM_OWNER`] is owned by keygate, which
+    /// is no configured principal by design, so `owner-unknown` does not report it. Matching
+    /// name and owner both keeps the exemption narrow: any other key owned by that name, or
+    /// the signing key given to a person who has since left, is still reported.
+    pub system_keys: Vec<String>,
 }

@@ -3,6 +3,7 @@
 
 use super::{Rule, ScannedKey, Severity};
 use crate::catalog::{KeyRecord, KeyState};
+use crate::config::SYSTEM_OWNER;
 use crate::time::{format_duration, rfc3339};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -39,6 +40,11 @@ pub struct Inputs<'a> {
     pub listed_providers: &'a HashSet<String>,
     /// Whether an owner is a configured principal or team.
     pub owner_known: &'a dyn Fn(&str) -> bool,
+    /// Names of the keys keygate creates for itself ([`super::Posture::system_keys`]).
+    pub system_keys: &'a [String],
+    /// When the listings began: a catalog key created since may be missing from its
+    /// provider's listing only because it did not exist yet.
+    pub listed_from_ms: i64,
     pub now_ms: i64,
     pub destruction_grace: Duration,
 }
@@ -101,6 +107,7 @@ fn key_violations(
     };
     let uri = key.provider_uri.as_str();
     if inputs.listed_providers.contains(&key.provider)
+        && key.created_at_ms < inputs.listed_from_ms
         && !listed.contains_key(&(key.provider.as_str(), uri))
     {
         found(
@@ -131,7 +138,8 @@ fn key_violations(
             ),
         );
     }
-    if !(inputs.owner_known)(&key.owner) {
+    let owned_by_keygate = key.owner == SYSTEM_OWNER && inputs.system_keys.contains(&key.name);
+    if !owned_by_keygate && !(inputs.owner_known)(&key.owner) {
         found(
             Rule::OwnerUnknown,
             Severity::Medium,
@@ -213,6 +221,8 @@ mod tests {
             keys: &keys,
             listed_providers: &providers,
             owner_known: &known,
+            system_keys: &["keygate/audit-checkpoints".to_string()],
+            listed_from_ms: 1,
             now_ms,
             destruction_grace: Duration::from_secs(60),
         };
@@ -241,6 +251,10 @@ mod tests {
 
         let missing = rules(&[], vec![key("a", "local://a")], DAY);
         assert_eq!(missing, [(Rule::MissingFromProvider, "a".into())]);
+        // Created after the listings began: not yet in them, and not missing.
+        let mut new = key("a", "local://a");
+        new.created_at_ms = 1;
+        assert!(rules(&[], vec![new], DAY).is_empty());
 
         let overdue = rules(
             &[listed("local://a", "a")],
@@ -265,6 +279,33 @@ mod tests {
     }
 
     #[test]
+    fn keygates_own_key_has_a_known_owner_and_only_it() {
+        let mut audit = key("s", "local://s");
+        audit.name = "keygate/audit-checkpoints".into();
+        audit.owner = SYSTEM_OWNER.into();
+        let listed_audit = listed("local://s", "s");
+        assert!(
+            rules(
+                std::slice::from_ref(&listed_audit),
+                vec![audit.clone()],
+                DAY
+            )
+            .is_empty()
+        );
+
+        // Another key claiming keygate as its owner is owned by nobody configured.
+        let mut other = key("a", "local://a");
+        other.owner = SYSTEM_OWNER.into();
+        let found = rules(&[listed("local://a", "a")], vec![other], DAY);
+        assert_eq!(found, [(Rule::OwnerUnknown, "a".into())]);
+
+        // The signing key handed to a person who has since left is reported.
+        audit.owner = "gone".into();
+        let found = rules(&[listed_audit], vec![audit], DAY);
+        assert_eq!(found, [(Rule::OwnerUnknown, "s".into())]);
+    }
+
+    #[test]
     fn a_failed_listing_hides_no_key() {
         let keys = vec![Arc::new(key("a", "local://a"))];
         let none = HashSet::new();
@@ -273,6 +314,8 @@ mod tests {
             keys: &keys,
             listed_providers: &none,
             owner_known: &known,
+            system_keys: &[],
+            listed_from_ms: 1,
             now_ms: DAY,
             destruction_grace: Duration::ZERO,
         };

@@ -65,7 +65,13 @@ impl KeyService for KeyApi {
         let call = call_of(&request);
         let id = call.request_id.clone();
         let mut r = request.into_inner();
-        if r.provider.is_empty() || r.algorithm.is_empty() {
+        // The fill-in reads the posture store before the runner has authenticated anyone:
+        // only for a URI within the size AdoptKey accepts, so an oversized one costs nothing
+        // and is refused by the operation's own check (INVALID_ARGUMENT, audited).
+        if (r.provider.is_empty() || r.algorithm.is_empty())
+            && !r.provider_uri.is_empty()
+            && r.provider_uri.len() <= ops::AdoptKey::MAX_URI_LEN
+        {
             let (provider, algorithm) = self
                 .gateway
                 .last_listed(&r.provider_uri)

@@ -125,6 +125,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
     let posture = crate::posture::Posture {
         store: crate::posture::PostureStore::new(db.clone()),
         settings: config.posture_settings()?,
+        system_keys: vec![config.audit.checkpoints.signing_key.clone()],
     };
     let (hasher, made) = crate::audit::hmac::load_or_create(
         config.audit.hmac_key.as_ref(),

@@ -53,6 +53,7 @@ pub fn code(e: &GatewayError) -> Code {
         E::Catalog(crate::catalog::CatalogError::Conflict { .. }) => Code::Aborted,
         E::Catalog(crate::catalog::CatalogError::NameTaken(_)) => Code::AlreadyExists,
         E::Catalog(crate::catalog::CatalogError::Missing(_)) => Code::Internal,
+        E::Catalog(crate::catalog::CatalogError::ProviderKeyTaken { .. }) => Code::AlreadyExists,
         E::Catalog(_) => Code::Unavailable,
         E::Posture(crate::posture::PostureError::NotFound(_)) => Code::NotFound,
         E::Posture(crate::posture::PostureError::Closed(_)) => Code::FailedPrecondition,

@@ -2,6 +2,7 @@
 //! and gRPC clients for it.
 #![allow(dead_code)]
 
+pub mod hsm;
 pub mod suite;
 pub mod team;
 

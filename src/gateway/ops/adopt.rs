@@ -20,6 +20,11 @@ pub struct AdoptKey {
     pub key: CreateKey,
 }
 
+impl AdoptKey {
+    /// The longest provider URI an adoption accepts (bytes).
+    pub const MAX_URI_LEN: usize = 2048;
+}
+
 impl Operation for AdoptKey {
     type Output = Arc<KeyRecord>;
     type Mode = Changes;
@@ -39,7 +44,7 @@ impl Operation for AdoptKey {
             "provider_uri",
             "provider URI",
             self.provider_uri.len(),
-            2048,
+            Self::MAX_URI_LEN,
         )?;
         if self.key.algorithm.is_empty() {
             return Err(GatewayError::invalid(
@@ -82,8 +87,21 @@ impl Operation for AdoptKey {
         let draft: KeyDraft = cx.draft()?.clone();
         let algorithm = supported(cx, &draft)?;
         cx.detail("provider_uri", self.provider_uri.clone());
+        // `ready` refused a key already in the catalog; this also refuses one a concurrent
+        // adoption (under another name, so another name reservation) is bringing in, and is
+        // held until the insert below is done.
+        let _reservation = cx.reserve_provider_key(&self.provider_uri)?;
         let uri = KeyUri::new(self.provider_uri.clone());
         let held = cx.describe_for_adoption(&uri).await?;
+        // The backend may name the key in another form than the request did (AWS answers
+        // with the ARN for an alias or a key id): that form is the one its listings show and
+        // the catalog stores for keys keygate created, so it is held too (a managed key is
+        // not adopted again under another spelling) and it is what the record keeps.
+        let _canonical = if held.uri.as_str() != self.provider_uri {
+            Some(cx.reserve_provider_key(held.uri.as_str())?)
+        } else {
+            None
+        };
         if held.algorithm != algorithm {
             return Err(GatewayError::invalid(
                 "algorithm",
@@ -138,7 +156,7 @@ impl Operation for AdoptKey {
             environment: draft.environment,
             algorithm,
             provider: draft.provider,
-            provider_uri: uri,
+            provider_uri: held.uri.clone(),
             state,
             crypto_period: draft.crypto_period,
             created_at_ms: now,

@@ -32,11 +32,18 @@ impl Operation for ScanPosture {
 
     async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<ScanSummary, GatewayError> {
         let started_at_ms = now_ms();
-        let managed = Managed::new(cx.all_keys());
+        let provider_scans = cx.list_every_provider().await?;
+        // One catalog snapshot, taken once every listing is in, for both the join and the
+        // rules: a key adopted while the providers were being listed is then managed in this
+        // scan too (a snapshot from before the listing would reopen the unmanaged-key finding
+        // its adoption just closed). A key created after its provider was listed is not in
+        // that listing; the rules leave it out of missing-from-provider.
+        let keys = cx.all_keys();
+        let managed = Managed::new(keys.clone());
         let mut listings = Vec::new();
         let mut scanned = Vec::new();
         let mut listed = HashSet::new();
-        for scan in cx.list_every_provider().await? {
+        for scan in provider_scans {
             let elapsed_ms = u64::try_from(scan.elapsed.as_millis()).unwrap_or(u64::MAX);
             match scan.keys {
                 Ok(keys) => {
@@ -75,7 +82,6 @@ impl Operation for ScanPosture {
         let store = &cx.posture().store;
         let scanned = store.mark_changes(scanned, &listed).await?;
         let finished_at_ms = now_ms();
-        let keys = cx.all_keys();
         let owner_known = |owner: &str| cx.owner_known(owner);
         let violations = rules::evaluate(
             &scanned,
@@ -83,6 +89,8 @@ impl Operation for ScanPosture {
                 keys: &keys,
                 listed_providers: &listed,
                 owner_known: &owner_known,
+                system_keys: &cx.posture().system_keys,
+                listed_from_ms: started_at_ms,
                 now_ms: finished_at_ms,
                 destruction_grace: cx.posture().settings.destruction_grace,
             },
@@ -139,6 +147,12 @@ impl Operation for GetPostureInventory {
 
     fn action(&self) -> Action {
         Action::GetPostureInventory
+    }
+
+    fn check(&mut self, _: &crate::gateway::runner::Settings<'_>) -> Result<(), GatewayError> {
+        // A provider instance name, as configured; only the filter's size needs bounding (an
+        // unknown name matches nothing).
+        crate::gateway::validate::size("provider", "provider name", self.filter.provider.len(), 128)
     }
 
     fn target(&self) -> Target<'_> {

@@ -3,6 +3,7 @@
 
 use super::exec::{Exec, Subject, not_admitted};
 use super::operation::{Changes, Mode};
+use crate::catalog::{CatalogError, ProviderKeyReservation};
 use crate::gateway::GatewayError;
 use crate::posture::Posture;
 use keygate_provider::{KeyUri, ListedKey, PageRequest, ProviderKey};
@@ -46,12 +47,18 @@ impl<M: Mode> Exec<'_, M> {
                 page_size: 1000,
                 page_token: String::new(),
             };
-            let mut outcome = Ok(());
+            // A listing counts only once its last page is in: a cut-off one is a failed
+            // listing, or the keys past the cut would be taken as vanished and their findings
+            // closed on no evidence.
+            let mut outcome = Err(GatewayError::Internal(format!(
+                "provider '{name}' was still handing out pages after {MAX_PAGES}; the listing is incomplete"
+            )));
             for _ in 0..MAX_PAGES {
                 match provider.list(&page).await {
                     Ok(listing) => {
                         keys.extend(listing.value.keys);
                         if listing.value.next_page_token.is_empty() {
+                            outcome = Ok(());
                             break;
                         }
                         page.page_token = listing.value.next_page_token;
@@ -72,7 +79,28 @@ impl<M: Mode> Exec<'_, M> {
     }
 }
 
-impl Exec<'_, Changes> {
+impl<'a> Exec<'a, Changes> {
+    /// Holds the provider key an adoption names (in the new key's provider) until the call
+    /// ends: refused as already managed when a catalog key has it or another adoption holds
+    /// it, so one provider key never gets two catalog entries.
+    pub fn reserve_provider_key(
+        &self,
+        uri: &str,
+    ) -> Result<ProviderKeyReservation<'a>, GatewayError> {
+        let Subject::NewKey { draft, .. } = &self.subject else {
+            return Err(not_admitted("a new key"));
+        };
+        let catalog: &'a crate::catalog::Catalog = &self.gateway.catalog;
+        catalog
+            .reserve_provider_key(&draft.provider, uri)
+            .map_err(|e| match e {
+                CatalogError::ProviderKeyTaken { uri, key } => {
+                    GatewayError::AlreadyManaged { uri, key }
+                }
+                other => other.into(),
+            })
+    }
+
     /// The provider key an adoption names, as its backend (the new key's provider)
     /// describes it.
     pub async fn describe_for_adoption(&self, uri: &KeyUri) -> Result<ProviderKey, GatewayError> {
