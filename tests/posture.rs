@@ -527,13 +527,32 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         "{long_uri:?}"
     );
 
-    // Adoption through gRPC: a key admin brings the OpenBao key under keygate; the security
-    // officer may not.
+    // Adoption through gRPC takes the provider and algorithm from the caller: without them
+    // the answer is the same whether or not a scan listed the URI, so it tells a caller
+    // nothing about the inventory.
+    for uri in [vault_uri.as_str(), "hashivault://transit/keys/never-listed"] {
+        let missing = server
+            .keys(&token("sol"))
+            .await
+            .adopt_key(pb::AdoptKeyRequest {
+                provider_uri: uri.into(),
+                name: "adopted/probe".into(),
+                owner: "svc-app".into(),
+                crypto_period: days(365),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::InvalidArgument, "{missing:?}");
+    }
+    // A key admin brings the OpenBao key under keygate; the security officer may not.
     let adopt = |uri: &str, name: &str| pb::AdoptKeyRequest {
         provider_uri: uri.into(),
         name: name.into(),
         owner: "svc-app".into(),
         crypto_period: days(365),
+        provider: "vault".into(),
+        algorithm: "aes-256-gcm".into(),
         ..Default::default()
     };
     let refused = server

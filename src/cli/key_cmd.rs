@@ -191,14 +191,22 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
             algorithm,
             labels,
         } => {
+            let (provider, algorithm) = match (provider, algorithm) {
+                (Some(p), Some(a)) => (p, a),
+                (p, a) => {
+                    let (listed_provider, listed_algorithm) =
+                        super::posture_cmd::last_listed(conn, &provider_uri).await?;
+                    (p.unwrap_or(listed_provider), a.unwrap_or(listed_algorithm))
+                }
+            };
             keys.adopt_key(pb::AdoptKeyRequest {
                 provider_uri,
-                provider: provider.unwrap_or_default(),
+                provider,
                 name,
                 owner,
                 crypto_period: Some(duration("--crypto-period", &crypto_period)?),
                 environment: environment.unwrap_or_default(),
-                algorithm: algorithm.unwrap_or_default(),
+                algorithm,
                 labels: labels.into_iter().collect(),
             })
             .await

@@ -260,3 +260,28 @@ pub async fn findings(conn: &Connection, json: bool, cmd: FindingsCommand) -> Cl
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The provider instance and algorithm the newest scan listed `uri` with (empty when it did
+/// not), read through GetInventory, for `key adopt` without `--provider` or `--algorithm`.
+pub async fn last_listed(conn: &Connection, uri: &str) -> CliResult<(String, String)> {
+    let mut posture = conn.posture().await?;
+    let mut page_token = String::new();
+    loop {
+        let page = posture
+            .get_inventory(pb::GetInventoryRequest {
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .map_err(describe)?
+            .into_inner();
+        if let Some(k) = page.keys.into_iter().find(|k| k.provider_uri == uri) {
+            return Ok((k.provider, k.algorithm));
+        }
+        if page.next_page_token.is_empty() {
+            return Ok((String::new(), String::new()));
+        }
+        page_token = page.next_page_token;
+    }
+}

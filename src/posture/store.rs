@@ -337,17 +337,6 @@ impl PostureStore {
         rows.iter().map(scanned_key).collect()
     }
 
-    /// The provider and algorithm the newest scan that listed `uri` saw.
-    pub async fn last_listed(&self, uri: &str) -> Result<Option<(String, String)>, PostureError> {
-        Ok(sqlx::query_as(
-            "SELECT provider, algorithm FROM posture_inventory
-             WHERE provider_uri = ? AND change != 'vanished' ORDER BY scan_id DESC LIMIT 1",
-        )
-        .bind(uri)
-        .fetch_optional(&self.db)
-        .await?)
-    }
-
     pub async fn findings(
         &self,
         filter: &FindingFilter,

@@ -64,26 +64,10 @@ impl KeyService for KeyApi {
     ) -> Result<Response<pb::Key>, Status> {
         let call = call_of(&request);
         let id = call.request_id.clone();
-        let mut r = request.into_inner();
-        // The fill-in reads the posture store before the runner has authenticated anyone:
-        // only for a URI within the size AdoptKey accepts, so an oversized one costs nothing
-        // and is refused by the operation's own check (INVALID_ARGUMENT, audited).
-        if (r.provider.is_empty() || r.algorithm.is_empty())
-            && !r.provider_uri.is_empty()
-            && r.provider_uri.len() <= ops::AdoptKey::MAX_URI_LEN
-        {
-            let (provider, algorithm) = self
-                .gateway
-                .last_listed(&r.provider_uri)
-                .await
-                .unwrap_or_default();
-            if r.provider.is_empty() {
-                r.provider = provider;
-            }
-            if r.algorithm.is_empty() {
-                r.algorithm = algorithm;
-            }
-        }
+        // Provider and algorithm come from the caller (the CLI fills them in from the newest
+        // scan through GetInventory, which is policy-checked): a read here, before anyone is
+        // authenticated, would tell a caller whether a URI is in the inventory.
+        let r = request.into_inner();
         let result = self.gateway.run(call, ops::AdoptKey::from(r)).await;
         reply(&id, result.map(|k| key_to_pb(&k)))
     }

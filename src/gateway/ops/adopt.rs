@@ -14,9 +14,8 @@ use std::sync::Arc;
 pub struct AdoptKey {
     /// The provider's URI for the key (as `keygate inventory` lists it).
     pub provider_uri: String,
-    /// The name, owner, crypto-period, environment, labels, provider (empty: the one the
-    /// newest scan listed the URI under) and algorithm (empty: the one that scan saw) the key
-    /// gets; `ttl` is not used.
+    /// The name, owner, crypto-period, environment, labels, provider and algorithm the key
+    /// gets (the CLI fills the last two in from the newest scan); `ttl` is not used.
     pub key: CreateKey,
 }
 
@@ -49,7 +48,7 @@ impl Operation for AdoptKey {
         if self.key.algorithm.is_empty() {
             return Err(GatewayError::invalid(
                 "algorithm",
-                "no scan has listed this key with an algorithm keygate knows: run `keygate inventory --scan`, or give the algorithm",
+                "set `algorithm` to keygate's name for the key's algorithm (`keygate key adopt` takes it from the newest scan: run `keygate inventory --scan` first, or give --algorithm)",
             ));
         }
         self.key.ttl = None;

@@ -110,18 +110,3 @@ impl<'a> Exec<'a, Changes> {
         }
     }
 }
-
-impl super::Gateway {
-    /// The provider instance and algorithm the newest scan listed `uri` with, to fill in an
-    /// adoption request that leaves them out (the adoption itself checks them against the
-    /// backend once admitted).
-    pub async fn last_listed(&self, uri: &str) -> Option<(String, String)> {
-        match self.posture.store.last_listed(uri).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(error = %e, "posture store: reading the newest scan failed");
-                None
-            }
-        }
-    }
-}

@@ -126,10 +126,6 @@ async fn findings_open_refresh_and_close_with_the_scans() {
         .await
         .unwrap();
     assert_eq!(open.len(), 1);
-    assert_eq!(
-        store.last_listed("c").await.unwrap().map(|l| l.0),
-        Some("p".into())
-    );
 }
 
 #[tokio::test]
