@@ -421,9 +421,12 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
     );
     assert_eq!(cli_findings.as_array().unwrap().len(), 3, "{cli_findings}");
 
-    // Who may read and acknowledge: auditors read, do not acknowledge; key users neither.
+    // Who may read, scan and acknowledge: auditors read, neither scan nor acknowledge; key
+    // users do none of it.
     let mut dana = posture_as(&server, "dana").await;
     assert_eq!(findings(&mut dana, "open", "unmanaged-key").await.len(), 3);
+    let refused = dana.run_scan(pb::RunScanRequest {}).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     let hsm_finding = open_finding(&mut sol, "unmanaged-key", &hsm_uri)
         .await
         .unwrap();
@@ -871,9 +874,14 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
             "{rule} never closed: {closed:?}"
         );
     }
-    // Scans are audited as the caller's ScanPosture calls.
+    // Scans are audited as the caller's ScanPosture calls; the auditor's attempt as denied.
     let scans = scan_events(&server).await;
-    assert!(scans.iter().all(|e| e.actor == "sol"), "{scans:?}");
+    let (done, refused): (Vec<_>, Vec<_>) = scans.iter().partition(|e| e.outcome == "ok");
+    assert!(done.iter().all(|e| e.actor == "sol"), "{scans:?}");
+    assert!(
+        refused.len() == 1 && refused[0].actor == "dana" && refused[0].outcome == "denied",
+        "{refused:?}"
+    );
     assert!(scans.len() >= 6, "{}", scans.len());
 }
 
