@@ -74,26 +74,16 @@ pub async fn inventory(conn: &Connection, json: bool, args: InventoryArgs) -> Cl
             );
         }
     }
-    let mut all = Vec::new();
-    let mut page_token = String::new();
-    let (scan_id, scanned_at) = loop {
-        let page = posture
-            .get_inventory(pb::GetInventoryRequest {
-                provider: args.provider.clone().unwrap_or_default(),
-                unmanaged_only: args.unmanaged,
-                changed_only: args.changed,
-                page_size: 1000,
-                page_token,
-            })
-            .await
-            .map_err(describe)?
-            .into_inner();
-        all.extend(page.keys);
-        if page.next_page_token.is_empty() {
-            break (page.scan_id, page.scanned_at);
-        }
-        page_token = page.next_page_token;
-    };
+    let (all, scan_id, scanned_at) = newest_inventory(
+        &mut posture,
+        pb::GetInventoryRequest {
+            provider: args.provider.clone().unwrap_or_default(),
+            unmanaged_only: args.unmanaged,
+            changed_only: args.changed,
+            ..Default::default()
+        },
+    )
+    .await?;
     if json {
         let keys: Vec<_> = all
             .iter()
@@ -261,27 +251,36 @@ pub async fn findings(conn: &Connection, json: bool, cmd: FindingsCommand) -> Cl
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every key of the newest scan that `request` selects, all pages, with the scan's id and
+/// time.
+async fn newest_inventory(
+    posture: &mut super::client::Posture,
+    mut request: pb::GetInventoryRequest,
+) -> CliResult<(Vec<pb::ScannedKey>, i64, String)> {
+    request.page_size = 1000;
+    let mut all = Vec::new();
+    loop {
+        let page = posture
+            .get_inventory(request.clone())
+            .await
+            .map_err(describe)?
+            .into_inner();
+        all.extend(page.keys);
+        if page.next_page_token.is_empty() {
+            return Ok((all, page.scan_id, page.scanned_at));
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
 /// The provider instance and algorithm the newest scan listed `uri` with (empty when it did
 /// not), read through GetInventory, for `key adopt` without `--provider` or `--algorithm`.
 pub async fn last_listed(conn: &Connection, uri: &str) -> CliResult<(String, String)> {
     let mut posture = conn.posture().await?;
-    let mut page_token = String::new();
-    loop {
-        let page = posture
-            .get_inventory(pb::GetInventoryRequest {
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .map_err(describe)?
-            .into_inner();
-        if let Some(k) = page.keys.into_iter().find(|k| k.provider_uri == uri) {
-            return Ok((k.provider, k.algorithm));
-        }
-        if page.next_page_token.is_empty() {
-            return Ok((String::new(), String::new()));
-        }
-        page_token = page.next_page_token;
-    }
+    let (keys, _, _) = newest_inventory(&mut posture, pb::GetInventoryRequest::default()).await?;
+    Ok(keys
+        .into_iter()
+        .find(|k| k.provider_uri == uri)
+        .map(|k| (k.provider, k.algorithm))
+        .unwrap_or_default())
 }
