@@ -4,14 +4,20 @@
 use crate::auth::PeerIdentity;
 use crate::gateway::{Call, Credentials, GatewayError};
 use tonic::metadata::MetadataValue;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub fn call_of<T>(request: &Request<T>) -> Call {
-    let token = request
-        .metadata()
+    call_from(request.metadata().as_ref(), request.extensions())
+}
+
+/// The call's facts from its headers and the connection's facts (the transport puts them in
+/// the request's extensions), without its body.
+pub fn call_from(headers: &http::HeaderMap, extensions: &http::Extensions) -> Call {
+    let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -19,9 +25,10 @@ pub fn call_of<T>(request: &Request<T>) -> Call {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|t| Zeroizing::new(t.trim().as_bytes().to_vec()));
+    let tls = extensions.get::<TlsConnectInfo<TcpConnectInfo>>();
     // Present only on a TLS connection whose client certificate the configured CA verified.
-    let peer = request
-        .peer_certs()
+    let peer = tls
+        .and_then(|info| info.peer_certs())
         .and_then(|chain| chain.first().and_then(|leaf| PeerIdentity::from_der(leaf)));
     let credentials = match (token, peer) {
         (token, Some(peer)) => Credentials::Certified {
@@ -31,10 +38,13 @@ pub fn call_of<T>(request: &Request<T>) -> Call {
         (Some(token), None) => Credentials::Bearer(token),
         (None, None) => Credentials::None,
     };
+    let remote = extensions
+        .get::<TcpConnectInfo>()
+        .or_else(|| tls.map(|info| info.get_ref()))
+        .and_then(|info| info.remote_addr());
     Call {
         request_id: crate::gateway::new_request_id(),
-        client_address: request
-            .remote_addr()
+        client_address: remote
             .map(|a| a.to_string())
             .unwrap_or_else(|| "unknown".into()),
         credentials,

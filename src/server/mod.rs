@@ -7,6 +7,7 @@ mod audit;
 pub mod call;
 mod connections;
 pub mod convert;
+mod early_auth;
 mod health;
 mod keys;
 mod oversize;
@@ -127,7 +128,7 @@ pub async fn serve(
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let audit_service = pb::audit_service_server::AuditServiceServer::new(audit::AuditApi {
-        gateway,
+        gateway: gateway.clone(),
         stop: stop.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -150,6 +151,7 @@ pub async fn serve(
     }
     let server = builder
         .layer(oversize::OversizeLayer)
+        .layer(early_auth::EarlyAuthLayer { gateway })
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

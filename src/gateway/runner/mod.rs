@@ -25,6 +25,7 @@ mod exec;
 mod journal;
 mod operation;
 mod posture;
+mod refusal;
 mod tails;
 pub use tails::TailSlot;
 
