@@ -1,4 +1,13 @@
 // Compiles proto/keygate/v1 with a vendored protoc, so the build needs nothing outside cargo.
+/// Keep in step with `src/pb/secret_fields.rs`, whose test checks every message named here.
+const SECRET_MESSAGES: [&str; 5] = [
+    "EncryptRequest",
+    "DecryptResponse",
+    "GenerateDataKeyResponse",
+    "BatchEncryptItem",
+    "BatchDecryptResult",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY of intent: build scripts are single-threaded; PROTOC tells prost-build which binary.
@@ -12,6 +21,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/keygate/v1/posture.proto",
     ];
     tonic_prost_build::configure()
+        // Messages that carry plaintext or data keys get a redacting `Debug` and a zeroizing
+        // `Drop` written by hand (src/pb/secret_fields.rs), never the derived ones.
+        .skip_debug(SECRET_MESSAGES.iter().map(|m| format!(".keygate.v1.{m}")))
         .file_descriptor_set_path(out_dir.join("keygate_descriptor.bin"))
         .compile_protos(&protos, &["proto"])?;
     // Each file, not only the folder: a target directory shared between checkouts must see

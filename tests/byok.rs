@@ -148,9 +148,8 @@ async fn round_trip(keys: &mut common::Keys, key: &str) -> Vec<u8> {
         })
         .await
         .unwrap_or_else(|e| panic!("decrypt under {key}: {e}"))
-        .into_inner()
-        .plaintext;
-    assert_eq!(opened, b"bring your own key", "{key}");
+        .into_inner();
+    assert_eq!(opened.plaintext, b"bring your own key", "{key}");
     sealed
 }
 

@@ -132,7 +132,7 @@ pub async fn decrypt(conn: &Connection, a: DecryptArgs) -> CliResult {
         })
         .await
         .map_err(describe)?;
-    let plaintext = Zeroizing::new(reply.into_inner().plaintext);
+    let plaintext = Zeroizing::new(std::mem::take(&mut reply.into_inner().plaintext));
     stdout(&plaintext)
 }
 

@@ -102,7 +102,8 @@ impl From<ops::BatchOpened> for pb::BatchDecryptResponse {
                         },
                         Err(_) => pb::BatchDecryptResult {
                             status,
-                            ..Default::default()
+                            plaintext: Vec::new(),
+                            key_version: 0,
                         },
                     }
                 })

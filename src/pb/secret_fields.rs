@@ -1,0 +1,101 @@
+//! The messages that carry plaintext or data keys: their `Debug` shows only lengths (so a
+//! request or response logged by mistake shows no secret), and dropping a reply zeroizes its
+//! plaintext, so it is wiped once tonic has encoded it. A request's plaintext is moved, not
+//! copied, into a zeroizing buffer when the request is converted, so requests need no `Drop`
+//! (which would also forbid building them with `..Default::default()`). tonic's own encode
+//! and decode buffers are outside keygate's reach.
+//!
+//! `build.rs` skips the derived `Debug` for exactly these messages.
+
+use super::{
+    BatchDecryptResult, BatchEncryptItem, DecryptResponse, EncryptRequest, GenerateDataKeyResponse,
+};
+use std::fmt;
+use zeroize::Zeroize as _;
+
+/// How a secret field appears in `Debug`.
+struct Redacted(usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[REDACTED {} bytes]", self.0)
+    }
+}
+
+macro_rules! secret_message {
+    (reply $message:ident { secret: $secret:ident, shown: [$($field:ident),*] }) => {
+        secret_message!($message { secret: $secret, shown: [$($field),*] });
+
+        impl Drop for $message {
+            fn drop(&mut self) {
+                self.$secret.zeroize();
+            }
+        }
+    };
+    ($message:ident { secret: $secret:ident, shown: [$($field:ident),*] }) => {
+        impl fmt::Debug for $message {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($message))
+                    .field(stringify!($secret), &Redacted(self.$secret.len()))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish()
+            }
+        }
+    };
+}
+
+secret_message!(EncryptRequest {
+    secret: plaintext,
+    shown: [key, associated_data]
+});
+secret_message!(reply DecryptResponse { secret: plaintext, shown: [key_id, key_name, key_version] });
+secret_message!(reply GenerateDataKeyResponse {
+    secret: plaintext,
+    shown: [ciphertext, key_id, key_version]
+});
+secret_message!(BatchEncryptItem {
+    secret: plaintext,
+    shown: [associated_data]
+});
+secret_message!(reply BatchDecryptResult { secret: plaintext, shown: [status, key_version] });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_plaintext() {
+        let secret = b"attack at dawn".to_vec();
+        let mut decrypted = DecryptResponse::default();
+        decrypted.plaintext = secret.clone();
+        let mut data_key = GenerateDataKeyResponse::default();
+        data_key.plaintext = secret.clone();
+        let mut item = BatchDecryptResult::default();
+        item.plaintext = secret.clone();
+        let shown = [
+            format!(
+                "{:?}",
+                EncryptRequest {
+                    plaintext: secret.clone(),
+                    ..Default::default()
+                }
+            ),
+            format!("{decrypted:?}"),
+            format!("{data_key:?}"),
+            format!(
+                "{:?}",
+                BatchEncryptItem {
+                    plaintext: secret.clone(),
+                    ..Default::default()
+                }
+            ),
+            format!("{item:?}"),
+        ];
+        // The derived Debug prints bytes as a list of numbers.
+        let as_numbers = format!("{:?}", secret);
+        for text in shown {
+            assert!(text.contains("[REDACTED 14 bytes]"), "{text}");
+            assert!(!text.contains(&as_numbers[1..20]), "{text}");
+        }
+    }
+}
