@@ -1,5 +1,6 @@
 // Compiles proto/keygate/v1 with a vendored protoc, so the build needs nothing outside cargo.
-/// Keep in step with `src/pb/secret_fields.rs`, whose test checks every message named here.
+/// Each has its `Debug` in `src/pb/secret_fields.rs`; the compiler holds the two lists together
+/// (prost needs a `Debug`, and a second one conflicts with the derived one).
 const SECRET_MESSAGES: [&str; 5] = [
     "EncryptRequest",
     "DecryptResponse",
