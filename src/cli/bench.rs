@@ -67,7 +67,7 @@ struct WorkerResult {
     ok_ids: Vec<String>,
 }
 
-fn algorithm_for(op: BenchOp) -> &'static str {
+pub(super) fn algorithm_for(op: BenchOp) -> &'static str {
     match op {
         BenchOp::Encrypt | BenchOp::Decrypt | BenchOp::DataKey => "aes-256-gcm",
         BenchOp::Sign => "ecdsa-p256",
@@ -75,7 +75,7 @@ fn algorithm_for(op: BenchOp) -> &'static str {
     }
 }
 
-async fn ensure_key(
+pub(super) async fn ensure_key(
     keys: &mut Keys,
     name: &str,
     op: BenchOp,

@@ -4,6 +4,7 @@
 mod approval_cmd;
 mod audit_cmd;
 mod bench;
+mod bench_abuse;
 mod bench_audit;
 mod bench_rewrap;
 mod byok_cmd;
@@ -99,6 +100,9 @@ pub enum Command {
     Policy(policy_cmd::PolicyCommand),
     /// Load-test a running gateway and report ops/s and latency percentiles.
     Bench(bench::BenchArgs),
+    /// Unauthenticated 1 MiB calls and a token-guessing flood against a gateway while
+    /// legitimate calls run beside them (benches/abuse.sh).
+    BenchAbuse(bench_abuse::BenchAbuseArgs),
     /// The re-encryption stream against one ReEncrypt per ciphertext, same run
     /// (benches/rewrap.sh).
     BenchRewrap(bench_rewrap::BenchRewrapArgs),
@@ -161,6 +165,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Findings(cmd) => posture_cmd::findings(&cli.conn, json, cmd).await,
         Command::Bench(args) => bench::run(&cli.conn, json, args).await,
         Command::BenchRewrap(a) => bench_rewrap::run(&cli.conn, a).await,
+        Command::BenchAbuse(a) => bench_abuse::run(&cli.conn, a).await,
         Command::BenchAudit(cmd) => bench_audit::run(cmd).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
