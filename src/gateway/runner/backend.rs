@@ -215,9 +215,11 @@ impl Exec<'_, Changes> {
         Ok(())
     }
 
-    pub async fn destroy_in_backend(&mut self) -> Result<(), GatewayError> {
+    /// Destroys the key in its backend; returns what the backend says destruction does to
+    /// the material (a cryptographic erasure, …), for the destruction record.
+    pub async fn destroy_in_backend(&mut self) -> Result<Option<&'static str>, GatewayError> {
         let (key, backend) = self.locked_backend()?;
         backend.destroy(&key.provider_uri).await?;
-        Ok(())
+        Ok(backend.destruction_method())
     }
 }
