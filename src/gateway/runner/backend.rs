@@ -13,8 +13,8 @@ use super::operation::{Changes, Mode};
 use crate::catalog::VersionRecord;
 use crate::gateway::GatewayError;
 use keygate_provider::{
-    Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyVersionInfo, Listing, PageRequest,
-    ProviderKey, PublicKeyInfo, SecretBytes, SignInput,
+    Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyVersionInfo, Listing,
+    MasterKeyRotation, PageRequest, ProviderKey, PublicKeyInfo, SecretBytes, SignInput,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,6 +145,17 @@ impl<M: Mode> Exec<'_, M> {
             _ => return Err(not_admitted("a provider")),
         };
         Ok((name, backend.list(page).await?.value))
+    }
+
+    /// Replaces the master key of the provider instance the call was admitted for.
+    pub async fn rotate_backend_master_key(
+        &self,
+    ) -> Result<(String, MasterKeyRotation), GatewayError> {
+        let (name, backend) = match &self.subject {
+            Subject::Provider { name, provider } => (name.clone(), provider.clone()),
+            _ => return Err(not_admitted("a provider")),
+        };
+        Ok((name, backend.rotate_master_key().await?.value))
     }
 
     /// What the backend of the key being created can do.
