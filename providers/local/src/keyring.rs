@@ -95,7 +95,7 @@ impl Keyring {
             .wrap_dek(dek.expose(), &dek_aad(key_id, version))
             .map_err(|_| KeyringError::Crypto("wrapping a DEK"))?;
         let path = self.path(master.generation(), key_id, version);
-        write_once(&path, &wrapped).map_err(io(&path))
+        write_durably(&path, &wrapped).map_err(io(&path))
     }
 
     pub fn get(
@@ -214,8 +214,9 @@ fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
 }
 
-/// Writes a new file owner-only and durably: temp file, fsync, rename, fsync the directory.
-fn write_once(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a file owner-only, atomically and durably: temp file, fsync, rename, fsync the
+/// directory (created if missing).
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("no parent"))?;

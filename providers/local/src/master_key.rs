@@ -411,28 +411,11 @@ pub(crate) fn random_secret(len: usize) -> Result<SecretBytes, aws_lc_rs::error:
     Ok(bytes)
 }
 
-/// Writes JSON readable only by the owner, atomically (temp file, fsync, rename).
+/// Writes JSON readable only by the owner, atomically (temp file, fsync, rename, fsync the
+/// directory).
 pub(crate) fn write_private<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    use std::io::Write as _;
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
+    crate::keyring::write_durably(path, &bytes)
 }
 
 #[cfg(test)]
