@@ -80,7 +80,7 @@ impl Keyring {
     ) -> Result<SecretBytes, KeyringError> {
         let dek = crate::master_key::random_secret(32)
             .map_err(|_| KeyringError::Crypto("generating a DEK"))?;
-        self.put(master, key_id, version, &dek)?;
+        self.put(master, key_id, version, &dek, DirSync::Directory)?;
         Ok(dek)
     }
 
@@ -90,12 +90,13 @@ impl Keyring {
         key_id: &str,
         version: u32,
         dek: &SecretBytes,
+        sync: DirSync,
     ) -> Result<(), KeyringError> {
         let wrapped = master
             .wrap_dek(dek.expose(), &dek_aad(key_id, version))
             .map_err(|_| KeyringError::Crypto("wrapping a DEK"))?;
         let path = self.path(master.generation(), key_id, version);
-        write_durably(&path, &wrapped).map_err(io(&path))
+        write_file(&path, &wrapped, sync).map_err(io(&path))
     }
 
     pub fn get(
@@ -166,7 +167,8 @@ impl Keyring {
                 continue;
             };
             let dek = self.get(old, &key_id, version)?;
-            self.put(new, &key_id, version, &dek)?;
+            // One directory fsync for the whole generation, below.
+            self.put(new, &key_id, version, &dek, DirSync::FileOnly)?;
             count += 1;
         }
         sync_dir(&next).map_err(io(&next))?;
@@ -214,9 +216,20 @@ fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
 }
 
+/// Whether a write fsyncs the directory too, or leaves that to its caller (many files).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DirSync {
+    Directory,
+    FileOnly,
+}
+
 /// Writes a file owner-only, atomically and durably: temp file, fsync, rename, fsync the
 /// directory (created if missing).
 pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_file(path, bytes, DirSync::Directory)
+}
+
+fn write_file(path: &Path, bytes: &[u8], sync: DirSync) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("no parent"))?;
@@ -235,7 +248,10 @@ pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         file.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    if sync == DirSync::Directory {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Overwrites a file in place with random bytes, fsyncs it, removes it and fsyncs its

@@ -320,6 +320,13 @@ impl MasterKey {
         write_private(&dir.join(MASTER_FILE), &self.file)
     }
 
+    /// The generation the master.json in `dir` names, if it can be read.
+    pub(crate) fn generation_on_disk(dir: &Path) -> Option<u32> {
+        let bytes = std::fs::read(dir.join(MASTER_FILE)).ok()?;
+        let mut file: MasterFile = serde_json::from_slice(&bytes).ok()?;
+        file.kek_mut().as_ref().map(|k| k.generation)
+    }
+
     /// The keyring generation whose DEKs this KEK wraps.
     pub(crate) fn generation(&self) -> u32 {
         self.generation

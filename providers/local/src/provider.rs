@@ -476,8 +476,15 @@ impl KeyProvider for LocalProvider {
             .keyring
             .rewrap_all(&master, &new)
             .map_err(|e| failed(&e))?;
-        new.persist(&self.dir).map_err(|e| failed(&e))?;
         let generation = new.generation();
+        if let Err(e) = new.persist(&self.dir) {
+            // The rename may have happened before the failure (an fsync of the directory):
+            // then the new generation is what a restart opens, and must be used from now on.
+            if MasterKey::generation_on_disk(&self.dir) == Some(generation) {
+                *master = new;
+            }
+            return Err(failed(&e));
+        }
         *master = new;
         // The new generation is in force; the old one is only leftovers now.
         if let Err(e) = self.keyring.sweep(&master) {
