@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Keys, Server, ServerOptions, create, team};
+use common::{Keys, Server, ServerOptions, create, open, seal, team};
 use keygate::pb;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,27 +73,6 @@ fn on_disk(dir: &Path, needle: &[u8]) -> bool {
         bytes.windows(needle.len()).any(|w| w == needle)
             || bytes.windows(b64.len()).any(|w| w == b64.as_bytes())
     })
-}
-
-async fn seal(keys: &mut Keys, key: &str, plaintext: &[u8]) -> Vec<u8> {
-    keys.encrypt(pb::EncryptRequest {
-        key: key.into(),
-        plaintext: plaintext.to_vec(),
-        associated_data: vec![],
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .ciphertext
-}
-
-async fn open(keys: &mut Keys, ciphertext: &[u8]) -> Result<Vec<u8>, tonic::Status> {
-    keys.decrypt(pb::DecryptRequest {
-        ciphertext: ciphertext.to_vec(),
-        associated_data: vec![],
-    })
-    .await
-    .map(|r| r.into_inner().plaintext)
 }
 
 /// Schedules the destruction as the dev root (no approvals) and waits for the scheduler.
@@ -191,7 +170,10 @@ async fn a_destroyed_local_key_is_erased_even_from_a_restored_key_file_and_a_kil
     let server = start(dir.path());
     let mut keys = server.root().await;
     assert!(open(&mut keys, &doomed_ct).await.is_err());
-    assert_eq!(open(&mut keys, &kept_ct).await.unwrap(), b"still here");
+    assert_eq!(
+        open(&mut keys, &kept_ct).await.unwrap().plaintext,
+        b"still here"
+    );
     // The record says how the key was destroyed.
     let records = server
         .admin(common::ROOT_TOKEN)
@@ -279,7 +261,10 @@ async fn master_key_rotation_is_an_audited_admin_call_that_keeps_every_key_usabl
         master_before
     );
     for (ct, name) in &sealed {
-        assert_eq!(open(&mut keys, ct).await.unwrap(), name.as_bytes());
+        assert_eq!(
+            open(&mut keys, ct).await.unwrap().plaintext,
+            name.as_bytes()
+        );
     }
     let mut audit = server.audit(common::ROOT_TOKEN).await;
     let events = audit
@@ -303,7 +288,10 @@ async fn master_key_rotation_is_an_audited_admin_call_that_keeps_every_key_usabl
     let server = start(dir.path());
     let mut keys = server.root().await;
     for (ct, name) in &sealed {
-        assert_eq!(open(&mut keys, ct).await.unwrap(), name.as_bytes());
+        assert_eq!(
+            open(&mut keys, ct).await.unwrap().plaintext,
+            name.as_bytes()
+        );
     }
     keys.sign(pb::SignRequest {
         key: "app/sign".into(),
