@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Keys, Server, ServerOptions, create, reason};
+use common::{Keys, Server, ServerOptions, create, open, reason, seal};
 use keygate::pb;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -19,27 +19,6 @@ fn server_with(dir: &tempfile::TempDir, lifecycle: &str) -> Server {
             ..Default::default()
         },
     )
-}
-
-async fn seal(keys: &mut Keys, key: &str, plaintext: &[u8]) -> Vec<u8> {
-    keys.encrypt(pb::EncryptRequest {
-        key: key.into(),
-        plaintext: plaintext.to_vec(),
-        associated_data: vec![],
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .ciphertext
-}
-
-async fn open(keys: &mut Keys, ciphertext: &[u8]) -> Result<pb::DecryptResponse, tonic::Status> {
-    keys.decrypt(pb::DecryptRequest {
-        ciphertext: ciphertext.to_vec(),
-        associated_data: vec![],
-    })
-    .await
-    .map(|r| r.into_inner())
 }
 
 async fn rotate(keys: &mut Keys, key: &str) {

@@ -22,7 +22,7 @@ fn activity(action: &str) -> (u8, &'static str) {
         | "ScanPosture"
         | "GetPostureInventory"
         | "ListFindings" => (2, "Read"),
-        "AcknowledgeFinding" => (3, "Update"),
+        "AcknowledgeFinding" | "RotateMasterKey" => (3, "Update"),
         "RotateKey"
         | "EnableKey"
         | "DisableKey"

@@ -1,6 +1,7 @@
 //! The `keygate` command: the server (`serve`), client verbs for people and scripts, and the
 //! benchmark.
 
+mod admin_cmd;
 mod approval_cmd;
 mod audit_cmd;
 mod bench;
@@ -98,6 +99,9 @@ pub enum Command {
     /// Check a policy folder offline; reload, show or explain a gateway's policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Operations on a provider instance as a whole: replace its master key.
+    #[command(subcommand)]
+    Admin(admin_cmd::AdminCommand),
     /// Load-test a running gateway and report ops/s and latency percentiles.
     Bench(bench::BenchArgs),
     /// Unauthenticated 1 MiB calls and a token-guessing flood against a gateway while
@@ -160,6 +164,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Audit(cmd) => audit_cmd::run(&cli.conn, json, cmd).await,
         Command::Approval(cmd) => approval_cmd::run(&cli.conn, json, cmd).await,
         Command::Policy(cmd) => policy_cmd::run(&cli.conn, json, cmd).await,
+        Command::Admin(cmd) => admin_cmd::run(&cli.conn, json, cmd).await,
         Command::Rewrap(a) => rewrap::run(&cli.conn, json, a).await,
         Command::Inventory(a) => posture_cmd::inventory(&cli.conn, json, a).await,
         Command::Findings(cmd) => posture_cmd::findings(&cli.conn, json, cmd).await,

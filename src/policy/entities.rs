@@ -92,6 +92,8 @@ actions! {
     AcknowledgeFinding,
     /// Brings a key a provider holds, unmanaged, into the catalog.
     AdoptKey,
+    /// Replaces a provider instance's master key and rewraps its keys under the new one.
+    RotateMasterKey,
 }
 
 impl FromStr for Action {

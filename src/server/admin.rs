@@ -22,6 +22,26 @@ impl AdminService for AdminApi {
         reply(&id, self.gateway.run(call, op).await.map(Into::into))
     }
 
+    async fn rotate_master_key(
+        &self,
+        request: Request<pb::RotateMasterKeyRequest>,
+    ) -> Result<Response<pb::RotateMasterKeyResponse>, Status> {
+        let call = call_of(&request);
+        let id = call.request_id.clone();
+        let op = ops::RotateMasterKey {
+            provider: request.into_inner().provider,
+        };
+        let result = self.gateway.run(call, op).await;
+        reply(
+            &id,
+            result.map(|(provider, rotation)| pb::RotateMasterKeyResponse {
+                provider,
+                generation: rotation.generation,
+                rewrapped: u64::try_from(rotation.rewrapped).unwrap_or(u64::MAX),
+            }),
+        )
+    }
+
     // --- policies and destruction records (issue 13) ---
 
     async fn reload_policies(

@@ -270,6 +270,32 @@ pub fn days(n: i64) -> Option<prost_types::Duration> {
 }
 
 /// A CreateKey request with sensible defaults.
+/// Encrypts `plaintext` under `key` (no associated data); the ciphertext.
+pub async fn seal(keys: &mut Keys, key: &str, plaintext: &[u8]) -> Vec<u8> {
+    keys.encrypt(keygate::pb::EncryptRequest {
+        key: key.into(),
+        plaintext: plaintext.to_vec(),
+        associated_data: vec![],
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .ciphertext
+}
+
+/// Decrypts a ciphertext made by [`seal`].
+pub async fn open(
+    keys: &mut Keys,
+    ciphertext: &[u8],
+) -> Result<keygate::pb::DecryptResponse, tonic::Status> {
+    keys.decrypt(keygate::pb::DecryptRequest {
+        ciphertext: ciphertext.to_vec(),
+        associated_data: vec![],
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
 pub fn create(name: &str, algorithm: &str, owner: &str) -> keygate::pb::CreateKeyRequest {
     keygate::pb::CreateKeyRequest {
         name: name.into(),

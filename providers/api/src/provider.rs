@@ -1,7 +1,7 @@
 use crate::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyUri, KeyVersionInfo,
-    Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
-    SignInput, VersionRef, WrappedForImport, WrappedKey,
+    Listing, MasterKeyRotation, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied,
+    Result, SecretBytes, SignInput, VersionRef, WrappedForImport, WrappedKey,
 };
 use std::time::Duration;
 
@@ -132,6 +132,22 @@ pub trait KeyProvider: Send + Sync {
     /// Destroys the key material for good, once the pending window has ended.
     async fn destroy(&self, _key: &KeyUri) -> Result<Replied<()>> {
         Err(ProviderError::unsupported(self.name(), "destruction"))
+    }
+
+    /// What [`KeyProvider::destroy`] does to the material, in words for the destruction record
+    /// (for example a cryptographic erasure). `None`: nothing beyond "destroyed".
+    fn destruction_method(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Replaces the master key the backend keeps its own keys under and rewraps them all, as
+    /// one atomic change. Only backends whose keys keygate itself wraps (the local provider)
+    /// have one; the others answer Unsupported (a failed precondition).
+    async fn rotate_master_key(&self) -> Result<Replied<MasterKeyRotation>> {
+        Err(ProviderError::unsupported(
+            self.name(),
+            "master-key rotation (keygate holds no master key for this backend: its keys are wrapped by the backend itself)",
+        ))
     }
 
     /// A wrapping key (and token) for importing material into `spec.key` (BYOK).

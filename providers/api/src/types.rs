@@ -112,6 +112,16 @@ pub struct PublicKeyInfo {
     pub spki_der: Vec<u8>,
 }
 
+/// What rotating a backend's own master key did (see
+/// [`crate::KeyProvider::rotate_master_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MasterKeyRotation {
+    /// The master key's generation now in force (counts rotations).
+    pub generation: u32,
+    /// How many wrapped keys were rewrapped under the new master key.
+    pub rewrapped: usize,
+}
+
 /// What a backend can do. The gateway refuses, with a clear message, any call outside it.
 #[derive(Debug, Clone, Default)]
 pub struct Capabilities {

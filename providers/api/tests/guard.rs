@@ -543,3 +543,22 @@ async fn faults_without_a_list_apply_to_every_operation() {
     g.describe(&KeyUri::new("fake://k")).await.unwrap();
     assert_eq!(started.elapsed(), Duration::from_millis(600));
 }
+
+/// A backend without a master key of keygate's refuses its rotation as unsupported (a failed
+/// precondition at the API), through the guard, without being called; and reports no erasure.
+#[tokio::test]
+async fn master_key_rotation_is_unsupported_by_default_and_passes_the_guard() {
+    let fake = Fake::new(Answer::Ok);
+    let (guarded, _) = guard(&fake, settings());
+    let refused = guarded.rotate_master_key().await.unwrap_err();
+    assert!(
+        matches!(refused, ProviderError::Unsupported { .. }),
+        "{refused:?}"
+    );
+    assert!(
+        reason(&refused).contains("master-key rotation"),
+        "{refused}"
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(guarded.destruction_method(), None);
+}

@@ -1,22 +1,27 @@
 //! keygate's embedded key provider (`local://KEY_ID`).
 //!
 //! Keys live in the gateway's data directory, one file per key, each version's material sealed
-//! with AES-256-GCM under a master key. The master key is derived from a passphrase with
-//! Argon2id (production) or generated and stored beside the keys (dev mode only: anyone who can
-//! read the data directory can read the keys, and the gateway says so loudly at start-up).
+//! with AES-256-GCM under a data-encryption key (DEK) of its own. The DEKs live in the keyring,
+//! wrapped under a key-encryption key (KEK), itself wrapped under the root key: derived from a
+//! passphrase with Argon2id (production) or generated and stored beside the keys (dev mode
+//! only: anyone who can read the data directory can read the keys, and the gateway says so
+//! loudly at start-up). Destroying a key erases its DEKs (cryptographic erasure); rotating the
+//! master key replaces the KEK and rewraps every DEK.
 //!
 //! Cryptography is aws-lc-rs: AES-256-GCM, ECDSA P-256/P-384, Ed25519, RSA-OAEP (SHA-256),
 //! RSA-PSS and PKCS#1 v1.5 signatures (SHA-256), HMAC-SHA-256.
 
 mod config;
+mod keyring;
 mod master_key;
 mod material;
 mod provider;
+mod sealing;
 mod store;
 
 pub use config::{LocalConfig, LocalFactory, factory};
 pub use master_key::{MasterKey, MasterKeyError, MasterKeySource};
-pub use provider::LocalProvider;
+pub use provider::{ERASURE_STATEMENT, LocalProvider};
 
 /// The URI scheme of keys held by this provider.
 pub const SCHEME: &str = "local";

@@ -1,4 +1,12 @@
-//! The master key that seals every local key's material at rest.
+//! The master key of the local store, in two layers.
+//!
+//! The *root key* comes from the operator: derived from a passphrase with Argon2id, or (dev
+//! mode) generated and stored in the clear. It wraps one random *key-encryption key* (KEK),
+//! kept wrapped in `master.json`; the KEK wraps each key version's own data-encryption key
+//! (the keyring). Rotating the master key replaces the KEK and needs no new passphrase.
+//!
+//! Stores written before the keyring sealed material under the root key itself ("legacy"
+//! versions); the root key still opens them, so the provider can migrate them on open.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, Nonce, RandomizedNonceKey};
 use base64::Engine as _;
@@ -6,10 +14,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use keygate_provider::SecretBytes;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const MASTER_FILE: &str = "master.json";
 const CHECK_AAD: &[u8] = b"keygate-local-master-check-v1";
 const CHECK_TEXT: &[u8] = b"keygate master key check";
+const KEK_AAD: &str = "keygate-local-kek-v1";
 const NONCE_LEN: usize = 12;
 
 /// Where the master key comes from.
@@ -47,11 +57,15 @@ pub enum MasterKeyError {
     Kdf(String),
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 enum MasterFile {
     /// Dev mode: the key itself, base64. Never used outside `--dev`.
-    DevGenerated { key: String },
+    DevGenerated {
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kek: Option<WrappedKek>,
+    },
     Argon2id {
         salt: String,
         memory_kib: u32,
@@ -59,13 +73,41 @@ enum MasterFile {
         parallelism: u32,
         /// A known text sealed under the derived key, to tell a wrong passphrase at start-up.
         check: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kek: Option<WrappedKek>,
     },
 }
 
-/// AES-256-GCM key that seals key material. Its bytes are dropped right after the cipher is
-/// built; aws-lc frees its own copy with cleansing.
+impl MasterFile {
+    fn kek_mut(&mut self) -> &mut Option<WrappedKek> {
+        match self {
+            MasterFile::DevGenerated { kek, .. } | MasterFile::Argon2id { kek, .. } => kek,
+        }
+    }
+}
+
+/// The KEK sealed under the root key. `generation` counts master-key rotations and names the
+/// keyring directory whose DEKs this KEK wraps.
+#[derive(Clone, Serialize, Deserialize)]
+struct WrappedKek {
+    generation: u32,
+    sealed: String,
+}
+
+fn kek_aad(generation: u32) -> Vec<u8> {
+    format!("{KEK_AAD}|{generation}").into_bytes()
+}
+
+/// AES-256-GCM keys: the root key and the KEK it wraps. Their bytes are dropped right after
+/// the ciphers are built; aws-lc frees its own copies with cleansing.
 pub struct MasterKey {
-    cipher: RandomizedNonceKey,
+    /// Wraps the KEK; opens legacy versions, sealed under it directly.
+    root: Arc<RandomizedNonceKey>,
+    /// Wraps every DEK of the keyring.
+    kek: RandomizedNonceKey,
+    generation: u32,
+    /// master.json as read or last written (its KEK field replaced on rotation).
+    file: MasterFile,
     pub(crate) dev_mode: bool,
 }
 
@@ -105,13 +147,17 @@ fn check_params(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<()
 }
 
 impl MasterKey {
-    /// Opens (or, on first start, creates) the master key of the store in `dir`.
+    /// Opens (or, on first start, creates) the master key of the store in `dir`. A store from
+    /// before the keyring gets its KEK here (master.json rewritten atomically); its legacy
+    /// versions still open under the root key until the provider migrates them.
     pub fn open(dir: &Path, source: MasterKeySource) -> Result<Self, MasterKeyError> {
         let path = dir.join(MASTER_FILE);
         let io = |source| MasterKeyError::Io {
             path: path.clone(),
             source,
         };
+        // A rotation that crashed before its rename: the KEK it holds was never in force.
+        crate::keyring::erase_file(&path.with_extension("tmp")).map_err(io)?;
         let existing = match std::fs::read(&path) {
             Ok(bytes) => Some(serde_json::from_slice::<MasterFile>(&bytes).map_err(|e| {
                 MasterKeyError::Corrupt {
@@ -126,55 +172,63 @@ impl MasterKey {
             path: path.clone(),
             reason: reason.into(),
         };
-        match (existing, source) {
-            (Some(MasterFile::DevGenerated { key }), MasterKeySource::DevGenerated) => {
+        let (root, file, dev_mode) = match (existing, source) {
+            (Some(file @ MasterFile::DevGenerated { .. }), MasterKeySource::DevGenerated) => {
+                let MasterFile::DevGenerated { key, .. } = &file else {
+                    return Err(corrupt("unexpected kind"));
+                };
                 let key = SecretBytes::new(B64.decode(key).map_err(|_| corrupt("bad base64"))?);
-                Self::from_bytes(&key, true).ok_or_else(|| corrupt("key is not 32 bytes"))
+                let root = cipher(&key).ok_or_else(|| corrupt("key is not 32 bytes"))?;
+                (root, file, true)
             }
             (Some(MasterFile::DevGenerated { .. }), MasterKeySource::Passphrase(_)) => {
-                Err(MasterKeyError::DevStoreWithPassphrase {
+                return Err(MasterKeyError::DevStoreWithPassphrase {
                     dir: dir.to_path_buf(),
-                })
+                });
             }
             (Some(MasterFile::Argon2id { .. }), MasterKeySource::DevGenerated) => {
-                Err(MasterKeyError::PassphraseStoreInDevMode {
+                return Err(MasterKeyError::PassphraseStoreInDevMode {
                     dir: dir.to_path_buf(),
-                })
+                });
             }
-            (
-                Some(MasterFile::Argon2id {
+            (Some(file @ MasterFile::Argon2id { .. }), MasterKeySource::Passphrase(passphrase)) => {
+                let MasterFile::Argon2id {
                     salt,
                     memory_kib,
                     iterations,
                     parallelism,
                     check,
-                }),
-                MasterKeySource::Passphrase(passphrase),
-            ) => {
+                    ..
+                } = &file
+                else {
+                    return Err(corrupt("unexpected kind"));
+                };
                 // Read back from a file anyone with write access to the directory could
                 // change: bounded before Argon2id allocates `memory_kib`.
-                check_params(memory_kib, iterations, parallelism).map_err(|e| corrupt(&e))?;
+                check_params(*memory_kib, *iterations, *parallelism).map_err(|e| corrupt(&e))?;
                 let salt = B64.decode(salt).map_err(|_| corrupt("bad salt"))?;
                 if !(16..=64).contains(&salt.len()) {
                     return Err(corrupt("the salt is not 16-64 bytes"));
                 }
-                let key = derive(&passphrase, &salt, memory_kib, iterations, parallelism)?;
-                let master = Self::from_bytes(&key, false).ok_or_else(|| corrupt("bad key"))?;
+                let key = derive(&passphrase, &salt, *memory_kib, *iterations, *parallelism)?;
+                let root = cipher(&key).ok_or_else(|| corrupt("bad key"))?;
                 let check = B64.decode(check).map_err(|_| corrupt("bad check value"))?;
-                match master.open_sealed(&check, CHECK_AAD) {
-                    Ok(text) if text.expose() == CHECK_TEXT => Ok(master),
-                    _ => Err(MasterKeyError::WrongPassphrase {
-                        dir: dir.to_path_buf(),
-                    }),
+                match open_with(&root, &check, CHECK_AAD) {
+                    Ok(text) if text.expose() == CHECK_TEXT => (root, file, false),
+                    _ => {
+                        return Err(MasterKeyError::WrongPassphrase {
+                            dir: dir.to_path_buf(),
+                        });
+                    }
                 }
             }
             (None, MasterKeySource::DevGenerated) => {
                 let key = random_secret(32).map_err(|e| MasterKeyError::Kdf(e.to_string()))?;
                 let file = MasterFile::DevGenerated {
                     key: B64.encode(key.expose()),
+                    kek: None,
                 };
-                write_private(&path, &file).map_err(io)?;
-                Self::from_bytes(&key, true).ok_or_else(|| corrupt("bad key"))
+                (cipher(&key).ok_or_else(|| corrupt("bad key"))?, file, true)
             }
             (None, MasterKeySource::Passphrase(passphrase)) => {
                 let salt = random_secret(16).map_err(|e| MasterKeyError::Kdf(e.to_string()))?;
@@ -185,9 +239,8 @@ impl MasterKey {
                     ITERATIONS,
                     PARALLELISM,
                 )?;
-                let master = Self::from_bytes(&key, false).ok_or_else(|| corrupt("bad key"))?;
-                let check = master
-                    .seal(CHECK_TEXT, CHECK_AAD)
+                let root = cipher(&key).ok_or_else(|| corrupt("bad key"))?;
+                let check = seal_with(&root, CHECK_TEXT, CHECK_AAD)
                     .map_err(|_| MasterKeyError::Kdf("sealing the check value failed".into()))?;
                 let file = MasterFile::Argon2id {
                     salt: B64.encode(salt.expose()),
@@ -195,45 +248,148 @@ impl MasterKey {
                     iterations: ITERATIONS,
                     parallelism: PARALLELISM,
                     check: B64.encode(check),
+                    kek: None,
                 };
-                write_private(&path, &file).map_err(io)?;
+                (root, file, false)
+            }
+        };
+        let root = Arc::new(root);
+        let mut file = file;
+        match file.kek_mut().clone() {
+            Some(wrapped) => {
+                let sealed = B64
+                    .decode(&wrapped.sealed)
+                    .map_err(|_| corrupt("bad KEK base64"))?;
+                let kek = open_with(&root, &sealed, &kek_aad(wrapped.generation))
+                    .map_err(|_| corrupt("the KEK does not open under the root key"))?;
+                let kek = cipher(&kek).ok_or_else(|| corrupt("the KEK is not 32 bytes"))?;
+                Ok(Self {
+                    root,
+                    kek,
+                    generation: wrapped.generation,
+                    file,
+                    dev_mode,
+                })
+            }
+            None => {
+                // A new store, or one from before the keyring: its first KEK.
+                let master = Self::with_new_kek(root, file, 1, dev_mode)?;
+                master.persist(dir).map_err(io)?;
                 Ok(master)
             }
         }
     }
 
-    fn from_bytes(key: &SecretBytes, dev_mode: bool) -> Option<Self> {
-        let cipher = RandomizedNonceKey::new(&AES_256_GCM, key.expose()).ok()?;
-        Some(Self { cipher, dev_mode })
+    fn with_new_kek(
+        root: Arc<RandomizedNonceKey>,
+        mut file: MasterFile,
+        generation: u32,
+        dev_mode: bool,
+    ) -> Result<Self, MasterKeyError> {
+        let failed = |what: &str| MasterKeyError::Kdf(format!("{what} failed"));
+        let kek = random_secret(32).map_err(|_| failed("generating a KEK"))?;
+        let sealed = seal_with(&root, kek.expose(), &kek_aad(generation))
+            .map_err(|_| failed("wrapping the KEK"))?;
+        *file.kek_mut() = Some(WrappedKek {
+            generation,
+            sealed: B64.encode(sealed),
+        });
+        let kek = cipher(&kek).ok_or_else(|| failed("loading the KEK"))?;
+        Ok(Self {
+            root,
+            kek,
+            generation,
+            file,
+            dev_mode,
+        })
     }
 
-    /// nonce ‖ ciphertext ‖ tag
-    pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, ()> {
-        let mut in_out = plaintext.to_vec();
-        let nonce = self
-            .cipher
-            .seal_in_place_append_tag(Aad::from(aad), &mut in_out)
-            .map_err(|_| ())?;
+    /// A new master key: a fresh random KEK under the same root key, one generation on. Not
+    /// in force until [`MasterKey::persist`] writes it.
+    pub(crate) fn rotated(&self) -> Result<Self, MasterKeyError> {
+        Self::with_new_kek(
+            self.root.clone(),
+            self.file.clone(),
+            self.generation + 1,
+            self.dev_mode,
+        )
+    }
+
+    /// Writes master.json (temp file, fsync, rename, fsync the directory).
+    pub(crate) fn persist(&self, dir: &Path) -> std::io::Result<()> {
+        write_private(&dir.join(MASTER_FILE), &self.file)
+    }
+
+    /// The generation the master.json in `dir` names, if it can be read.
+    pub(crate) fn generation_on_disk(dir: &Path) -> Option<u32> {
+        let bytes = std::fs::read(dir.join(MASTER_FILE)).ok()?;
+        let mut file: MasterFile = serde_json::from_slice(&bytes).ok()?;
+        file.kek_mut().as_ref().map(|k| k.generation)
+    }
+
+    /// The keyring generation whose DEKs this KEK wraps.
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Wraps a DEK under the KEK: nonce ‖ ciphertext ‖ tag.
+    pub(crate) fn wrap_dek(&self, dek: &[u8], aad: &[u8]) -> Result<Vec<u8>, ()> {
+        seal_with(&self.kek, dek, aad)
+    }
+
+    pub(crate) fn unwrap_dek(&self, wrapped: &[u8], aad: &[u8]) -> Result<SecretBytes, ()> {
+        open_with(&self.kek, wrapped, aad)
+    }
+
+    /// Opens a version sealed under the root key itself (the format before the keyring).
+    pub(crate) fn open_legacy(&self, sealed: &[u8], aad: &[u8]) -> Result<SecretBytes, ()> {
+        open_with(&self.root, sealed, aad)
+    }
+
+    /// Seals as the format before the keyring did (for tests of the migration).
+    #[cfg(test)]
+    pub(crate) fn seal_legacy(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, ()> {
+        seal_with(&self.root, plaintext, aad)
+    }
+}
+
+fn cipher(key: &SecretBytes) -> Option<RandomizedNonceKey> {
+    RandomizedNonceKey::new(&AES_256_GCM, key.expose()).ok()
+}
+
+/// AES-256-GCM with a random nonce: nonce ‖ ciphertext ‖ tag.
+pub(crate) fn seal_with(
+    cipher: &RandomizedNonceKey,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, ()> {
+    let mut in_out = plaintext.to_vec();
+    let sealed = cipher.seal_in_place_append_tag(Aad::from(aad), &mut in_out);
+    let result = sealed.map(|nonce| {
         let mut out = nonce.as_ref().to_vec();
         out.extend_from_slice(&in_out);
-        zeroize::Zeroize::zeroize(&mut in_out);
-        Ok(out)
-    }
+        out
+    });
+    zeroize::Zeroize::zeroize(&mut in_out);
+    result.map_err(|_| ())
+}
 
-    pub(crate) fn open_sealed(&self, sealed: &[u8], aad: &[u8]) -> Result<SecretBytes, ()> {
-        if sealed.len() < NONCE_LEN + 16 {
-            return Err(());
-        }
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).map_err(|_| ())?;
-        let mut buf = SecretBytes::copy_from(&sealed[NONCE_LEN..]);
-        let len = self
-            .cipher
-            .open_in_place(nonce, Aad::from(aad), buf.expose_mut())
-            .map_err(|_| ())?
-            .len();
-        buf.expose_mut().truncate(len);
-        Ok(buf)
+pub(crate) fn open_with(
+    cipher: &RandomizedNonceKey,
+    sealed: &[u8],
+    aad: &[u8],
+) -> Result<SecretBytes, ()> {
+    if sealed.len() < NONCE_LEN + 16 {
+        return Err(());
     }
+    let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).map_err(|_| ())?;
+    let mut buf = SecretBytes::copy_from(&sealed[NONCE_LEN..]);
+    let len = cipher
+        .open_in_place(nonce, Aad::from(aad), buf.expose_mut())
+        .map_err(|_| ())?
+        .len();
+    buf.expose_mut().truncate(len);
+    Ok(buf)
 }
 
 fn derive(
@@ -262,28 +418,11 @@ pub(crate) fn random_secret(len: usize) -> Result<SecretBytes, aws_lc_rs::error:
     Ok(bytes)
 }
 
-/// Writes JSON readable only by the owner, atomically (temp file, fsync, rename).
+/// Writes JSON readable only by the owner, atomically (temp file, fsync, rename, fsync the
+/// directory).
 pub(crate) fn write_private<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    use std::io::Write as _;
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
+    crate::keyring::write_durably(path, &bytes)
 }
 
 #[cfg(test)]
@@ -311,12 +450,47 @@ mod tests {
     fn dev_key_persists_across_opens() {
         let dir = tempfile::tempdir().unwrap();
         let a = MasterKey::open(dir.path(), MasterKeySource::DevGenerated).unwrap();
-        let sealed = a.seal(b"material", b"aad").unwrap();
+        let sealed = a.wrap_dek(b"material", b"aad").unwrap();
         let b = MasterKey::open(dir.path(), MasterKeySource::DevGenerated).unwrap();
+        assert_eq!(b.unwrap_dek(&sealed, b"aad").unwrap().expose(), b"material");
+        assert!(b.unwrap_dek(&sealed, b"other").is_err());
+    }
+
+    #[test]
+    fn rotation_replaces_the_kek_under_the_same_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = || MasterKeySource::Passphrase(SecretBytes::copy_from(b"correct horse"));
+        let old = MasterKey::open(dir.path(), pass()).unwrap();
+        let wrapped = old.wrap_dek(b"dek", b"aad").unwrap();
+        let new = old.rotated().unwrap();
+        assert_eq!(new.generation(), old.generation() + 1);
+        assert!(new.unwrap_dek(&wrapped, b"aad").is_err());
+        new.persist(dir.path()).unwrap();
+        let reopened = MasterKey::open(dir.path(), pass()).unwrap();
+        assert_eq!(reopened.generation(), new.generation());
+        assert!(reopened.unwrap_dek(&wrapped, b"aad").is_err());
+        let fresh = new.wrap_dek(b"dek", b"aad").unwrap();
         assert_eq!(
-            b.open_sealed(&sealed, b"aad").unwrap().expose(),
-            b"material"
+            reopened.unwrap_dek(&fresh, b"aad").unwrap().expose(),
+            b"dek"
         );
-        assert!(b.open_sealed(&sealed, b"other").is_err());
+    }
+
+    #[test]
+    fn a_store_without_a_kek_gets_one_and_keeps_its_root_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = random_secret(32).unwrap();
+        let legacy = serde_json::json!({"kind": "dev-generated", "key": B64.encode(key.expose())});
+        std::fs::write(dir.path().join(MASTER_FILE), legacy.to_string()).unwrap();
+        let root = cipher(&key).unwrap();
+        let sealed = seal_with(&root, b"old material", b"aad").unwrap();
+        let master = MasterKey::open(dir.path(), MasterKeySource::DevGenerated).unwrap();
+        assert_eq!(master.generation(), 1);
+        assert_eq!(
+            master.open_legacy(&sealed, b"aad").unwrap().expose(),
+            b"old material"
+        );
+        let text = std::fs::read_to_string(dir.path().join(MASTER_FILE)).unwrap();
+        assert!(text.contains("\"kek\""), "{text}");
     }
 }

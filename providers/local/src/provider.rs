@@ -1,19 +1,19 @@
 //! The `KeyProvider` implementation over the store and the loaded keys.
 
+use crate::keyring::Keyring;
 use crate::master_key::MasterKey;
 use crate::material::{self, LoadedKey, MaterialError};
+use crate::sealing::{self, SealingError};
 use crate::store::{KeyFile, Store, VersionFile};
 use crate::{MasterKeySource, SCHEME};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use keygate_provider::kit::{self, Op};
 use keygate_provider::{
     Algorithm, Capabilities, KeyProvider, KeyPurpose, KeySpec, KeyUri, KeyVersionInfo, ListedKey,
-    Listing, PageRequest, ProviderError, ProviderKey, ProviderKeyState, PublicKeyInfo, Replied,
-    Result, SecretBytes, SignInput, VersionRef,
+    Listing, MasterKeyRotation, PageRequest, ProviderError, ProviderKey, ProviderKeyState,
+    PublicKeyInfo, Replied, Result, SecretBytes, SignInput, VersionRef,
 };
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 /// A key as held in memory: its file (for rewriting) and each version loaded for use.
@@ -24,13 +24,23 @@ struct Entry {
 
 pub struct LocalProvider {
     name: String,
-    master: MasterKey,
+    dir: PathBuf,
+    dev_mode: bool,
     store: Store,
+    keyring: Keyring,
     /// Read on every operation; never held across an await.
     keys: RwLock<HashMap<String, Arc<Entry>>>,
-    /// Serialises changes (create, rotate, enable, destroy) so file and map stay in step.
-    changes: tokio::sync::Mutex<()>,
+    /// The master key, needed only to wrap and unwrap DEKs; its lock serialises changes
+    /// (create, rotate, enable, destroy, master-key rotation) so files and map stay in step.
+    changes: tokio::sync::Mutex<MasterKey>,
 }
+
+/// What a destruction does to a local key, for the destruction record.
+pub const ERASURE_STATEMENT: &str = "cryptographic erasure: every version's data-encryption key \
+     was overwritten in the keyring, fsynced and removed (directory fsynced), and the key file \
+     likewise; the sealed material in any copy of the key file opens under nothing. A backup \
+     of the keyring and master.json from before the destruction, with the passphrase, would \
+     still hold the DEKs";
 
 impl std::fmt::Debug for LocalProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,17 +50,13 @@ impl std::fmt::Debug for LocalProvider {
     }
 }
 
-/// Additional data binding sealed material to its key and version, so files cannot be swapped.
-fn material_aad(key_id: &str, version: u32) -> Vec<u8> {
-    format!("keygate-local-material-v1|{key_id}|{version}").into_bytes()
-}
-
 fn uri_for(key_id: &str) -> KeyUri {
     KeyUri::new(format!("{SCHEME}://{key_id}"))
 }
 
 impl LocalProvider {
-    /// Opens the store in `dir` (created if missing) and loads every key.
+    /// Opens the store in `dir` (created if missing) and loads every key. Versions from before
+    /// the keyring are migrated here: each gets a DEK of its own and is resealed under it.
     pub fn open(
         name: &str,
         dir: &Path,
@@ -59,24 +65,48 @@ impl LocalProvider {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let master = MasterKey::open(dir, source)?;
+        let keyring = Keyring::open(dir)?;
         let store = Store::open(dir)?;
         let mut keys = HashMap::new();
-        for file in store.load_all()? {
-            let entry = load_entry(&master, file).map_err(|e| e.to_string())?;
-            keys.insert(entry.file.key_id.clone(), Arc::new(entry));
+        for mut file in store.load_all()? {
+            if sealing::migrate(&master, &keyring, &mut file)? {
+                store.write(&file)?;
+            }
+            let versions = match sealing::load_versions(&master, &keyring, &file) {
+                Ok(versions) => versions,
+                Err(SealingError::Keyring(crate::keyring::KeyringError::Missing {
+                    key_id,
+                    version,
+                })) => {
+                    // A key file without its DEKs: destroyed (the erasure happened, the file
+                    // came back from a copy or outlived a crash). Nothing can open it.
+                    tracing::warn!(
+                        provider = name,
+                        key_id,
+                        version,
+                        "a key file whose DEKs were erased is not loaded: the key was destroyed"
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            keys.insert(file.key_id.clone(), Arc::new(Entry { file, versions }));
         }
+        keyring.sweep(&master)?;
         Ok(Self {
             name: name.to_string(),
-            master,
+            dir: dir.to_path_buf(),
+            dev_mode: master.dev_mode,
             store,
+            keyring,
             keys: RwLock::new(keys),
-            changes: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::Mutex::new(master),
         })
     }
 
     /// True when the master key was generated for dev mode (stored in the clear).
     pub fn is_dev_mode(&self) -> bool {
-        self.master.dev_mode
+        self.dev_mode
     }
 
     fn key_id<'a>(&self, uri: &'a KeyUri) -> Result<&'a str> {
@@ -154,18 +184,13 @@ impl LocalProvider {
 
     fn seal_version(
         &self,
+        master: &MasterKey,
         key_id: &str,
         number: u32,
         material: &SecretBytes,
     ) -> Result<VersionFile> {
-        let sealed = self
-            .master
-            .seal(material.expose(), &material_aad(key_id, number))
-            .map_err(|_| ProviderError::internal(&self.name, "sealing key material failed"))?;
-        Ok(VersionFile {
-            number,
-            sealed: B64.encode(sealed),
-        })
+        sealing::seal_version(master, &self.keyring, key_id, number, material)
+            .map_err(|e| ProviderError::internal(&self.name, e.to_string()))
     }
 
     async fn generate(&self, algorithm: Algorithm) -> Result<SecretBytes> {
@@ -215,27 +240,6 @@ impl LocalProvider {
     }
 }
 
-fn load_entry(master: &MasterKey, file: KeyFile) -> std::result::Result<Entry, String> {
-    let mut versions = Vec::with_capacity(file.versions.len());
-    for v in &file.versions {
-        let sealed = B64
-            .decode(&v.sealed)
-            .map_err(|_| format!("key {} version {}: bad base64", file.key_id, v.number))?;
-        let material = master
-            .open_sealed(&sealed, &material_aad(&file.key_id, v.number))
-            .map_err(|_| {
-                format!(
-                    "key {} version {}: material does not open under this master key",
-                    file.key_id, v.number
-                )
-            })?;
-        let loaded = LoadedKey::load(file.algorithm, &material)
-            .map_err(|e| format!("key {} version {}: {e:?}", file.key_id, v.number))?;
-        versions.push(Arc::new(loaded));
-    }
-    Ok(Entry { file, versions })
-}
-
 #[async_trait::async_trait]
 impl KeyProvider for LocalProvider {
     fn name(&self) -> &str {
@@ -271,7 +275,7 @@ impl KeyProvider for LocalProvider {
         let loaded = LoadedKey::load(spec.algorithm, &material).map_err(|e| {
             ProviderError::internal(&self.name, format!("loading new key material: {e:?}"))
         })?;
-        let _guard = self.changes.lock().await;
+        let master = self.changes.lock().await;
         let exists = self
             .keys
             .read()
@@ -289,7 +293,7 @@ impl KeyProvider for LocalProvider {
             name: spec.name.clone(),
             algorithm: spec.algorithm,
             enabled: true,
-            versions: vec![self.seal_version(&spec.key_id, 1, &material)?],
+            versions: vec![self.seal_version(&master, &spec.key_id, 1, &material)?],
             retired_below: 0,
         };
         let entry = self.commit(file, vec![Arc::new(loaded)])?;
@@ -401,12 +405,12 @@ impl KeyProvider for LocalProvider {
         let loaded = LoadedKey::load(algorithm, &material).map_err(|e| {
             ProviderError::internal(&self.name, format!("loading new key material: {e:?}"))
         })?;
-        let _guard = self.changes.lock().await;
+        let master = self.changes.lock().await;
         let entry = self.entry(key)?;
         let number = entry.file.versions.len() as u32 + 1;
         let mut file = entry.file.clone();
         file.versions
-            .push(self.seal_version(&file.key_id, number, &material)?);
+            .push(self.seal_version(&master, &file.key_id, number, &material)?);
         let mut versions = entry.versions.clone();
         versions.push(Arc::new(loaded));
         self.commit(file, versions)?;
@@ -435,14 +439,60 @@ impl KeyProvider for LocalProvider {
         Ok(Replied::local(()))
     }
 
+    /// Cryptographic erasure: the DEKs first (after which nothing opens the material), then
+    /// the key file. Idempotent: a key already gone, or half gone after a crash, is finished.
     async fn destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
-        let _guard = self.changes.lock().await;
+        let master = self.changes.lock().await;
         let id = self.key_id(key)?.to_string();
-        self.entry(key)?;
-        self.store
-            .remove(&id)
-            .map_err(|e| ProviderError::internal(&self.name, format!("removing key {key}: {e}")))?;
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            ProviderError::internal(&self.name, format!("{what} of key {key}: {e}"))
+        };
+        // Out of the table first: no use of the key starts once its erasure has.
         self.keys.write().map_err(|_| self.poisoned())?.remove(&id);
+        let erased = self
+            .keyring
+            .erase_key(&master, &id)
+            .map_err(|e| failed("erasing the DEKs", &e))?;
+        self.store
+            .erase(&id)
+            .map_err(|e| failed("erasing the key file", &e))?;
+        tracing::info!(provider = %self.name, key = %key, deks_erased = erased, "key erased");
         Ok(Replied::local(()))
+    }
+
+    fn destruction_method(&self) -> Option<&'static str> {
+        Some(ERASURE_STATEMENT)
+    }
+
+    /// A new KEK: every DEK rewrapped under it in the next keyring generation (fsynced), then
+    /// master.json names it (atomic rename), then the old generation is erased.
+    async fn rotate_master_key(&self) -> Result<Replied<MasterKeyRotation>> {
+        let mut master = self.changes.lock().await;
+        let failed = |e: &dyn std::fmt::Display| {
+            ProviderError::internal(&self.name, format!("rotating the master key: {e}"))
+        };
+        let new = master.rotated().map_err(|e| failed(&e))?;
+        let rewrapped = self
+            .keyring
+            .rewrap_all(&master, &new)
+            .map_err(|e| failed(&e))?;
+        let generation = new.generation();
+        if let Err(e) = new.persist(&self.dir) {
+            // The rename may have happened before the failure (an fsync of the directory):
+            // then the new generation is what a restart opens, and must be used from now on.
+            if MasterKey::generation_on_disk(&self.dir) == Some(generation) {
+                *master = new;
+            }
+            return Err(failed(&e));
+        }
+        *master = new;
+        // The new generation is in force; the old one is only leftovers now.
+        if let Err(e) = self.keyring.sweep(&master) {
+            tracing::warn!(provider = %self.name, error = %e, "erasing the previous keyring generation failed; it is erased at the next start");
+        }
+        Ok(Replied::local(MasterKeyRotation {
+            generation,
+            rewrapped,
+        }))
     }
 }

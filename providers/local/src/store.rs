@@ -1,4 +1,5 @@
-//! Key files on disk: one JSON file per key, rewritten atomically on every change.
+//! Key files on disk: one JSON file per key, rewritten atomically on every change. They hold
+//! sealed material only; the DEKs that open it are in the keyring.
 
 use crate::master_key::write_private;
 use keygate_provider::Algorithm;
@@ -24,8 +25,15 @@ fn is_zero(n: &u32) -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionFile {
     pub number: u32,
-    /// The version's material sealed under the master key, base64 (nonce ‖ ciphertext ‖ tag).
+    /// The version's material sealed, base64 (nonce ‖ ciphertext ‖ tag): under its own DEK
+    /// from the keyring when `dek`, else (stores from before the keyring) under the master key.
     pub sealed: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dek: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 pub struct Store {
@@ -71,7 +79,8 @@ impl Store {
         write_private(&self.path(&key.key_id), key)
     }
 
-    pub fn remove(&self, key_id: &str) -> std::io::Result<()> {
-        std::fs::remove_file(self.path(key_id))
+    /// Overwrites the key's file, removes it and fsyncs the directory (nothing if absent).
+    pub fn erase(&self, key_id: &str) -> std::io::Result<()> {
+        crate::keyring::erase_file(&self.path(key_id))
     }
 }

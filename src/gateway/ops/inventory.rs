@@ -119,3 +119,33 @@ impl Managed {
             .cloned()
     }
 }
+
+/// Replaces a provider instance's master key (the local provider's KEK) and rewraps every key
+/// under it. It changes no key in the catalog: each key keeps its material and versions.
+pub struct RotateMasterKey {
+    /// Empty: the default provider.
+    pub provider: String,
+}
+
+impl Operation for RotateMasterKey {
+    type Output = (String, keygate_provider::MasterKeyRotation);
+    type Mode = Reads;
+
+    fn action(&self) -> Action {
+        Action::RotateMasterKey
+    }
+
+    fn target(&self) -> Target<'_> {
+        Target::Provider(&self.provider)
+    }
+
+    async fn execute(
+        self,
+        cx: &mut Exec<'_, Reads>,
+    ) -> Result<(String, keygate_provider::MasterKeyRotation), GatewayError> {
+        let (name, rotation) = cx.rotate_backend_master_key().await?;
+        cx.detail("generation", rotation.generation);
+        cx.detail("rewrapped", rotation.rewrapped);
+        Ok((name, rotation))
+    }
+}

@@ -342,10 +342,10 @@ impl Operation for DestroyKey {
                 return Err(GatewayError::DestructionNotApproved(key.name.clone()));
             }
         }
-        cx.destroy_in_backend().await?;
+        let erasure = cx.destroy_in_backend().await?;
         // The destruction record: what was destroyed, where, and how.
         let versions: Vec<u32> = key.versions.iter().map(|v| v.version).collect();
-        let method = format!(
+        let mut method = format!(
             "every version destroyed in provider '{}' ({}) by keygate's scheduler when {}",
             key.provider,
             key.provider_uri,
@@ -355,6 +355,10 @@ impl Operation for DestroyKey {
                 "the pending window ended"
             }
         );
+        if let Some(erasure) = erasure {
+            method.push_str(&format!("; the provider reports: {erasure}"));
+            cx.detail("erasure", erasure);
+        }
         cx.detail("provider", key.provider.clone());
         cx.detail("provider_uri", key.provider_uri.to_string());
         cx.detail("versions_destroyed", versions.len());

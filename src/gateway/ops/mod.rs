@@ -37,7 +37,7 @@ pub use byok::{ByokFamily, ByokImport, GetKeyFamily, RetryByokImport};
 pub use crypto::{
     DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,
 };
-pub use inventory::{InventoryEntry, InventoryPage, ListInventory};
+pub use inventory::{InventoryEntry, InventoryPage, ListInventory, RotateMasterKey};
 pub use keys::{CreateKey, DurationInput, GetKey, KeyPage, KeyView, ListKeys, Usage};
 pub use lifecycle::{
     CancelKeyDestruction, DestroyKey, ListDestructionRecords, RotateKey, RotationStep,

@@ -580,7 +580,7 @@ fn resource_of(action: Action) -> Option<Resource<'static>> {
         Action::ReloadPolicies | Action::ExplainPolicy | Action::GetPolicyStatus => {
             Some(Resource::PolicyStore)
         }
-        Action::ListInventory => Some(Resource::Provider("")),
+        Action::ListInventory | Action::RotateMasterKey => Some(Resource::Provider("")),
         Action::ScanPosture
         | Action::GetPostureInventory
         | Action::ListFindings

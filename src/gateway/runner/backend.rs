@@ -13,8 +13,8 @@ use super::operation::{Changes, Mode};
 use crate::catalog::VersionRecord;
 use crate::gateway::GatewayError;
 use keygate_provider::{
-    Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyVersionInfo, Listing, PageRequest,
-    ProviderKey, PublicKeyInfo, SecretBytes, SignInput,
+    Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyVersionInfo, Listing,
+    MasterKeyRotation, PageRequest, ProviderKey, PublicKeyInfo, SecretBytes, SignInput,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,6 +147,17 @@ impl<M: Mode> Exec<'_, M> {
         Ok((name, backend.list(page).await?.value))
     }
 
+    /// Replaces the master key of the provider instance the call was admitted for.
+    pub async fn rotate_backend_master_key(
+        &self,
+    ) -> Result<(String, MasterKeyRotation), GatewayError> {
+        let (name, backend) = match &self.subject {
+            Subject::Provider { name, provider } => (name.clone(), provider.clone()),
+            _ => return Err(not_admitted("a provider")),
+        };
+        Ok((name, backend.rotate_master_key().await?.value))
+    }
+
     /// What the backend of the key being created can do.
     pub fn new_key_capabilities(&self) -> Result<(&str, Capabilities), GatewayError> {
         match &self.subject {
@@ -215,9 +226,11 @@ impl Exec<'_, Changes> {
         Ok(())
     }
 
-    pub async fn destroy_in_backend(&mut self) -> Result<(), GatewayError> {
+    /// Destroys the key in its backend; returns what the backend says destruction does to
+    /// the material (a cryptographic erasure, …), for the destruction record.
+    pub async fn destroy_in_backend(&mut self) -> Result<Option<&'static str>, GatewayError> {
         let (key, backend) = self.locked_backend()?;
         backend.destroy(&key.provider_uri).await?;
-        Ok(())
+        Ok(backend.destruction_method())
     }
 }

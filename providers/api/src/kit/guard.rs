@@ -21,8 +21,9 @@ use super::retry_after;
 use super::settings::{FaultKind, FaultSettings, GuardSettings, RetrySettings};
 use crate::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
-    KeyVersionInfo, Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied,
-    Result, SecretBytes, SignInput, VersionRef, WrappedForImport, WrappedKey,
+    KeyVersionInfo, Listing, MasterKeyRotation, PageRequest, ProviderError, ProviderKey,
+    PublicKeyInfo, Replied, Result, SecretBytes, SignInput, VersionRef, WrappedForImport,
+    WrappedKey,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -479,6 +480,16 @@ impl KeyProvider for Guarded {
 
     async fn destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
         self.run(Op::Destroy, || self.inner.destroy(key)).await
+    }
+
+    fn destruction_method(&self) -> Option<&'static str> {
+        self.inner.destruction_method()
+    }
+
+    /// Passed straight through: a rotation is not retried (each attempt is a new master key)
+    /// and not cut short by the call deadline (it rewraps every key, then commits at once).
+    async fn rotate_master_key(&self) -> Result<Replied<MasterKeyRotation>> {
+        self.inner.rotate_master_key().await
     }
 
     async fn import_parameters(&self, spec: &ImportSpec) -> Result<Replied<ImportParams>> {
