@@ -820,6 +820,13 @@ mod tests {
     }
 
     #[test]
+    fn an_overlong_shutdown_grace_is_refused_at_start_up() {
+        let input = include_str!("../../fuzz/corpus/config/regression-shutdown-grace-overflow");
+        let err = parse(input).unwrap_err();
+        assert!(err.contains("server.shutdown_grace"), "{err}");
+    }
+
+    #[test]
     fn a_crl_needs_client_certificates_and_the_reload_interval_parses() {
         let tls = "[listen.tls]\ncert_file = \"s.pem\"\nkey_file = \"s.key\"\n";
         let err = parse(&format!("{tls}crl_file = \"crl.pem\"\n")).unwrap_err();
