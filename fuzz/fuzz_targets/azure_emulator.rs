@@ -10,5 +10,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&kind, rest)) = data.split_first() else {
         return;
     };
-    send_all(keygate_emulators::azure::router_for_fuzzing(kind & 1 == 1), rest);
+    send_all(
+        keygate_emulators::azure::router_for_fuzzing(kind & 1 == 1),
+        rest,
+    );
 });

@@ -6,6 +6,7 @@ use libfuzzer_sys::fuzz_target;
 include!("emulator_requests.inc.rs");
 
 fuzz_target!(|data: &[u8]| {
-    let app = keygate_emulators::gcp::router(std::sync::Arc::new(keygate_emulators::Hooks::default()));
+    let app =
+        keygate_emulators::gcp::router(std::sync::Arc::new(keygate_emulators::Hooks::default()));
     send_all(app, data);
 });
