@@ -32,10 +32,19 @@ pub fn from_timestamp(t: &prost_types::Timestamp) -> i64 {
         .saturating_add(i64::from(t.nanos) / 1_000_000)
 }
 
-/// Parses `365d`, `90d`, `12h`, `30m` (humantime syntax).
+/// The longest duration a setting takes: far beyond any real one, and short enough that
+/// adding it to a clock reading or scaling it by a small factor cannot overflow (a
+/// `shutdown_grace` of 2^64 s made the server panic when it computed its drain time).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Parses `365d`, `90d`, `12h`, `30m` (humantime syntax), at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("'{text}' is not a duration like 365d, 90d or 12h: {e}"))
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("'{text}' is not a duration like 365d, 90d or 12h: {e}"))?;
+    if d > MAX_DURATION {
+        return Err(format!("'{text}' is longer than 100 years"));
+    }
+    Ok(d)
 }
 
 pub fn format_duration(d: Duration) -> String {
@@ -46,5 +55,25 @@ pub fn format_duration(d: Duration) -> String {
         format!("{}h", secs / 3600)
     } else {
         format!("{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    /// The `config` fuzz target's input `regression-shutdown-grace-overflow`: a
+    /// `server.shutdown_grace` of 2^64-1 seconds passed the start-up checks, then overflowed
+    /// `drain_grace` (and the shutdown deadline).
+    #[test]
+    fn a_duration_past_a_hundred_years_is_refused() {
+        assert!(parse_duration("18446744073709551615s").is_err());
+        assert!(parse_duration("36501d").is_err());
+        assert_eq!(
+            parse_duration("36500d"),
+            Ok(Duration::from_secs(36_500 * 86_400))
+        );
+        let _ = MAX_DURATION * 3 / 4;
+        let _ = std::time::Instant::now() + MAX_DURATION;
     }
 }

@@ -1,14 +1,20 @@
 //! TLS and mutual TLS through rustls: a client with a certificate from the configured CA gets
 //! in; a client without one, or over plain HTTP/2, does not. Principals bound to a
 //! certificate identity (a SAN URI or the subject CN) are accepted only with it, and some by
-//! their certificate alone.
+//! their certificate alone. Client certificates that `listen.tls.crl_file` revokes are
+//! refused at the handshake, and a rewritten CRL file applies to new connections.
 
 mod common;
 
 use common::{Bearer, ROOT_TOKEN, Server, ServerOptions, create};
+use futures::FutureExt as _;
 use keygate::pb;
 use keygate::pb::key_service_client::KeyServiceClient;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
+    IsCa, KeyIdMethod, KeyPair, RevokedCertParams, SanType, SerialNumber, date_time_ymd,
+};
+use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -52,6 +58,72 @@ impl Pki {
         let cert = params.signed_by(&key, ca).unwrap();
         (cert.pem(), key.serialize_pem())
     }
+
+    /// A client certificate with subject CN `cn` and serial number `serial`.
+    fn client_cert_with_serial(&self, cn: &str, serial: u64) -> (String, String) {
+        let ca = self.ca.as_ref().expect("the CA");
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.serial_number = Some(SerialNumber::from(serial));
+        let cert = params.signed_by(&key, ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// The CA's CRL number `number`, revoking the certificates with these serial numbers.
+    fn crl(&self, number: u64, revoked: &[u64]) -> String {
+        let params = CertificateRevocationListParams {
+            this_update: date_time_ymd(2024, 1, 1),
+            next_update: date_time_ymd(2099, 1, 1),
+            crl_number: SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|serial| RevokedCertParams {
+                    serial_number: SerialNumber::from(*serial),
+                    revocation_time: date_time_ymd(2024, 1, 1),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(self.ca.as_ref().expect("the CA"))
+            .unwrap()
+            .pem()
+            .unwrap()
+    }
+}
+
+/// The `[listen.tls]` section for `pki`'s server certificate and client CA, its files written
+/// into `dir`.
+fn mtls_section(dir: &std::path::Path, pki: &Pki) -> String {
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    format!(
+        "[listen.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nclient_ca_file = \"{}\"\n",
+        write("server.pem", &pki.server.0),
+        write("server.key", &pki.server.1),
+        write("ca.pem", &pki.ca_pem),
+    )
+}
+
+/// A gateway started with `config` as its configuration file in `dir`.
+fn start(dir: &std::path::Path, config: &str, env: Vec<(String, String)>) -> Server {
+    let config_path = dir.join("keygate.toml");
+    std::fs::write(&config_path, config).unwrap();
+    Server::start_with(
+        &dir.join("data"),
+        ServerOptions {
+            config: Some(config_path),
+            env,
+            ..Default::default()
+        },
+    )
 }
 
 async fn client(
@@ -76,26 +148,7 @@ async fn client(
 async fn mutual_tls_admits_only_certified_clients() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let write = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    };
-    let config = format!(
-        "[listen.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nclient_ca_file = \"{}\"\n",
-        write("server.pem", &pki.server.0),
-        write("server.key", &pki.server.1),
-        write("ca.pem", &pki.ca_pem),
-    );
-    let config_path = dir.path().join("keygate.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        ServerOptions {
-            config: Some(config_path),
-            ..Default::default()
-        },
-    );
+    let server = start(dir.path(), &mtls_section(dir.path(), &pki), vec![]);
     assert!(
         server.endpoint.starts_with("https://localhost:"),
         "{}",
@@ -140,17 +193,8 @@ const SVC_A_TOKEN: &str = "kg_test_svc_a_token_0123456789abcdef";
 /// A gateway with mTLS and two principals: svc-a's token bound to its SPIFFE id, svc-b
 /// authenticated by the CN of its certificate alone.
 fn bound_server(dir: &std::path::Path, pki: &Pki) -> Server {
-    let write = |name: &str, text: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    };
     let config = format!(
-        r#"[listen.tls]
-cert_file = "{}"
-key_file = "{}"
-client_ca_file = "{}"
-
+        r#"{}
 [[tokens]]
 principal = "svc-a"
 kind = "service-account"
@@ -167,19 +211,12 @@ environments = ["dev"]
 certificate = {{ common_name = "svc-b" }}
 certificate_alone = true
 "#,
-        write("server.pem", &pki.server.0),
-        write("server.key", &pki.server.1),
-        write("ca.pem", &pki.ca_pem),
+        mtls_section(dir, pki)
     );
-    let config_path = dir.join("keygate.toml");
-    std::fs::write(&config_path, config).unwrap();
-    Server::start_with(
-        &dir.join("data"),
-        ServerOptions {
-            config: Some(config_path),
-            env: vec![("KG_TEST_SVC_A_TOKEN".into(), SVC_A_TOKEN.into())],
-            ..Default::default()
-        },
+    start(
+        dir,
+        &config,
+        vec![("KG_TEST_SVC_A_TOKEN".into(), SVC_A_TOKEN.into())],
     )
 }
 
@@ -282,4 +319,127 @@ async fn a_principal_authenticates_by_its_certificate_alone_where_configured() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+}
+
+/// A gateway with mTLS whose client certificates are checked against `crl.pem` in `dir`,
+/// which it looks at every 200 ms.
+fn crl_server(dir: &std::path::Path, pki: &Pki, crl: &str) -> Server {
+    let crl_path = dir.join("crl.pem");
+    std::fs::write(&crl_path, crl).unwrap();
+    let config = format!(
+        "{}crl_file = \"{}\"\nreload_interval = \"200ms\"\n",
+        mtls_section(dir, pki),
+        crl_path.display()
+    );
+    start(dir, &config, vec![])
+}
+
+/// Whether a new connection with `cert` gets an answer to a health check: the handshake
+/// (TLS 1.3 refuses a client certificate after the client thinks it is done) and a call.
+async fn admitted(server: &Server, pki: &Pki, cert: &(String, String)) -> bool {
+    let attempt = async {
+        let channel = client(server, &pki.ca_pem, Some(cert)).await.ok()?;
+        check(channel).await.then_some(())
+    };
+    tokio::time::timeout(Duration::from_secs(20), attempt)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+async fn check(channel: Channel) -> bool {
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .is_ok()
+}
+
+/// Polls `condition` until it holds, for at most a minute (machines under load are slow).
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const REVOKED: u64 = 0x1001;
+const GOOD: u64 = 0x1002;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_client_certificate_is_refused_at_the_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let revoked = pki.client_cert_with_serial("svc-revoked", REVOKED);
+    let good = pki.client_cert_with_serial("svc-good", GOOD);
+    let server = crl_server(dir.path(), &pki, &pki.crl(1, &[REVOKED]));
+
+    assert!(
+        admitted(&server, &pki, &good).await,
+        "a certificate the CRL does not list was refused:\n{}",
+        server.output()
+    );
+    assert!(
+        !admitted(&server, &pki, &revoked).await,
+        "a revoked certificate was served"
+    );
+    // Refused by the TLS layer, not by a handler.
+    eventually("the refusal in the log", || async {
+        server.output().contains("Revoked")
+    })
+    .await;
+    // The certificate identity still reaches the handlers over the new TLS path: an
+    // unbound token works with any certificate of the CA.
+    let channel = client(&server, &pki.ca_pem, Some(&good)).await.unwrap();
+    let mut keys = KeyServiceClient::with_interceptor(channel, Bearer::new(ROOT_TOKEN));
+    keys.create_key(create("crl/key", "aes-256-gcm", "alice"))
+        .await
+        .expect("a call with a certificate the CRL does not list");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rewritten_crl_applies_to_new_connections_and_a_bad_one_is_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let soon_revoked = pki.client_cert_with_serial("svc-soon-revoked", REVOKED);
+    let good = pki.client_cert_with_serial("svc-good", GOOD);
+    let server = crl_server(dir.path(), &pki, &pki.crl(1, &[]));
+    let crl_path = dir.path().join("crl.pem");
+
+    let open = client(&server, &pki.ca_pem, Some(&soon_revoked))
+        .await
+        .expect("connect before the revocation");
+    assert!(check(open.clone()).await, "{}", server.output());
+
+    // Written beside and renamed over, as a CA's publishing job would.
+    let replace = |text: String| {
+        let staged = dir.path().join("crl.pem.new");
+        std::fs::write(&staged, text).unwrap();
+        std::fs::rename(&staged, &crl_path).unwrap();
+    };
+    replace(pki.crl(2, &[REVOKED]));
+    eventually(
+        "a new connection with the revoked certificate refused",
+        || admitted(&server, &pki, &soon_revoked).map(|ok| !ok),
+    )
+    .await;
+    assert!(admitted(&server, &pki, &good).await, "{}", server.output());
+    // Connections already open are not cut (documented).
+    assert!(check(open).await, "the open connection was cut");
+
+    // A file that does not parse is reported and the CRL in force kept.
+    replace("-----BEGIN X509 CRL-----\nnot base64 at all\n-----END X509 CRL-----\n".into());
+    eventually("the failed reload in the log", || async {
+        server.output().contains("do not load")
+    })
+    .await;
+    let log = server.output();
+    assert!(log.contains("listen.tls.crl_file"), "{log}");
+    assert!(!admitted(&server, &pki, &soon_revoked).await);
+    assert!(admitted(&server, &pki, &good).await, "{}", server.output());
 }

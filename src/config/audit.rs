@@ -350,13 +350,7 @@ mod tests {
     use crate::config::Config;
 
     fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = ::config::Config::builder()
-            .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .map_err(|e| e.to_string())?;
-        config.validate().map_err(|e| e.to_string())?;
-        Ok(config)
+        Config::from_toml(text).map_err(|e| e.to_string())
     }
 
     #[test]

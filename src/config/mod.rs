@@ -94,13 +94,25 @@ fn default_listen() -> String {
 }
 
 /// Server TLS (rustls). With `client_ca_file`, clients must present a certificate it signed
-/// (mTLS).
+/// (mTLS); with `crl_file` too, certificates those CRLs revoke are refused at the handshake.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub client_ca_file: Option<PathBuf>,
+    /// PEM, one or more certificate revocation lists of the client CAs (needs
+    /// `client_ca_file`).
+    pub crl_file: Option<PathBuf>,
+    /// How often the four files are checked for changes (modification time and size); a
+    /// change is loaded for new connections, a file that does not load keeps the old
+    /// configuration. `0s`: never.
+    #[serde(default = "default_tls_reload")]
+    pub reload_interval: String,
+}
+
+fn default_tls_reload() -> String {
+    "10s".into()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -440,6 +452,17 @@ impl Config {
         Ok(config)
     }
 
+    /// A configuration from TOML text alone (no environment overrides), checked as
+    /// [`Config::load`] checks a file.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
     pub(crate) fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             setting: setting.into(),
@@ -530,6 +553,15 @@ impl Config {
             ("policy.watch_interval", &self.policy.watch_interval),
         ] {
             crate::time::parse_duration(value).map_err(|e| Self::invalid(setting, e))?;
+        }
+        if let Some(tls) = &self.listen.tls {
+            self.duration("listen.tls.reload_interval", &tls.reload_interval)?;
+            if tls.crl_file.is_some() && tls.client_ca_file.is_none() {
+                return Err(Self::invalid(
+                    "listen.tls.crl_file",
+                    "needs listen.tls.client_ca_file: revocation lists apply to client certificates (mTLS)",
+                ));
+            }
         }
         let request = self.duration("limits.request_timeout", &self.limits.request_timeout)?;
         let provider = self.duration("limits.provider_timeout", &self.limits.provider_timeout)?;
@@ -672,13 +704,7 @@ mod tests {
     }
 
     fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .map_err(|e| e.to_string())?;
-        config.validate().map_err(|e| e.to_string())?;
-        Ok(config)
+        Config::from_toml(text).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -790,6 +816,35 @@ mod tests {
         assert!(
             err.contains("tokens[0].principal") && err.contains("reserved"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn an_overlong_shutdown_grace_is_refused_at_start_up() {
+        let input = include_str!("../../fuzz/corpus/config/regression-shutdown-grace-overflow");
+        let err = parse(input).unwrap_err();
+        assert!(err.contains("server.shutdown_grace"), "{err}");
+    }
+
+    #[test]
+    fn a_crl_needs_client_certificates_and_the_reload_interval_parses() {
+        let tls = "[listen.tls]\ncert_file = \"s.pem\"\nkey_file = \"s.key\"\n";
+        let err = parse(&format!("{tls}crl_file = \"crl.pem\"\n")).unwrap_err();
+        assert!(
+            err.contains("listen.tls.crl_file") && err.contains("client_ca_file"),
+            "{err}"
+        );
+        let err = parse(&format!("{tls}reload_interval = \"soon\"\n")).unwrap_err();
+        assert!(err.contains("listen.tls.reload_interval"), "{err}");
+        let config = parse(&format!(
+            "{tls}client_ca_file = \"ca.pem\"\ncrl_file = \"crl.pem\"\nreload_interval = \"200ms\"\n"
+        ))
+        .unwrap();
+        let loaded = config.listen.tls.unwrap();
+        assert_eq!(loaded.reload_interval, "200ms");
+        assert_eq!(
+            parse(tls).unwrap().listen.tls.unwrap().reload_interval,
+            "10s"
         );
     }
 

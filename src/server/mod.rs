@@ -14,6 +14,7 @@ mod oversize;
 mod posture;
 pub mod startup;
 mod status;
+pub mod tls;
 
 pub use status::{ERROR_DOMAIN, to_status};
 
@@ -24,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// Messages above this are refused by the transport before any handler runs.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -44,24 +45,6 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
     Reflection(String),
-}
-
-fn read(setting: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|source| ServeError::TlsFile {
-        setting,
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-pub fn tls_config(tls: &TlsConfig) -> Result<ServerTlsConfig, ServeError> {
-    let cert = read("cert_file", &tls.cert_file)?;
-    let key = zeroize::Zeroizing::new(read("key_file", &tls.key_file)?);
-    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key.as_slice()));
-    if let Some(ca) = &tls.client_ca_file {
-        config = config.client_ca_root(Certificate::from_pem(read("client_ca_file", ca)?));
-    }
-    Ok(config)
 }
 
 /// How the server runs and stops.
@@ -144,12 +127,19 @@ pub async fn serve(
             .max_connection_age(age)
             .max_connection_age_grace(settings.max_connection_age_grace);
     }
-    if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls_config(tls)?)
-            .map_err(|e| ServeError::Tls(e.to_string()))?;
-    }
-    let server = builder
+    let tls = match tls {
+        Some(config) => {
+            let reloading = tls::Reloading::new(config)?;
+            let every = crate::time::parse_duration(&config.reload_interval)
+                .map_err(|e| ServeError::Tls(format!("listen.tls.reload_interval: {e}")))?;
+            if !every.is_zero() {
+                tokio::spawn(reloading.clone().watch(config.clone(), every, stop.clone()));
+            }
+            Some(reloading)
+        }
+        None => None,
+    };
+    let router = builder
         .layer(oversize::OversizeLayer)
         .layer(early_auth::EarlyAuthLayer { gateway })
         .add_service(health_service)
@@ -159,17 +149,23 @@ pub async fn serve(
         .add_service(audit_service)
         .add_service(admin_service)
         .add_service(approval_service)
-        .add_service(posture_service)
-        // The builder's `tcp_nodelay` applies only to listeners tonic binds itself; on this
-        // one, Nagle's algorithm held small replies for a delayed ACK (40 ms stalls of a
-        // whole HTTP/2 connection).
-        .serve_with_incoming_shutdown(
-            Box::pin(connections::limit(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                settings.max_connections,
-            )),
+        .add_service(posture_service);
+    // The builder's `tcp_nodelay` applies only to listeners tonic binds itself; on this one,
+    // Nagle's algorithm held small replies for a delayed ACK (40 ms stalls of a whole HTTP/2
+    // connection).
+    let tcp = Box::pin(connections::limit(
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        settings.max_connections,
+    ));
+    let server: std::pin::Pin<
+        Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
+    > = match tls {
+        Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
+            tls::accept(tcp, tls, stop.clone()),
             stop.clone().cancelled_owned(),
-        );
+        )),
+        None => Box::pin(router.serve_with_incoming_shutdown(tcp, stop.clone().cancelled_owned())),
+    };
     // A client that keeps its connection busy must not hold the process past the grace.
     let grace_over = async {
         stop.cancelled().await;

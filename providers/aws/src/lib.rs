@@ -53,3 +53,9 @@ pub const SCHEME: &str = arn::SCHEME;
 pub fn key_uri(arn: &str) -> keygate_provider::KeyUri {
     arn::uri(arn)
 }
+
+/// The URI and ARN parsers, for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::arn::{account_of, key_id};
+}

@@ -56,3 +56,9 @@ pub const SCHEME: &str = names::SCHEME;
 pub fn supported_algorithms(managed_hsm: bool) -> Vec<keygate_provider::Algorithm> {
     algorithms::supported(managed_hsm)
 }
+
+/// The URI and `kid` parsers, for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::names::{key_name, parse_kid, valid_name};
+}

@@ -61,3 +61,21 @@ pub fn key_uri(crypto_key_name: &str) -> keygate_provider::KeyUri {
 
 /// The label a key keygate created carries its keygate key id in.
 pub const KEY_ID_LABEL: &str = labels::KEY_ID;
+
+/// The URI and resource-name parsers, for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::names::{valid_id, version_id, version_name};
+    use keygate_provider::{KeyUri, Result};
+
+    /// The crypto key name `uri` names, for an instance in project `p`, location `l`, key
+    /// ring `r`.
+    pub fn key_name<'u>(p: &str, l: &str, r: &str, uri: &'u KeyUri) -> Result<&'u str> {
+        crate::names::Place {
+            project: p.into(),
+            location: l.into(),
+            key_ring: r.into(),
+        }
+        .key_name("fuzz", uri)
+    }
+}

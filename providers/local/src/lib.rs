@@ -25,3 +25,16 @@ pub use provider::{ERASURE_STATEMENT, LocalProvider};
 
 /// The URI scheme of keys held by this provider.
 pub const SCHEME: &str = "local";
+
+/// The key-blob parser, for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use keygate_provider::{Algorithm, SecretBytes};
+
+    /// Opens `blob` (AES-256-GCM: nonce, ciphertext, tag) under a fixed key.
+    pub fn open_aes_blob(blob: &[u8], aad: &[u8]) -> bool {
+        let key = SecretBytes::new(vec![7u8; 32]);
+        let key = crate::material::LoadedKey::load(Algorithm::Aes256Gcm, &key).expect("an AES key");
+        key.decrypt(blob, aad).is_ok()
+    }
+}

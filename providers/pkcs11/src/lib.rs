@@ -49,3 +49,23 @@ pub use config::{
 };
 pub use errors::OpenError;
 pub use provider::Pkcs11Provider;
+
+/// The URI, CKA_ID, OAEP and SPKI parsers, for the fuzz targets in `fuzz/`; not part of the
+/// API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::oaep::decode as oaep_decode;
+    pub use crate::uri::ObjectUri;
+
+    /// Decodes a CKA_ID (bytes, then hex text) and re-encodes what parses.
+    pub fn version_id(bytes: &[u8]) -> Option<Vec<u8>> {
+        let id = crate::naming::VersionId::parse(bytes)?;
+        let _ = crate::naming::VersionId::parse_hex(&hex::encode(bytes));
+        Some(id.to_bytes())
+    }
+
+    /// Whether `spki` is an RSA public key the token could wrap with.
+    pub fn rsa_wrapping_key(spki: &[u8]) -> bool {
+        crate::wrap::rsa_public_for_fuzzing(spki)
+    }
+}

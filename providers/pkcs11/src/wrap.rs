@@ -36,6 +36,11 @@ fn magnitude(int: &[u8]) -> &[u8] {
     }
 }
 
+/// Whether [`rsa_public`] takes `spki` (the fuzz target's entry).
+pub(crate) fn rsa_public_for_fuzzing(spki: &[u8]) -> bool {
+    rsa_public(spki).is_ok()
+}
+
 fn rsa_public(spki: &[u8]) -> Result<RsaPublic<'_>, OpError> {
     let bad = || OpError::Unsupported("the wrapping key is not a DER RSA public key".into());
     let bits = spki_public_key_bits(spki).ok_or_else(bad)?;

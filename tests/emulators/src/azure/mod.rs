@@ -129,6 +129,35 @@ pub async fn spawn(addr: &str) -> std::io::Result<AzureEmulator> {
     spawn_with(addr, Options::default()).await
 }
 
+/// The routes over `shared`: the token endpoint, Key Vault, the test hooks.
+fn app(shared: Arc<Shared>) -> axum::Router {
+    let hooks = shared.hooks.clone();
+    axum::Router::new()
+        .route(
+            "/{tenant}/oauth2/v2.0/token",
+            axum::routing::post(identity::token),
+        )
+        .fallback(routes::handle)
+        .with_state(shared)
+        .merge(crate::hooks::admin_routes(hooks))
+}
+
+/// The emulator's routes over a new, empty vault (a Managed HSM if `managed_hsm`), served by
+/// no listener: the fuzz targets in `fuzz/` send requests straight to it.
+#[doc(hidden)]
+pub fn router_for_fuzzing(managed_hsm: bool) -> axum::Router {
+    app(Arc::new(Shared {
+        vault: Mutex::new(model::Vault {
+            managed_hsm,
+            ..Default::default()
+        }),
+        hooks: Arc::new(Hooks::default()),
+        fallback_base: "https://127.0.0.1:1".into(),
+        identities: identity::Identities::default(),
+        audit: None,
+    }))
+}
+
 /// [`spawn`] with [`Options`].
 pub async fn spawn_with(addr: &str, options: Options) -> std::io::Result<AzureEmulator> {
     let pki = TestPki::generate()?;
@@ -151,14 +180,7 @@ pub async fn spawn_with(addr: &str, options: Options) -> std::io::Result<AzureEm
         identities: identity::Identities::default(),
         audit,
     });
-    let app = axum::Router::new()
-        .route(
-            "/{tenant}/oauth2/v2.0/token",
-            axum::routing::post(identity::token),
-        )
-        .fallback(routes::handle)
-        .with_state(shared.clone())
-        .merge(crate::hooks::admin_routes(hooks.clone()));
+    let app = app(shared.clone());
     let server = crate::server::serve_tls(listener, app.clone(), pki.server_config())?;
     Ok(AzureEmulator {
         server: Some(server),
