@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, ServerOptions, create, team};
+use common::{ROOT_TOKEN, Server, ServerOptions, create, team};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -185,10 +185,11 @@ fn refused(data: &Path, options: &ServerOptions) -> String {
 async fn every_service_decodes_at_most_one_mebibyte() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
-    // 2 MiB: under tonic's default of 4 MiB, over keygate's 1 MiB. Sent without a token, as
-    // an attacker would.
+    // 2 MiB: under tonic's default of 4 MiB, over keygate's 1 MiB. Sent with a valid token:
+    // without one the call is refused before its message is read at all
+    // (tests/auth_before_decode.rs).
     let big = "x".repeat(2 * 1024 * 1024);
-    let mut admin = server.admin("").await;
+    let mut admin = server.admin(ROOT_TOKEN).await;
     let err = admin
         .explain_policy(keygate::pb::ExplainPolicyRequest {
             principal: big.clone(),
@@ -198,13 +199,13 @@ async fn every_service_decodes_at_most_one_mebibyte() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-    let mut approvals = server.approvals("").await;
+    let mut approvals = server.approvals(ROOT_TOKEN).await;
     let err = approvals
         .get_approval(keygate::pb::GetApprovalRequest { id: big.clone() })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-    let mut keys = server.keys("").await;
+    let mut keys = server.keys(ROOT_TOKEN).await;
     let err = keys
         .get_key(keygate::pb::GetKeyRequest {
             key: big,
