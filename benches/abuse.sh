@@ -6,7 +6,7 @@
 # before and at its peak, the legitimate calls' latency, the growth of the data directory, and
 # what the audit log recorded (refusals one by one up to the flood threshold, then aggregates).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-DURATION="${DURATION:-20s}"
+DURATION="${ABUSE_DURATION:-20s}"
 build
 export KEYGATE_TOKEN=kg_bench_root_token
 cat > "$work/abuse.toml" <<TOML

@@ -17,7 +17,7 @@ use prost::bytes::{Buf as _, BufMut as _, Bytes};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -169,71 +169,74 @@ struct Legit {
     errors: BTreeMap<String, u64>,
 }
 
-pub async fn run(conn: &Connection, args: BenchAbuseArgs) -> CliResult {
-    let duration =
-        crate::time::parse_duration(&args.duration).map_err(|e| format!("--duration: {e}"))?;
-    let settle = crate::time::parse_duration(&args.settle).map_err(|e| format!("--settle: {e}"))?;
-    if args.legit_concurrency == 0 {
-        return Err("--legit-concurrency must be at least 1".into());
-    }
-    let key = format!("bench/{}", algorithm_for(BenchOp::Encrypt));
-    let legit_channel = conn.channel().await?;
-    let mut keys = conn.keys_on(legit_channel.clone())?;
-    ensure_key(&mut keys, &key, BenchOp::Encrypt, None).await?;
-    let mut audit = conn.audit().await?;
-    let started_at = std::time::SystemTime::now();
+/// Runs `work` on a thread of its own with its own runtime, so the thousands of hostile calls
+/// in this process cannot starve the other sides of the client of their turn.
+fn on_own_thread<T, F>(
+    work: impl FnOnce() -> F + Send + 'static,
+) -> std::thread::JoinHandle<Result<T, String>>
+where
+    F: std::future::Future<Output = Result<T, String>>,
+    T: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?
+            .block_on(work())
+    })
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let attack = Arc::new(Tally::default());
-    let guesses = Arc::new(Tally::default());
-    let large = Bytes::from(vec![0x5a; args.message_bytes]);
-    let small = Bytes::from(prost::Message::encode_to_vec(&pb::EncryptRequest {
-        key: key.clone(),
-        plaintext: b"guess".to_vec(),
-        associated_data: Vec::new(),
-    }));
+fn joined<T>(handle: std::thread::JoinHandle<Result<T, String>>) -> Result<T, String> {
+    handle
+        .join()
+        .map_err(|_| "a load thread panicked".to_string())?
+}
+
+/// `connections` connections with `concurrency` loops each of raw calls until `stop`.
+async fn hostile_side(
+    conn: Connection,
+    connections: usize,
+    concurrency: usize,
+    body: Bytes,
+    guess: bool,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) -> Result<(), String> {
     let mut tasks = Vec::new();
-    for _ in 0..args.attack_connections {
+    for _ in 0..connections {
         let channel = conn.channel().await?;
         tasks.extend(hostile(
             channel,
-            args.attack_concurrency,
-            large.clone(),
-            false,
+            concurrency,
+            body.clone(),
+            guess,
             stop.clone(),
-            attack.clone(),
+            tally.clone(),
         ));
     }
-    for _ in 0..args.guess_connections {
-        let channel = conn.channel().await?;
-        tasks.extend(hostile(
-            channel,
-            args.guess_concurrency,
-            small.clone(),
-            true,
-            stop.clone(),
-            guesses.clone(),
-        ));
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!(
-        "attacking for {}: {} connections x {} unauthenticated calls of {} bytes, {} x {} token guesses; {} legitimate calls in flight",
-        humantime::format_duration(duration),
-        args.attack_connections,
-        args.attack_concurrency,
-        args.message_bytes,
-        args.guess_connections,
-        args.guess_concurrency,
-        args.legit_concurrency
-    );
+    // Calls under way end when the server answers them; give them a bounded time.
+    let _ = tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(tasks)).await;
+    Ok(())
+}
 
+/// Legitimate encrypts, `concurrency` at once on one connection, for `duration`.
+async fn legitimate_side(
+    conn: Connection,
+    key: String,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<Legit, String> {
+    let channel = conn.channel().await?;
     let deadline = Instant::now() + duration;
-    let legit_ok = Arc::new(AtomicU64::new(0));
-    let mut legit_tasks = Vec::new();
-    for _ in 0..args.legit_concurrency {
-        let mut keys = conn.keys_on(legit_channel.clone())?;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let mut keys = conn.keys_on(channel.clone())?;
         let key = key.clone();
-        let legit_ok = legit_ok.clone();
-        legit_tasks.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut result = Legit {
                 histogram: Histogram::<u64>::new(3).expect("3 significant figures is valid"),
                 ok: 0,
@@ -251,10 +254,7 @@ pub async fn run(conn: &Connection, args: BenchAbuseArgs) -> CliResult {
                 let micros = sent.elapsed().as_micros() as u64;
                 let _ = result.histogram.record(micros.max(1));
                 match answer {
-                    Ok(_) => {
-                        result.ok += 1;
-                        legit_ok.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Ok(_) => result.ok += 1,
                     Err(s) => *result.errors.entry(format!("{:?}", s.code())).or_default() += 1,
                 }
             }
@@ -266,7 +266,7 @@ pub async fn run(conn: &Connection, args: BenchAbuseArgs) -> CliResult {
         ok: 0,
         errors: BTreeMap::new(),
     };
-    for task in legit_tasks {
+    for task in tasks {
         let part = task
             .await
             .map_err(|e| format!("a legitimate caller failed: {e}"))?;
@@ -279,9 +279,70 @@ pub async fn run(conn: &Connection, args: BenchAbuseArgs) -> CliResult {
             *legit.errors.entry(code).or_default() += n;
         }
     }
+    Ok(legit)
+}
+
+pub async fn run(conn: &Connection, args: BenchAbuseArgs) -> CliResult {
+    let duration =
+        crate::time::parse_duration(&args.duration).map_err(|e| format!("--duration: {e}"))?;
+    let settle = crate::time::parse_duration(&args.settle).map_err(|e| format!("--settle: {e}"))?;
+    if args.legit_concurrency == 0 {
+        return Err("--legit-concurrency must be at least 1".into());
+    }
+    let key = format!("bench/{}", algorithm_for(BenchOp::Encrypt));
+    let mut keys = conn.keys().await?;
+    ensure_key(&mut keys, &key, BenchOp::Encrypt, None).await?;
+    let mut audit = conn.audit().await?;
+    let started_at = std::time::SystemTime::now();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let attack = Arc::new(Tally::default());
+    let guesses = Arc::new(Tally::default());
+    let large = Bytes::from(vec![0x5a; args.message_bytes]);
+    let small = Bytes::from(prost::Message::encode_to_vec(&pb::EncryptRequest {
+        key: key.clone(),
+        plaintext: b"guess".to_vec(),
+        associated_data: Vec::new(),
+    }));
+    eprintln!(
+        "attacking for {}: {} connections x {} unauthenticated calls of {} bytes, {} x {} token guesses; {} legitimate calls in flight",
+        humantime::format_duration(duration),
+        args.attack_connections,
+        args.attack_concurrency,
+        args.message_bytes,
+        args.guess_connections,
+        args.guess_concurrency,
+        args.legit_concurrency
+    );
+    let attackers = {
+        let (conn, stop, tally) = (conn.clone(), stop.clone(), attack.clone());
+        let (connections, concurrency) = (args.attack_connections, args.attack_concurrency);
+        on_own_thread(move || {
+            hostile_side(conn, connections, concurrency, large, false, stop, tally)
+        })
+    };
+    let guessers = {
+        let (conn, stop, tally) = (conn.clone(), stop.clone(), guesses.clone());
+        let (connections, concurrency) = (args.guess_connections, args.guess_concurrency);
+        on_own_thread(move || {
+            hostile_side(conn, connections, concurrency, small, true, stop, tally)
+        })
+    };
+    let legit = {
+        let (conn, key, concurrency) = (conn.clone(), key.clone(), args.legit_concurrency);
+        on_own_thread(move || legitimate_side(conn, key, concurrency, duration))
+    };
+    // The threads block; wait for them off the async workers.
+    let legit = tokio::task::spawn_blocking(move || joined(legit))
+        .await
+        .map_err(|e| e.to_string())??;
     stop.store(true, Ordering::Relaxed);
-    // Calls under way end when the server answers them; give them a bounded time.
-    let _ = tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(tasks)).await;
+    tokio::task::spawn_blocking(move || {
+        joined(attackers)?;
+        joined(guessers)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
 
     eprintln!(
         "waiting {} for the flood aggregates",
