@@ -8,6 +8,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DURATION="${ABUSE_DURATION:-20s}"
 build
+# CLIENT=path drives the load with another binary than the server's (KEYGATE), e.g. an older
+# server under the same load.
+CLIENT="${CLIENT:-$KEYGATE}"
 export KEYGATE_TOKEN=kg_bench_root_token
 cat > "$work/abuse.toml" <<TOML
 dev_only = true
@@ -19,12 +22,12 @@ TOML
 start_gateway --dev --dev-token "$KEYGATE_TOKEN" --config "$work/abuse.toml" --data-dir "$work/data"
 rss() { awk -v f="$1" '$1 == f":" {print $2}' "/proc/$server_pid/status"; }
 # A first call so the key exists and the process has warmed up before the baseline.
-KEYGATE_ENDPOINT="$ENDPOINT" "$KEYGATE" bench --requests 200 --concurrency 4 >/dev/null 2>&1
+KEYGATE_ENDPOINT="$ENDPOINT" "$CLIENT" bench --requests 200 --concurrency 4 >/dev/null 2>&1
 rss_before="$(rss VmRSS)"
 size_before="$(du -sk "$work/data" | cut -f1)"
 status=0
 # shellcheck disable=SC2086 # ABUSE_ARGS: extra bench-abuse options, split on purpose
-KEYGATE_ENDPOINT="$ENDPOINT" "$KEYGATE" bench-abuse --duration "$DURATION" --settle 7s ${ABUSE_ARGS:-} || status=$?
+KEYGATE_ENDPOINT="$ENDPOINT" "$CLIENT" bench-abuse --duration "$DURATION" --settle 7s ${ABUSE_ARGS:-} || status=$?
 echo "server resident memory: ${rss_before} kB before, peak $(rss VmHWM) kB, now $(rss VmRSS) kB"
 echo "data directory: ${size_before} kB before, $(du -sk "$work/data" | cut -f1) kB after"
 exit "$status"
