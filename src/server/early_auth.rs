@@ -24,11 +24,26 @@ pub fn action_of(path: &str) -> Option<Action> {
         ("KeyService", "GetPublicKeySet") => A::GetPublicKey,
         ("KeyService", "RetryByokImport") => A::ByokImport,
         ("KeyService", "GetKeyFamily") => A::GetKey,
-        ("KeyService" | "AdminService", m) => m.parse().ok()?,
+        // RPCs named as their action; only these, so that a made-up method cannot put a
+        // system action (DestroyKey, AuditStoreRecovered) into an anonymous audit event.
+        (
+            "KeyService",
+            "CreateKey" | "GetKey" | "ListKeys" | "Encrypt" | "Decrypt" | "GenerateDataKey"
+            | "ReEncrypt" | "Sign" | "Verify" | "GetPublicKey" | "GenerateMac" | "VerifyMac"
+            | "RotateKey" | "RetireKeyVersions" | "EnableKey" | "DisableKey"
+            | "ScheduleKeyDestruction" | "CancelKeyDestruction" | "SetKeyOwner" | "ByokImport"
+            | "AdoptKey",
+        )
+        | (
+            "AdminService",
+            "ListInventory" | "ReloadPolicies" | "GetPolicyStatus" | "GetGatewayStatus"
+            | "ExplainPolicy" | "ListDestructionRecords" | "RotateMasterKey",
+        )
+        | ("ApprovalService", "ListApprovals" | "GetApproval")
+        | ("PostureService", "ListFindings" | "AcknowledgeFinding") => method.parse().ok()?,
         ("ApprovalService", "Approve") => A::ApproveRequest,
         ("ApprovalService", "Deny") => A::DenyRequest,
         ("ApprovalService", "Cancel") => A::CancelRequest,
-        ("ApprovalService", m) => m.parse().ok()?,
         ("AuditService", "Query" | "Export" | "ListIngesters") => A::AuditQuery,
         ("AuditService", "Tail") => A::AuditTail,
         (
@@ -38,7 +53,6 @@ pub fn action_of(path: &str) -> Option<Action> {
         ("AuditService", "Hash") => A::AuditHash,
         ("PostureService", "RunScan") => A::ScanPosture,
         ("PostureService", "GetInventory") => A::GetPostureInventory,
-        ("PostureService", m) => m.parse().ok()?,
         _ => return None,
     };
     Some(action)
@@ -127,5 +141,8 @@ mod tests {
         assert!(methods >= 50, "only {methods} methods found");
         assert_eq!(action_of("/grpc.health.v1.Health/Check"), None);
         assert_eq!(action_of("/keygate.v1.KeyService/Nope"), None);
+        // Action names that are no RPC do not map.
+        assert_eq!(action_of("/keygate.v1.KeyService/DestroyKey"), None);
+        assert_eq!(action_of("/keygate.v1.AdminService/AuditStoreRecovered"), None);
     }
 }

@@ -233,7 +233,14 @@ fn write_file(path: &Path, bytes: &[u8], sync: DirSync) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("no parent"))?;
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        // The new directory's own entry must be durable too, or a power loss could keep a
+        // key file while losing the keyring generation that holds its DEKs.
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+    }
     let tmp = path.with_extension("tmp");
     {
         let mut options = std::fs::OpenOptions::new();

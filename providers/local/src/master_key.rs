@@ -92,6 +92,11 @@ impl MasterFile {
 struct WrappedKek {
     generation: u32,
     sealed: String,
+    /// Every version was migrated to a DEK of its own: material sealed under the root key
+    /// (the format before the keyring) no longer opens, so a key file of that format restored
+    /// from an old copy cannot bring a destroyed key back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    legacy_closed: bool,
 }
 
 fn kek_aad(generation: u32) -> Vec<u8> {
@@ -106,6 +111,7 @@ pub struct MasterKey {
     /// Wraps every DEK of the keyring.
     kek: RandomizedNonceKey,
     generation: u32,
+    legacy_closed: bool,
     /// master.json as read or last written (its KEK field replaced on rotation).
     file: MasterFile,
     pub(crate) dev_mode: bool,
@@ -267,13 +273,14 @@ impl MasterKey {
                     root,
                     kek,
                     generation: wrapped.generation,
+                    legacy_closed: wrapped.legacy_closed,
                     file,
                     dev_mode,
                 })
             }
             None => {
                 // A new store, or one from before the keyring: its first KEK.
-                let master = Self::with_new_kek(root, file, 1, dev_mode)?;
+                let master = Self::with_new_kek(root, file, 1, false, dev_mode)?;
                 master.persist(dir).map_err(io)?;
                 Ok(master)
             }
@@ -284,6 +291,7 @@ impl MasterKey {
         root: Arc<RandomizedNonceKey>,
         mut file: MasterFile,
         generation: u32,
+        legacy_closed: bool,
         dev_mode: bool,
     ) -> Result<Self, MasterKeyError> {
         let failed = |what: &str| MasterKeyError::Kdf(format!("{what} failed"));
@@ -293,12 +301,14 @@ impl MasterKey {
         *file.kek_mut() = Some(WrappedKek {
             generation,
             sealed: B64.encode(sealed),
+            legacy_closed,
         });
         let kek = cipher(&kek).ok_or_else(|| failed("loading the KEK"))?;
         Ok(Self {
             root,
             kek,
             generation,
+            legacy_closed,
             file,
             dev_mode,
         })
@@ -311,8 +321,26 @@ impl MasterKey {
             self.root.clone(),
             self.file.clone(),
             self.generation + 1,
+            self.legacy_closed,
             self.dev_mode,
         )
+    }
+
+    /// Whether material in the format before the keyring still opens (until every version
+    /// of the store was migrated).
+    pub(crate) fn legacy_closed(&self) -> bool {
+        self.legacy_closed
+    }
+
+    /// Records in master.json that every version has a DEK: from now on the root key opens
+    /// no material.
+    pub(crate) fn close_legacy(&mut self, dir: &Path) -> std::io::Result<()> {
+        if let Some(wrapped) = self.file.kek_mut() {
+            wrapped.legacy_closed = true;
+        }
+        self.persist(dir)?;
+        self.legacy_closed = true;
+        Ok(())
     }
 
     /// Writes master.json (temp file, fsync, rename, fsync the directory).
@@ -343,6 +371,9 @@ impl MasterKey {
 
     /// Opens a version sealed under the root key itself (the format before the keyring).
     pub(crate) fn open_legacy(&self, sealed: &[u8], aad: &[u8]) -> Result<SecretBytes, ()> {
+        if self.legacy_closed {
+            return Err(());
+        }
         open_with(&self.root, sealed, aad)
     }
 

@@ -64,13 +64,21 @@ impl LocalProvider {
     ) -> std::result::Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let master = MasterKey::open(dir, source)?;
+        let mut master = MasterKey::open(dir, source)?;
         let keyring = Keyring::open(dir)?;
         let store = Store::open(dir)?;
         let mut keys = HashMap::new();
         for mut file in store.load_all()? {
-            if sealing::migrate(&master, &keyring, &mut file)? {
-                store.write(&file)?;
+            match sealing::migrate(&master, &keyring, &mut file) {
+                Ok(true) => store.write(&file)?,
+                Ok(false) => {}
+                Err(e @ SealingError::LegacyAfterMigration { .. }) => {
+                    // Only an old copy can hold such a file once the store was migrated; a
+                    // key destroyed since must not come back through it.
+                    tracing::warn!(provider = name, error = %e, "a key file is not loaded");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             }
             let versions = match sealing::load_versions(&master, &keyring, &file) {
                 Ok(versions) => versions,
@@ -91,6 +99,10 @@ impl LocalProvider {
                 Err(e) => return Err(e.into()),
             };
             keys.insert(file.key_id.clone(), Arc::new(Entry { file, versions }));
+        }
+        if !master.legacy_closed() {
+            // Every version now has a DEK of its own.
+            master.close_legacy(dir)?;
         }
         keyring.sweep(&master)?;
         Ok(Self {

@@ -16,6 +16,10 @@ use std::sync::Arc;
 pub enum SealingError {
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+    #[error(
+        "key {key_id} version {version} is in the format from before the keyring, which this store no longer opens: the file comes from an old copy"
+    )]
+    LegacyAfterMigration { key_id: String, version: u32 },
     #[error("key {key_id} version {version}: {reason}")]
     Material {
         key_id: String,
@@ -72,6 +76,12 @@ pub fn open_version(
         version: version.number,
         reason: reason.into(),
     };
+    if !version.dek && master.legacy_closed() {
+        return Err(SealingError::LegacyAfterMigration {
+            key_id: key_id.to_string(),
+            version: version.number,
+        });
+    }
     let sealed = B64.decode(&version.sealed).map_err(|_| bad("bad base64"))?;
     if !version.dek {
         return master
@@ -211,6 +221,14 @@ mod tests {
         legacy_view.dek = false;
         let keyring = Keyring::open(dir.path()).unwrap();
         assert!(open_version(&master, &keyring, "old", &legacy_view).is_err());
+        drop((reopened, master));
+
+        // The key file from before the migration, put back (say, after the key was
+        // destroyed): the store opens, but that file's key does not come back.
+        store.write(&file).unwrap();
+        let restored =
+            LocalProvider::open("local", dir.path(), MasterKeySource::DevGenerated).unwrap();
+        assert!(restored.decrypt(&v1, &blob, b"").await.is_err());
     }
 
     /// Writes a dev-mode master.json in the old format; returns its text.
