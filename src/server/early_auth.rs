@@ -28,16 +28,37 @@ pub fn action_of(path: &str) -> Option<Action> {
         // system action (DestroyKey, AuditStoreRecovered) into an anonymous audit event.
         (
             "KeyService",
-            "CreateKey" | "GetKey" | "ListKeys" | "Encrypt" | "Decrypt" | "GenerateDataKey"
-            | "ReEncrypt" | "Sign" | "Verify" | "GetPublicKey" | "GenerateMac" | "VerifyMac"
-            | "RotateKey" | "RetireKeyVersions" | "EnableKey" | "DisableKey"
-            | "ScheduleKeyDestruction" | "CancelKeyDestruction" | "SetKeyOwner" | "ByokImport"
+            "CreateKey"
+            | "GetKey"
+            | "ListKeys"
+            | "Encrypt"
+            | "Decrypt"
+            | "GenerateDataKey"
+            | "ReEncrypt"
+            | "Sign"
+            | "Verify"
+            | "GetPublicKey"
+            | "GenerateMac"
+            | "VerifyMac"
+            | "RotateKey"
+            | "RetireKeyVersions"
+            | "EnableKey"
+            | "DisableKey"
+            | "ScheduleKeyDestruction"
+            | "CancelKeyDestruction"
+            | "SetKeyOwner"
+            | "ByokImport"
             | "AdoptKey",
         )
         | (
             "AdminService",
-            "ListInventory" | "ReloadPolicies" | "GetPolicyStatus" | "GetGatewayStatus"
-            | "ExplainPolicy" | "ListDestructionRecords" | "RotateMasterKey",
+            "ListInventory"
+            | "ReloadPolicies"
+            | "GetPolicyStatus"
+            | "GetGatewayStatus"
+            | "ExplainPolicy"
+            | "ListDestructionRecords"
+            | "RotateMasterKey",
         )
         | ("ApprovalService", "ListApprovals" | "GetApproval")
         | ("PostureService", "ListFindings" | "AcknowledgeFinding") => method.parse().ok()?,
@@ -143,6 +164,9 @@ mod tests {
         assert_eq!(action_of("/keygate.v1.KeyService/Nope"), None);
         // Action names that are no RPC do not map.
         assert_eq!(action_of("/keygate.v1.KeyService/DestroyKey"), None);
-        assert_eq!(action_of("/keygate.v1.AdminService/AuditStoreRecovered"), None);
+        assert_eq!(
+            action_of("/keygate.v1.AdminService/AuditStoreRecovered"),
+            None
+        );
     }
 }
