@@ -63,6 +63,38 @@ async fn a_connection_over_the_cap_waits_until_one_closes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_silent_connection_is_closed_and_frees_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(
+        &dir,
+        "[server]\nmax_connections = 1\nsilent_connection_timeout = \"1s\"\n",
+    );
+    let address = server.endpoint.trim_start_matches("http://").to_string();
+    // A client that connects and never speaks takes the only slot...
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // ...until the server closes it: reading what the server sends (its HTTP/2 settings) ends
+    // (EOF or reset) instead of waiting forever.
+    let closed = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut silent, &mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the silent connection was never closed");
+    // Its slot is free again for a client that speaks.
+    let mut keys =
+        KeyServiceClient::with_interceptor(lazy_channel(&server), Bearer::new(ROOT_TOKEN));
+    tokio::time::timeout(Duration::from_secs(60), keys.list_keys(list()))
+        .await
+        .expect("the next connection was never served")
+        .expect("its call");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn tail_streams_are_bounded_per_principal() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_with(&dir, "[limits]\nmax_tail_streams_per_principal = 2\n");

@@ -30,6 +30,10 @@ pub struct ServerConfig {
     /// Calls (HTTP/2 streams) one connection may have open at once.
     #[serde(default = "default_max_concurrent_streams")]
     pub max_concurrent_streams: u32,
+    /// A connection that sends nothing this long after it opens (after its TLS handshake,
+    /// with TLS) is closed, so silent connections cannot hold `max_connections` slots.
+    #[serde(default = "default_silent_connection_timeout")]
+    pub silent_connection_timeout: String,
 }
 
 impl Default for ServerConfig {
@@ -42,8 +46,13 @@ impl Default for ServerConfig {
             max_connection_age_grace: default_max_connection_age_grace(),
             max_connections: default_max_connections(),
             max_concurrent_streams: default_max_concurrent_streams(),
+            silent_connection_timeout: default_silent_connection_timeout(),
         }
     }
+}
+
+fn default_silent_connection_timeout() -> String {
+    "10s".into()
 }
 
 fn default_shutdown_grace() -> String {
@@ -86,6 +95,7 @@ pub struct ServerSettings {
     pub max_connection_age_grace: std::time::Duration,
     pub max_connections: usize,
     pub max_concurrent_streams: u32,
+    pub silent_connection_timeout: std::time::Duration,
 }
 
 impl super::Config {
@@ -111,6 +121,16 @@ impl super::Config {
                 return Err(Self::invalid(setting, "must be at least 1"));
             }
         }
+        let silent_connection_timeout = self.duration(
+            "server.silent_connection_timeout",
+            &s.silent_connection_timeout,
+        )?;
+        if silent_connection_timeout.is_zero() {
+            return Err(Self::invalid(
+                "server.silent_connection_timeout",
+                "must be more than 0s",
+            ));
+        }
         let keepalive_timeout = self.duration("server.keepalive_timeout", &s.keepalive_timeout)?;
         if keepalive_timeout.is_zero() {
             return Err(Self::invalid(
@@ -119,6 +139,7 @@ impl super::Config {
             ));
         }
         Ok(ServerSettings {
+            silent_connection_timeout,
             shutdown_grace: grace,
             keepalive_interval: nonzero(
                 self.duration("server.keepalive_interval", &s.keepalive_interval)?,

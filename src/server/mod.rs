@@ -21,6 +21,7 @@ pub use status::{ERROR_DOMAIN, to_status};
 use crate::config::{ServerSettings, TlsConfig};
 use crate::gateway::Gateway;
 use crate::pb;
+use futures::TryStreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -161,10 +162,17 @@ pub async fn serve(
         Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
     > = match tls {
         Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
-            tls::accept(tcp, tls, stop.clone()),
+            tls::accept(tcp, tls, stop.clone()).map_ok(move |io| {
+                connections::SpeakSoon::new(io, settings.silent_connection_timeout)
+            }),
             stop.clone().cancelled_owned(),
         )),
-        None => Box::pin(router.serve_with_incoming_shutdown(tcp, stop.clone().cancelled_owned())),
+        None => Box::pin(router.serve_with_incoming_shutdown(
+            tcp.map_ok(move |io| {
+                connections::SpeakSoon::new(io, settings.silent_connection_timeout)
+            }),
+            stop.clone().cancelled_owned(),
+        )),
     };
     // A client that keeps its connection busy must not hold the process past the grace.
     let grace_over = async {
