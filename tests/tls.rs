@@ -442,4 +442,15 @@ async fn a_rewritten_crl_applies_to_new_connections_and_a_bad_one_is_not_loaded(
     assert!(log.contains("listen.tls.crl_file"), "{log}");
     assert!(!admitted(&server, &pki, &soon_revoked).await);
     assert!(admitted(&server, &pki, &good).await, "{}", server.output());
+
+    // A CRL naming the CA as its issuer but signed by another key (an impostor CA with the
+    // same name) is refused as well: loaded, it would refuse every client of the CA.
+    let impostor = self::pki();
+    replace(impostor.crl(3, &[]));
+    eventually("the forged CRL refused in the log", || async {
+        server.output().contains("is not signed by its key")
+    })
+    .await;
+    assert!(!admitted(&server, &pki, &soon_revoked).await);
+    assert!(admitted(&server, &pki, &good).await, "{}", server.output());
 }

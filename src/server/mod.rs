@@ -7,6 +7,7 @@ mod audit;
 pub mod call;
 mod connections;
 pub mod convert;
+mod crl_check;
 mod early_auth;
 mod health;
 mod keys;

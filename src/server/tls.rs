@@ -56,8 +56,8 @@ fn certificates(
     Ok(certs)
 }
 
-/// The CRLs in `path`: at least one, each parsed and its signature checked against the
-/// client CAs by rustls when the verifier is built.
+/// The CRLs in `path`: at least one, each parsed (their signatures are checked by
+/// [`super::crl_check`]).
 pub fn revocation_lists(
     path: &Path,
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, ServeError> {
@@ -86,16 +86,26 @@ pub fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, ServeError> {
         None => builder.with_no_client_auth(),
         Some(ca_file) => {
             let mut roots = RootCertStore::empty();
-            for ca in certificates("client_ca_file", ca_file)? {
+            let cas = certificates("client_ca_file", ca_file)?;
+            let crls = match &tls.crl_file {
+                Some(crl_file) => {
+                    let crls = revocation_lists(crl_file)?;
+                    super::crl_check::check_signatures(&crls, &cas)
+                        .map_err(|e| bad("crl_file", crl_file, e))?;
+                    Some(crls)
+                }
+                None => None,
+            };
+            for ca in cas {
                 roots
                     .add(ca)
                     .map_err(|e| bad("client_ca_file", ca_file, e))?;
             }
             let mut verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);
-            if let Some(crl_file) = &tls.crl_file {
+            if let Some(crls) = crls {
                 // rustls' defaults: every certificate below the trust anchor is checked, and
                 // one whose issuer has no CRL in the file is refused (fail closed).
-                verifier = verifier.with_crls(revocation_lists(crl_file)?);
+                verifier = verifier.with_crls(crls);
             }
             let verifier = verifier.build().map_err(|e| {
                 let file = tls.crl_file.as_deref().unwrap_or(ca_file);
