@@ -1,12 +1,17 @@
 // Compiles proto/keygate/v1 with a vendored protoc, so the build needs nothing outside cargo.
 /// Each has its `Debug` in `src/pb/secret_fields.rs`; the compiler holds the two lists together
 /// (prost needs a `Debug`, and a second one conflicts with the derived one).
-const SECRET_MESSAGES: [&str; 5] = [
+const SECRET_MESSAGES: [&str; 9] = [
     "EncryptRequest",
     "DecryptResponse",
     "GenerateDataKeyResponse",
     "BatchEncryptItem",
     "BatchDecryptResult",
+    // What is signed or MACed may be sensitive too (tokens, documents).
+    "SignRequest",
+    "VerifyRequest",
+    "GenerateMacRequest",
+    "VerifyMacRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,4 +1,5 @@
-//! The messages that carry plaintext or data keys: their `Debug` shows only lengths (so a
+//! The messages that carry plaintext or data keys, or what is signed or MACed: their `Debug`
+//! shows only lengths (so a
 //! request or response logged by mistake shows no secret), and dropping a reply zeroizes its
 //! plaintext, so it is wiped once tonic has encoded it. A request's plaintext is moved, not
 //! copied, into a zeroizing buffer when the request is converted, so requests need no `Drop`
@@ -9,6 +10,7 @@
 
 use super::{
     BatchDecryptResult, BatchEncryptItem, DecryptResponse, EncryptRequest, GenerateDataKeyResponse,
+    GenerateMacRequest, SignRequest, VerifyMacRequest, VerifyRequest, sign_request, verify_request,
 };
 use std::fmt;
 use zeroize::Zeroize as _;
@@ -53,6 +55,54 @@ secret_message!(reply GenerateDataKeyResponse {
     secret: plaintext,
     shown: [ciphertext, key_id, key_version]
 });
+secret_message!(GenerateMacRequest {
+    secret: message,
+    shown: [key]
+});
+secret_message!(VerifyMacRequest {
+    secret: message,
+    shown: [key, mac, key_version]
+});
+
+/// A signing input (message or digest) as `Debug` shows it: its kind and length.
+fn signing_input(message: Option<&[u8]>, digest: Option<&[u8]>) -> String {
+    match (message, digest) {
+        (Some(m), _) => format!("message [REDACTED {} bytes]", m.len()),
+        (None, Some(d)) => format!("digest [REDACTED {} bytes]", d.len()),
+        (None, None) => "none".into(),
+    }
+}
+
+impl fmt::Debug for SignRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (message, digest) = match &self.input {
+            Some(sign_request::Input::Message(m)) => (Some(m.as_slice()), None),
+            Some(sign_request::Input::Digest(d)) => (None, Some(d.as_slice())),
+            None => (None, None),
+        };
+        f.debug_struct("SignRequest")
+            .field("key", &self.key)
+            .field("input", &format_args!("{}", signing_input(message, digest)))
+            .finish()
+    }
+}
+
+impl fmt::Debug for VerifyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (message, digest) = match &self.input {
+            Some(verify_request::Input::Message(m)) => (Some(m.as_slice()), None),
+            Some(verify_request::Input::Digest(d)) => (None, Some(d.as_slice())),
+            None => (None, None),
+        };
+        f.debug_struct("VerifyRequest")
+            .field("key", &self.key)
+            .field("input", &format_args!("{}", signing_input(message, digest)))
+            .field("signature", &self.signature)
+            .field("key_version", &self.key_version)
+            .finish()
+    }
+}
+
 secret_message!(BatchEncryptItem {
     secret: plaintext,
     shown: [associated_data]
@@ -90,6 +140,27 @@ mod tests {
                 }
             ),
             format!("{item:?}"),
+            format!(
+                "{:?}",
+                GenerateMacRequest {
+                    key: "k".into(),
+                    message: secret.clone()
+                }
+            ),
+            format!(
+                "{:?}",
+                SignRequest {
+                    key: "k".into(),
+                    input: Some(sign_request::Input::Message(secret.clone())),
+                }
+            ),
+            format!(
+                "{:?}",
+                VerifyRequest {
+                    input: Some(verify_request::Input::Digest(secret.clone())),
+                    ..Default::default()
+                }
+            ),
         ];
         // The derived Debug prints bytes as a list of numbers.
         let as_numbers = format!("{:?}", secret);
