@@ -1,7 +1,6 @@
 //! The messages that carry plaintext or data keys, or what is signed or MACed: their `Debug`
-//! shows only lengths (so a
-//! request or response logged by mistake shows no secret), and dropping a reply zeroizes its
-//! plaintext, so it is wiped once tonic has encoded it. A request's plaintext is moved, not
+//! shows only lengths (so a request or response logged by mistake shows no secret), and
+//! dropping a reply zeroizes its plaintext, so it is wiped once tonic has encoded it. A request's plaintext is moved, not
 //! copied, into a zeroizing buffer when the request is converted, so requests need no `Drop`
 //! (which would also forbid building them with `..Default::default()`). tonic's own encode
 //! and decode buffers are outside keygate's reach.
