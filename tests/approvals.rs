@@ -685,3 +685,93 @@ async fn a_quorum_lowered_after_a_request_opened_does_not_release_it_early() {
         .into_inner();
     assert_eq!(done.state, "executed", "{done:?}");
 }
+
+/// Retiring a version used within the quiet period is refused; forced, it waits for two
+/// approvers other than the requester, then runs for the requester, and the retired version
+/// no longer decrypts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_retirement_runs_after_two_approvers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = team::start(dir.path(), "");
+    let mut alice = server.keys_as("alice").await;
+    alice
+        .create_key(create_in("prod/tokens", "aes-256-gcm", "svc-pay", "prod"))
+        .await
+        .unwrap();
+    let mut svc = server.keys_as("svc-pay").await;
+    let sealed = svc
+        .encrypt(pb::EncryptRequest {
+            key: "prod/tokens".into(),
+            plaintext: b"session".to_vec(),
+            associated_data: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .ciphertext;
+    let decrypt = || pb::DecryptRequest {
+        ciphertext: sealed.clone(),
+        associated_data: Vec::new(),
+    };
+    alice
+        .rotate_key(pb::RotateKeyRequest {
+            key: "prod/tokens".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Version 1 is still read.
+    svc.decrypt(decrypt()).await.unwrap();
+    let retire = |force: bool| pb::RetireKeyVersionsRequest {
+        key: "prod/tokens".into(),
+        below: 2,
+        force,
+    };
+    let busy = alice.retire_key_versions(retire(false)).await.unwrap_err();
+    assert_eq!(busy.code(), Code::FailedPrecondition, "{busy:?}");
+    assert_eq!(error_info(&busy).0, "VERSION_IN_USE", "{busy:?}");
+
+    let id = opened(alice.retire_key_versions(retire(true)).await.unwrap_err());
+    // The requester cannot approve its own request; one approval does nothing.
+    let one = server
+        .approvals_as("erin")
+        .await
+        .approve(approve(&id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.state, "pending");
+    assert_eq!(one.action, "RetireKeyVersions");
+    svc.decrypt(decrypt())
+        .await
+        .expect("still decrypts with one approval");
+    let done = server
+        .approvals_as("frank")
+        .await
+        .approve(approve(&id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.state, "executed", "{done:?}");
+    assert_eq!(done.requester, "alice");
+
+    let retired = svc.decrypt(decrypt()).await.unwrap_err();
+    assert_eq!(retired.code(), Code::FailedPrecondition, "{retired:?}");
+    assert_eq!(error_info(&retired).0, "VERSION_RETIRED", "{retired:?}");
+    // The executed change is audited as alice's forced retirement, naming its approvers.
+    let mut audit = server.audit(&team::token("dave")).await;
+    let events = common::events_for(&mut audit, &done.execution_request_id).await;
+    let outcome = events
+        .iter()
+        .find(|e| e.outcome == "ok")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(outcome.action, "RetireKeyVersions");
+    assert_eq!(outcome.actor, "alice");
+    let details: serde_json::Value = serde_json::from_str(&outcome.details).unwrap();
+    assert_eq!(details["forced"], true, "{details}");
+    let approvers = details["approvers"].to_string();
+    assert!(
+        approvers.contains("erin") && approvers.contains("frank"),
+        "{details}"
+    );
+}

@@ -316,23 +316,44 @@ pub fn build(
         ),
         ("requester".to_string(), string(&context.requester)),
     ];
-    let facts = &context.facts;
-    if let Some(owner) = &facts.new_owner {
+    // Every fact, by name: a fact added to `OperationFacts` does not compile until it is put
+    // into the context here (a fact policies cannot see is a rule that never fires).
+    let OperationFacts {
+        new_owner,
+        new_owner_kind,
+        pending_window_seconds,
+        destination,
+        forced,
+        ttl_seconds,
+    } = &context.facts;
+    if let Some(owner) = new_owner {
         pairs.push(("new_owner".to_string(), string(owner)));
     }
-    if let Some(kind) = &facts.new_owner_kind {
+    if let Some(kind) = new_owner_kind {
         pairs.push(("new_owner_kind".to_string(), string(kind)));
     }
-    if let Some(window) = facts.pending_window_seconds {
+    if let Some(window) = pending_window_seconds {
         pairs.push((
             "pending_window_seconds".to_string(),
-            RestrictedExpression::new_long(window),
+            RestrictedExpression::new_long(*window),
         ));
     }
-    if let Some(destination) = facts.destination {
+    if let Some(destination) = destination {
         pairs.push((
             "destination".to_string(),
-            RestrictedExpression::new_bool(destination),
+            RestrictedExpression::new_bool(*destination),
+        ));
+    }
+    if let Some(forced) = forced {
+        pairs.push((
+            "forced".to_string(),
+            RestrictedExpression::new_bool(*forced),
+        ));
+    }
+    if let Some(ttl) = ttl_seconds {
+        pairs.push((
+            "ttl_seconds".to_string(),
+            RestrictedExpression::new_long(*ttl),
         ));
     }
     let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
