@@ -169,6 +169,16 @@ struct Legit {
     errors: BTreeMap<String, u64>,
 }
 
+impl Legit {
+    fn new() -> Self {
+        Legit {
+            histogram: Histogram::<u64>::new(3).expect("3 significant figures is valid"),
+            ok: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+}
+
 /// Runs `work` on a thread of its own with its own runtime, so the thousands of hostile calls
 /// in this process cannot starve the other sides of the client of their turn.
 fn on_own_thread<T, F>(
@@ -237,11 +247,7 @@ async fn legitimate_side(
         let mut keys = conn.keys_on(channel.clone())?;
         let key = key.clone();
         tasks.push(tokio::spawn(async move {
-            let mut result = Legit {
-                histogram: Histogram::<u64>::new(3).expect("3 significant figures is valid"),
-                ok: 0,
-                errors: BTreeMap::new(),
-            };
+            let mut result = Legit::new();
             while Instant::now() < deadline {
                 let sent = Instant::now();
                 let answer = keys
@@ -261,11 +267,7 @@ async fn legitimate_side(
             result
         }));
     }
-    let mut legit = Legit {
-        histogram: Histogram::<u64>::new(3).expect("3 significant figures is valid"),
-        ok: 0,
-        errors: BTreeMap::new(),
-    };
+    let mut legit = Legit::new();
     for task in tasks {
         let part = task
             .await
