@@ -147,11 +147,13 @@ impl ProviderRegistry {
             .or_else(|| sections.keys().next().cloned())
             .unwrap_or_default();
         let guard = GuardDefaults { deadline, metrics };
-        let context = BuildContext {
+        let mut context = BuildContext {
             data_dir: config.storage.data_dir.clone(),
             dev,
+            built: BTreeMap::new(),
         };
         let mut registry = Self::with_guard(&default, guard);
+        let mut pending = BTreeMap::new();
         for (name, section) in sections {
             let Some(factory) = factory(&section.kind) else {
                 return Err(ProviderSetupError::UnknownKind {
@@ -159,7 +161,20 @@ impl ProviderRegistry {
                     kind: section.kind,
                 });
             };
-            let settings = section.settings.into_iter().collect();
+            let settings: serde_json::Map<String, serde_json::Value> =
+                section.settings.into_iter().collect();
+            let needs = factory.depends_on(&settings);
+            pending.insert(name, (factory, settings, needs));
+        }
+        let needs: BTreeMap<String, Vec<String>> = pending
+            .iter()
+            .map(|(name, (_, _, needs))| (name.clone(), needs.clone()))
+            .collect();
+        for name in build_order(&needs)? {
+            let Some((factory, settings, _)) = pending.remove(&name) else {
+                continue;
+            };
+            context.built = registry.providers.clone();
             let instance = build_instance(factory, &name, settings, &context, &registry.guard)
                 .await
                 .map_err(|e| ProviderSetupError::Invalid {
@@ -175,9 +190,89 @@ impl ProviderRegistry {
     }
 }
 
+/// The instances in an order where each comes after those it uses (`needs`: instance → the
+/// instances it uses); an instance that uses an unknown one, or a cycle, is refused by name.
+fn build_order(needs: &BTreeMap<String, Vec<String>>) -> Result<Vec<String>, ProviderSetupError> {
+    fn visit(
+        name: &str,
+        needs: &BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        order: &mut Vec<String>,
+    ) -> Result<(), ProviderSetupError> {
+        if order.iter().any(|done| done == name) {
+            return Ok(());
+        }
+        if let Some(start) = path.iter().position(|p| p == name) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(name.to_string());
+            return Err(ProviderSetupError::Invalid {
+                name: name.to_string(),
+                reason: format!(
+                    "the providers use each other in a circle: {}",
+                    cycle.join(" -> ")
+                ),
+            });
+        }
+        path.push(name.to_string());
+        for used in needs.get(name).into_iter().flatten() {
+            if !needs.contains_key(used) {
+                return Err(ProviderSetupError::Invalid {
+                    name: name.to_string(),
+                    reason: format!(
+                        "uses provider '{used}', which is not configured (configured: {})",
+                        needs.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+            visit(used, needs, path, order)?;
+        }
+        path.pop();
+        order.push(name.to_string());
+        Ok(())
+    }
+    let mut order = Vec::new();
+    for name in needs.keys() {
+        visit(name, needs, &mut Vec::new(), &mut order)?;
+    }
+    Ok(order)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn needs(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(n, used)| (n.to_string(), used.iter().map(|u| u.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn instances_are_built_after_those_they_use() {
+        let order = build_order(&needs(&[
+            ("a-local", &["z-hsm"]),
+            ("b", &[]),
+            ("z-hsm", &[]),
+        ]))
+        .unwrap();
+        assert_eq!(order, ["z-hsm", "a-local", "b"]);
+    }
+
+    #[test]
+    fn an_unknown_or_circular_use_is_refused_by_name() {
+        let unknown = build_order(&needs(&[("local", &["hsm"])])).unwrap_err();
+        assert!(
+            unknown
+                .to_string()
+                .contains("providers.local: uses provider 'hsm', which is not configured"),
+            "{unknown}"
+        );
+        let circle = build_order(&needs(&[("a", &["b"]), ("b", &["a"])])).unwrap_err();
+        assert!(circle.to_string().contains("a -> b -> a"), "{circle}");
+        let itself = build_order(&needs(&[("a", &["a"])])).unwrap_err();
+        assert!(itself.to_string().contains("a -> a"), "{itself}");
+    }
 
     #[test]
     fn every_kind_has_its_factory() {

@@ -139,6 +139,11 @@ pub enum GatewayError {
         last_used_ms: i64,
         quiet_period: std::time::Duration,
     },
+    /// The destruction checklist: a key another provider instance cannot work without.
+    #[error(
+        "key '{key}' wraps the master key of provider {}: destroying it would make every key there unrecoverable; move that provider's master key to another key first (set its `master_key.key` and run `keygate admin rotate-master-key`)", providers.join(", ")
+    )]
+    KeyWrapsMasterKey { key: String, providers: Vec<String> },
     #[error("provider '{provider}' is not configured; configured: {configured}")]
     ProviderNotConfigured {
         provider: String,
@@ -258,6 +263,7 @@ impl GatewayError {
             E::VersionRetired { .. } => "VERSION_RETIRED",
             E::VersionInUse { .. } => "VERSION_IN_USE",
             E::KeyInUse { .. } => "KEY_IN_USE",
+            E::KeyWrapsMasterKey { .. } => "KEY_WRAPS_MASTER_KEY",
             E::ProviderNotConfigured { .. } => "PROVIDER_NOT_CONFIGURED",
             E::ProviderMissing { .. } => "PROVIDER_MISSING",
             E::ProviderUnknown { .. } => "PROVIDER_NOT_FOUND",

@@ -45,7 +45,8 @@ pub fn code(e: &GatewayError) -> Code {
         | E::DestructionNotApproved(_)
         | E::VersionRetired { .. }
         | E::VersionInUse { .. }
-        | E::KeyInUse { .. } => Code::FailedPrecondition,
+        | E::KeyInUse { .. }
+        | E::KeyWrapsMasterKey { .. } => Code::FailedPrecondition,
         E::CallerGone => Code::Cancelled,
         E::Overloaded { .. } | E::TailLimit { .. } => Code::ResourceExhausted,
         E::CallTimedOut { .. } => Code::DeadlineExceeded,

@@ -140,6 +140,12 @@ pub trait KeyProvider: Send + Sync {
         None
     }
 
+    /// Keys of other provider instances this one cannot work without, by instance name and
+    /// URI (the local provider's root-key wrapper): the gateway refuses to destroy them.
+    fn keys_it_needs(&self) -> Vec<(String, KeyUri)> {
+        Vec::new()
+    }
+
     /// Replaces the master key the backend keeps its own keys under and rewraps them all, as
     /// one atomic change. Only backends whose keys keygate itself wraps (the local provider)
     /// have one; the others answer Unsupported (a failed precondition).

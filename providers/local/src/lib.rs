@@ -3,7 +3,8 @@
 //! Keys live in the gateway's data directory, one file per key, each version's material sealed
 //! with AES-256-GCM under a data-encryption key (DEK) of its own. The DEKs live in the keyring,
 //! wrapped under a key-encryption key (KEK), itself wrapped under the root key: derived from a
-//! passphrase with Argon2id (production) or generated and stored beside the keys (dev mode
+//! passphrase with Argon2id, or sealed by a key in another provider such as an HSM (the envelope
+//! pattern; production), or generated and stored beside the keys (dev mode
 //! only: anyone who can read the data directory can read the keys, and the gateway says so
 //! loudly at start-up). Destroying a key erases its DEKs (cryptographic erasure); rotating the
 //! master key replaces the KEK and rewraps every DEK.
@@ -12,6 +13,7 @@
 //! RSA-PSS and PKCS#1 v1.5 signatures (SHA-256), HMAC-SHA-256.
 
 mod config;
+mod envelope;
 mod keyring;
 mod master_key;
 mod material;
@@ -19,9 +21,10 @@ mod provider;
 mod sealing;
 mod store;
 
-pub use config::{LocalConfig, LocalFactory, factory};
+pub use config::{LocalConfig, LocalFactory, MasterKeyWrap, factory};
+pub use envelope::{EnvelopeError, EnvelopeRecord, RootWrapper};
 pub use master_key::{MasterKey, MasterKeyError, MasterKeySource};
-pub use provider::{ERASURE_STATEMENT, LocalProvider};
+pub use provider::{ERASURE_STATEMENT, ERASURE_STATEMENT_ENVELOPE, LocalProvider};
 
 /// The URI scheme of keys held by this provider.
 pub const SCHEME: &str = "local";

@@ -8,10 +8,11 @@
 //! Stores written before the keyring sealed material under the root key itself ("legacy"
 //! versions); the root key still opens them, so the provider can migrate them on open.
 
+use crate::envelope::EnvelopeRecord;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, Nonce, RandomizedNonceKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use keygate_provider::SecretBytes;
+use keygate_provider::{KeyUri, SecretBytes};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +29,12 @@ pub enum MasterKeySource {
     DevGenerated,
     /// Derive it from a passphrase with Argon2id; the salt lives in the data directory.
     Passphrase(SecretBytes),
+    /// A root key sealed by a key in another provider (see [`crate::envelope`]), already
+    /// unsealed (or, for a new store, generated and sealed) by the caller.
+    Envelope {
+        root: SecretBytes,
+        record: EnvelopeRecord,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +58,22 @@ pub enum MasterKeyError {
         "{dir} is protected by a passphrase; dev mode cannot open it (give the passphrase reference in the configuration)"
     )]
     PassphraseStoreInDevMode { dir: PathBuf },
+    #[error(
+        "{dir} has its master key wrapped by key {key} of provider '{provider}'; configure `master_key = {{ provider = \"{provider}\", key = \"...\" }}` to open it"
+    )]
+    EnvelopeStore {
+        dir: PathBuf,
+        provider: String,
+        key: String,
+    },
+    #[error(
+        "{dir} was created with a {kind} master key; `master_key` opens only a store created with it (use a new data directory)"
+    )]
+    NotAnEnvelopeStore { dir: PathBuf, kind: &'static str },
+    #[error(
+        "a master-key rotation with a new root key needs every key version migrated to the keyring first"
+    )]
+    LegacyOpen,
     #[error("the passphrase is empty")]
     EmptyPassphrase,
     #[error("key derivation failed: {0}")]
@@ -76,12 +99,29 @@ enum MasterFile {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kek: Option<WrappedKek>,
     },
+    /// The root key sealed by another provider's key; nothing here opens it.
+    Envelope {
+        #[serde(flatten)]
+        record: EnvelopeRecord,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kek: Option<WrappedKek>,
+    },
 }
 
 impl MasterFile {
     fn kek_mut(&mut self) -> &mut Option<WrappedKek> {
         match self {
-            MasterFile::DevGenerated { kek, .. } | MasterFile::Argon2id { kek, .. } => kek,
+            MasterFile::DevGenerated { kek, .. }
+            | MasterFile::Argon2id { kek, .. }
+            | MasterFile::Envelope { kek, .. } => kek,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            MasterFile::DevGenerated { .. } => "dev-mode",
+            MasterFile::Argon2id { .. } => "passphrase",
+            MasterFile::Envelope { .. } => "provider-wrapped",
         }
     }
 }
@@ -179,6 +219,44 @@ impl MasterKey {
             reason: reason.into(),
         };
         let (root, file, dev_mode) = match (existing, source) {
+            (
+                Some(MasterFile::Envelope { record, .. }),
+                MasterKeySource::DevGenerated | MasterKeySource::Passphrase(_),
+            ) => {
+                return Err(MasterKeyError::EnvelopeStore {
+                    dir: dir.to_path_buf(),
+                    provider: record.provider,
+                    key: record.key.to_string(),
+                });
+            }
+            (
+                Some(file @ (MasterFile::DevGenerated { .. } | MasterFile::Argon2id { .. })),
+                MasterKeySource::Envelope { .. },
+            ) => {
+                return Err(MasterKeyError::NotAnEnvelopeStore {
+                    dir: dir.to_path_buf(),
+                    kind: file.kind(),
+                });
+            }
+            (Some(file), MasterKeySource::Envelope { root, record }) => {
+                if !matches!(&file, MasterFile::Envelope { record: on_disk, .. } if *on_disk == record)
+                {
+                    return Err(corrupt("changed while the store was being opened"));
+                }
+                (
+                    cipher(&root).ok_or_else(|| corrupt("bad root key"))?,
+                    file,
+                    false,
+                )
+            }
+            (None, MasterKeySource::Envelope { root, record }) => {
+                let file = MasterFile::Envelope { record, kek: None };
+                (
+                    cipher(&root).ok_or_else(|| corrupt("bad root key"))?,
+                    file,
+                    false,
+                )
+            }
             (Some(file @ MasterFile::DevGenerated { .. }), MasterKeySource::DevGenerated) => {
                 let MasterFile::DevGenerated { key, .. } = &file else {
                     return Err(corrupt("unexpected kind"));
@@ -324,6 +402,61 @@ impl MasterKey {
             self.legacy_closed,
             self.dev_mode,
         )
+    }
+
+    /// A new master key under a new root key sealed by another provider (`record`): a fresh
+    /// KEK, one generation on. Copies of master.json from before need the key version that
+    /// sealed their root; not in force until [`MasterKey::persist`] writes it.
+    pub(crate) fn rotated_to_root(
+        &self,
+        root: &SecretBytes,
+        record: EnvelopeRecord,
+    ) -> Result<Self, MasterKeyError> {
+        // Material from before the keyring is sealed under the root key itself.
+        if !self.legacy_closed {
+            return Err(MasterKeyError::LegacyOpen);
+        }
+        let root = cipher(root).ok_or_else(|| MasterKeyError::Kdf("bad root key".into()))?;
+        let file = MasterFile::Envelope { record, kek: None };
+        Self::with_new_kek(
+            Arc::new(root),
+            file,
+            self.generation + 1,
+            true,
+            self.dev_mode,
+        )
+    }
+
+    /// The record of the provider-wrapped root key in `dir`'s master.json: `None` for a new
+    /// store; an error for a store whose master key is not provider-wrapped.
+    pub fn envelope_on_disk(dir: &Path) -> Result<Option<EnvelopeRecord>, MasterKeyError> {
+        let path = dir.join(MASTER_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(MasterKeyError::Io { path, source }),
+        };
+        match serde_json::from_slice::<MasterFile>(&bytes) {
+            Ok(MasterFile::Envelope { record, .. }) => Ok(Some(record)),
+            Ok(other) => Err(MasterKeyError::NotAnEnvelopeStore {
+                dir: dir.to_path_buf(),
+                kind: other.kind(),
+            }),
+            Err(e) => Err(MasterKeyError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Which key of which provider sealed the root key, for a provider-wrapped store.
+    pub(crate) fn sealed_by(&self) -> Option<(String, KeyUri)> {
+        match &self.file {
+            MasterFile::Envelope { record, .. } => {
+                Some((record.provider.clone(), record.key.clone()))
+            }
+            _ => None,
+        }
     }
 
     /// Whether material in the format before the keyring still opens (until every version

@@ -1,5 +1,6 @@
 //! The `KeyProvider` implementation over the store and the loaded keys.
 
+use crate::envelope::{EnvelopeError, RootWrapper};
 use crate::keyring::Keyring;
 use crate::master_key::MasterKey;
 use crate::material::{self, LoadedKey, MaterialError};
@@ -33,6 +34,11 @@ pub struct LocalProvider {
     /// The master key, needed only to wrap and unwrap DEKs; its lock serialises changes
     /// (create, rotate, enable, destroy, master-key rotation) so files and map stay in step.
     changes: tokio::sync::Mutex<MasterKey>,
+    /// The key in another provider that seals the root key (the envelope pattern), if any.
+    root_wrapper: Option<RootWrapper>,
+    /// The key that sealed the root key in force (the configured one, or the one before it
+    /// until a rotation moves the root key). Never held across an await.
+    root_sealed_by: RwLock<Option<(String, KeyUri)>>,
 }
 
 /// What a destruction does to a local key, for the destruction record.
@@ -41,6 +47,15 @@ pub const ERASURE_STATEMENT: &str = "cryptographic erasure: every version's data
      likewise; the sealed material in any copy of the key file opens under nothing. A backup \
      of the keyring and master.json from before the destruction, with the passphrase, would \
      still hold the DEKs";
+
+/// [`ERASURE_STATEMENT`]'s counterpart for a store whose root key another provider wraps.
+pub const ERASURE_STATEMENT_ENVELOPE: &str = "cryptographic erasure: every version's \
+     data-encryption key was overwritten in the keyring, fsynced and removed (directory \
+     fsynced), and the key file likewise; the sealed material in any copy of the key file opens \
+     under nothing. The store's root key is sealed by a key in another provider: a backup of \
+     the data directory from before the destruction opens only while the key version that \
+     sealed its root key exists there; rotating the master key and destroying that version \
+     ends it";
 
 impl std::fmt::Debug for LocalProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,7 +128,23 @@ impl LocalProvider {
             keyring,
             keys: RwLock::new(keys),
             changes: tokio::sync::Mutex::new(master),
+            root_wrapper: None,
+            root_sealed_by: RwLock::new(None),
         })
+    }
+
+    /// The provider whose root key `wrapper` sealed (opened with
+    /// [`MasterKeySource::Envelope`]): master-key rotations seal their new root key with it.
+    pub fn with_root_wrapper(mut self, wrapper: RootWrapper) -> Self {
+        self.root_wrapper = Some(wrapper);
+        self.root_sealed_by = RwLock::new(self.changes.get_mut().sealed_by());
+        self
+    }
+
+    fn note_sealed_by(&self, master: &MasterKey) {
+        if let Ok(mut sealed_by) = self.root_sealed_by.write() {
+            *sealed_by = master.sealed_by();
+        }
     }
 
     /// True when the master key was generated for dev mode (stored in the clear).
@@ -472,18 +503,56 @@ impl KeyProvider for LocalProvider {
         Ok(Replied::local(()))
     }
 
+    fn keys_it_needs(&self) -> Vec<(String, KeyUri)> {
+        let mut needed: Vec<(String, KeyUri)> = self
+            .root_wrapper
+            .iter()
+            .map(|w| (w.provider_name().to_string(), w.key().clone()))
+            .collect();
+        if let Ok(sealed_by) = self.root_sealed_by.read()
+            && let Some(key) = sealed_by.as_ref()
+            && !needed.contains(key)
+        {
+            needed.push(key.clone());
+        }
+        needed
+    }
+
     fn destruction_method(&self) -> Option<&'static str> {
-        Some(ERASURE_STATEMENT)
+        Some(match self.root_wrapper {
+            Some(_) => ERASURE_STATEMENT_ENVELOPE,
+            None => ERASURE_STATEMENT,
+        })
     }
 
     /// A new KEK: every DEK rewrapped under it in the next keyring generation (fsynced), then
-    /// master.json names it (atomic rename), then the old generation is erased.
+    /// master.json names it (atomic rename), then the old generation is erased. With a root
+    /// wrapper, the root key is new too, sealed by the configured key's primary version.
     async fn rotate_master_key(&self) -> Result<Replied<MasterKeyRotation>> {
         let mut master = self.changes.lock().await;
         let failed = |e: &dyn std::fmt::Display| {
             ProviderError::internal(&self.name, format!("rotating the master key: {e}"))
         };
-        let new = master.rotated().map_err(|e| failed(&e))?;
+        let new = match &self.root_wrapper {
+            Some(wrapper) => {
+                let (root, record) = wrapper.seal_new_root().await.map_err(|e| match e {
+                    // Worth retrying: the wrapping provider is down or throttling.
+                    EnvelopeError::Provider {
+                        source:
+                            source @ (ProviderError::Unavailable { .. }
+                            | ProviderError::Throttled { .. }),
+                        ..
+                    } => source,
+                    other => ProviderError::FailedPrecondition {
+                        provider: self.name.clone(),
+                        reason: format!("rotating the master key: {other}"),
+                    },
+                })?;
+                master.rotated_to_root(&root, record)
+            }
+            None => master.rotated(),
+        }
+        .map_err(|e| failed(&e))?;
         let rewrapped = self
             .keyring
             .rewrap_all(&master, &new)
@@ -494,10 +563,12 @@ impl KeyProvider for LocalProvider {
             // then the new generation is what a restart opens, and must be used from now on.
             if MasterKey::generation_on_disk(&self.dir) == Some(generation) {
                 *master = new;
+                self.note_sealed_by(&master);
             }
             return Err(failed(&e));
         }
         *master = new;
+        self.note_sealed_by(&master);
         // The new generation is in force; the old one is only leftovers now.
         if let Err(e) = self.keyring.sweep(&master) {
             tracing::warn!(provider = %self.name, error = %e, "erasing the previous keyring generation failed; it is erased at the next start");

@@ -19,6 +19,13 @@ pub const AUTHORIZED: &str = "authorized by someone other than the requester";
 /// Runs the checklist for `key`, refusing with [`GatewayError::KeyInUse`] when a version
 /// was used to read data within `lifecycle.destruction_quiet_period`.
 pub async fn run(cx: &Exec<'_, Changes>, key: &KeyRecord) -> Result<Vec<Check>, GatewayError> {
+    let dependents = cx.instances_needing(&key.provider, &key.provider_uri);
+    if !dependents.is_empty() {
+        return Err(GatewayError::KeyWrapsMasterKey {
+            key: key.name.clone(),
+            providers: dependents.iter().map(|d| format!("'{d}'")).collect(),
+        });
+    }
     let quiet = cx.settings().lifecycle.destruction_quiet_period;
     let mut checks = vec![quiet_period(cx, key, quiet).await?];
     let versions = key.versions.len();

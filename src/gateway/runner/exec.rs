@@ -16,6 +16,7 @@ use crate::gateway::GatewayError;
 use crate::lifecycle::destruction::{DestructionRecord, DestructionRecords, Ending};
 use crate::policy::{Action, Decision, PolicyStore, Resource};
 use keygate_provider::KeyProvider;
+use keygate_provider::KeyUri;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -268,6 +269,22 @@ impl<'a, M: Mode> Exec<'a, M> {
     /// Whether audit events can be written now (calls are refused while they cannot).
     pub fn audit_writable(&self) -> bool {
         self.gateway.audit.is_writable()
+    }
+
+    /// The provider instances that cannot work without key `uri` of instance `provider`.
+    pub fn instances_needing(&self, provider: &str, uri: &KeyUri) -> Vec<String> {
+        let registry = &self.gateway.providers;
+        registry
+            .names()
+            .into_iter()
+            .filter(|name| {
+                registry.get(name).is_some_and(|p| {
+                    p.keys_it_needs()
+                        .iter()
+                        .any(|(needed_in, needed)| needed_in == provider && needed == uri)
+                })
+            })
+            .collect()
     }
 
     /// Each configured provider instance: its name, whether it is the default, and its

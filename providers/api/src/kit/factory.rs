@@ -7,6 +7,7 @@ use super::settings::{GuardSettings, GuardSettingsError};
 use crate::{KeyProvider, ProviderError, SecretRefError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +16,26 @@ use std::time::Duration;
 pub const GUARD_TABLE: &str = "guard";
 
 /// What a factory may know about the gateway it builds for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BuildContext {
     /// The gateway's data directory (the local provider keeps its keys below it).
     pub data_dir: PathBuf,
     /// `keygate serve --dev`: generated secrets and test-only settings are allowed.
     pub dev: bool,
+    /// The instances built so far, each inside its guard. The registry builds every instance
+    /// a section names in [`ProviderFactory::depends_on`] before that section, so those are
+    /// here when its factory runs.
+    pub built: BTreeMap<String, Arc<dyn KeyProvider>>,
+}
+
+impl std::fmt::Debug for BuildContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildContext")
+            .field("data_dir", &self.data_dir)
+            .field("dev", &self.dev)
+            .field("built", &self.built.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// What a provider instance offers keygate's audit feed beside its keys: object storage
@@ -73,6 +88,12 @@ pub enum BuildError {
 pub trait ProviderFactory: Send + Sync {
     /// The `kind = "…"` this factory serves.
     fn kind(&self) -> &'static str;
+
+    /// The other instances (by name) that an instance with `settings` uses, so the registry
+    /// builds them first and hands them over in [`BuildContext::built`]. None by default.
+    fn depends_on(&self, _settings: &Map<String, Value>) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Builds instance `name` from `settings`: its section without `kind` and without the
     /// [`GUARD_TABLE`].

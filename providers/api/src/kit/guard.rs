@@ -486,6 +486,10 @@ impl KeyProvider for Guarded {
         self.inner.destruction_method()
     }
 
+    fn keys_it_needs(&self) -> Vec<(String, KeyUri)> {
+        self.inner.keys_it_needs()
+    }
+
     /// Passed straight through: a rotation is not retried (each attempt is a new master key)
     /// and not cut short by the call deadline (it rewraps every key, then commits at once).
     async fn rotate_master_key(&self) -> Result<Replied<MasterKeyRotation>> {
