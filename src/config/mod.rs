@@ -4,6 +4,7 @@
 //! Secrets appear only as references ([`SecretRef`]); an inline secret is refused.
 
 mod audit;
+mod kms_plugin;
 mod posture;
 mod server;
 mod storage;
@@ -14,6 +15,7 @@ pub use audit::{
     WitnessConfig,
 };
 pub use keygate_provider::{SecretRef, SecretRefError};
+pub use kms_plugin::KmsPluginConfig;
 pub use server::{ServerConfig, ServerSettings};
 pub use storage::{PgTlsMode, StorageConfig, StorageKind};
 pub use telemetry::TelemetryConfig;
@@ -63,6 +65,9 @@ pub struct Config {
     /// Inventory scans and findings (`posture.rs`).
     #[serde(default)]
     pub posture: posture::PostureConfig,
+    /// The Kubernetes KMS v2 plugin on a UNIX socket (`kms_plugin.rs`); unset: none.
+    #[serde(default)]
+    pub kms_plugin: Option<KmsPluginConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -613,6 +618,9 @@ impl Config {
             }
         }
         self.audit.validate(self)?;
+        if let Some(plugin) = &self.kms_plugin {
+            plugin.validate(self)?;
+        }
         if self.limits.max_plaintext_bytes == 0 || self.limits.max_plaintext_bytes > 1024 * 1024 {
             return Err(Self::invalid(
                 "limits.max_plaintext_bytes",
