@@ -177,28 +177,24 @@ async fn status_round_trip_and_rotation_over_the_socket_all_audited() {
         .unwrap()
         .into_inner();
     assert_eq!(resealed.key_id, rotated.key_id);
-    let old = kms
-        .decrypt(decrypt(
-            &sealed.ciphertext,
-            &sealed.key_id,
-            "uid-old-ciphertext",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(old.plaintext, dek);
-    assert_eq!(event(&server, "uid-old-ciphertext").await.key_version, 1);
-    let new = kms
-        .decrypt(decrypt(
+    // The old ciphertext (with the old key id) and the new one, each opened by its version.
+    for (ciphertext, key_id, uid, version) in [
+        (&sealed.ciphertext, &sealed.key_id, "uid-old-ciphertext", 1),
+        (
             &resealed.ciphertext,
             &resealed.key_id,
             "uid-new-ciphertext",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(new.plaintext, dek);
-    assert_eq!(event(&server, "uid-new-ciphertext").await.key_version, 2);
+            2,
+        ),
+    ] {
+        let opened = kms
+            .decrypt(decrypt(ciphertext, key_id, uid))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(opened.plaintext, dek);
+        assert_eq!(event(&server, uid).await.key_version, version);
+    }
 
     // The Status probe is audited too, as the plugin's principal.
     let mut audit = server.audit_as("dave").await;
@@ -214,6 +210,11 @@ async fn status_round_trip_and_rotation_over_the_socket_all_audited() {
     .filter(|e| e.details.contains("status-probe"))
     .count();
     assert_eq!(probes, 4, "two Status calls, an Encrypt and a Decrypt each");
+
+    // A clean stop takes the socket away.
+    let mut server = server;
+    server.stop_gracefully();
+    assert!(!socket.exists(), "the socket outlived the server");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -227,44 +228,29 @@ async fn the_apiserver_limits_and_the_plugin_key_are_enforced_and_audited() {
         .unwrap()
         .into_inner();
 
-    let too_long_key_id = "k".repeat(1025);
-    let status = kms
-        .decrypt(decrypt(&sealed.ciphertext, &too_long_key_id, "uid-key-id"))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status
-            .message()
-            .contains("key_id is 1025 bytes; the limit is 1024"),
-        "{}",
-        status.message()
-    );
-
-    let status = kms
-        .decrypt(decrypt(&[7u8; 1025], &sealed.key_id, "uid-ciphertext"))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status
-            .message()
-            .contains("ciphertext is 1025 bytes; the limit is 1024"),
-        "{}",
-        status.message()
-    );
-
-    let mut request = decrypt(&sealed.ciphertext, &sealed.key_id, "uid-annotations");
-    request
+    // Over each limit: INVALID_ARGUMENT naming the field, its size and the limit.
+    let mut annotated = decrypt(&sealed.ciphertext, &sealed.key_id, "uid-annotations");
+    annotated
         .annotations
         .insert("big.example.com".into(), vec![0u8; 32 * 1024]);
-    let status = kms.decrypt(request).await.unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        status.message().contains("annotations"),
-        "{}",
-        status.message()
-    );
+    for (request, message) in [
+        (
+            decrypt(&sealed.ciphertext, &"k".repeat(1025), "uid-key-id"),
+            "key_id is 1025 bytes; the limit is 1024",
+        ),
+        (
+            decrypt(&[7u8; 1025], &sealed.key_id, "uid-ciphertext"),
+            "ciphertext is 1025 bytes; the limit is 1024",
+        ),
+        (
+            annotated,
+            "annotations (keys and values) is 32783 bytes; the limit is 32768",
+        ),
+    ] {
+        let status = kms.decrypt(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains(message), "{}", status.message());
+    }
     // Just within the limits: decrypts.
     let mut request = decrypt(&sealed.ciphertext, &"k".repeat(1024), "uid-within");
     request

@@ -716,6 +716,22 @@ mod tests {
     }
 
     #[test]
+    fn the_kms_plugin_principal_is_its_own() {
+        let plugin = "[kms_plugin]\nsocket = \"/run/keygate/kms.sock\"\nkey = \"k8s/secrets\"\nprincipal = \"svc-kube\"\nenvironments = [\"prod\"]\n";
+        let token = "[[tokens]]\nprincipal = \"svc-kube\"\nkind = \"service-account\"\ntoken = { env = \"T\" }\n";
+        let config = parse(plugin).unwrap();
+        assert_eq!(config.kms_plugin.unwrap().principal, "svc-kube");
+        let err = parse(&format!("{plugin}\n{token}")).unwrap_err();
+        assert!(err.contains("kms_plugin.principal"), "{err}");
+        let err = parse(&plugin.replace("svc-kube", "root")).unwrap_err();
+        assert!(err.contains("kms_plugin.principal"), "{err}");
+        let err = parse(&plugin.replace("k8s/secrets", " ")).unwrap_err();
+        assert!(err.contains("kms_plugin.key"), "{err}");
+        let err = parse(&format!("{plugin}roles = [\"dev-root\"]\n")).unwrap_err();
+        assert!(err.contains("kms_plugin.roles"), "{err}");
+    }
+
+    #[test]
     fn inline_token_is_refused_naming_the_setting() {
         let err =
             parse("[[tokens]]\nprincipal = \"alice\"\nkind = \"user\"\ntoken = \"s3cr3t-value\"\n")
