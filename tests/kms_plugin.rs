@@ -35,11 +35,11 @@ when { resource.name == "k8s/secrets" };
 
 type Kms = KeyManagementServiceClient<Channel>;
 
-/// A gateway with the plugin on `DIR/kms.sock`, and the plugin's key (owned by olga, so
-/// only the policy above lets the plugin use it).
-async fn start(dir: &Path) -> (Server, PathBuf) {
+/// A gateway with the plugin on `DIR/kms.sock` and `policy` beside the default policies, the
+/// plugin's key and another (both owned by olga, so only `policy` lets the plugin use them).
+async fn start(dir: &Path, policy: &str) -> (Server, PathBuf) {
     let socket = dir.join("kms.sock");
-    let folder = policy_folder(dir, &[("kms-plugin.cedar", PLUGIN_POLICY)]);
+    let folder = policy_folder(dir, &[("kms-plugin.cedar", policy)]);
     let server = team::start(
         dir,
         &format!(
@@ -112,7 +112,7 @@ async fn event(server: &Server, uid: &str) -> pb::AuditEvent {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_round_trip_and_rotation_over_the_socket_all_audited() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, socket) = start(dir.path()).await;
+    let (server, socket) = start(dir.path(), PLUGIN_POLICY).await;
     let meta = std::fs::symlink_metadata(&socket).unwrap();
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.mode() & 0o777, 0o600, "the socket's mode");
@@ -220,7 +220,7 @@ async fn status_round_trip_and_rotation_over_the_socket_all_audited() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_apiserver_limits_and_the_plugin_key_are_enforced_and_audited() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, socket) = start(dir.path()).await;
+    let (server, socket) = start(dir.path(), PLUGIN_POLICY).await;
     let mut kms = connect(&socket).await;
     let sealed = kms
         .encrypt(encrypt(b"dek", "uid-seal"))
@@ -295,5 +295,31 @@ async fn the_apiserver_limits_and_the_plugin_key_are_enforced_and_audited() {
     assert_eq!(
         (e.outcome.as_str(), e.actor.as_str()),
         ("denied", PRINCIPAL)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_plugin_opens_only_its_own_keys_ciphertexts_whatever_policy_allows() {
+    // A careless policy: the plugin's principal may use every key.
+    let everything = PLUGIN_POLICY.replace("when { resource.name == \"k8s/secrets\" };", ";");
+    let dir = tempfile::tempdir().unwrap();
+    let (server, socket) = start(dir.path(), &everything).await;
+    let mut kms = connect(&socket).await;
+    let mut olga = server.keys_as("olga").await;
+    let foreign = common::seal(&mut olga, "prod/other", b"not the plugin's").await;
+    let status = kms
+        .decrypt(decrypt(&foreign, "x", "uid-other-key"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("not under 'k8s/secrets'"),
+        "{}",
+        status.message()
+    );
+    let e = event(&server, "uid-other-key").await;
+    assert_eq!(
+        (e.outcome.as_str(), e.actor.as_str(), e.key_name.as_str()),
+        ("error", PRINCIPAL, "prod/other")
     );
 }

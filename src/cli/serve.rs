@@ -90,6 +90,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         .local_addr()
         .map_err(|e| format!("listen.address: {e}"))?;
     check_plaintext(&config.listen, addr)?;
+    // The plugin's socket too (a stale one is replaced, anything else refused).
     let kms_listener = match &config.kms_plugin {
         Some(plugin) => {
             Some(crate::server::kms_plugin::bind(&plugin.socket).map_err(|e| e.to_string())?)
@@ -122,6 +123,15 @@ pub async fn run(args: ServeArgs) -> CliResult {
     } else {
         "http"
     };
+    // Before the listening line, which tells whoever waits for it that everything is up.
+    if let Some(plugin) = &config.kms_plugin {
+        println!(
+            "kms plugin (Kubernetes KMS v2) on unix://{}: key '{}', principal '{}'",
+            plugin.socket.display(),
+            plugin.key,
+            plugin.principal
+        );
+    }
     println!("keygate listening on {scheme}://{addr}");
     println!(
         "data directory: {}; providers: {}; {} policies",
@@ -193,16 +203,10 @@ pub async fn run(args: ServeArgs) -> CliResult {
             std::time::Instant::now()
         }
     });
-    let kms_task = match (kms_listener, &config.kms_plugin) {
-        (Some(listener), Some(plugin)) => {
-            println!(
-                "kms plugin (Kubernetes KMS v2) on unix://{}: key '{}', principal '{}'",
-                plugin.socket.display(),
-                plugin.key,
-                plugin.principal
-            );
-            let _ = std::io::stdout().flush();
-            Some(tokio::spawn(crate::server::kms_plugin::serve(
+    let kms_task = kms_listener
+        .zip(config.kms_plugin.as_ref())
+        .map(|(listener, plugin)| {
+            tokio::spawn(crate::server::kms_plugin::serve(
                 gateway.clone(),
                 listener,
                 crate::server::kms_plugin::PluginOptions {
@@ -211,10 +215,8 @@ pub async fn run(args: ServeArgs) -> CliResult {
                     request_timeout: timeout,
                     stop: stop.clone(),
                 },
-            )))
-        }
-        _ => None,
-    };
+            ))
+        });
     let result = crate::server::serve(
         gateway.clone(),
         listener,
