@@ -14,6 +14,11 @@ const SECRET_MESSAGES: [&str; 9] = [
     "VerifyMacRequest",
 ];
 
+/// The Kubernetes KMS v2 plugin API, vendored with its license.
+const KMS_PROTO: &str = "proto/vendor/k8s.io/kms/v2/api.proto";
+/// Its messages that carry plaintext.
+const KMS_SECRET_MESSAGES: [&str; 2] = ["EncryptRequest", "DecryptResponse"];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY of intent: build scripts are single-threaded; PROTOC tells prost-build which binary.
@@ -32,6 +37,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip_debug(SECRET_MESSAGES.iter().map(|m| format!(".keygate.v1.{m}")))
         .file_descriptor_set_path(out_dir.join("keygate_descriptor.bin"))
         .compile_protos(&protos, &["proto"])?;
+    // The Kubernetes KMS v2 plugin API (vendored, package `v2`), served only on the plugin's
+    // UNIX socket: compiled apart, so it stays out of the keygate descriptor set that
+    // reflection serves on the gRPC listener. Its plaintext-carrying messages get the same
+    // redacting `Debug` (src/pb/secret_fields.rs).
+    tonic_prost_build::configure()
+        .skip_debug(KMS_SECRET_MESSAGES.iter().map(|m| format!(".v2.{m}")))
+        .compile_protos(&[KMS_PROTO], &["proto/vendor"])?;
+    println!("cargo:rerun-if-changed={KMS_PROTO}");
     // Each file, not only the folder: a target directory shared between checkouts must see
     // an edited file as changed.
     for proto in protos {

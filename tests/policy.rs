@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::team::{self, create_in, error_info};
+use common::team::{self, create_in, error_info, policy_folder};
 use common::{Server, ServerOptions, create, days, events_for, request_id, status_request_id};
 use keygate::pb;
 use std::time::{Duration, Instant};
@@ -513,21 +513,6 @@ async fn rule_6_weak_algorithms_are_refused_by_name() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-}
-
-/// The repository's policies in a folder of their own, plus `extra` files.
-fn policy_folder(dir: &std::path::Path, extra: &[(&str, &str)]) -> std::path::PathBuf {
-    let folder = dir.join("policies");
-    std::fs::create_dir_all(&folder).unwrap();
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    for entry in std::fs::read_dir(source).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, folder.join(path.file_name().unwrap())).unwrap();
-    }
-    for (name, text) in extra {
-        std::fs::write(folder.join(name), text).unwrap();
-    }
-    folder
 }
 
 /// A forbid whose evaluation fails (an overflow) on keys labelled `fragile`.

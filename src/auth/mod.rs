@@ -68,6 +68,9 @@ pub struct TokenTable {
     owners: HashMap<String, OwnerKind>,
     /// Principals by name (approved requests run for their requester).
     by_name: HashMap<String, Arc<Principal>>,
+    /// The Kubernetes KMS plugin's principal (`[kms_plugin]`): it has no token and stands
+    /// only for calls on the plugin's socket.
+    kms_plugin: Option<Arc<Principal>>,
 }
 
 impl std::fmt::Debug for TokenTable {
@@ -89,6 +92,7 @@ impl Default for TokenTable {
             by_certificate: Vec::new(),
             owners: HashMap::new(),
             by_name: HashMap::new(),
+            kms_plugin: None,
         }
     }
 }
@@ -166,7 +170,28 @@ impl TokenTable {
                 return Err(TokenError::Duplicate { index });
             }
         }
+        if let Some(plugin) = &config.kms_plugin {
+            let principal = Principal {
+                name: plugin.principal.trim().to_string(),
+                kind: PrincipalKind::ServiceAccount,
+                roles: plugin.roles.clone(),
+                team: plugin.team.clone().unwrap_or_default(),
+                environments: plugin.environments.clone(),
+                certificate: None,
+            };
+            table.note_owner(&principal);
+            let principal = Arc::new(principal);
+            table
+                .by_name
+                .insert(principal.name.clone(), principal.clone());
+            table.kms_plugin = Some(principal);
+        }
         Ok(table)
+    }
+
+    /// The principal calls on the KMS plugin's socket run as, if the plugin is configured.
+    pub fn kms_plugin(&self) -> Option<Arc<Principal>> {
+        self.kms_plugin.clone()
     }
 
     fn digest(&self, token: &[u8]) -> [u8; 32] {

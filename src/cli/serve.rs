@@ -90,6 +90,13 @@ pub async fn run(args: ServeArgs) -> CliResult {
         .local_addr()
         .map_err(|e| format!("listen.address: {e}"))?;
     check_plaintext(&config.listen, addr)?;
+    // The plugin's socket too (a stale one is replaced, anything else refused).
+    let kms_listener = match &config.kms_plugin {
+        Some(plugin) => {
+            Some(crate::server::kms_plugin::bind(&plugin.socket).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     let metrics_listener = match &config.telemetry.prometheus_listen {
         Some(address) => Some(
             tokio::net::TcpListener::bind(address)
@@ -116,6 +123,15 @@ pub async fn run(args: ServeArgs) -> CliResult {
     } else {
         "http"
     };
+    // Before the listening line, which tells whoever waits for it that everything is up.
+    if let Some(plugin) = &config.kms_plugin {
+        println!(
+            "kms plugin (Kubernetes KMS v2) on unix://{}: key '{}', principal '{}'",
+            plugin.socket.display(),
+            plugin.key,
+            plugin.principal
+        );
+    }
     println!("keygate listening on {scheme}://{addr}");
     println!(
         "data directory: {}; providers: {}; {} policies",
@@ -187,6 +203,20 @@ pub async fn run(args: ServeArgs) -> CliResult {
             std::time::Instant::now()
         }
     });
+    let kms_task = kms_listener
+        .zip(config.kms_plugin.as_ref())
+        .map(|(listener, plugin)| {
+            tokio::spawn(crate::server::kms_plugin::serve(
+                gateway.clone(),
+                listener,
+                crate::server::kms_plugin::PluginOptions {
+                    socket: plugin.socket.clone(),
+                    key: plugin.key.clone(),
+                    request_timeout: timeout,
+                    stop: stop.clone(),
+                },
+            ))
+        });
     let result = crate::server::serve(
         gateway.clone(),
         listener,
@@ -209,6 +239,15 @@ pub async fn run(args: ServeArgs) -> CliResult {
     let left = || deadline.saturating_duration_since(std::time::Instant::now());
     let drain_left =
         || (began + settings.drain_grace()).saturating_duration_since(std::time::Instant::now());
+    // The plugin's socket closes with the gRPC listener (which may also have ended by itself).
+    stop.cancel();
+    if let Some(task) = kms_task {
+        match tokio::time::timeout(drain_left(), task).await {
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the kms plugin's server failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the kms plugin's server task failed"),
+            Ok(Ok(Ok(()))) | Err(_) => {}
+        }
+    }
     // Nothing is cut off half-way: the scheduler finishes the operation under way, and calls
     // whose clients left finish (and are audited) before the process ends.
     stop_scheduler.cancel();

@@ -4,6 +4,7 @@
 //! Secrets appear only as references ([`SecretRef`]); an inline secret is refused.
 
 mod audit;
+mod kms_plugin;
 mod posture;
 mod server;
 mod storage;
@@ -14,6 +15,7 @@ pub use audit::{
     WitnessConfig,
 };
 pub use keygate_provider::{SecretRef, SecretRefError};
+pub use kms_plugin::KmsPluginConfig;
 pub use server::{ServerConfig, ServerSettings};
 pub use storage::{PgTlsMode, StorageConfig, StorageKind};
 pub use telemetry::TelemetryConfig;
@@ -63,6 +65,9 @@ pub struct Config {
     /// Inventory scans and findings (`posture.rs`).
     #[serde(default)]
     pub posture: posture::PostureConfig,
+    /// The Kubernetes KMS v2 plugin on a UNIX socket (`kms_plugin.rs`); unset: none.
+    #[serde(default)]
+    pub kms_plugin: Option<KmsPluginConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -613,6 +618,9 @@ impl Config {
             }
         }
         self.audit.validate(self)?;
+        if let Some(plugin) = &self.kms_plugin {
+            plugin.validate(self)?;
+        }
         if self.limits.max_plaintext_bytes == 0 || self.limits.max_plaintext_bytes > 1024 * 1024 {
             return Err(Self::invalid(
                 "limits.max_plaintext_bytes",
@@ -705,6 +713,22 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::from_toml(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_kms_plugin_principal_is_its_own() {
+        let plugin = "[kms_plugin]\nsocket = \"/run/keygate/kms.sock\"\nkey = \"k8s/secrets\"\nprincipal = \"svc-kube\"\nenvironments = [\"prod\"]\n";
+        let token = "[[tokens]]\nprincipal = \"svc-kube\"\nkind = \"service-account\"\ntoken = { env = \"T\" }\n";
+        let config = parse(plugin).unwrap();
+        assert_eq!(config.kms_plugin.unwrap().principal, "svc-kube");
+        let err = parse(&format!("{plugin}\n{token}")).unwrap_err();
+        assert!(err.contains("kms_plugin.principal"), "{err}");
+        let err = parse(&plugin.replace("svc-kube", "root")).unwrap_err();
+        assert!(err.contains("kms_plugin.principal"), "{err}");
+        let err = parse(&plugin.replace("k8s/secrets", " ")).unwrap_err();
+        assert!(err.contains("kms_plugin.key"), "{err}");
+        let err = parse(&format!("{plugin}roles = [\"dev-root\"]\n")).unwrap_err();
+        assert!(err.contains("kms_plugin.roles"), "{err}");
     }
 
     #[test]

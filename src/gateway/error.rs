@@ -165,6 +165,15 @@ pub enum GatewayError {
         kind: String,
         algorithm: String,
     },
+    /// The KMS plugin's key seals into ciphertexts longer than the kube-apiserver takes.
+    #[error(
+        "key '{key}' ({algorithm}) sealed a {len}-byte ciphertext; the kube-apiserver takes at most 1024 bytes: give the KMS plugin an aes-256-gcm key"
+    )]
+    KmsCiphertextTooLarge {
+        key: String,
+        algorithm: String,
+        len: usize,
+    },
     #[error("key '{key}' is {algorithm}; data keys are sealed under symmetric keys (aes-256-gcm)")]
     DataKeyNeedsSymmetricKey { key: String, algorithm: String },
     #[error("key '{key}' is no longer due for rotation (next due {due})")]
@@ -269,6 +278,7 @@ impl GatewayError {
             E::ProviderUnknown { .. } => "PROVIDER_NOT_FOUND",
             E::AlgorithmUnsupported { .. } => "ALGORITHM_UNSUPPORTED",
             E::DataKeyNeedsSymmetricKey { .. } => "DATA_KEY_NEEDS_SYMMETRIC_KEY",
+            E::KmsCiphertextTooLarge { .. } => "KMS_CIPHERTEXT_TOO_LARGE",
             E::NotDueForRotation { .. } => "KEY_NOT_DUE_FOR_ROTATION",
             E::NotDueForDestruction(_) => "KEY_NOT_DUE_FOR_DESTRUCTION",
             E::DestructionNotApproved(_) => "DESTRUCTION_NOT_APPROVED",

@@ -108,6 +108,20 @@ secret_message!(BatchEncryptItem {
 });
 secret_message!(reply BatchDecryptResult { secret: plaintext, shown: [status, key_version] });
 
+/// The Kubernetes KMS v2 plugin's messages that carry plaintext (`super::kms_v2`).
+mod kms {
+    use super::super::kms_v2::{DecryptResponse, EncryptRequest};
+    use super::Redacted;
+    use std::fmt;
+    use zeroize::Zeroize as _;
+
+    secret_message!(EncryptRequest {
+        secret: plaintext,
+        shown: [uid]
+    });
+    secret_message!(reply DecryptResponse { secret: plaintext, shown: [] });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +135,8 @@ mod tests {
         data_key.plaintext = secret.clone();
         let mut item = BatchDecryptResult::default();
         item.plaintext = secret.clone();
+        let mut kms_decrypted = crate::pb::kms_v2::DecryptResponse::default();
+        kms_decrypted.plaintext = secret.clone();
         let shown = [
             format!(
                 "{:?}",
@@ -139,6 +155,14 @@ mod tests {
                 }
             ),
             format!("{item:?}"),
+            format!("{kms_decrypted:?}"),
+            format!(
+                "{:?}",
+                crate::pb::kms_v2::EncryptRequest {
+                    plaintext: secret.clone(),
+                    uid: "u".into(),
+                }
+            ),
             format!(
                 "{:?}",
                 GenerateMacRequest {

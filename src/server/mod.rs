@@ -11,6 +11,7 @@ mod crl_check;
 mod early_auth;
 mod health;
 mod keys;
+pub mod kms_plugin;
 mod oversize;
 mod posture;
 pub mod startup;

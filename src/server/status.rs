@@ -40,6 +40,7 @@ pub fn code(e: &GatewayError) -> Code {
         | E::WrongPurpose { .. }
         | E::AlgorithmUnsupported { .. }
         | E::DataKeyNeedsSymmetricKey { .. }
+        | E::KmsCiphertextTooLarge { .. }
         | E::NotDueForRotation { .. }
         | E::NotDueForDestruction(_)
         | E::DestructionNotApproved(_)

@@ -143,3 +143,18 @@ pub fn create_in(
         ..super::create(name, algorithm, owner)
     }
 }
+
+/// The repository's policies in a folder of their own, plus `extra` files.
+pub fn policy_folder(dir: &std::path::Path, extra: &[(&str, &str)]) -> std::path::PathBuf {
+    let folder = dir.join("policies");
+    std::fs::create_dir_all(&folder).unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in std::fs::read_dir(source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, folder.join(path.file_name().unwrap())).unwrap();
+    }
+    for (name, text) in extra {
+        std::fs::write(folder.join(name), text).unwrap();
+    }
+    folder
+}

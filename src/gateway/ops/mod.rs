@@ -10,6 +10,7 @@ pub mod checklist;
 pub mod crypto;
 pub mod inventory;
 pub mod keys;
+pub mod kms;
 pub mod lifecycle;
 pub mod owner;
 pub mod policy;
@@ -39,6 +40,7 @@ pub use crypto::{
 };
 pub use inventory::{InventoryEntry, InventoryPage, ListInventory, RotateMasterKey};
 pub use keys::{CreateKey, DurationInput, GetKey, KeyPage, KeyView, ListKeys, Usage};
+pub use kms::{KmsCall, KmsDecrypt, KmsEncrypt};
 pub use lifecycle::{
     CancelKeyDestruction, DestroyKey, ListDestructionRecords, RotateKey, RotationStep,
     ScheduleKeyDestruction, SetKeyEnabled,

@@ -66,6 +66,14 @@ impl Gateway {
                 .authenticate_certificate(peer)
                 .map(Actor::Caller)
                 .map_err(refused),
+            Credentials::KmsPlugin => {
+                self.tokens.kms_plugin().map(Actor::Caller).ok_or_else(|| {
+                    GatewayError::Internal(
+                        "a call came on the KMS plugin socket, but no [kms_plugin] is configured"
+                            .into(),
+                    )
+                })
+            }
             Credentials::System(task) => Ok(Actor::System(*task)),
             // An approved change runs for its requester, who stays its actor; the approvers
             // are in its event.

@@ -32,6 +32,10 @@ pub enum Credentials {
         token: Option<Zeroizing<Vec<u8>>>,
         peer: Arc<crate::auth::PeerIdentity>,
     },
+    /// A call on the Kubernetes KMS plugin's UNIX socket (mode 0600: only its owner can
+    /// connect), made as the principal configured for the plugin; never reachable from the
+    /// network.
+    KmsPlugin,
     /// Work keygate starts itself; never reachable from the network.
     System(SystemTask),
     /// A critical action its approvers' quorum released, run for its requester.

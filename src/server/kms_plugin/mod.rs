@@ -1,0 +1,259 @@
+//! The Kubernetes KMS v2 plugin (`k8s.io/kms/apis/v2` `KeyManagementService`, vendored under
+//! proto/vendor) on a UNIX socket, for the kube-apiserver's envelope encryption of secrets.
+//!
+//! Every Encrypt and Decrypt is an operation through [`Gateway::run`]: authenticated as the
+//! principal `[kms_plugin]` configures (the socket, mode 0600, is its credential), authorized
+//! by policy on the plugin's key, audited with the apiserver's `uid` as its request id.
+//!
+//! - `key_id` is the key's id and the version that sealed ([`ops::kms::key_id`]): a rotation
+//!   changes it, so the apiserver notices its stored data is stale and rewrites it.
+//! - The ciphertext is keygate's own, which names its key and version: Decrypt opens
+//!   ciphertexts of every version not yet retired, whatever `key_id` comes with it.
+//! - Status runs a probe (an Encrypt and a Decrypt of a fixed value, audited like any call,
+//!   with `kms_plugin = "status-probe"` in their events' details) and answers `healthz: ok`
+//!   only when both work, with the current `key_id`. The apiserver calls it about once a
+//!   minute, so the probe costs two events a minute.
+
+mod socket;
+
+pub use socket::{SOCKET_MODE, SocketError, bind};
+
+use super::call::reply;
+use crate::gateway::ops::{self, KmsCall, KmsDecrypt, KmsEncrypt};
+use crate::gateway::{Call, Credentials, Gateway, GatewayError};
+use crate::pb::kms_v2::{self, key_management_service_server::KeyManagementService};
+use futures::StreamExt as _;
+use keygate_provider::SecretBytes;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+/// What Status says the plugin speaks.
+const API_VERSION: &str = "v2";
+/// The value the Status probe seals and opens.
+const PROBE: &[u8] = b"keygate kms plugin status probe";
+/// The longest apiserver `uid` kept as the request id (it sends UUIDs).
+const MAX_UID_BYTES: usize = 128;
+
+pub struct KmsPlugin {
+    gateway: Arc<Gateway>,
+    /// The key (name or id) that seals the apiserver's data encryption keys.
+    key: String,
+    /// `unix:PATH`, the client address of every call.
+    address: String,
+}
+
+impl KmsPlugin {
+    pub fn new(gateway: Arc<Gateway>, key: String, socket: &std::path::Path) -> Self {
+        KmsPlugin {
+            gateway,
+            key,
+            address: format!("unix:{}", socket.display()),
+        }
+    }
+
+    fn call(&self, uid: &str) -> Call {
+        Call {
+            request_id: request_id(uid),
+            client_address: self.address.clone(),
+            credentials: Credentials::KmsPlugin,
+        }
+    }
+
+    fn encrypt_op(&self, plaintext: Vec<u8>, call: KmsCall) -> KmsEncrypt {
+        KmsEncrypt {
+            encrypt: ops::Encrypt {
+                key: self.key.clone(),
+                // Into a zeroizing buffer at once.
+                plaintext: SecretBytes::new(plaintext),
+                associated_data: Vec::new(),
+            },
+            call,
+        }
+    }
+
+    /// An Encrypt and a Decrypt of [`PROBE`] (one request id for both); the current key id.
+    async fn probe(&self) -> Result<String, GatewayError> {
+        let call = self.call("");
+        let sealed = self
+            .gateway
+            .run(
+                call.clone(),
+                self.encrypt_op(PROBE.to_vec(), KmsCall::StatusProbe),
+            )
+            .await?;
+        let key_id = ops::kms::key_id(&sealed.key_id, sealed.key_version);
+        let opened = self
+            .gateway
+            .run(
+                call,
+                KmsDecrypt {
+                    decrypt: ops::Decrypt {
+                        ciphertext: sealed.ciphertext,
+                        associated_data: Vec::new(),
+                    },
+                    key: self.key.clone(),
+                    key_id: key_id.clone(),
+                    annotations_bytes: 0,
+                    call: KmsCall::StatusProbe,
+                },
+            )
+            .await?;
+        if opened.plaintext.expose() != PROBE {
+            return Err(GatewayError::Internal(
+                "the status probe decrypted to another value than it encrypted".into(),
+            ));
+        }
+        Ok(key_id)
+    }
+}
+
+/// The apiserver's `uid` as the call's request id, so its logs and keygate's audit log join;
+/// a new id when it sends none, or something that is not a plain identifier.
+fn request_id(uid: &str) -> String {
+    let plain = !uid.is_empty()
+        && uid.len() <= MAX_UID_BYTES
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if plain {
+        uid.to_string()
+    } else {
+        crate::gateway::new_request_id()
+    }
+}
+
+#[tonic::async_trait]
+impl KeyManagementService for KmsPlugin {
+    async fn status(
+        &self,
+        _: Request<kms_v2::StatusRequest>,
+    ) -> Result<Response<kms_v2::StatusResponse>, Status> {
+        let (healthz, key_id) = match self.probe().await {
+            Ok(key_id) => ("ok".to_string(), key_id),
+            Err(e) => (format!("keygate: {}: {e}", e.reason()), String::new()),
+        };
+        Ok(Response::new(kms_v2::StatusResponse {
+            version: API_VERSION.into(),
+            healthz,
+            key_id,
+        }))
+    }
+
+    async fn encrypt(
+        &self,
+        request: Request<kms_v2::EncryptRequest>,
+    ) -> Result<Response<kms_v2::EncryptResponse>, Status> {
+        let r = request.into_inner();
+        let call = self.call(&r.uid);
+        let id = call.request_id.clone();
+        let op = self.encrypt_op(r.plaintext, KmsCall::Request);
+        let result = self.gateway.run(call, op).await;
+        reply(
+            &id,
+            result.map(|sealed| kms_v2::EncryptResponse {
+                key_id: ops::kms::key_id(&sealed.key_id, sealed.key_version),
+                ciphertext: sealed.ciphertext,
+                annotations: Default::default(),
+            }),
+        )
+    }
+
+    async fn decrypt(
+        &self,
+        request: Request<kms_v2::DecryptRequest>,
+    ) -> Result<Response<kms_v2::DecryptResponse>, Status> {
+        let r = request.into_inner();
+        let call = self.call(&r.uid);
+        let id = call.request_id.clone();
+        let op = KmsDecrypt {
+            annotations_bytes: r
+                .annotations
+                .iter()
+                .map(|(k, v)| k.len().saturating_add(v.len()))
+                .fold(0, usize::saturating_add),
+            decrypt: ops::Decrypt {
+                ciphertext: r.ciphertext,
+                associated_data: Vec::new(),
+            },
+            key: self.key.clone(),
+            key_id: r.key_id,
+            call: KmsCall::Request,
+        };
+        let result = self.gateway.run(call, op).await;
+        reply(
+            &id,
+            result.map(|opened| kms_v2::DecryptResponse {
+                plaintext: opened.plaintext.into_unprotected(),
+            }),
+        )
+    }
+}
+
+/// How the plugin is served.
+pub struct PluginOptions {
+    pub socket: PathBuf,
+    pub key: String,
+    pub request_timeout: Duration,
+    /// Cancelled to stop: the socket closes, calls under way finish, the socket file goes.
+    pub stop: CancellationToken,
+}
+
+/// Serves the plugin on `listener` (from [`bind`]) until `options.stop` is cancelled, then
+/// removes the socket file.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: UnixListener,
+    options: PluginOptions,
+) -> Result<(), tonic::transport::Error> {
+    let PluginOptions {
+        socket,
+        key,
+        request_timeout,
+        stop,
+    } = options;
+    let service = kms_v2::key_management_service_server::KeyManagementServiceServer::new(
+        KmsPlugin::new(gateway, key, &socket),
+    )
+    .max_decoding_message_size(super::MAX_MESSAGE_BYTES);
+    let incoming = futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        if let Err(e) = &accepted {
+            // Out of file descriptors, say: wait a little rather than spin.
+            tracing::warn!(error = %e, "kms plugin: accepting a connection failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some((accepted, listener))
+    })
+    .boxed();
+    let result = tonic::transport::Server::builder()
+        .timeout(request_timeout)
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+        .await;
+    if let Err(e) = std::fs::remove_file(&socket)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(socket = %socket.display(), error = %e, "kms plugin: could not remove the socket");
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+
+    #[test]
+    fn the_apiserver_uid_is_the_request_id_when_it_is_plain() {
+        let uid = "3f0b6c1e-6f55-4a7b-9b7a-2f1f0d7f4c11";
+        assert_eq!(request_id(uid), uid);
+        for odd in ["", "a b", "x\ny", &"u".repeat(129)] {
+            let id = request_id(odd);
+            assert_ne!(id, odd);
+            assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        }
+    }
+}
