@@ -3,6 +3,7 @@
 use super::CliResult;
 use crate::config::{Config, ListenConfig};
 use crate::lifecycle::scheduler;
+use crate::telemetry::otlp::{self, Otlp};
 use clap::Args;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -49,14 +50,8 @@ const DEV_BANNER: &str = "\
 ================================================================================";
 
 pub async fn run(args: ServeArgs) -> CliResult {
-    let filter = EnvFilter::try_new(&args.log).map_err(|e| format!("--log {}: {e}", args.log))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: log files and collectors get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let mut config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let otlp = init_tracing(&args.log, &config)?;
     check_dev_mode(args.dev, args.config.as_deref(), &config)?;
     if let Some(listen) = args.listen {
         config.listen.address = listen;
@@ -273,9 +268,49 @@ pub async fn run(args: ServeArgs) -> CliResult {
         );
     }
     stop_metrics.cancel();
+    if let Some(otlp) = otlp {
+        otlp.shutdown(left()).await;
+    }
     result.map_err(|e| e.to_string())?;
     eprintln!("keygate stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The log (stderr, filtered by `--log`) and, when OTLP export is configured, the bridge of
+/// keygate's spans to OpenTelemetry.
+fn init_tracing(log: &str, config: &Config) -> Result<Option<Otlp>, String> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let spans_off = format!("{}=off", otlp::SPANS)
+        .parse()
+        .map_err(|e| format!("log filter: {e}"))?;
+    let filter = EnvFilter::try_new(log)
+        .map_err(|e| format!("--log {log}: {e}"))?
+        // The spans made for OpenTelemetry only stay out of the log.
+        .add_directive(spans_off);
+    let log_layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: log files and collectors get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(filter);
+    let (otlp, otel_layer) = match otlp::start(&config.telemetry)? {
+        Some((otlp, tracer)) => {
+            let keygate_spans = tracing_subscriber::filter::Targets::new()
+                .with_target(otlp::SPANS, tracing::Level::INFO)
+                .with_target("keygate::gateway::runner", tracing::Level::INFO);
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(keygate_spans);
+            (Some(otlp), Some(layer))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(log_layer)
+        .with(otel_layer)
+        .init();
+    Ok(otlp)
 }
 
 /// `--dev` adds a root principal that may do everything and lowers the destruction floor to

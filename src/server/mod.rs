@@ -14,6 +14,7 @@ mod keys;
 pub mod kms_plugin;
 mod oversize;
 mod posture;
+mod rpc_span;
 pub mod startup;
 mod status;
 pub mod tls;
@@ -143,6 +144,7 @@ pub async fn serve(
         None => None,
     };
     let router = builder
+        .layer(rpc_span::RpcSpanLayer)
         .layer(oversize::OversizeLayer)
         .layer(early_auth::EarlyAuthLayer { gateway })
         .add_service(health_service)

@@ -66,6 +66,12 @@ impl AuditWriterMetrics {
         if ok {
             self.batch_events.observe(events as f64);
             self.commit_seconds.observe(elapsed.as_secs_f64());
+            if let Some(otel) = super::otlp::instruments() {
+                otel.audit_batch_size
+                    .record(u64::try_from(events).unwrap_or(u64::MAX), &[]);
+                otel.audit_commit_duration
+                    .record(elapsed.as_secs_f64(), &[]);
+            }
         } else {
             self.commit_failures.inc();
         }

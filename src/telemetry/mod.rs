@@ -7,10 +7,12 @@
 
 mod audit;
 pub mod endpoint;
+pub mod otlp;
 
 pub use audit::AuditWriterMetrics;
 
 use keygate_provider::kit::{BreakerState, CallEvent, Metrics, Outcome};
+use opentelemetry::KeyValue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -149,6 +151,20 @@ impl Telemetry {
                 operation: operation.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+        if let Some(otel) = otlp::instruments() {
+            otel.calls.add(
+                1,
+                &[
+                    KeyValue::new("keygate.operation", operation.to_owned()),
+                    KeyValue::new("keygate.provider", provider.to_owned()),
+                    KeyValue::new("keygate.outcome", outcome.to_owned()),
+                ],
+            );
+            otel.call_duration.record(
+                elapsed.as_secs_f64(),
+                &[KeyValue::new("keygate.operation", operation.to_owned())],
+            );
+        }
     }
 
     /// The OpenMetrics text of every metric.
@@ -177,6 +193,19 @@ impl Metrics for Telemetry {
                 provider: event.provider.to_owned(),
             })
             .observe(event.latency.as_secs_f64());
+        if let Some(otel) = otlp::instruments() {
+            let provider = KeyValue::new("keygate.provider", event.provider.to_owned());
+            otel.provider_calls.add(
+                1,
+                &[
+                    provider.clone(),
+                    KeyValue::new("keygate.operation", event.op.as_str()),
+                    KeyValue::new("keygate.outcome", outcome),
+                ],
+            );
+            otel.provider_call_duration
+                .record(event.latency.as_secs_f64(), &[provider]);
+        }
     }
 
     fn breaker(&self, provider: &str, state: BreakerState) {

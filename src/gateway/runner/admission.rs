@@ -245,10 +245,21 @@ impl Gateway {
             }
         };
         let context = self.context(call, ask, resource);
-        let decision = self
-            .policy
-            .current()
-            .authorize(principal, action, resource, &context);
+        let decision = {
+            let _span = tracing::info_span!(
+                target: crate::telemetry::otlp::SPANS,
+                "policy",
+                keygate.action = %action,
+                keygate.verdict = tracing::field::Empty,
+            )
+            .entered();
+            let decision = self
+                .policy
+                .current()
+                .authorize(principal, action, resource, &context);
+            _span.record("keygate.verdict", decision.verdict.as_str());
+            decision
+        };
         journal.policy(decision.summary());
         let denied = |reason: String, policies: Vec<String>| GatewayError::PolicyDenied {
             principal: principal.name.clone(),

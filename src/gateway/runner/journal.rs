@@ -8,8 +8,8 @@ use crate::catalog::KeyRecord;
 use crate::gateway::GatewayError;
 use crate::policy::Action;
 use crate::telemetry::Telemetry;
-use tracing::Span;
 use tracing::field::display;
+use tracing::{Instrument as _, Span};
 
 pub struct Journal {
     record: AuditRecord,
@@ -152,7 +152,12 @@ impl Journal {
         self.record.caller_gone = caller_gone;
         let action = self.record.action.clone();
         let record = Self::seal(self.record, &self.details, outcome);
-        let result = match audit.append_call(record).await {
+        let committed = audit.append_call(record).instrument(tracing::info_span!(
+            target: crate::telemetry::otlp::SPANS,
+            "audit",
+            keygate.outcome = %outcome.as_str(),
+        ));
+        let result = match committed.await {
             Ok(_) => {
                 match &result {
                     Ok(_) => tracing::debug!(caller_gone, "call ok"),

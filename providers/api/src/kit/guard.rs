@@ -29,6 +29,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 /// A provider inside its deadline, retries, circuit breaker, rate limit and metrics.
 pub struct Guarded {
@@ -147,7 +148,29 @@ impl Guarded {
             length: deadline.saturating_duration_since(started),
         };
         let mut attempts = 0;
-        let result = self.attempts(op, window, &call, &mut attempts).await;
+        // For OpenTelemetry (the gateway's `keygate_spans` target; never in the log).
+        let span = tracing::info_span!(
+            target: "keygate_spans",
+            "provider",
+            otel.name = %format_args!("{} {}", self.inner.kind(), op.as_str()),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            keygate.provider = %self.inner.name(),
+            keygate.operation = op.as_str(),
+            keygate.attempts = tracing::field::Empty,
+            keygate.outcome = tracing::field::Empty,
+        );
+        let result = self
+            .attempts(op, window, &call, &mut attempts)
+            .instrument(span.clone())
+            .await;
+        span.record("keygate.attempts", attempts);
+        match &result {
+            Ok(_) => span.record("keygate.outcome", "ok"),
+            Err(e) => span
+                .record("keygate.outcome", e.kind())
+                .record("otel.status_code", "ERROR"),
+        };
         if let Ok(replied) = &result
             && let Some(id) = &replied.request_id
         {
