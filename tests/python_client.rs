@@ -1,12 +1,14 @@
 //! Clients in Python. A client generated with grpcio-tools reads each error's
 //! `google.rpc.ErrorInfo` with grpcio-status, and the reason matches the audit event; the
-//! `clients/python` package, its stubs built by its build script, runs the README's tour.
+//! `clients/python` package, its stubs built by its build script, runs the README's tour,
+//! over plain HTTP/2 and over mutual TLS.
 //! The interpreter comes from `KEYGATE_GRPC_PYTHON` (printed by
 //! `tests/backends/install.sh python-grpc`).
 
 mod common;
 
-use common::{ROOT_TOKEN, Server, events_for};
+use common::pki::{mtls_section, pki};
+use common::{ROOT_TOKEN, Server, events_for, start_with_config};
 use std::process::Command;
 
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/python");
@@ -151,4 +153,41 @@ async fn the_python_package_runs_the_tour_and_each_step_is_audited() {
         err.contains("ALREADY_EXISTS KEY_EXISTS") && err.contains("request "),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_package_connects_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let server = start_with_config(dir.path(), &mtls_section(dir.path(), &pki), vec![]);
+    let (cert, key) = (dir.path().join("client.pem"), dir.path().join("client.key"));
+    std::fs::write(&cert, &pki.client.0).unwrap();
+    std::fs::write(&key, &pki.client.1).unwrap();
+    let path = build_client(dir.path());
+    let tour = |client_files: &[&std::path::Path]| {
+        let mut cmd = Command::new(python());
+        cmd.arg(format!("{CLIENT}/examples/tour.py"))
+            .args(["--endpoint", &server.endpoint, "--token", ROOT_TOKEN])
+            .arg("--ca-file")
+            .arg(dir.path().join("ca.pem"))
+            .env("PYTHONPATH", &path);
+        if let [cert, key] = client_files {
+            cmd.arg("--cert-file").arg(cert).arg("--key-file").arg(key);
+        }
+        cmd.output().unwrap()
+    };
+    let out = tour(&[&cert, &key]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("round trip matched"), "{text}");
+
+    // Without a client certificate the gateway does not serve it, and the tour says so.
+    let refused = tour(&[]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("tour: UNAVAILABLE"), "{err}");
 }
