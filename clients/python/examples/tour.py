@@ -21,7 +21,6 @@ import datetime
 import hashlib
 import json
 import os
-import sys
 from typing import Any
 
 from keygate_client import Client, KeygateError, connect
