@@ -417,7 +417,7 @@ async fn export_writes_json_lines_and_ocsf_api_activity() {
     let out = server
         .cli()
         .args([
-            "audit", "export", "--key", "exported", "--format", "ocsf", "-o",
+            "audit", "export", "--key", "exported", "--format", "ocsf", "--out",
         ])
         .arg(&file)
         .output()

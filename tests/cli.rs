@@ -175,6 +175,105 @@ async fn five_minute_tour() {
     );
 }
 
+/// `--output json|yaml|table` on commands that print records: YAML holds what JSON holds, one
+/// document per record and per streamed event; `--json` is `-o json`.
+#[tokio::test(flavor = "multi_thread")]
+async fn output_formats_print_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    for (name, algorithm) in [
+        ("payments/card-dek", "aes-256-gcm"),
+        ("release/signing", "ecdsa-p256"),
+    ] {
+        let create =
+            format!("key create {name} --algorithm {algorithm} --owner alice --crypto-period 365d");
+        let args: Vec<&str> = create.split(' ').collect();
+        let (ok, _, err) = run(cli(&server, &args), b"");
+        assert!(ok, "{err}");
+    }
+    let printed = |args: &[&str]| {
+        let (ok, out, err) = run(cli(&server, args), b"");
+        assert!(ok, "{args:?}: {err}");
+        String::from_utf8(out).unwrap()
+    };
+
+    let json: serde_json::Value =
+        serde_json::from_str(&printed(&["key", "list", "-o", "json"])).unwrap();
+    let yaml_text = printed(&["key", "list", "--output", "yaml"]);
+    let yaml: serde_json::Value = serde_saphyr::from_str(&yaml_text).unwrap();
+    assert_eq!(yaml, json, "{yaml_text}");
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"payments/card-dek") && names.contains(&"release/signing"),
+        "{json}"
+    );
+    // Times are quoted, so YAML 1.1 readers (PyYAML) load strings too, not timestamps.
+    assert!(
+        yaml_text.contains("name: payments/card-dek") && yaml_text.contains("created_at: \"20"),
+        "{yaml_text}"
+    );
+    // The older flag still prints the same JSON.
+    let legacy: serde_json::Value =
+        serde_json::from_str(&printed(&["key", "list", "--json"])).unwrap();
+    assert_eq!(legacy, json);
+
+    // A single record: one YAML document equal to the JSON object.
+    let shown = printed(&["key", "show", "payments/card-dek", "-o", "yaml"]);
+    let shown: serde_json::Value = serde_saphyr::from_str(&shown).unwrap();
+    let shown_json: serde_json::Value = serde_json::from_str(&printed(&[
+        "key",
+        "show",
+        "payments/card-dek",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(shown, shown_json);
+    assert_eq!(shown["owner"], "alice");
+
+    // A stream: one JSON line, or one YAML document, per event.
+    let query = ["audit", "query", "--key", "payments/card-dek", "-o"];
+    let lines: Vec<serde_json::Value> = printed(&[&query[..], &["json"]].concat())
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let yaml_stream = printed(&[&query[..], &["yaml"]].concat());
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml_stream).unwrap();
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert_eq!(documents, lines);
+
+    // Tables stay the default, and `-o table` asks for them.
+    let table = printed(&["key", "list", "-o", "table"]);
+    assert_eq!(table, printed(&["key", "list"]));
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("NAME") && header.contains("ALGORITHM") && header.contains("OWNER"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("payments/card-dek") && l.contains("aes-256-gcm")),
+        "{table}"
+    );
+
+    // An unknown format is refused by name, listing the formats there are.
+    let (ok, out, err) = run(cli(&server, &["key", "list", "-o", "xml"]), b"");
+    assert!(!ok && out.is_empty());
+    assert!(
+        err.contains("invalid value 'xml' for '--output <OUTPUT>'")
+            && err.contains("[possible values: table, json, yaml]"),
+        "{err}"
+    );
+    let (ok, _, err) = run(cli(&server, &["key", "list", "--json", "-o", "yaml"]), b"");
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+}
+
 #[test]
 fn help_explains_the_commands() {
     let out = Command::new(common::keygate_bin())

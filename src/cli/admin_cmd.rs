@@ -2,6 +2,7 @@
 
 use super::CliResult;
 use super::client::{Connection, describe};
+use crate::cli::output::Format;
 use crate::pb;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ pub enum AdminCommand {
     },
 }
 
-pub async fn run(conn: &Connection, json: bool, cmd: AdminCommand) -> CliResult {
+pub async fn run(conn: &Connection, fmt: Format, cmd: AdminCommand) -> CliResult {
     match cmd {
         AdminCommand::RotateMasterKey { provider } => {
             let reply = conn
@@ -29,15 +30,12 @@ pub async fn run(conn: &Connection, json: bool, cmd: AdminCommand) -> CliResult 
                 .await
                 .map_err(describe)?
                 .into_inner();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "provider": reply.provider,
-                        "generation": reply.generation,
-                        "rewrapped": reply.rewrapped,
-                    })
-                );
+            if let Some(data) = fmt.data() {
+                data.print(&serde_json::json!({
+                    "provider": reply.provider,
+                    "generation": reply.generation,
+                    "rewrapped": reply.rewrapped,
+                }));
             } else {
                 println!(
                     "provider '{}': master key replaced (generation {}), {} wrapped keys rewrapped",

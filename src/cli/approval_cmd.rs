@@ -3,6 +3,7 @@
 use super::CliResult;
 use super::client::{Connection, describe};
 use super::output;
+use crate::cli::output::Format;
 use crate::pb;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -50,7 +51,7 @@ pub enum ApprovalCommand {
     },
 }
 
-pub async fn run(conn: &Connection, json: bool, cmd: ApprovalCommand) -> CliResult {
+pub async fn run(conn: &Connection, fmt: Format, cmd: ApprovalCommand) -> CliResult {
     let mut approvals = conn.approvals().await?;
     let request = match cmd {
         ApprovalCommand::List { state, key, limit } => {
@@ -73,9 +74,9 @@ pub async fn run(conn: &Connection, json: bool, cmd: ApprovalCommand) -> CliResu
                 }
                 page_token = page.next_page_token;
             }
-            if json {
+            if let Some(data) = fmt.data() {
                 let rows: Vec<_> = all.iter().map(output::approval_json).collect();
-                println!("{}", serde_json::Value::Array(rows));
+                data.print(&serde_json::Value::Array(rows));
             } else {
                 let rows: Vec<Vec<String>> = all
                     .iter()
@@ -154,8 +155,8 @@ pub async fn run(conn: &Connection, json: bool, cmd: ApprovalCommand) -> CliResu
         }
     };
     let request = request.map_err(describe)?.into_inner();
-    if json {
-        println!("{}", output::approval_json(&request));
+    if let Some(data) = fmt.data() {
+        data.print(&output::approval_json(&request));
     } else {
         print!("{}", output::approval_details(&request));
     }

@@ -7,6 +7,7 @@ mod verify;
 
 use super::CliResult;
 use super::client::Connection;
+use crate::cli::output::Format;
 use crate::pb;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -102,8 +103,8 @@ pub struct ExportArgs {
     #[arg(long, default_value = "jsonl")]
     pub format: String,
     /// Write here instead of standard output.
-    #[arg(long, short)]
-    pub output: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -160,19 +161,19 @@ impl Filters {
     }
 }
 
-pub async fn run(conn: &Connection, json: bool, cmd: AuditCommand) -> CliResult {
+pub async fn run(conn: &Connection, fmt: Format, cmd: AuditCommand) -> CliResult {
     match cmd {
-        AuditCommand::Query(q) => read::query(conn, json, q).await,
-        AuditCommand::Tail(t) => read::tail(conn, json, t).await,
+        AuditCommand::Query(q) => read::query(conn, fmt, q).await,
+        AuditCommand::Tail(t) => read::tail(conn, fmt, t).await,
         AuditCommand::Export(e) => read::export(conn, e).await,
-        AuditCommand::Hash(h) => read::hash(conn, json, h).await,
+        AuditCommand::Hash(h) => read::hash(conn, fmt, h).await,
         AuditCommand::Verify(v) => match v.offline {
-            Some(dir) => verify::offline(json, &dir, &v.public_key, &v.witness).await,
-            None if v.full => verify::full(conn, json).await,
-            None => verify::incremental(conn, json).await,
+            Some(dir) => verify::offline(fmt, &dir, &v.public_key, &v.witness).await,
+            None if v.full => verify::full(conn, fmt).await,
+            None => verify::incremental(conn, fmt).await,
         },
-        AuditCommand::Checkpoints(c) => status::checkpoints(conn, json, c).await,
-        AuditCommand::Ingesters => status::ingesters(conn, json).await,
+        AuditCommand::Checkpoints(c) => status::checkpoints(conn, fmt, c).await,
+        AuditCommand::Ingesters => status::ingesters(conn, fmt).await,
     }
 }
 

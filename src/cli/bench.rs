@@ -7,6 +7,7 @@
 
 use super::CliResult;
 use super::client::{Connection, Keys, describe};
+use crate::cli::output::Format;
 use crate::pb;
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
@@ -168,7 +169,7 @@ async fn call(
     })
 }
 
-pub async fn run(conn: &Connection, json: bool, args: BenchArgs) -> CliResult {
+pub async fn run(conn: &Connection, fmt: Format, args: BenchArgs) -> CliResult {
     let duration =
         crate::time::parse_duration(&args.duration).map_err(|e| format!("--duration: {e}"))?;
     let warmup = crate::time::parse_duration(&args.warmup).map_err(|e| format!("--warmup: {e}"))?;
@@ -301,10 +302,8 @@ pub async fn run(conn: &Connection, json: bool, args: BenchArgs) -> CliResult {
     };
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     let total_errors: u64 = errors.values().sum();
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
+    if let Some(data) = fmt.data() {
+        data.print(&serde_json::json!({
                 "op": format!("{:?}", args.op).to_lowercase(),
                 "concurrency": args.concurrency,
                 "channels": args.channels,
@@ -313,8 +312,7 @@ pub async fn run(conn: &Connection, json: bool, args: BenchArgs) -> CliResult {
                 "errors": errors,
                 "ops_per_second": ok as f64 / secs,
                 "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p99.9": ms(0.999), "max": histogram.max() as f64 / 1000.0},
-            })
-        );
+            }));
     } else {
         println!("ops/s:    {:.0}", ok as f64 / secs);
         println!("ok:       {ok}");

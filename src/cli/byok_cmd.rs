@@ -4,6 +4,7 @@
 use super::CliResult;
 use super::client::{Connection, describe};
 use super::output;
+use crate::cli::output::Format;
 use crate::pb;
 use clap::Subcommand;
 use serde_json::json;
@@ -86,9 +87,9 @@ fn copy_line(c: &pb::KeyCopy) -> String {
     }
 }
 
-fn print_family(json: bool, f: &pb::KeyFamily) {
-    if json {
-        println!("{}", family_json(f));
+fn print_family(fmt: Format, f: &pb::KeyFamily) {
+    if let Some(data) = fmt.data() {
+        data.print(&family_json(f));
         return;
     }
     if let Some(k) = &f.original {
@@ -103,7 +104,7 @@ fn print_family(json: bool, f: &pb::KeyFamily) {
     }
 }
 
-pub async fn run(conn: &Connection, json: bool, cmd: ByokCommand) -> CliResult {
+pub async fn run(conn: &Connection, fmt: Format, cmd: ByokCommand) -> CliResult {
     let mut keys = conn.keys().await?;
     let family = match cmd {
         ByokCommand::Import {
@@ -115,7 +116,7 @@ pub async fn run(conn: &Connection, json: bool, cmd: ByokCommand) -> CliResult {
             crypto_period,
             environment,
         } => {
-            if !json {
+            if fmt.is_table() {
                 eprintln!(
                     "generating {name} in {source}, importing into {}",
                     targets.join(", ")
@@ -146,7 +147,7 @@ pub async fn run(conn: &Connection, json: bool, cmd: ByokCommand) -> CliResult {
     }
     .map_err(describe)?
     .into_inner();
-    print_family(json, &family);
+    print_family(fmt, &family);
     Ok(if family.state == "complete" {
         ExitCode::SUCCESS
     } else {

@@ -3,6 +3,7 @@
 use super::CliResult;
 use super::client::{Connection, EXIT_PENDING_APPROVAL, describe, pending_approval};
 use super::output;
+use crate::cli::output::Format;
 use crate::pb;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -146,15 +147,15 @@ fn duration(flag: &str, text: &str) -> Result<prost_types::Duration, String> {
     })
 }
 
-fn print_key(json: bool, key: &pb::Key) {
-    if json {
-        println!("{}", output::key_json(key));
+fn print_key(fmt: Format, key: &pb::Key) {
+    if let Some(data) = fmt.data() {
+        data.print(&output::key_json(key));
     } else {
         print!("{}", output::key_details(key));
     }
 }
 
-pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
+pub async fn run(conn: &Connection, fmt: Format, cmd: KeyCommand) -> CliResult {
     let mut keys = conn.keys().await?;
     let key = match cmd {
         KeyCommand::Create {
@@ -237,11 +238,10 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
                 }
                 page_token = page.next_page_token;
             }
-            if json {
-                println!(
-                    "{}",
-                    serde_json::Value::Array(all.iter().map(output::key_json).collect())
-                );
+            if let Some(data) = fmt.data() {
+                data.print(&serde_json::Value::Array(
+                    all.iter().map(output::key_json).collect(),
+                ));
             } else {
                 let rows: Vec<Vec<String>> = all
                     .iter()
@@ -328,20 +328,17 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
                 .await
         }
         KeyCommand::DestructionRecords { key } => {
-            return destruction_records(conn, json, key).await;
+            return destruction_records(conn, fmt, key).await;
         }
     };
     match key {
-        Ok(key) => print_key(json, &key.into_inner()),
+        Ok(key) => print_key(fmt, &key.into_inner()),
         Err(status) => {
             let Some(id) = pending_approval(&status) else {
                 return Err(describe(status));
             };
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"approval_id": id, "message": status.message()})
-                );
+            if let Some(data) = fmt.data() {
+                data.print(&serde_json::json!({"approval_id": id, "message": status.message()}));
             } else {
                 eprintln!("{}", status.message());
                 println!("approval request: {id}");
@@ -352,7 +349,7 @@ pub async fn run(conn: &Connection, json: bool, cmd: KeyCommand) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn destruction_records(conn: &Connection, json: bool, key: String) -> CliResult {
+async fn destruction_records(conn: &Connection, fmt: Format, key: String) -> CliResult {
     let records = conn
         .admin()
         .await?
@@ -361,9 +358,9 @@ async fn destruction_records(conn: &Connection, json: bool, key: String) -> CliR
         .map_err(describe)?
         .into_inner()
         .records;
-    if json {
+    if let Some(data) = fmt.data() {
         let rows: Vec<_> = records.iter().map(output::destruction_json).collect();
-        println!("{}", serde_json::Value::Array(rows));
+        data.print(&serde_json::Value::Array(rows));
         return Ok(ExitCode::SUCCESS);
     }
     for r in &records {
@@ -410,7 +407,7 @@ async fn destruction_records(conn: &Connection, json: bool, key: String) -> CliR
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn inventory(conn: &Connection, json: bool, provider: Option<String>) -> CliResult {
+pub async fn inventory(conn: &Connection, fmt: Format, provider: Option<String>) -> CliResult {
     let mut admin = conn.admin().await?;
     let mut all = Vec::new();
     let mut page_token = String::new();
@@ -430,7 +427,7 @@ pub async fn inventory(conn: &Connection, json: bool, provider: Option<String>) 
         }
         page_token = page.next_page_token;
     }
-    if json {
+    if let Some(data) = fmt.data() {
         let rows: Vec<serde_json::Value> = all
             .iter()
             .map(|k| {
@@ -445,7 +442,7 @@ pub async fn inventory(conn: &Connection, json: bool, provider: Option<String>) 
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        data.print(&serde_json::Value::Array(rows));
     } else {
         let rows: Vec<Vec<String>> = all
             .iter()

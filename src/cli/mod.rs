@@ -38,8 +38,12 @@ pub struct Cli {
     #[command(flatten)]
     pub conn: client::Connection,
 
-    /// Print JSON instead of tables (for scripts).
-    #[arg(long, global = true)]
+    /// How to print records: table (for people), json or yaml (for scripts).
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = output::Format::Table)]
+    pub output: output::Format,
+
+    /// The same as `--output json`.
+    #[arg(long, global = true, conflicts_with = "output")]
     pub json: bool,
 
     #[command(subcommand)]
@@ -146,29 +150,33 @@ pub fn main() -> ExitCode {
 pub type CliResult<T = ExitCode> = Result<T, String>;
 
 async fn run(cli: Cli) -> CliResult {
-    let json = cli.json;
+    let fmt = if cli.json {
+        output::Format::Json
+    } else {
+        cli.output
+    };
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Migrate(args) => migrate_cmd::run(args).await,
-        Command::Status => status_cmd::run(&cli.conn, json).await,
-        Command::Key(cmd) => key_cmd::run(&cli.conn, json, cmd).await,
-        Command::Byok(cmd) => byok_cmd::run(&cli.conn, json, cmd).await,
+        Command::Status => status_cmd::run(&cli.conn, fmt).await,
+        Command::Key(cmd) => key_cmd::run(&cli.conn, fmt, cmd).await,
+        Command::Byok(cmd) => byok_cmd::run(&cli.conn, fmt, cmd).await,
         Command::Encrypt(a) => use_cmd::encrypt(&cli.conn, a).await,
         Command::Decrypt(a) => use_cmd::decrypt(&cli.conn, a).await,
-        Command::DataKey(a) => use_cmd::data_key(&cli.conn, json, a).await,
+        Command::DataKey(a) => use_cmd::data_key(&cli.conn, fmt, a).await,
         Command::Sign(a) => use_cmd::sign(&cli.conn, a).await,
-        Command::Verify(a) => use_cmd::verify(&cli.conn, json, a).await,
+        Command::Verify(a) => use_cmd::verify(&cli.conn, fmt, a).await,
         Command::PublicKey(a) => use_cmd::public_key(&cli.conn, a).await,
         Command::Mac(a) => use_cmd::mac(&cli.conn, a).await,
-        Command::VerifyMac(a) => use_cmd::verify_mac(&cli.conn, json, a).await,
-        Command::Audit(cmd) => audit_cmd::run(&cli.conn, json, cmd).await,
-        Command::Approval(cmd) => approval_cmd::run(&cli.conn, json, cmd).await,
-        Command::Policy(cmd) => policy_cmd::run(&cli.conn, json, cmd).await,
-        Command::Admin(cmd) => admin_cmd::run(&cli.conn, json, cmd).await,
-        Command::Rewrap(a) => rewrap::run(&cli.conn, json, a).await,
-        Command::Inventory(a) => posture_cmd::inventory(&cli.conn, json, a).await,
-        Command::Findings(cmd) => posture_cmd::findings(&cli.conn, json, cmd).await,
-        Command::Bench(args) => bench::run(&cli.conn, json, args).await,
+        Command::VerifyMac(a) => use_cmd::verify_mac(&cli.conn, fmt, a).await,
+        Command::Audit(cmd) => audit_cmd::run(&cli.conn, fmt, cmd).await,
+        Command::Approval(cmd) => approval_cmd::run(&cli.conn, fmt, cmd).await,
+        Command::Policy(cmd) => policy_cmd::run(&cli.conn, fmt, cmd).await,
+        Command::Admin(cmd) => admin_cmd::run(&cli.conn, fmt, cmd).await,
+        Command::Rewrap(a) => rewrap::run(&cli.conn, fmt, a).await,
+        Command::Inventory(a) => posture_cmd::inventory(&cli.conn, fmt, a).await,
+        Command::Findings(cmd) => posture_cmd::findings(&cli.conn, fmt, cmd).await,
+        Command::Bench(args) => bench::run(&cli.conn, fmt, args).await,
         Command::BenchRewrap(a) => bench_rewrap::run(&cli.conn, a).await,
         Command::BenchAbuse(a) => bench_abuse::run(&cli.conn, a).await,
         Command::BenchAudit(cmd) => bench_audit::run(cmd).await,

@@ -1,7 +1,67 @@
-//! Tables for people, JSON for scripts.
+//! Tables for people, JSON or YAML for scripts (`--output`).
 
 use crate::pb;
 use serde_json::{Value, json};
+
+/// How commands print what they show: the global `--output` / `-o`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Tables and details, for people.
+    #[default]
+    Table,
+    /// JSON: one value per record, or one per line for streams (audit query, tail).
+    Json,
+    /// YAML: one document per record, or per event for streams.
+    Yaml,
+}
+
+/// A machine-readable format: what `Format` is when it is not `Table`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Data {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    /// The machine-readable format, or `None` for tables: `if let Some(data) = fmt.data()`.
+    pub fn data(self) -> Option<Data> {
+        match self {
+            Format::Table => None,
+            Format::Json => Some(Data::Json),
+            Format::Yaml => Some(Data::Yaml),
+        }
+    }
+
+    pub fn is_table(self) -> bool {
+        self == Format::Table
+    }
+}
+
+impl Data {
+    /// Prints the value on stdout: as one JSON line, or as one YAML document (starting `---`,
+    /// so a stream of them is a multi-document YAML stream, as a stream of JSON lines is
+    /// JSON Lines).
+    pub fn print(self, value: &Value) {
+        self.write(std::io::stdout().lock(), value);
+    }
+
+    /// `print` to another stream (stderr where stdout carries data).
+    pub fn write(self, mut w: impl std::io::Write, value: &Value) {
+        // Written to the stream as it is made, not built as one string first: a value
+        // may hold a data key's plaintext. Like `println!`, a closed stream ends the command.
+        let written = match self {
+            Data::Json => writeln!(w, "{value}"),
+            Data::Yaml => w.write_all(b"---\n").and_then(|()| {
+                // A serde_json::Value has only string keys and finite numbers, which YAML
+                // always represents, so only the stream can fail here.
+                serde_saphyr::to_io_writer(&mut w, value).map_err(std::io::Error::other)
+            }),
+        };
+        if let Err(e) = written {
+            panic!("failed printing to the output stream: {e}");
+        }
+    }
+}
 
 pub fn key_json(k: &pb::Key) -> Value {
     json!({

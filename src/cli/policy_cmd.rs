@@ -3,6 +3,7 @@
 use super::CliResult;
 use super::client::{Connection, describe};
 use super::output;
+use crate::cli::output::Format;
 use crate::pb;
 use crate::policy::PolicyEngine;
 use clap::Subcommand;
@@ -34,9 +35,9 @@ pub enum PolicyCommand {
     },
 }
 
-pub async fn run(conn: &Connection, json: bool, cmd: PolicyCommand) -> CliResult {
+pub async fn run(conn: &Connection, fmt: Format, cmd: PolicyCommand) -> CliResult {
     match cmd {
-        PolicyCommand::Check { dir } => check(json, &dir),
+        PolicyCommand::Check { dir } => check(fmt, &dir),
         PolicyCommand::Reload => {
             let status = conn
                 .admin()
@@ -45,7 +46,7 @@ pub async fn run(conn: &Connection, json: bool, cmd: PolicyCommand) -> CliResult
                 .await
                 .map_err(describe)?
                 .into_inner();
-            print_status(json, &status);
+            print_status(fmt, &status);
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Status => {
@@ -56,7 +57,7 @@ pub async fn run(conn: &Connection, json: bool, cmd: PolicyCommand) -> CliResult
                 .await
                 .map_err(describe)?
                 .into_inner();
-            print_status(json, &status);
+            print_status(fmt, &status);
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Explain {
@@ -75,8 +76,8 @@ pub async fn run(conn: &Connection, json: bool, cmd: PolicyCommand) -> CliResult
                 .await
                 .map_err(describe)?
                 .into_inner();
-            if json {
-                println!("{}", output::explanation_json(&e));
+            if let Some(data) = fmt.data() {
+                data.print(&output::explanation_json(&e));
             } else {
                 print!("{}", output::explanation_details(&e));
             }
@@ -85,18 +86,15 @@ pub async fn run(conn: &Connection, json: bool, cmd: PolicyCommand) -> CliResult
     }
 }
 
-fn check(json: bool, dir: &std::path::Path) -> CliResult {
+fn check(fmt: Format, dir: &std::path::Path) -> CliResult {
     let engine = PolicyEngine::load_dir(dir).map_err(|e| e.to_string())?;
     let policies = engine.policies();
-    if json {
+    if let Some(data) = fmt.data() {
         let ids: Vec<_> = policies
             .iter()
             .map(|p| serde_json::json!({"id": p.id, "file": p.file, "rule": p.rule}))
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({"valid": true, "policies": ids, "caches_decisions": engine.caches_decisions()})
-        );
+        data.print(&serde_json::json!({"valid": true, "policies": ids, "caches_decisions": engine.caches_decisions()}));
     } else {
         let rows: Vec<Vec<String>> = policies
             .iter()
@@ -123,9 +121,9 @@ fn check(json: bool, dir: &std::path::Path) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_status(json: bool, s: &pb::PolicyStatus) {
-    if json {
-        println!("{}", output::policy_status_json(s));
+fn print_status(fmt: Format, s: &pb::PolicyStatus) {
+    if let Some(data) = fmt.data() {
+        data.print(&output::policy_status_json(s));
         return;
     }
     println!("source           {}", s.source);

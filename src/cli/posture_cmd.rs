@@ -4,6 +4,7 @@
 use super::CliResult;
 use super::client::{Connection, describe};
 use super::output;
+use crate::cli::output::Format;
 use crate::pb;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -56,9 +57,9 @@ pub enum FindingsCommand {
     },
 }
 
-pub async fn inventory(conn: &Connection, json: bool, args: InventoryArgs) -> CliResult {
+pub async fn inventory(conn: &Connection, fmt: Format, args: InventoryArgs) -> CliResult {
     if args.live {
-        return super::key_cmd::inventory(conn, json, args.provider).await;
+        return super::key_cmd::inventory(conn, fmt, args.provider).await;
     }
     let mut posture = conn.posture().await?;
     if args.scan {
@@ -84,7 +85,7 @@ pub async fn inventory(conn: &Connection, json: bool, args: InventoryArgs) -> Cl
         },
     )
     .await?;
-    if json {
+    if let Some(data) = fmt.data() {
         let keys: Vec<_> = all
             .iter()
             .map(|k| {
@@ -99,10 +100,7 @@ pub async fn inventory(conn: &Connection, json: bool, args: InventoryArgs) -> Cl
                 })
             })
             .collect();
-        println!(
-            "{}",
-            json!({"scan_id": scan_id, "scanned_at": scanned_at, "keys": keys})
-        );
+        data.print(&json!({"scan_id": scan_id, "scanned_at": scanned_at, "keys": keys}));
         return Ok(ExitCode::SUCCESS);
     }
     if scan_id == 0 {
@@ -164,7 +162,7 @@ fn finding_json(f: &pb::Finding) -> serde_json::Value {
     })
 }
 
-pub async fn findings(conn: &Connection, json: bool, cmd: FindingsCommand) -> CliResult {
+pub async fn findings(conn: &Connection, fmt: Format, cmd: FindingsCommand) -> CliResult {
     let mut posture = conn.posture().await?;
     match cmd {
         FindingsCommand::List {
@@ -194,11 +192,10 @@ pub async fn findings(conn: &Connection, json: bool, cmd: FindingsCommand) -> Cl
                 }
                 page_token = page.next_page_token;
             }
-            if json {
-                println!(
-                    "{}",
-                    serde_json::Value::Array(all.iter().map(finding_json).collect())
-                );
+            if let Some(data) = fmt.data() {
+                data.print(&serde_json::Value::Array(
+                    all.iter().map(finding_json).collect(),
+                ));
                 return Ok(ExitCode::SUCCESS);
             }
             let rows: Vec<Vec<String>> = all
@@ -238,8 +235,8 @@ pub async fn findings(conn: &Connection, json: bool, cmd: FindingsCommand) -> Cl
                 .await
                 .map_err(describe)?
                 .into_inner();
-            if json {
-                println!("{}", finding_json(&f));
+            if let Some(data) = fmt.data() {
+                data.print(&finding_json(&f));
             } else {
                 println!(
                     "finding {} ({}) acknowledged by {}: {}",

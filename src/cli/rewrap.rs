@@ -5,6 +5,7 @@
 
 use super::CliResult;
 use super::client::{Connection, Keys, describe};
+use crate::cli::output::Format;
 use crate::pb;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE as B64_URL};
@@ -135,7 +136,7 @@ fn read_input(
     Ok(())
 }
 
-pub async fn run(conn: &Connection, json: bool, a: RewrapArgs) -> CliResult {
+pub async fn run(conn: &Connection, fmt: Format, a: RewrapArgs) -> CliResult {
     if !(1..=1000).contains(&a.chunk) {
         return Err(format!("--chunk {}: between 1 and 1000", a.chunk));
     }
@@ -195,15 +196,16 @@ pub async fn run(conn: &Connection, json: bool, a: RewrapArgs) -> CliResult {
     if show {
         eprintln!();
     }
-    if json {
-        eprintln!(
-            "{}",
-            serde_json::json!({
+    if let Some(data) = fmt.data() {
+        // On stderr: stdout carries the ciphertexts.
+        data.write(
+            std::io::stderr().lock(),
+            &serde_json::json!({
                 "ciphertexts": tally.done,
                 "failed": tally.failed,
                 "seconds": seconds,
                 "per_second": rate,
-            })
+            }),
         );
     } else {
         eprintln!(

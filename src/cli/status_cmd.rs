@@ -3,12 +3,13 @@
 
 use super::client::Connection;
 use super::{CliResult, output};
+use crate::cli::output::Format;
 use crate::pb;
 use std::process::ExitCode;
 
 /// Exits 0 when everything is healthy, 2 when the gateway answers but a provider's breaker is
 /// open or the audit log refuses writes (scripts and probes can tell the two apart).
-pub async fn run(conn: &Connection, json: bool) -> CliResult {
+pub async fn run(conn: &Connection, fmt: Format) -> CliResult {
     let status = conn
         .admin()
         .await?
@@ -17,8 +18,8 @@ pub async fn run(conn: &Connection, json: bool) -> CliResult {
         .map_err(super::client::describe)?
         .into_inner();
     let degraded = !status.audit_writable || status.providers.iter().any(|p| p.breaker != "closed");
-    if json {
-        println!("{}", output::gateway_status_json(&status));
+    if let Some(data) = fmt.data() {
+        data.print(&output::gateway_status_json(&status));
     } else {
         println!("keygate          {} at {}", status.version, conn.endpoint);
         for p in &status.providers {

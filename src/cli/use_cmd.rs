@@ -2,6 +2,7 @@
 
 use super::CliResult;
 use super::client::{Connection, describe};
+use crate::cli::output::Format;
 use crate::pb;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -136,7 +137,7 @@ pub async fn decrypt(conn: &Connection, a: DecryptArgs) -> CliResult {
     stdout(&plaintext)
 }
 
-pub async fn data_key(conn: &Connection, json: bool, a: DataKeyArgs) -> CliResult {
+pub async fn data_key(conn: &Connection, fmt: Format, a: DataKeyArgs) -> CliResult {
     let reply = conn
         .keys()
         .await?
@@ -151,16 +152,13 @@ pub async fn data_key(conn: &Connection, json: bool, a: DataKeyArgs) -> CliResul
         .into_inner();
     let plaintext = Zeroizing::new(B64.encode(&reply.plaintext));
     let ciphertext = B64.encode(&reply.ciphertext);
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "plaintext_base64": plaintext.as_str(),
-                "ciphertext_base64": ciphertext,
-                "key_id": reply.key_id,
-                "key_version": reply.key_version,
-            })
-        );
+    if let Some(data) = fmt.data() {
+        data.print(&serde_json::json!({
+            "plaintext_base64": plaintext.as_str(),
+            "ciphertext_base64": ciphertext,
+            "key_id": reply.key_id,
+            "key_version": reply.key_version,
+        }));
     } else {
         if !a.without_plaintext {
             println!("plaintext (base64):  {}", plaintext.as_str());
@@ -190,12 +188,9 @@ pub async fn sign(conn: &Connection, a: SignArgs) -> CliResult {
     stdout(&reply.into_inner().signature)
 }
 
-fn verdict(json: bool, valid: bool, version: u32) -> CliResult {
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"valid": valid, "key_version": version})
-        );
+fn verdict(fmt: Format, valid: bool, version: u32) -> CliResult {
+    if let Some(data) = fmt.data() {
+        data.print(&serde_json::json!({"valid": valid, "key_version": version}));
     } else {
         println!("{}", if valid { "valid" } else { "NOT valid" });
     }
@@ -206,7 +201,7 @@ fn verdict(json: bool, valid: bool, version: u32) -> CliResult {
     })
 }
 
-pub async fn verify(conn: &Connection, json: bool, a: VerifyArgs) -> CliResult {
+pub async fn verify(conn: &Connection, fmt: Format, a: VerifyArgs) -> CliResult {
     let data = stdin()?;
     let signature = read_file("--signature", &a.signature)?;
     let input = if a.digest {
@@ -226,7 +221,7 @@ pub async fn verify(conn: &Connection, json: bool, a: VerifyArgs) -> CliResult {
         .await
         .map_err(describe)?
         .into_inner();
-    verdict(json, reply.valid, reply.key_version)
+    verdict(fmt, reply.valid, reply.key_version)
 }
 
 pub async fn public_key(conn: &Connection, a: PublicKeyArgs) -> CliResult {
@@ -256,7 +251,7 @@ pub async fn mac(conn: &Connection, a: MacArgs) -> CliResult {
     stdout(&reply.into_inner().mac)
 }
 
-pub async fn verify_mac(conn: &Connection, json: bool, a: VerifyMacArgs) -> CliResult {
+pub async fn verify_mac(conn: &Connection, fmt: Format, a: VerifyMacArgs) -> CliResult {
     let data = stdin()?;
     let tag = read_file("--mac", &a.mac)?;
     let reply = conn
@@ -271,5 +266,5 @@ pub async fn verify_mac(conn: &Connection, json: bool, a: VerifyMacArgs) -> CliR
         .await
         .map_err(describe)?
         .into_inner();
-    verdict(json, reply.valid, reply.key_version)
+    verdict(fmt, reply.valid, reply.key_version)
 }

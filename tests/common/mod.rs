@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod hsm;
+pub mod pki;
 pub mod suite;
 pub mod team;
 
@@ -206,6 +207,21 @@ impl Server {
             .env("KEYGATE_TOKEN", ROOT_TOKEN);
         cmd
     }
+}
+
+/// A gateway started with `config` as its configuration file in `dir` (its data in
+/// `dir/data`), with these environment variables.
+pub fn start_with_config(dir: &Path, config: &str, env: Vec<(String, String)>) -> Server {
+    let config_path = dir.join("keygate.toml");
+    std::fs::write(&config_path, config).unwrap();
+    Server::start_with(
+        &dir.join("data"),
+        ServerOptions {
+            config: Some(config_path),
+            env,
+            ..Default::default()
+        },
+    )
 }
 
 /// `--dev` takes only a file marked `dev_only = true`: the tests' files for dev mode get the

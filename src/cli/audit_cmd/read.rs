@@ -3,6 +3,7 @@
 use super::super::client::{Connection, describe};
 use super::super::{CliResult, output};
 use super::{ExportArgs, HashArgs, QueryArgs, TailArgs};
+use crate::cli::output::Format;
 use crate::pb;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -70,11 +71,11 @@ const HEADERS: [&str; 9] = [
     "REASON / REQUEST",
 ];
 
-fn print_events(events: &[pb::AuditEvent], json: bool) {
-    if json {
+fn print_events(events: &[pb::AuditEvent], fmt: Format) {
+    if let Some(data) = fmt.data() {
         // JSON Lines: one event per line.
         for e in events {
-            println!("{}", output::event_json(e));
+            data.print(&output::event_json(e));
         }
         return;
     }
@@ -90,7 +91,7 @@ fn print_events(events: &[pb::AuditEvent], json: bool) {
     print!("{}", output::table(&HEADERS, &rows));
 }
 
-pub async fn query(conn: &Connection, json: bool, q: QueryArgs) -> CliResult {
+pub async fn query(conn: &Connection, fmt: Format, q: QueryArgs) -> CliResult {
     let mut audit = conn.audit().await?;
     let mut events = Vec::new();
     let mut page_token = String::new();
@@ -109,11 +110,11 @@ pub async fn query(conn: &Connection, json: bool, q: QueryArgs) -> CliResult {
         }
         page_token = page.next_page_token;
     }
-    print_events(&events, json);
+    print_events(&events, fmt);
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn tail(conn: &Connection, json: bool, t: TailArgs) -> CliResult {
+pub async fn tail(conn: &Connection, fmt: Format, t: TailArgs) -> CliResult {
     let mut audit = conn.audit().await?;
     let f = &t.filters;
     let mut stream = audit
@@ -130,8 +131,8 @@ pub async fn tail(conn: &Connection, json: bool, t: TailArgs) -> CliResult {
         .map_err(describe)?
         .into_inner();
     while let Some(event) = stream.message().await.map_err(describe)? {
-        if json {
-            println!("{}", output::event_json(&event));
+        if let Some(data) = fmt.data() {
+            data.print(&output::event_json(&event));
         } else {
             println!("{}", row(&event).join("  "));
         }
@@ -158,10 +159,10 @@ pub async fn export(conn: &Connection, e: ExportArgs) -> CliResult {
         .await
         .map_err(describe)?
         .into_inner();
-    let mut out: Box<dyn std::io::Write> = match &e.output {
+    let mut out: Box<dyn std::io::Write> = match &e.out {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
-                .map_err(|err| format!("--output {}: {err}", path.display()))?,
+                .map_err(|err| format!("--out {}: {err}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
@@ -173,13 +174,13 @@ pub async fn export(conn: &Connection, e: ExportArgs) -> CliResult {
     }
     out.flush()
         .map_err(|err| format!("writing the export: {err}"))?;
-    if let Some(path) = &e.output {
+    if let Some(path) = &e.out {
         eprintln!("exported {events} events to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn hash(conn: &Connection, json: bool, h: HashArgs) -> CliResult {
+pub async fn hash(conn: &Connection, fmt: Format, h: HashArgs) -> CliResult {
     let value = if h.value == "-" {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
@@ -209,14 +210,11 @@ pub async fn hash(conn: &Connection, json: bool, h: HashArgs) -> CliResult {
             .into_inner()
             .events
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "hmac": hmac,
-                "events": events.iter().map(output::event_json).collect::<Vec<_>>(),
-            })
-        );
+    if let Some(data) = fmt.data() {
+        data.print(&serde_json::json!({
+            "hmac": hmac,
+            "events": events.iter().map(output::event_json).collect::<Vec<_>>(),
+        }));
     } else {
         println!("{hmac}");
         if !h.no_search {
@@ -224,7 +222,7 @@ pub async fn hash(conn: &Connection, json: bool, h: HashArgs) -> CliResult {
                 eprintln!("no event carries it");
             } else {
                 eprintln!("{} events carry it:", events.len());
-                print_events(&events, false);
+                print_events(&events, Format::Table);
             }
         }
     }

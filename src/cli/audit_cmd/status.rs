@@ -3,6 +3,7 @@
 use super::super::client::{Connection, describe};
 use super::super::{CliResult, output};
 use super::CheckpointArgs;
+use crate::cli::output::Format;
 use crate::pb;
 use serde_json::json;
 use std::process::ExitCode;
@@ -13,18 +14,16 @@ fn time(t: &Option<prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-pub async fn checkpoints(conn: &Connection, json: bool, c: CheckpointArgs) -> CliResult {
+pub async fn checkpoints(conn: &Connection, fmt: Format, c: CheckpointArgs) -> CliResult {
     let mut audit = conn.audit().await?;
     let r = audit
         .list_checkpoints(pb::ListCheckpointsRequest { limit: c.limit })
         .await
         .map_err(describe)?
         .into_inner();
-    if json {
+    if let Some(data) = fmt.data() {
         for cp in &r.checkpoints {
-            println!(
-                "{}",
-                json!({
+            data.print(&json!({
                     "sequence": cp.sequence,
                     "head_hash": cp.head_hash,
                     "time": time(&cp.time),
@@ -34,8 +33,7 @@ pub async fn checkpoints(conn: &Connection, json: bool, c: CheckpointArgs) -> Cl
                     "key_version": cp.key_version,
                     "algorithm": cp.algorithm,
                     "public_key_fingerprint": crate::audit::anchor::statement::fingerprint(&cp.public_key),
-                })
-            );
+                }));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -62,18 +60,16 @@ pub async fn checkpoints(conn: &Connection, json: bool, c: CheckpointArgs) -> Cl
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn ingesters(conn: &Connection, json: bool) -> CliResult {
+pub async fn ingesters(conn: &Connection, fmt: Format) -> CliResult {
     let mut audit = conn.audit().await?;
     let r = audit
         .list_ingesters(pb::ListIngestersRequest {})
         .await
         .map_err(describe)?
         .into_inner();
-    if json {
+    if let Some(data) = fmt.data() {
         for i in &r.ingesters {
-            println!(
-                "{}",
-                json!({
+            data.print(&json!({
                     "name": i.name,
                     "source": i.source,
                     "input": i.input,
@@ -86,8 +82,7 @@ pub async fn ingesters(conn: &Connection, json: bool) -> CliResult {
                     "last_malformed": i.last_malformed,
                     "position": serde_json::from_str::<serde_json::Value>(&i.position).unwrap_or_default(),
                     "updated": time(&i.updated),
-                })
-            );
+                }));
         }
         return Ok(ExitCode::SUCCESS);
     }

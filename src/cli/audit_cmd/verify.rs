@@ -8,30 +8,28 @@ use crate::audit::anchor::statement;
 use crate::audit::anchor::witness::{WITNESS_FILE, read_file};
 use crate::audit::store::sqlite::SqliteAuditStore;
 use crate::audit::verify::{self, Mode, Trust};
+use crate::cli::output::Format;
 use crate::pb;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn print(r: &pb::AuditVerifyResponse, json: bool) {
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "ok": r.ok,
-                "mode": r.mode,
-                "events_checked": r.events_checked,
-                "first_broken_sequence": r.first_broken_sequence,
-                "reason": r.reason,
-                "head_sequence": r.head_sequence,
-                "head_hash": r.head_hash,
-                "checkpoints_checked": r.checkpoints_checked,
-                "last_good_checkpoint": r.last_good_checkpoint,
-                "witness_sequence": r.witness_sequence,
-                "verified_from": r.verified_from,
-                "problems": r.problems,
-                "notes": r.notes,
-            })
-        );
+fn print(r: &pb::AuditVerifyResponse, fmt: Format) {
+    if let Some(data) = fmt.data() {
+        data.print(&serde_json::json!({
+            "ok": r.ok,
+            "mode": r.mode,
+            "events_checked": r.events_checked,
+            "first_broken_sequence": r.first_broken_sequence,
+            "reason": r.reason,
+            "head_sequence": r.head_sequence,
+            "head_hash": r.head_hash,
+            "checkpoints_checked": r.checkpoints_checked,
+            "last_good_checkpoint": r.last_good_checkpoint,
+            "witness_sequence": r.witness_sequence,
+            "verified_from": r.verified_from,
+            "problems": r.problems,
+            "notes": r.notes,
+        }));
         return;
     }
     if r.ok {
@@ -65,14 +63,14 @@ fn print(r: &pb::AuditVerifyResponse, json: bool) {
     }
 }
 
-pub async fn incremental(conn: &Connection, json: bool) -> CliResult {
+pub async fn incremental(conn: &Connection, fmt: Format) -> CliResult {
     let mut audit = conn.audit().await?;
     let r = audit
         .verify(pb::AuditVerifyRequest {})
         .await
         .map_err(describe)?
         .into_inner();
-    print(&r, json);
+    print(&r, fmt);
     Ok(verdict(r.ok))
 }
 
@@ -87,7 +85,7 @@ fn progress(checked: u64, total: u64) {
     }
 }
 
-pub async fn full(conn: &Connection, json: bool) -> CliResult {
+pub async fn full(conn: &Connection, fmt: Format) -> CliResult {
     let mut audit = conn.audit().await?;
     let job = audit
         .start_verification(pb::StartVerificationRequest {})
@@ -95,7 +93,7 @@ pub async fn full(conn: &Connection, json: bool) -> CliResult {
         .map_err(describe)?
         .into_inner()
         .job;
-    let show = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json;
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr()) && fmt.is_table();
     loop {
         let status = audit
             .get_verification(pb::GetVerificationRequest { job: job.clone() })
@@ -116,7 +114,7 @@ pub async fn full(conn: &Connection, json: bool) -> CliResult {
                 ));
             }
             let report = status.report.unwrap_or_default();
-            print(&report, json);
+            print(&report, fmt);
             return Ok(verdict(report.ok));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -124,7 +122,7 @@ pub async fn full(conn: &Connection, json: bool) -> CliResult {
 }
 
 pub async fn offline(
-    json: bool,
+    fmt: Format,
     dir: &Path,
     public_keys: &[PathBuf],
     witnesses: &[PathBuf],
@@ -170,7 +168,7 @@ pub async fn offline(
         anchored: true,
         verified: None,
     };
-    let show = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json;
+    let show = std::io::IsTerminal::is_terminal(&std::io::stderr()) && fmt.is_table();
     let report = verify::verify(
         &store,
         &trust,
@@ -187,8 +185,8 @@ pub async fn offline(
         eprintln!();
     }
     let r: pb::AuditVerifyResponse = report.into();
-    print(&r, json);
-    if dirs.is_empty() && !json {
+    print(&r, fmt);
+    if dirs.is_empty() && fmt.is_table() {
         println!(
             "  note: no witness was given (--witness DIR): a database replaced by an older copy together with its checkpoints cannot be told apart"
         );

@@ -1,30 +1,19 @@
 """A generated Python client reads keygate's richer errors.
 
-Generates stubs from proto/ with grpcio-tools, makes calls that fail, and prints one JSON line
-per call: the status code, the google.rpc.ErrorInfo reason and domain read with grpcio-status,
-and the x-request-id trailer.
+Uses the bare stubs that clients/python/build.py generates with grpcio-tools (on PYTHONPATH),
+makes calls that fail, and prints one JSON line per call: the status code, the
+google.rpc.ErrorInfo reason and domain read with grpcio-status, and the x-request-id trailer.
 
-    python error_details.py PROTO_DIR OUT_DIR ENDPOINT TOKEN
+    PYTHONPATH=STUBS python error_details.py ENDPOINT TOKEN
 """
 
-import importlib.resources
 import json
 import sys
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from grpc_tools import protoc
-
-
-def generate(proto_dir, out_dir):
-    # grpcio-tools ships the well-known types (google/protobuf/*.proto) beside its protoc.
-    well_known = importlib.resources.files("grpc_tools") / "_proto"
-    args = ["protoc", f"-I{proto_dir}", f"-I{well_known}", f"--python_out={out_dir}", f"--grpc_python_out={out_dir}"]
-    files = [f"{proto_dir}/keygate/v1/{name}.proto" for name in ("keys", "audit", "admin")]
-    if protoc.main(args + files) != 0:
-        raise SystemExit("protoc failed")
-    sys.path.insert(0, out_dir)
+from keygate.v1 import keys_pb2, keys_pb2_grpc
 
 
 def report(error):
@@ -45,9 +34,7 @@ def report(error):
 
 
 def main():
-    proto_dir, out_dir, endpoint, token = sys.argv[1:5]
-    generate(proto_dir, out_dir)
-    from keygate.v1 import keys_pb2, keys_pb2_grpc
+    endpoint, token = sys.argv[1:3]
 
     stub = keys_pb2_grpc.KeyServiceStub(grpc.insecure_channel(endpoint))
     auth = [("authorization", f"Bearer {token}")]
