@@ -250,6 +250,36 @@ async fn an_hsm_wrapped_local_store_outlives_its_backups_once_the_old_hsm_key_is
         "{}",
         refused.message()
     );
+    // Nor disabled: the next start could not unwrap the root key either.
+    let refused = keys
+        .disable_key(pb::DisableKeyRequest {
+            key: "local-root/2026".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        common::reason(&refused),
+        "KEY_WRAPS_MASTER_KEY",
+        "{refused:?}"
+    );
+    // The rotation's audit event names the key that now seals the root key.
+    let events = server
+        .audit(common::ROOT_TOKEN)
+        .await
+        .query(pb::AuditQueryRequest {
+            action: "RotateMasterKey".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let details: serde_json::Value = serde_json::from_str(&events[0].details).unwrap();
+    assert_eq!(
+        details["root_key_sealed_by_key"].as_str(),
+        Some(new_wrap.as_str()),
+        "{details}"
+    );
     // The old one is destroyed, deliberately, through keygate.
     destroy(&mut keys, "local-root/2025").await;
     drop(server);

@@ -139,11 +139,16 @@ pub enum GatewayError {
         last_used_ms: i64,
         quiet_period: std::time::Duration,
     },
-    /// The destruction checklist: a key another provider instance cannot work without.
+    /// A key another provider instance cannot work without (it seals that instance's root
+    /// key): it is not destroyed, disabled or retired.
     #[error(
-        "key '{key}' wraps the master key of provider {}: destroying it would make every key there unrecoverable; move that provider's master key to another key first (set its `master_key.key` and run `keygate admin rotate-master-key`)", providers.join(", ")
+        "key '{key}' seals the master key of provider {}: {change} it would make every key there unrecoverable at its next start; move that provider's master key to another key first (set its `master_key.key` and run `keygate admin rotate-master-key`)", providers.join(", ")
     )]
-    KeyWrapsMasterKey { key: String, providers: Vec<String> },
+    KeyWrapsMasterKey {
+        key: String,
+        change: String,
+        providers: Vec<String>,
+    },
     #[error("provider '{provider}' is not configured; configured: {configured}")]
     ProviderNotConfigured {
         provider: String,

@@ -36,7 +36,7 @@ pub use secret_ref::{SecretRef, SecretRefError};
 pub use spki::{der_tlv, spki_public_key_bits};
 pub use types::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyVersionInfo,
-    ListedKey, Listing, MasterKeyRotation, PageRequest, ProviderKey, ProviderKeyState,
+    ListedKey, Listing, MasterKeyRotation, NeededKey, PageRequest, ProviderKey, ProviderKeyState,
     PublicKeyInfo, Replied, SignInput, VersionRef, WrappedForImport, WrappedKey, WrappingAlgorithm,
 };
 pub use uri::KeyUri;

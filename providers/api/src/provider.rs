@@ -1,7 +1,7 @@
 use crate::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyUri, KeyVersionInfo,
-    Listing, MasterKeyRotation, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied,
-    Result, SecretBytes, SignInput, VersionRef, WrappedForImport, WrappedKey,
+    Listing, MasterKeyRotation, NeededKey, PageRequest, ProviderError, ProviderKey, PublicKeyInfo,
+    Replied, Result, SecretBytes, SignInput, VersionRef, WrappedForImport, WrappedKey,
 };
 use std::time::Duration;
 
@@ -140,9 +140,9 @@ pub trait KeyProvider: Send + Sync {
         None
     }
 
-    /// Keys of other provider instances this one cannot work without, by instance name and
-    /// URI (the local provider's root-key wrapper): the gateway refuses to destroy them.
-    fn keys_it_needs(&self) -> Vec<(String, KeyUri)> {
+    /// Keys of other provider instances this one cannot work without (the local provider's
+    /// root-key wrapper): the gateway refuses to destroy, disable or retire them.
+    fn keys_it_needs(&self) -> Vec<NeededKey> {
         Vec::new()
     }
 

@@ -74,6 +74,18 @@ pub struct ProviderKey {
     pub versions: Vec<KeyVersionInfo>,
 }
 
+/// A key of another provider instance that an instance cannot work without (the local
+/// provider's root-key wrapper); the gateway refuses to destroy or disable it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeededKey {
+    /// The instance holding the key.
+    pub provider: String,
+    /// As that instance describes it (its canonical URI, as in keygate's catalog).
+    pub uri: KeyUri,
+    /// The version in use, if one is: retiring it is refused too.
+    pub version: Option<u32>,
+}
+
 /// The exact key version an operation uses. The gateway resolves it from its catalog, so a
 /// provider need not look the key up first.
 #[derive(Debug, Clone)]
@@ -114,12 +126,15 @@ pub struct PublicKeyInfo {
 
 /// What rotating a backend's own master key did (see
 /// [`crate::KeyProvider::rotate_master_key`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MasterKeyRotation {
     /// The master key's generation now in force (counts rotations).
     pub generation: u32,
     /// How many wrapped keys were rewrapped under the new master key.
     pub rewrapped: usize,
+    /// The key (in another provider) that sealed the new root key, if one did: the evidence
+    /// an operator needs before destroying the key that sealed the previous one.
+    pub sealed_by: Option<NeededKey>,
 }
 
 /// What a backend can do. The gateway refuses, with a clear message, any call outside it.

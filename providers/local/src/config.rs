@@ -84,7 +84,10 @@ impl ProviderFactory for LocalFactory {
                         wrap.provider
                     )));
                 };
-                let wrapper = RootWrapper::new(provider.clone(), wrap.key);
+                let wrapper = RootWrapper::new(provider.clone(), wrap.key)
+                    .canonical()
+                    .await
+                    .map_err(invalid)?;
                 let (root, record) = match MasterKey::envelope_on_disk(&dir).map_err(invalid)? {
                     Some(record) => {
                         if record.key != *wrapper.key() {

@@ -9,7 +9,8 @@ use crate::master_key::random_secret;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use keygate_provider::{
-    Algorithm, KeyProvider, KeyPurpose, KeyUri, ProviderError, SecretBytes, VersionRef,
+    Algorithm, KeyProvider, KeyPurpose, KeyUri, ProviderError, ProviderKeyState, SecretBytes,
+    VersionRef,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -54,6 +55,14 @@ pub enum EnvelopeError {
         key: KeyUri,
         algorithm: Algorithm,
     },
+    #[error(
+        "wrapping key {key} of provider '{provider}' is {state:?}; a new root key is sealed only by an enabled key"
+    )]
+    NotEnabled {
+        provider: String,
+        key: KeyUri,
+        state: ProviderKeyState,
+    },
     #[error("wrapping key {key} of provider '{provider}' has no version")]
     NoVersion { provider: String, key: KeyUri },
     #[error("master.json's sealed root key is not base64")]
@@ -86,6 +95,20 @@ impl RootWrapper {
         Self { provider, key }
     }
 
+    /// The same wrapper, its key named as its provider describes it (an AWS alias becomes
+    /// the key's ARN): the form keygate's catalog holds, so the gateway recognises the key
+    /// when someone asks to destroy, disable or retire it.
+    pub async fn canonical(mut self) -> Result<Self, EnvelopeError> {
+        let described = self
+            .provider
+            .describe(&self.key)
+            .await
+            .map_err(self.failed(&self.key))?
+            .value;
+        self.key = described.uri;
+        Ok(self)
+    }
+
     pub fn provider_name(&self) -> &str {
         self.provider.name()
     }
@@ -112,6 +135,13 @@ impl RootWrapper {
             .map_err(self.failed(&self.key))?
             .value;
         let name = self.provider.name().to_string();
+        if described.state != ProviderKeyState::Enabled {
+            return Err(EnvelopeError::NotEnabled {
+                provider: name,
+                key: self.key.clone(),
+                state: described.state,
+            });
+        }
         let algorithm = described.algorithm;
         if algorithm.purpose() != KeyPurpose::Encrypt || !algorithm.is_symmetric() {
             return Err(EnvelopeError::NotForEncryption {

@@ -12,7 +12,7 @@ use crate::envelope::EnvelopeRecord;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, Nonce, RandomizedNonceKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use keygate_provider::{KeyUri, SecretBytes};
+use keygate_provider::{NeededKey, SecretBytes};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -450,11 +450,13 @@ impl MasterKey {
     }
 
     /// Which key of which provider sealed the root key, for a provider-wrapped store.
-    pub(crate) fn sealed_by(&self) -> Option<(String, KeyUri)> {
+    pub(crate) fn sealed_by(&self) -> Option<NeededKey> {
         match &self.file {
-            MasterFile::Envelope { record, .. } => {
-                Some((record.provider.clone(), record.key.clone()))
-            }
+            MasterFile::Envelope { record, .. } => Some(NeededKey {
+                provider: record.provider.clone(),
+                uri: record.key.clone(),
+                version: Some(record.version),
+            }),
             _ => None,
         }
     }

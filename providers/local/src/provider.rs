@@ -10,8 +10,8 @@ use crate::{MasterKeySource, SCHEME};
 use keygate_provider::kit::{self, Op};
 use keygate_provider::{
     Algorithm, Capabilities, KeyProvider, KeyPurpose, KeySpec, KeyUri, KeyVersionInfo, ListedKey,
-    Listing, MasterKeyRotation, PageRequest, ProviderError, ProviderKey, ProviderKeyState,
-    PublicKeyInfo, Replied, Result, SecretBytes, SignInput, VersionRef,
+    Listing, MasterKeyRotation, NeededKey, PageRequest, ProviderError, ProviderKey,
+    ProviderKeyState, PublicKeyInfo, Replied, Result, SecretBytes, SignInput, VersionRef,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ pub struct LocalProvider {
     root_wrapper: Option<RootWrapper>,
     /// The key that sealed the root key in force (the configured one, or the one before it
     /// until a rotation moves the root key). Never held across an await.
-    root_sealed_by: RwLock<Option<(String, KeyUri)>>,
+    root_sealed_by: RwLock<Option<NeededKey>>,
 }
 
 /// What a destruction does to a local key, for the destruction record.
@@ -53,9 +53,9 @@ pub const ERASURE_STATEMENT_ENVELOPE: &str = "cryptographic erasure: every versi
      data-encryption key was overwritten in the keyring, fsynced and removed (directory \
      fsynced), and the key file likewise; the sealed material in any copy of the key file opens \
      under nothing. The store's root key is sealed by a key in another provider: a backup of \
-     the data directory from before the destruction opens only while the key version that \
-     sealed its root key exists there; rotating the master key and destroying that version \
-     ends it";
+     the data directory from before the destruction opens only while the key that sealed its \
+     root key is recoverable there; moving the master key to a new key (rotate-master-key) \
+     and destroying the old key in its provider, its backups and soft-delete included, ends it";
 
 impl std::fmt::Debug for LocalProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -503,19 +503,26 @@ impl KeyProvider for LocalProvider {
         Ok(Replied::local(()))
     }
 
-    fn keys_it_needs(&self) -> Vec<(String, KeyUri)> {
-        let mut needed: Vec<(String, KeyUri)> = self
-            .root_wrapper
-            .iter()
-            .map(|w| (w.provider_name().to_string(), w.key().clone()))
-            .collect();
-        if let Ok(sealed_by) = self.root_sealed_by.read()
-            && let Some(key) = sealed_by.as_ref()
-            && !needed.contains(key)
-        {
-            needed.push(key.clone());
+    fn keys_it_needs(&self) -> Vec<NeededKey> {
+        let sealed_by = self
+            .root_sealed_by
+            .read()
+            .ok()
+            .and_then(|sealed_by| sealed_by.clone());
+        let configured = self.root_wrapper.as_ref().map(|w| NeededKey {
+            provider: w.provider_name().to_string(),
+            uri: w.key().clone(),
+            version: None,
+        });
+        match (sealed_by, configured) {
+            // The configured key is the one in force: its sealing version counts.
+            (Some(sealed), Some(configured))
+                if sealed.provider == configured.provider && sealed.uri == configured.uri =>
+            {
+                vec![sealed]
+            }
+            (sealed, configured) => sealed.into_iter().chain(configured).collect(),
         }
-        needed
     }
 
     fn destruction_method(&self) -> Option<&'static str> {
@@ -529,13 +536,14 @@ impl KeyProvider for LocalProvider {
     /// master.json names it (atomic rename), then the old generation is erased. With a root
     /// wrapper, the root key is new too, sealed by the configured key's primary version.
     async fn rotate_master_key(&self) -> Result<Replied<MasterKeyRotation>> {
-        let mut master = self.changes.lock().await;
         let failed = |e: &dyn std::fmt::Display| {
             ProviderError::internal(&self.name, format!("rotating the master key: {e}"))
         };
-        let new = match &self.root_wrapper {
-            Some(wrapper) => {
-                let (root, record) = wrapper.seal_new_root().await.map_err(|e| match e {
+        // The new root key is sealed before the store is locked: changes to it need not wait
+        // for the wrapping provider.
+        let sealed =
+            match &self.root_wrapper {
+                Some(wrapper) => Some(wrapper.seal_new_root().await.map_err(|e| match e {
                     // Worth retrying: the wrapping provider is down or throttling.
                     EnvelopeError::Provider {
                         source:
@@ -547,9 +555,12 @@ impl KeyProvider for LocalProvider {
                         provider: self.name.clone(),
                         reason: format!("rotating the master key: {other}"),
                     },
-                })?;
-                master.rotated_to_root(&root, record)
-            }
+                })?),
+                None => None,
+            };
+        let mut master = self.changes.lock().await;
+        let new = match sealed {
+            Some((root, record)) => master.rotated_to_root(&root, record),
             None => master.rotated(),
         }
         .map_err(|e| failed(&e))?;
@@ -576,6 +587,7 @@ impl KeyProvider for LocalProvider {
         Ok(Replied::local(MasterKeyRotation {
             generation,
             rewrapped,
+            sealed_by: master.sealed_by(),
         }))
     }
 }

@@ -6,7 +6,7 @@
 use super::usage::version_usage;
 use crate::catalog::KeyRecord;
 use crate::gateway::GatewayError;
-use crate::gateway::runner::{Changes, Exec};
+use crate::gateway::runner::{Changes, Exec, NeededChange};
 use crate::lifecycle::destruction::Check;
 use crate::time::{format_duration, now_ms, rfc3339};
 use keygate_provider::KeyPurpose;
@@ -19,13 +19,7 @@ pub const AUTHORIZED: &str = "authorized by someone other than the requester";
 /// Runs the checklist for `key`, refusing with [`GatewayError::KeyInUse`] when a version
 /// was used to read data within `lifecycle.destruction_quiet_period`.
 pub async fn run(cx: &Exec<'_, Changes>, key: &KeyRecord) -> Result<Vec<Check>, GatewayError> {
-    let dependents = cx.instances_needing(&key.provider, &key.provider_uri);
-    if !dependents.is_empty() {
-        return Err(GatewayError::KeyWrapsMasterKey {
-            key: key.name.clone(),
-            providers: dependents.iter().map(|d| format!("'{d}'")).collect(),
-        });
-    }
+    cx.refuse_if_needed(key, NeededChange::Destroy)?;
     let quiet = cx.settings().lifecycle.destruction_quiet_period;
     let mut checks = vec![quiet_period(cx, key, quiet).await?];
     let versions = key.versions.len();

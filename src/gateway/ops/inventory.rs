@@ -146,6 +146,13 @@ impl Operation for RotateMasterKey {
         let (name, rotation) = cx.rotate_backend_master_key().await?;
         cx.detail("generation", rotation.generation);
         cx.detail("rewrapped", rotation.rewrapped);
+        if let Some(sealed) = &rotation.sealed_by {
+            cx.detail("root_key_sealed_by_provider", sealed.provider.clone());
+            cx.detail("root_key_sealed_by_key", sealed.uri.as_str());
+            if let Some(version) = sealed.version {
+                cx.detail("root_key_sealed_by_version", version);
+            }
+        }
         Ok((name, rotation))
     }
 }

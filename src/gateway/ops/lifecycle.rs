@@ -11,7 +11,7 @@ use crate::approvals::PendingChange;
 use crate::catalog::{KeyRecord, KeyState};
 use crate::gateway::GatewayError;
 use crate::gateway::ops::keys::DurationInput;
-use crate::gateway::runner::{Changes, Exec, Operation, Reads, Settings, Target};
+use crate::gateway::runner::{Changes, Exec, NeededChange, Operation, Reads, Settings, Target};
 use crate::lifecycle::destruction::DestructionRecord;
 use crate::policy::{Action, OperationFacts};
 use crate::time::{format_duration, now_ms, rfc3339};
@@ -148,6 +148,9 @@ impl Operation for SetKeyEnabled {
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
+        if !self.enabled {
+            cx.refuse_if_needed(&key, NeededChange::Disable)?;
+        }
         if cx.capabilities(&key)?.disable {
             cx.set_enabled_in_backend(self.enabled).await?;
         } else {
@@ -303,6 +306,9 @@ impl Operation for DestroyKey {
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
+        // Checked again where it bites: the key may have become a root-key wrapper since
+        // its destruction was scheduled, and a short-lived key has no checklist.
+        cx.refuse_if_needed(&key, NeededChange::Destroy)?;
         // A short-lived key has no pending window: its record opens and closes here.
         let by_ttl = key.state != KeyState::PendingDestruction && ttl_ended(&key, self.now_ms);
         let destruction_at = if by_ttl {

@@ -6,7 +6,7 @@ use super::usage::version_usage;
 use crate::approvals::PendingChange;
 use crate::catalog::KeyRecord;
 use crate::gateway::GatewayError;
-use crate::gateway::runner::{Changes, Exec, Operation, Settings, Target};
+use crate::gateway::runner::{Changes, Exec, NeededChange, Operation, Settings, Target};
 use crate::policy::{Action, OperationFacts};
 use std::sync::Arc;
 
@@ -83,6 +83,8 @@ impl Operation for RetireKeyVersions {
 
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Arc<KeyRecord>, GatewayError> {
         let key = cx.key()?.clone();
+        // Forced or not: a version that seals a provider's root key stays.
+        cx.refuse_if_needed(&key, NeededChange::RetireBelow(self.below))?;
         let quiet = cx.settings().lifecycle.retirement_quiet_period;
         let since = crate::time::now_ms() - i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
         let usage = version_usage(cx, &key, since).await?;

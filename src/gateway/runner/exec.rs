@@ -16,7 +16,6 @@ use crate::gateway::GatewayError;
 use crate::lifecycle::destruction::{DestructionRecord, DestructionRecords, Ending};
 use crate::policy::{Action, Decision, PolicyStore, Resource};
 use keygate_provider::KeyProvider;
-use keygate_provider::KeyUri;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -271,20 +270,43 @@ impl<'a, M: Mode> Exec<'a, M> {
         self.gateway.audit.is_writable()
     }
 
-    /// The provider instances that cannot work without key `uri` of instance `provider`.
-    pub fn instances_needing(&self, provider: &str, uri: &KeyUri) -> Vec<String> {
+    /// Refuses `change` to `key` when another provider instance cannot work without it (the
+    /// key that seals a local provider's root key): destroying or disabling it, or retiring
+    /// the version in use, would make every key of that instance unrecoverable at its next
+    /// start. Checked by every operation that can do one of them.
+    pub fn refuse_if_needed(
+        &self,
+        key: &KeyRecord,
+        change: NeededChange,
+    ) -> Result<(), GatewayError> {
         let registry = &self.gateway.providers;
-        registry
+        let needing: Vec<String> = registry
             .names()
             .into_iter()
             .filter(|name| {
                 registry.get(name).is_some_and(|p| {
-                    p.keys_it_needs()
-                        .iter()
-                        .any(|(needed_in, needed)| needed_in == provider && needed == uri)
+                    p.keys_it_needs().iter().any(|needed| {
+                        needed.provider == key.provider
+                            && needed.uri == key.provider_uri
+                            && match change {
+                                NeededChange::Destroy | NeededChange::Disable => true,
+                                NeededChange::RetireBelow(below) => {
+                                    needed.version.is_some_and(|v| v < below)
+                                }
+                            }
+                    })
                 })
             })
-            .collect()
+            .map(|name| format!("'{name}'"))
+            .collect();
+        if needing.is_empty() {
+            return Ok(());
+        }
+        Err(GatewayError::KeyWrapsMasterKey {
+            key: key.name.clone(),
+            change: change.to_string(),
+            providers: needing,
+        })
     }
 
     /// Each configured provider instance: its name, whether it is the default, and its
@@ -300,6 +322,25 @@ impl<'a, M: Mode> Exec<'a, M> {
                 (name.clone(), name == default, breaker)
             })
             .collect()
+    }
+}
+
+/// What [`Exec::refuse_if_needed`] is asked about.
+#[derive(Debug, Clone, Copy)]
+pub enum NeededChange {
+    Destroy,
+    Disable,
+    /// Retiring every version below this one.
+    RetireBelow(u32),
+}
+
+impl std::fmt::Display for NeededChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NeededChange::Destroy => f.write_str("destroying"),
+            NeededChange::Disable => f.write_str("disabling"),
+            NeededChange::RetireBelow(below) => write!(f, "retiring the versions below {below} of"),
+        }
     }
 }
 

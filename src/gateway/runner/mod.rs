@@ -30,7 +30,7 @@ mod tails;
 pub use tails::TailSlot;
 
 pub use call::{Actor, Call, Credentials, Presence, RunToEnd, SystemTask};
-pub use exec::{Admitted, Exec};
+pub use exec::{Admitted, Exec, NeededChange};
 pub use operation::{
     Changes, KeyDraft, Mode, Operation, Reads, RequestedAlgorithm, Settings, Target,
 };

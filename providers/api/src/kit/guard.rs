@@ -509,7 +509,7 @@ impl KeyProvider for Guarded {
         self.inner.destruction_method()
     }
 
-    fn keys_it_needs(&self) -> Vec<(String, KeyUri)> {
+    fn keys_it_needs(&self) -> Vec<crate::NeededKey> {
         self.inner.keys_it_needs()
     }
 
