@@ -358,3 +358,75 @@ async fn an_encrypt_is_traced_in_the_callers_trace_and_counted() {
         );
     }
 }
+
+/// The trace continues into Vault: the provider call sends its own span as `traceparent`,
+/// and OpenBao's audit log records it (keygate registers the header for auditing).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_trace_continues_into_vault() {
+    use keygate_test_backends::openbao::OpenBao;
+    let bao = OpenBao::start().unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"));
+    let (collector, endpoint) = start_collector().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[providers.vault]\nkind = \"vault\"\naddress = \"{}\"\nmount = \"transit\"\n\
+             auth = {{ method = \"token\", token = {{ env = \"OTLP_TEST_VAULT_TOKEN\" }} }}\n",
+            bao.addr()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        ServerOptions {
+            config: Some(config),
+            env: vec![
+                ("OTLP_TEST_VAULT_TOKEN".into(), bao.token().into()),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint),
+                ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
+            ],
+            ..Default::default()
+        },
+    );
+    let mut keys = server.root().await;
+    let mut request = create("otlp/vault-key", "aes-256-gcm", "alice");
+    request.provider = "vault".into();
+    keys.create_key(request).await.unwrap();
+    keys.encrypt(traced(pb::EncryptRequest {
+        key: "otlp/vault-key".into(),
+        plaintext: PLAINTEXT.to_vec(),
+        associated_data: vec![],
+    }))
+    .await
+    .unwrap();
+
+    let trace_id = hex::decode(TRACE_ID).unwrap();
+    let provider_span = until("the Vault provider span", || {
+        collector
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.trace_id == trace_id && s.name == "vault encrypt")
+            .cloned()
+    })
+    .await;
+    let expected = format!("00-{TRACE_ID}-{}-01", hex::encode(&provider_span.span_id));
+    // OpenBao writes the request's audit record before it answers.
+    let log = std::fs::read_to_string(bao.audit_log_path()).unwrap();
+    let sent: Vec<String> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|record| record["type"] == "request")
+        .filter_map(|record| {
+            record["request"]["headers"]["traceparent"][0]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(
+        sent.contains(&expected),
+        "OpenBao's audit log has the provider span's traceparent {expected}: {sent:?}"
+    );
+}

@@ -110,6 +110,7 @@ pub fn start(
         .with_resource(resource)
         .build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    keygate_provider::context::set_traceparent_source(current_traceparent);
     let meter = meters.meter("keygate");
     let seconds = |name: &'static str, description: &'static str| {
         meter
@@ -158,6 +159,23 @@ pub fn start(
         },
         tracer,
     )))
+}
+
+/// The W3C `traceparent` of the current span (a provider call's, inside the kit's guard).
+fn current_traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let ids = span.span_context();
+    ids.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            ids.trace_id(),
+            ids.span_id(),
+            ids.trace_flags().to_u8()
+        )
+    })
 }
 
 impl Otlp {

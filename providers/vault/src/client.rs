@@ -18,6 +18,8 @@ use zeroize::Zeroizing;
 
 /// The header carrying keygate's request id on every request.
 pub const REQUEST_ID_HEADER: &str = "X-Keygate-Request-Id";
+/// W3C trace context, sent when keygate exports traces.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// Vault's answer to one request.
 #[derive(Debug)]
@@ -224,6 +226,10 @@ impl VaultHttp {
         if let Some(id) = keygate_provider::context::request_id() {
             request = request.header(REQUEST_ID_HEADER, id.as_ref());
         }
+        // The caller's trace continues into Vault (its audit log records the header).
+        if let Some(traceparent) = keygate_provider::context::traceparent() {
+            request = request.header(TRACEPARENT_HEADER, traceparent);
+        }
         if let Some(body) = &body {
             request = request
                 .header("Content-Type", "application/json")
@@ -263,17 +269,25 @@ impl VaultHttp {
 }
 
 impl VaultHttp {
-    /// Asks Vault to record [`REQUEST_ID_HEADER`] in its audit devices, unhashed. Best effort:
-    /// a refusal (the token lacks `sudo` on the path) is logged with what to run instead.
+    /// Asks Vault to record [`REQUEST_ID_HEADER`] and [`TRACEPARENT_HEADER`] in its audit
+    /// devices, unhashed. Best effort: a refusal (the token lacks `sudo` on the path) is
+    /// logged with what to run instead.
     pub async fn register_audit_header(&self, provider: &str) {
-        let path = format!("sys/config/auditing/request-headers/{REQUEST_ID_HEADER}");
+        for header in [REQUEST_ID_HEADER, TRACEPARENT_HEADER] {
+            self.register_one_audit_header(provider, header).await;
+        }
+    }
+
+    async fn register_one_audit_header(&self, provider: &str, header: &str) {
+        let path = format!("sys/config/auditing/request-headers/{header}");
         let body = serde_json::json!({ "hmac": false });
         match self.call_raw(Method::PUT, &path, Some(&body), None).await {
-            Ok(_) => tracing::debug!(provider, "Vault audits keygate's request id header"),
+            Ok(_) => tracing::debug!(provider, header, "Vault audits the header"),
             Err(e) => tracing::warn!(
                 provider,
+                header,
                 error = ?e,
-                "Vault refused to audit keygate's request id header; its audit records still join keygate's events by request.id. To add it: vault write {path} hmac=false"
+                "Vault refused to audit one of keygate's headers; its audit records still join keygate's events by request.id. To add it: vault write {path} hmac=false"
             ),
         }
     }
