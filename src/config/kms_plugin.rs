@@ -10,7 +10,8 @@ use std::path::PathBuf;
 pub struct KmsPluginConfig {
     /// The socket the kube-apiserver connects to (`endpoint: unix:///PATH` in its
     /// EncryptionConfiguration); created with mode 0600, so only its owner (the user keygate
-    /// runs as, or root) can connect.
+    /// runs as, or root) can connect. Its directory must be owned by that user or root and
+    /// writable by nobody else (or have the sticky bit), or `serve` refuses to start.
     pub socket: PathBuf,
     /// The keygate key (name or id) that seals the apiserver's data encryption keys.
     pub key: String,

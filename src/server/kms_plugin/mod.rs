@@ -16,7 +16,7 @@
 
 mod socket;
 
-pub use socket::{SOCKET_MODE, SocketError, bind};
+pub use socket::{Bound, SOCKET_MODE, SocketError, SocketFile, bind};
 
 use super::call::reply;
 use crate::gateway::ops::{self, KmsCall, KmsDecrypt, KmsEncrypt};
@@ -24,10 +24,8 @@ use crate::gateway::{Call, Credentials, Gateway, GatewayError};
 use crate::pb::kms_v2::{self, key_management_service_server::KeyManagementService};
 use futures::StreamExt as _;
 use keygate_provider::SecretBytes;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -195,28 +193,28 @@ impl KeyManagementService for KmsPlugin {
 
 /// How the plugin is served.
 pub struct PluginOptions {
-    pub socket: PathBuf,
     pub key: String,
     pub request_timeout: Duration,
-    /// Cancelled to stop: the socket closes, calls under way finish, the socket file goes.
+    /// Cancelled to stop: the socket closes, calls under way finish, the socket file goes
+    /// (if it is still the one [`bind`] made).
     pub stop: CancellationToken,
 }
 
-/// Serves the plugin on `listener` (from [`bind`]) until `options.stop` is cancelled, then
-/// removes the socket file.
+/// Serves the plugin on `bound` (from [`bind`]) until `options.stop` is cancelled, then
+/// removes the socket file unless another has taken its place.
 pub async fn serve(
     gateway: Arc<Gateway>,
-    listener: UnixListener,
+    bound: Bound,
     options: PluginOptions,
 ) -> Result<(), tonic::transport::Error> {
     let PluginOptions {
-        socket,
         key,
         request_timeout,
         stop,
     } = options;
+    let Bound { listener, file } = bound;
     let service = kms_v2::key_management_service_server::KeyManagementServiceServer::new(
-        KmsPlugin::new(gateway, key, &socket),
+        KmsPlugin::new(gateway, key, file.path()),
     )
     .max_decoding_message_size(super::MAX_MESSAGE_BYTES);
     let incoming = futures::stream::unfold(listener, |listener| async move {
@@ -234,10 +232,14 @@ pub async fn serve(
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await;
-    if let Err(e) = std::fs::remove_file(&socket)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(socket = %socket.display(), error = %e, "kms plugin: could not remove the socket");
+    match file.remove() {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(socket = %file.path().display(), "kms plugin: the socket file is gone or another process's now; left alone");
+        }
+        Err(e) => {
+            tracing::warn!(socket = %file.path().display(), error = %e, "kms plugin: could not remove the socket");
+        }
     }
     result
 }
