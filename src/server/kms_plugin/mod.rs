@@ -9,10 +9,16 @@
 //!   changes it, so the apiserver notices its stored data is stale and rewrites it.
 //! - The ciphertext is keygate's own, which names its key and version: Decrypt opens
 //!   ciphertexts of every version not yet retired, whatever `key_id` comes with it.
-//! - Status runs a probe (an Encrypt and a Decrypt of a fixed value, audited like any call,
-//!   with `kms_plugin = "status-probe"` in their events' details) and answers `healthz: ok`
-//!   only when both work, with the current `key_id`. The apiserver calls it about once a
-//!   minute, so the probe costs two events a minute.
+//! - Status answers `healthz: ok` only when a probe (an Encrypt and a Decrypt of a fixed
+//!   value, audited like any call, with `kms_plugin = "status-probe"` in their events'
+//!   details) worked, with the `key_id` of the key's current primary version, read from the
+//!   catalog on every call so that it changes as soon as the key rotates. The apiserver calls
+//!   Status every minute while the plugin is healthy and every 10 seconds while it is not,
+//!   and its health checks may call it more often; so the probe's outcome stands for
+//!   [`HEALTHY_FOR`] (20 s) when it worked and [`UNHEALTHY_FOR`] (3 s) when it did not, and
+//!   Status calls within that time do not probe again: however often Status comes, a healthy
+//!   plugin costs at most two provider calls and two audit events every 20 seconds (two a
+//!   minute at the apiserver's own pace).
 
 mod socket;
 
@@ -26,6 +32,7 @@ use futures::StreamExt as _;
 use keygate_provider::SecretBytes;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -35,6 +42,27 @@ const API_VERSION: &str = "v2";
 const PROBE: &[u8] = b"keygate kms plugin status probe";
 /// The longest apiserver `uid` kept as the request id (it sends UUIDs).
 const MAX_UID_BYTES: usize = 128;
+/// How long a probe that worked stands for later Status calls.
+pub const HEALTHY_FOR: Duration = Duration::from_secs(20);
+/// How long a probe that failed stands.
+pub const UNHEALTHY_FOR: Duration = Duration::from_secs(3);
+
+/// A Status probe's outcome: `Err` holds the `healthz` to answer.
+struct Health {
+    at: Instant,
+    outcome: Result<(), String>,
+}
+
+impl Health {
+    fn fresh(&self) -> bool {
+        let stands = if self.outcome.is_ok() {
+            HEALTHY_FOR
+        } else {
+            UNHEALTHY_FOR
+        };
+        self.at.elapsed() < stands
+    }
+}
 
 pub struct KmsPlugin {
     gateway: Arc<Gateway>,
@@ -42,6 +70,8 @@ pub struct KmsPlugin {
     key: String,
     /// `unix:PATH`, the client address of every call.
     address: String,
+    /// The last probe's outcome; held while probing, so Status calls at once share one probe.
+    health: tokio::sync::Mutex<Option<Health>>,
 }
 
 impl KmsPlugin {
@@ -50,6 +80,7 @@ impl KmsPlugin {
             gateway,
             key,
             address: format!("unix:{}", socket.display()),
+            health: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -73,8 +104,8 @@ impl KmsPlugin {
         }
     }
 
-    /// An Encrypt and a Decrypt of [`PROBE`] (one request id for both); the current key id.
-    async fn probe(&self) -> Result<String, GatewayError> {
+    /// An Encrypt and a Decrypt of [`PROBE`] (one request id for both).
+    async fn probe(&self) -> Result<(), GatewayError> {
         let call = self.call("");
         let sealed = self
             .gateway
@@ -105,7 +136,33 @@ impl KmsPlugin {
                 "the status probe decrypted to another value than it encrypted".into(),
             ));
         }
-        Ok(key_id)
+        Ok(())
+    }
+
+    /// The last probe's outcome while it stands, else a new probe's.
+    async fn health(&self) -> Result<(), String> {
+        let mut health = self.health.lock().await;
+        if let Some(h) = health.as_ref().filter(|h| h.fresh()) {
+            return h.outcome.clone();
+        }
+        let outcome = self
+            .probe()
+            .await
+            .map_err(|e| format!("keygate: {}: {e}", e.reason()));
+        *health = Some(Health {
+            at: Instant::now(),
+            outcome: outcome.clone(),
+        });
+        outcome
+    }
+
+    /// The key id of the key's current primary version, from the catalog.
+    fn current_key_id(&self) -> Result<String, String> {
+        let key = self.gateway.key_record(&self.key).ok_or_else(|| {
+            let e = GatewayError::KeyNotFound(self.key.clone());
+            format!("keygate: {}: {e}", e.reason())
+        })?;
+        Ok(ops::kms::key_id(&key.id, key.primary().version))
     }
 }
 
@@ -130,9 +187,9 @@ impl KeyManagementService for KmsPlugin {
         &self,
         _: Request<kms_v2::StatusRequest>,
     ) -> Result<Response<kms_v2::StatusResponse>, Status> {
-        let (healthz, key_id) = match self.probe().await {
+        let (healthz, key_id) = match self.health().await.and_then(|()| self.current_key_id()) {
             Ok(key_id) => ("ok".to_string(), key_id),
-            Err(e) => (format!("keygate: {}: {e}", e.reason()), String::new()),
+            Err(healthz) => (healthz, String::new()),
         };
         Ok(Response::new(kms_v2::StatusResponse {
             version: API_VERSION.into(),
