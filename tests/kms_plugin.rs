@@ -356,3 +356,75 @@ async fn status_calls_in_a_row_share_one_probe_and_the_key_id_follows_a_rotation
     );
     assert_eq!(probe_events(&server).await, 2, "still the one probe");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_plugin_keys_versions_retire_only_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _socket) = start(dir.path(), PLUGIN_POLICY).await;
+    let mut alice = server.keys_as("alice").await;
+    for key in [KEY, "prod/other"] {
+        common::rotate(&mut alice, key).await;
+    }
+    let retire = |key: &str, force: bool| pb::RetireKeyVersionsRequest {
+        key: key.into(),
+        below: 2,
+        force,
+    };
+    // Unused for the whole quiet period, yet refused: the audit log cannot tell.
+    let refused = alice
+        .retire_key_versions(retire(KEY, false))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(common::reason(&refused), "KMS_PLUGIN_KEY_NEEDS_MIGRATION");
+    for words in [
+        "Kubernetes KMS plugin",
+        "storage migration",
+        "kubectl replace",
+        "with force",
+    ] {
+        assert!(
+            refused.message().contains(words),
+            "{words}: {}",
+            refused.message()
+        );
+    }
+    // Another key retires as before.
+    let other = alice
+        .retire_key_versions(retire("prod/other", false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(other.retired_below, 2);
+
+    // Forced: the default policies make it wait for two approvers, then it runs.
+    let pending = alice
+        .retire_key_versions(retire(KEY, true))
+        .await
+        .unwrap_err();
+    let (reason, metadata) = team::error_info(&pending);
+    assert_eq!(reason, "APPROVAL_PENDING", "{pending:?}");
+    let approve = pb::ApproveRequest {
+        id: metadata["approval_id"].clone(),
+        ..Default::default()
+    };
+    for (approver, state) in [("erin", "pending"), ("frank", "executed")] {
+        let request = server
+            .approvals_as(approver)
+            .await
+            .approve(approve.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(request.state, state, "{request:?}");
+    }
+    let key = alice
+        .get_key(pb::GetKeyRequest {
+            key: KEY.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(key.retired_below, 2);
+}

@@ -6,7 +6,10 @@
 //! by policy on the plugin's key, audited with the apiserver's `uid` as its request id.
 //!
 //! - `key_id` is the key's id and the version that sealed ([`ops::kms::key_id`]): a rotation
-//!   changes it, so the apiserver notices its stored data is stale and rewrites it.
+//!   changes it, so the apiserver marks what it stored under the old one as stale. It does
+//!   not rewrite that by itself: each object is rewritten on its next write, or by a storage
+//!   migration; until then etcd needs the old versions, so the key's versions retire only
+//!   with force (`RetireKeyVersions`).
 //! - The ciphertext is keygate's own, which names its key and version: Decrypt opens
 //!   ciphertexts of every version not yet retired, whatever `key_id` comes with it.
 //! - Status answers `healthz: ok` only when a probe (an Encrypt and a Decrypt of a fixed
