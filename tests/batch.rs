@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Keys, Server, create, events_for, request_id};
+use common::{Keys, Server, create, events_for, request_id, rotate};
 use keygate::pb;
 use std::io::Write as _;
 use tonic::Code;
@@ -50,15 +50,6 @@ async fn seal_many(keys: &mut Keys, key: &str, plaintexts: &[Vec<u8>]) -> Vec<Ve
         out.extend(reply.results.into_iter().map(|r| r.ciphertext));
     }
     out
-}
-
-async fn rotate(keys: &mut Keys, key: &str) {
-    keys.rotate_key(pb::RotateKeyRequest {
-        key: key.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Keys, Server, ServerOptions, create, open, reason, seal};
+use common::{Keys, Server, ServerOptions, create, open, reason, rotate, seal};
 use keygate::pb;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -19,15 +19,6 @@ fn server_with(dir: &tempfile::TempDir, lifecycle: &str) -> Server {
             ..Default::default()
         },
     )
-}
-
-async fn rotate(keys: &mut Keys, key: &str) {
-    keys.rotate_key(pb::RotateKeyRequest {
-        key: key.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
 }
 
 async fn show(keys: &mut Keys, key: &str) -> pb::Key {

@@ -85,11 +85,14 @@ pub async fn run(args: ServeArgs) -> CliResult {
         .local_addr()
         .map_err(|e| format!("listen.address: {e}"))?;
     check_plaintext(&config.listen, addr)?;
-    // The plugin's socket too (a stale one is replaced, anything else refused).
+    // The plugin's socket too (its directory checked; a stale one is replaced, anything else
+    // refused).
     let kms_listener = match &config.kms_plugin {
-        Some(plugin) => {
-            Some(crate::server::kms_plugin::bind(&plugin.socket).map_err(|e| e.to_string())?)
-        }
+        Some(plugin) => Some(
+            crate::server::kms_plugin::bind(&plugin.socket)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
         None => None,
     };
     let metrics_listener = match &config.telemetry.prometheus_listen {
@@ -205,7 +208,6 @@ pub async fn run(args: ServeArgs) -> CliResult {
                 gateway.clone(),
                 listener,
                 crate::server::kms_plugin::PluginOptions {
-                    socket: plugin.socket.clone(),
                     key: plugin.key.clone(),
                     request_timeout: timeout,
                     stop: stop.clone(),

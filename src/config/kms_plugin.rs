@@ -10,9 +10,11 @@ use std::path::PathBuf;
 pub struct KmsPluginConfig {
     /// The socket the kube-apiserver connects to (`endpoint: unix:///PATH` in its
     /// EncryptionConfiguration); created with mode 0600, so only its owner (the user keygate
-    /// runs as, or root) can connect.
+    /// runs as, or root) can connect. Its directory must be owned by that user or root and
+    /// writable by nobody else (or have the sticky bit), or `serve` refuses to start.
     pub socket: PathBuf,
-    /// The keygate key (name or id) that seals the apiserver's data encryption keys.
+    /// The keygate key (name or id) that seals the apiserver's data encryption keys. Its
+    /// versions retire only with force (see `RetireKeyVersions`).
     pub key: String,
     /// The service account the plugin's calls run as: policy decides for it and the audit log
     /// names it. It has no token: it authenticates only by the socket, and is a principal of

@@ -128,6 +128,11 @@ pub enum GatewayError {
         uses: u64,
         quiet_period: std::time::Duration,
     },
+    /// Retirement of the Kubernetes KMS plugin's key's versions asked for without force.
+    #[error(
+        "key '{key}' is the key the Kubernetes KMS plugin serves ([kms_plugin] key): etcd keeps objects sealed under its old versions until they are written again or a storage migration rewrites them (kubectl get secrets --all-namespaces -o json | kubectl replace -f -), and as the apiserver caches the data encryption keys it opened, keygate's audit log shows few uses of those versions while etcd still depends on them; complete the migration, then retire with force"
+    )]
+    KmsPluginKeyRetirement { key: String },
     /// The destruction checklist: a key whose data may still need it is not destroyed.
     #[error(
         "key '{key}' was used to read data {uses} times within the destruction quiet period of {} (version {version} last at {}): its data may still need it; re-encrypt that data under another key, stop the reads, and schedule the destruction once the key has been quiet for {}", crate::time::format_duration(*quiet_period), crate::time::rfc3339(*last_used_ms), crate::time::format_duration(*quiet_period)
@@ -276,6 +281,7 @@ impl GatewayError {
             E::CiphertextOtherKey { .. } => "CIPHERTEXT_OTHER_KEY",
             E::VersionRetired { .. } => "VERSION_RETIRED",
             E::VersionInUse { .. } => "VERSION_IN_USE",
+            E::KmsPluginKeyRetirement { .. } => "KMS_PLUGIN_KEY_NEEDS_MIGRATION",
             E::KeyInUse { .. } => "KEY_IN_USE",
             E::KeyWrapsMasterKey { .. } => "KEY_WRAPS_MASTER_KEY",
             E::ProviderNotConfigured { .. } => "PROVIDER_NOT_CONFIGURED",

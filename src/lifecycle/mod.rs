@@ -30,6 +30,9 @@ pub struct LifecycleSettings {
     pub signing_propagation_delay: Duration,
     /// Shortest time to live a short-lived key may have.
     pub min_ttl: Duration,
+    /// The key (name or id) the Kubernetes KMS plugin serves (`[kms_plugin] key`): its
+    /// versions retire only with force.
+    pub kms_plugin_key: Option<String>,
 }
 
 impl Default for LifecycleSettings {
@@ -46,6 +49,7 @@ impl Default for LifecycleSettings {
             destruction_quiet_period: Duration::from_secs(30 * 86_400),
             signing_propagation_delay: Duration::from_secs(86_400),
             min_ttl: Duration::from_secs(60),
+            kms_plugin_key: None,
         }
     }
 }

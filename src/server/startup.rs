@@ -181,6 +181,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
             &config.lifecycle.signing_propagation_delay,
         )?,
         min_ttl: config.duration("lifecycle.min_ttl", &config.lifecycle.min_ttl)?,
+        kms_plugin_key: config.kms_plugin.as_ref().map(|p| p.key.clone()),
         ..defaults
     };
     let lifecycle = LifecycleSettings {

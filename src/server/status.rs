@@ -46,6 +46,7 @@ pub fn code(e: &GatewayError) -> Code {
         | E::DestructionNotApproved(_)
         | E::VersionRetired { .. }
         | E::VersionInUse { .. }
+        | E::KmsPluginKeyRetirement { .. }
         | E::KeyInUse { .. }
         | E::KeyWrapsMasterKey { .. } => Code::FailedPrecondition,
         E::CallerGone => Code::Cancelled,

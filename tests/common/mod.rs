@@ -286,6 +286,16 @@ pub fn days(n: i64) -> Option<prost_types::Duration> {
 }
 
 /// A CreateKey request with sensible defaults.
+/// Adds a version to `key` and makes it primary.
+pub async fn rotate(keys: &mut Keys, key: &str) {
+    keys.rotate_key(keygate::pb::RotateKeyRequest {
+        key: key.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
 /// Encrypts `plaintext` under `key` (no associated data); the ciphertext.
 pub async fn seal(keys: &mut Keys, key: &str, plaintext: &[u8]) -> Vec<u8> {
     keys.encrypt(keygate::pb::EncryptRequest {

@@ -1,6 +1,8 @@
 //! RetireKeyVersions: the versions below a floor stop decrypting and verifying, on the
 //! provider (where it has the notion) and in keygate, once nothing has used them for the
-//! quiet period, as keygate's own audit log shows.
+//! quiet period, as keygate's own audit log shows. The Kubernetes KMS plugin's key retires
+//! only with force: its audit log does not show what etcd still needs (see
+//! [`GatewayError::KmsPluginKeyRetirement`]).
 
 use super::usage::version_usage;
 use crate::approvals::PendingChange;
@@ -9,6 +11,16 @@ use crate::gateway::GatewayError;
 use crate::gateway::runner::{Changes, Exec, NeededChange, Operation, Settings, Target};
 use crate::policy::{Action, OperationFacts};
 use std::sync::Arc;
+
+/// Whether `key` is the one the Kubernetes KMS plugin serves (`[kms_plugin] key`, a name or
+/// an id).
+fn is_kms_plugin_key(settings: &Settings<'_>, key: &KeyRecord) -> bool {
+    settings
+        .lifecycle
+        .kms_plugin_key
+        .as_deref()
+        .is_some_and(|k| k == key.id || k == key.name)
+}
 
 pub struct RetireKeyVersions {
     pub key: String,
@@ -69,6 +81,11 @@ impl Operation for RetireKeyVersions {
                 ),
             ));
         }
+        if !self.force && is_kms_plugin_key(&cx.settings(), key) {
+            return Err(GatewayError::KmsPluginKeyRetirement {
+                key: key.name.clone(),
+            });
+        }
         if self.below <= key.retired_below {
             return Err(GatewayError::invalid(
                 "below",
@@ -95,6 +112,11 @@ impl Operation for RetireKeyVersions {
             .collect();
         cx.detail("below", self.below);
         cx.detail("quiet_period_seconds", quiet.as_secs());
+        if is_kms_plugin_key(&cx.settings(), &key) {
+            // Only forced (see ready).
+            cx.detail("kms_plugin_key", true);
+            cx.detail("forced", true);
+        }
         if !in_use.is_empty() {
             let used: serde_json::Map<String, serde_json::Value> = in_use
                 .iter()

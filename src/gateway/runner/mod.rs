@@ -188,6 +188,12 @@ impl Gateway {
         self.catalog.all()
     }
 
+    /// One key by id or name, read-only, outside any call (the KMS plugin's Status reads its
+    /// key's current version).
+    pub fn key_record(&self, name_or_id: &str) -> Option<Arc<KeyRecord>> {
+        self.catalog.get(name_or_id)
+    }
+
     /// Runs `op` for `call` to its end and returns its result. Dropping the returned future
     /// does not stop an admitted call: it completes and is audited, marked as abandoned by
     /// its caller.

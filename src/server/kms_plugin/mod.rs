@@ -6,17 +6,26 @@
 //! by policy on the plugin's key, audited with the apiserver's `uid` as its request id.
 //!
 //! - `key_id` is the key's id and the version that sealed ([`ops::kms::key_id`]): a rotation
-//!   changes it, so the apiserver notices its stored data is stale and rewrites it.
+//!   changes it, so the apiserver marks what it stored under the old one as stale. It does
+//!   not rewrite that by itself: each object is rewritten on its next write, or by a storage
+//!   migration; until then etcd needs the old versions, so the key's versions retire only
+//!   with force (`RetireKeyVersions`).
 //! - The ciphertext is keygate's own, which names its key and version: Decrypt opens
 //!   ciphertexts of every version not yet retired, whatever `key_id` comes with it.
-//! - Status runs a probe (an Encrypt and a Decrypt of a fixed value, audited like any call,
-//!   with `kms_plugin = "status-probe"` in their events' details) and answers `healthz: ok`
-//!   only when both work, with the current `key_id`. The apiserver calls it about once a
-//!   minute, so the probe costs two events a minute.
+//! - Status answers `healthz: ok` only when a probe (an Encrypt and a Decrypt of a fixed
+//!   value, audited like any call, with `kms_plugin = "status-probe"` in their events'
+//!   details) worked, with the `key_id` of the key's current primary version, read from the
+//!   catalog on every call so that it changes as soon as the key rotates. The apiserver calls
+//!   Status every minute while the plugin is healthy and every 10 seconds while it is not,
+//!   and its health checks may call it more often; so the probe's outcome stands for
+//!   [`HEALTHY_FOR`] (20 s) when it worked and [`UNHEALTHY_FOR`] (3 s) when it did not, and
+//!   Status calls within that time do not probe again: however often Status comes, a healthy
+//!   plugin costs at most two provider calls and two audit events every 20 seconds (two a
+//!   minute at the apiserver's own pace).
 
 mod socket;
 
-pub use socket::{SOCKET_MODE, SocketError, bind};
+pub use socket::{Bound, SOCKET_MODE, SocketError, SocketFile, bind};
 
 use super::call::reply;
 use crate::gateway::ops::{self, KmsCall, KmsDecrypt, KmsEncrypt};
@@ -24,10 +33,9 @@ use crate::gateway::{Call, Credentials, Gateway, GatewayError};
 use crate::pb::kms_v2::{self, key_management_service_server::KeyManagementService};
 use futures::StreamExt as _;
 use keygate_provider::SecretBytes;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UnixListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -37,6 +45,27 @@ const API_VERSION: &str = "v2";
 const PROBE: &[u8] = b"keygate kms plugin status probe";
 /// The longest apiserver `uid` kept as the request id (it sends UUIDs).
 const MAX_UID_BYTES: usize = 128;
+/// How long a probe that worked stands for later Status calls.
+pub const HEALTHY_FOR: Duration = Duration::from_secs(20);
+/// How long a probe that failed stands.
+pub const UNHEALTHY_FOR: Duration = Duration::from_secs(3);
+
+/// A Status probe's outcome: `Err` holds the `healthz` to answer.
+struct Health {
+    at: Instant,
+    outcome: Result<(), String>,
+}
+
+impl Health {
+    fn fresh(&self) -> bool {
+        let stands = if self.outcome.is_ok() {
+            HEALTHY_FOR
+        } else {
+            UNHEALTHY_FOR
+        };
+        self.at.elapsed() < stands
+    }
+}
 
 pub struct KmsPlugin {
     gateway: Arc<Gateway>,
@@ -44,6 +73,8 @@ pub struct KmsPlugin {
     key: String,
     /// `unix:PATH`, the client address of every call.
     address: String,
+    /// The last probe's outcome; held while probing, so Status calls at once share one probe.
+    health: tokio::sync::Mutex<Option<Health>>,
 }
 
 impl KmsPlugin {
@@ -52,6 +83,7 @@ impl KmsPlugin {
             gateway,
             key,
             address: format!("unix:{}", socket.display()),
+            health: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -75,8 +107,8 @@ impl KmsPlugin {
         }
     }
 
-    /// An Encrypt and a Decrypt of [`PROBE`] (one request id for both); the current key id.
-    async fn probe(&self) -> Result<String, GatewayError> {
+    /// An Encrypt and a Decrypt of [`PROBE`] (one request id for both).
+    async fn probe(&self) -> Result<(), GatewayError> {
         let call = self.call("");
         let sealed = self
             .gateway
@@ -107,7 +139,33 @@ impl KmsPlugin {
                 "the status probe decrypted to another value than it encrypted".into(),
             ));
         }
-        Ok(key_id)
+        Ok(())
+    }
+
+    /// The last probe's outcome while it stands, else a new probe's.
+    async fn health(&self) -> Result<(), String> {
+        let mut health = self.health.lock().await;
+        if let Some(h) = health.as_ref().filter(|h| h.fresh()) {
+            return h.outcome.clone();
+        }
+        let outcome = self
+            .probe()
+            .await
+            .map_err(|e| format!("keygate: {}: {e}", e.reason()));
+        *health = Some(Health {
+            at: Instant::now(),
+            outcome: outcome.clone(),
+        });
+        outcome
+    }
+
+    /// The key id of the key's current primary version, from the catalog.
+    fn current_key_id(&self) -> Result<String, String> {
+        let key = self.gateway.key_record(&self.key).ok_or_else(|| {
+            let e = GatewayError::KeyNotFound(self.key.clone());
+            format!("keygate: {}: {e}", e.reason())
+        })?;
+        Ok(ops::kms::key_id(&key.id, key.primary().version))
     }
 }
 
@@ -132,9 +190,9 @@ impl KeyManagementService for KmsPlugin {
         &self,
         _: Request<kms_v2::StatusRequest>,
     ) -> Result<Response<kms_v2::StatusResponse>, Status> {
-        let (healthz, key_id) = match self.probe().await {
+        let (healthz, key_id) = match self.health().await.and_then(|()| self.current_key_id()) {
             Ok(key_id) => ("ok".to_string(), key_id),
-            Err(e) => (format!("keygate: {}: {e}", e.reason()), String::new()),
+            Err(healthz) => (healthz, String::new()),
         };
         Ok(Response::new(kms_v2::StatusResponse {
             version: API_VERSION.into(),
@@ -195,28 +253,28 @@ impl KeyManagementService for KmsPlugin {
 
 /// How the plugin is served.
 pub struct PluginOptions {
-    pub socket: PathBuf,
     pub key: String,
     pub request_timeout: Duration,
-    /// Cancelled to stop: the socket closes, calls under way finish, the socket file goes.
+    /// Cancelled to stop: the socket closes, calls under way finish, the socket file goes
+    /// (if it is still the one [`bind`] made).
     pub stop: CancellationToken,
 }
 
-/// Serves the plugin on `listener` (from [`bind`]) until `options.stop` is cancelled, then
-/// removes the socket file.
+/// Serves the plugin on `bound` (from [`bind`]) until `options.stop` is cancelled, then
+/// removes the socket file unless another has taken its place.
 pub async fn serve(
     gateway: Arc<Gateway>,
-    listener: UnixListener,
+    bound: Bound,
     options: PluginOptions,
 ) -> Result<(), tonic::transport::Error> {
     let PluginOptions {
-        socket,
         key,
         request_timeout,
         stop,
     } = options;
+    let Bound { listener, file } = bound;
     let service = kms_v2::key_management_service_server::KeyManagementServiceServer::new(
-        KmsPlugin::new(gateway, key, &socket),
+        KmsPlugin::new(gateway, key, file.path()),
     )
     .max_decoding_message_size(super::MAX_MESSAGE_BYTES);
     let incoming = futures::stream::unfold(listener, |listener| async move {
@@ -234,10 +292,14 @@ pub async fn serve(
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await;
-    if let Err(e) = std::fs::remove_file(&socket)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(socket = %socket.display(), error = %e, "kms plugin: could not remove the socket");
+    match file.remove() {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(socket = %file.path().display(), "kms plugin: the socket file is gone or another process's now; left alone");
+        }
+        Err(e) => {
+            tracing::warn!(socket = %file.path().display(), error = %e, "kms plugin: could not remove the socket");
+        }
     }
     result
 }
