@@ -350,6 +350,8 @@ async fn an_encrypt_is_traced_in_the_callers_trace_and_counted() {
         "keygate.provider.calls",
         "keygate.provider.call.duration",
         "keygate.audit.commit.duration",
+        "keygate.audit.batch.size",
+        "keygate.audit.queue.depth",
     ] {
         assert!(
             metrics.iter().any(|m| m.name == name),

@@ -301,8 +301,16 @@ fn init_tracing(log: &str, config: &Config) -> Result<Option<Otlp>, String> {
             let keygate_spans = tracing_subscriber::filter::Targets::new()
                 .with_target(otlp::SPANS, tracing::Level::INFO)
                 .with_target("keygate::gateway::runner", tracing::Level::INFO);
+            // Only what the spans' own fields say: no source locations, thread or target
+            // attributes, busy/idle timings or context switching on every poll, each of which
+            // costs on every span (and spans are entered at every poll of a call).
             let layer = tracing_opentelemetry::layer()
                 .with_tracer(tracer)
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
+                .with_context_activation(false)
                 .with_filter(keygate_spans);
             (Some(otlp), Some(layer))
         }

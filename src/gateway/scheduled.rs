@@ -95,6 +95,12 @@ impl Gateway {
                 tracing::warn!(key = %key.name, error = %e, "scheduled key work failed");
             }
         }
+        let still_due = self
+            .keys_snapshot()
+            .iter()
+            .filter(|key| key.state == KeyState::Enabled && key.rotation_due_at_ms <= now_ms)
+            .count();
+        self.telemetry().rotation_due(still_due);
         work
     }
 }

@@ -59,6 +59,10 @@ impl AuditWriterMetrics {
     pub fn taken(&self, waiting: usize) {
         self.queue_depth
             .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        if let Some(otel) = super::otlp::instruments() {
+            otel.audit_queue_depth
+                .record(u64::try_from(waiting).unwrap_or(u64::MAX), &[]);
+        }
     }
 
     /// A commit of `events` events that took `elapsed`, and whether it succeeded.

@@ -19,6 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,6 +63,9 @@ pub struct Telemetry {
     provider_calls: Family<ProviderCallLabels, Counter>,
     provider_seconds: Family<ProviderLabels, Histogram, fn() -> Histogram>,
     breaker_open: Family<ProviderLabels, Gauge>,
+    rate_waits: Family<ProviderLabels, Counter>,
+    rate_wait_seconds: Family<ProviderLabels, Counter<f64, AtomicU64>>,
+    rotation_due: Gauge,
     audit_writer: AuditWriterMetrics,
 }
 
@@ -119,6 +123,24 @@ impl Telemetry {
             "A provider's circuit breaker: 0 closed, 1 half-open, 2 open",
             breaker_open.clone(),
         );
+        let rate_waits = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "provider_rate_waits",
+            "Provider calls that waited for a token of the provider's rate limit",
+            rate_waits.clone(),
+        );
+        let rate_wait_seconds = Family::<ProviderLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "provider_rate_wait_seconds",
+            "Time provider calls spent waiting for rate-limit tokens",
+            rate_wait_seconds.clone(),
+        );
+        let rotation_due = Gauge::default();
+        registry.register(
+            "keys_rotation_due",
+            "Enabled keys past their crypto-period and not rotated, after the last scheduler scan",
+            rotation_due.clone(),
+        );
         let audit_writer = AuditWriterMetrics::default();
         audit_writer.register(&mut registry);
         Self {
@@ -129,6 +151,9 @@ impl Telemetry {
             provider_calls,
             provider_seconds,
             breaker_open,
+            rate_waits,
+            rate_wait_seconds,
+            rotation_due,
         }
     }
 
@@ -164,6 +189,17 @@ impl Telemetry {
                 elapsed.as_secs_f64(),
                 &[KeyValue::new("keygate.operation", operation.to_owned())],
             );
+        }
+    }
+
+    /// How many enabled keys are past their crypto-period and not rotated (the scheduler's
+    /// count after each scan; rotations that keep failing show here).
+    pub fn rotation_due(&self, keys: usize) {
+        self.rotation_due
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
+        if let Some(otel) = otlp::instruments() {
+            otel.rotation_due
+                .record(u64::try_from(keys).unwrap_or(u64::MAX), &[]);
         }
     }
 
@@ -219,12 +255,51 @@ impl Metrics for Telemetry {
                 provider: provider.to_owned(),
             })
             .set(value);
+        if let Some(otel) = otlp::instruments() {
+            otel.breaker_state.record(
+                value,
+                &[KeyValue::new("keygate.provider", provider.to_owned())],
+            );
+        }
+    }
+
+    fn rate_wait(&self, provider: &str, waited: Duration) {
+        let labels = ProviderLabels {
+            provider: provider.to_owned(),
+        };
+        self.rate_waits.get_or_create(&labels).inc();
+        self.rate_wait_seconds
+            .get_or_create(&labels)
+            .inc_by(waited.as_secs_f64());
+        if let Some(otel) = otlp::instruments() {
+            let provider = [KeyValue::new("keygate.provider", provider.to_owned())];
+            otel.rate_waits.add(1, &provider);
+            otel.rate_wait_seconds.add(waited.as_secs_f64(), &provider);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_waits_and_due_rotations_are_exposed() {
+        let t = Telemetry::new();
+        Metrics::rate_wait(&t, "aws", Duration::from_millis(250));
+        Metrics::rate_wait(&t, "aws", Duration::from_millis(500));
+        t.rotation_due(3);
+        let text = t.encode().unwrap();
+        assert!(
+            text.contains(r#"keygate_provider_rate_waits_total{provider="aws"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"keygate_provider_rate_wait_seconds_total{provider="aws"} 0.75"#),
+            "{text}"
+        );
+        assert!(text.contains("keygate_keys_rotation_due 3"), "{text}");
+    }
 
     #[test]
     fn calls_are_counted_by_their_labels() {

@@ -8,7 +8,7 @@
 
 use crate::config::TelemetryConfig;
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, MeterProvider as _};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
@@ -39,6 +39,11 @@ pub struct Instruments {
     pub provider_call_duration: Histogram<f64>,
     pub audit_commit_duration: Histogram<f64>,
     pub audit_batch_size: Histogram<u64>,
+    pub audit_queue_depth: Gauge<u64>,
+    pub breaker_state: Gauge<i64>,
+    pub rate_waits: Counter<u64>,
+    pub rate_wait_seconds: Counter<f64>,
+    pub rotation_due: Gauge<u64>,
 }
 
 static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
@@ -147,6 +152,29 @@ pub fn start(
         audit_batch_size: meter
             .u64_histogram("keygate.audit.batch.size")
             .with_description("Events per audit group commit")
+            .build(),
+        audit_queue_depth: meter
+            .u64_gauge("keygate.audit.queue.depth")
+            .with_description("Appends waiting for the audit writer when it took its last batch")
+            .build(),
+        breaker_state: meter
+            .i64_gauge("keygate.provider.breaker.state")
+            .with_description("A provider's circuit breaker: 0 closed, 1 half-open, 2 open")
+            .build(),
+        rate_waits: meter
+            .u64_counter("keygate.provider.rate.waits")
+            .with_description("Provider calls that waited for a rate token")
+            .build(),
+        rate_wait_seconds: meter
+            .f64_counter("keygate.provider.rate.wait")
+            .with_unit("s")
+            .with_description("Time provider calls spent waiting for rate tokens")
+            .build(),
+        rotation_due: meter
+            .u64_gauge("keygate.keys.rotation.due")
+            .with_description(
+                "Enabled keys past their crypto-period and not rotated, after the last scheduler scan",
+            )
             .build(),
     };
     // A second start in one process (tests) keeps the first instruments.

@@ -243,6 +243,7 @@ impl Guarded {
                     .reserve(deadline)
                     .map_err(|no| self.no_token(op, no.wait, window.length))?;
                 if !wait.is_zero() {
+                    self.metrics.rate_wait(self.inner.name(), wait);
                     tokio::time::sleep(wait).await;
                 }
             }

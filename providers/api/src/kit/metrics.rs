@@ -30,6 +30,9 @@ pub trait Metrics: Send + Sync {
     fn call(&self, _event: &CallEvent<'_>) {}
 
     fn breaker(&self, _provider: &str, _state: BreakerState) {}
+
+    /// A call waited `waited` for a rate token of `provider`'s bucket.
+    fn rate_wait(&self, _provider: &str, _waited: std::time::Duration) {}
 }
 
 /// The default: records nothing.
