@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Keys, Server, ServerOptions, create, reason};
+use common::{Keys, Server, ServerOptions, create, reason, sign};
 use keygate::pb;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -21,16 +21,6 @@ fn server_with(dir: &tempfile::TempDir, lifecycle: &str) -> Server {
             ..Default::default()
         },
     )
-}
-
-async fn sign(keys: &mut Keys, key: &str, message: &[u8]) -> pb::SignResponse {
-    keys.sign(pb::SignRequest {
-        key: key.into(),
-        input: Some(pb::sign_request::Input::Message(message.to_vec())),
-    })
-    .await
-    .unwrap()
-    .into_inner()
 }
 
 async fn rotate(

@@ -103,6 +103,17 @@ pub async fn run(args: ServeArgs) -> CliResult {
         ),
         None => None,
     };
+    let jwks_listener = match &config.jwks {
+        Some(jwks) => Some(
+            tokio::net::TcpListener::bind(&jwks.listen)
+                .await
+                .map_err(|e| format!("jwks.listen {}: {e}", jwks.listen))?,
+        ),
+        None => None,
+    };
+    let timeout = config
+        .duration("limits.request_timeout", &config.limits.request_timeout)
+        .map_err(|e| e.to_string())?;
     let started = crate::server::startup::build(&config, dev_token.as_ref().map(|t| t.as_str()))
         .await
         .map_err(|e| e.to_string())?;
@@ -129,6 +140,33 @@ pub async fn run(args: ServeArgs) -> CliResult {
             plugin.key,
             plugin.principal
         );
+    }
+    let stop_jwks = tokio_util::sync::CancellationToken::new();
+    if let Some((listener, jwks)) = jwks_listener.zip(config.jwks.as_ref()) {
+        let jwks_addr = listener
+            .local_addr()
+            .map_err(|e| format!("jwks.listen: {e}"))?;
+        let cache = config
+            .duration("jwks.cache", &jwks.cache)
+            .map_err(|e| e.to_string())?;
+        println!(
+            "jwks on http://{jwks_addr}: {} key(s) at /keys/{{key}}/jwks.json{}",
+            jwks.keys.len(),
+            match jwks.well_known() {
+                Some(key) => format!(", '{key}' at {}", crate::server::jwks::WELL_KNOWN),
+                None => String::new(),
+            }
+        );
+        tokio::spawn(crate::server::jwks::serve(
+            listener,
+            std::sync::Arc::new(crate::server::jwks::Jwks::new(
+                gateway.clone(),
+                jwks,
+                cache,
+                timeout,
+            )),
+            stop_jwks.clone(),
+        ));
     }
     println!("keygate listening on {scheme}://{addr}");
     println!(
@@ -188,9 +226,6 @@ pub async fn run(args: ServeArgs) -> CliResult {
                 .watch_policies(watch_every, stop_scheduler.clone()),
         )
     });
-    let timeout = config
-        .duration("limits.request_timeout", &config.limits.request_timeout)
-        .map_err(|e| e.to_string())?;
     let settings = config.server_settings().map_err(|e| e.to_string())?;
     let stop = tokio_util::sync::CancellationToken::new();
     let signal = tokio::spawn({
@@ -238,6 +273,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         || (began + settings.drain_grace()).saturating_duration_since(std::time::Instant::now());
     // The plugin's socket closes with the gRPC listener (which may also have ended by itself).
     stop.cancel();
+    stop_jwks.cancel();
     if let Some(task) = kms_task {
         match tokio::time::timeout(drain_left(), task).await {
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "the kms plugin's server failed"),

@@ -4,6 +4,7 @@
 //! Secrets appear only as references ([`SecretRef`]); an inline secret is refused.
 
 mod audit;
+mod jwks;
 mod kms_plugin;
 mod posture;
 mod server;
@@ -14,6 +15,7 @@ pub use audit::{
     AuditConfig, CheckpointConfig, FloodConfig, IngestConfig, ObjectLocation, SYSTEM_OWNER,
     WitnessConfig,
 };
+pub use jwks::JwksConfig;
 pub use keygate_provider::{SecretRef, SecretRefError};
 pub use kms_plugin::KmsPluginConfig;
 pub use server::{ServerConfig, ServerSettings};
@@ -68,6 +70,9 @@ pub struct Config {
     /// The Kubernetes KMS v2 plugin on a UNIX socket (`kms_plugin.rs`); unset: none.
     #[serde(default)]
     pub kms_plugin: Option<KmsPluginConfig>,
+    /// The JWKS endpoint for signing keys' public keys (`jwks.rs`); unset: none.
+    #[serde(default)]
+    pub jwks: Option<JwksConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -621,6 +626,9 @@ impl Config {
         if let Some(plugin) = &self.kms_plugin {
             plugin.validate(self)?;
         }
+        if let Some(jwks) = &self.jwks {
+            jwks.validate(self)?;
+        }
         if self.limits.max_plaintext_bytes == 0 || self.limits.max_plaintext_bytes > 1024 * 1024 {
             return Err(Self::invalid(
                 "limits.max_plaintext_bytes",
@@ -729,6 +737,32 @@ mod tests {
         assert!(err.contains("kms_plugin.key"), "{err}");
         let err = parse(&format!("{plugin}roles = [\"dev-root\"]\n")).unwrap_err();
         assert!(err.contains("kms_plugin.roles"), "{err}");
+    }
+
+    #[test]
+    fn the_jwks_endpoint_publishes_only_what_it_lists() {
+        let jwks = "[jwks]\nlisten = \"127.0.0.1:8443\"\n";
+        assert!(parse("").unwrap().jwks.is_none());
+        let err = parse(jwks).unwrap_err();
+        assert!(err.contains("jwks.keys"), "{err}");
+        let one = parse(&format!("{jwks}keys = [\"jwt/issuer\"]\n")).unwrap();
+        let one = one.jwks.unwrap();
+        assert_eq!(one.well_known(), Some("jwt/issuer"));
+        assert_eq!(one.cache, "30s");
+        let two = format!("{jwks}keys = [\"a/b\", \"c/d\"]\n");
+        assert_eq!(parse(&two).unwrap().jwks.unwrap().well_known(), None);
+        let chosen = parse(&format!("{two}default = \"c/d\"\n")).unwrap();
+        assert_eq!(chosen.jwks.unwrap().well_known(), Some("c/d"));
+        let err = parse(&format!("{two}default = \"e/f\"\n")).unwrap_err();
+        assert!(err.contains("jwks.default"), "{err}");
+        let err = parse(&format!("{jwks}keys = [\"a/b\", \"a/b\"]\n")).unwrap_err();
+        assert!(err.contains("twice"), "{err}");
+        let err = parse(&format!("{jwks}keys = [\" a/b\"]\n")).unwrap_err();
+        assert!(err.contains("jwks.keys"), "{err}");
+        let err = parse(&format!("{two}cache = \"1h\"\n")).unwrap_err();
+        assert!(err.contains("jwks.cache"), "{err}");
+        let err = parse(&format!("{two}cache = \"soon\"\n")).unwrap_err();
+        assert!(err.contains("jwks.cache"), "{err}");
     }
 
     #[test]

@@ -336,6 +336,17 @@ pub fn create(name: &str, algorithm: &str, owner: &str) -> keygate::pb::CreateKe
     }
 }
 
+/// Signs `message` with the key's primary version.
+pub async fn sign(keys: &mut Keys, key: &str, message: &[u8]) -> keygate::pb::SignResponse {
+    keys.sign(keygate::pb::SignRequest {
+        key: key.into(),
+        input: Some(keygate::pb::sign_request::Input::Message(message.to_vec())),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 /// Audit events for a request id.
 pub async fn events_for(audit: &mut Audit, request_id: &str) -> Vec<keygate::pb::AuditEvent> {
     audit

@@ -36,7 +36,9 @@ pub enum Credentials {
     /// connect), made as the principal configured for the plugin; never reachable from the
     /// network.
     KmsPlugin,
-    /// Work keygate starts itself; never reachable from the network.
+    /// Work keygate starts itself; never reachable from the network, except
+    /// [`SystemTask::JwksPublication`], which a fetch of the JWKS endpoint starts and which
+    /// may only read the public keys of the keys `[jwks] keys` lists.
     System(SystemTask),
     /// A critical action its approvers' quorum released, run for its requester.
     Approved(Arc<crate::approvals::Grant>),
@@ -69,6 +71,9 @@ pub enum SystemTask {
     AuditKeySetup,
     /// The periodic inventory scan (`posture.scan_interval`).
     PostureScan,
+    /// The JWKS endpoint building the document of a key `[jwks] keys` lists (the operator's
+    /// list is the authority: the endpoint answers anyone).
+    JwksPublication,
 }
 
 impl SystemTask {
@@ -83,6 +88,7 @@ impl SystemTask {
             SystemTask::AuditKeySetup => action == Action::CreateKey,
             SystemTask::PolicyReload => action == Action::ReloadPolicies,
             SystemTask::PostureScan => action == Action::ScanPosture,
+            SystemTask::JwksPublication => action == Action::GetPublicKey,
         }
     }
 
@@ -99,6 +105,7 @@ impl SystemTask {
             SystemTask::PostureScan => {
                 "system: the periodic inventory scan (posture.scan_interval)"
             }
+            SystemTask::JwksPublication => "system: the JWKS endpoint publishes it (jwks.keys)",
         }
     }
 
@@ -134,6 +141,7 @@ impl Actor {
                 "keygate:audit".into()
             }
             Actor::System(SystemTask::PostureScan) => "keygate:posture".into(),
+            Actor::System(SystemTask::JwksPublication) => "keygate:jwks".into(),
             Actor::System(_) => "keygate:scheduler".into(),
             Actor::Ingester(source) => format!("keygate:ingester:{source}"),
         }
