@@ -361,3 +361,32 @@ fn a_config_with_an_inline_secret_is_refused_naming_the_setting() {
     );
     assert!(!err.contains("hunter2-inline"));
 }
+
+/// `bench --progress` reports the calls sent on stderr, every second from the start.
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_shows_its_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let (ok, stdout, stderr) = run(
+        cli(
+            &server,
+            &[
+                "bench",
+                "--op",
+                "encrypt",
+                "--requests",
+                "200",
+                "--concurrency",
+                "4",
+                "--progress",
+                "-o",
+                "json",
+            ],
+        ),
+        b"",
+    );
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(report["ok"].as_u64(), Some(200), "{report}");
+    assert!(stderr.contains("calls sent of 200"), "{stderr}");
+}

@@ -59,6 +59,9 @@ pub struct BenchArgs {
     /// Write the request id of every call that returned OK to this file, one per line.
     #[arg(long)]
     pub record_ok: Option<PathBuf>,
+    /// Show progress on stderr (calls sent, every second) even when stderr is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 struct WorkerResult {
@@ -222,12 +225,33 @@ pub async fn run(conn: &Connection, fmt: Format, args: BenchArgs) -> CliResult {
         args.requests.unwrap_or(u64::MAX),
     ));
     let record = args.record_ok.is_some();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ticker =
+        (args.progress || std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let sent = sent.clone();
+            let of = match args.requests {
+                Some(n) => format!("of {n}"),
+                None => format!("in {:.0}s", (warmup + duration).as_secs_f64()),
+            };
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    eprint!(
+                        "\rbench: {} calls sent {of}, {:.0}s   ",
+                        sent.load(std::sync::atomic::Ordering::Relaxed),
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+            })
+        });
     let mut tasks = Vec::with_capacity(args.concurrency);
     for i in 0..args.concurrency {
         let mut keys = clients[i % clients.len()].clone();
         let (key, payload, ciphertext) = (key.clone(), payload.clone(), ciphertext.clone());
         let op = args.op;
         let remaining = remaining.clone();
+        let sent = sent.clone();
         tasks.push(tokio::spawn(async move {
             let mut r = WorkerResult {
                 histogram: Histogram::new_with_bounds(1, 60_000_000, 3)
@@ -249,6 +273,7 @@ pub async fn run(conn: &Connection, fmt: Format, args: BenchArgs) -> CliResult {
                     break;
                 }
                 let result = call(&mut keys, op, &key, &payload, &ciphertext).await;
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let measured = t0 >= measure_from;
                 match result {
                     Ok(id) => {
@@ -285,6 +310,10 @@ pub async fn run(conn: &Connection, fmt: Format, args: BenchArgs) -> CliResult {
             *errors.entry(code).or_default() += n;
         }
         ok_ids.extend(r.ok_ids);
+    }
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprintln!();
     }
     if let Some(path) = &args.record_ok {
         let mut file = std::io::BufWriter::new(
