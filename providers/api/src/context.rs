@@ -85,6 +85,20 @@ pub fn note_backend_request_id(id: &str) {
     let _ = SCOPE.try_with(|s| s.note(id));
 }
 
+/// Where [`traceparent`] comes from: set once by the gateway when it exports traces.
+static TRACEPARENT: OnceLock<fn() -> Option<String>> = OnceLock::new();
+
+/// Registers the source of [`traceparent`] (the gateway, when its OpenTelemetry export is on).
+pub fn set_traceparent_source(source: fn() -> Option<String>) {
+    let _ = TRACEPARENT.set(source);
+}
+
+/// The W3C `traceparent` of the provider call being made (its span in the caller's trace),
+/// for providers whose backend or SDK can carry it; `None` when calls are not traced.
+pub fn traceparent() -> Option<String> {
+    TRACEPARENT.get().and_then(|source| source())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,18 +125,4 @@ mod tests {
         note_backend_request_id("outside");
         assert_eq!(scope.backend_request_ids(), ["a", "b"]);
     }
-}
-
-/// Where [`traceparent`] comes from: set once by the gateway when it exports traces.
-static TRACEPARENT: OnceLock<fn() -> Option<String>> = OnceLock::new();
-
-/// Registers the source of [`traceparent`] (the gateway, when its OpenTelemetry export is on).
-pub fn set_traceparent_source(source: fn() -> Option<String>) {
-    let _ = TRACEPARENT.set(source);
-}
-
-/// The W3C `traceparent` of the provider call being made (its span in the caller's trace),
-/// for providers whose backend or SDK can carry it; `None` when calls are not traced.
-pub fn traceparent() -> Option<String> {
-    TRACEPARENT.get().and_then(|source| source())
 }
