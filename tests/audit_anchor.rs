@@ -40,19 +40,6 @@ fn offline(dir: &Path, pem: &Path) -> (i32, String, String) {
     run(cmd)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 async fn db(dir: &Path) -> sqlx::SqlitePool {
     sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("keygate.db").display()))
         .await
@@ -126,7 +113,7 @@ async fn fixture() -> Fixture {
     std::fs::write(&pem, out).unwrap();
     server.stop_gracefully();
     let early = dir.path().join("early");
-    copy_dir(&data, &early);
+    common::copy_dir(&data, &early);
 
     let mut server = Server::start(&data);
     let mut keys = server.root().await;
@@ -149,9 +136,9 @@ async fn fixture() -> Fixture {
     assert_eq!(encrypts.len(), 5);
     server.stop_gracefully();
     let pristine = dir.path().join("pristine");
-    copy_dir(&data, &pristine);
+    common::copy_dir(&data, &pristine);
     let work = dir.path().join("work");
-    copy_dir(&pristine, &work);
+    common::copy_dir(&pristine, &work);
     Fixture {
         early,
         pristine,

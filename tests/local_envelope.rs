@@ -98,49 +98,6 @@ async fn provider_uri(keys: &mut common::Keys, key: &str) -> String {
     .provider_uri
 }
 
-/// Schedules the destruction as the root (no approvals) and waits for the scheduler.
-async fn destroy(keys: &mut common::Keys, key: &str) {
-    keys.schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
-        key: key.into(),
-        pending_window: Some(prost_types::Duration {
-            seconds: 1,
-            nanos: 0,
-        }),
-    })
-    .await
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let state = keys
-            .get_key(pb::GetKeyRequest {
-                key: key.into(),
-                usage: false,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .state;
-        if state == "destroyed" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{key} never destroyed: {state}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_hsm_wrapped_local_store_outlives_its_backups_once_the_old_hsm_key_is_destroyed() {
     let hsm = Hsm::new(TOKEN, "1234", USER_PIN);
@@ -184,8 +141,8 @@ async fn an_hsm_wrapped_local_store_outlives_its_backups_once_the_old_hsm_key_is
 
     // A full backup of the store, then the destruction it must not undo.
     let backup = dir.path().join("backup");
-    copy_dir(&store, &backup);
-    destroy(&mut keys, "app/doomed").await;
+    common::copy_dir(&store, &backup);
+    common::destroy_as_root(&mut keys, "app/doomed").await;
     let records = server
         .admin(common::ROOT_TOKEN)
         .await
@@ -281,13 +238,13 @@ async fn an_hsm_wrapped_local_store_outlives_its_backups_once_the_old_hsm_key_is
         "{details}"
     );
     // The old one is destroyed, deliberately, through keygate.
-    destroy(&mut keys, "local-root/2025").await;
+    common::destroy_as_root(&mut keys, "local-root/2025").await;
     drop(server);
 
     // The backup from before the destruction, put back whole: it needs the destroyed HSM key.
     let live = dir.path().join("live");
     std::fs::rename(&store, &live).unwrap();
-    copy_dir(&backup, &store);
+    common::copy_dir(&backup, &store);
     let stderr = refused_start(dir.path(), &config(dir.path(), &hsm, Some(&new_wrap)));
     assert!(
         stderr.contains("providers.local") && stderr.contains(&old_wrap),

@@ -75,36 +75,6 @@ fn on_disk(dir: &Path, needle: &[u8]) -> bool {
     })
 }
 
-/// Schedules the destruction as the dev root (no approvals) and waits for the scheduler.
-async fn destroy(keys: &mut Keys, key: &str) {
-    keys.schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
-        key: key.into(),
-        pending_window: Some(prost_types::Duration {
-            seconds: 1,
-            nanos: 0,
-        }),
-    })
-    .await
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let state = keys
-            .get_key(pb::GetKeyRequest {
-                key: key.into(),
-                usage: false,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .state;
-        if state == "destroyed" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{key} never destroyed: {state}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_destroyed_local_key_is_erased_even_from_a_restored_key_file_and_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -141,7 +111,7 @@ async fn a_destroyed_local_key_is_erased_even_from_a_restored_key_file_and_a_kil
         std::fs::copy(&f, key_files_before.join(f.file_name().unwrap())).unwrap();
     }
 
-    destroy(&mut keys, "doomed").await;
+    common::destroy_as_root(&mut keys, "doomed").await;
     // A crash right after: no clean shutdown.
     server.kill9();
     drop(server);

@@ -430,3 +430,49 @@ pub async fn verify_full(audit: &mut Audit) -> keygate::pb::AuditVerifyResponse 
 pub fn reason(status: &tonic::Status) -> String {
     team::error_info(status).0
 }
+
+/// Copies directory `from` to `to`, recursively (a backup, as an operator would take one).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Schedules `key`'s destruction with a 1 s window as the dev root (which needs no
+/// approvals) and waits until the scheduler has destroyed it (the server's
+/// `lifecycle.scan_interval` must be short).
+pub async fn destroy_as_root(keys: &mut Keys, key: &str) {
+    keys.schedule_key_destruction(keygate::pb::ScheduleKeyDestructionRequest {
+        key: key.into(),
+        pending_window: Some(prost_types::Duration {
+            seconds: 1,
+            nanos: 0,
+        }),
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = keys
+            .get_key(keygate::pb::GetKeyRequest {
+                key: key.into(),
+                usage: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .state;
+        if state == "destroyed" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{key} never destroyed: {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
