@@ -11,7 +11,7 @@ use common::{Server, ServerOptions, create, open, seal, team};
 use keygate::pb;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "e2e-envelope";
 const PIN_VAR: &str = "E2E_ENVELOPE_HSM_PIN";

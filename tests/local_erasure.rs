@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::{Keys, Server, ServerOptions, create, open, seal, team};
+use common::{Server, ServerOptions, create, open, seal, team};
 use keygate::pb;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 const PASSPHRASE: (&str, &str) = ("KG_TEST_PASSPHRASE", "a passphrase for the erasure tests");
 
