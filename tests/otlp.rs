@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
+const UNSAMPLED_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const PLAINTEXT: &[u8] = b"the otlp test's plaintext";
 const ENCRYPTS: u64 = 3;
 
@@ -183,6 +184,19 @@ async fn an_encrypt_is_traced_in_the_callers_trace_and_counted() {
             .unwrap();
         ciphertexts.push(reply.into_inner().ciphertext);
     }
+    // A caller that decided not to sample its trace: keygate makes no span for the call.
+    let mut unsampled = tonic::Request::new(pb::EncryptRequest {
+        key: "otlp/key".into(),
+        plaintext: PLAINTEXT.to_vec(),
+        associated_data: vec![],
+    });
+    unsampled.metadata_mut().insert(
+        "traceparent",
+        format!("00-{UNSAMPLED_TRACE_ID}-{CALLER_SPAN}-00")
+            .parse()
+            .unwrap(),
+    );
+    keys.encrypt(unsampled).await.unwrap();
     let missing = keys
         .encrypt(traced(pb::EncryptRequest {
             key: "otlp/no-such-key".into(),
@@ -306,6 +320,14 @@ async fn an_encrypt_is_traced_in_the_callers_trace_and_counted() {
         assert!(!everything.contains(&hex::encode(ciphertext)));
     }
 
+    // Exported after the sampled calls' spans (same batches or earlier ones), so by now
+    // the unsampled call's would be here.
+    let unsampled_id = hex::decode(UNSAMPLED_TRACE_ID).unwrap();
+    assert!(
+        !spans.iter().any(|s| s.trace_id == unsampled_id),
+        "no span for a call whose caller did not sample it"
+    );
+
     // The call metrics, with the values driven.
     until("keygate.calls for the Encrypts", || {
         let metrics = collector.metrics.lock().unwrap();
@@ -326,7 +348,8 @@ async fn an_encrypt_is_traced_in_the_callers_trace_and_counted() {
                 ("keygate.outcome", "KEY_NOT_FOUND"),
             ],
         )?;
-        (ok == ENCRYPTS as i64 && not_found == 1).then_some(())
+        // The unsampled call is counted too: metrics do not depend on tracing.
+        (ok == ENCRYPTS as i64 + 1 && not_found == 1).then_some(())
     })
     .await;
     let metrics = collector.metrics.lock().unwrap().clone();
@@ -345,7 +368,7 @@ async fn an_encrypt_is_traced_in_the_callers_trace_and_counted() {
         .filter(|p| attribute(&p.attributes, "keygate.operation").as_deref() == Some("Encrypt"))
         .map(|p| p.count)
         .sum();
-    assert_eq!(encrypts, ENCRYPTS + 1);
+    assert_eq!(encrypts, ENCRYPTS + 2);
     for name in [
         "keygate.provider.calls",
         "keygate.provider.call.duration",

@@ -334,9 +334,16 @@ fn init_tracing(log: &str, config: &Config) -> Result<Option<Otlp>, String> {
         .with_filter(filter);
     let (otlp, otel_layer) = match otlp::start(&config.telemetry)? {
         Some((otlp, tracer)) => {
+            use tracing_subscriber::filter::FilterExt as _;
+            // keygate's spans, and only inside a traced RPC: the RPC layer opens the server
+            // span only for a call it traces, so the rest of an untraced call costs nothing.
             let keygate_spans = tracing_subscriber::filter::Targets::new()
                 .with_target(otlp::SPANS, tracing::Level::INFO)
-                .with_target("keygate::gateway::runner", tracing::Level::INFO);
+                .with_target("keygate::gateway::runner", tracing::Level::INFO)
+                .and(tracing_subscriber::filter::dynamic_filter_fn(|meta, cx| {
+                    (meta.name() == "rpc" && meta.target() == otlp::SPANS)
+                        || cx.lookup_current().is_some()
+                }));
             // Only what the spans' own fields say: no source locations, thread or target
             // attributes, busy/idle timings or context switching on every poll, each of which
             // costs on every span (and spans are entered at every poll of a call).

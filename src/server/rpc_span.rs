@@ -63,6 +63,23 @@ where
         if !otlp::tracing_on() {
             return Either::Left(self.inner.call(request));
         }
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&Headers(request.headers()))
+        });
+        // The caller's decision when it sent one, else keygate's share of root traces. A
+        // call not traced gets no span at all, and so no child spans.
+        let caller = {
+            use opentelemetry::trace::TraceContextExt as _;
+            parent.span().span_context().clone()
+        };
+        let traced = if caller.is_valid() {
+            caller.is_sampled()
+        } else {
+            otlp::sample_root()
+        };
+        if !traced {
+            return Either::Left(self.inner.call(request));
+        }
         let (service, method) = service_and_method(request.uri().path());
         let span = tracing::info_span!(
             target: SPANS,
@@ -75,9 +92,6 @@ where
             rpc.method = %method,
             rpc.grpc.status_code = tracing::field::Empty,
         );
-        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.extract(&Headers(request.headers()))
-        });
         // A request without a (valid) traceparent starts a trace of its own.
         let _ = span.set_parent(parent);
         let future = self.inner.call(request);

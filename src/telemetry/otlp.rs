@@ -19,6 +19,7 @@ use opentelemetry_sdk::runtime::Tokio;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The `tracing` target of the spans made for OpenTelemetry only (kept out of the log).
@@ -47,6 +48,42 @@ pub struct Instruments {
 }
 
 static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+
+/// The share of calls without a (valid) caller's `traceparent` that start a trace, from
+/// `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio` and their `parentbased_`
+/// forms) and `OTEL_TRACES_SAMPLER_ARG`; 1 by default.
+static ROOT_RATIO: OnceLock<f64> = OnceLock::new();
+static ROOT_CALLS: AtomicU64 = AtomicU64::new(0);
+
+fn root_ratio_from_env() -> f64 {
+    let sampler = std::env::var("OTEL_TRACES_SAMPLER").unwrap_or_default();
+    match sampler.trim().trim_start_matches("parentbased_") {
+        "always_off" => 0.0,
+        "traceidratio" => std::env::var("OTEL_TRACES_SAMPLER_ARG")
+            .ok()
+            .and_then(|arg| arg.trim().parse::<f64>().ok())
+            .filter(|ratio| (0.0..=1.0).contains(ratio))
+            .unwrap_or(1.0),
+        _ => 1.0,
+    }
+}
+
+/// Whether a call whose caller sent no trace context starts a trace: exactly the configured
+/// share of such calls, spread evenly. Decided before any span exists, so a call that is not
+/// traced creates none (the OpenTelemetry layer enables spans only below a traced RPC).
+pub fn sample_root() -> bool {
+    let ratio = *ROOT_RATIO.get().unwrap_or(&1.0);
+    if ratio >= 1.0 {
+        return true;
+    }
+    nth_sampled(ROOT_CALLS.fetch_add(1, Ordering::Relaxed), ratio)
+}
+
+/// Whether call `n` (counting from 0) is among the `ratio` share, spread evenly.
+fn nth_sampled(n: u64, ratio: f64) -> bool {
+    let n = n as f64;
+    (n * ratio).floor() != ((n + 1.0) * ratio).floor()
+}
 
 /// The instruments, if the OTLP export is on; `None` costs the call path nothing.
 pub fn instruments() -> Option<&'static Instruments> {
@@ -106,7 +143,11 @@ pub fn start(
     let resource = resource
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
+    let _ = ROOT_RATIO.set(root_ratio_from_env());
+    // The sampling decision is keygate's (see `sample_root`): a span reaches the SDK only
+    // inside a trace already decided, so the SDK samples everything it sees.
     let tracer_provider = SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
         .with_span_processor(BatchSpanProcessor::builder(spans, Tokio).build())
         .with_resource(resource.clone())
         .build();
@@ -222,5 +263,18 @@ impl Otlp {
             }
             _ => tracing::warn!("the last telemetry export did not finish in time"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nth_sampled;
+
+    #[test]
+    fn the_root_share_is_exact_and_even() {
+        let picked: Vec<u64> = (0..100).filter(|&n| nth_sampled(n, 0.1)).collect();
+        assert_eq!(picked, [9, 19, 29, 39, 49, 59, 69, 79, 89, 99]);
+        assert_eq!((0..1000).filter(|&n| nth_sampled(n, 0.25)).count(), 250);
+        assert_eq!((0..1000).filter(|&n| nth_sampled(n, 0.0)).count(), 0);
     }
 }
