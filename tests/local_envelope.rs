@@ -143,16 +143,7 @@ async fn an_hsm_wrapped_local_store_outlives_its_backups_once_the_old_hsm_key_is
     let backup = dir.path().join("backup");
     common::copy_dir(&store, &backup);
     common::destroy_as_root(&mut keys, "app/doomed").await;
-    let records = server
-        .admin(common::ROOT_TOKEN)
-        .await
-        .list_destruction_records(pb::ListDestructionRecordsRequest {
-            key: "app/doomed".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records;
+    let records = common::destruction_records(&server, "app/doomed").await;
     assert_eq!(records.len(), 1);
     assert!(
         records[0].method.contains("cryptographic erasure")

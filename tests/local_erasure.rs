@@ -144,16 +144,7 @@ async fn a_destroyed_local_key_is_erased_even_from_a_restored_key_file_and_a_kil
         b"still here"
     );
     // The record says how the key was destroyed.
-    let records = server
-        .admin(common::ROOT_TOKEN)
-        .await
-        .list_destruction_records(pb::ListDestructionRecordsRequest {
-            key: "doomed".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .records;
+    let records = common::destruction_records(&server, "doomed").await;
     assert_eq!(records.len(), 1);
     assert!(
         records[0].method.contains("cryptographic erasure"),

@@ -476,3 +476,18 @@ pub async fn destroy_as_root(keys: &mut Keys, key: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The destruction records of `key`, read as the dev root.
+pub async fn destruction_records(
+    server: &Server,
+    key: &str,
+) -> Vec<keygate::pb::DestructionRecord> {
+    server
+        .admin(ROOT_TOKEN)
+        .await
+        .list_destruction_records(keygate::pb::ListDestructionRecordsRequest { key: key.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+}

@@ -9,8 +9,8 @@ use crate::master_key::random_secret;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use keygate_provider::{
-    Algorithm, KeyProvider, KeyPurpose, KeyUri, ProviderError, ProviderKeyState, SecretBytes,
-    VersionRef,
+    Algorithm, KeyProvider, KeyPurpose, KeyUri, ProviderError, ProviderKey, ProviderKeyState,
+    SecretBytes, VersionRef,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -99,12 +99,7 @@ impl RootWrapper {
     /// the key's ARN): the form keygate's catalog holds, so the gateway recognises the key
     /// when someone asks to destroy, disable or retire it.
     pub async fn canonical(mut self) -> Result<Self, EnvelopeError> {
-        let described = self
-            .provider
-            .describe(&self.key)
-            .await
-            .map_err(self.failed(&self.key))?
-            .value;
+        let described = self.describe().await?;
         self.key = described.uri;
         Ok(self)
     }
@@ -115,6 +110,16 @@ impl RootWrapper {
 
     pub fn key(&self) -> &KeyUri {
         &self.key
+    }
+
+    /// The configured key, as its provider describes it now.
+    async fn describe(&self) -> Result<ProviderKey, EnvelopeError> {
+        Ok(self
+            .provider
+            .describe(&self.key)
+            .await
+            .map_err(self.failed(&self.key))?
+            .value)
     }
 
     fn failed(&self, key: &KeyUri) -> impl FnOnce(ProviderError) -> EnvelopeError + '_ {
@@ -128,12 +133,7 @@ impl RootWrapper {
 
     /// A new random root key, sealed under the wrapping key's primary version.
     pub async fn seal_new_root(&self) -> Result<(SecretBytes, EnvelopeRecord), EnvelopeError> {
-        let described = self
-            .provider
-            .describe(&self.key)
-            .await
-            .map_err(self.failed(&self.key))?
-            .value;
+        let described = self.describe().await?;
         let name = self.provider.name().to_string();
         if described.state != ProviderKeyState::Enabled {
             return Err(EnvelopeError::NotEnabled {
