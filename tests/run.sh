@@ -24,6 +24,7 @@ serves() {
     softhsm) echo 'keygate::pkcs11 keygate-provider-pkcs11 keygate-provider-pkcs11::* keygate::byok keygate::posture' ;;
     python-grpc) echo 'keygate::python_client' ;;
     prometheus) echo 'keygate::prometheus' ;;
+    chromium) echo 'keygate::console' ;;
     postgres) echo 'keygate::postgres* keygate-test-backends::postgres' ;;
   esac
 }

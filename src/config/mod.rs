@@ -4,6 +4,7 @@
 //! Secrets appear only as references ([`SecretRef`]); an inline secret is refused.
 
 mod audit;
+mod console;
 mod jwks;
 mod kms_plugin;
 mod posture;
@@ -15,6 +16,7 @@ pub use audit::{
     AuditConfig, CheckpointConfig, FloodConfig, IngestConfig, ObjectLocation, SYSTEM_OWNER,
     WitnessConfig,
 };
+pub use console::ConsoleConfig;
 pub use jwks::JwksConfig;
 pub use keygate_provider::{SecretRef, SecretRefError};
 pub use kms_plugin::KmsPluginConfig;
@@ -73,6 +75,9 @@ pub struct Config {
     /// The JWKS endpoint for signing keys' public keys (`jwks.rs`); unset: none.
     #[serde(default)]
     pub jwks: Option<JwksConfig>,
+    /// The web console for security teams (`console.rs`); unset: none.
+    #[serde(default)]
+    pub console: Option<ConsoleConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -628,6 +633,9 @@ impl Config {
         }
         if let Some(jwks) = &self.jwks {
             jwks.validate(self)?;
+        }
+        if let Some(console) = &self.console {
+            console.validate(self)?;
         }
         if self.limits.max_plaintext_bytes == 0 || self.limits.max_plaintext_bytes > 1024 * 1024 {
             return Err(Self::invalid(

@@ -90,6 +90,9 @@ actions! {
     ListFindings,
     /// Acknowledges a finding, with a reason.
     AcknowledgeFinding,
+    /// Signs in to the web console with a token (the console's pages then run as its
+    /// principal, each read authorized and audited like the RPC it stands for).
+    ConsoleSignIn,
     /// Brings a key a provider holds, unmanaged, into the catalog.
     AdoptKey,
     /// Replaces a provider instance's master key and rewraps its keys under the new one.

@@ -6,6 +6,7 @@ mod approvals;
 mod audit;
 pub mod call;
 mod connections;
+pub mod console;
 pub mod convert;
 mod crl_check;
 mod early_auth;

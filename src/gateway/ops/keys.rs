@@ -263,6 +263,8 @@ pub struct GetKey {
 pub struct Usage {
     pub window: Duration,
     pub versions: BTreeMap<u32, super::usage::VersionUsage>,
+    /// The same uses per UTC day.
+    pub daily: super::usage::DailyUsage,
 }
 
 pub struct KeyView {
@@ -297,9 +299,13 @@ impl Operation for GetKey {
         let usage = if self.usage {
             let window = cx.settings().lifecycle.usage_window;
             let since = now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-            let versions = super::usage::version_usage(cx, &record, since).await?;
+            let (versions, daily) = super::usage::usage_by_day(cx, &record, since).await?;
             cx.detail("usage_window_seconds", window.as_secs());
-            Some(Usage { window, versions })
+            Some(Usage {
+                window,
+                versions,
+                daily,
+            })
         } else {
             None
         };

@@ -32,13 +32,29 @@ impl VersionUsage {
     }
 }
 
+/// Uses per version on each UTC day, keyed by the day's start (ms since the epoch).
+pub type DailyUsage = BTreeMap<i64, BTreeMap<u32, u64>>;
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
 /// Per version of `key`: its uses since `since_ms`.
 pub async fn version_usage<M: Mode>(
     cx: &Exec<'_, M>,
     key: &KeyRecord,
     since_ms: i64,
 ) -> Result<BTreeMap<u32, VersionUsage>, GatewayError> {
+    Ok(usage_by_day(cx, key, since_ms).await?.0)
+}
+
+/// Per version of `key`: its uses since `since_ms`, in all and per UTC day (the console's
+/// chart of a key's use over time).
+pub async fn usage_by_day<M: Mode>(
+    cx: &Exec<'_, M>,
+    key: &KeyRecord,
+    since_ms: i64,
+) -> Result<(BTreeMap<u32, VersionUsage>, DailyUsage), GatewayError> {
     let mut usage: BTreeMap<u32, VersionUsage> = BTreeMap::new();
+    let mut daily = DailyUsage::new();
     for action in READS {
         let filter = AuditFilter {
             start_ms: Some(since_ms),
@@ -58,6 +74,8 @@ pub async fn version_usage<M: Mode>(
                         .entry(version)
                         .or_default()
                         .add(uses, e.record.time_ms);
+                    let day = e.record.time_ms - e.record.time_ms.rem_euclid(DAY_MS);
+                    *daily.entry(day).or_default().entry(version).or_default() += uses;
                 }
             }
             match events.last() {
@@ -71,7 +89,7 @@ pub async fn version_usage<M: Mode>(
             }
         }
     }
-    Ok(usage)
+    Ok((usage, daily))
 }
 
 /// The versions of `key_id` one event used, and how many times: a batch's `versions` map,

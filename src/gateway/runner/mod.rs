@@ -151,6 +151,18 @@ impl Gateway {
         self.providers.names()
     }
 
+    /// Each provider instance's name and kind (`local`, `pkcs11`, `aws-kms`, …).
+    pub fn provider_kinds(&self) -> Vec<(String, &'static str)> {
+        self.providers
+            .names()
+            .into_iter()
+            .filter_map(|name| {
+                let kind = self.providers.get(&name)?.kind();
+                Some((name, kind))
+            })
+            .collect()
+    }
+
     pub fn policy_count(&self) -> usize {
         self.policy.current().policy_count()
     }
