@@ -90,6 +90,8 @@ actions! {
     ListFindings,
     /// Acknowledges a finding, with a reason.
     AcknowledgeFinding,
+    /// The compliance report: each requirement with the evidence keygate holds for it.
+    ComplianceReport,
     /// Brings a key a provider holds, unmanaged, into the catalog.
     AdoptKey,
     /// Replaces a provider instance's master key and rewraps its keys under the new one.

@@ -7,6 +7,7 @@ pub mod audit_anchor;
 pub mod batch;
 pub mod byok;
 pub mod checklist;
+pub mod compliance;
 pub mod crypto;
 pub mod inventory;
 pub mod keys;
@@ -35,6 +36,7 @@ pub use batch::{
     DecryptItem, EncryptItem, ItemResult, MAX_BATCH_ITEMS, ReEncryptItem,
 };
 pub use byok::{ByokFamily, ByokImport, GetKeyFamily, RetryByokImport};
+pub use compliance::ComplianceReport;
 pub use crypto::{
     DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,
 };

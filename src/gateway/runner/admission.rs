@@ -603,7 +603,8 @@ fn resource_of(action: Action) -> Option<Resource<'static>> {
         Action::ScanPosture
         | Action::GetPostureInventory
         | Action::ListFindings
-        | Action::AcknowledgeFinding => Some(Resource::Posture),
+        | Action::AcknowledgeFinding
+        | Action::ComplianceReport => Some(Resource::Posture),
         _ => None,
     }
 }
