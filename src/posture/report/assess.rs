@@ -1,12 +1,12 @@
 //! From the evidence keygate holds to a status per requirement: the key lifecycle, crypto-
-//! periods and HSM generation here; approvals, duties, destruction, the audit chain and
-//! findings in [`super::controls`].
+//! periods and HSM generation here; approvals, duties and destruction in [`super::controls`];
+//! the audit chain and findings in [`super::watch`].
 //!
 //! Each section decides from the facts alone (no store is read here), so the rules for a
 //! status can be tested on data made up for the purpose.
 
-use super::controls;
-use super::{Report, Section, Status, Table, some_names};
+use super::{Report, Section, Status, Table, count, some_names};
+use super::{controls, watch};
 use crate::approvals::{ApprovalRequest, ApprovalSettings};
 use crate::audit::VerifyReport;
 use crate::audit::store::Checkpoint;
@@ -68,8 +68,8 @@ pub fn assess(e: &Evidence) -> Report {
             controls::separation_of_duties(e),
             controls::destruction(e),
             hsm_generation(e),
-            controls::audit_chain(e),
-            controls::findings(e),
+            watch::audit_chain(e),
+            watch::findings(e),
         ],
     }
 }
@@ -216,8 +216,12 @@ fn lifecycle(e: &Evidence) -> Section {
         let mut gaps = Vec::new();
         if !e.unmanaged.is_empty() {
             gaps.push(format!(
-                "{} keys in the backends are outside keygate's lifecycle",
-                e.unmanaged.len()
+                "{} outside keygate's lifecycle",
+                count(
+                    e.unmanaged.len(),
+                    "key in the backends is",
+                    "keys in the backends are"
+                )
             ));
         }
         if !unknown.is_empty() {
@@ -315,8 +319,9 @@ fn crypto_periods(e: &Evidence) -> Section {
         (
             Status::Met,
             format!(
-                "all {} keys have a crypto-period and none is overdue; {rotations} rotations on record",
-                live.len()
+                "all {} keys have a crypto-period and none is overdue; {} on record",
+                live.len(),
+                count(rotations, "rotation", "rotations")
             ),
         )
     };

@@ -12,6 +12,9 @@ pub mod controls;
 pub mod html;
 pub mod json;
 pub mod pdf;
+#[cfg(test)]
+mod tests;
+mod watch;
 
 pub use assess::{Evidence, assess};
 
@@ -146,6 +149,11 @@ impl Table {
     }
 }
 
+/// `n` and the noun that goes with it: "1 key", "3 keys".
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// At most `n` names, then how many more: for one-line verdicts.
 pub(crate) fn some_names<S: AsRef<str>>(names: &[S], n: usize) -> String {
     let shown: Vec<&str> = names.iter().take(n).map(|s| s.as_ref()).collect();
@@ -157,7 +165,7 @@ pub(crate) fn some_names<S: AsRef<str>>(names: &[S], n: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod shape_tests {
     use super::*;
 
     #[test]
@@ -177,5 +185,7 @@ mod tests {
         assert_eq!(t.rows.len(), MAX_ROWS);
         assert!(t.note.contains("5 more rows"), "{}", t.note);
         assert_eq!(some_names(&["a", "b", "c"], 2), "a, b and 1 more");
+        assert_eq!(count(1, "key", "keys"), "1 key");
+        assert_eq!(count(0, "key", "keys"), "0 keys");
     }
 }

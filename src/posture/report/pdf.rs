@@ -333,9 +333,21 @@ fn row_height(widths: &[f32], cells: &[(Font, &str)]) -> f32 {
     n as f32 * CELL_SIZE * 1.25 + 2.0 * CELL_PAD
 }
 
-/// Each column's share of the width: by its widest cell (capped, so one long value does
-/// not starve the rest), never below a minimum, adding up to the full width.
+/// Each column's share of the width: at least its header's longest word (headers never
+/// break inside a word) and [`MIN_COLUMN`]; the rest shared by how much wider the column's
+/// widest cell is (capped, so one long value does not starve the others).
 fn column_widths(t: &Table) -> Vec<f32> {
+    let pad = 2.0 * CELL_PAD + 1.0;
+    let minimum: Vec<f32> = t
+        .columns
+        .iter()
+        .map(|title| {
+            title
+                .split_whitespace()
+                .map(|w| Font::Bold.width(w, CELL_SIZE) + pad)
+                .fold(MIN_COLUMN, f32::max)
+        })
+        .collect();
     let natural: Vec<f32> = t
         .columns
         .iter()
@@ -346,11 +358,21 @@ fn column_widths(t: &Table) -> Vec<f32> {
                 .iter()
                 .map(|r| Font::Regular.width(&r[i], CELL_SIZE))
                 .fold(Font::Bold.width(title, CELL_SIZE), f32::max);
-            (widest + 2.0 * CELL_PAD + 1.0).clamp(MIN_COLUMN, 200.0)
+            (widest + pad).clamp(minimum[i], 200.0_f32.max(minimum[i]))
         })
         .collect();
+    let floor: f32 = minimum.iter().sum();
     let total: f32 = natural.iter().sum();
-    natural.iter().map(|w| w * WIDTH / total).collect()
+    if total <= WIDTH || floor >= WIDTH {
+        // Everything fits (spread the slack), or not even the headers do (shrink evenly).
+        return natural.iter().map(|w| w * WIDTH / total).collect();
+    }
+    let extra: f32 = total - floor;
+    natural
+        .iter()
+        .zip(&minimum)
+        .map(|(n, m)| m + (n - m) * (WIDTH - floor) / extra)
+        .collect()
 }
 
 /// Renders `report` as a PDF document.
@@ -442,5 +464,19 @@ mod tests {
             win_ansi("a\u{e9}\u{2013}\u{1f600}"),
             vec![b'a', 0xe9, 0x96, b'?']
         );
+    }
+
+    #[test]
+    fn columns_fill_the_width_and_headers_keep_their_words() {
+        let mut t = Table::new("t", &["sequence", "signature", "version"]);
+        t.row(vec!["3".into(), "ab".repeat(80), "1".into()]);
+        let widths = column_widths(&t);
+        assert!(
+            (widths.iter().sum::<f32>() - WIDTH).abs() < 0.5,
+            "{widths:?}"
+        );
+        for (w, title) in widths.iter().zip(&t.columns) {
+            assert!(*w >= Font::Bold.width(title, CELL_SIZE), "{title}: {w}");
+        }
     }
 }
