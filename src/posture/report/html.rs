@@ -21,7 +21,9 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "
+/// The stylesheet [`document`] inlines; a page embedding [`sections`] can use it too (every
+/// rule is scoped to `kg-` classes, `body` and `h1` aside).
+pub const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif;
   margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #1f2328; line-height: 1.4; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; }
