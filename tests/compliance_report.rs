@@ -393,6 +393,24 @@ fn cli_renderings(server: &common::Server, report: &pb::ComplianceReport, dir: &
         "nothing is fetched"
     );
 
+    // A PDF is never written to a terminal (`script` gives the CLI one), and nothing is asked
+    // of the gateway for it.
+    let keygate = common::keygate_bin();
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{keygate} report compliance --format pdf"),
+            "/dev/null",
+        ])
+        .env("KEYGATE_ENDPOINT", &server.endpoint)
+        .env("KEYGATE_TOKEN", team::token("dave"))
+        .output()
+        .expect("script (util-linux)");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("--out FILE"), "{said}");
+    assert!(!said.contains("%PDF"), "{said}");
+
     let pdf_path = dir.join("report.pdf");
     let out = server.cli_as(
         "dave",
