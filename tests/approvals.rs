@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::team::{self, create_in, error_info};
+use common::team::{self, create_in, error_info, opened};
 use common::{Server, request_id};
 use keygate::pb;
 use std::time::{Duration, Instant};
@@ -15,14 +15,6 @@ fn schedule(key: &str, seconds: i64) -> pb::ScheduleKeyDestructionRequest {
         key: key.into(),
         pending_window: Some(prost_types::Duration { seconds, nanos: 0 }),
     }
-}
-
-/// The approval request a critical call opened instead of acting.
-fn opened(status: tonic::Status) -> String {
-    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    let (reason, metadata) = error_info(&status);
-    assert_eq!(reason, "APPROVAL_PENDING", "{status:?}");
-    metadata["approval_id"].clone()
 }
 
 fn approve(id: &str) -> pb::ApproveRequest {

@@ -271,6 +271,20 @@ async fn sign_in(client: &Client, base: &str, token: &str) {
         .unwrap();
 }
 
+/// Waits (at most 30 s) until the page's URL satisfies `wanted` (a click returns before the
+/// navigation it starts ends).
+async fn wait_for_url(client: &Client, what: &str, wanted: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = client.current_url().await.unwrap();
+        if wanted(url.as_str()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never reached {what}: at {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits (at most 30 s) until `css` matches an element.
 async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     client
@@ -293,12 +307,14 @@ async fn a_security_officer_uses_the_console_in_a_real_browser() {
     client.goto(&base).await.unwrap();
     assert_eq!(path(&client).await, "/signin");
     sign_in(&client, &base, "not-a-token").await;
-    assert_eq!(text(&client, "p.error").await, "That token is not valid.");
+    let refused = wait_for(&client, "p.error").await;
+    assert_eq!(refused.text().await.unwrap(), "That token is not valid.");
     screenshot(&client, "01-sign-in-refused").await;
 
     sign_in(&client, &base, &token("sol")).await;
+    let who = wait_for(&client, ".who").await;
+    assert_eq!(who.text().await.unwrap(), "sol");
     assert_eq!(path(&client).await, "/");
-    assert_eq!(text(&client, ".who").await, "sol");
 
     // The overview's counts are what the API gives the same principal.
     let mut keys = server.keys(&token("sol")).await;
@@ -363,15 +379,10 @@ async fn a_security_officer_uses_the_console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert!(
-        client
-            .current_url()
-            .await
-            .unwrap()
-            .query()
-            .unwrap_or("")
-            .contains("key=console%2Fapp")
-    );
+    wait_for_url(&client, "the filtered feed", |u| {
+        u.contains("key=console%2Fapp")
+    })
+    .await;
     let mut audit = server.audit(&token("sol")).await;
     let expected = common::query_all(
         &mut audit,
@@ -486,6 +497,21 @@ async fn a_security_officer_uses_the_console_in_a_real_browser() {
         "the acknowledgement was not audited: {events:?}"
     );
 
+    // The compliance report: the API's sections, and its PDF from the console.
+    client.goto(&format!("{base}/report")).await.unwrap();
+    let report = posture
+        .get_compliance_report(pb::GetComplianceReportRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let shown = client
+        .find_all(Locator::Css("section.kg-section"))
+        .await
+        .unwrap();
+    assert!(!report.sections.is_empty());
+    assert_eq!(shown.len(), report.sections.len());
+    screenshot(&client, "06-compliance-report").await;
+
     // Readable on a phone: nothing wider than the screen but the scrolling tables.
     client.set_window_size(390, 844).await.unwrap();
     client.goto(&base).await.unwrap();
@@ -500,7 +526,7 @@ async fn a_security_officer_uses_the_console_in_a_real_browser() {
         overflow.as_i64().unwrap_or(i64::MAX) <= 1,
         "the overview is wider than a phone: {overflow}"
     );
-    screenshot(&client, "06-overview-phone").await;
+    screenshot(&client, "07-overview-phone").await;
 
     // Signing out ends the session.
     client
@@ -510,7 +536,7 @@ async fn a_security_officer_uses_the_console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path(&client).await, "/signin");
+    wait_for_url(&client, "the sign-in page", |u| u.ends_with("/signin")).await;
     client.goto(&format!("{base}/findings")).await.unwrap();
     assert_eq!(path(&client).await, "/signin");
     client.close().await.unwrap();
@@ -687,6 +713,27 @@ async fn the_console_refuses_bad_sign_ins_and_forms_without_their_csrf_token() {
         .find(|f| f.id == finding.id)
         .unwrap();
     assert_eq!(done.acknowledgement_reason, "tracked in SEC-42");
+
+    // The report downloads as PDF and JSON with the session.
+    let pdf = http()
+        .get(format!("{base}/report.pdf"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF-"));
+    let json: serde_json::Value = http()
+        .get(format!("{base}/report.json"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["generated_by"], "sol");
 
     // A tampered cookie is no session.
     let mut tampered = cookie.clone();

@@ -9,30 +9,14 @@
 
 mod common;
 
-use common::hsm::TestHsm as Hsm;
-use common::{Server, ServerOptions, days, events_for, request_id};
-use cryptoki::mechanism::Mechanism;
-use cryptoki::object::Attribute;
+use common::backends::Backends;
+use common::{Posture, Server, ServerOptions, days, events_for, request_id};
 use keygate::pb;
-use keygate::pb::posture_service_client::PostureServiceClient;
-use keygate_test_backends::localstack::LocalStack;
-use keygate_test_backends::openbao::OpenBao;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-
-type Posture = PostureServiceClient<InterceptedService<Channel, common::Bearer>>;
 
 const TOKEN: &str = "e2e-posture";
-const SO_PIN: &str = "1234";
-const USER_PIN: &str = "5678";
-// Not `KEYGATE_*`: keygate reads those as configuration overrides.
-const PIN_VAR: &str = "E2E_POSTURE_HSM_PIN";
-const VAULT_TOKEN_VAR: &str = "E2E_POSTURE_VAULT_TOKEN";
-const AWS_KEY_ID_VAR: &str = "E2E_POSTURE_AWS_ACCESS_KEY_ID";
-const AWS_SECRET_VAR: &str = "E2E_POSTURE_AWS_SECRET_ACCESS_KEY";
 
 /// (principal, kind, role): a security officer, a key admin, an auditor, a service using keys.
 const PEOPLE: &[(&str, &str, &str)] = &[
@@ -68,70 +52,6 @@ fn tokens_config(people: &[(&str, &str, &str)]) -> String {
         .collect()
 }
 
-impl Hsm {
-    /// An AES key somebody put on the token behind keygate's back.
-    fn stray_key(&self, label: &str) {
-        self.session()
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[
-                    Attribute::Token(true),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(true),
-                    Attribute::ValueLen(32.into()),
-                    Attribute::Label(label.as_bytes().to_vec()),
-                    Attribute::Id(vec![0x42]),
-                    Attribute::Encrypt(true),
-                    Attribute::Decrypt(true),
-                ],
-            )
-            .expect("generate a key straight on the token");
-    }
-
-    fn remove(&self, label: &str) {
-        let session = self.session();
-        let found = session
-            .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
-            .expect("find");
-        assert_eq!(found.len(), 1, "one object labelled {label}");
-        session.destroy_object(found[0]).expect("destroy");
-    }
-}
-
-async fn start_localstack() -> LocalStack {
-    match tokio::task::spawn_blocking(LocalStack::start).await {
-        Ok(Ok(ls)) => ls,
-        Ok(Err(e)) => panic!("LocalStack could not be started: {e}"),
-        Err(e) => panic!("LocalStack start-up task failed: {e}"),
-    }
-}
-
-fn kms_client(endpoint: &str) -> aws_sdk_kms::Client {
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
-        .region(aws_sdk_kms::config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_kms::Client::from_conf(config)
-}
-
-fn bao(bao: &OpenBao, method: &str, path: &str, body: Option<&str>) {
-    let (status, text) = bao.request(method, path, body).expect("OpenBao request");
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {text}"
-    );
-}
-
-struct Backends {
-    hsm: Hsm,
-    bao: OpenBao,
-    aws: LocalStack,
-}
-
 /// The configuration: every backend as a provider (the local one comes with dev mode),
 /// the lifecycle floors low enough for a test to outlive a crypto-period and a time to live,
 /// the rotation scheduler as given, the background scan off (scans run on demand).
@@ -145,24 +65,7 @@ fn write_config(
     std::fs::write(
         &config,
         format!(
-            r#"[providers.hsm]
-kind = "pkcs11"
-module = "{module}"
-token = {{ label = "{TOKEN}" }}
-user_pin = {{ env = "{PIN_VAR}" }}
-
-[providers.vault]
-kind = "vault"
-address = "{vault}"
-mount = "transit"
-auth = {{ method = "token", token = {{ env = "{VAULT_TOKEN_VAR}" }} }}
-
-[providers.aws]
-kind = "aws-kms"
-region = "us-east-1"
-endpoint_url = "{aws}"
-credentials = {{ source = "env", access_key_id_env = "{AWS_KEY_ID_VAR}", secret_access_key_env = "{AWS_SECRET_VAR}" }}
-
+            r#"{providers}
 [lifecycle]
 min_crypto_period = "1s"
 min_ttl = "1s"
@@ -173,9 +76,7 @@ scan_interval = "0s"
 destruction_grace = "0s"
 
 {tokens}"#,
-            module = b.hsm.hsm.module_path().display(),
-            vault = b.bao.addr(),
-            aws = b.aws.endpoint(),
+            providers = b.providers_config(),
             tokens = tokens_config(people),
         ),
     )
@@ -190,16 +91,7 @@ fn start_gateway(
     people: &[(&str, &str, &str)],
 ) -> Server {
     let config = write_config(dir, b, scheduler, people);
-    let mut env = vec![
-        (
-            "SOFTHSM2_CONF".to_string(),
-            b.hsm.hsm.conf_path().display().to_string(),
-        ),
-        (PIN_VAR.into(), USER_PIN.into()),
-        (VAULT_TOKEN_VAR.into(), b.bao.token().into()),
-        (AWS_KEY_ID_VAR.into(), "test".into()),
-        (AWS_SECRET_VAR.into(), "test".into()),
-    ];
+    let mut env = b.env();
     env.extend(
         people
             .iter()
@@ -216,10 +108,7 @@ fn start_gateway(
 }
 
 async fn posture_as(server: &Server, principal: &str) -> Posture {
-    PostureServiceClient::with_interceptor(
-        server.channel().await,
-        common::Bearer::new(&token(principal)),
-    )
+    server.posture(&token(principal)).await
 }
 
 async fn scan(posture: &mut Posture) -> pb::ScanSummary {
@@ -323,14 +212,7 @@ fn create(name: &str, provider: &str, owner: &str) -> pb::CreateKeyRequest {
 #[tokio::test(flavor = "multi_thread")]
 async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_under_keygate() {
     let dir = tempfile::tempdir().unwrap();
-    let b = Backends {
-        hsm: Hsm::new(TOKEN, SO_PIN, USER_PIN),
-        bao: tokio::task::spawn_blocking(OpenBao::start)
-            .await
-            .unwrap()
-            .expect("OpenBao could not be started"),
-        aws: start_localstack().await,
-    };
+    let b = Backends::start(TOKEN).await;
     let server = start_gateway(dir.path(), &b, "24h", PEOPLE);
     let mut root = server.root().await;
     // Managed keys, one per provider.
@@ -344,13 +226,12 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         managed.push(key);
     }
     // Keys created straight in the backends, behind keygate's back.
-    bao(
-        &b.bao,
+    b.bao(
         "POST",
         "/v1/transit/keys/stray-vault",
         Some(r#"{"type":"aes256-gcm96"}"#),
     );
-    let kms = kms_client(&b.aws.endpoint());
+    let kms = b.kms();
     let stray_aws = kms
         .create_key()
         .send()
@@ -689,8 +570,7 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
 
     // Between scans: a key appears in OpenBao, the HSM's stray key vanishes. The vanished
     // key's finding closes by itself; the new one opens.
-    bao(
-        &b.bao,
+    b.bao(
         "POST",
         "/v1/transit/keys/newcomer",
         Some(r#"{"type":"aes256-gcm96"}"#),
@@ -745,25 +625,18 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         .next()
         .unwrap()
         .to_string();
-    bao(
-        &b.bao,
+    b.bao(
         "POST",
         &format!("/v1/transit/keys/{vault_name}/config"),
         Some(r#"{"deletion_allowed":true}"#),
     );
-    bao(
-        &b.bao,
-        "DELETE",
-        &format!("/v1/transit/keys/{vault_name}"),
-        None,
-    );
+    b.bao("DELETE", &format!("/v1/transit/keys/{vault_name}"), None);
     scan(&mut sol).await;
     let missing = open_finding(&mut sol, "missing-from-provider", &vault_key.id)
         .await
         .expect("missing-from-provider finding");
     assert_eq!(missing.key_name, "pos/vault");
-    bao(
-        &b.bao,
+    b.bao(
         "POST",
         &format!("/v1/transit/keys/{vault_name}"),
         Some(r#"{"type":"aes256-gcm96"}"#),
@@ -926,10 +799,7 @@ async fn the_background_scan_runs_by_itself_as_the_system() {
         .await
         .unwrap()
         .into_inner();
-    let mut posture = PostureServiceClient::with_interceptor(
-        server.channel().await,
-        common::Bearer::new(common::ROOT_TOKEN),
-    );
+    let mut posture = server.posture(common::ROOT_TOKEN).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let found = loop {
         if let Some(f) = open_finding(&mut posture, "owner-unknown", &key.id).await {

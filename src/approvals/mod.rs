@@ -23,5 +23,5 @@ mod settings;
 mod store;
 
 pub use request::{Approval, ApprovalRequest, Grant, PendingChange, RequestState};
-pub use settings::{APPROVABLE, ApprovalSettings, Critical, DEFAULT_CRITICAL};
+pub use settings::{ALWAYS_CRITICAL, APPROVABLE, ApprovalSettings, Critical, DEFAULT_CRITICAL};
 pub use store::{ApprovalError, ApprovalStore, Approved, ListFilter};

@@ -21,7 +21,8 @@ fn activity(action: &str) -> (u8, &'static str) {
         | "AuditHash"
         | "ScanPosture"
         | "GetPostureInventory"
-        | "ListFindings" => (2, "Read"),
+        | "ListFindings"
+        | "ComplianceReport" => (2, "Read"),
         "AcknowledgeFinding" | "RotateMasterKey" => (3, "Update"),
         "RotateKey"
         | "EnableKey"

@@ -228,6 +228,13 @@ impl TokenTable {
         self.by_name.values().filter(|p| p.has_role(role)).count()
     }
 
+    /// Every configured principal, by name.
+    pub fn principals(&self) -> Vec<Arc<Principal>> {
+        let mut all: Vec<_> = self.by_name.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
     /// The principal configured under `name`.
     pub fn principal(&self, name: &str) -> Option<Arc<Principal>> {
         self.by_name.get(name).cloned()

@@ -15,6 +15,7 @@ mod migrate_cmd;
 mod output;
 mod policy_cmd;
 mod posture_cmd;
+mod report_cmd;
 mod rewrap;
 mod serve;
 mod status_cmd;
@@ -94,6 +95,10 @@ pub enum Command {
     /// Key posture findings: list them, acknowledge one with a reason.
     #[command(subcommand)]
     Findings(posture_cmd::FindingsCommand),
+    /// Reports on the evidence keygate holds: `report compliance` maps each compliance
+    /// requirement to it, as HTML, JSON or PDF.
+    #[command(subcommand)]
+    Report(report_cmd::ReportCommand),
     /// Query, tail and verify the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
@@ -176,6 +181,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Rewrap(a) => rewrap::run(&cli.conn, fmt, a).await,
         Command::Inventory(a) => posture_cmd::inventory(&cli.conn, fmt, a).await,
         Command::Findings(cmd) => posture_cmd::findings(&cli.conn, fmt, cmd).await,
+        Command::Report(cmd) => report_cmd::run(&cli.conn, cmd).await,
         Command::Bench(args) => bench::run(&cli.conn, fmt, args).await,
         Command::BenchRewrap(a) => bench_rewrap::run(&cli.conn, a).await,
         Command::BenchAbuse(a) => bench_abuse::run(&cli.conn, a).await,

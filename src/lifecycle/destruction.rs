@@ -181,6 +181,20 @@ impl DestructionRecords {
         Ok(())
     }
 
+    /// The newest `limit` records of every key, newest first (the compliance report's
+    /// destruction evidence).
+    pub async fn newest(&self, limit: u32) -> Result<Vec<DestructionRecord>, sqlx::Error> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM destruction_records ORDER BY scheduled_at_ms DESC, id DESC LIMIT ?"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
     /// A key's records, newest first.
     pub async fn for_key(&self, key_id: &str) -> Result<Vec<DestructionRecord>, sqlx::Error> {
         let rows = sqlx::query(concat!(

@@ -90,6 +90,8 @@ actions! {
     ListFindings,
     /// Acknowledges a finding, with a reason.
     AcknowledgeFinding,
+    /// The compliance report: each requirement with the evidence keygate holds for it.
+    ComplianceReport,
     /// Signs in to the web console with a token (the console's pages then run as its
     /// principal, each read authorized and audited like the RPC it stands for).
     ConsoleSignIn,

@@ -7,6 +7,7 @@
 //! transaction that records the scan.
 
 pub mod job;
+pub mod report;
 pub mod rules;
 pub mod store;
 

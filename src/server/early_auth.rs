@@ -74,6 +74,7 @@ pub fn action_of(path: &str) -> Option<Action> {
         ("AuditService", "Hash") => A::AuditHash,
         ("PostureService", "RunScan") => A::ScanPosture,
         ("PostureService", "GetInventory") => A::GetPostureInventory,
+        ("PostureService", "GetComplianceReport") => A::ComplianceReport,
         _ => return None,
     };
     Some(action)

@@ -48,4 +48,11 @@ impl PostureService for PostureApi {
     ) -> Result<Response<pb::Finding>, Status> {
         rpc!(self, request, ops::AcknowledgeFinding::from)
     }
+
+    async fn get_compliance_report(
+        &self,
+        request: Request<pb::GetComplianceReportRequest>,
+    ) -> Result<Response<pb::ComplianceReport>, Status> {
+        rpc!(self, request, |_| ops::ComplianceReport)
+    }
 }

@@ -42,6 +42,11 @@ impl TestHsm {
         }
     }
 
+    /// The token's label.
+    pub fn token(&self) -> &'static str {
+        self.token
+    }
+
     /// A logged-in read-write session on the token.
     pub fn session(&self) -> Session {
         let slot = keygate_test_backends::softhsm::slot_with_label(&self.ctx, self.token)

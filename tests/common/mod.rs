@@ -2,6 +2,7 @@
 //! and gRPC clients for it.
 #![allow(dead_code)]
 
+pub mod backends;
 pub mod hsm;
 pub mod pki;
 pub mod suite;
@@ -10,6 +11,7 @@ pub mod team;
 use keygate::pb::admin_service_client::AdminServiceClient;
 use keygate::pb::audit_service_client::AuditServiceClient;
 use keygate::pb::key_service_client::KeyServiceClient;
+use keygate::pb::posture_service_client::PostureServiceClient;
 use keygate_test_backends::process::ChildGuard;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -171,6 +173,10 @@ impl Server {
         AdminServiceClient::with_interceptor(self.channel().await, Bearer::new(token))
     }
 
+    pub async fn posture(&self, token: &str) -> Posture {
+        PostureServiceClient::with_interceptor(self.channel().await, Bearer::new(token))
+    }
+
     /// SIGKILL: no shutdown path runs.
     pub fn kill9(&mut self) {
         if let Some(pid) = self.child.id() {
@@ -277,6 +283,7 @@ impl Interceptor for Bearer {
 pub type Keys = KeyServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Admin = AdminServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Posture = PostureServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub fn days(n: i64) -> Option<prost_types::Duration> {
     Some(prost_types::Duration {

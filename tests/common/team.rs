@@ -25,6 +25,8 @@ pub const PEOPLE: &[(&str, &str, &[&str], &[&str])] = &[
     ("frank", "user", &["approver"], &["prod"]),
     ("ivan", "user", &["approver"], &["prod"]),
     ("grace", "user", &["approver"], &["dev"]),
+    // A security officer (key posture, the compliance report).
+    ("sam", "user", &["security-officer"], &[]),
     // A policy admin, and a person without roles who owns keys.
     ("pat", "user", &["policy-admin"], &[]),
     ("olga", "user", &[], &["prod"]),
@@ -76,13 +78,19 @@ pub fn tokens_config() -> String {
 
 /// A gateway with [`PEOPLE`]'s tokens and `extra` configuration (TOML sections).
 pub fn start(dir: &Path, extra: &str) -> Server {
+    start_with_env(dir, extra, Vec::new())
+}
+
+/// [`start`], with `env` beside the tokens' variables (what `extra` refers to).
+pub fn start_with_env(dir: &Path, extra: &str, mut env: Vec<(String, String)>) -> Server {
     let config = dir.join("keygate.toml");
     std::fs::write(&config, format!("{extra}\n{}", tokens_config())).expect("write config");
+    env.extend(token_env());
     Server::start_with(
         &dir.join("data"),
         ServerOptions {
             config: Some(config),
-            env: token_env(),
+            env,
             ..Default::default()
         },
     )
@@ -108,6 +116,10 @@ impl Server {
         self.admin(&token(principal)).await
     }
 
+    pub async fn posture_as(&self, principal: &str) -> super::Posture {
+        self.posture(&token(principal)).await
+    }
+
     pub async fn approvals_as(&self, principal: &str) -> Approvals {
         self.approvals(&token(principal)).await
     }
@@ -129,6 +141,14 @@ pub fn error_info(status: &tonic::Status) -> (String, std::collections::HashMap<
         .get_details_error_info()
         .map(|i| (i.reason, i.metadata))
         .unwrap_or_default()
+}
+
+/// The approval request a critical call opened instead of acting.
+pub fn opened(status: tonic::Status) -> String {
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    let (reason, metadata) = error_info(&status);
+    assert_eq!(reason, "APPROVAL_PENDING", "{status:?}");
+    metadata["approval_id"].clone()
 }
 
 /// A CreateKey request for `environment`.

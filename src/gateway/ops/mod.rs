@@ -7,6 +7,7 @@ pub mod audit_anchor;
 pub mod batch;
 pub mod byok;
 pub mod checklist;
+pub mod compliance;
 pub mod console;
 pub mod crypto;
 pub mod inventory;
@@ -36,6 +37,7 @@ pub use batch::{
     DecryptItem, EncryptItem, ItemResult, MAX_BATCH_ITEMS, ReEncryptItem,
 };
 pub use byok::{ByokFamily, ByokImport, GetKeyFamily, RetryByokImport};
+pub use compliance::ComplianceReport;
 pub use console::{ConsoleSignIn, SignedIn};
 pub use crypto::{
     DataKeyOut, Decrypt, Encrypt, GenerateDataKey, Opened, ReEncrypt, ReSealed, Sealed,

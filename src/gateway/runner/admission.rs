@@ -604,6 +604,7 @@ fn resource_of(action: Action) -> Option<Resource<'static>> {
         | Action::GetPostureInventory
         | Action::ListFindings
         | Action::AcknowledgeFinding
+        | Action::ComplianceReport
         | Action::ConsoleSignIn => Some(Resource::Posture),
         _ => None,
     }

@@ -25,6 +25,38 @@ impl<M: Mode> Exec<'_, M> {
         &self.gateway.posture
     }
 
+    /// Each configured provider instance's kind (`pkcs11`, `aws-kms`, …), by instance name.
+    pub fn provider_kinds(&self) -> std::collections::BTreeMap<String, &'static str> {
+        let registry = &self.gateway.providers;
+        registry
+            .names()
+            .into_iter()
+            .filter_map(|name| registry.get(&name).map(|p| (name, p.kind())))
+            .collect()
+    }
+
+    /// Every configured principal (for the separation of duties in the compliance report).
+    pub fn principals(&self) -> Vec<std::sync::Arc<crate::auth::Principal>> {
+        self.gateway.tokens.principals()
+    }
+
+    /// The newest `limit` destruction records of every key, newest first (only for an
+    /// operation admitted on the posture: it reads every key's records at once).
+    pub async fn destruction_records_newest(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::lifecycle::destruction::DestructionRecord>, GatewayError> {
+        if !matches!(self.subject, Subject::Posture) {
+            return Err(not_admitted("the key posture"));
+        }
+        Ok(self
+            .gateway
+            .destructions
+            .newest(limit)
+            .await
+            .map_err(CatalogError::from)?)
+    }
+
     /// Whether `owner` names a configured principal or team.
     pub fn owner_known(&self, owner: &str) -> bool {
         self.gateway.tokens.owner_kind(owner) != crate::auth::OwnerKind::Unknown

@@ -1,5 +1,6 @@
 //! The page shell every console page shares, and small formatting helpers. Pages are written
-//! with maud, which escapes every interpolated value; `PreEscaped` is used nowhere.
+//! with maud, which escapes every interpolated value; `PreEscaped` holds only the compliance
+//! report's markup, which its own renderer escapes.
 
 use super::Viewer;
 use axum::http::StatusCode;
@@ -14,6 +15,7 @@ const NAV: &[(&str, &str)] = &[
     ("/audit?bypass=1", "Bypass"),
     ("/audit", "Audit feed"),
     ("/approvals", "Approvals"),
+    ("/report", "Report"),
 ];
 
 /// A whole page: `current` is the navigation entry to mark.
@@ -26,6 +28,7 @@ pub fn shell(title: &str, current: &str, viewer: Option<&Viewer>, body: Markup) 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · keygate" }
                 link rel="stylesheet" href="/assets/console.css";
+                @if current == "Report" { link rel="stylesheet" href="/assets/report.css"; }
                 script src="/assets/console.js" defer {}
             }
             body {

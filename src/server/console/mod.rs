@@ -153,6 +153,10 @@ pub fn router(console: Arc<Console>) -> Router {
             post(pages::findings::acknowledge),
         )
         .route("/approvals", get(pages::approvals::page))
+        .route("/report", get(pages::report::page))
+        .route("/report.json", get(pages::report::as_json))
+        .route("/report.pdf", get(pages::report::as_pdf))
+        .route("/assets/report.css", get(pages::report::css))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
         .fallback(not_found)

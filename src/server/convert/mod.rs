@@ -5,6 +5,7 @@ mod approvals;
 mod audit;
 mod batch;
 mod byok;
+mod compliance;
 mod crypto;
 mod keys;
 mod posture;
@@ -13,6 +14,7 @@ pub use approvals::approval_to_pb;
 pub use audit::{checkpoint_to_pb, event_to_pb, ingester_to_pb};
 pub use batch::{re_encrypt_items, re_encrypt_results};
 pub use byok::family_to_pb;
+pub use compliance::{ReportFromPbError, report_from_pb};
 pub use keys::{key_to_pb, key_view_to_pb};
 
 use crate::gateway::ops::DurationInput;

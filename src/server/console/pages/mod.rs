@@ -6,6 +6,7 @@ pub mod findings;
 pub mod inventory;
 pub mod key;
 pub mod overview;
+pub mod report;
 pub mod signin;
 
 use super::Console;
