@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod owner;
 pub mod policy;
 pub mod posture;
+mod posture_audit;
 pub mod public_keys;
 pub mod retire;
 pub mod signing;
