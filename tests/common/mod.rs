@@ -4,6 +4,7 @@
 
 pub mod hsm;
 pub mod pki;
+pub mod posture;
 pub mod suite;
 pub mod team;
 
