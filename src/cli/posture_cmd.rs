@@ -38,7 +38,7 @@ pub enum FindingsCommand {
         #[arg(long, default_value = "open")]
         state: String,
         /// unmanaged-key | missing-from-provider | crypto-period-exceeded | owner-unknown |
-        /// destruction-overdue
+        /// destruction-overdue | bypass-use | byok-family-incomplete | two-environments
         #[arg(long)]
         rule: Option<String>,
         /// low | medium | high

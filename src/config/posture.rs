@@ -74,3 +74,35 @@ impl super::Config {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn settings(text: &str) -> Result<crate::posture::PostureSettings, String> {
+        let config = Config::from_toml(text).map_err(|e| e.to_string())?;
+        config.posture_settings().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn networks_and_the_audit_window_are_read_and_checked() {
+        let s = settings("").unwrap();
+        assert_eq!(s.audit_window, std::time::Duration::from_secs(86_400));
+        assert!(s.networks.is_empty());
+        let s = settings(
+            "[posture]\naudit_window = \"2h\"\n[posture.networks]\nprod = [\"10.1.0.0/16\", \"fd00::/8\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.audit_window, std::time::Duration::from_secs(7200));
+        assert_eq!(s.networks.len(), 2);
+        assert!(s.networks.iter().all(|n| n.environment == "prod"));
+        for bad in [
+            "[posture.networks]\nprod = [\"10.1.0.0/40\"]\n",
+            "[posture.networks]\nprod = [\"not-an-address\"]\n",
+            "[posture.networks]\nProd = [\"10.1.0.0/16\"]\n",
+        ] {
+            let err = settings(bad).unwrap_err();
+            assert!(err.contains("posture.networks"), "{bad}: {err}");
+        }
+    }
+}
