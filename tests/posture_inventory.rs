@@ -3,7 +3,8 @@
 //! the unmanaged ones become findings; adopting one closes its finding and its next call is
 //! policy-checked and audited; acknowledging a finding is audited as a change (intent and
 //! outcome); keys that appear and vanish between scans show; a managed key deleted in its
-//! backend is missing-from-provider until it is back.
+//! backend is missing-from-provider until it is back; settings changed in OpenBao and
+//! LocalStack around keygate are provider-settings-contradict until they are put back.
 //!
 //! Needs SoftHSM2, OpenBao and LocalStack (`tests/run.sh posture_inventory` installs them).
 
@@ -601,12 +602,81 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
             .is_none()
     );
 
+    // provider-settings-contradict: deletion protection turned off straight in OpenBao, and
+    // KMS automatic rotation turned off straight in LocalStack; turning them back closes both.
+    let aws_key = &managed[2];
+    let kms_key_id = aws_key.provider_uri.trim_start_matches("awskms:///");
+    bao(
+        &b.bao,
+        "POST",
+        &format!("/v1/transit/keys/{vault_name}/config"),
+        Some(r#"{"deletion_allowed":true}"#),
+    );
+    kms.disable_key_rotation()
+        .key_id(kms_key_id)
+        .send()
+        .await
+        .expect("turn KMS automatic rotation off");
+    scan(&mut sol).await;
+    let unprotected = open_finding(&mut sol, "provider-settings-contradict", &vault_key.id)
+        .await
+        .expect("a provider-settings-contradict finding for the OpenBao key");
+    assert_eq!(unprotected.severity, "high");
+    assert!(
+        unprotected.evidence.contains("deletion_allowed is true"),
+        "{}",
+        unprotected.evidence
+    );
+    let unrotated = open_finding(&mut sol, "provider-settings-contradict", &aws_key.id)
+        .await
+        .expect("a provider-settings-contradict finding for the KMS key");
+    assert!(
+        unrotated.evidence.contains("KeyRotationEnabled is false"),
+        "{}",
+        unrotated.evidence
+    );
+    // Keys whose settings are as keygate left them have none.
+    for key in [&managed[0], &managed[3]] {
+        assert!(
+            open_finding(&mut sol, "provider-settings-contradict", &key.id)
+                .await
+                .is_none(),
+            "{}",
+            key.name
+        );
+    }
+    bao(
+        &b.bao,
+        "POST",
+        &format!("/v1/transit/keys/{vault_name}/config"),
+        Some(r#"{"deletion_allowed":false}"#),
+    );
+    kms.enable_key_rotation()
+        .key_id(kms_key_id)
+        .send()
+        .await
+        .expect("turn KMS automatic rotation on");
+    scan(&mut sol).await;
+    for key in [vault_key, aws_key] {
+        assert!(
+            open_finding(&mut sol, "provider-settings-contradict", &key.id)
+                .await
+                .is_none(),
+            "{}",
+            key.name
+        );
+    }
+
     let closed: Vec<String> = findings(&mut sol, "closed", "")
         .await
         .into_iter()
         .map(|f| f.rule)
         .collect();
-    for rule in ["unmanaged-key", "missing-from-provider"] {
+    for rule in [
+        "unmanaged-key",
+        "missing-from-provider",
+        "provider-settings-contradict",
+    ] {
         assert!(
             closed.iter().any(|r| r == rule),
             "{rule} never closed: {closed:?}"

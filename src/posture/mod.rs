@@ -10,6 +10,7 @@ pub mod families;
 pub mod job;
 pub mod network;
 pub mod rules;
+pub mod settings;
 pub mod store;
 pub mod usage;
 
@@ -67,6 +68,9 @@ pub enum Rule {
     ByokFamilyIncomplete,
     /// A key was used from two or more environments within the audit window.
     TwoEnvironments,
+    /// A key's settings in its backend contradict keygate's (deletion protection or
+    /// automatic rotation off, material exportable).
+    ProviderSettingsContradict,
 }
 
 impl Rule {
@@ -79,6 +83,7 @@ impl Rule {
         Rule::BypassUse,
         Rule::ByokFamilyIncomplete,
         Rule::TwoEnvironments,
+        Rule::ProviderSettingsContradict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +96,7 @@ impl Rule {
             Rule::BypassUse => "bypass-use",
             Rule::ByokFamilyIncomplete => "byok-family-incomplete",
             Rule::TwoEnvironments => "two-environments",
+            Rule::ProviderSettingsContradict => "provider-settings-contradict",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod owner;
 pub mod policy;
 pub mod posture;
 mod posture_audit;
+mod posture_settings;
 pub mod public_keys;
 pub mod retire;
 pub mod signing;

@@ -3,7 +3,7 @@
 //! AcknowledgeFinding.
 
 use super::inventory::{Managed, state_of};
-use super::posture_audit;
+use super::{posture_audit, posture_settings};
 use crate::catalog::KeyRecord;
 use crate::gateway::GatewayError;
 use crate::gateway::runner::{Changes, Exec, Operation, Reads, Target};
@@ -102,6 +102,8 @@ impl Operation for ScanPosture {
             },
         );
         violations.extend(audit_and_family_violations(cx, &keys, finished_at_ms).await?);
+        let (conflicts, undecided) = posture_settings::read(cx, &keys, &scanned).await?;
+        violations.extend(conflicts);
         let started_by = cx.actor_name();
         let summary = store
             .record_scan(ScanRecord {
@@ -111,6 +113,7 @@ impl Operation for ScanPosture {
                 listings: &listings,
                 keys: &scanned,
                 violations: &violations,
+                undecided: &undecided,
             })
             .await?;
         cx.detail("scan_id", summary.scan_id);

@@ -60,6 +60,7 @@ async fn scan(
             listings: &listings,
             keys: &keys,
             violations: &violations,
+            undecided: &HashSet::new(),
         })
         .await
         .unwrap();
