@@ -2,13 +2,14 @@
 //! LocalStack and SoftHSM2, some created straight in the backends; a scan lists every one,
 //! the unmanaged ones become findings; adopting one closes its finding and its next call is
 //! policy-checked and audited; acknowledging a finding is audited as a change (intent and
-//! outcome); keys that appear and vanish between scans show; a managed key deleted in its
-//! backend is missing-from-provider until it is back; settings changed in OpenBao and
-//! LocalStack around keygate are provider-settings-contradict until they are put back.
+//! outcome); keys that appear and vanish between scans show. (Keys changed in their backends
+//! behind keygate's back: `posture_drift.rs`.)
 //!
 //! Needs SoftHSM2, OpenBao and LocalStack (`tests/run.sh posture_inventory` installs them).
 
 mod common;
+#[path = "common/posture_backends.rs"]
+mod posture_backends;
 
 use common::hsm::TestHsm as Hsm;
 use common::posture::{
@@ -23,15 +24,6 @@ use keygate_test_backends::localstack::LocalStack;
 use keygate_test_backends::openbao::OpenBao;
 use serde_json::Value;
 use std::path::Path;
-
-const TOKEN: &str = "e2e-posture";
-const SO_PIN: &str = "1234";
-const USER_PIN: &str = "5678";
-// Not `KEYGATE_*`: keygate reads those as configuration overrides.
-const PIN_VAR: &str = "E2E_POSTURE_HSM_PIN";
-const VAULT_TOKEN_VAR: &str = "E2E_POSTURE_VAULT_TOKEN";
-const AWS_KEY_ID_VAR: &str = "E2E_POSTURE_AWS_ACCESS_KEY_ID";
-const AWS_SECRET_VAR: &str = "E2E_POSTURE_AWS_SECRET_ACCESS_KEY";
 
 impl Hsm {
     /// An AES key somebody put on the token behind keygate's back.
@@ -63,34 +55,6 @@ impl Hsm {
     }
 }
 
-async fn start_localstack() -> LocalStack {
-    match tokio::task::spawn_blocking(LocalStack::start).await {
-        Ok(Ok(ls)) => ls,
-        Ok(Err(e)) => panic!("LocalStack could not be started: {e}"),
-        Err(e) => panic!("LocalStack start-up task failed: {e}"),
-    }
-}
-
-fn kms_client(endpoint: &str) -> aws_sdk_kms::Client {
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
-        .region(aws_sdk_kms::config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_kms::Client::from_conf(config)
-}
-
-fn bao(bao: &OpenBao, method: &str, path: &str, body: Option<&str>) {
-    let (status, text) = bao.request(method, path, body).expect("OpenBao request");
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {text}"
-    );
-}
-
 struct Backends {
     hsm: Hsm,
     bao: OpenBao,
@@ -99,39 +63,7 @@ struct Backends {
 
 /// Every backend as a provider (the local one comes with dev mode).
 fn start_gateway(dir: &Path, b: &Backends) -> Server {
-    let providers = format!(
-        r#"[providers.hsm]
-kind = "pkcs11"
-module = "{module}"
-token = {{ label = "{TOKEN}" }}
-user_pin = {{ env = "{PIN_VAR}" }}
-
-[providers.vault]
-kind = "vault"
-address = "{vault}"
-mount = "transit"
-auth = {{ method = "token", token = {{ env = "{VAULT_TOKEN_VAR}" }} }}
-
-[providers.aws]
-kind = "aws-kms"
-region = "us-east-1"
-endpoint_url = "{aws}"
-credentials = {{ source = "env", access_key_id_env = "{AWS_KEY_ID_VAR}", secret_access_key_env = "{AWS_SECRET_VAR}" }}
-"#,
-        module = b.hsm.hsm.module_path().display(),
-        vault = b.bao.addr(),
-        aws = b.aws.endpoint(),
-    );
-    let env = vec![
-        (
-            "SOFTHSM2_CONF".to_string(),
-            b.hsm.hsm.conf_path().display().to_string(),
-        ),
-        (PIN_VAR.into(), USER_PIN.into()),
-        (VAULT_TOKEN_VAR.into(), b.bao.token().into()),
-        (AWS_KEY_ID_VAR.into(), "test".into()),
-        (AWS_SECRET_VAR.into(), "test".into()),
-    ];
+    let (providers, env) = posture_backends::providers(Some(&b.hsm), Some(&b.bao), Some(&b.aws));
     common::posture::start(
         dir,
         &Setup {
@@ -146,12 +78,12 @@ credentials = {{ source = "env", access_key_id_env = "{AWS_KEY_ID_VAR}", secret_
 async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_under_keygate() {
     let dir = tempfile::tempdir().unwrap();
     let b = Backends {
-        hsm: Hsm::new(TOKEN, SO_PIN, USER_PIN),
+        hsm: posture_backends::hsm(),
         bao: tokio::task::spawn_blocking(OpenBao::start)
             .await
             .unwrap()
             .expect("OpenBao could not be started"),
-        aws: start_localstack().await,
+        aws: posture_backends::start_localstack().await,
     };
     let server = start_gateway(dir.path(), &b);
     let mut root = server.root().await;
@@ -166,13 +98,13 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         managed.push(key);
     }
     // Keys created straight in the backends, behind keygate's back.
-    bao(
+    posture_backends::bao(
         &b.bao,
         "POST",
         "/v1/transit/keys/stray-vault",
         Some(r#"{"type":"aes256-gcm96"}"#),
     );
-    let kms = kms_client(&b.aws.endpoint());
+    let kms = posture_backends::kms_client(&b.aws.endpoint());
     let stray_aws = kms
         .create_key()
         .send()
@@ -516,7 +448,7 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
 
     // Between scans: a key appears in OpenBao, the HSM's stray key vanishes. The vanished
     // key's finding closes by itself; the new one opens.
-    bao(
+    posture_backends::bao(
         &b.bao,
         "POST",
         "/v1/transit/keys/newcomer",
@@ -563,125 +495,15 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         assert!(open_finding(&mut sol, "unmanaged-key", uri).await.is_none());
     }
 
-    // missing-from-provider: a managed key deleted straight in OpenBao; recreating it under
-    // the same name brings it back and the finding closes.
-    let vault_key = &managed[1];
-    let vault_name = vault_key
-        .provider_uri
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    bao(
-        &b.bao,
-        "POST",
-        &format!("/v1/transit/keys/{vault_name}/config"),
-        Some(r#"{"deletion_allowed":true}"#),
-    );
-    bao(
-        &b.bao,
-        "DELETE",
-        &format!("/v1/transit/keys/{vault_name}"),
-        None,
-    );
-    scan(&mut sol).await;
-    let missing = open_finding(&mut sol, "missing-from-provider", &vault_key.id)
-        .await
-        .expect("missing-from-provider finding");
-    assert_eq!(missing.key_name, "pos/vault");
-    bao(
-        &b.bao,
-        "POST",
-        &format!("/v1/transit/keys/{vault_name}"),
-        Some(r#"{"type":"aes256-gcm96"}"#),
-    );
-    scan(&mut sol).await;
-    assert!(
-        open_finding(&mut sol, "missing-from-provider", &vault_key.id)
-            .await
-            .is_none()
-    );
-
-    // provider-settings-contradict: deletion protection turned off straight in OpenBao, and
-    // KMS automatic rotation turned off straight in LocalStack; turning them back closes both.
-    let aws_key = &managed[2];
-    let kms_key_id = aws_key.provider_uri.trim_start_matches("awskms:///");
-    bao(
-        &b.bao,
-        "POST",
-        &format!("/v1/transit/keys/{vault_name}/config"),
-        Some(r#"{"deletion_allowed":true}"#),
-    );
-    kms.disable_key_rotation()
-        .key_id(kms_key_id)
-        .send()
-        .await
-        .expect("turn KMS automatic rotation off");
-    scan(&mut sol).await;
-    let unprotected = open_finding(&mut sol, "provider-settings-contradict", &vault_key.id)
-        .await
-        .expect("a provider-settings-contradict finding for the OpenBao key");
-    assert_eq!(unprotected.severity, "high");
-    assert!(
-        unprotected.evidence.contains("deletion_allowed is true"),
-        "{}",
-        unprotected.evidence
-    );
-    let unrotated = open_finding(&mut sol, "provider-settings-contradict", &aws_key.id)
-        .await
-        .expect("a provider-settings-contradict finding for the KMS key");
-    assert!(
-        unrotated.evidence.contains("KeyRotationEnabled is false"),
-        "{}",
-        unrotated.evidence
-    );
-    // Keys whose settings are as keygate left them have none.
-    for key in [&managed[0], &managed[3]] {
-        assert!(
-            open_finding(&mut sol, "provider-settings-contradict", &key.id)
-                .await
-                .is_none(),
-            "{}",
-            key.name
-        );
-    }
-    bao(
-        &b.bao,
-        "POST",
-        &format!("/v1/transit/keys/{vault_name}/config"),
-        Some(r#"{"deletion_allowed":false}"#),
-    );
-    kms.enable_key_rotation()
-        .key_id(kms_key_id)
-        .send()
-        .await
-        .expect("turn KMS automatic rotation on");
-    scan(&mut sol).await;
-    for key in [vault_key, aws_key] {
-        assert!(
-            open_finding(&mut sol, "provider-settings-contradict", &key.id)
-                .await
-                .is_none(),
-            "{}",
-            key.name
-        );
-    }
-
     let closed: Vec<String> = findings(&mut sol, "closed", "")
         .await
         .into_iter()
         .map(|f| f.rule)
         .collect();
-    for rule in [
-        "unmanaged-key",
-        "missing-from-provider",
-        "provider-settings-contradict",
-    ] {
-        assert!(
-            closed.iter().any(|r| r == rule),
-            "{rule} never closed: {closed:?}"
-        );
-    }
+    assert!(
+        closed.iter().any(|r| r == "unmanaged-key"),
+        "unmanaged-key never closed: {closed:?}"
+    );
     // Scans are audited as the caller's ScanPosture calls; the auditor's attempt as denied.
     let scans = scan_events(&server).await;
     let (done, refused): (Vec<_>, Vec<_>) = scans.iter().partition(|e| e.outcome == "ok");
