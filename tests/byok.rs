@@ -2,7 +2,8 @@
 //! imported into OpenBao (Transit) and LocalStack (AWS KMS); every copy registered and usable
 //! through keygate, the HSM's key unreadable, no key bytes in the audit log; an EC P-256 key
 //! whose copies share the HSM's public key; a target that is down leaves the others imported
-//! and the family incomplete, and a retry completes it.
+//! and the family incomplete (a `byok-family-incomplete` posture finding), and a retry
+//! completes it (the finding closes).
 //!
 //! Needs SoftHSM2, OpenBao and LocalStack (`tests/run.sh byok` installs them).
 
@@ -10,12 +11,14 @@ mod common;
 
 use base64::Engine as _;
 use common::hsm::TestHsm as Hsm;
+use common::posture::open_finding;
 use common::{ROOT_TOKEN, Server, ServerOptions, days, events_for, request_id};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use keygate::pb;
+use keygate::pb::posture_service_client::PostureServiceClient;
 use keygate_test_backends::localstack::LocalStack;
 use keygate_test_backends::openbao::OpenBao;
 use std::path::Path;
@@ -371,6 +374,49 @@ async fn byok_aes_and_ec_keys_from_softhsm_into_openbao_and_localstack() {
         .output()
         .expect("run the CLI");
     assert!(!out.status.success(), "an incomplete family exits non-zero");
+    // A posture scan reports the family (its original's finding), naming the failed copy.
+    let mut posture = PostureServiceClient::with_interceptor(
+        server.channel().await,
+        common::Bearer::new(ROOT_TOKEN),
+    );
+    let partial = keys
+        .get_key(pb::GetKeyRequest {
+            key: "byok/partial".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("GetKey")
+        .into_inner();
+    posture
+        .run_scan(pb::RunScanRequest {})
+        .await
+        .expect("a scan with OpenBao down");
+    let incomplete = open_finding(&mut posture, "byok-family-incomplete", &partial.id)
+        .await
+        .expect("a byok-family-incomplete finding");
+    assert_eq!(incomplete.severity, "high");
+    assert!(
+        incomplete.evidence.contains("1 of 2 copies lacking")
+            && incomplete
+                .evidence
+                .contains("the copy into 'vault' was not imported"),
+        "{}",
+        incomplete.evidence
+    );
+    // The complete family has none.
+    let master = keys
+        .get_key(pb::GetKeyRequest {
+            key: "byok/master".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("GetKey")
+        .into_inner();
+    assert!(
+        open_finding(&mut posture, "byok-family-incomplete", &master.id)
+            .await
+            .is_none()
+    );
     println!("ok: a target down leaves the others imported and the family incomplete");
 
     // Once OpenBao is back, a retry imports the missing copy; the AWS copy is left as it is.
@@ -409,6 +455,24 @@ async fn byok_aes_and_ec_keys_from_softhsm_into_openbao_and_localstack() {
     assert!(copy(&family, "vault").error.is_empty());
     assert_eq!(copy(&family, "aws"), &aws_before);
     round_trip(&mut keys, "byok/partial.vault").await;
+    // The next scan in which the HSM is listed closes the finding.
+    let scanned = posture
+        .run_scan(pb::RunScanRequest {})
+        .await
+        .expect("a scan")
+        .into_inner();
+    assert!(
+        scanned
+            .listings
+            .iter()
+            .any(|l| l.provider == "hsm" && l.error.is_empty()),
+        "{scanned:?}"
+    );
+    assert!(
+        open_finding(&mut posture, "byok-family-incomplete", &partial.id)
+            .await
+            .is_none()
+    );
     println!("ok: a retry completes the family");
 }
 

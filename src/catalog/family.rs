@@ -139,4 +139,19 @@ impl Catalog {
     pub async fn family(&self, key_id: &str) -> Result<Option<KeyFamily>, CatalogError> {
         Ok(load(&self.db, key_id).await?)
     }
+
+    /// Every family (for posture scans: there are as many as BYOK imports, not keys).
+    pub async fn families(&self) -> Result<Vec<KeyFamily>, CatalogError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT key_id FROM key_families ORDER BY key_id")
+                .fetch_all(&self.db)
+                .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(family) = load(&self.db, &id).await? {
+                out.push(family);
+            }
+        }
+        Ok(out)
+    }
 }

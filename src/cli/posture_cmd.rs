@@ -38,7 +38,8 @@ pub enum FindingsCommand {
         #[arg(long, default_value = "open")]
         state: String,
         /// unmanaged-key | missing-from-provider | crypto-period-exceeded | owner-unknown |
-        /// destruction-overdue
+        /// destruction-overdue | bypass-use | byok-family-incomplete | two-environments |
+        /// provider-settings-contradict
         #[arg(long)]
         rule: Option<String>,
         /// low | medium | high

@@ -6,10 +6,14 @@
 //! [`store`] keeps scans and findings, opening, refreshing and closing findings in the same
 //! transaction that records the scan.
 
+pub mod families;
 pub mod job;
+pub mod network;
 pub mod report;
 pub mod rules;
+pub mod settings;
 pub mod store;
+pub mod usage;
 
 pub use rules::Violation;
 pub use store::{PostureError, PostureStore};
@@ -57,6 +61,17 @@ pub enum Rule {
     OwnerUnknown,
     /// A destruction (or a short-lived key's end) is past its date and has not happened.
     DestructionOverdue,
+    /// A provider's own audit records show a managed key used around keygate (no gateway
+    /// call made the request) within the audit window.
+    BypassUse,
+    /// A BYOK family has a copy that is missing (its import failed) or going away (scheduled
+    /// for destruction, destroyed, gone from the catalog) while the original is in use.
+    ByokFamilyIncomplete,
+    /// A key was used from two or more environments within the audit window.
+    TwoEnvironments,
+    /// A key's settings in its backend contradict keygate's (deletion protection or
+    /// automatic rotation off, material exportable).
+    ProviderSettingsContradict,
 }
 
 impl Rule {
@@ -66,6 +81,10 @@ impl Rule {
         Rule::CryptoPeriodExceeded,
         Rule::OwnerUnknown,
         Rule::DestructionOverdue,
+        Rule::BypassUse,
+        Rule::ByokFamilyIncomplete,
+        Rule::TwoEnvironments,
+        Rule::ProviderSettingsContradict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +94,10 @@ impl Rule {
             Rule::CryptoPeriodExceeded => "crypto-period-exceeded",
             Rule::OwnerUnknown => "owner-unknown",
             Rule::DestructionOverdue => "destruction-overdue",
+            Rule::BypassUse => "bypass-use",
+            Rule::ByokFamilyIncomplete => "byok-family-incomplete",
+            Rule::TwoEnvironments => "two-environments",
+            Rule::ProviderSettingsContradict => "provider-settings-contradict",
         }
     }
 
@@ -151,13 +174,20 @@ pub struct ScanSummary {
 }
 
 /// `[posture]` settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PostureSettings {
     /// How often the background scan runs; zero: never (on-demand scans still run).
     pub scan_interval: Duration,
     /// How long past its date a destruction may still be pending before it is a finding
     /// (the scheduler needs a scan interval to get to it).
     pub destruction_grace: Duration,
+    /// How far back a scan reads the audit log for the rules that come from it
+    /// (`bypass-use`, `two-environments`): a finding of theirs closes once its condition
+    /// has not recurred for this long.
+    pub audit_window: Duration,
+    /// Networks by environment (`[posture.networks]`): a call from an address in one was
+    /// made from that environment.
+    pub networks: Vec<network::Network>,
 }
 
 impl Default for PostureSettings {
@@ -165,6 +195,8 @@ impl Default for PostureSettings {
         Self {
             scan_interval: Duration::from_secs(3600),
             destruction_grace: Duration::from_secs(3600),
+            audit_window: Duration::from_secs(24 * 3600),
+            networks: Vec::new(),
         }
     }
 }
@@ -179,4 +211,35 @@ pub struct Posture {
     /// name and owner both keeps the exemption narrow: any other key owned by that name, or
     /// the signing key given to a person who has since left, is still reported.
     pub system_keys: Vec<String>,
+}
+
+/// A catalog key for the rules' tests.
+#[cfg(test)]
+pub(crate) fn test_key(id: &str) -> crate::catalog::KeyRecord {
+    use crate::catalog::{KeyRecord, KeyState, VersionRecord};
+    use keygate_provider::{Algorithm, KeyPurpose, KeyUri};
+    KeyRecord {
+        id: id.into(),
+        name: format!("app/{id}"),
+        owner: "alice".into(),
+        purpose: KeyPurpose::Encrypt,
+        environment: "dev".into(),
+        algorithm: Algorithm::Aes256Gcm,
+        provider: "local".into(),
+        provider_uri: KeyUri::new(format!("local://{id}")),
+        state: KeyState::Enabled,
+        crypto_period: Duration::from_secs(86_400),
+        created_at_ms: 0,
+        rotation_due_at_ms: 86_400_000,
+        destruction_at_ms: None,
+        labels: Default::default(),
+        versions: vec![VersionRecord {
+            version: 1,
+            provider_version: "1".into(),
+            created_at_ms: 0,
+        }],
+        retired_below: 0,
+        expires_at_ms: None,
+        primary_version: None,
+    }
 }

@@ -74,6 +74,9 @@ pub struct ScanRecord<'a> {
     /// With their changes marked ([`PostureStore::mark_changes`]).
     pub keys: &'a [ScannedKey],
     pub violations: &'a [Violation],
+    /// (rule, subject) pairs this scan could not decide (a key's settings could not be read):
+    /// their open findings stay open, as a failed listing's do.
+    pub undecided: &'a HashSet<(String, String)>,
 }
 
 /// Scans whose inventory is kept (a week of hourly scans); older inventories are deleted,
@@ -259,7 +262,9 @@ impl PostureStore {
         let mut closed = 0;
         let because = format!("no longer found by scan {scan_id}");
         for (id, rule, subject, provider) in &open {
-            if seen.contains(&(rule.clone(), subject.clone()))
+            let pair = (rule.clone(), subject.clone());
+            if seen.contains(&pair)
+                || scan.undecided.contains(&pair)
                 || !listed.contains(provider.as_str())
             {
                 continue;

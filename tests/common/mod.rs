@@ -5,6 +5,7 @@
 pub mod backends;
 pub mod hsm;
 pub mod pki;
+pub mod posture;
 pub mod suite;
 pub mod team;
 

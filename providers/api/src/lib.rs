@@ -37,6 +37,7 @@ pub use spki::{der_tlv, spki_public_key_bits};
 pub use types::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyVersionInfo,
     ListedKey, Listing, MasterKeyRotation, NeededKey, PageRequest, ProviderKey, ProviderKeyState,
-    PublicKeyInfo, Replied, SignInput, VersionRef, WrappedForImport, WrappedKey, WrappingAlgorithm,
+    PublicKeyInfo, Replied, SettingConflict, SignInput, VersionRef, WrappedForImport, WrappedKey,
+    WrappingAlgorithm,
 };
 pub use uri::KeyUri;

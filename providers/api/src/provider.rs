@@ -1,7 +1,8 @@
 use crate::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyUri, KeyVersionInfo,
     Listing, MasterKeyRotation, NeededKey, PageRequest, ProviderError, ProviderKey, PublicKeyInfo,
-    Replied, Result, SecretBytes, SignInput, VersionRef, WrappedForImport, WrappedKey,
+    Replied, Result, SecretBytes, SettingConflict, SignInput, VersionRef, WrappedForImport,
+    WrappedKey,
 };
 use std::time::Duration;
 
@@ -153,6 +154,16 @@ pub trait KeyProvider: Send + Sync {
         Err(ProviderError::unsupported(
             self.name(),
             "master-key rotation (keygate holds no master key for this backend: its keys are wrapped by the backend itself)",
+        ))
+    }
+
+    /// The key's backend settings that contradict keygate's (see [`SettingConflict`]); empty
+    /// when none does. For posture scans, one key at a time: only backends that read them in
+    /// a request or two implement it ([`crate::Capabilities::settings`]).
+    async fn setting_conflicts(&self, _key: &KeyUri) -> Result<Replied<Vec<SettingConflict>>> {
+        Err(ProviderError::unsupported(
+            self.name(),
+            "reading key settings",
         ))
     }
 

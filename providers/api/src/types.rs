@@ -157,6 +157,21 @@ pub struct Capabilities {
     /// Bring-your-own-key: [`crate::KeyProvider::import_parameters`] and
     /// [`crate::KeyProvider::import_key`] work.
     pub import: bool,
+    /// [`crate::KeyProvider::setting_conflicts`] reads a key's backend settings.
+    pub settings: bool,
+}
+
+/// A backend setting of a key that contradicts what keygate sets or relies on (deletion
+/// protection off, automatic rotation off where keygate turned it on, material exportable),
+/// for posture scans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingConflict {
+    /// The backend's own name for the setting (`deletion_allowed`, `KeyRotationEnabled`).
+    pub setting: String,
+    /// What keygate sets or relies on, and why.
+    pub expected: String,
+    /// What the backend holds.
+    pub found: String,
 }
 
 impl Capabilities {

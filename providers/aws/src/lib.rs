@@ -39,6 +39,7 @@ mod listing;
 mod lookup;
 mod objects;
 mod provider;
+mod settings;
 mod signing;
 
 pub use algorithms::{MAX_KMS_INPUT, SUPPORTED};

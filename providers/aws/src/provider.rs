@@ -4,12 +4,12 @@
 use crate::arn;
 use crate::config::AwsKmsConfig;
 use crate::errors::Attempt;
-use crate::{algorithms, crypto, import, lifecycle, listing, signing};
+use crate::{algorithms, crypto, import, lifecycle, listing, settings, signing};
 use aws_sdk_kms::Client;
 use keygate_provider::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
     KeyVersionInfo, Listing, PageRequest, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
-    SignInput, VersionRef, WrappedKey,
+    SettingConflict, SignInput, VersionRef, WrappedKey,
 };
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
@@ -106,6 +106,7 @@ impl KeyProvider for AwsKmsProvider {
             pins_version: false,
             digest_only: false,
             import: true,
+            settings: true,
         }
     }
 
@@ -122,6 +123,10 @@ impl KeyProvider for AwsKmsProvider {
 
     async fn list(&self, page: &PageRequest) -> Result<Replied<Listing>> {
         listing::list(self, page).await
+    }
+
+    async fn setting_conflicts(&self, key: &KeyUri) -> Result<Replied<Vec<SettingConflict>>> {
+        settings::setting_conflicts(self, key).await
     }
 
     async fn encrypt(

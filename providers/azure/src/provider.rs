@@ -81,6 +81,7 @@ impl KeyProvider for AzureKeyVaultProvider {
             digest_only: true,
             // Key transfer blobs (CKM_RSA_AES_KEY_WRAP); the vault must offer HSM keys.
             import: true,
+            settings: false,
         }
     }
 

@@ -112,6 +112,7 @@ impl KeyProvider for GcpKmsProvider {
             // asymmetricSign takes digests; messages are hashed here.
             digest_only: true,
             import: true,
+            settings: false,
         }
     }
 

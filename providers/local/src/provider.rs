@@ -304,6 +304,7 @@ impl KeyProvider for LocalProvider {
             pins_version: true,
             digest_only: false,
             import: false,
+            settings: false,
         }
     }
 

@@ -130,6 +130,7 @@ impl KeyProvider for Pkcs11Provider {
             // CKM_ECDSA and CKM_RSA_PKCS_PSS sign digests; messages are hashed here first.
             digest_only: true,
             import: false,
+            settings: false,
         }
     }
 

@@ -44,6 +44,7 @@ mod import;
 mod keys;
 mod listing;
 mod provider;
+mod settings;
 mod signing;
 
 pub use algorithms::{parse_vault_key_name, vault_key_name};

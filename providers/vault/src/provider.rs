@@ -6,11 +6,11 @@ use crate::auth::{self, AppRoleLogin};
 use crate::client::{self, Reply, TokenCell, VaultHttp};
 use crate::config::{VaultConfig, VaultCredentials};
 use crate::errors::Op;
-use crate::{crypto, import, keys, listing, signing};
+use crate::{crypto, import, keys, listing, settings, signing};
 use keygate_provider::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
     KeyVersionInfo, Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied,
-    Result, SecretBytes, SignInput, VersionRef, WrappedKey,
+    Result, SecretBytes, SettingConflict, SignInput, VersionRef, WrappedKey,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -192,6 +192,7 @@ impl KeyProvider for VaultProvider {
             pins_version: true,
             digest_only: false,
             import: true,
+            settings: true,
         }
     }
 
@@ -206,6 +207,10 @@ impl KeyProvider for VaultProvider {
 
     async fn list(&self, page: &PageRequest) -> Result<Replied<Listing>> {
         listing::list(self, page).await
+    }
+
+    async fn setting_conflicts(&self, key: &KeyUri) -> Result<Replied<Vec<SettingConflict>>> {
+        settings::setting_conflicts(self, key).await
     }
 
     async fn encrypt(

@@ -17,6 +17,8 @@ pub mod lifecycle;
 pub mod owner;
 pub mod policy;
 pub mod posture;
+mod posture_audit;
+mod posture_settings;
 pub mod public_keys;
 pub mod retire;
 pub mod signing;

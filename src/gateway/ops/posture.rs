@@ -3,17 +3,22 @@
 //! AcknowledgeFinding.
 
 use super::inventory::{Managed, state_of};
+use super::{posture_audit, posture_settings};
+use crate::catalog::KeyRecord;
 use crate::gateway::GatewayError;
-use crate::gateway::runner::{Exec, Operation, Reads, Target};
+use crate::gateway::runner::{Changes, Exec, Operation, Reads, Target};
 use crate::page_token;
 use crate::policy::Action;
 use crate::posture::rules::{self, Inputs};
 use crate::posture::store::{FindingFilter, InventoryFilter, ScanRecord};
+use crate::posture::usage::{self, UsageInputs};
 use crate::posture::{
     Acknowledgement, Finding, ProviderListing, Rule, ScanSummary, ScannedKey, Severity,
 };
+use crate::posture::{Violation, families};
 use crate::time::now_ms;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Runs one inventory scan now.
 pub struct ScanPosture;
@@ -79,11 +84,12 @@ impl Operation for ScanPosture {
                 }),
             }
         }
-        let store = &cx.posture().store;
+        // A clone (one pool handle) so the rules below may record details on `cx`.
+        let store = cx.posture().store.clone();
         let scanned = store.mark_changes(scanned, &listed).await?;
         let finished_at_ms = now_ms();
         let owner_known = |owner: &str| cx.owner_known(owner);
-        let violations = rules::evaluate(
+        let mut violations = rules::evaluate(
             &scanned,
             &Inputs {
                 keys: &keys,
@@ -95,6 +101,9 @@ impl Operation for ScanPosture {
                 destruction_grace: cx.posture().settings.destruction_grace,
             },
         );
+        violations.extend(audit_and_family_violations(cx, &keys, finished_at_ms).await?);
+        let (conflicts, undecided) = posture_settings::read(cx, &keys, &scanned).await?;
+        violations.extend(conflicts);
         let started_by = cx.actor_name();
         let summary = store
             .record_scan(ScanRecord {
@@ -104,6 +113,7 @@ impl Operation for ScanPosture {
                 listings: &listings,
                 keys: &scanned,
                 violations: &violations,
+                undecided: &undecided,
             })
             .await?;
         cx.detail("scan_id", summary.scan_id);
@@ -124,6 +134,43 @@ impl Operation for ScanPosture {
         }
         Ok(summary)
     }
+}
+
+/// The rules that read the audit window and the BYOK families besides the scan.
+async fn audit_and_family_violations(
+    cx: &mut Exec<'_, Reads>,
+    keys: &[Arc<KeyRecord>],
+    now_ms: i64,
+) -> Result<Vec<Violation>, GatewayError> {
+    let settings = cx.posture().settings.clone();
+    let since =
+        now_ms.saturating_sub(i64::try_from(settings.audit_window.as_millis()).unwrap_or(i64::MAX));
+    let window = posture_audit::read(cx, since).await?;
+    let families = cx.key_families().await?;
+    let principal_environment = |name: &str| {
+        let p = cx.principal(name)?;
+        match p.environments.as_slice() {
+            [one] if one != "*" => Some(one.clone()),
+            _ => None,
+        }
+    };
+    let inputs = UsageInputs {
+        keys,
+        window: settings.audit_window,
+        principal_environment: &principal_environment,
+        networks: &settings.networks,
+        truncated: window.truncated,
+    };
+    let mut out = usage::bypass_violations(&window.bypasses, &inputs);
+    out.extend(usage::environment_violations(&window.uses, &inputs));
+    out.extend(families::family_violations(&families, keys));
+    cx.detail("bypass_records", window.bypasses.len());
+    cx.detail("key_uses_read", window.uses.len());
+    cx.detail("byok_families", families.len());
+    if window.truncated {
+        cx.detail("audit_window_truncated", true);
+    }
+    Ok(out)
 }
 
 /// The newest scan's inventory, paged by provider and URI.
@@ -281,7 +328,9 @@ pub struct AcknowledgeFinding {
 
 impl Operation for AcknowledgeFinding {
     type Output = Finding;
-    type Mode = Reads;
+    // A change to the posture store, not to a key: Changes, so the runner records its intent
+    // (which finding, why) before the store is touched, as for every other change.
+    type Mode = Changes;
 
     fn action(&self) -> Action {
         Action::AcknowledgeFinding
@@ -304,9 +353,14 @@ impl Operation for AcknowledgeFinding {
         Target::Posture
     }
 
-    async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<Finding, GatewayError> {
-        cx.detail("finding_id", self.id);
-        cx.detail("reason", self.reason.clone());
+    fn intent_details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("finding_id", self.id.into()),
+            ("reason", self.reason.clone().into()),
+        ]
+    }
+
+    async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<Finding, GatewayError> {
         let ack = Acknowledgement {
             by: cx.actor_name(),
             at_ms: now_ms(),

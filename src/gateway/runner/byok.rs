@@ -73,4 +73,8 @@ impl<M: super::Mode> Exec<'_, M> {
     pub async fn key_family(&self, key_id: &str) -> Result<Option<KeyFamily>, GatewayError> {
         Ok(self.gateway.catalog.family(key_id).await?)
     }
+
+    pub async fn key_families(&self) -> Result<Vec<KeyFamily>, GatewayError> {
+        Ok(self.gateway.catalog.families().await?)
+    }
 }

@@ -368,6 +368,9 @@ impl Gateway {
             return Err(self.open_request(call, &actor, &op, &mut cx).await);
         }
         if <O::Mode as Mode>::CHANGES {
+            for (name, value) in op.intent_details() {
+                cx.journal.detail(name, value);
+            }
             cx.journal.intent(&self.audit).await?;
         }
         // The request id reaches the providers, which send it where the backend records it;

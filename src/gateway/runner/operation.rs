@@ -168,6 +168,13 @@ pub trait Operation: Send + Sync + Sized + 'static {
         None
     }
 
+    /// What a change that names no key is about (the finding an acknowledgement is for, its
+    /// reason), recorded in its intent event and so in its outcome event too: an intent
+    /// must say what is about to change. Runs after [`Operation::check`].
+    fn intent_details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
+
     /// A second key the call also uses (ReEncrypt's destination), admitted for the same
     /// action.
     fn second_key(&self) -> Option<&str> {

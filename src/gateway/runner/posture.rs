@@ -3,10 +3,11 @@
 
 use super::exec::{Exec, Subject, not_admitted};
 use super::operation::{Changes, Mode};
+use crate::catalog::KeyRecord;
 use crate::catalog::{CatalogError, ProviderKeyReservation};
 use crate::gateway::GatewayError;
 use crate::posture::Posture;
-use keygate_provider::{KeyUri, ListedKey, PageRequest, ProviderKey};
+use keygate_provider::{KeyUri, ListedKey, PageRequest, ProviderKey, SettingConflict};
 use std::time::{Duration, Instant};
 
 /// Pages one listing may take before it is cut off as runaway (a backend handing back the
@@ -60,6 +61,28 @@ impl<M: Mode> Exec<'_, M> {
     /// Whether `owner` names a configured principal or team.
     pub fn owner_known(&self, owner: &str) -> bool {
         self.gateway.tokens.owner_kind(owner) != crate::auth::OwnerKind::Unknown
+    }
+
+    /// The backend settings of `key` that contradict keygate's, as its provider reads them
+    /// (through its guard); `None` where the provider reads none.
+    pub async fn setting_conflicts(
+        &self,
+        key: &KeyRecord,
+    ) -> Option<Result<Vec<SettingConflict>, GatewayError>> {
+        if !matches!(self.subject, Subject::Posture) {
+            return Some(Err(not_admitted("the key posture")));
+        }
+        let provider = self.gateway.providers.get(&key.provider)?;
+        if !provider.capabilities().settings {
+            return None;
+        }
+        Some(
+            provider
+                .setting_conflicts(&key.provider_uri)
+                .await
+                .map(|r| r.value)
+                .map_err(GatewayError::from),
+        )
     }
 
     /// Every configured provider instance's full listing, one instance after another (each

@@ -60,6 +60,7 @@ async fn scan(
             listings: &listings,
             keys: &keys,
             violations: &violations,
+            undecided: &HashSet::new(),
         })
         .await
         .unwrap();
@@ -156,4 +157,41 @@ async fn old_inventories_go_but_each_providers_newest_listing_stays() {
         .await
         .unwrap();
     assert!(gone.is_empty(), "an old scan's inventory is deleted");
+}
+
+#[tokio::test]
+async fn an_undecided_finding_stays_open_and_closes_once_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PostureStore::new(crate::db::open(dir.path()).await.unwrap());
+    scan(&store, 1, &["a"], "").await;
+    let listings = [ProviderListing {
+        provider: "p".into(),
+        keys: 0,
+        elapsed_ms: 1,
+        error: String::new(),
+    }];
+    let record = |at: i64, undecided: &HashSet<(String, String)>| {
+        let undecided = undecided.clone();
+        let store = store.clone();
+        let listings = listings.clone();
+        async move {
+            store
+                .record_scan(ScanRecord {
+                    started_at_ms: at,
+                    finished_at_ms: at,
+                    started_by: "test",
+                    listings: &listings,
+                    keys: &[],
+                    violations: &[],
+                    undecided: &undecided,
+                })
+                .await
+                .unwrap()
+        }
+    };
+    // The violation is gone but this scan could not decide it: the finding stays open.
+    let pending = HashSet::from([(Rule::UnmanagedKey.as_str().to_string(), "p|a".to_string())]);
+    assert_eq!(record(2, &pending).await.closed, 0);
+    // Decided (no violation, nothing undecided): it closes.
+    assert_eq!(record(3, &HashSet::new()).await.closed, 1);
 }

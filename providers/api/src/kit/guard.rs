@@ -22,8 +22,8 @@ use super::settings::{FaultKind, FaultSettings, GuardSettings, RetrySettings};
 use crate::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
     KeyVersionInfo, Listing, MasterKeyRotation, PageRequest, ProviderError, ProviderKey,
-    PublicKeyInfo, Replied, Result, SecretBytes, SignInput, VersionRef, WrappedForImport,
-    WrappedKey,
+    PublicKeyInfo, Replied, Result, SecretBytes, SettingConflict, SignInput, VersionRef,
+    WrappedForImport, WrappedKey,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -408,6 +408,11 @@ impl KeyProvider for Guarded {
 
     async fn list(&self, page: &PageRequest) -> Result<Replied<Listing>> {
         self.run(Op::List, || self.inner.list(page)).await
+    }
+
+    async fn setting_conflicts(&self, key: &KeyUri) -> Result<Replied<Vec<SettingConflict>>> {
+        self.run(Op::SettingConflicts, || self.inner.setting_conflicts(key))
+            .await
     }
 
     async fn encrypt(

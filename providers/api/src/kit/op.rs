@@ -28,10 +28,11 @@ pub enum Op {
     PrepareImport,
     CreateWrappableKey,
     WrapForImport,
+    SettingConflicts,
 }
 
 impl Op {
-    pub const ALL: [Op; 22] = [
+    pub const ALL: [Op; 23] = [
         Op::CreateKey,
         Op::Describe,
         Op::List,
@@ -54,6 +55,7 @@ impl Op {
         Op::PrepareImport,
         Op::CreateWrappableKey,
         Op::WrapForImport,
+        Op::SettingConflicts,
     ];
 
     /// The stable snake_case name: the trait method's name.
@@ -81,6 +83,7 @@ impl Op {
             Op::PrepareImport => "prepare_import",
             Op::CreateWrappableKey => "create_wrappable_key",
             Op::WrapForImport => "wrap_for_import",
+            Op::SettingConflicts => "setting_conflicts",
         }
     }
 

@@ -1,219 +1,59 @@
 //! Key posture end to end, through gRPC and the CLI: keys in the local provider, OpenBao,
 //! LocalStack and SoftHSM2, some created straight in the backends; a scan lists every one,
 //! the unmanaged ones become findings; adopting one closes its finding and its next call is
-//! policy-checked and audited; each finding rule is produced by setting up its condition and
-//! closes when the condition is fixed; keys that appear and vanish between scans show; the
-//! background scan runs by itself.
+//! policy-checked and audited; acknowledging a finding is audited as a change (intent and
+//! outcome); keys that appear and vanish between scans show. (Keys changed in their backends
+//! behind keygate's back: `posture_drift.rs`.)
 //!
-//! Needs SoftHSM2, OpenBao and LocalStack (`tests/run.sh posture` installs them).
+//! Needs SoftHSM2, OpenBao and LocalStack (`tests/run.sh posture_inventory` installs them).
 
 mod common;
+#[path = "common/posture_backends.rs"]
+mod posture_backends;
 
-use common::backends::Backends;
-use common::{Posture, Server, ServerOptions, days, events_for, request_id};
+use common::hsm::TestHsm as Hsm;
+use common::posture::{
+    Setup, cli_json, create, findings, inventory, keys_like, open_finding, posture_as, scan,
+    scan_events, token,
+};
+use common::{Server, days, events_for, request_id};
 use keygate::pb;
+use keygate_test_backends::localstack::LocalStack;
+use keygate_test_backends::openbao::OpenBao;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-const TOKEN: &str = "e2e-posture";
-
-/// (principal, kind, role): a security officer, a key admin, an auditor, a service using keys.
-const PEOPLE: &[(&str, &str, &str)] = &[
-    ("sol", "user", "security-officer"),
-    ("kim", "user", "key-admin"),
-    ("dana", "user", "auditor"),
-    ("svc-app", "service-account", "key-user"),
-];
-
-fn token(principal: &str) -> String {
-    format!(
-        "kg_posture_{}_token_0123456789abcdef",
-        principal.replace('-', "_")
-    )
+struct Backends {
+    hsm: Hsm,
+    bao: OpenBao,
+    aws: LocalStack,
 }
 
-fn token_var(principal: &str) -> String {
-    format!(
-        "E2E_POSTURE_TOKEN_{}",
-        principal.replace('-', "_").to_uppercase()
-    )
-}
-
-fn tokens_config(people: &[(&str, &str, &str)]) -> String {
-    people
-        .iter()
-        .map(|(name, kind, role)| {
-            format!(
-                "[[tokens]]\nprincipal = \"{name}\"\nkind = \"{kind}\"\nroles = [\"{role}\"]\nenvironments = [\"dev\"]\ntoken = {{ env = \"{}\" }}\n\n",
-                token_var(name)
-            )
-        })
-        .collect()
-}
-
-/// The configuration: every backend as a provider (the local one comes with dev mode),
-/// the lifecycle floors low enough for a test to outlive a crypto-period and a time to live,
-/// the rotation scheduler as given, the background scan off (scans run on demand).
-fn write_config(
-    dir: &Path,
-    b: &Backends,
-    scheduler: &str,
-    people: &[(&str, &str, &str)],
-) -> PathBuf {
-    let config = dir.join("keygate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{providers}
-[lifecycle]
-min_crypto_period = "1s"
-min_ttl = "1s"
-scan_interval = "{scheduler}"
-
-[posture]
-scan_interval = "0s"
-destruction_grace = "0s"
-
-{tokens}"#,
-            providers = b.providers_config(),
-            tokens = tokens_config(people),
-        ),
-    )
-    .expect("write config");
-    config
-}
-
-fn start_gateway(
-    dir: &Path,
-    b: &Backends,
-    scheduler: &str,
-    people: &[(&str, &str, &str)],
-) -> Server {
-    let config = write_config(dir, b, scheduler, people);
-    let mut env = b.env();
-    env.extend(
-        people
-            .iter()
-            .map(|(name, ..)| (token_var(name), token(name))),
-    );
-    Server::start_with(
-        &dir.join("data"),
-        ServerOptions {
-            config: Some(config),
+/// Every backend as a provider (the local one comes with dev mode).
+fn start_gateway(dir: &Path, b: &Backends) -> Server {
+    let (providers, env) = posture_backends::providers(Some(&b.hsm), Some(&b.bao), Some(&b.aws));
+    common::posture::start(
+        dir,
+        &Setup {
+            providers,
             env,
             ..Default::default()
         },
     )
 }
 
-async fn posture_as(server: &Server, principal: &str) -> Posture {
-    server.posture(&token(principal)).await
-}
-
-async fn scan(posture: &mut Posture) -> pb::ScanSummary {
-    let scan = posture
-        .run_scan(pb::RunScanRequest {})
-        .await
-        .expect("scan")
-        .into_inner();
-    for l in &scan.listings {
-        assert!(
-            l.error.is_empty(),
-            "provider {} not listed: {}",
-            l.provider,
-            l.error
-        );
-    }
-    scan
-}
-
-async fn inventory(posture: &mut Posture) -> Vec<pb::ScannedKey> {
-    let mut all = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        // A small page, so paging is exercised too.
-        let page = posture
-            .get_inventory(pb::GetInventoryRequest {
-                page_size: 3,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .expect("inventory")
-            .into_inner();
-        all.extend(page.keys);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        page_token = page.next_page_token;
-    }
-}
-
-async fn findings(posture: &mut Posture, state: &str, rule: &str) -> Vec<pb::Finding> {
-    posture
-        .list_findings(pb::ListFindingsRequest {
-            state: state.into(),
-            rule: rule.into(),
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .expect("list findings")
-        .into_inner()
-        .findings
-}
-
-/// The open finding of `rule` about `subject` (a key id or a provider URI), if any.
-async fn open_finding(posture: &mut Posture, rule: &str, subject: &str) -> Option<pb::Finding> {
-    findings(posture, "open", rule)
-        .await
-        .into_iter()
-        .find(|f| f.key_id == subject || f.provider_uri == subject)
-}
-
-/// Scans until `rule` is open for `subject` (a condition that takes time to arise: a
-/// crypto-period or a time to live running out), for at most a minute.
-async fn scan_until_open(posture: &mut Posture, rule: &str, subject: &str) -> pb::Finding {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        scan(posture).await;
-        if let Some(f) = open_finding(posture, rule, subject).await {
-            return f;
-        }
-        assert!(Instant::now() < deadline, "no {rule} finding for {subject}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn cli_json(server: &Server, principal: &str, args: &[&str]) -> Value {
-    let out = server
-        .cli()
-        .env("KEYGATE_TOKEN", token(principal))
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("run the keygate CLI");
-    assert!(
-        out.status.success(),
-        "keygate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
-}
-
-fn create(name: &str, provider: &str, owner: &str) -> pb::CreateKeyRequest {
-    pb::CreateKeyRequest {
-        provider: provider.into(),
-        ..common::create(name, "aes-256-gcm", owner)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_under_keygate() {
     let dir = tempfile::tempdir().unwrap();
-    let b = Backends::start(TOKEN).await;
-    let server = start_gateway(dir.path(), &b, "24h", PEOPLE);
+    let b = Backends {
+        hsm: posture_backends::hsm(),
+        bao: tokio::task::spawn_blocking(OpenBao::start)
+            .await
+            .unwrap()
+            .expect("OpenBao could not be started"),
+        aws: posture_backends::start_localstack().await,
+    };
+    let server = start_gateway(dir.path(), &b);
     let mut root = server.root().await;
     // Managed keys, one per provider.
     let mut managed = Vec::new();
@@ -226,12 +66,13 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         managed.push(key);
     }
     // Keys created straight in the backends, behind keygate's back.
-    b.bao(
+    posture_backends::bao(
+        &b.bao,
         "POST",
         "/v1/transit/keys/stray-vault",
         Some(r#"{"type":"aes256-gcm96"}"#),
     );
-    let kms = b.kms();
+    let kms = posture_backends::kms_client(&b.aws.endpoint());
     let stray_aws = kms
         .create_key()
         .send()
@@ -326,7 +167,8 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 
-    // Acknowledging is audited, with the reason; the finding stays open.
+    // Acknowledging is audited as a change, with the reason: an intent event naming the
+    // finding before the store is touched, and the outcome; the finding stays open.
     let acked = sol
         .acknowledge_finding(pb::AcknowledgeFindingRequest {
             id: hsm_finding.id,
@@ -340,15 +182,19 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
     assert!(acked.closed_at.is_empty());
     let mut audit = server.audit(common::ROOT_TOKEN).await;
     let events = events_for(&mut audit, &ack_id).await;
-    let event = events
+    let mut acks: Vec<_> = events
         .iter()
-        .find(|e| e.action == "AcknowledgeFinding")
-        .expect("AcknowledgeFinding audited");
-    assert_eq!(
-        (event.actor.as_str(), event.outcome.as_str()),
-        ("sol", "ok")
-    );
-    assert!(event.details.contains("CHG-42"), "{}", event.details);
+        .filter(|e| e.action == "AcknowledgeFinding")
+        .collect();
+    acks.sort_by_key(|e| e.sequence);
+    let outcomes: Vec<&str> = acks.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["intent", "ok"], "{events:?}");
+    for event in &acks {
+        assert_eq!(event.actor, "sol");
+        assert!(event.details.contains("CHG-42"), "{}", event.details);
+        let details: Value = serde_json::from_str(&event.details).unwrap();
+        assert_eq!(details["finding_id"], hsm_finding.id, "{details}");
+    }
     // A reason is required; a closed or unknown finding cannot be acknowledged.
     let no_reason = sol
         .acknowledge_finding(pb::AcknowledgeFindingRequest {
@@ -570,7 +416,8 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
 
     // Between scans: a key appears in OpenBao, the HSM's stray key vanishes. The vanished
     // key's finding closes by itself; the new one opens.
-    b.bao(
+    posture_backends::bao(
+        &b.bao,
         "POST",
         "/v1/transit/keys/newcomer",
         Some(r#"{"type":"aes256-gcm96"}"#),
@@ -616,137 +463,15 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         assert!(open_finding(&mut sol, "unmanaged-key", uri).await.is_none());
     }
 
-    // missing-from-provider: a managed key deleted straight in OpenBao; recreating it under
-    // the same name brings it back and the finding closes.
-    let vault_key = &managed[1];
-    let vault_name = vault_key
-        .provider_uri
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    b.bao(
-        "POST",
-        &format!("/v1/transit/keys/{vault_name}/config"),
-        Some(r#"{"deletion_allowed":true}"#),
-    );
-    b.bao("DELETE", &format!("/v1/transit/keys/{vault_name}"), None);
-    scan(&mut sol).await;
-    let missing = open_finding(&mut sol, "missing-from-provider", &vault_key.id)
-        .await
-        .expect("missing-from-provider finding");
-    assert_eq!(missing.key_name, "pos/vault");
-    b.bao(
-        "POST",
-        &format!("/v1/transit/keys/{vault_name}"),
-        Some(r#"{"type":"aes256-gcm96"}"#),
-    );
-    scan(&mut sol).await;
-    assert!(
-        open_finding(&mut sol, "missing-from-provider", &vault_key.id)
-            .await
-            .is_none()
-    );
-
-    // crypto-period-exceeded: a key whose crypto-period runs out; disabling it (no longer
-    // in use) fixes it.
-    let short = root
-        .create_key(pb::CreateKeyRequest {
-            crypto_period: Some(prost_types::Duration {
-                seconds: 1,
-                nanos: 0,
-            }),
-            ..create("pos/short-lived-period", "local", "svc-app")
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let overdue = scan_until_open(&mut sol, "crypto-period-exceeded", &short.id).await;
-    assert!(
-        overdue.evidence.contains("never rotated"),
-        "{}",
-        overdue.evidence
-    );
-    root.disable_key(pb::DisableKeyRequest {
-        key: short.id.clone(),
-    })
-    .await
-    .unwrap();
-    scan(&mut sol).await;
-    assert!(
-        open_finding(&mut sol, "crypto-period-exceeded", &short.id)
-            .await
-            .is_none()
-    );
-
-    // owner-unknown and destruction-overdue: a key owned by nobody configured, and a
-    // short-lived key whose time to live ends while the scheduler is not due.
-    let orphan = root
-        .create_key(create("pos/orphan", "local", "ghost"))
-        .await
-        .unwrap()
-        .into_inner();
-    let ttl = root
-        .create_key(pb::CreateKeyRequest {
-            ttl: Some(prost_types::Duration {
-                seconds: 1,
-                nanos: 0,
-            }),
-            ..create("pos/ttl", "local", "svc-app")
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    scan(&mut sol).await;
-    let owner = open_finding(&mut sol, "owner-unknown", &orphan.id)
-        .await
-        .expect("owner-unknown finding");
-    assert_eq!(owner.severity, "medium");
-    scan_until_open(&mut sol, "destruction-overdue", &ttl.id).await;
-    // Fixed: `ghost` becomes a configured principal and the scheduler runs every second
-    // (it destroys the short-lived key). A restart picks both up.
-    drop(server);
-    let mut people = PEOPLE.to_vec();
-    people.push(("ghost", "user", "key-user"));
-    let server = start_gateway(dir.path(), &b, "1s", &people);
-    let mut sol = posture_as(&server, "sol").await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        scan(&mut sol).await;
-        if open_finding(&mut sol, "destruction-overdue", &ttl.id)
-            .await
-            .is_none()
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the short-lived key was not destroyed"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(
-        open_finding(&mut sol, "owner-unknown", &orphan.id)
-            .await
-            .is_none()
-    );
     let closed: Vec<String> = findings(&mut sol, "closed", "")
         .await
         .into_iter()
         .map(|f| f.rule)
         .collect();
-    for rule in [
-        "unmanaged-key",
-        "missing-from-provider",
-        "crypto-period-exceeded",
-        "owner-unknown",
-        "destruction-overdue",
-    ] {
-        assert!(
-            closed.iter().any(|r| r == rule),
-            "{rule} never closed: {closed:?}"
-        );
-    }
+    assert!(
+        closed.iter().any(|r| r == "unmanaged-key"),
+        "unmanaged-key never closed: {closed:?}"
+    );
     // Scans are audited as the caller's ScanPosture calls; the auditor's attempt as denied.
     let scans = scan_events(&server).await;
     let (done, refused): (Vec<_>, Vec<_>) = scans.iter().partition(|e| e.outcome == "ok");
@@ -755,69 +480,5 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         refused.len() == 1 && refused[0].actor == "dana" && refused[0].outcome == "denied",
         "{refused:?}"
     );
-    assert!(scans.len() >= 6, "{}", scans.len());
-}
-
-/// Every ScanPosture event in the audit log.
-async fn scan_events(server: &Server) -> Vec<pb::AuditEvent> {
-    let mut audit = server.audit(common::ROOT_TOKEN).await;
-    common::query_all(
-        &mut audit,
-        pb::AuditQueryRequest {
-            action: "ScanPosture".into(),
-            ..Default::default()
-        },
-    )
-    .await
-}
-
-async fn keys_like(posture: &mut Posture, needle: &str) -> String {
-    inventory(posture)
-        .await
-        .into_iter()
-        .find(|k| k.provider_uri.contains(needle) && k.change != "vanished")
-        .unwrap_or_else(|| panic!("no key like {needle}"))
-        .provider_uri
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_background_scan_runs_by_itself_as_the_system() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("keygate.toml");
-    std::fs::write(&config, "[posture]\nscan_interval = \"1s\"\n").unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        ServerOptions {
-            config: Some(config),
-            ..Default::default()
-        },
-    );
-    let mut root = server.root().await;
-    // Owned by nobody configured (dev mode has only its root): a finding without asking.
-    let key = root
-        .create_key(common::create("bg/orphan", "aes-256-gcm", "nobody"))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut posture = server.posture(common::ROOT_TOKEN).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let found = loop {
-        if let Some(f) = open_finding(&mut posture, "owner-unknown", &key.id).await {
-            break f;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no background scan found the key"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    assert_eq!(found.key_name, "bg/orphan");
-    let scans = scan_events(&server).await;
-    assert!(!scans.is_empty());
-    assert!(
-        scans
-            .iter()
-            .all(|e| e.actor == "keygate:posture" && e.actor_kind == "system"),
-        "{scans:?}"
-    );
+    assert!(scans.len() >= 3, "{}", scans.len());
 }
