@@ -747,3 +747,81 @@ async fn the_console_refuses_bad_sign_ins_and_forms_without_their_csrf_token() {
         .unwrap();
     assert_eq!(response.status(), 303);
 }
+
+#[tokio::test]
+async fn over_tls_the_console_marks_its_cookie_secure_and_plaintext_off_loopback_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::pki::pki();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let (cert, key) = (
+        write("console.pem", &pki.server.0),
+        write("console.key", &pki.server.1),
+    );
+    let people = PEOPLE
+        .iter()
+        .map(|(name, kind, role)| {
+            format!(
+                "[[tokens]]\nprincipal = \"{name}\"\nkind = \"{kind}\"\nroles = [\"{role}\"]\nenvironments = [\"dev\"]\ntoken = {{ env = \"{}\" }}\n\n",
+                token_var(name)
+            )
+        })
+        .collect::<String>();
+    let config = format!(
+        "[console]\nlisten = \"127.0.0.1:0\"\ntls = {{ cert_file = \"{cert}\", key_file = \"{key}\" }}\n\n{people}"
+    );
+    let env = PEOPLE
+        .iter()
+        .map(|(name, ..)| (token_var(name), token(name)))
+        .collect();
+    let server = common::start_with_config(dir.path(), &config, env);
+    let output = server.output();
+    let base = output
+        .lines()
+        .find_map(|l| l.strip_prefix("console on "))
+        .unwrap_or_else(|| panic!("no console address:\n{output}"))
+        .trim()
+        .replace("https://127.0.0.1", "https://localhost");
+    assert!(base.starts_with("https://localhost:"), "{base}");
+    let https = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let response = https
+        .post(format!("{base}/signin"))
+        .form(&[("token", token("sol").as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let set = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.contains("; Secure"), "{set}");
+    // Plain HTTP to the TLS listener gets no page.
+    let plain = base.replace("https://", "http://");
+    assert!(http().get(format!("{plain}/signin")).send().await.is_err());
+
+    // Without TLS, an address other than loopback is refused at start-up.
+    let open = dir.path().join("open.toml");
+    std::fs::write(&open, "[console]\nlisten = \"0.0.0.0:0\"\n").unwrap();
+    let mut cmd = std::process::Command::new(common::keygate_bin());
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.path().join("open-data"))
+        .arg("--dev")
+        .arg("--config")
+        .arg(common::dev_only_copy(&open, true))
+        .env_remove("KEYGATE_CONFIG");
+    let ran = common::run_to_exit(cmd, dir.path(), Duration::from_secs(60));
+    assert!(!ran.status.success(), "started: {}", ran.stdout);
+    assert!(
+        ran.stderr.contains("console.listen") && ran.stderr.contains("console.tls"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -53,7 +53,11 @@ pub async fn serve(
                     connection(tcp, peer, app, stop).await;
                 }
                 Some(tls) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+                    // The gRPC listener's configuration offers h2 only; the console speaks
+                    // HTTP/1.1.
+                    let mut config = (*tls.current()).clone();
+                    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
                     match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let identity = stream
