@@ -6,19 +6,17 @@
 //! Needs OpenBao and LocalStack (`tests/run.sh posture_drift` installs them).
 
 mod common;
-#[path = "common/posture_backends.rs"]
-mod posture_backends;
 
+use common::backends::bao;
 use common::posture::{Setup, create, findings, open_finding, posture_as, scan};
-use posture_backends::bao;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_changed_in_their_backends_are_findings_until_put_back() {
-    let openbao = posture_backends::start_openbao().await;
-    let localstack = posture_backends::start_localstack().await;
-    let kms = posture_backends::kms_client(&localstack.endpoint());
+    let openbao = common::backends::start_openbao().await;
+    let localstack = common::backends::start_localstack().await;
+    let kms = common::backends::kms_client(&localstack.endpoint());
     let dir = tempfile::tempdir().unwrap();
-    let (providers, env) = posture_backends::providers(None, Some(&openbao), Some(&localstack));
+    let (providers, env) = common::backends::providers(None, Some(&openbao), Some(&localstack));
     let server = common::posture::start(
         dir.path(),
         &Setup {

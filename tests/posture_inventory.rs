@@ -8,30 +8,20 @@
 //! Needs SoftHSM2, OpenBao and LocalStack (`tests/run.sh posture_inventory` installs them).
 
 mod common;
-#[path = "common/posture_backends.rs"]
-mod posture_backends;
 
-use common::hsm::TestHsm as Hsm;
+use common::backends::Backends;
 use common::posture::{
     Setup, cli_json, create, findings, inventory, keys_like, open_finding, posture_as, scan,
     scan_events, token,
 };
 use common::{Server, days, events_for, request_id};
 use keygate::pb;
-use keygate_test_backends::localstack::LocalStack;
-use keygate_test_backends::openbao::OpenBao;
 use serde_json::Value;
 use std::path::Path;
 
-struct Backends {
-    hsm: Hsm,
-    bao: OpenBao,
-    aws: LocalStack,
-}
-
 /// Every backend as a provider (the local one comes with dev mode).
 fn start_gateway(dir: &Path, b: &Backends) -> Server {
-    let (providers, env) = posture_backends::providers(Some(&b.hsm), Some(&b.bao), Some(&b.aws));
+    let (providers, env) = common::backends::providers(Some(&b.hsm), Some(&b.bao), Some(&b.aws));
     common::posture::start(
         dir,
         &Setup {
@@ -45,14 +35,7 @@ fn start_gateway(dir: &Path, b: &Backends) -> Server {
 #[tokio::test(flavor = "multi_thread")]
 async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_under_keygate() {
     let dir = tempfile::tempdir().unwrap();
-    let b = Backends {
-        hsm: posture_backends::hsm(),
-        bao: tokio::task::spawn_blocking(OpenBao::start)
-            .await
-            .unwrap()
-            .expect("OpenBao could not be started"),
-        aws: posture_backends::start_localstack().await,
-    };
+    let b = Backends::start("e2e-posture").await;
     let server = start_gateway(dir.path(), &b);
     let mut root = server.root().await;
     // Managed keys, one per provider.
@@ -66,13 +49,13 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
         managed.push(key);
     }
     // Keys created straight in the backends, behind keygate's back.
-    posture_backends::bao(
+    common::backends::bao(
         &b.bao,
         "POST",
         "/v1/transit/keys/stray-vault",
         Some(r#"{"type":"aes256-gcm96"}"#),
     );
-    let kms = posture_backends::kms_client(&b.aws.endpoint());
+    let kms = common::backends::kms_client(&b.aws.endpoint());
     let stray_aws = kms
         .create_key()
         .send()
@@ -416,7 +399,7 @@ async fn scans_find_unmanaged_keys_in_every_backend_and_adoption_brings_them_und
 
     // Between scans: a key appears in OpenBao, the HSM's stray key vanishes. The vanished
     // key's finding closes by itself; the new one opens.
-    posture_backends::bao(
+    common::backends::bao(
         &b.bao,
         "POST",
         "/v1/transit/keys/newcomer",

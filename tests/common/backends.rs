@@ -22,89 +22,120 @@ pub struct Backends {
     pub aws: LocalStack,
 }
 
+/// A SoftHSM2 token labelled `token` (once per test binary: see [`TestHsm::new`]).
+pub fn hsm(token: &'static str) -> TestHsm {
+    TestHsm::new(token, SO_PIN, USER_PIN)
+}
+
+pub async fn start_openbao() -> OpenBao {
+    match tokio::task::spawn_blocking(OpenBao::start).await {
+        Ok(Ok(bao)) => bao,
+        Ok(Err(e)) => panic!("OpenBao could not be started: {e}"),
+        Err(e) => panic!("OpenBao start-up task failed: {e}"),
+    }
+}
+
+pub async fn start_localstack() -> LocalStack {
+    match tokio::task::spawn_blocking(LocalStack::start).await {
+        Ok(Ok(ls)) => ls,
+        Ok(Err(e)) => panic!("LocalStack could not be started: {e}"),
+        Err(e) => panic!("LocalStack start-up task failed: {e}"),
+    }
+}
+
+/// An AWS KMS client for LocalStack at `endpoint`, to make keys there behind keygate's back.
+pub fn kms_client(endpoint: &str) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+        .region(aws_sdk_kms::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+/// A request to OpenBao's HTTP API that must succeed.
+pub fn bao(bao: &OpenBao, method: &str, path: &str, body: Option<&str>) {
+    let (status, text) = bao.request(method, path, body).expect("OpenBao request");
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {text}"
+    );
+}
+
+/// `[providers.hsm]`, `[providers.vault]` and `[providers.aws]` for the backends given, and
+/// the environment variables their settings name.
+pub fn providers(
+    hsm: Option<&TestHsm>,
+    bao: Option<&OpenBao>,
+    aws: Option<&LocalStack>,
+) -> (String, Vec<(String, String)>) {
+    let mut config = String::new();
+    let mut env = Vec::new();
+    if let Some(hsm) = hsm {
+        config.push_str(&format!(
+            "[providers.hsm]\nkind = \"pkcs11\"\nmodule = \"{}\"\ntoken = {{ label = \"{}\" }}\n\
+             user_pin = {{ env = \"{PIN_VAR}\" }}\n\n",
+            hsm.hsm.module_path().display(),
+            hsm.token(),
+        ));
+        env.push((
+            "SOFTHSM2_CONF".to_string(),
+            hsm.hsm.conf_path().display().to_string(),
+        ));
+        env.push((PIN_VAR.into(), USER_PIN.into()));
+    }
+    if let Some(bao) = bao {
+        config.push_str(&format!(
+            "[providers.vault]\nkind = \"vault\"\naddress = \"{}\"\nmount = \"transit\"\n\
+             auth = {{ method = \"token\", token = {{ env = \"{VAULT_TOKEN_VAR}\" }} }}\n\n",
+            bao.addr()
+        ));
+        env.push((VAULT_TOKEN_VAR.into(), bao.token().into()));
+    }
+    if let Some(aws) = aws {
+        config.push_str(&format!(
+            "[providers.aws]\nkind = \"aws-kms\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n\
+             credentials = {{ source = \"env\", access_key_id_env = \"{AWS_KEY_ID_VAR}\", \
+             secret_access_key_env = \"{AWS_SECRET_VAR}\" }}\n\n",
+            aws.endpoint()
+        ));
+        env.push((AWS_KEY_ID_VAR.into(), "test".into()));
+        env.push((AWS_SECRET_VAR.into(), "test".into()));
+    }
+    (config, env)
+}
+
 impl Backends {
-    /// Starts all three; the HSM's token is labelled `token` (once per test binary: see
-    /// [`TestHsm::new`]).
+    /// Starts all three; the HSM's token is labelled `token`.
     pub async fn start(token: &'static str) -> Backends {
-        let hsm = TestHsm::new(token, SO_PIN, USER_PIN);
-        let bao = match tokio::task::spawn_blocking(OpenBao::start).await {
-            Ok(Ok(bao)) => bao,
-            Ok(Err(e)) => panic!("OpenBao could not be started: {e}"),
-            Err(e) => panic!("OpenBao start-up task failed: {e}"),
-        };
-        let aws = match tokio::task::spawn_blocking(LocalStack::start).await {
-            Ok(Ok(ls)) => ls,
-            Ok(Err(e)) => panic!("LocalStack could not be started: {e}"),
-            Err(e) => panic!("LocalStack start-up task failed: {e}"),
-        };
-        Backends { hsm, bao, aws }
+        Backends {
+            hsm: hsm(token),
+            bao: start_openbao().await,
+            aws: start_localstack().await,
+        }
     }
 
     /// The `[providers.*]` sections for the three, reading their secrets from [`Self::env`].
     pub fn providers_config(&self) -> String {
-        format!(
-            r#"[providers.hsm]
-kind = "pkcs11"
-module = "{module}"
-token = {{ label = "{token}" }}
-user_pin = {{ env = "{PIN_VAR}" }}
-
-[providers.vault]
-kind = "vault"
-address = "{vault}"
-mount = "transit"
-auth = {{ method = "token", token = {{ env = "{VAULT_TOKEN_VAR}" }} }}
-
-[providers.aws]
-kind = "aws-kms"
-region = "us-east-1"
-endpoint_url = "{aws}"
-credentials = {{ source = "env", access_key_id_env = "{AWS_KEY_ID_VAR}", secret_access_key_env = "{AWS_SECRET_VAR}" }}
-"#,
-            module = self.hsm.hsm.module_path().display(),
-            token = self.hsm.token(),
-            vault = self.bao.addr(),
-            aws = self.aws.endpoint(),
-        )
+        providers(Some(&self.hsm), Some(&self.bao), Some(&self.aws)).0
     }
 
     /// The variables the gateway needs for [`Self::providers_config`].
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            (
-                "SOFTHSM2_CONF".to_string(),
-                self.hsm.hsm.conf_path().display().to_string(),
-            ),
-            (PIN_VAR.into(), USER_PIN.into()),
-            (VAULT_TOKEN_VAR.into(), self.bao.token().into()),
-            (AWS_KEY_ID_VAR.into(), "test".into()),
-            (AWS_SECRET_VAR.into(), "test".into()),
-        ]
+        providers(Some(&self.hsm), Some(&self.bao), Some(&self.aws)).1
     }
 
-    /// An AWS KMS client for LocalStack, to make keys there behind keygate's back.
+    /// An AWS KMS client for this LocalStack.
     pub fn kms(&self) -> aws_sdk_kms::Client {
-        let config = aws_sdk_kms::Config::builder()
-            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
-            .region(aws_sdk_kms::config::Region::new("us-east-1"))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "test", "test", None, None, "tests",
-            ))
-            .endpoint_url(self.aws.endpoint())
-            .build();
-        aws_sdk_kms::Client::from_conf(config)
+        kms_client(&self.aws.endpoint())
     }
 
-    /// A request to OpenBao's HTTP API that must succeed.
+    /// A request to this OpenBao's HTTP API that must succeed.
     pub fn bao(&self, method: &str, path: &str, body: Option<&str>) {
-        let (status, text) = self
-            .bao
-            .request(method, path, body)
-            .expect("OpenBao request");
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path}: {status} {text}"
-        );
+        bao(&self.bao, method, path, body)
     }
 }
 
