@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 const PEOPLE: &[(&str, &str, &str)] = &[
     ("sol", "user", "security-officer"),
     ("svc-app", "service-account", "key-user"),
+    ("svc-audit", "service-account", "auditor"),
 ];
 
 fn token(principal: &str) -> String {
@@ -398,6 +399,12 @@ async fn a_security_officer_uses_the_console_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(rows.len(), expected.len().min(100));
+    let newest = expected.iter().map(|e| e.sequence).max().unwrap();
+    assert_eq!(
+        rows[0].attr("data-sequence").await.unwrap().unwrap(),
+        newest.to_string(),
+        "the feed starts with the newest event"
+    );
     for row in &rows {
         let seq: u64 = row
             .attr("data-sequence")
@@ -606,16 +613,18 @@ async fn the_console_refuses_bad_sign_ins_and_forms_without_their_csrf_token() {
         "the failed sign-in was not audited: {refused:?}"
     );
 
-    // A service's token is valid but the console is not for services.
-    let response = post_sign_in(&base, &token("svc-app")).await;
-    assert_eq!(response.status(), 403);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("may not use the console")
-    );
+    // A service's token is valid but the console is not for services, whatever their roles.
+    for service in ["svc-app", "svc-audit"] {
+        let response = post_sign_in(&base, &token(service)).await;
+        assert_eq!(response.status(), 403, "{service}");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("may not use the console")
+        );
+    }
 
     // The officer signs in: the cookie is HttpOnly, SameSite=Strict, and not the token.
     let response = post_sign_in(&base, &token("sol")).await;
@@ -736,9 +745,13 @@ async fn the_console_refuses_bad_sign_ins_and_forms_without_their_csrf_token() {
     assert_eq!(json["generated_by"], "sol");
 
     // A tampered cookie is no session.
-    let mut tampered = cookie.clone();
-    tampered.pop();
-    tampered.push(if cookie.ends_with('A') { 'B' } else { 'A' });
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (name, value) = cookie.split_once('=').unwrap();
+    let mut sealed = b64.decode(value).unwrap();
+    let middle = sealed.len() / 2;
+    sealed[middle] ^= 1;
+    let tampered = format!("{name}={}", b64.encode(&sealed));
     let response = http()
         .get(format!("{base}/"))
         .header("cookie", &tampered)
@@ -746,6 +759,38 @@ async fn the_console_refuses_bad_sign_ins_and_forms_without_their_csrf_token() {
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
+
+    // Sign-out needs the CSRF token too, and ends the session for every copy of the cookie.
+    let response = http()
+        .post(format!("{base}/signout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let response = http()
+        .post(format!("{base}/signout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let replayed = http()
+        .get(format!("{base}/findings"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 303, "a signed-out cookie still works");
+    let other_still = http()
+        .get(format!("{base}/findings"))
+        .header("cookie", &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_still.status(), 200, "another session ended with it");
 }
 
 #[tokio::test]
@@ -799,7 +844,9 @@ async fn over_tls_the_console_marks_its_cookie_secure_and_plaintext_off_loopback
         .unwrap();
     assert_eq!(response.status(), 303);
     let set = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.starts_with("__Host-keygate_console="), "{set}");
     assert!(set.contains("; Secure"), "{set}");
+    assert!(response.headers().contains_key("strict-transport-security"));
     // Plain HTTP to the TLS listener gets no page.
     let plain = base.replace("https://", "http://");
     assert!(http().get(format!("{plain}/signin")).send().await.is_err());

@@ -26,6 +26,9 @@ pub struct AuditFilter {
     pub contains: Option<String>,
     /// Only events after this sequence (for readers following the log).
     pub after_sequence: Option<u64>,
+    /// Newest first (a person looking at recent activity); oldest first otherwise. Queries
+    /// only: a tail is always in the order events are written.
+    pub newest_first: bool,
 }
 
 impl AuditFilter {
@@ -58,7 +61,7 @@ impl AuditFilter {
     fn scope(&self) -> String {
         // Not `key_id`: it is resolved from `key` on each page, after the token is checked.
         format!(
-            "audit|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+            "audit|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{}",
             self.start_ms,
             self.end_ms,
             self.key,
@@ -69,7 +72,8 @@ impl AuditFilter {
             self.source,
             self.bypass,
             self.contains,
-            self.after_sequence
+            self.after_sequence,
+            self.newest_first
         )
     }
 

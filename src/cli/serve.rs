@@ -112,20 +112,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         None => None,
     };
     let console_listener = match &config.console {
-        Some(console) => {
-            let listener = tokio::net::TcpListener::bind(&console.listen)
-                .await
-                .map_err(|e| format!("console.listen {}: {e}", console.listen))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| format!("console.listen: {e}"))?;
-            if console.tls.is_none() && !addr.ip().is_loopback() && !console.allow_plaintext {
-                return Err(format!(
-                    "console.listen {addr} is not a loopback address and console.tls is not configured: sign-in tokens would cross the network unencrypted. Configure [console.tls], listen on 127.0.0.1, or set console.allow_plaintext = true if a TLS-terminating proxy encrypts the traffic"
-                ));
-            }
-            Some(listener)
-        }
+        Some(console) => Some(crate::server::console::bind(console).await?),
         None => None,
     };
     let timeout = config
@@ -185,14 +172,16 @@ pub async fn run(args: ServeArgs) -> CliResult {
             stop_jwks.clone(),
         ));
     }
-    let stop_console = tokio_util::sync::CancellationToken::new();
+    // Ends with the gRPC listener's stop, when shutdown begins (not after the drain).
+    let stop = tokio_util::sync::CancellationToken::new();
     if let Some((listener, console)) = console_listener.zip(config.console.as_ref()) {
-        start_console(
+        crate::server::console::start(
             listener,
             console,
             &config,
             gateway.clone(),
-            stop_console.clone(),
+            timeout,
+            stop.child_token(),
         )?;
     }
     println!("keygate listening on {scheme}://{addr}");
@@ -254,7 +243,6 @@ pub async fn run(args: ServeArgs) -> CliResult {
         )
     });
     let settings = config.server_settings().map_err(|e| e.to_string())?;
-    let stop = tokio_util::sync::CancellationToken::new();
     let signal = tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -301,7 +289,6 @@ pub async fn run(args: ServeArgs) -> CliResult {
     // The plugin's socket closes with the gRPC listener (which may also have ended by itself).
     stop.cancel();
     stop_jwks.cancel();
-    stop_console.cancel();
     if let Some(task) = kms_task {
         match tokio::time::timeout(drain_left(), task).await {
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "the kms plugin's server failed"),
@@ -409,45 +396,6 @@ fn check_dev_mode(dev: bool, file: Option<&Path>, config: &Config) -> Result<(),
         )),
         _ => Ok(()),
     }
-}
-
-/// Starts the web console on `listener`, over TLS when `[console] tls` is set.
-fn start_console(
-    listener: tokio::net::TcpListener,
-    console: &crate::config::ConsoleConfig,
-    config: &crate::config::Config,
-    gateway: std::sync::Arc<crate::gateway::Gateway>,
-    stop: tokio_util::sync::CancellationToken,
-) -> Result<(), String> {
-    use crate::server::console;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("console.listen: {e}"))?;
-    let length = console.session_length(config).map_err(|e| e.to_string())?;
-    let sessions = console::session::Sessions::new(length).map_err(|e| e.to_string())?;
-    let tls = match &console.tls {
-        Some(tls) => {
-            let reloading =
-                crate::server::tls::Reloading::new(tls).map_err(|e| format!("console.tls: {e}"))?;
-            let every = crate::time::parse_duration(&tls.reload_interval)
-                .map_err(|e| format!("console.tls.reload_interval: {e}"))?;
-            if !every.is_zero() {
-                tokio::spawn(reloading.clone().watch(tls.clone(), every, stop.clone()));
-            }
-            Some(reloading)
-        }
-        None => None,
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("console on {scheme}://{addr}");
-    let state = std::sync::Arc::new(console::Console::new(
-        gateway,
-        sessions,
-        tls.is_some(),
-        stop.clone(),
-    ));
-    tokio::spawn(console::serve(listener, state, tls, stop));
-    Ok(())
 }
 
 /// Refuses plaintext on an address other than loopback unless `listen.allow_plaintext` says

@@ -128,7 +128,8 @@ pub trait AuditStore: Send + Sync {
     /// The last event's sequence and hash.
     async fn head(&self) -> StoreResult<Option<(u64, String)>>;
 
-    /// Events matching `filter`, in (time, sequence) order after `after`, at most `limit`.
+    /// Events matching `filter`, in (time, sequence) order after `after` (both reversed when
+    /// `filter.newest_first`), at most `limit`.
     async fn query(
         &self,
         filter: &AuditFilter,

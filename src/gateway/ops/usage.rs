@@ -35,7 +35,7 @@ impl VersionUsage {
 /// Uses per version on each UTC day, keyed by the day's start (ms since the epoch).
 pub type DailyUsage = BTreeMap<i64, BTreeMap<u32, u64>>;
 
-const DAY_MS: i64 = 24 * 3600 * 1000;
+pub const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// Per version of `key`: its uses since `since_ms`.
 pub async fn version_usage<M: Mode>(

@@ -12,8 +12,10 @@ mod layout;
 mod pages;
 mod serve;
 pub mod session;
+mod start;
 
 pub use serve::serve;
+pub use start::{bind, start};
 
 use crate::auth::PeerIdentity;
 use crate::gateway::runner::Operation;
@@ -23,9 +25,10 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use session::{COOKIE, Session, Sessions};
+use session::{PLAIN_COOKIE, SECURE_COOKIE, Session, Sessions};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub struct Console {
@@ -33,6 +36,8 @@ pub struct Console {
     pub(crate) sessions: Sessions,
     /// Cookies marked `Secure` (the console speaks HTTPS).
     pub(crate) secure: bool,
+    /// The longest a request takes, its body's arrival included.
+    pub(crate) request_timeout: Duration,
     /// Ends live tails when keygate stops.
     pub(crate) stop: CancellationToken,
 }
@@ -42,13 +47,23 @@ impl Console {
         gateway: Arc<Gateway>,
         sessions: Sessions,
         secure: bool,
+        request_timeout: Duration,
         stop: CancellationToken,
     ) -> Self {
         Console {
             gateway,
             sessions,
             secure,
+            request_timeout,
             stop,
+        }
+    }
+
+    pub(crate) fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_COOKIE
+        } else {
+            PLAIN_COOKIE
         }
     }
 }
@@ -120,7 +135,7 @@ impl FromRequestParts<Arc<Console>> for Viewer {
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find_map(|h| session::cookie(h, COOKIE))
+            .find_map(|h| session::cookie(h, console.cookie_name()))
             .ok_or(SignInFirst)?
             .to_string();
         let session = console
@@ -161,13 +176,38 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/assets/console.js", get(js))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            within_deadline,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            console.clone(),
+            security_headers,
+        ))
         .with_state(console)
+}
+
+/// Every request is answered within `request_timeout`, reading its body included (a slow
+/// sender holds no connection longer). A live tail's response starts at once; its stream
+/// ends with the session or the server.
+async fn within_deadline(
+    State(console): State<Arc<Console>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(console.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => layout::error_page(
+            StatusCode::GATEWAY_TIMEOUT,
+            "The page took too long; try again.",
+            None,
+        ),
+    }
 }
 
 /// Headers every response carries: nothing but the console's own files may load, no page
 /// may be framed, nothing is cached.
-async fn security_headers(mut response: Response) -> Response {
+async fn security_headers(State(console): State<Arc<Console>>, mut response: Response) -> Response {
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name: header::HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
@@ -182,6 +222,13 @@ async fn security_headers(mut response: Response) -> Response {
     // check must refuse.
     set(headers, header::REFERRER_POLICY, "same-origin");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
+    if console.secure {
+        set(
+            headers,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000",
+        );
+    }
     if !headers.contains_key(header::CACHE_CONTROL) {
         set(headers, header::CACHE_CONTROL, "no-store");
     }

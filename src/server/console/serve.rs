@@ -18,6 +18,9 @@ const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// The largest request head: a browser's is a few kilobytes.
 const MAX_HEAD: usize = 32 * 1024;
+/// Connections open at once (TLS handshakes included); more wait to be accepted, so a flood
+/// of connections to the console cannot take the file descriptors the gRPC listener needs.
+const MAX_CONNECTIONS: usize = 256;
 
 /// Accepts connections until `stop` is cancelled.
 pub async fn serve(
@@ -27,7 +30,13 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let app = router(console);
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            permit = open.clone().acquire_owned() => permit,
+            () = stop.cancelled() => return,
+        };
+        let Ok(permit) = permit else { return };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = stop.cancelled() => return,
@@ -44,6 +53,7 @@ pub async fn serve(
         let tls = tls.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
+            let _open = permit;
             match tls {
                 None => {
                     let peer = Peer {

@@ -19,7 +19,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-pub const COOKIE: &str = "keygate_console";
+/// The cookie over HTTPS: `__Host-` makes browsers refuse it unless Secure, host-only and
+/// for `/`, so a sibling subdomain cannot plant one.
+pub const SECURE_COOKIE: &str = "__Host-keygate_console";
+/// The cookie over plain HTTP (loopback, or behind a proxy).
+pub const PLAIN_COOKIE: &str = "keygate_console";
 /// Bound on a token given to the sign-in form (tokens are far shorter).
 pub const MAX_TOKEN: usize = 1024;
 const AAD: &[u8] = b"keygate console session v1";
@@ -30,6 +34,9 @@ pub struct Session {
     pub principal: String,
     /// The form field every POST must carry.
     pub csrf: String,
+    /// Drawn at sign-in: what sign-out revokes.
+    pub id: [u8; 16],
+    pub ends_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +45,10 @@ pub enum SessionError {
     Random,
     #[error("the token is empty or longer than {MAX_TOKEN} bytes")]
     TokenSize,
+    #[error("the principal's name is longer than a session holds")]
+    NameSize,
+    #[error("the session could not be sealed")]
+    Seal,
 }
 
 pub struct Sessions {
@@ -45,6 +56,8 @@ pub struct Sessions {
     csrf: hmac::Key,
     rng: SystemRandom,
     pub length: Duration,
+    /// Sessions signed out before their end, with that end (then they are dropped).
+    revoked: std::sync::Mutex<std::collections::HashMap<[u8; 16], i64>>,
 }
 
 impl Sessions {
@@ -62,6 +75,7 @@ impl Sessions {
             csrf,
             rng,
             length,
+            revoked: Default::default(),
         })
     }
 
@@ -72,9 +86,12 @@ impl Sessions {
         }
         let ends = now_ms.saturating_add(i64::try_from(self.length.as_millis()).unwrap_or(0));
         let name = principal.as_bytes();
-        let name_len = u16::try_from(name.len()).map_err(|_| SessionError::TokenSize)?;
-        let mut plain = Zeroizing::new(Vec::with_capacity(10 + name.len() + token.len()));
+        let name_len = u16::try_from(name.len()).map_err(|_| SessionError::NameSize)?;
+        let mut id = [0u8; 16];
+        self.rng.fill(&mut id).map_err(|_| SessionError::Random)?;
+        let mut plain = Zeroizing::new(Vec::with_capacity(26 + name.len() + token.len()));
         plain.extend_from_slice(&ends.to_be_bytes());
+        plain.extend_from_slice(&id);
         plain.extend_from_slice(&name_len.to_be_bytes());
         plain.extend_from_slice(name);
         plain.extend_from_slice(token);
@@ -89,7 +106,7 @@ impl Sessions {
                 Aad::from(AAD),
                 &mut sealed,
             )
-            .map_err(|_| SessionError::Random)?;
+            .map_err(|_| SessionError::Seal)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         Ok(URL_SAFE_NO_PAD.encode(out))
@@ -108,18 +125,38 @@ impl Sessions {
             .seal
             .open_in_place(nonce, Aad::from(AAD), buf.as_mut_slice())
             .ok()?;
-        let ends = i64::from_be_bytes(plain.get(..8)?.try_into().ok()?);
-        if now_ms >= ends {
+        let ends_ms = i64::from_be_bytes(plain.get(..8)?.try_into().ok()?);
+        if now_ms >= ends_ms {
             return None;
         }
-        let name_len = usize::from(u16::from_be_bytes(plain.get(8..10)?.try_into().ok()?));
-        let principal = String::from_utf8(plain.get(10..10 + name_len)?.to_vec()).ok()?;
-        let token = Zeroizing::new(plain.get(10 + name_len..)?.to_vec());
+        let id: [u8; 16] = plain.get(8..24)?.try_into().ok()?;
+        if self.is_revoked(&id) {
+            return None;
+        }
+        let name_len = usize::from(u16::from_be_bytes(plain.get(24..26)?.try_into().ok()?));
+        let principal = String::from_utf8(plain.get(26..26 + name_len)?.to_vec()).ok()?;
+        let token = Zeroizing::new(plain.get(26 + name_len..)?.to_vec());
         Some(Session {
             token,
             principal,
             csrf: self.csrf_for(cookie),
+            id,
+            ends_ms,
         })
+    }
+
+    /// Ends `session` now, for every copy of its cookie (sign-out). Kept until its own end.
+    pub fn revoke(&self, session: &Session, now_ms: i64) {
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        revoked.retain(|_, ends| *ends > now_ms);
+        revoked.insert(session.id, session.ends_ms);
+    }
+
+    fn is_revoked(&self, id: &[u8; 16]) -> bool {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id)
     }
 
     fn csrf_for(&self, cookie: &str) -> String {
@@ -164,14 +201,18 @@ mod tests {
             other.open(&cookie, 2_000).is_none(),
             "another process's key"
         );
-        let mut tampered = cookie.clone().into_bytes();
-        let last = tampered.len() - 1;
-        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let mut raw = URL_SAFE_NO_PAD.decode(cookie.as_bytes()).unwrap();
+        let middle = raw.len() / 2;
+        raw[middle] ^= 1;
         assert!(
             sessions
-                .open(std::str::from_utf8(&tampered).unwrap(), 2_000)
+                .open(&URL_SAFE_NO_PAD.encode(&raw), 2_000)
                 .is_none()
         );
+        sessions.revoke(&open, 2_000);
+        assert!(sessions.open(&cookie, 3_000).is_none(), "signed out");
+        let again = sessions.seal(b"s3cret-token", "alice", 3_000).unwrap();
+        assert!(sessions.open(&again, 4_000).is_some(), "a new sign-in");
         assert!(sessions.open("", 2_000).is_none());
         assert!(sessions.open("%%%", 2_000).is_none());
         assert!(sessions.seal(b"", "alice", 0).is_err());
@@ -180,7 +221,7 @@ mod tests {
     #[test]
     fn cookies_are_found_by_name() {
         let header = "a=1; keygate_console=xyz; b=2";
-        assert_eq!(cookie(header, COOKIE), Some("xyz"));
+        assert_eq!(cookie(header, PLAIN_COOKIE), Some("xyz"));
         assert_eq!(cookie(header, "c"), None);
     }
 }

@@ -60,6 +60,7 @@ fn filter_of(r: &pb::AuditQueryRequest) -> AuditFilter {
         bypass: r.bypass,
         contains: some(r.contains.clone()),
         after_sequence: (r.after_sequence > 0).then_some(r.after_sequence),
+        newest_first: r.newest_first,
     }
 }
 

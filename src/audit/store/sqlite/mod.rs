@@ -268,17 +268,29 @@ impl AuditStore for SqliteAuditStore {
              LEFT JOIN audit_ingested i ON i.sequence = e.sequence WHERE 1 = 1"
         ));
         push_filters(&mut q, filter);
+        // Keyset paging on (time, sequence), either way: the range on time uses the index.
+        let (from, beyond, order) = if filter.newest_first {
+            (
+                " AND e.time_ms <= ",
+                "<",
+                " ORDER BY e.time_ms DESC, e.sequence DESC LIMIT ",
+            )
+        } else {
+            (
+                " AND e.time_ms >= ",
+                ">",
+                " ORDER BY e.time_ms, e.sequence LIMIT ",
+            )
+        };
         if let Some(a) = after {
-            // Keyset paging on (time, sequence): the range on time uses the index.
-            q.push(" AND e.time_ms >= ").push_bind(a.time_ms);
-            q.push(" AND (e.time_ms > ")
+            q.push(from).push_bind(a.time_ms);
+            q.push(format!(" AND (e.time_ms {beyond} "))
                 .push_bind(a.time_ms)
-                .push(" OR e.sequence > ")
+                .push(format!(" OR e.sequence {beyond} "))
                 .push_bind(a.sequence as i64)
                 .push(")");
         }
-        q.push(" ORDER BY e.time_ms, e.sequence LIMIT ")
-            .push_bind(i64::from(limit));
+        q.push(order).push_bind(i64::from(limit));
         q.build()
             .fetch_all(&self.db)
             .await?

@@ -8,8 +8,12 @@
   const body = table.tBodies[0];
   const source = new EventSource(status.dataset.src);
   source.addEventListener("open", () => { status.textContent = "Live: new events appear below."; });
-  source.addEventListener("error", () => { status.textContent = "Disconnected; retrying…"; });
-  source.addEventListener("lagged", (m) => { status.textContent = m.data; });
+  source.addEventListener("error", () => {
+    status.textContent = source.readyState === EventSource.CLOSED
+      ? "Disconnected: reload the page (sign in again if the session ended)."
+      : "Disconnected; retrying…";
+  });
+  source.addEventListener("lagged", (m) => { source.close(); status.textContent = m.data; });
   source.addEventListener("audit", (m) => {
     let e;
     try { e = JSON.parse(m.data); } catch (_) { return; }

@@ -26,6 +26,9 @@ pub struct Filters {
     request_id: String,
     /// A duration back from now (`24h`).
     since: String,
+    /// The same as a fixed time (ms since the epoch): what `since` became on the first page,
+    /// so the next pages continue the same query.
+    start: String,
     bypass: String,
     page_token: String,
 }
@@ -33,14 +36,17 @@ pub struct Filters {
 impl Filters {
     fn filter(&self) -> Result<AuditFilter, GatewayError> {
         let some = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
-        let start_ms = match some(&self.since) {
-            Some(since) => {
+        let start_ms = match (some(&self.start), some(&self.since)) {
+            (Some(start), _) => Some(start.parse::<i64>().map_err(|_| {
+                GatewayError::invalid("start", "start: not a time in milliseconds")
+            })?),
+            (None, Some(since)) => {
                 let d = crate::time::parse_duration(&since).map_err(|e| {
                     GatewayError::invalid("since", format!("since: {e} (write e.g. 24h or 30m)"))
                 })?;
                 Some(crate::time::now_ms() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             }
-            None => None,
+            (None, None) => None,
         };
         Ok(AuditFilter {
             start_ms,
@@ -51,10 +57,13 @@ impl Filters {
             source: some(&self.source),
             request_id: some(&self.request_id),
             bypass: matches!(self.bypass.as_str(), "1" | "on" | "true"),
+            newest_first: true,
             ..Default::default()
         })
     }
 
+    /// The filters as link parameters; `since` stays as written (the live tail has no
+    /// start), the next page gets the fixed `start` it resolved to.
     fn params(&self) -> Vec<(&'static str, &str)> {
         vec![
             ("key", &self.key),
@@ -79,6 +88,7 @@ pub async fn page(
         Err(e) => return error_response(&e, Some(&viewer)),
     };
     let bypass = filter.bypass;
+    let start_ms = filter.start_ms;
     let result = viewer
         .run(
             &console,
@@ -95,8 +105,14 @@ pub async fn page(
         Err(e) => return error_response(&e, Some(&viewer)),
     };
     let params = filters.params();
+    let start = start_ms.map(|ms| ms.to_string()).unwrap_or_default();
     let next = (!events.next_page_token.is_empty()).then(|| {
-        let mut next = params.clone();
+        let mut next: Vec<_> = params
+            .iter()
+            .filter(|(k, _)| *k != "since")
+            .cloned()
+            .collect();
+        next.push(("start", &start));
         next.push(("page_token", &events.next_page_token));
         link("/audit", &next)
     });
@@ -178,8 +194,9 @@ fn row(e: &AuditEvent) -> Markup {
     }
 }
 
-/// New events matching the filters as server-sent events, one JSON object each, until the
-/// client goes, keygate stops, or the tail falls behind (then a `lagged` event ends it).
+/// New events matching the filters as server-sent events, one JSON object each (newest last),
+/// until the client goes, the session ends, keygate stops, or the tail falls behind (then a
+/// `lagged` event ends it).
 pub async fn tail(
     State(console): State<Arc<Console>>,
     viewer: Viewer,
@@ -195,24 +212,37 @@ pub async fn tail(
     };
     let filter = tail.filter;
     let slot = tail.slot;
+    let session_left = u64::try_from(viewer.session.ends_ms - crate::time::now_ms()).unwrap_or(0);
+    let session_ends = tokio::time::sleep(std::time::Duration::from_millis(session_left));
+    let stop = console.stop.clone();
+    let ended = async move {
+        tokio::select! {
+            () = stop.cancelled_owned() => {}
+            () = session_ends => {}
+        }
+    };
     let events = BroadcastStream::new(tail.events)
-        .filter_map(move |item| {
+        // The state: whether the tail fell behind (its `lagged` event is the last).
+        .scan(false, move |fell_behind, item| {
             // The slot lives as long as the stream: given back when the browser goes.
             let _open = &slot;
-            let event = match item {
+            let next = match item {
+                _ if *fell_behind => None,
                 Ok(event) if filter.matches(&event) => {
-                    Some(Event::default().event("audit").data(json(&event)))
+                    Some(Some(Event::default().event("audit").data(json(&event))))
                 }
-                Ok(_) => None,
+                Ok(_) => Some(None),
                 Err(BroadcastStreamRecvError::Lagged(n)) => {
-                    Some(Event::default().event("lagged").data(format!(
+                    *fell_behind = true;
+                    Some(Some(Event::default().event("lagged").data(format!(
                         "the live view fell {n} events behind; reload the page"
-                    )))
+                    ))))
                 }
             };
-            std::future::ready(event.map(Ok::<_, Infallible>))
+            std::future::ready(next)
         })
-        .take_until(console.stop.clone().cancelled_owned());
+        .filter_map(|event| std::future::ready(event.map(Ok::<_, Infallible>)))
+        .take_until(ended);
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()

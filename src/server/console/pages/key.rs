@@ -16,7 +16,9 @@ use std::sync::Arc;
 const EVENTS: u32 = 50;
 /// Colours of versions in the chart, newest version first (the stylesheet defines them).
 const SERIES: usize = 6;
-const DAY_MS: i64 = 24 * 3600 * 1000;
+const DAY_MS: i64 = crate::gateway::ops::usage::DAY_MS;
+/// The most days the chart draws (the table below it has every day).
+const MAX_DAYS: usize = 90;
 
 pub async fn page(
     State(console): State<Arc<Console>>,
@@ -33,6 +35,7 @@ pub async fn page(
             ops::AuditQuery {
                 filter: AuditFilter {
                     key: Some(view.id.clone()),
+                    newest_first: true,
                     ..Default::default()
                 },
                 page_size: EVENTS,
@@ -64,9 +67,12 @@ pub async fn page(
         (versions(record, view.usage.as_ref()))
         @if let Some(usage) = &view.usage {
             h2 { "Use over the last " (crate::time::format_duration(usage.window)) }
+            @if usage.window > std::time::Duration::from_secs(MAX_DAYS as u64 * 86_400) {
+                p.hint { "The chart shows the newest " (MAX_DAYS) " days." }
+            }
             (chart(record, usage, now))
         }
-        h2 { "Audit events" }
+        h2 { "Audit events, newest first" }
         @match &events {
             Ok(page) => {
                 (events_table(&page.events, "key-events"))
@@ -108,14 +114,20 @@ fn versions(record: &KeyRecord, usage: Option<&Usage>) -> Markup {
 /// Uses per day per version as stacked bars (an SVG drawn here: no script, no library), with
 /// the same numbers as a table for screen readers and keyboards.
 fn chart(record: &KeyRecord, usage: &Usage, now: i64) -> Markup {
+    // Every day the window touches, the partial first one included, at most MAX_DAYS (the
+    // newest); the scale is the busiest day drawn.
     let window_ms = i64::try_from(usage.window.as_millis()).unwrap_or(i64::MAX);
-    let days = usize::try_from((window_ms / DAY_MS).clamp(1, 90)).unwrap_or(30);
     let today = now - now.rem_euclid(DAY_MS);
+    let since = now.saturating_sub(window_ms);
+    let since_day = since - since.rem_euclid(DAY_MS);
+    let days = usize::try_from((today - since_day) / DAY_MS + 1)
+        .unwrap_or(MAX_DAYS)
+        .clamp(1, MAX_DAYS);
     let first = today - (days as i64 - 1) * DAY_MS;
     let highest = usage
         .daily
-        .values()
-        .map(|v| v.values().sum::<u64>())
+        .range(first..)
+        .map(|(_, v)| v.values().sum::<u64>())
         .max()
         .unwrap_or(0)
         .max(1);

@@ -45,7 +45,7 @@ pub async fn page(State(console): State<Arc<Console>>, viewer: Viewer) -> Respon
                         p #findings-total data-count="0" { "No open findings." }
                     } @else {
                         ul.tiles #findings-total data-count=(by_severity.values().sum::<usize>()) {
-                            @for severity in ["critical", "high", "medium", "low"] {
+                            @for severity in ["high", "medium", "low"] {
                                 @if let Some(n) = by_severity.get(severity) {
                                     li.tile.(severity) {
                                         a href=(link("/findings", &[("severity", severity)])) {
@@ -64,7 +64,11 @@ pub async fn page(State(console): State<Arc<Console>>, viewer: Viewer) -> Respon
         section aria-labelledby="approvals-h" {
             h2 #approvals-h { "Approvals waiting" }
             @match &approvals {
-                Ok(page) => p { a href="/approvals" { span #approvals-waiting { (page.requests.len()) } " waiting for a decision" } },
+                Ok(page) => p { a href="/approvals" {
+                    span #approvals-waiting { (page.requests.len()) }
+                    @if !page.next_page_token.is_empty() { " or more" }
+                    " waiting for a decision"
+                } },
                 Err(e) => (layout::unavailable("The approvals", e)),
             }
         }
@@ -92,7 +96,11 @@ fn key_counts(keys: &[Arc<KeyRecord>], kinds: &BTreeMap<String, &str>) -> Markup
     }
     states.sort_unstable();
     html! {
-        p { span #keys-total data-count=(keys.len()) { (keys.len()) } " keys you may read." }
+        p {
+            span #keys-total data-count=(keys.len()) { (keys.len()) } " keys you may read"
+            @if keys.len() >= MAX_COUNTED { " (counting stops there)" }
+            "."
+        }
         div.scroll {
             table #keys-by-provider {
                 caption { "By provider and state" }

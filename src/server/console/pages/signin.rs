@@ -3,7 +3,7 @@
 use super::same_origin;
 use crate::gateway::ops;
 use crate::server::console::layout::{self, respond, shell};
-use crate::server::console::session::{COOKIE, MAX_TOKEN};
+use crate::server::console::session::MAX_TOKEN;
 use crate::server::console::{Console, Peer, Viewer, call_for, http_status};
 use axum::Extension;
 use axum::Form;
@@ -87,10 +87,11 @@ pub async fn submit(
                 );
             };
             let secure = if console.secure { "; Secure" } else { "" };
+            let name = console.cookie_name();
             (
                 [(
                     header::SET_COOKIE,
-                    format!("{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Strict{secure}"),
+                    format!("{name}={cookie}; Path=/; HttpOnly; SameSite=Strict{secure}"),
                 )],
                 Redirect::to("/"),
             )
@@ -98,10 +99,15 @@ pub async fn submit(
         }
         Err(e) => {
             let status = http_status(crate::server::status::code(&e));
+            // Nobody is signed in yet: say what the person can act on, nothing internal.
             let message = match status {
                 StatusCode::UNAUTHORIZED => "That token is not valid.".to_string(),
                 StatusCode::FORBIDDEN => format!("This principal may not use the console: {e}"),
-                _ => e.to_string(),
+                StatusCode::TOO_MANY_REQUESTS => "keygate is busy; try again shortly.".into(),
+                _ => {
+                    tracing::warn!(error = %e, reason = e.reason(), "console: a sign-in failed");
+                    "keygate could not check the token now; try again shortly.".into()
+                }
             };
             (status, respond(sign_in_page(Some(&message)))).into_response()
         }
@@ -121,10 +127,16 @@ pub async fn sign_out(
             Some(&viewer),
         );
     }
+    // Revoked here, not only forgotten by this browser: a copied cookie ends too.
+    console
+        .sessions
+        .revoke(&viewer.session, crate::time::now_ms());
+    let secure = if console.secure { "; Secure" } else { "" };
+    let name = console.cookie_name();
     (
         [(
             header::SET_COOKIE,
-            format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+            format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
         )],
         Redirect::to("/signin"),
     )
