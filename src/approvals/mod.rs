@@ -17,6 +17,10 @@
 //!    open a request for an operation that returns `None`);
 //! 4. one arm in `Gateway::execute_approved` (src/gateway/approved.rs) that builds the
 //!    operation back from the variant.
+//!
+//! A request is about one key, by id. An adoption's key is not in the catalog while it
+//! waits: its request reserves the id the adopted key gets ([`PendingChange::reserves_key_id`]),
+//! names it by the name asked for, and is decided on the key as the adoption would create it.
 
 mod request;
 mod settings;

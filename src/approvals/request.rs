@@ -3,6 +3,7 @@
 use crate::policy::Action;
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The change a request holds, with every parameter it runs with: what approvers approve is
 /// exactly what runs.
@@ -20,6 +21,21 @@ pub enum PendingChange {
     RetireVersions {
         below: u32,
     },
+    /// The adoption of a provider key keygate does not manage yet. The key is not in the
+    /// catalog until the change runs, so the request's key id is the one the request
+    /// reserves for it (the adopted key gets exactly that id), and its key name the name
+    /// asked for.
+    Adopt {
+        provider: String,
+        provider_uri: String,
+        name: String,
+        owner: String,
+        purpose: String,
+        algorithm: String,
+        environment: String,
+        crypto_period_seconds: u64,
+        labels: BTreeMap<String, String>,
+    },
 }
 
 impl PendingChange {
@@ -29,7 +45,15 @@ impl PendingChange {
             PendingChange::Disable => Action::DisableKey,
             PendingChange::SetOwner { .. } => Action::SetKeyOwner,
             PendingChange::RetireVersions { .. } => Action::RetireKeyVersions,
+            PendingChange::Adopt { .. } => Action::AdoptKey,
         }
+    }
+
+    /// Whether the request's key id is one the request itself reserved (the key does not
+    /// exist yet): asking for the same change again then reserves another id, so an open
+    /// request for it is found by its change and requester rather than its digest.
+    pub fn reserves_key_id(&self) -> bool {
+        matches!(self, PendingChange::Adopt { .. })
     }
 
     /// The change in words, for people deciding on it.
@@ -43,6 +67,20 @@ impl PendingChange {
             PendingChange::SetOwner { owner } => format!("hand the key to owner '{owner}'"),
             PendingChange::RetireVersions { below } => format!(
                 "retire the versions below {below} although they were used within the quiet period"
+            ),
+            PendingChange::Adopt {
+                provider,
+                provider_uri,
+                name,
+                owner,
+                environment,
+                crypto_period_seconds,
+                ..
+            } => format!(
+                "adopt {provider_uri} of provider '{provider}' as '{name}' ({environment}, owner '{owner}', crypto-period {})",
+                crate::time::format_duration(std::time::Duration::from_secs(
+                    *crypto_period_seconds
+                ))
             ),
         }
     }
@@ -230,5 +268,37 @@ mod tests {
         assert!(!grant.covers(Action::ScheduleKeyDestruction, "k2", Some(&week)));
         assert!(!grant.covers(Action::DisableKey, "k1", Some(&PendingChange::Disable)));
         assert!(!grant.covers(Action::ScheduleKeyDestruction, "k1", None));
+    }
+
+    fn adoption(name: &str) -> PendingChange {
+        PendingChange::Adopt {
+            provider: "local".into(),
+            provider_uri: "local://stray".into(),
+            name: name.into(),
+            owner: "svc-app".into(),
+            purpose: "encrypt".into(),
+            algorithm: "aes-256-gcm".into(),
+            environment: "prod".into(),
+            crypto_period_seconds: 86_400,
+            labels: BTreeMap::from([("team".into(), "payments".into())]),
+        }
+    }
+
+    #[test]
+    fn an_adoption_binds_its_reserved_id_and_every_parameter() {
+        let adopt = adoption("prod/stray");
+        assert_eq!(adopt.action(), Action::AdoptKey);
+        assert!(adopt.reserves_key_id());
+        assert!(!PendingChange::Disable.reserves_key_id());
+        let d = adopt.digest("reserved-1", "alice");
+        assert_ne!(d, adopt.digest("reserved-2", "alice"));
+        assert_ne!(d, adoption("prod/other").digest("reserved-1", "alice"));
+        let mut relabelled = adoption("prod/stray");
+        if let PendingChange::Adopt { labels, .. } = &mut relabelled {
+            labels.insert("team".into(), "ledger".into());
+        }
+        assert_ne!(d, relabelled.digest("reserved-1", "alice"));
+        assert!(adopt.describe().contains("local://stray"));
+        assert!(adopt.describe().contains("prod/stray"));
     }
 }

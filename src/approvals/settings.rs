@@ -40,11 +40,13 @@ impl std::str::FromStr for Critical {
 
 /// The actions a pending request can hold and later carry out. DestroyKey is not among them:
 /// only the scheduler destroys, at the end of a pending window whose scheduling was itself
-/// approved.
+/// approved. AdoptKey is: bringing a stray key under management can be made to need a
+/// second pair of eyes (`AdoptKey@prod`), and the key enters the catalog only once approved.
 pub const APPROVABLE: &[Action] = &[
     Action::ScheduleKeyDestruction,
     Action::DisableKey,
     Action::SetKeyOwner,
+    Action::AdoptKey,
 ];
 
 /// The default critical actions, as configured.
@@ -109,6 +111,9 @@ mod tests {
         assert!(!settings.is_critical(Action::DisableKey, "dev"));
         assert!(settings.is_critical(Action::ScheduleKeyDestruction, "dev"));
         assert!(settings.is_critical(Action::SetKeyOwner, "staging"));
+        assert!(!settings.is_critical(Action::AdoptKey, "prod"));
+        let adopt: Critical = "AdoptKey@prod".parse().unwrap();
+        assert_eq!(adopt.action, Action::AdoptKey);
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct ListFilter {
     pub state: String,
     /// A key id; empty: all keys.
     pub key_id: String,
+    /// The name of a key not in the catalog: the adoptions asking for that name (their
+    /// requests name the key as it will be); empty: not filtered by name.
+    pub adopted_name: String,
     /// Requests older than this id (the previous page's last); empty: from the newest.
     pub before: String,
     pub limit: u32,
@@ -98,20 +101,29 @@ impl ApprovalStore {
 
     /// Stores `request`, unless an open request for the same change (same digest) exists:
     /// then that one is returned, so a retried call does not open a second request.
-    /// Returns the request in force and whether it is new.
+    /// A change that reserves its key id (an adoption) matches on its action, change and
+    /// requester instead, since each call reserves another id. Returns the request in force
+    /// and whether it is new.
     pub async fn open(
         &self,
         request: &ApprovalRequest,
         now_ms: i64,
     ) -> Result<(ApprovalRequest, bool), ApprovalError> {
+        let change = to_json(&request.change)?;
         let existing = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM approval_requests WHERE digest = ? AND state = 'pending' AND expires_at_ms > ?
+            " FROM approval_requests
+              WHERE state = 'pending' AND expires_at_ms > ?1
+                AND (digest = ?2 OR (?3 AND action = ?4 AND change = ?5 AND requester = ?6))
               ORDER BY id DESC LIMIT 1"
         ))
-        .bind(&request.digest)
         .bind(now_ms)
+        .bind(&request.digest)
+        .bind(request.change.reserves_key_id())
+        .bind(request.action().as_str())
+        .bind(&change)
+        .bind(&request.requester)
         .fetch_optional(&self.db)
         .await?;
         if let Some(row) = existing {
@@ -128,7 +140,7 @@ impl ApprovalStore {
         .bind(&request.key_id)
         .bind(&request.key_name)
         .bind(&request.environment)
-        .bind(to_json(&request.change)?)
+        .bind(&change)
         .bind(&request.digest)
         .bind(&request.requester)
         .bind(&request.request_call_id)
@@ -173,6 +185,7 @@ impl ApprovalStore {
                 AND (?2 = 0 OR (?2 = 1 AND expires_at_ms > ?3) OR (?2 = 2 AND expires_at_ms <= ?3))
                 AND (?4 = '' OR key_id = ?4)
                 AND (?5 = '' OR id < ?5)
+                AND (?7 = '' OR (key_name = ?7 AND action = 'AdoptKey'))
               ORDER BY id DESC LIMIT ?6"
         ))
         .bind(state)
@@ -181,6 +194,7 @@ impl ApprovalStore {
         .bind(&filter.key_id)
         .bind(&filter.before)
         .bind(i64::from(filter.limit))
+        .bind(&filter.adopted_name)
         .fetch_all(&self.db)
         .await?;
         rows.iter().map(decode).collect()

@@ -15,7 +15,8 @@ pub enum ApprovalCommand {
         /// pending | expired | approved | executed | failed | denied | cancelled (default: all).
         #[arg(long)]
         state: Option<String>,
-        /// Only requests for this key (name or id).
+        /// Only requests for this key (name or id; a name no key has yet: the adoptions
+        /// asking for it).
         #[arg(long)]
         key: Option<String>,
         /// At most this many requests.

@@ -9,8 +9,8 @@
 //! in the request.
 
 use super::ops::{
-    DecideOnRequest, Decided, DurationInput, RetireKeyVersions, ScheduleKeyDestruction,
-    SetKeyEnabled, SetKeyOwner,
+    AdoptKey, CreateKey, DecideOnRequest, Decided, DurationInput, RetireKeyVersions,
+    ScheduleKeyDestruction, SetKeyEnabled, SetKeyOwner,
 };
 use super::runner::{Presence, RunToEnd};
 use super::{Call, Credentials, Gateway, GatewayError};
@@ -104,6 +104,39 @@ impl Gateway {
                 )
                 .await
                 .map(drop),
+            // The key id is the one the request reserved (the grant's), so the approvals
+            // cover this adoption and no other. A name taken meanwhile or a provider key
+            // adopted meanwhile is refused before anything is written.
+            PendingChange::Adopt {
+                provider,
+                provider_uri,
+                name,
+                owner,
+                purpose,
+                algorithm,
+                environment,
+                crypto_period_seconds,
+                labels,
+            } => {
+                let seconds = i64::try_from(crypto_period_seconds).unwrap_or(i64::MAX);
+                let adopt = AdoptKey {
+                    provider_uri,
+                    key: CreateKey {
+                        name,
+                        purpose,
+                        algorithm,
+                        owner,
+                        environment,
+                        crypto_period: Some(DurationInput { seconds, nanos: 0 }),
+                        provider,
+                        labels,
+                        ttl: None,
+                        draft: None,
+                    },
+                    key_id: Some(key),
+                };
+                self.run(call, adopt).await.map(drop)
+            }
         }
     }
 }

@@ -1,8 +1,14 @@
 //! AdoptKey: brings a key a provider holds, which keygate does not manage, into the catalog
 //! with an owner and a crypto-period (rules 1 and 2 hold from the start), authorized as the
 //! creation of that key would be; its unmanaged-key finding closes.
+//!
+//! Where AdoptKey is critical (`[approvals] critical`, or a policy asking for approvals), the
+//! call stores a [`PendingChange::Adopt`] under a key id it reserves and answers
+//! APPROVAL_PENDING; nothing enters the catalog and the finding stays open until the quorum
+//! approves, when the adoption runs with that id (src/gateway/approved.rs).
 
 use super::keys::{CreateKey, supported};
+use crate::approvals::PendingChange;
 use crate::catalog::{KeyRecord, KeyState, VersionRecord};
 use crate::gateway::runner::{Changes, Exec, KeyDraft, Operation, Settings, Target};
 use crate::gateway::{GatewayError, validate};
@@ -17,6 +23,9 @@ pub struct AdoptKey {
     /// The name, owner, crypto-period, environment, labels, provider and algorithm the key
     /// gets (the CLI fills the last two in from the newest scan); `ttl` is not used.
     pub key: CreateKey,
+    /// The key id an approved adoption gives the key: the one its request reserved, which
+    /// the approvals are bound to. `None` (every call from a client): a new id.
+    pub key_id: Option<String>,
 }
 
 impl AdoptKey {
@@ -52,8 +61,27 @@ impl Operation for AdoptKey {
             ));
         }
         self.key.ttl = None;
-        self.key.draft = Some(self.key.draft(settings)?);
+        let mut draft = self.key.draft(settings)?;
+        if let Some(id) = &self.key_id {
+            draft.id.clone_from(id);
+        }
+        self.key.draft = Some(draft);
         Ok(())
+    }
+
+    fn pending_change(&self) -> Option<PendingChange> {
+        let draft = self.key.draft.as_ref()?;
+        Some(PendingChange::Adopt {
+            provider: draft.provider.clone(),
+            provider_uri: self.provider_uri.clone(),
+            name: draft.name.clone(),
+            owner: draft.owner.clone(),
+            purpose: draft.purpose.as_str().to_string(),
+            algorithm: draft.algorithm.as_str().to_string(),
+            environment: draft.environment.clone(),
+            crypto_period_seconds: draft.crypto_period.as_secs(),
+            labels: draft.labels.clone(),
+        })
     }
 
     fn target(&self) -> Target<'_> {

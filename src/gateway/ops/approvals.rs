@@ -100,11 +100,16 @@ impl Operation for ListApprovals {
     }
 
     async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<ApprovalPage, GatewayError> {
-        let key_id = if self.key.is_empty() {
-            String::new()
+        // A name not in the catalog may be one a pending adoption asks for: its requests
+        // are listed by that name (none: an empty page, as for a key without requests).
+        let (key_id, adopted_name) = if self.key.is_empty() {
+            (String::new(), String::new())
         } else {
             match cx.lookup_key(&self.key) {
-                Some(key) => key.id.clone(),
+                Some(key) => (key.id.clone(), String::new()),
+                None if validate::key_name("key", &self.key).is_ok() => {
+                    (String::new(), self.key.clone())
+                }
                 None => {
                     return Err(GatewayError::KeyNotFound(validate::truncate(
                         &self.key, 200,
@@ -121,6 +126,7 @@ impl Operation for ListApprovals {
                 &ListFilter {
                     state: self.state,
                     key_id,
+                    adopted_name,
                     before,
                     limit,
                 },

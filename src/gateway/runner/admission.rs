@@ -8,13 +8,15 @@ use super::exec::{Admitted, Held, Subject};
 use super::journal::Journal;
 use super::operation::{Mode, Operation, Target};
 use crate::approvals::PendingChange;
-use crate::catalog::{CatalogError, KeyRecord, KeyState};
+use crate::catalog::{CatalogError, KeyRecord};
 use crate::gateway::{GatewayError, envelope, validate};
 use crate::lifecycle;
 use crate::policy::{
     Action, CallFacts, Decision, KeyAttributes, OperationFacts, PolicyContext, Resource, Verdict,
 };
 use std::sync::Arc;
+
+mod deciding;
 
 /// What the call asks policy for, beside who asks and on what: the action, the facts the
 /// operation adds, the change it would store to wait for approvals, and (deciding on an
@@ -445,21 +447,7 @@ impl Gateway {
                     call,
                     actor,
                     &ask,
-                    &Resource::Key(KeyAttributes {
-                        id: &draft.id,
-                        name: &draft.name,
-                        owner: &draft.owner,
-                        purpose: draft.purpose.as_str(),
-                        environment: &draft.environment,
-                        algorithm: draft.algorithm.as_str(),
-                        state: KeyState::Enabled.as_str(),
-                        provider: &draft.provider,
-                        owner_kind: self.tokens.owner_kind(&draft.owner).as_str(),
-                        crypto_period_seconds: i64::try_from(draft.crypto_period.as_secs())
-                            .unwrap_or(i64::MAX),
-                        rotation_overdue: false,
-                        labels: &draft.labels,
-                    }),
+                    &Resource::Key(self.draft_attributes(draft)),
                     journal,
                 )?;
                 let provider = self.providers.get(&draft.provider).ok_or_else(|| {
@@ -482,21 +470,7 @@ impl Gateway {
                 }
             }
             Target::ApprovalRequest(id) => {
-                journal.detail("approval_id", validate::truncate(id, 80).into());
-                let request = self.approvals.get(id).await?;
-                let key = self
-                    .catalog
-                    .get_by_id(&request.key_id)
-                    .ok_or_else(|| GatewayError::KeyNotFound(request.key_name.clone()))?;
-                let ask = Ask {
-                    requester: Some(&request.requester),
-                    ..ask.clone()
-                };
-                let (key, _) = self.admit_key(call, actor, &ask, key, journal)?;
-                Subject::Approval {
-                    request: Box::new(request),
-                    key,
-                }
+                self.admit_decision(call, actor, &ask, id, journal).await?
             }
             Target::Catalog => {
                 admit = self.authorize(call, actor, &ask, &Resource::Catalog, journal)?;

@@ -51,10 +51,11 @@ pub(super) enum Subject {
     Catalog,
     AuditLog,
     Approvals,
-    /// An approval request to decide on, and its key.
+    /// An approval request to decide on, and its key (`None`: a pending adoption's, which
+    /// is not in the catalog yet).
     Approval {
         request: Box<ApprovalRequest>,
-        key: Admitted,
+        key: Option<Admitted>,
     },
     Policies,
     Posture,
@@ -97,7 +98,7 @@ impl<'a, M: Mode> Exec<'a, M> {
     /// The key the call was admitted for.
     pub fn key(&self) -> Result<&Admitted, GatewayError> {
         match &self.subject {
-            Subject::Key(k) | Subject::Approval { key: k, .. } => Ok(k),
+            Subject::Key(k) | Subject::Approval { key: Some(k), .. } => Ok(k),
             _ => Err(not_admitted("a key")),
         }
     }

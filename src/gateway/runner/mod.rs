@@ -405,7 +405,19 @@ impl Gateway {
         op: &O,
         cx: &mut Exec<'_, O::Mode>,
     ) -> GatewayError {
-        let (Some(change), Ok(key)) = (op.pending_change(), cx.key()) else {
+        // The key the change is about: an existing one, or (an adoption) the one it will
+        // create, whose id the request reserves.
+        let key = match (cx.key(), cx.draft()) {
+            (Ok(key), _) => Some((key.id.clone(), key.name.clone(), key.environment.clone())),
+            (_, Ok(draft)) => Some((
+                draft.id.clone(),
+                draft.name.clone(),
+                draft.environment.clone(),
+            )),
+            _ => None,
+        };
+        let (Some(change), Some((key_id, key_name, environment))) = (op.pending_change(), key)
+        else {
             return GatewayError::Internal(format!(
                 "{} was admitted to wait for approvals without a change to store",
                 op.action()
@@ -413,12 +425,13 @@ impl Gateway {
         };
         let requester = actor.name();
         let now = crate::time::now_ms();
+        let target = format!("key '{key_name}'");
         let request = ApprovalRequest {
             id: crate::gateway::new_request_id(),
-            key_id: key.id.clone(),
-            key_name: key.name.clone(),
-            environment: key.environment.clone(),
-            digest: change.digest(&key.id, &requester),
+            digest: change.digest(&key_id, &requester),
+            key_id,
+            key_name,
+            environment,
             change,
             requester,
             request_call_id: call.request_id.clone(),
@@ -432,7 +445,6 @@ impl Gateway {
             outcome: None,
             execution_call_id: None,
         };
-        let target = format!("key '{}'", key.name);
         let (request, new) = match self.approvals.open(&request, now).await {
             Ok(opened) => opened,
             Err(e) => return e.into(),

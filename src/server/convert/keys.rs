@@ -104,6 +104,7 @@ impl From<pb::AdoptKeyRequest> for ops::AdoptKey {
                 ttl: None,
                 draft: None,
             },
+            key_id: None,
         }
     }
 }
