@@ -23,7 +23,7 @@ pub enum ByokCommand {
         /// Provider instances to import into, comma-separated.
         #[arg(long = "to", value_delimiter = ',', required = true)]
         targets: Vec<String>,
-        /// aes-256-gcm or ecdsa-p256.
+        /// aes-256-gcm, hmac-sha256, ecdsa-p256, rsa-2048-pss or rsa-3072-pss.
         #[arg(long, default_value = "aes-256-gcm")]
         algorithm: String,
         /// The person or service account answerable for the key and its copies.

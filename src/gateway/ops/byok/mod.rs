@@ -34,8 +34,15 @@ pub struct ByokFamily {
     pub copies: Vec<Arc<KeyRecord>>,
 }
 
-/// What BYOK imports so far: raw AES-256 keys, and P-256 private keys as PKCS#8.
-pub const BYOK_ALGORITHMS: [Algorithm; 2] = [Algorithm::Aes256Gcm, Algorithm::EcdsaP256];
+/// What BYOK imports: secret keys as raw bytes (AES-256, HMAC-SHA256), private keys as
+/// PKCS#8 (P-256, RSA-2048 and RSA-3072 signing keys).
+pub const BYOK_ALGORITHMS: [Algorithm; 5] = [
+    Algorithm::Aes256Gcm,
+    Algorithm::HmacSha256,
+    Algorithm::EcdsaP256,
+    Algorithm::Rsa2048Pss,
+    Algorithm::Rsa3072Pss,
+];
 
 /// The name of the copy in `target`.
 pub fn copy_name(name: &str, target: &str) -> String {
@@ -43,17 +50,24 @@ pub fn copy_name(name: &str, target: &str) -> String {
 }
 
 /// The wrap each target kind takes for `algorithm`, chosen so the HSM does as much as it can:
-/// SoftHSM2's RSA-OAEP has SHA-1 only, and Transit lets the caller pick the hash.
+/// SoftHSM2's RSA-OAEP has SHA-1 only, and Transit lets the caller pick the hash. `None`: the
+/// target kind cannot take the algorithm through keygate, and the request is refused before
+/// anything is made. Every pair below was imported for real (OpenBao 2.7, LocalStack 4.10).
 pub fn wrapping_for(kind: &str, algorithm: Algorithm) -> Option<WrappingAlgorithm> {
+    if !BYOK_ALGORITHMS.contains(&algorithm) {
+        return None;
+    }
     match kind {
+        // Transit imports aes256-gcm96, hmac, ecdsa-p256 and rsa-2048/3072 alike, all through
+        // the two-step wrap.
         "vault" => Some(WrappingAlgorithm::RsaAesKeyWrapSha1),
-        // Direct RSAES_OAEP_SHA_1 keeps a secret key wholly in the HSM; private keys are too
-        // big for one RSA block, and KMS has RSA_AES_KEY_WRAP_SHA_256 for them.
+        // A 32-byte secret key (AES, HMAC) fits one RSA block: RSAES_OAEP_SHA_1 keeps the wrap
+        // wholly in the HSM. Private keys (PKCS#8) are too big for one block, and KMS has
+        // RSA_AES_KEY_WRAP_SHA_256 for them (LocalStack lacks the SHA-1 form).
         "aws-kms" if algorithm.is_symmetric() => Some(WrappingAlgorithm::RsaOaepSha1),
         "aws-kms" => Some(WrappingAlgorithm::RsaAesKeyWrapSha256),
         // Cloud KMS (RSA_OAEP_3072_SHA1_AES_256) and Key Vault take wraps the HSM can make,
-        // but their providers cannot yet prepare a key for import: refused before anything
-        // is made.
+        // but their providers cannot yet prepare a key for import.
         _ => None,
     }
 }
@@ -88,7 +102,7 @@ impl Operation for ByokImport {
                 "algorithm",
                 format!(
                     "BYOK imports {} keys; {} is not supported yet",
-                    BYOK_ALGORITHMS.map(Algorithm::as_str).join(" and "),
+                    BYOK_ALGORITHMS.map(Algorithm::as_str).join(", "),
                     draft.algorithm
                 ),
             ));
@@ -138,7 +152,7 @@ impl Operation for ByokImport {
                 return Err(GatewayError::invalid(
                     "targets",
                     format!(
-                        "target '{target}' ({}) does not import keys through keygate",
+                        "target '{target}' ({}) does not import {algorithm} keys through keygate",
                         provider.kind()
                     ),
                 ));
@@ -347,6 +361,29 @@ mod tests {
         );
         assert_eq!(wrapping_for("local", aes), None);
         assert_eq!(wrapping_for("gcp-kms", aes), None);
+    }
+
+    #[test]
+    fn hmac_keys_go_like_aes_keys_and_rsa_keys_like_ec_keys() {
+        assert_eq!(
+            wrapping_for("aws-kms", Algorithm::HmacSha256),
+            Some(WrappingAlgorithm::RsaOaepSha1)
+        );
+        for rsa in [Algorithm::Rsa2048Pss, Algorithm::Rsa3072Pss] {
+            assert_eq!(
+                wrapping_for("aws-kms", rsa),
+                Some(WrappingAlgorithm::RsaAesKeyWrapSha256)
+            );
+        }
+        for algorithm in BYOK_ALGORITHMS {
+            assert_eq!(
+                wrapping_for("vault", algorithm),
+                Some(WrappingAlgorithm::RsaAesKeyWrapSha1)
+            );
+        }
+        // Not offered: no target gets a wrap for it.
+        assert_eq!(wrapping_for("vault", Algorithm::Rsa4096Pss), None);
+        assert_eq!(wrapping_for("aws-kms", Algorithm::Rsa2048Pkcs1), None);
     }
 
     #[test]
