@@ -76,6 +76,10 @@ pub enum KeyCommand {
         /// Only short-lived keys whose TTL ends within this (e.g. 24h; default 7d).
         #[arg(long, num_args = 0..=1, default_missing_value = "7d")]
         expiring: Option<String>,
+        /// Only enabled keys past their rotation date (the overdue report): not yet rotated,
+        /// or left to a provider that rotates them by itself and has not yet.
+        #[arg(long)]
+        overdue: bool,
     },
     /// Show one key, with each version's uses in the usage window (from the audit log).
     Show { key: String },
@@ -216,6 +220,7 @@ pub async fn run(conn: &Connection, fmt: Format, cmd: KeyCommand) -> CliResult {
             owner,
             environment,
             expiring,
+            overdue,
         } => {
             let expiring_within = expiring.map(|e| duration("--expiring", &e)).transpose()?;
             let mut all = Vec::new();
@@ -228,6 +233,7 @@ pub async fn run(conn: &Connection, fmt: Format, cmd: KeyCommand) -> CliResult {
                         owner: owner.clone().unwrap_or_default(),
                         environment: environment.clone().unwrap_or_default(),
                         expiring_within,
+                        rotation_overdue: overdue,
                     })
                     .await
                     .map_err(describe)?

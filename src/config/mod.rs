@@ -367,6 +367,10 @@ pub struct LifecycleConfig {
     /// Shortest time to live of a short-lived key, e.g. `1m`.
     #[serde(default = "default_min_ttl")]
     pub min_ttl: String,
+    /// How long past a key's rotation date keygate waits for a backend that rotates the key
+    /// by itself (AWS, Cloud KMS, Vault automatic rotation) before rotating it itself, e.g. `1d`.
+    #[serde(default = "default_provider_rotation_grace")]
+    pub provider_rotation_grace: String,
 }
 
 impl Default for LifecycleConfig {
@@ -380,6 +384,7 @@ impl Default for LifecycleConfig {
             destruction_quiet_period: default_usage_window(),
             signing_propagation_delay: default_propagation_delay(),
             min_ttl: default_min_ttl(),
+            provider_rotation_grace: default_provider_rotation_grace(),
         }
     }
 }
@@ -389,6 +394,9 @@ fn default_usage_window() -> String {
 }
 fn default_propagation_delay() -> String {
     "24h".into()
+}
+fn default_provider_rotation_grace() -> String {
+    "1d".into()
 }
 fn default_min_ttl() -> String {
     "1m".into()
@@ -565,6 +573,10 @@ impl Config {
                 &self.lifecycle.signing_propagation_delay,
             ),
             ("lifecycle.min_ttl", &self.lifecycle.min_ttl),
+            (
+                "lifecycle.provider_rotation_grace",
+                &self.lifecycle.provider_rotation_grace,
+            ),
             ("policy.watch_interval", &self.policy.watch_interval),
         ] {
             crate::time::parse_duration(value).map_err(|e| Self::invalid(setting, e))?;

@@ -188,6 +188,15 @@ pub enum GatewayError {
     DataKeyNeedsSymmetricKey { key: String, algorithm: String },
     #[error("key '{key}' is no longer due for rotation (next due {due})")]
     NotDueForRotation { key: String, due: String },
+    #[error(
+        "key '{key}' is left to provider '{provider}', which rotates it by itself ({expected}); keygate rotates it if the provider has not by {deadline}"
+    )]
+    RotationLeftToProvider {
+        key: String,
+        provider: String,
+        expected: String,
+        deadline: String,
+    },
     #[error("key '{0}' is not yet due for destruction")]
     NotDueForDestruction(String),
     #[error(
@@ -291,6 +300,7 @@ impl GatewayError {
             E::DataKeyNeedsSymmetricKey { .. } => "DATA_KEY_NEEDS_SYMMETRIC_KEY",
             E::KmsCiphertextTooLarge { .. } => "KMS_CIPHERTEXT_TOO_LARGE",
             E::NotDueForRotation { .. } => "KEY_NOT_DUE_FOR_ROTATION",
+            E::RotationLeftToProvider { .. } => "KEY_ROTATION_LEFT_TO_PROVIDER",
             E::NotDueForDestruction(_) => "KEY_NOT_DUE_FOR_DESTRUCTION",
             E::DestructionNotApproved(_) => "DESTRUCTION_NOT_APPROVED",
             E::CallerGone => "CALLER_GONE",

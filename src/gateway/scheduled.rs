@@ -4,13 +4,24 @@
 //! a key changed since the scan (rotated by hand, destruction cancelled) is left as it is.
 
 use super::ops::{DestroyKey, RotateKey, RotationStep};
-use super::{Call, Gateway, SystemTask};
-use crate::catalog::KeyState;
+use super::{Call, Gateway, GatewayError, SystemTask};
+use crate::catalog::{KeyRecord, KeyState};
 use std::sync::Arc;
+
+/// A key left to its backend's own rotation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProviderWait {
+    /// When the scheduler asks the backend again (Unix ms).
+    pub next_look_ms: i64,
+    /// The end of the grace: then keygate rotates the key itself.
+    pub until_ms: i64,
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ScheduledWork {
     pub rotated: usize,
+    /// Due keys left to a backend that rotates them by itself, within the grace.
+    pub left_to_provider: usize,
     pub destroyed: usize,
     pub failed: usize,
 }
@@ -43,17 +54,32 @@ impl Gateway {
                     )
                     .await
                     .map(|_| work.destroyed += 1),
-                KeyState::Enabled if key.rotation_due_at_ms <= now_ms => self
-                    .run(
-                        Call::system(SystemTask::ScheduledRotation),
-                        RotateKey {
-                            key: key.id.clone(),
-                            only_if_due_at_ms: Some(now_ms),
-                            step: RotationStep::Rotate,
-                        },
-                    )
-                    .await
-                    .map(|_| work.rotated += 1),
+                KeyState::Enabled if key.rotation_due_at_ms <= now_ms => {
+                    if self.waiting_for_provider(&key.id, now_ms) {
+                        continue;
+                    }
+                    let result = self
+                        .run(
+                            Call::system(SystemTask::ScheduledRotation),
+                            RotateKey {
+                                key: key.id.clone(),
+                                only_if_due_at_ms: Some(now_ms),
+                                step: RotationStep::Rotate,
+                            },
+                        )
+                        .await;
+                    match result {
+                        Err(GatewayError::RotationLeftToProvider { .. }) => {
+                            self.wait_for_provider(&key.id, key.rotation_due_at_ms, now_ms);
+                            work.left_to_provider += 1;
+                            continue;
+                        }
+                        other => {
+                            self.stop_waiting_for_provider(&key.id);
+                            other.map(|_| work.rotated += 1)
+                        }
+                    }
+                }
                 // A staged version signs once verifiers have had the delay to fetch it.
                 KeyState::Enabled
                     if key
@@ -102,5 +128,55 @@ impl Gateway {
             .count();
         self.telemetry().rotation_due(still_due);
         work
+    }
+
+    /// Whether `key` was left to its backend's own rotation and is not yet to be looked at
+    /// again.
+    fn waiting_for_provider(&self, key: &str, now_ms: i64) -> bool {
+        self.waits()
+            .get(key)
+            .is_some_and(|wait| now_ms < wait.next_look_ms)
+    }
+
+    /// Leaves `key` (due at `due_ms`) to its backend until the grace ends, looking again
+    /// after as long as it has been due (at least a scan, at most a twelfth of the grace): a
+    /// backend a minute late is seen within minutes, one a day late costs a dozen reads, each
+    /// audited.
+    fn wait_for_provider(&self, key: &str, due_ms: i64, now_ms: i64) {
+        let lifecycle = &self.settings().lifecycle;
+        let late = std::time::Duration::from_millis(u64::try_from(now_ms - due_ms).unwrap_or(0));
+        let every = late
+            .min(lifecycle.provider_rotation_grace / 12)
+            .max(lifecycle.scan_interval);
+        self.waits().insert(
+            key.to_string(),
+            ProviderWait {
+                next_look_ms: crate::time::after(now_ms, every),
+                until_ms: crate::time::after(due_ms, lifecycle.provider_rotation_grace),
+            },
+        );
+    }
+
+    fn stop_waiting_for_provider(&self, key: &str) {
+        self.waits().remove(key);
+    }
+
+    /// Whether `key` is past its crypto-period for the policy (rule 3: it protects nothing
+    /// new until rotated). A key the scheduler is leaving to a backend that rotates it by
+    /// itself is not, until the grace ends: the backend picks the moment.
+    pub(crate) fn rotation_overdue(&self, key: &KeyRecord, now_ms: i64) -> bool {
+        key.rotation_due_at_ms <= now_ms
+            && self
+                .waits()
+                .get(&key.id)
+                .is_none_or(|wait| now_ms >= wait.until_ms)
+    }
+
+    fn waits(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, ProviderWait>> {
+        // The map holds only look-again times: a panic while it was held leaves nothing
+        // half-done.
+        self.rotation_waits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

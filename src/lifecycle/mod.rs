@@ -30,6 +30,9 @@ pub struct LifecycleSettings {
     pub signing_propagation_delay: Duration,
     /// Shortest time to live a short-lived key may have.
     pub min_ttl: Duration,
+    /// How long past a key's rotation date the scheduler leaves the rotation to a backend
+    /// that rotates the key by itself; then keygate rotates it (and the key was overdue).
+    pub provider_rotation_grace: Duration,
     /// The key (name or id) the Kubernetes KMS plugin serves (`[kms_plugin] key`): its
     /// versions retire only with force.
     pub kms_plugin_key: Option<String>,
@@ -49,6 +52,7 @@ impl Default for LifecycleSettings {
             destruction_quiet_period: Duration::from_secs(30 * 86_400),
             signing_propagation_delay: Duration::from_secs(86_400),
             min_ttl: Duration::from_secs(60),
+            provider_rotation_grace: Duration::from_secs(86_400),
             kms_plugin_key: None,
         }
     }

@@ -17,9 +17,10 @@ pub async fn run(gateway: Arc<Gateway>, interval: Duration, stop: CancellationTo
             _ = stop.cancelled() => return,
         }
         let done = gateway.run_due_work(crate::time::now_ms(), &stop).await;
-        if done.rotated + done.destroyed + done.failed > 0 {
+        if done.rotated + done.destroyed + done.failed + done.left_to_provider > 0 {
             tracing::info!(
                 rotated = done.rotated,
+                left_to_provider = done.left_to_provider,
                 destroyed = done.destroyed,
                 failed = done.failed,
                 "scheduled key work"

@@ -181,6 +181,10 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
             &config.lifecycle.signing_propagation_delay,
         )?,
         min_ttl: config.duration("lifecycle.min_ttl", &config.lifecycle.min_ttl)?,
+        provider_rotation_grace: config.duration(
+            "lifecycle.provider_rotation_grace",
+            &config.lifecycle.provider_rotation_grace,
+        )?,
         kms_plugin_key: config.kms_plugin.as_ref().map(|p| p.key.clone()),
         ..defaults
     };

@@ -42,6 +42,7 @@ pub fn code(e: &GatewayError) -> Code {
         | E::DataKeyNeedsSymmetricKey { .. }
         | E::KmsCiphertextTooLarge { .. }
         | E::NotDueForRotation { .. }
+        | E::RotationLeftToProvider { .. }
         | E::NotDueForDestruction(_)
         | E::DestructionNotApproved(_)
         | E::VersionRetired { .. }

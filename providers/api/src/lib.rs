@@ -36,8 +36,8 @@ pub use secret_ref::{SecretRef, SecretRefError};
 pub use spki::{der_tlv, spki_public_key_bits};
 pub use types::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyVersionInfo,
-    ListedKey, Listing, MasterKeyRotation, NeededKey, PageRequest, ProviderKey, ProviderKeyState,
-    PublicKeyInfo, Replied, SettingConflict, SignInput, VersionRef, WrappedForImport, WrappedKey,
-    WrappingAlgorithm,
+    ListedKey, Listing, MasterKeyRotation, NeededKey, OwnRotation, PageRequest, ProviderKey,
+    ProviderKeyState, PublicKeyInfo, Replied, SettingConflict, SignInput, VersionRef,
+    WrappedForImport, WrappedKey, WrappingAlgorithm,
 };
 pub use uri::KeyUri;

@@ -1,8 +1,8 @@
 use crate::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyUri, KeyVersionInfo,
-    Listing, MasterKeyRotation, NeededKey, PageRequest, ProviderError, ProviderKey, PublicKeyInfo,
-    Replied, Result, SecretBytes, SettingConflict, SignInput, VersionRef, WrappedForImport,
-    WrappedKey,
+    Listing, MasterKeyRotation, NeededKey, OwnRotation, PageRequest, ProviderError, ProviderKey,
+    PublicKeyInfo, Replied, Result, SecretBytes, SettingConflict, SignInput, VersionRef,
+    WrappedForImport, WrappedKey,
 };
 use std::time::Duration;
 
@@ -97,6 +97,19 @@ pub trait KeyProvider: Send + Sync {
     /// Adds a version and makes it primary.
     async fn rotate(&self, _key: &KeyUri) -> Result<Replied<KeyVersionInfo>> {
         Err(ProviderError::unsupported(self.name(), "rotation"))
+    }
+
+    /// Whether the backend rotates this key by itself (automatic rotation it was given at
+    /// creation from the crypto-period) and, if so, the version it made since `newest`
+    /// (keygate's newest version of the key). The gateway adopts such a version instead of
+    /// rotating again, so the backend and keygate never both rotate one key. Backends without
+    /// automatic rotation keep the default, [`OwnRotation::Never`], and make no request.
+    async fn own_rotation(
+        &self,
+        _key: &KeyUri,
+        _newest: &KeyVersionInfo,
+    ) -> Result<Replied<OwnRotation>> {
+        Ok(Replied::local(OwnRotation::Never))
     }
 
     async fn set_enabled(&self, _key: &KeyUri, _enabled: bool) -> Result<Replied<()>> {

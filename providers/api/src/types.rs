@@ -86,6 +86,20 @@ pub struct NeededKey {
     pub version: Option<u32>,
 }
 
+/// What a backend does about rotating one key by itself (see
+/// [`crate::KeyProvider::own_rotation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnRotation {
+    /// The backend does not rotate the key: keygate does.
+    Never,
+    /// The backend rotated the key and this version, newer than keygate's newest, is primary
+    /// there.
+    Made(KeyVersionInfo),
+    /// The backend rotates the key but has not since keygate's newest version; when it next
+    /// will, if it says (Unix milliseconds).
+    Expected { at_ms: Option<i64> },
+}
+
 /// The exact key version an operation uses. The gateway resolves it from its catalog, so a
 /// provider need not look the key up first.
 #[derive(Debug, Clone)]

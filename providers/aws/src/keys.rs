@@ -120,9 +120,13 @@ pub fn crypto_period_days(spec: &keygate_provider::KeySpec) -> u64 {
     spec.crypto_period.as_secs().div_ceil(86_400)
 }
 
-/// KMS's automatic rotation period for a crypto-period, clamped to what KMS accepts.
-pub fn rotation_period_days(spec: &keygate_provider::KeySpec) -> i32 {
-    crypto_period_days(spec).clamp(90, 2560) as i32
+/// The automatic rotation period KMS is given for a key with this crypto-period: only where
+/// KMS can keep it (90 to 2560 days; a crypto-period of part of a day is rounded up to whole
+/// days). Other keys are rotated by keygate, so the two never both rotate one key.
+pub fn native_rotation_days(crypto_period_days: u64) -> Option<i32> {
+    (90..=2560)
+        .contains(&crypto_period_days)
+        .then_some(crypto_period_days as i32)
 }
 
 #[cfg(test)]
@@ -147,18 +151,10 @@ mod tests {
     }
 
     #[test]
-    fn rotation_period_is_clamped() {
-        let mut spec = keygate_provider::KeySpec {
-            name: "n".into(),
-            key_id: "i".into(),
-            algorithm: Algorithm::Aes256Gcm,
-            owner: "o".into(),
-            environment: "dev".into(),
-            crypto_period: std::time::Duration::from_secs(30 * 86_400),
-            labels: Default::default(),
-        };
-        assert_eq!(rotation_period_days(&spec), 90);
-        spec.crypto_period = std::time::Duration::from_secs(10_000 * 86_400);
-        assert_eq!(rotation_period_days(&spec), 2560);
+    fn kms_rotates_only_crypto_periods_it_can_keep() {
+        assert_eq!(native_rotation_days(30), None);
+        assert_eq!(native_rotation_days(90), Some(90));
+        assert_eq!(native_rotation_days(365), Some(365));
+        assert_eq!(native_rotation_days(2561), None);
     }
 }

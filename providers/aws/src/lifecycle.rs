@@ -7,7 +7,8 @@ use crate::keys::{self, tag};
 use crate::provider::{AwsKmsProvider, DELETION_WINDOW_DAYS};
 use aws_sdk_kms::types::Tag;
 use keygate_provider::{
-    KeySpec, KeyUri, KeyVersionInfo, ProviderError, ProviderKey, ProviderKeyState, Replied, Result,
+    KeySpec, KeyUri, KeyVersionInfo, OwnRotation, ProviderError, ProviderKey, ProviderKeyState,
+    Replied, Result,
 };
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -86,17 +87,56 @@ pub(crate) async fn create(
             .await;
         return Err(err);
     }
-    if keys::rotates(&metadata) {
+    if keys::rotates(&metadata)
+        && let Some(days) = keys::native_rotation_days(keys::crypto_period_days(spec))
+    {
         let request = p
             .client
             .enable_key_rotation()
             .key_id(&key_id)
-            .rotation_period_in_days(keys::rotation_period_days(spec));
+            .rotation_period_in_days(days);
         p.call("enable automatic rotation", &key_id, request.send())
             .await?;
     }
     let key = p.provider_key(OP, &metadata).await?;
     Ok(Replied::with_request_id(key, created.request_id))
+}
+
+/// KMS rotates a key by itself when its automatic rotation is on; a rotation it made since
+/// keygate's newest version shows in ListKeyRotations (endpoints without it, like LocalStack,
+/// never show one, so keygate rotates once the grace has passed).
+pub(crate) async fn own_rotation(
+    p: &AwsKmsProvider,
+    key: &KeyUri,
+    newest: &KeyVersionInfo,
+) -> Result<Replied<OwnRotation>> {
+    const OP: &str = "read automatic rotation";
+    let metadata = p.metadata(OP, key).await?.value;
+    if !keys::rotates(&metadata) {
+        return Ok(Replied::local(OwnRotation::Never));
+    }
+    let request = p.client.get_key_rotation_status().key_id(metadata.key_id());
+    let status = p.call(OP, key.as_str(), request.send()).await?;
+    if !status.out.key_rotation_enabled() {
+        return Ok(Replied::with_request_id(
+            OwnRotation::Never,
+            status.request_id,
+        ));
+    }
+    let versions = p.versions(OP, &metadata).await?;
+    let known = versions
+        .iter()
+        .position(|v| v.provider_version == newest.provider_version);
+    let own = match (known, versions.last()) {
+        (Some(i), Some(last)) if i + 1 < versions.len() => OwnRotation::Made(last.clone()),
+        _ => OwnRotation::Expected {
+            at_ms: status
+                .out
+                .next_rotation_date()
+                .and_then(|d| d.to_millis().ok()),
+        },
+    };
+    Ok(Replied::with_request_id(own, status.request_id))
 }
 
 pub(crate) async fn rotate(p: &AwsKmsProvider, key: &KeyUri) -> Result<Replied<KeyVersionInfo>> {

@@ -8,8 +8,8 @@ use crate::{algorithms, crypto, import, lifecycle, listing, settings, signing};
 use aws_sdk_kms::Client;
 use keygate_provider::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
-    KeyVersionInfo, Listing, PageRequest, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
-    SettingConflict, SignInput, VersionRef, WrappedKey,
+    KeyVersionInfo, Listing, OwnRotation, PageRequest, ProviderKey, PublicKeyInfo, Replied, Result,
+    SecretBytes, SettingConflict, SignInput, VersionRef, WrappedKey,
 };
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
@@ -188,6 +188,14 @@ impl KeyProvider for AwsKmsProvider {
 
     async fn rotate(&self, key: &KeyUri) -> Result<Replied<KeyVersionInfo>> {
         lifecycle::rotate(self, key).await
+    }
+
+    async fn own_rotation(
+        &self,
+        key: &KeyUri,
+        newest: &KeyVersionInfo,
+    ) -> Result<Replied<OwnRotation>> {
+        lifecycle::own_rotation(self, key, newest).await
     }
 
     async fn set_enabled(&self, key: &KeyUri, enabled: bool) -> Result<Replied<()>> {

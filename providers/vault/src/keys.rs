@@ -6,8 +6,8 @@ use crate::client::Reply;
 use crate::errors::VaultFailure;
 use crate::provider::VaultProvider;
 use keygate_provider::{
-    Algorithm, KeySpec, KeyUri, KeyVersionInfo, ProviderError, ProviderKey, ProviderKeyState,
-    Replied, Result,
+    Algorithm, KeySpec, KeyUri, KeyVersionInfo, OwnRotation, ProviderError, ProviderKey,
+    ProviderKeyState, Replied, Result,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -156,6 +156,45 @@ pub(crate) async fn rotate(p: &VaultProvider, key: &KeyUri) -> Result<Replied<Ke
     ))
 }
 
+/// Transit rotates a key by itself once its newest version is `auto_rotate_period` old.
+pub(crate) async fn own_rotation(
+    p: &VaultProvider,
+    key: &KeyUri,
+    newest: &KeyVersionInfo,
+) -> Result<Replied<OwnRotation>> {
+    let (reply, described) = p.read_key(key).await?;
+    let own = own_rotation_of(&reply.data, &described.versions, newest);
+    Ok(Replied::with_request_id(own, reply.request_id))
+}
+
+fn own_rotation_of(
+    data: &Value,
+    versions: &[KeyVersionInfo],
+    newest: &KeyVersionInfo,
+) -> OwnRotation {
+    let period = data
+        .get("auto_rotate_period")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if period <= 0 {
+        return OwnRotation::Never;
+    }
+    let known: u32 = newest.provider_version.parse().unwrap_or(newest.number);
+    match versions.last() {
+        Some(latest) if latest.number > known => OwnRotation::Made(latest.clone()),
+        _ => {
+            // `keys` maps each version of a symmetric key to its creation (Unix seconds).
+            let created = data
+                .get("keys")
+                .and_then(|k| k.get(known.to_string()))
+                .and_then(Value::as_i64);
+            OwnRotation::Expected {
+                at_ms: created.map(|secs| secs.saturating_add(period).saturating_mul(1000)),
+            }
+        }
+    }
+}
+
 pub(crate) async fn set_enabled(
     p: &VaultProvider,
     key: &KeyUri,
@@ -217,6 +256,27 @@ pub(crate) async fn destroy(p: &VaultProvider, key: &KeyUri) -> Result<Replied<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_rotation_follows_auto_rotate_period() {
+        let v = |n: u32| KeyVersionInfo {
+            number: n,
+            provider_version: n.to_string(),
+        };
+        let data = json!({"auto_rotate_period": 3600, "keys": {"1": 1000, "2": 5000}});
+        assert_eq!(
+            own_rotation_of(&data, &[v(1), v(2)], &v(1)),
+            OwnRotation::Made(v(2))
+        );
+        assert_eq!(
+            own_rotation_of(&data, &[v(1), v(2)], &v(2)),
+            OwnRotation::Expected {
+                at_ms: Some(8_600_000)
+            }
+        );
+        let off = json!({"auto_rotate_period": 0, "keys": {"1": 1000}});
+        assert_eq!(own_rotation_of(&off, &[v(1)], &v(1)), OwnRotation::Never);
+    }
 
     #[test]
     fn hmac_versions_come_from_latest_version() {

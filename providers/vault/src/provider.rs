@@ -9,8 +9,8 @@ use crate::errors::Op;
 use crate::{crypto, import, keys, listing, settings, signing};
 use keygate_provider::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
-    KeyVersionInfo, Listing, PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied,
-    Result, SecretBytes, SettingConflict, SignInput, VersionRef, WrappedKey,
+    KeyVersionInfo, Listing, OwnRotation, PageRequest, ProviderError, ProviderKey, PublicKeyInfo,
+    Replied, Result, SecretBytes, SettingConflict, SignInput, VersionRef, WrappedKey,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -272,6 +272,14 @@ impl KeyProvider for VaultProvider {
 
     async fn rotate(&self, key: &KeyUri) -> Result<Replied<KeyVersionInfo>> {
         keys::rotate(self, key).await
+    }
+
+    async fn own_rotation(
+        &self,
+        key: &KeyUri,
+        newest: &KeyVersionInfo,
+    ) -> Result<Replied<OwnRotation>> {
+        keys::own_rotation(self, key, newest).await
     }
 
     /// Disabling uses OpenBao's Transit soft-delete (`DELETE keys/NAME/soft-delete`), which the

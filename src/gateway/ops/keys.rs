@@ -323,6 +323,8 @@ pub struct ListKeys {
     pub page_token: String,
     /// Only short-lived keys whose TTL ends within this.
     pub expiring_within: Option<DurationInput>,
+    /// Only enabled keys past their rotation date.
+    pub rotation_overdue: bool,
 }
 
 pub struct KeyPage {
@@ -334,10 +336,11 @@ impl ListKeys {
     /// The filters a page token is bound to.
     fn scope(&self) -> String {
         format!(
-            "keys|{:?}|{:?}|{:?}",
+            "keys|{:?}|{:?}|{:?}|{}",
             self.owner,
             self.environment,
-            self.expiring_within.as_ref().map(|d| (d.seconds, d.nanos))
+            self.expiring_within.as_ref().map(|d| (d.seconds, d.nanos)),
+            self.rotation_overdue
         )
     }
 
@@ -381,8 +384,11 @@ impl Operation for ListKeys {
                 Some(crate::time::after(now_ms(), d))
             }
         };
+        let now = now_ms();
         let wanted = |key: &KeyRecord| {
             expiring_by.is_none_or(|by| key.expires_at_ms.is_some_and(|at| at <= by))
+                && (!self.rotation_overdue
+                    || (key.state == KeyState::Enabled && key.rotation_due_at_ms <= now))
         };
         let mut keys = Vec::new();
         let mut after = self.after()?.unwrap_or_default();

@@ -15,6 +15,7 @@ use crate::gateway::runner::{Changes, Exec, NeededChange, Operation, Reads, Sett
 use crate::lifecycle::destruction::DestructionRecord;
 use crate::policy::{Action, OperationFacts};
 use crate::time::{format_duration, now_ms, rfc3339};
+use keygate_provider::OwnRotation;
 use std::sync::Arc;
 
 /// Adds a version and makes it primary. The scheduler sets `only_if_due_at_ms`, so a key
@@ -116,7 +117,41 @@ impl Operation for RotateKey {
         if staged {
             cx.detail("staged", true);
         }
-        let rotated = cx.rotate_in_backend().await?;
+        let rotated = match cx.own_rotation_in_backend().await? {
+            // The backend rotated the key by itself: keygate adopts that version rather than
+            // making another.
+            OwnRotation::Made(made) => {
+                cx.detail("rotated_by", "provider");
+                made
+            }
+            OwnRotation::Expected { at_ms } => {
+                let key = cx.key()?.clone();
+                let grace = cx.settings().lifecycle.provider_rotation_grace;
+                let deadline = crate::time::after(key.rotation_due_at_ms, grace);
+                if let Some(now) = self.only_if_due_at_ms
+                    && now < deadline
+                {
+                    return Err(GatewayError::RotationLeftToProvider {
+                        key: key.name.clone(),
+                        provider: key.provider.clone(),
+                        expected: at_ms.map_or("it has not said when".into(), |t| {
+                            format!("next at {}", rfc3339(t))
+                        }),
+                        deadline: rfc3339(deadline),
+                    });
+                }
+                if self.only_if_due_at_ms.is_some() {
+                    // Overdue: the crypto-period is the promise, so keygate rotates now.
+                    cx.detail("provider_overdue", true);
+                }
+                cx.detail("rotated_by", "keygate");
+                cx.rotate_in_backend().await?
+            }
+            OwnRotation::Never => {
+                cx.detail("rotated_by", "keygate");
+                cx.rotate_in_backend().await?
+            }
+        };
         cx.add_version(rotated.provider_version, staged).await
     }
 }

@@ -14,7 +14,8 @@ use crate::catalog::VersionRecord;
 use crate::gateway::GatewayError;
 use keygate_provider::{
     Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyVersionInfo, Listing,
-    MasterKeyRotation, PageRequest, ProviderKey, PublicKeyInfo, SecretBytes, SignInput,
+    MasterKeyRotation, OwnRotation, PageRequest, ProviderKey, PublicKeyInfo, SecretBytes,
+    SignInput,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -189,6 +190,21 @@ impl Exec<'_, Changes> {
     pub async fn rotate_in_backend(&mut self) -> Result<KeyVersionInfo, GatewayError> {
         let (key, backend) = self.locked_backend()?;
         Ok(backend.rotate(&key.provider_uri).await?.value)
+    }
+
+    /// Whether the backend rotates the locked key by itself, and the version it made since the
+    /// catalog's newest.
+    pub async fn own_rotation_in_backend(&mut self) -> Result<OwnRotation, GatewayError> {
+        let (key, backend) = self.locked_backend()?;
+        let newest = key.newest();
+        let newest = KeyVersionInfo {
+            number: newest.version,
+            provider_version: newest.provider_version.clone(),
+        };
+        Ok(backend
+            .own_rotation(&key.provider_uri, &newest)
+            .await?
+            .value)
     }
 
     /// Stops the versions below `below` working on the backend itself.

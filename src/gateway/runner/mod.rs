@@ -96,6 +96,11 @@ pub struct Gateway {
     /// Set when shutdown begins: calls not yet admitted are refused, so the drain waits only
     /// for admitted work.
     closing: std::sync::atomic::AtomicBool,
+    /// Keys left to a backend that rotates them by itself, each with when the scheduler looks
+    /// again (Unix ms), so a waiting key costs a backend read now and then, not every scan.
+    pub(crate) rotation_waits: std::sync::Mutex<
+        std::collections::HashMap<String, crate::gateway::scheduled::ProviderWait>,
+    >,
 }
 
 impl Gateway {
@@ -119,6 +124,7 @@ impl Gateway {
             tails: tails::TailSlots::new(limits.max_tail_streams_per_principal),
             detached: TaskTracker::new(),
             closing: std::sync::atomic::AtomicBool::new(false),
+            rotation_waits: Default::default(),
             catalog,
             providers,
             policy,

@@ -126,6 +126,7 @@ impl From<pb::ListKeysRequest> for ops::ListKeys {
             page_size: r.page_size,
             page_token: r.page_token,
             expiring_within: duration(r.expiring_within),
+            rotation_overdue: r.rotation_overdue,
         }
     }
 }

@@ -21,9 +21,9 @@ use super::retry_after;
 use super::settings::{FaultKind, FaultSettings, GuardSettings, RetrySettings};
 use crate::{
     Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
-    KeyVersionInfo, Listing, MasterKeyRotation, PageRequest, ProviderError, ProviderKey,
-    PublicKeyInfo, Replied, Result, SecretBytes, SettingConflict, SignInput, VersionRef,
-    WrappedForImport, WrappedKey,
+    KeyVersionInfo, Listing, MasterKeyRotation, OwnRotation, PageRequest, ProviderError,
+    ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SettingConflict, SignInput,
+    VersionRef, WrappedForImport, WrappedKey,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -481,6 +481,15 @@ impl KeyProvider for Guarded {
 
     async fn rotate(&self, key: &KeyUri) -> Result<Replied<KeyVersionInfo>> {
         self.run(Op::Rotate, || self.inner.rotate(key)).await
+    }
+
+    async fn own_rotation(
+        &self,
+        key: &KeyUri,
+        newest: &KeyVersionInfo,
+    ) -> Result<Replied<OwnRotation>> {
+        self.run(Op::OwnRotation, || self.inner.own_rotation(key, newest))
+            .await
     }
 
     async fn set_enabled(&self, key: &KeyUri, enabled: bool) -> Result<Replied<()>> {

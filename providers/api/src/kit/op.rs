@@ -29,10 +29,11 @@ pub enum Op {
     CreateWrappableKey,
     WrapForImport,
     SettingConflicts,
+    OwnRotation,
 }
 
 impl Op {
-    pub const ALL: [Op; 23] = [
+    pub const ALL: [Op; 24] = [
         Op::CreateKey,
         Op::Describe,
         Op::List,
@@ -56,6 +57,7 @@ impl Op {
         Op::CreateWrappableKey,
         Op::WrapForImport,
         Op::SettingConflicts,
+        Op::OwnRotation,
     ];
 
     /// The stable snake_case name: the trait method's name.
@@ -84,6 +86,7 @@ impl Op {
             Op::CreateWrappableKey => "create_wrappable_key",
             Op::WrapForImport => "wrap_for_import",
             Op::SettingConflicts => "setting_conflicts",
+            Op::OwnRotation => "own_rotation",
         }
     }
 

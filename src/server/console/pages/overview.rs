@@ -145,6 +145,7 @@ pub(super) async fn all_keys(
                     page_size: 1000,
                     page_token: token,
                     expiring_within: None,
+                    rotation_overdue: false,
                 },
             )
             .await?;
