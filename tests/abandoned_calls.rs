@@ -261,6 +261,7 @@ async fn a_cancel_during_a_scheduler_scan_keeps_the_key() {
         .unwrap()
         .into_inner();
     keys.schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+        family: false,
         key: "doomed/key".into(),
         pending_window: Some(prost_types::Duration {
             seconds: 2,

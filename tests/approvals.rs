@@ -12,6 +12,7 @@ use tonic::Code;
 
 fn schedule(key: &str, seconds: i64) -> pb::ScheduleKeyDestructionRequest {
     pb::ScheduleKeyDestructionRequest {
+        family: false,
         key: key.into(),
         pending_window: Some(prost_types::Duration { seconds, nanos: 0 }),
     }

@@ -378,6 +378,7 @@ async fn bad_input_is_invalid_argument(keys: &mut common::Keys) {
     // A deletion window outside KMS's 7 to 30 days.
     let err = keys
         .schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+            family: false,
             key: "bad/dek".into(),
             pending_window: common::days(45),
         })

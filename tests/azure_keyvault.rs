@@ -522,6 +522,7 @@ async fn bad_input_is_refused_clearly(keys: &mut common::Keys) {
     // A pending window longer than the vault keeps deleted keys (90 days).
     let err = keys
         .schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+            family: false,
             key: "rotation/ec".into(),
             pending_window: common::days(120),
         })
@@ -586,6 +587,7 @@ async fn destruction_is_soft_delete_then_purge_and_cancel_recovers() {
         // Scheduled with a long window: soft-deleted in Key Vault, pending in keygate.
         let scheduled = keys
             .schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+                family: false,
                 key: name.into(),
                 pending_window: common::days(7),
             })
@@ -656,6 +658,7 @@ async fn destruction_is_soft_delete_then_purge_and_cancel_recovers() {
 
         // Scheduled with a one-second window: purged when it ends.
         keys.schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+            family: false,
             key: name.into(),
             pending_window: Some(prost_types::Duration {
                 seconds: 1,

@@ -191,6 +191,7 @@ async fn each_bad_input_has_its_code() {
         "disabled",
     );
     keys.schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+        family: false,
         key: "enc".into(),
         pending_window: None,
     })
@@ -208,6 +209,7 @@ async fn each_bad_input_has_its_code() {
     // Window below the minimum.
     expect(
         keys.schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+            family: false,
             key: "sig".into(),
             pending_window: Some(prost_types::Duration {
                 seconds: 60,

@@ -140,6 +140,7 @@ async fn the_report_maps_each_requirement_to_the_evidence_keygate_holds() {
     let approval = opened(
         alice
             .schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+                family: false,
                 key: "prod/retired".into(),
                 pending_window: Some(prost_types::Duration {
                     seconds: 1,

@@ -405,6 +405,7 @@ async fn destruction_as_cloud_kms_sees_it(emu: &GcpEmulator, keys: &mut common::
     let scheduled_at = std::time::SystemTime::now();
     let pending = keys
         .schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+            family: false,
             key: "doomed/dek".into(),
             pending_window: common::days(7),
         })

@@ -335,6 +335,7 @@ async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_list
     let server = server_with(&dir, "destruction_quiet_period = \"2s\"");
     let mut keys = server.root().await;
     let schedule = |key: &str| pb::ScheduleKeyDestructionRequest {
+        family: false,
         key: key.into(),
         pending_window: Some(prost_types::Duration {
             seconds: 7 * 86_400,

@@ -179,6 +179,7 @@ async fn an_hsm_wrapped_local_store_outlives_its_backups_once_the_old_hsm_key_is
     // The HSM key that seals the root key now cannot be destroyed through keygate.
     let refused = keys
         .schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+            family: false,
             key: "local-root/2026".into(),
             pending_window: Some(prost_types::Duration {
                 seconds: 1,

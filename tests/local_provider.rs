@@ -209,6 +209,7 @@ async fn destruction_is_scheduled_cancelled_and_carried_out_by_the_scheduler() {
     };
     let pending = keys
         .schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+            family: false,
             key: "doomed".into(),
             pending_window: window(3600),
         })
@@ -237,6 +238,7 @@ async fn destruction_is_scheduled_cancelled_and_carried_out_by_the_scheduler() {
         "a cancelled destruction leaves the key disabled"
     );
     keys.schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+        family: false,
         key: "doomed".into(),
         pending_window: window(1),
     })

@@ -349,6 +349,7 @@ async fn destruction_removes_the_objects_from_the_token() {
     assert_eq!(objects_of(token, &key.id), 4);
 
     keys.schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+        family: false,
         key: "doomed/ec".into(),
         pending_window: Some(prost_types::Duration {
             seconds: 1,

@@ -575,6 +575,7 @@ async fn a_critical_change_by_one_admin_waits_for_approvals() {
     // which the scheduler would carry out at once).
     let status = alice
         .schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
+            family: false,
             key: "prod/payments".into(),
             pending_window: Some(prost_types::Duration {
                 seconds: 1,

@@ -383,6 +383,7 @@ async fn a_cancel_during_a_scan_keeps_the_key() {
             ScheduleKeyDestruction {
                 key: "doomed".into(),
                 pending_window: None,
+                family: false,
             },
         )
         .await

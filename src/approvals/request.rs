@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 pub enum PendingChange {
     ScheduleDestruction {
         window_seconds: u64,
+        /// The key's BYOK copies too (a family destroyed as a whole). Left out of the
+        /// serialised form when false, so requests made before it keep their digests.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        family: bool,
     },
     Disable,
     SetOwner {
@@ -59,8 +63,16 @@ impl PendingChange {
     /// The change in words, for people deciding on it.
     pub fn describe(&self) -> String {
         match self {
-            PendingChange::ScheduleDestruction { window_seconds } => format!(
-                "schedule destruction after a pending window of {}",
+            PendingChange::ScheduleDestruction {
+                window_seconds,
+                family,
+            } => format!(
+                "schedule destruction{} after a pending window of {}",
+                if *family {
+                    " of the key and every BYOK copy of it"
+                } else {
+                    ""
+                },
                 crate::time::format_duration(std::time::Duration::from_secs(*window_seconds))
             ),
             PendingChange::Disable => "disable the key".into(),
@@ -245,13 +257,20 @@ mod tests {
     fn the_digest_binds_every_parameter() {
         let week = PendingChange::ScheduleDestruction {
             window_seconds: 7 * 86_400,
+            family: false,
         };
         let day = PendingChange::ScheduleDestruction {
             window_seconds: 86_400,
+            family: false,
+        };
+        let week_family = PendingChange::ScheduleDestruction {
+            window_seconds: 7 * 86_400,
+            family: true,
         };
         let d = week.digest("k1", "alice");
         assert_eq!(d, week.digest("k1", "alice"));
         assert_ne!(d, day.digest("k1", "alice"));
+        assert_ne!(d, week_family.digest("k1", "alice"));
         assert_ne!(d, week.digest("k2", "alice"));
         assert_ne!(d, week.digest("k1", "bob"));
         let grant = Grant {

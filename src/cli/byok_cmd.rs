@@ -39,6 +39,15 @@ pub enum ByokCommand {
     Retry { key: String },
     /// The key's family: the HSM original and each copy, how and when it was imported.
     Show { key: String },
+    /// Schedule the destruction of the original and every copy, through the same pending
+    /// window and approval (`keygate key schedule-destruction --family`). Critical by
+    /// default: it opens an approval request, prints its id and exits 3.
+    Destroy {
+        key: String,
+        /// e.g. 30d (the default); at least the gateway's minimum (7d by default).
+        #[arg(long)]
+        window: Option<String>,
+    },
 }
 
 fn family_json(f: &pb::KeyFamily) -> serde_json::Value {
@@ -144,6 +153,14 @@ pub async fn run(conn: &Connection, fmt: Format, cmd: ByokCommand) -> CliResult 
                 .await
         }
         ByokCommand::Show { key } => keys.get_key_family(pb::GetKeyFamilyRequest { key }).await,
+        ByokCommand::Destroy { key, window } => {
+            let destroy = super::key_cmd::KeyCommand::ScheduleDestruction {
+                key,
+                window,
+                family: true,
+            };
+            return super::key_cmd::run(conn, fmt, destroy).await;
+        }
     }
     .map_err(describe)?
     .into_inner();

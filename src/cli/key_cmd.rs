@@ -120,6 +120,9 @@ pub enum KeyCommand {
         /// e.g. 30d (the default); at least the gateway's minimum (7d by default).
         #[arg(long)]
         window: Option<String>,
+        /// The key is a BYOK original: destroy every copy with it (`keygate byok destroy`).
+        #[arg(long)]
+        family: bool,
     },
     /// Stop a pending destruction; the key comes back disabled.
     CancelDestruction { key: String },
@@ -317,11 +320,16 @@ pub async fn run(conn: &Connection, fmt: Format, cmd: KeyCommand) -> CliResult {
         }
         KeyCommand::Enable { key } => keys.enable_key(pb::EnableKeyRequest { key }).await,
         KeyCommand::Disable { key } => keys.disable_key(pb::DisableKeyRequest { key }).await,
-        KeyCommand::ScheduleDestruction { key, window } => {
+        KeyCommand::ScheduleDestruction {
+            key,
+            window,
+            family,
+        } => {
             let pending_window = window.map(|w| duration("--window", &w)).transpose()?;
             keys.schedule_key_destruction(pb::ScheduleKeyDestructionRequest {
                 key,
                 pending_window,
+                family,
             })
             .await
         }
@@ -406,6 +414,15 @@ async fn destruction_records(conn: &Connection, fmt: Format, key: String) -> Cli
             println!("checklist");
             for c in &r.checklist {
                 println!("  - {}: {}", c.check, c.result);
+            }
+        }
+        if !r.copies.is_empty() {
+            println!("copies");
+            for c in &r.copies {
+                println!(
+                    "  - {} in {} ({}): {}\n    {}",
+                    c.key_name, c.provider, c.provider_kind, c.provider_uri, c.method
+                );
             }
         }
         println!();

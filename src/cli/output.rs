@@ -372,5 +372,14 @@ pub fn destruction_json(r: &pb::DestructionRecord) -> Value {
         "versions": r.versions,
         "method": r.method,
         "checklist": r.checklist.iter().map(|c| json!({"check": c.check, "result": c.result})).collect::<Vec<_>>(),
+        "copies": r.copies.iter().map(|c| json!({
+            "key_id": c.key_id,
+            "key_name": c.key_name,
+            "provider": c.provider,
+            "provider_kind": c.provider_kind,
+            "provider_uri": c.provider_uri,
+            "import_method": c.import_method,
+            "method": c.method,
+        })).collect::<Vec<_>>(),
     })
 }

@@ -68,13 +68,17 @@ impl Gateway {
         };
         // One arm per kind of pending change (see crate::approvals).
         match change {
-            PendingChange::ScheduleDestruction { window_seconds } => {
+            PendingChange::ScheduleDestruction {
+                window_seconds,
+                family,
+            } => {
                 let seconds = i64::try_from(window_seconds).unwrap_or(i64::MAX);
                 self.run(
                     call,
                     ScheduleKeyDestruction {
                         key,
                         pending_window: Some(DurationInput { seconds, nanos: 0 }),
+                        family,
                     },
                 )
                 .await

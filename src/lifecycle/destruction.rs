@@ -29,6 +29,23 @@ pub struct DestructionRecord {
     pub method: Option<String>,
     /// The checks the scheduling ran through, in order.
     pub checklist: Vec<Check>,
+    /// A BYOK family destroyed as a whole: each copy scheduled with the original (each also
+    /// has a record of its own). Empty for a key destroyed alone.
+    pub copies: Vec<CopyDestruction>,
+}
+
+/// A BYOK copy destroyed with its original: where it is and how it goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CopyDestruction {
+    pub key_id: String,
+    pub key_name: String,
+    pub provider: String,
+    pub provider_kind: String,
+    pub provider_uri: String,
+    /// How the copy was imported (the wrap: rsa-aes-key-wrap-sha1, ...).
+    pub import_method: String,
+    /// How the copy is destroyed.
+    pub method: String,
 }
 
 /// One item of the destruction checklist and what keygate found.
@@ -69,7 +86,7 @@ macro_rules! columns {
     () => {
         "id, key_id, key_name, environment, provider, provider_uri, requested_by, approval_id,
          approved_by, window_seconds, scheduled_at_ms, destruction_at_ms, state, cancelled_by,
-         cancelled_at_ms, destroyed_at_ms, destroy_call_id, versions, method, checklist"
+         cancelled_at_ms, destroyed_at_ms, destroy_call_id, versions, method, checklist, copies"
     };
 }
 
@@ -82,8 +99,8 @@ impl DestructionRecords {
         sqlx::query(
             "INSERT INTO destruction_records (id, key_id, key_name, environment, provider,
                 provider_uri, requested_by, approval_id, approved_by, window_seconds,
-                scheduled_at_ms, destruction_at_ms, state, checklist)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?)",
+                scheduled_at_ms, destruction_at_ms, state, checklist, copies)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, ?)",
         )
         .bind(&record.id)
         .bind(&record.key_id)
@@ -98,6 +115,7 @@ impl DestructionRecords {
         .bind(record.scheduled_at_ms)
         .bind(record.destruction_at_ms)
         .bind(serde_json::to_string(&record.checklist).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(&record.copies).unwrap_or_else(|_| "[]".into()))
         .execute(&self.db)
         .await?;
         Ok(())
@@ -142,6 +160,7 @@ impl DestructionRecords {
                     versions: Vec::new(),
                     method: None,
                     checklist: Vec::new(),
+                    copies: Vec::new(),
                 })
                 .await?;
                 id
@@ -222,6 +241,10 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DestructionRecord, sqlx::Erro
         Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
         None => Vec::new(),
     };
+    let copies = match json("copies")? {
+        Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
+        None => Vec::new(),
+    };
     let window: i64 = row.try_get("window_seconds")?;
     Ok(DestructionRecord {
         id: row.try_get("id")?,
@@ -244,5 +267,6 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DestructionRecord, sqlx::Erro
         versions,
         method: row.try_get("method")?,
         checklist,
+        copies,
     })
 }

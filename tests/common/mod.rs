@@ -458,6 +458,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// `lifecycle.scan_interval` must be short).
 pub async fn destroy_as_root(keys: &mut Keys, key: &str) {
     keys.schedule_key_destruction(keygate::pb::ScheduleKeyDestructionRequest {
+        family: false,
         key: key.into(),
         pending_window: Some(prost_types::Duration {
             seconds: 1,

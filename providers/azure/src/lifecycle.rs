@@ -25,6 +25,29 @@ const MIN_ROTATION_DAYS: u64 = 7;
 /// How long a delete or recover may take to show (both are long-running in Key Vault).
 const SETTLE: Duration = Duration::from_secs(10);
 
+/// keygate's tags for a new key, refused when the labels would take it past Key Vault's
+/// limit.
+pub(crate) fn checked_tags(
+    p: &AzureKeyVaultProvider,
+    op: &'static str,
+    spec: &KeySpec,
+) -> Result<HashMap<String, String>> {
+    let tags = keys::tags(spec);
+    if tags.len() > keys::MAX_TAGS {
+        return Err(ProviderError::invalid(
+            &p.name,
+            format!(
+                "{}: Key Vault allows {} tags per key and keygate's own take {}; give at most {} labels",
+                p.at(op, &spec.name).what(),
+                keys::MAX_TAGS,
+                tags.len() - spec.labels.len(),
+                keys::MAX_TAGS - (tags.len() - spec.labels.len())
+            ),
+        ));
+    }
+    Ok(tags)
+}
+
 pub(crate) async fn create_key(
     p: &AzureKeyVaultProvider,
     spec: &KeySpec,
@@ -40,19 +63,7 @@ pub(crate) async fn create_key(
             };
             ProviderError::unsupported(&p.name, format!("algorithm {}{why}", spec.algorithm))
         })?;
-    let tags = keys::tags(spec);
-    if tags.len() > keys::MAX_TAGS {
-        return Err(ProviderError::invalid(
-            &p.name,
-            format!(
-                "{}: Key Vault allows {} tags per key and keygate's own take {}; give at most {} labels",
-                p.at(OP, &spec.name).what(),
-                keys::MAX_TAGS,
-                tags.len() - spec.labels.len(),
-                keys::MAX_TAGS - (tags.len() - spec.labels.len())
-            ),
-        ));
-    }
+    let tags = checked_tags(p, OP, spec)?;
     let name = names::vault_name(spec);
     // Creating under an existing name adds a version to that key: refuse instead.
     match p.client.get_key(&name, None).await {

@@ -9,6 +9,8 @@ use keygate_provider::{
     KeyVersionInfo, Listing, PageRequest, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
     SignInput, VersionRef, WrappedKey,
 };
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// One Key Vault or Managed HSM.
@@ -20,6 +22,9 @@ pub struct AzureKeyVaultProvider {
     /// HSM-protected key types (`RSA-HSM`, `EC-HSM`).
     pub(crate) hsm: bool,
     pub(crate) client: KeyClient,
+    /// Imports `prepare_import` named and `import_key` has not done yet: the new key's
+    /// tags, by Key Vault key name.
+    pub(crate) prepared: Mutex<HashMap<String, HashMap<String, String>>>,
 }
 
 impl AzureKeyVaultProvider {
@@ -34,6 +39,7 @@ impl AzureKeyVaultProvider {
             hsm: config.hsm || built.managed_hsm,
             managed_hsm: built.managed_hsm,
             client: built.client,
+            prepared: Mutex::new(HashMap::new()),
         })
     }
 
@@ -168,6 +174,11 @@ impl KeyProvider for AzureKeyVaultProvider {
     /// Purges the soft-deleted key: its material is gone for good.
     async fn destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
         lifecycle::destroy(self, key).await
+    }
+
+    /// Names the key an import will create (Key Vault's import is its creation).
+    async fn prepare_import(&self, spec: &KeySpec) -> Result<Replied<KeyUri>> {
+        import::prepare_import(self, spec).await
     }
 
     async fn import_parameters(&self, spec: &ImportSpec) -> Result<Replied<ImportParams>> {

@@ -1,5 +1,8 @@
 //! Bring your own key through Cloud KMS import jobs.
 //!
+//! `prepare_import` creates the receiving crypto key: import-only, with no version (the
+//! imported material is its first), keygate's labels, and no rotation schedule (Cloud KMS
+//! could only rotate it to material generated in Cloud KMS, not the HSM's).
 //! `import_parameters` creates an import job in the key's key ring (RSA 3072 wrapping key:
 //! `RSA_OAEP_3072_SHA256_AES_256` for [`WrappingAlgorithm::RsaAesKeyWrapSha256`],
 //! `RSA_OAEP_3072_SHA256` for [`WrappingAlgorithm::RsaOaepSha256`]), waits until it is
@@ -7,23 +10,59 @@
 //! `import_key` sends the wrapped material as a new version, waits for the import to finish,
 //! and, for symmetric keys, makes the new version primary.
 
+use crate::algorithms;
 use crate::keys;
 use crate::labels;
 use crate::names;
 use crate::provider::GcpKmsProvider;
-use google_cloud_kms_v1::model::ImportJob;
 use google_cloud_kms_v1::model::crypto_key::CryptoKeyPurpose as Purpose;
 use google_cloud_kms_v1::model::crypto_key_version::CryptoKeyVersionState as VState;
 use google_cloud_kms_v1::model::import_job::{ImportJobState, ImportMethod};
-use google_cloud_wkt::FieldMask;
+use google_cloud_kms_v1::model::{CryptoKey, CryptoKeyVersionTemplate, ImportJob};
+use google_cloud_wkt::{Duration as WktDuration, FieldMask};
 use keygate_provider::{
-    ImportParams, ImportSpec, KeyUri, KeyVersionInfo, ProviderError, Replied, Result, WrappedKey,
-    WrappingAlgorithm,
+    ImportParams, ImportSpec, KeySpec, KeyUri, KeyVersionInfo, ProviderError, Replied, Result,
+    WrappedKey, WrappingAlgorithm,
 };
 use std::time::{Duration, SystemTime};
 
 const POLL: Duration = Duration::from_millis(100);
 const WAIT: Duration = Duration::from_secs(120);
+
+pub(crate) async fn prepare_import(p: &GcpKmsProvider, spec: &KeySpec) -> Result<Replied<KeyUri>> {
+    const OP: &str = "prepare import";
+    let (purpose, algorithm) = algorithms::to_gcp(spec.algorithm).ok_or_else(|| {
+        ProviderError::unsupported(&p.name, format!("importing {} keys", spec.algorithm))
+    })?;
+    let request_id = p.request_id();
+    p.ensure_ring(&request_id).await?;
+    let key = CryptoKey::new()
+        .set_purpose(purpose)
+        .set_import_only(true)
+        .set_version_template(
+            CryptoKeyVersionTemplate::new()
+                .set_algorithm(algorithm)
+                .set_protection_level(p.protection_level.clone()),
+        )
+        .set_labels(labels::for_spec(spec))
+        .set_destroy_scheduled_duration(
+            WktDuration::try_from(p.destroy_scheduled_duration).map_err(|e| {
+                ProviderError::invalid(&p.name, format!("destroy scheduled duration: {e}"))
+            })?,
+        );
+    let request = p
+        .client
+        .create_crypto_key()
+        .set_parent(p.place.ring_path())
+        .set_crypto_key_id(names::crypto_key_id(spec))
+        .set_skip_initial_version_creation(true)
+        .set_crypto_key(key);
+    let created = p.call(OP, &spec.name, &request_id, request).await?.out;
+    Ok(Replied::with_request_id(
+        names::uri(&created.name),
+        Some(request_id),
+    ))
+}
 
 /// Cloud KMS has no direct RSA-OAEP-SHA-1 import method.
 fn method(wrapping: WrappingAlgorithm) -> Option<ImportMethod> {

@@ -209,6 +209,11 @@ impl KeyProvider for GcpKmsProvider {
         lifecycle::destroy(self, key).await
     }
 
+    /// An import-only crypto key with no version yet, for BYOK.
+    async fn prepare_import(&self, spec: &KeySpec) -> Result<Replied<KeyUri>> {
+        import::prepare_import(self, spec).await
+    }
+
     async fn import_parameters(&self, spec: &ImportSpec) -> Result<Replied<ImportParams>> {
         import::import_parameters(self, spec).await
     }

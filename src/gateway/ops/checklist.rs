@@ -17,8 +17,13 @@ pub const PUBLIC_KEYS: &str = "public keys kept where signatures must stay verif
 pub const AUTHORIZED: &str = "authorized by someone other than the requester";
 
 /// Runs the checklist for `key`, refusing with [`GatewayError::KeyInUse`] when a version
-/// was used to read data within `lifecycle.destruction_quiet_period`.
-pub async fn run(cx: &Exec<'_, Changes>, key: &KeyRecord) -> Result<Vec<Check>, GatewayError> {
+/// was used to read data within `lifecycle.destruction_quiet_period`. `family`: a BYOK
+/// original destroyed with its copies.
+pub async fn run(
+    cx: &Exec<'_, Changes>,
+    key: &KeyRecord,
+    family: bool,
+) -> Result<Vec<Check>, GatewayError> {
     cx.refuse_if_needed(key, NeededChange::Destroy)?;
     let quiet = cx.settings().lifecycle.destruction_quiet_period;
     let mut checks = vec![quiet_period(cx, key, quiet).await?];
@@ -30,12 +35,17 @@ pub async fn run(cx: &Exec<'_, Changes>, key: &KeyRecord) -> Result<Vec<Check>, 
         if versions == 1 { "" } else { "s" }
     );
     // A BYOK original: its imported copies are keys of their own, each destroyed on its own
-    // schedule; the record names them so none is forgotten.
+    // schedule unless the family goes as a whole; the record names them so none is forgotten.
+    let fate = if family {
+        "destroyed with it (the family is destroyed as a whole)"
+    } else {
+        "not destroyed by this destruction"
+    };
     if let Some(family) = cx.key_family(&key.id).await? {
         for copy in &family.copies {
             copies.push_str(&match (&copy.copy_key_id, copy.imported) {
                 (Some(id), true) => format!(
-                    "; BYOK copy in provider '{}' ({}), keygate key {id}, not destroyed by this destruction",
+                    "; BYOK copy in provider '{}' ({}), keygate key {id}, {fate}",
                     copy.provider, copy.provider_uri
                 ),
                 _ => format!(

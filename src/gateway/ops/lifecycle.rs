@@ -205,6 +205,8 @@ pub struct ScheduleKeyDestruction {
     pub key: String,
     /// `None`: the configured default window.
     pub pending_window: Option<DurationInput>,
+    /// The key is a BYOK original: its copies go with it (see [`super::family_destruction`]).
+    pub family: bool,
 }
 
 impl Operation for ScheduleKeyDestruction {
@@ -251,6 +253,7 @@ impl Operation for ScheduleKeyDestruction {
         let window = self.pending_window.and_then(DurationInput::to_duration)?;
         Some(PendingChange::ScheduleDestruction {
             window_seconds: window.as_secs(),
+            family: self.family,
         })
     }
 
@@ -260,15 +263,26 @@ impl Operation for ScheduleKeyDestruction {
             .and_then(DurationInput::to_duration)
             .ok_or_else(|| GatewayError::Internal("the window was not checked".into()))?;
         let key = cx.key()?.clone();
+        // The copies of a family destroyed as a whole, each checked as the key is.
+        let copies = if self.family {
+            super::family_destruction::copies(cx, &key).await?
+        } else {
+            Vec::new()
+        };
         // The checklist refuses a key whose data may still need it, before anything changes.
-        let checklist = super::checklist::run(cx, &key).await?;
+        let checklist = super::checklist::run(cx, &key, self.family).await?;
         let at = crate::time::after(now_ms(), window);
         cx.detail("destruction_at", rfc3339(at));
         cx.detail("pending_window_seconds", window.as_secs());
         // Who asked and who approved, on record before the backend is asked: a destruction
         // under way in a backend always has its record. A refusal there closes the record.
-        cx.record_destruction_scheduled(window, at, checklist)
+        let listed = super::family_destruction::listed(&copies, window);
+        cx.record_destruction_scheduled(window, at, checklist, listed)
             .await?;
+        if let Err(e) = super::family_destruction::schedule(cx, &copies, window, at).await {
+            cx.record_destruction_ended(None).await?;
+            return Err(e);
+        }
         if let Err(e) = cx.schedule_destroy_in_backend(window).await {
             cx.record_destruction_ended(None).await?;
             return Err(e);
@@ -357,7 +371,7 @@ impl Operation for DestroyKey {
                     key.owner
                 ),
             )];
-            cx.record_destruction_scheduled(std::time::Duration::ZERO, at, checklist)
+            cx.record_destruction_scheduled(std::time::Duration::ZERO, at, checklist, Vec::new())
                 .await?;
             Some(at)
         } else {

@@ -10,6 +10,7 @@ pub mod checklist;
 pub mod compliance;
 pub mod console;
 pub mod crypto;
+pub mod family_destruction;
 pub mod inventory;
 pub mod keys;
 pub mod kms;

@@ -13,7 +13,9 @@ use crate::audit::AuditReader;
 use crate::auth::Principal;
 use crate::catalog::{KeyLock, KeyRecord, KeyState, ListFilter, NameReservation};
 use crate::gateway::GatewayError;
-use crate::lifecycle::destruction::{DestructionRecord, DestructionRecords, Ending};
+use crate::lifecycle::destruction::{
+    CopyDestruction, DestructionRecord, DestructionRecords, Ending,
+};
 use crate::policy::{Action, Decision, PolicyStore, Resource};
 use keygate_provider::KeyProvider;
 use std::marker::PhantomData;
@@ -426,13 +428,32 @@ impl Exec<'_, Changes> {
         window: std::time::Duration,
         destruction_at_ms: i64,
         checklist: Vec<crate::lifecycle::destruction::Check>,
+        copies: Vec<CopyDestruction>,
     ) -> Result<(), GatewayError> {
         let key = self.key()?.clone();
+        let mut record = self.destruction_record(&key, window, destruction_at_ms, checklist);
+        record.copies = copies;
+        self.records()
+            .scheduled(&record)
+            .await
+            .map_err(crate::catalog::CatalogError::from)?;
+        Ok(())
+    }
+
+    /// A destruction record for `key` as this call schedules it: who asked (the caller, or
+    /// an approved request's requester), who approved, the window.
+    pub(super) fn destruction_record(
+        &self,
+        key: &KeyRecord,
+        window: std::time::Duration,
+        destruction_at_ms: i64,
+        checklist: Vec<crate::lifecycle::destruction::Check>,
+    ) -> DestructionRecord {
         let (approval_id, approved_by) = match self.grant() {
             Some(grant) => (Some(grant.request_id.clone()), grant.approvers.clone()),
             None => (None, Vec::new()),
         };
-        let record = DestructionRecord {
+        DestructionRecord {
             id: self.call.request_id.clone(),
             key_id: key.id.clone(),
             key_name: key.name.clone(),
@@ -453,12 +474,8 @@ impl Exec<'_, Changes> {
             versions: Vec::new(),
             method: None,
             checklist,
-        };
-        self.records()
-            .scheduled(&record)
-            .await
-            .map_err(crate::catalog::CatalogError::from)?;
-        Ok(())
+            copies: Vec::new(),
+        }
     }
 
     /// Ends the locked key's open destruction record: cancelled by the caller, or destroyed.
@@ -488,7 +505,7 @@ impl Exec<'_, Changes> {
         Ok(())
     }
 
-    fn records(&self) -> &DestructionRecords {
+    pub(super) fn records(&self) -> &DestructionRecords {
         &self.gateway.destructions
     }
 

@@ -227,6 +227,7 @@ fn a_destroyed_key_without_its_record_is_not_met() {
         versions: vec![1],
         method: Some("cryptographic erasure".into()),
         checklist: Vec::new(),
+        copies: Vec::new(),
     }];
     assert_eq!(status(&assess(&e), "destruction-evidence"), Status::Met);
 }

@@ -219,6 +219,19 @@ fn record_to_pb(r: &DestructionRecord) -> pb::DestructionRecord {
                 result: c.result.clone(),
             })
             .collect(),
+        copies: r
+            .copies
+            .iter()
+            .map(|c| pb::DestroyedCopy {
+                key_id: c.key_id.clone(),
+                key_name: c.key_name.clone(),
+                provider: c.provider.clone(),
+                provider_kind: c.provider_kind.clone(),
+                provider_uri: c.provider_uri.clone(),
+                import_method: c.import_method.clone(),
+                method: c.method.clone(),
+            })
+            .collect(),
     }
 }
 

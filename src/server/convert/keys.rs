@@ -177,6 +177,7 @@ impl From<pb::ScheduleKeyDestructionRequest> for ops::ScheduleKeyDestruction {
         ops::ScheduleKeyDestruction {
             key: r.key,
             pending_window: duration(r.pending_window),
+            family: r.family,
         }
     }
 }

@@ -50,9 +50,10 @@ pub fn copy_name(name: &str, target: &str) -> String {
 }
 
 /// The wrap each target kind takes for `algorithm`, chosen so the HSM does as much as it can:
-/// SoftHSM2's RSA-OAEP has SHA-1 only, and Transit lets the caller pick the hash. `None`: the
-/// target kind cannot take the algorithm through keygate, and the request is refused before
-/// anything is made. Every pair below was imported for real (OpenBao 2.7, LocalStack 4.10).
+/// SoftHSM2's RSA-OAEP has SHA-1 only, and Transit, Cloud KMS and Key Vault take the two-step
+/// wrap with SHA-1 OAEP. `None`: the target kind cannot take the algorithm through keygate,
+/// and the request is refused before anything is made. Every pair below was imported for
+/// real (OpenBao 2.7, LocalStack 4.10, the Cloud KMS and Key Vault emulators).
 pub fn wrapping_for(kind: &str, algorithm: Algorithm) -> Option<WrappingAlgorithm> {
     if !BYOK_ALGORITHMS.contains(&algorithm) {
         return None;
@@ -66,8 +67,12 @@ pub fn wrapping_for(kind: &str, algorithm: Algorithm) -> Option<WrappingAlgorith
         // RSA_AES_KEY_WRAP_SHA_256 for them (LocalStack lacks the SHA-1 form).
         "aws-kms" if algorithm.is_symmetric() => Some(WrappingAlgorithm::RsaOaepSha1),
         "aws-kms" => Some(WrappingAlgorithm::RsaAesKeyWrapSha256),
-        // Cloud KMS (RSA_OAEP_3072_SHA1_AES_256) and Key Vault take wraps the HSM can make,
-        // but their providers cannot yet prepare a key for import.
+        // Import jobs with RSA_OAEP_3072_SHA1_AES_256 take every algorithm.
+        "gcp-kms" => Some(WrappingAlgorithm::RsaAesKeyWrapSha1),
+        // Key transfer blobs with `enc` CKM_RSA_AES_KEY_WRAP (SHA-1 OAEP): RSA-HSM and EC-HSM
+        // keys, and oct-HSM (AES) keys in a Managed HSM. Key Vault has no HMAC keys.
+        "azure-keyvault" if algorithm == Algorithm::HmacSha256 => None,
+        "azure-keyvault" => Some(WrappingAlgorithm::RsaAesKeyWrapSha1),
         _ => None,
     }
 }
@@ -360,7 +365,22 @@ mod tests {
             Some(WrappingAlgorithm::RsaAesKeyWrapSha256)
         );
         assert_eq!(wrapping_for("local", aes), None);
-        assert_eq!(wrapping_for("gcp-kms", aes), None);
+        for algorithm in BYOK_ALGORITHMS {
+            assert_eq!(
+                wrapping_for("gcp-kms", algorithm),
+                Some(WrappingAlgorithm::RsaAesKeyWrapSha1),
+                "{algorithm}"
+            );
+        }
+        assert_eq!(
+            wrapping_for("azure-keyvault", aes),
+            Some(WrappingAlgorithm::RsaAesKeyWrapSha1)
+        );
+        assert_eq!(
+            wrapping_for("azure-keyvault", Algorithm::EcdsaP256),
+            Some(WrappingAlgorithm::RsaAesKeyWrapSha1)
+        );
+        assert_eq!(wrapping_for("azure-keyvault", Algorithm::HmacSha256), None);
     }
 
     #[test]
