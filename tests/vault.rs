@@ -8,70 +8,15 @@
 
 mod common;
 
-use common::{Server, ServerOptions, create, events_for, request_id, status_request_id, suite};
+use common::vault::{on_vault, start};
+use common::{events_for, request_id, status_request_id, suite};
 use keygate::pb;
-use keygate_test_backends::openbao::OpenBao;
 use std::time::{Duration, Instant};
 use tonic::Code;
-
-/// The environment variable the generated config names for the Vault token, so the token
-/// itself never appears in the file.
-/// Not `KEYGATE_…`: keygate would take that prefix for a configuration override.
-const TOKEN_ENV: &str = "VAULT_TOKEN_FOR_KEYGATE_TESTS";
 
 /// Length of keygate's ciphertext header (see `src/gateway/envelope.rs`); the provider's own
 /// blob follows it.
 const HEADER_LEN: usize = 23;
-
-/// An OpenBao dev server and a keygate configured with a `vault` provider pointing at it.
-/// Field order matters: keygate is stopped before OpenBao.
-struct Stack {
-    server: Server,
-    bao: OpenBao,
-    _dir: tempfile::TempDir,
-}
-
-fn start() -> Stack {
-    let bao = OpenBao::start().unwrap_or_else(|e| {
-        panic!(
-            "cannot start OpenBao: {e}\n\
-             install it with: eval \"$(tests/backends/install.sh openbao)\"; export KEYGATE_BAO_BIN"
-        )
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("keygate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[providers.vault]\n\
-             kind = \"vault\"\n\
-             address = \"{}\"\n\
-             mount = \"transit\"\n\
-             auth = {{ method = \"token\", token = {{ env = \"{TOKEN_ENV}\" }} }}\n",
-            bao.addr()
-        ),
-    )
-    .unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        ServerOptions {
-            config: Some(config),
-            env: vec![(TOKEN_ENV.into(), bao.token().into())],
-            ..Default::default()
-        },
-    );
-    Stack {
-        server,
-        bao,
-        _dir: dir,
-    }
-}
-
-fn on_vault(name: &str, algorithm: &str) -> pb::CreateKeyRequest {
-    let mut req = create(name, algorithm, "root");
-    req.provider = "vault".into();
-    req
-}
 
 fn encrypt_request(key: &str, plaintext: &[u8], aad: &[u8]) -> pb::EncryptRequest {
     pb::EncryptRequest {

@@ -8,6 +8,7 @@ pub mod pki;
 pub mod posture;
 pub mod suite;
 pub mod team;
+pub mod vault;
 
 use keygate::pb::admin_service_client::AdminServiceClient;
 use keygate::pb::audit_service_client::AuditServiceClient;

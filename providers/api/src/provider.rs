@@ -1,8 +1,8 @@
 use crate::{
-    Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyUri, KeyVersionInfo,
-    Listing, MasterKeyRotation, NeededKey, OwnRotation, PageRequest, ProviderError, ProviderKey,
-    PublicKeyInfo, Replied, Result, SecretBytes, SettingConflict, SignInput, VersionRef,
-    WrappedForImport, WrappedKey,
+    BatchItem, Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyUri,
+    KeyVersionInfo, Listing, MasterKeyRotation, NeededKey, OwnRotation, PageRequest, ProviderError,
+    ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SettingConflict, SignInput,
+    VersionRef, WrappedForImport, WrappedKey,
 };
 use std::time::Duration;
 
@@ -60,6 +60,34 @@ pub trait KeyProvider: Send + Sync {
         aad: &[u8],
     ) -> Result<Replied<DataKey>> {
         crate::kit::generate_data_key(self, key, spec, aad).await
+    }
+
+    /// How many items one [`KeyProvider::encrypt_batch`] or [`KeyProvider::decrypt_batch`]
+    /// request may carry; 0 (the default): the backend has no batch request, and the gateway
+    /// calls [`KeyProvider::encrypt`] / [`KeyProvider::decrypt`] per item.
+    fn batch_limit(&self) -> usize {
+        0
+    }
+
+    /// Encrypts every item under one version in one backend request (Vault Transit's
+    /// `batch_input`), each item with its own result, in order. Only for backends whose
+    /// [`KeyProvider::batch_limit`] is not 0, with at most that many items.
+    async fn encrypt_batch(
+        &self,
+        _key: &VersionRef,
+        _items: &[BatchItem<'_>],
+    ) -> Result<Replied<Vec<Result<Vec<u8>>>>> {
+        Err(ProviderError::unsupported(self.name(), "batch encryption"))
+    }
+
+    /// Decrypts every item (blobs of one version) in one backend request; as
+    /// [`KeyProvider::encrypt_batch`].
+    async fn decrypt_batch(
+        &self,
+        _key: &VersionRef,
+        _items: &[BatchItem<'_>],
+    ) -> Result<Replied<Vec<Result<SecretBytes>>>> {
+        Err(ProviderError::unsupported(self.name(), "batch decryption"))
     }
 
     /// Signature encodings are the same on every provider: ECDSA as DER (X9.62 `Ecdsa-Sig-Value`),

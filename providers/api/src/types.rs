@@ -100,6 +100,15 @@ pub enum OwnRotation {
     Expected { at_ms: Option<i64> },
 }
 
+/// One item of a batch request ([`crate::KeyProvider::encrypt_batch`],
+/// [`crate::KeyProvider::decrypt_batch`]): a plaintext or a backend blob, with its associated
+/// data.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchItem<'a> {
+    pub data: &'a [u8],
+    pub aad: &'a [u8],
+}
+
 /// The exact key version an operation uses. The gateway resolves it from its catalog, so a
 /// provider need not look the key up first.
 #[derive(Debug, Clone)]

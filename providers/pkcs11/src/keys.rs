@@ -154,6 +154,34 @@ pub(crate) async fn set_enabled(
     .map(Replied::local)
 }
 
+/// Turns off the usage flags (CKA_DECRYPT, CKA_VERIFY, …) of every object of the versions
+/// below `below`, so the token itself refuses them. Idempotent. Enabling the key turns flags
+/// on for every object; the gateway sets the floor again right after (see
+/// `set_enabled_in_backend`), so a retired version stays retired.
+pub(crate) async fn retire_versions(
+    p: &Pkcs11Provider,
+    key: &KeyUri,
+    below: u32,
+) -> Result<Replied<()>> {
+    let key_id = key_id_of(p, key)?;
+    p.run(
+        || format!("retire the versions of {key} below {below} (C_SetAttributeValue on their usage flags)"),
+        move |s| {
+            let objects = ops::key_objects(s, &key_id)?;
+            if objects.is_empty() {
+                return Err(OpError::NotFound(format!("key '{key_id}'")));
+            }
+            let retired: Vec<_> = objects
+                .into_iter()
+                .filter(|o| o.id.version < below)
+                .collect();
+            ops::set_usage(s, &retired, false)
+        },
+    )
+    .await
+    .map(Replied::local)
+}
+
 pub(crate) async fn destroy(p: &Pkcs11Provider, key: &KeyUri) -> Result<Replied<()>> {
     let key_id = key_id_of(p, key)?;
     let count = p

@@ -211,6 +211,10 @@ impl KeyProvider for Pkcs11Provider {
         keys::set_enabled(self, key, enabled).await
     }
 
+    async fn retire_versions(&self, key: &KeyUri, below: u32) -> Result<Replied<()>> {
+        keys::retire_versions(self, key, below).await
+    }
+
     async fn destroy(&self, key: &KeyUri) -> Result<Replied<()>> {
         keys::destroy(self, key).await
     }

@@ -243,7 +243,10 @@ impl VaultHttp {
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         };
-        if (200..300).contains(&status) {
+        // A batch whose every item failed answers 400 with each item's error: the items'
+        // results, not a failed request.
+        let batch_answer = status == 400 && json.pointer("/data/batch_results").is_some();
+        if (200..300).contains(&status) || batch_answer {
             return Ok(Reply {
                 request_id: json
                     .get("request_id")

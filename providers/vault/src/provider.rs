@@ -8,9 +8,10 @@ use crate::config::{VaultConfig, VaultCredentials};
 use crate::errors::Op;
 use crate::{crypto, import, keys, listing, settings, signing};
 use keygate_provider::{
-    Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
-    KeyVersionInfo, Listing, OwnRotation, PageRequest, ProviderError, ProviderKey, PublicKeyInfo,
-    Replied, Result, SecretBytes, SettingConflict, SignInput, VersionRef, WrappedKey,
+    BatchItem, Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec,
+    KeyUri, KeyVersionInfo, Listing, OwnRotation, PageRequest, ProviderError, ProviderKey,
+    PublicKeyInfo, Replied, Result, SecretBytes, SettingConflict, SignInput, VersionRef,
+    WrappedKey,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -272,6 +273,26 @@ impl KeyProvider for VaultProvider {
 
     async fn rotate(&self, key: &KeyUri) -> Result<Replied<KeyVersionInfo>> {
         keys::rotate(self, key).await
+    }
+
+    fn batch_limit(&self) -> usize {
+        crypto::BATCH_LIMIT
+    }
+
+    async fn encrypt_batch(
+        &self,
+        key: &VersionRef,
+        items: &[BatchItem<'_>],
+    ) -> Result<Replied<Vec<Result<Vec<u8>>>>> {
+        crypto::encrypt_batch(self, key, items).await
+    }
+
+    async fn decrypt_batch(
+        &self,
+        key: &VersionRef,
+        items: &[BatchItem<'_>],
+    ) -> Result<Replied<Vec<Result<SecretBytes>>>> {
+        crypto::decrypt_batch(self, key, items).await
     }
 
     async fn own_rotation(

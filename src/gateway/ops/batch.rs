@@ -11,6 +11,7 @@
 //! ciphertext is returned for it); the others go on. A request wrong as a whole (no items,
 //! more than [`MAX_BATCH_ITEMS`], a key the caller may not use) fails before any item runs.
 
+use super::backend_batch::{self, ToOpen, ToSeal};
 use super::crypto::{check_aad, max_ciphertext, open_version, seal};
 use crate::gateway::envelope;
 use crate::gateway::runner::{Admitted, Exec, Operation, Reads, Settings, Target};
@@ -113,6 +114,102 @@ where
         .await
 }
 
+/// Opens each item's ciphertext under `key`, through the backend's batches where it has
+/// them; `(plaintext, version)` per item, in order.
+async fn opened<T>(
+    cx: &Exec<'_, Reads>,
+    key: &Admitted,
+    items: &[T],
+    parts: impl Fn(&T) -> (&Vec<u8>, &Vec<u8>),
+) -> Result<Vec<ItemResult<(SecretBytes, u32)>>, GatewayError> {
+    let limit = cx.batch_limit(key)?;
+    if limit > 0 {
+        let items: Vec<ToOpen<'_>> = items
+            .iter()
+            .map(|i| {
+                let (ciphertext, aad) = parts(i);
+                ToOpen { ciphertext, aad }
+            })
+            .collect();
+        return Ok(backend_batch::open_all(cx, key, &items, limit).await);
+    }
+    // By index: a closure over borrowed items is not general enough for the call's future.
+    Ok(each((0..items.len()).collect(), |i| {
+        let (ciphertext, aad) = parts(&items[i]);
+        open_item(cx, key, ciphertext, aad)
+    })
+    .await)
+}
+
+/// Seals each opened plaintext under `destination` (through the backend's batches where it
+/// has them); an item refused before (`refused`) or not opened keeps its error.
+async fn resealed(
+    cx: &Exec<'_, Reads>,
+    destination: &Admitted,
+    items: &[ReEncryptItem],
+    refused: Vec<Option<GatewayError>>,
+    opened: &mut impl Iterator<Item = ItemResult<(SecretBytes, u32)>>,
+) -> Result<Vec<ItemResult<ReSealedItem>>, GatewayError> {
+    // Each item's source plaintext and version, or its error so far.
+    let mut staged: Vec<ItemResult<(SecretBytes, u32)>> = Vec::with_capacity(items.len());
+    for refusal in refused {
+        staged.push(match refusal {
+            Some(e) => Err(e),
+            None => opened
+                .next()
+                .unwrap_or_else(|| Err(GatewayError::Internal("an item was not opened".into()))),
+        });
+    }
+    let to_seal: Vec<(usize, ToSeal<'_>)> = staged
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            r.as_ref().ok().map(|(plaintext, _)| {
+                (
+                    i,
+                    ToSeal {
+                        plaintext,
+                        aad: &items[i].destination_associated_data,
+                    },
+                )
+            })
+        })
+        .collect();
+    let limit = cx.batch_limit(destination)?;
+    let sealed: Vec<ItemResult<(Vec<u8>, u32)>> = if limit > 0 {
+        let batch: Vec<ToSeal<'_>> = to_seal
+            .iter()
+            .map(|(_, t)| ToSeal {
+                plaintext: t.plaintext,
+                aad: t.aad,
+            })
+            .collect();
+        backend_batch::seal_all(cx, destination, &batch, limit).await
+    } else {
+        let to_seal = &to_seal;
+        each((0..to_seal.len()).collect(), |i| {
+            let (_, t) = &to_seal[i];
+            seal(cx, destination, t.plaintext, t.aad)
+        })
+        .await
+    };
+    let mut sealed = sealed.into_iter();
+    Ok(staged
+        .into_iter()
+        .map(|r| {
+            let (_, source_key_version) = r?;
+            let (ciphertext, key_version) = sealed
+                .next()
+                .unwrap_or_else(|| Err(GatewayError::Internal("an item was not sealed".into())))?;
+            Ok(ReSealedItem {
+                ciphertext,
+                source_key_version,
+                key_version,
+            })
+        })
+        .collect())
+}
+
 /// Opens one ciphertext that should be under `key`.
 async fn open_item(
     cx: &Exec<'_, Reads>,
@@ -180,7 +277,27 @@ impl Operation for BatchEncrypt {
     async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<BatchSealed, GatewayError> {
         let key = cx.key()?.clone();
         let count = self.items.len();
-        let results = {
+        let limit = cx.batch_limit(&key)?;
+        let results = if limit > 0 {
+            let items: Vec<ToSeal<'_>> = self
+                .items
+                .iter()
+                .map(|i| ToSeal {
+                    plaintext: &i.plaintext,
+                    aad: &i.associated_data,
+                })
+                .collect();
+            backend_batch::seal_all(cx, &key, &items, limit)
+                .await
+                .into_iter()
+                .map(|r| {
+                    r.map(|(ciphertext, key_version)| SealedItem {
+                        ciphertext,
+                        key_version,
+                    })
+                })
+                .collect()
+        } else {
             let cx = &*cx;
             let key = &key;
             let max = cx.settings().limits.max_plaintext_bytes;
@@ -246,19 +363,18 @@ impl Operation for BatchDecrypt {
     async fn execute(self, cx: &mut Exec<'_, Reads>) -> Result<BatchOpened, GatewayError> {
         let key = cx.key()?.clone();
         let count = self.items.len();
-        let results = {
-            let cx = &*cx;
-            let key = &key;
-            each(self.items, |item| async move {
-                let (plaintext, key_version) =
-                    open_item(cx, key, &item.ciphertext, &item.associated_data).await?;
-                Ok(OpenedItem {
-                    plaintext,
-                    key_version,
-                })
+        let results: Vec<ItemResult<OpenedItem>> = opened(cx, &key, &self.items, |i| {
+            (&i.ciphertext, &i.associated_data)
+        })
+        .await?
+        .into_iter()
+        .map(|r| {
+            r.map(|(plaintext, key_version)| OpenedItem {
+                plaintext,
+                key_version,
             })
-            .await
-        };
+        })
+        .collect();
         Tally::of(&results, |r| r.key_version).note(cx, "BatchDecrypt", count);
         Ok(BatchOpened {
             key_id: key.id.clone(),
@@ -325,32 +441,25 @@ impl Operation for BatchReEncrypt {
         let source = cx.key()?.clone();
         let destination = cx.destination().cloned().unwrap_or_else(|| source.clone());
         let count = self.items.len();
-        let results = {
-            let cx = &*cx;
-            let (source, destination) = (&source, &destination);
-            each(self.items, |item| async move {
-                check_aad(
-                    &cx.settings(),
-                    destination,
-                    &item.destination_associated_data,
-                )?;
-                let (plaintext, source_key_version) =
-                    open_item(cx, source, &item.ciphertext, &item.source_associated_data).await?;
-                let (ciphertext, key_version) = seal(
-                    cx,
-                    destination,
-                    &plaintext,
-                    &item.destination_associated_data,
-                )
-                .await?;
-                Ok(ReSealedItem {
-                    ciphertext,
-                    source_key_version,
-                    key_version,
-                })
-            })
-            .await
-        };
+        // An item whose destination associated data is refused is not opened.
+        let refused: Vec<Option<GatewayError>> = self
+            .items
+            .iter()
+            .map(|i| check_aad(&cx.settings(), &destination, &i.destination_associated_data).err())
+            .collect();
+        let wanted: Vec<&ReEncryptItem> = self
+            .items
+            .iter()
+            .zip(&refused)
+            .filter(|(_, r)| r.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        let mut plaintexts = opened(cx, &source, &wanted, |i| {
+            (&i.ciphertext, &i.source_associated_data)
+        })
+        .await?
+        .into_iter();
+        let results = resealed(cx, &destination, &self.items, refused, &mut plaintexts).await?;
         let rpc = match &self.stream {
             Some((stream, offset)) => {
                 cx.detail("stream", stream.clone());

@@ -51,13 +51,20 @@ fn provider_aad(key: &KeyRecord, header: &[u8], aad: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Seals `plaintext` under the key's primary version into a keygate ciphertext.
-pub(super) async fn seal(
-    cx: &Exec<'_, Reads>,
-    key: &Admitted,
+/// What sealing one plaintext sends to the backend: the primary version, the envelope
+/// header, and the associated data bound to it.
+pub(super) struct Sealing<'k> {
+    pub version: &'k VersionRecord,
+    pub header: [u8; HEADER_LEN],
+    pub provider_aad: Vec<u8>,
+}
+
+/// Checks a plaintext against the key and prepares its sealing.
+pub(super) fn sealing<'k>(
+    key: &'k Admitted,
     plaintext: &SecretBytes,
     aad: &[u8],
-) -> Result<(Vec<u8>, u32), GatewayError> {
+) -> Result<Sealing<'k>, GatewayError> {
     if let Some(max) = key.algorithm.max_plaintext() {
         validate::size(
             "plaintext",
@@ -68,10 +75,29 @@ pub(super) async fn seal(
     }
     let version = key.primary();
     let header = envelope::header(&key.id, version.version)?;
+    let provider_aad = provider_aad(key, &header, aad);
+    Ok(Sealing {
+        version,
+        header,
+        provider_aad,
+    })
+}
+
+/// Seals `plaintext` under the key's primary version into a keygate ciphertext.
+pub(super) async fn seal(
+    cx: &Exec<'_, Reads>,
+    key: &Admitted,
+    plaintext: &SecretBytes,
+    aad: &[u8],
+) -> Result<(Vec<u8>, u32), GatewayError> {
+    let sealing = sealing(key, plaintext, aad)?;
     let blob = cx
-        .encrypt(key, version, plaintext, &provider_aad(key, &header, aad))
+        .encrypt(key, sealing.version, plaintext, &sealing.provider_aad)
         .await?;
-    Ok((envelope::seal(&header, &blob), version.version))
+    Ok((
+        envelope::seal(&sealing.header, &blob),
+        sealing.version.version,
+    ))
 }
 
 /// Opens the ciphertext the call was admitted from.
@@ -87,16 +113,24 @@ async fn open(
     Ok((plaintext, key, number))
 }
 
-/// Opens `ciphertext`, whose header names version `number` of `key` (the caller checked the
-/// header names `key`).
-pub(super) async fn open_version(
-    cx: &Exec<'_, Reads>,
-    key: &Admitted,
+/// What opening one ciphertext sends to the backend: the version, the backend's blob and the
+/// associated data bound to the header.
+pub(super) struct Opening<'k, 'c> {
+    pub version: &'k VersionRecord,
+    pub blob: &'c [u8],
+    pub provider_aad: Vec<u8>,
+}
+
+/// Checks `ciphertext`, whose header names version `number` of `key` (the caller checked the
+/// header names `key`), and prepares its opening.
+pub(super) fn opening<'k, 'c>(
+    settings: &Settings<'_>,
+    key: &'k Admitted,
     number: u32,
-    ciphertext: &[u8],
+    ciphertext: &'c [u8],
     aad: &[u8],
-) -> Result<SecretBytes, GatewayError> {
-    check_aad(&cx.settings(), key, aad)?;
+) -> Result<Opening<'k, 'c>, GatewayError> {
+    check_aad(settings, key, aad)?;
     let version: &VersionRecord =
         key.version(number)
             .ok_or_else(|| GatewayError::CiphertextVersionUnknown {
@@ -112,7 +146,24 @@ pub(super) async fn open_version(
         )));
     }
     let (header, blob) = ciphertext.split_at(HEADER_LEN);
-    cx.decrypt(key, version, blob, &provider_aad(key, header, aad))
+    Ok(Opening {
+        version,
+        blob,
+        provider_aad: provider_aad(key, header, aad),
+    })
+}
+
+/// Opens `ciphertext`, whose header names version `number` of `key` (the caller checked the
+/// header names `key`).
+pub(super) async fn open_version(
+    cx: &Exec<'_, Reads>,
+    key: &Admitted,
+    number: u32,
+    ciphertext: &[u8],
+    aad: &[u8],
+) -> Result<SecretBytes, GatewayError> {
+    let opening = opening(&cx.settings(), key, number, ciphertext, aad)?;
+    cx.decrypt(key, opening.version, opening.blob, &opening.provider_aad)
         .await
 }
 

@@ -4,6 +4,7 @@ pub mod adopt;
 pub mod approvals;
 pub mod audit;
 pub mod audit_anchor;
+mod backend_batch;
 pub mod batch;
 pub mod byok;
 pub mod checklist;

@@ -13,7 +13,7 @@ use super::operation::{Changes, Mode};
 use crate::catalog::VersionRecord;
 use crate::gateway::GatewayError;
 use keygate_provider::{
-    Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyVersionInfo, Listing,
+    BatchItem, Capabilities, DataKey, DataKeySpec, KeyProvider, KeySpec, KeyVersionInfo, Listing,
     MasterKeyRotation, OwnRotation, PageRequest, ProviderKey, PublicKeyInfo, SecretBytes,
     SignInput,
 };
@@ -59,6 +59,44 @@ impl<M: Mode> Exec<'_, M> {
         let backend = self.backend(key)?;
         let at = key.version_ref(version);
         Ok(backend.decrypt(&at, blob, aad).await?.value)
+    }
+
+    /// How many items one batch request to the key's backend carries; 0: it has none.
+    pub fn batch_limit(&self, key: &Admitted) -> Result<usize, GatewayError> {
+        Ok(self.backend(key)?.batch_limit())
+    }
+
+    /// Encrypts the items in one backend request; `Err` when the request failed as a whole.
+    pub async fn encrypt_batch(
+        &self,
+        key: &Admitted,
+        version: &VersionRecord,
+        items: &[BatchItem<'_>],
+    ) -> Result<Vec<Result<Vec<u8>, GatewayError>>, GatewayError> {
+        let backend = self.backend(key)?;
+        let at = key.version_ref(version);
+        let results = backend.encrypt_batch(&at, items).await?.value;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(GatewayError::from))
+            .collect())
+    }
+
+    /// Decrypts the items (blobs of `version`) in one backend request; `Err` when the request
+    /// failed as a whole.
+    pub async fn decrypt_batch(
+        &self,
+        key: &Admitted,
+        version: &VersionRecord,
+        items: &[BatchItem<'_>],
+    ) -> Result<Vec<Result<SecretBytes, GatewayError>>, GatewayError> {
+        let backend = self.backend(key)?;
+        let at = key.version_ref(version);
+        let results = backend.decrypt_batch(&at, items).await?.value;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(GatewayError::from))
+            .collect())
     }
 
     pub async fn generate_data_key(

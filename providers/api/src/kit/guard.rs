@@ -20,8 +20,8 @@ use super::retry::{RetryBudget, backoff};
 use super::retry_after;
 use super::settings::{FaultKind, FaultSettings, GuardSettings, RetrySettings};
 use crate::{
-    Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
-    KeyVersionInfo, Listing, MasterKeyRotation, OwnRotation, PageRequest, ProviderError,
+    BatchItem, Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec,
+    KeyUri, KeyVersionInfo, Listing, MasterKeyRotation, OwnRotation, PageRequest, ProviderError,
     ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SettingConflict, SignInput,
     VersionRef, WrappedForImport, WrappedKey,
 };
@@ -481,6 +481,28 @@ impl KeyProvider for Guarded {
 
     async fn rotate(&self, key: &KeyUri) -> Result<Replied<KeyVersionInfo>> {
         self.run(Op::Rotate, || self.inner.rotate(key)).await
+    }
+
+    fn batch_limit(&self) -> usize {
+        self.inner.batch_limit()
+    }
+
+    async fn encrypt_batch(
+        &self,
+        key: &VersionRef,
+        items: &[BatchItem<'_>],
+    ) -> Result<Replied<Vec<Result<Vec<u8>>>>> {
+        self.run(Op::EncryptBatch, || self.inner.encrypt_batch(key, items))
+            .await
+    }
+
+    async fn decrypt_batch(
+        &self,
+        key: &VersionRef,
+        items: &[BatchItem<'_>],
+    ) -> Result<Replied<Vec<Result<SecretBytes>>>> {
+        self.run(Op::DecryptBatch, || self.inner.decrypt_batch(key, items))
+            .await
     }
 
     async fn own_rotation(

@@ -30,10 +30,12 @@ pub enum Op {
     WrapForImport,
     SettingConflicts,
     OwnRotation,
+    EncryptBatch,
+    DecryptBatch,
 }
 
 impl Op {
-    pub const ALL: [Op; 24] = [
+    pub const ALL: [Op; 26] = [
         Op::CreateKey,
         Op::Describe,
         Op::List,
@@ -58,6 +60,8 @@ impl Op {
         Op::WrapForImport,
         Op::SettingConflicts,
         Op::OwnRotation,
+        Op::EncryptBatch,
+        Op::DecryptBatch,
     ];
 
     /// The stable snake_case name: the trait method's name.
@@ -87,6 +91,8 @@ impl Op {
             Op::WrapForImport => "wrap_for_import",
             Op::SettingConflicts => "setting_conflicts",
             Op::OwnRotation => "own_rotation",
+            Op::EncryptBatch => "encrypt_batch",
+            Op::DecryptBatch => "decrypt_batch",
         }
     }
 

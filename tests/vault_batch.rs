@@ -1,0 +1,253 @@
+//! Batch RPCs on the Vault provider go to Transit as `batch_input` requests (up to 200 items
+//! each), counted in OpenBao's own audit log, with the same per-item results as the single
+//! calls: bad items fail alone, a batch whose every item fails still answers per item, and
+//! re-encryption through the stream moves every ciphertext. Against a real OpenBao dev server.
+
+mod common;
+
+use common::vault::{on_vault, start};
+use common::{create, rotate};
+use keygate::pb;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+fn code_of(status: &Option<pb::ItemStatus>) -> (i32, String) {
+    let s = status.clone().unwrap_or_default();
+    (s.code, s.reason)
+}
+
+/// The Transit requests to `path` OpenBao's audit log has answered, once the count stops
+/// growing (its file device may write a moment after it replies).
+async fn transit_requests(bao: &keygate_test_backends::openbao::OpenBao, path: &str) -> usize {
+    let count = || {
+        std::fs::read_to_string(bao.audit_log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|r| {
+                r.get("type").and_then(|t| t.as_str()) == Some("response")
+                    && r.pointer("/request/path").and_then(|p| p.as_str()) == Some(path)
+            })
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = count();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = count();
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_reach_transit_as_batch_input_with_per_item_results() {
+    let stack = start();
+    let mut keys = stack.server.root().await;
+    let key = keys
+        .create_key(on_vault("vb/dek", "aes-256-gcm"))
+        .await
+        .expect("create")
+        .into_inner();
+    let transit_name = key
+        .provider_uri
+        .rsplit('/')
+        .next()
+        .expect("name")
+        .to_string();
+    keys.create_key(create("vb/local", "aes-256-gcm", "root"))
+        .await
+        .expect("create");
+
+    // 1,000 items: five Transit requests of 200, not a thousand.
+    let plaintexts: Vec<Vec<u8>> = (0..1000)
+        .map(|i| format!("item {i}").into_bytes())
+        .collect();
+    let sealed = keys
+        .batch_encrypt(pb::BatchEncryptRequest {
+            key: "vb/dek".into(),
+            items: plaintexts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| pb::BatchEncryptItem {
+                    plaintext: p.clone(),
+                    associated_data: if i.is_multiple_of(2) {
+                        format!("ctx {i}").into_bytes()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+        })
+        .await
+        .expect("batch encrypt")
+        .into_inner();
+    assert_eq!(sealed.failed, 0);
+    assert_eq!(
+        transit_requests(&stack.bao, &format!("transit/encrypt/{transit_name}")).await,
+        5
+    );
+    let ciphertexts: Vec<Vec<u8>> = sealed
+        .results
+        .iter()
+        .map(|r| r.ciphertext.clone())
+        .collect();
+    let aad = |i: usize| {
+        if i.is_multiple_of(2) {
+            format!("ctx {i}").into_bytes()
+        } else {
+            Vec::new()
+        }
+    };
+
+    // Every one opens, in order, again in five requests.
+    let opened = keys
+        .batch_decrypt(pb::BatchDecryptRequest {
+            key: "vb/dek".into(),
+            items: ciphertexts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| pb::BatchDecryptItem {
+                    ciphertext: c.clone(),
+                    associated_data: aad(i),
+                })
+                .collect(),
+        })
+        .await
+        .expect("batch decrypt")
+        .into_inner();
+    assert_eq!(opened.failed, 0);
+    for (i, r) in opened.results.iter().enumerate() {
+        assert_eq!(r.plaintext, plaintexts[i], "item {i}");
+    }
+    assert_eq!(
+        transit_requests(&stack.bao, &format!("transit/decrypt/{transit_name}")).await,
+        5
+    );
+
+    // Bad items fail alone, with the single call's reasons.
+    let other = keys
+        .encrypt(pb::EncryptRequest {
+            key: "vb/local".into(),
+            plaintext: b"elsewhere".to_vec(),
+            associated_data: vec![],
+        })
+        .await
+        .expect("encrypt")
+        .into_inner()
+        .ciphertext;
+    let mut tampered = ciphertexts[1].clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let item = |c: &[u8], a: &[u8]| pb::BatchDecryptItem {
+        ciphertext: c.to_vec(),
+        associated_data: a.to_vec(),
+    };
+    let mixed = keys
+        .batch_decrypt(pb::BatchDecryptRequest {
+            key: "vb/dek".into(),
+            items: vec![
+                item(&ciphertexts[1], b""),
+                item(&tampered, b""),
+                item(&other, b""),
+                item(b"not a ciphertext", b""),
+                item(&ciphertexts[0], b"wrong context"),
+                item(&ciphertexts[0], b"ctx 0"),
+            ],
+        })
+        .await
+        .expect("batch decrypt")
+        .into_inner();
+    assert_eq!(mixed.failed, 4);
+    assert_eq!(mixed.results[0].plaintext, plaintexts[1]);
+    assert_eq!(code_of(&mixed.results[1].status).1, "CIPHERTEXT_CORRUPT");
+    assert_eq!(code_of(&mixed.results[2].status).1, "CIPHERTEXT_OTHER_KEY");
+    assert_eq!(code_of(&mixed.results[3].status).1, "CIPHERTEXT_MALFORMED");
+    assert_eq!(code_of(&mixed.results[4].status).1, "CIPHERTEXT_CORRUPT");
+    assert_eq!(mixed.results[5].plaintext, plaintexts[0]);
+    for failed in &mixed.results[1..5] {
+        assert!(failed.plaintext.is_empty(), "a failed item carries nothing");
+    }
+
+    // Every item sent to Transit fails (it answers 400): each still has its own result.
+    let all_bad = keys
+        .batch_decrypt(pb::BatchDecryptRequest {
+            key: "vb/dek".into(),
+            items: vec![item(&tampered, b""), item(&ciphertexts[0], b"wrong")],
+        })
+        .await
+        .expect("batch decrypt")
+        .into_inner();
+    assert_eq!(all_bad.failed, 2);
+    for r in &all_bad.results {
+        assert_eq!(
+            code_of(&r.status),
+            (
+                Code::InvalidArgument as i32,
+                "CIPHERTEXT_CORRUPT".to_string()
+            ),
+            "{r:?}"
+        );
+    }
+
+    // After a rotation the stream moves every ciphertext to v2, through batches both ways.
+    rotate(&mut keys, "vb/dek").await;
+    let before = transit_requests(&stack.bao, &format!("transit/decrypt/{transit_name}")).await;
+    let moved = keys
+        .batch_re_encrypt(pb::BatchReEncryptRequest {
+            key: "vb/dek".into(),
+            destination_key: String::new(),
+            items: ciphertexts
+                .iter()
+                .enumerate()
+                .take(300)
+                .map(|(i, c)| pb::BatchReEncryptItem {
+                    ciphertext: c.clone(),
+                    source_associated_data: aad(i),
+                    destination_associated_data: aad(i),
+                })
+                .chain([pb::BatchReEncryptItem {
+                    ciphertext: tampered.clone(),
+                    ..Default::default()
+                }])
+                .collect(),
+        })
+        .await
+        .expect("batch re-encrypt")
+        .into_inner();
+    assert_eq!(moved.failed, 1);
+    assert_eq!(code_of(&moved.results[300].status).1, "CIPHERTEXT_CORRUPT");
+    assert!(moved.results[300].ciphertext.is_empty());
+    assert_eq!(
+        transit_requests(&stack.bao, &format!("transit/decrypt/{transit_name}")).await - before,
+        2,
+        "300 good items and one bad: two decrypt requests"
+    );
+    let reopened = keys
+        .batch_decrypt(pb::BatchDecryptRequest {
+            key: "vb/dek".into(),
+            items: moved.results[..300]
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    assert_eq!((r.source_key_version, r.key_version), (1, 2));
+                    pb::BatchDecryptItem {
+                        ciphertext: r.ciphertext.clone(),
+                        associated_data: aad(i),
+                    }
+                })
+                .collect(),
+        })
+        .await
+        .expect("batch decrypt")
+        .into_inner();
+    assert_eq!(reopened.failed, 0);
+    for (i, r) in reopened.results.iter().enumerate() {
+        assert_eq!(
+            (r.plaintext.as_slice(), r.key_version),
+            (plaintexts[i].as_slice(), 2)
+        );
+    }
+}
