@@ -333,7 +333,30 @@ async fn a_short_lived_key_is_destroyed_when_its_ttl_ends_with_its_record() {
 async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_lists_every_check() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_with(&dir, "destruction_quiet_period = \"2s\"");
+    checklist_on(&server, "local").await;
+}
+
+/// The same on Vault/OpenBao and AWS KMS (LocalStack), side by side on one gateway.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_destruction_checklist_holds_on_vault_and_aws_kms() {
+    let bao = common::backends::start_openbao().await;
+    let aws = common::backends::start_localstack().await;
+    let (providers, env) = common::backends::providers(None, Some(&bao), Some(&aws));
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_with_config(
+        dir.path(),
+        &format!("{providers}[lifecycle]\ndestruction_quiet_period = \"2s\"\n"),
+        env,
+    );
+    tokio::join!(checklist_on(&server, "vault"), checklist_on(&server, "aws"));
+}
+
+/// The checklist on a key of `provider`: a key read within the quiet period is refused with
+/// nothing changed; once quiet it is scheduled and its record lists every check.
+async fn checklist_on(server: &Server, provider: &str) {
     let mut keys = server.root().await;
+    let name = format!("{provider}/busy");
+    let name = name.as_str();
     let schedule = |key: &str| pb::ScheduleKeyDestructionRequest {
         family: false,
         key: key.into(),
@@ -342,16 +365,16 @@ async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_list
             nanos: 0,
         }),
     };
-    keys.create_key(create("app/busy", "aes-256-gcm", "root"))
-        .await
-        .unwrap();
-    let ct = seal(&mut keys, "app/busy", b"still needed").await;
+    let mut req = create(name, "aes-256-gcm", "root");
+    req.provider = provider.into();
+    keys.create_key(req).await.unwrap();
+    let ct = seal(&mut keys, name, b"still needed").await;
     open(&mut keys, &ct).await.unwrap();
 
     // Read just now: refused, naming the version, the quiet period and what to do.
     let read_at = Instant::now();
     let refused = keys
-        .schedule_key_destruction(schedule("app/busy"))
+        .schedule_key_destruction(schedule(name))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
@@ -367,7 +390,7 @@ async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_list
     let mut admin = server.admin(common::ROOT_TOKEN).await;
     let records = |key: &str| pb::ListDestructionRecordsRequest { key: key.into() };
     let none = admin
-        .list_destruction_records(records("app/busy"))
+        .list_destruction_records(records(name))
         .await
         .unwrap()
         .into_inner();
@@ -378,13 +401,13 @@ async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_list
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(read_at.elapsed() > Duration::from_secs(2));
     let key = keys
-        .schedule_key_destruction(schedule("app/busy"))
+        .schedule_key_destruction(schedule(name))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(key.state, "pending-destruction");
     let record = admin
-        .list_destruction_records(records("app/busy"))
+        .list_destruction_records(records(name))
         .await
         .unwrap()
         .into_inner()
@@ -400,7 +423,8 @@ async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_list
     assert!(checks[0].1.starts_with("passed"), "{checks:?}");
     assert_eq!(checks[1].0, "every copy identified");
     assert!(
-        checks[1].1.contains("provider 'local'") && checks[1].1.contains(&record.provider_uri),
+        checks[1].1.contains(&format!("provider '{provider}'"))
+            && checks[1].1.contains(&record.provider_uri),
         "{checks:?}"
     );
     assert!(checks[2].1.starts_with("not applicable"), "{checks:?}");
@@ -409,7 +433,7 @@ async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_list
     // The CLI prints the record with its checklist.
     let cli = server
         .cli()
-        .args(["key", "destruction-record", "app/busy"])
+        .args(["key", "destruction-record", name])
         .output()
         .unwrap();
     assert!(cli.status.success(), "{cli:?}");

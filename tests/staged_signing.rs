@@ -73,9 +73,27 @@ fn verifies_with_jwk(jwk: &Value, message: &[u8], signature: &[u8]) -> bool {
 async fn a_staged_version_is_published_first_and_signs_only_once_promoted() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_with(&dir, "signing_propagation_delay = \"1h\"");
+    staged_rotation(&server, "").await;
+}
+
+/// The same on Vault/OpenBao Transit: each version is a Transit key version, signing is
+/// pinned to the primary, and the JWKs are Transit's public keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_staged_version_on_vault_is_published_first_and_signs_only_once_promoted() {
+    let stack = common::vault::start();
+    staged_rotation(&stack.server, "vault").await;
+}
+
+/// Pattern 2 on `provider` (empty: the default): publish, promote, old signatures verify.
+async fn staged_rotation(server: &Server, provider: &str) {
     let mut keys = server.root().await;
+    let on = |name: &str, algorithm: &str| {
+        let mut req = create(name, algorithm, "root");
+        req.provider = provider.into();
+        req
+    };
     let key = keys
-        .create_key(create("jwt/issuer", "ecdsa-p256", "root"))
+        .create_key(on("jwt/issuer", "ecdsa-p256"))
         .await
         .unwrap()
         .into_inner();
@@ -119,7 +137,7 @@ async fn a_staged_version_is_published_first_and_signs_only_once_promoted() {
     assert_eq!(again.code(), Code::InvalidArgument);
     assert!(again.message().contains("promote"), "{}", again.message());
     // Staging is for signing keys.
-    keys.create_key(create("app/data", "aes-256-gcm", "root"))
+    keys.create_key(on("app/data", "aes-256-gcm"))
         .await
         .unwrap();
     let not_signing = rotate(&mut keys, "app/data", true, false)

@@ -1,4 +1,4 @@
-//! Batch RPCs on the Vault provider go to Transit as `batch_input` requests (up to 200 items
+//! Batch RPCs on the Vault provider go to Transit as `batch_input` requests (up to 190 items
 //! each), counted in OpenBao's own audit log, with the same per-item results as the single
 //! calls: bad items fail alone, a batch whose every item fails still answers per item, and
 //! re-encryption through the stream moves every ciphertext. Against a real OpenBao dev server.
@@ -61,7 +61,7 @@ async fn batches_reach_transit_as_batch_input_with_per_item_results() {
         .await
         .expect("create");
 
-    // 1,000 items: five Transit requests of 200, not a thousand.
+    // 1,000 items: six Transit requests of up to 190, not a thousand.
     let plaintexts: Vec<Vec<u8>> = (0..1000)
         .map(|i| format!("item {i}").into_bytes())
         .collect();
@@ -87,7 +87,7 @@ async fn batches_reach_transit_as_batch_input_with_per_item_results() {
     assert_eq!(sealed.failed, 0);
     assert_eq!(
         transit_requests(&stack.bao, &format!("transit/encrypt/{transit_name}")).await,
-        5
+        6
     );
     let ciphertexts: Vec<Vec<u8>> = sealed
         .results
@@ -102,7 +102,7 @@ async fn batches_reach_transit_as_batch_input_with_per_item_results() {
         }
     };
 
-    // Every one opens, in order, again in five requests.
+    // Every one opens, in order, again in six requests.
     let opened = keys
         .batch_decrypt(pb::BatchDecryptRequest {
             key: "vb/dek".into(),
@@ -124,7 +124,7 @@ async fn batches_reach_transit_as_batch_input_with_per_item_results() {
     }
     assert_eq!(
         transit_requests(&stack.bao, &format!("transit/decrypt/{transit_name}")).await,
-        5
+        6
     );
 
     // Bad items fail alone, with the single call's reasons.
@@ -191,6 +191,42 @@ async fn batches_reach_transit_as_batch_input_with_per_item_results() {
             "{r:?}"
         );
     }
+
+    // Transit ahead of keygate (rotated there, not yet known to keygate): batch items are
+    // still sealed under keygate's version, and open.
+    let status = std::process::Command::new("curl")
+        .args(["-sf", "-X", "POST", "-H"])
+        .arg(format!("X-Vault-Token: {}", stack.bao.token()))
+        .arg(format!(
+            "{}/v1/transit/keys/{transit_name}/rotate",
+            stack.bao.addr()
+        ))
+        .output()
+        .expect("curl runs")
+        .status;
+    assert!(status.success(), "Transit rotate");
+    let ahead = keys
+        .batch_encrypt(pb::BatchEncryptRequest {
+            key: "vb/dek".into(),
+            items: vec![pb::BatchEncryptItem {
+                plaintext: b"pinned".to_vec(),
+                associated_data: vec![],
+            }],
+        })
+        .await
+        .expect("batch encrypt")
+        .into_inner();
+    assert_eq!((ahead.failed, ahead.results[0].key_version), (0, 1));
+    assert!(String::from_utf8_lossy(&ahead.results[0].ciphertext).contains("vault:v1:"));
+    let reopened = keys
+        .batch_decrypt(pb::BatchDecryptRequest {
+            key: "vb/dek".into(),
+            items: vec![item(&ahead.results[0].ciphertext, b"")],
+        })
+        .await
+        .expect("batch decrypt")
+        .into_inner();
+    assert_eq!(reopened.results[0].plaintext, b"pinned");
 
     // After a rotation the stream moves every ciphertext to v2, through batches both ways.
     rotate(&mut keys, "vb/dek").await;

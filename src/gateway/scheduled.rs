@@ -5,7 +5,7 @@
 
 use super::ops::{DestroyKey, RotateKey, RotationStep};
 use super::{Call, Gateway, GatewayError, SystemTask};
-use crate::catalog::{KeyRecord, KeyState};
+use crate::catalog::KeyState;
 use std::sync::Arc;
 
 /// A key left to its backend's own rotation.
@@ -13,8 +13,6 @@ use std::sync::Arc;
 pub(crate) struct ProviderWait {
     /// When the scheduler asks the backend again (Unix ms).
     pub next_look_ms: i64,
-    /// The end of the grace: then keygate rotates the key itself.
-    pub until_ms: i64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -74,10 +72,14 @@ impl Gateway {
                             work.left_to_provider += 1;
                             continue;
                         }
-                        other => {
+                        // A failed look (the backend unreachable) keeps the key's place: it
+                        // is asked again when it would have been.
+                        Ok(_) => {
                             self.stop_waiting_for_provider(&key.id);
-                            other.map(|_| work.rotated += 1)
+                            work.rotated += 1;
+                            Ok(())
                         }
+                        Err(e) => Err(e),
                     }
                 }
                 // A staged version signs once verifiers have had the delay to fetch it.
@@ -127,6 +129,14 @@ impl Gateway {
             .filter(|key| key.state == KeyState::Enabled && key.rotation_due_at_ms <= now_ms)
             .count();
         self.telemetry().rotation_due(still_due);
+        // Forget keys no longer waiting (rotated by hand, disabled, destroyed).
+        let due: std::collections::HashSet<String> = self
+            .keys_snapshot()
+            .iter()
+            .filter(|key| key.state == KeyState::Enabled && key.rotation_due_at_ms <= now_ms)
+            .map(|key| key.id.clone())
+            .collect();
+        self.waits().retain(|id, _| due.contains(id));
         work
     }
 
@@ -152,24 +162,12 @@ impl Gateway {
             key.to_string(),
             ProviderWait {
                 next_look_ms: crate::time::after(now_ms, every),
-                until_ms: crate::time::after(due_ms, lifecycle.provider_rotation_grace),
             },
         );
     }
 
     fn stop_waiting_for_provider(&self, key: &str) {
         self.waits().remove(key);
-    }
-
-    /// Whether `key` is past its crypto-period for the policy (rule 3: it protects nothing
-    /// new until rotated). A key the scheduler is leaving to a backend that rotates it by
-    /// itself is not, until the grace ends: the backend picks the moment.
-    pub(crate) fn rotation_overdue(&self, key: &KeyRecord, now_ms: i64) -> bool {
-        key.rotation_due_at_ms <= now_ms
-            && self
-                .waits()
-                .get(&key.id)
-                .is_none_or(|wait| now_ms >= wait.until_ms)
     }
 
     fn waits(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, ProviderWait>> {

@@ -120,13 +120,17 @@ pub fn crypto_period_days(spec: &keygate_provider::KeySpec) -> u64 {
     spec.crypto_period.as_secs().div_ceil(86_400)
 }
 
-/// The automatic rotation period KMS is given for a key with this crypto-period: only where
-/// KMS can keep it (90 to 2560 days; a crypto-period of part of a day is rounded up to whole
-/// days). Other keys are rotated by keygate, so the two never both rotate one key.
+/// The automatic rotation period KMS is given for a key with this crypto-period, where KMS
+/// can keep it (90 to 2560 days; a crypto-period of part of a day is rounded up to whole days):
+/// a day shorter than the crypto-period where that is still 90 days or more, since KMS rotates
+/// within a day of its date, so its new material is there when keygate's due date comes and
+/// keygate adopts it. Other keys are rotated by keygate, so the two never both rotate one key.
 pub fn native_rotation_days(crypto_period_days: u64) -> Option<i32> {
-    (90..=2560)
-        .contains(&crypto_period_days)
-        .then_some(crypto_period_days as i32)
+    let days = match crypto_period_days {
+        90 => 90,
+        d => d.checked_sub(1)?,
+    };
+    (90..=2560).contains(&days).then_some(days as i32)
 }
 
 #[cfg(test)]
@@ -154,7 +158,9 @@ mod tests {
     fn kms_rotates_only_crypto_periods_it_can_keep() {
         assert_eq!(native_rotation_days(30), None);
         assert_eq!(native_rotation_days(90), Some(90));
-        assert_eq!(native_rotation_days(365), Some(365));
-        assert_eq!(native_rotation_days(2561), None);
+        assert_eq!(native_rotation_days(91), Some(90));
+        assert_eq!(native_rotation_days(365), Some(364));
+        assert_eq!(native_rotation_days(2561), Some(2560));
+        assert_eq!(native_rotation_days(2562), None);
     }
 }

@@ -117,7 +117,16 @@ pub(crate) async fn own_rotation(
     }
     let request = p.client.get_key_rotation_status().key_id(metadata.key_id());
     let status = p.call(OP, key.as_str(), request.send()).await?;
-    if !status.out.key_rotation_enabled() {
+    // Only the rotation keygate set up counts: KMS on another period (turned on by hand, or
+    // clamped to KMS's range) is not waited for, and the settings finding reports it.
+    let tags = p.tags(OP, metadata.key_id()).await?;
+    let wanted = keys::tag_value(&tags, keys::tag::CRYPTO_PERIOD_DAYS)
+        .and_then(|d| d.parse().ok())
+        .and_then(keys::native_rotation_days);
+    if !status.out.key_rotation_enabled()
+        || wanted.is_none()
+        || status.out.rotation_period_in_days() != wanted
+    {
         return Ok(Replied::with_request_id(
             OwnRotation::Never,
             status.request_id,

@@ -76,8 +76,8 @@ pub(crate) async fn decrypt(
 
 /// Items one Transit batch request carries. OpenBao refuses a JSON body of more than 1,000
 /// strings (`max_request_json_strings`; "refused JSON input due to high complexity"), and an
-/// item with associated data is four (two names, two values): 200 items stay under it.
-pub(crate) const BATCH_LIMIT: usize = 200;
+/// item is up to five (three names, two values): 190 items stay under it with room.
+pub(crate) const BATCH_LIMIT: usize = 190;
 
 /// One `batch_input` entry's associated data, where the key takes it.
 fn batch_aad(
@@ -141,21 +141,21 @@ fn batch_results<'r>(
                 )
             })?;
             match entry.get("error").and_then(Value::as_str) {
-                Some(e) if !e.is_empty() => Err(item_error(p, op, e)),
+                Some(e) if !e.is_empty() => Err(item_error(op, e)),
                 _ => Ok(entry),
             }
         })
         .collect())
 }
 
-/// An item's own error. For decryption any refusal (altered, malformed, wrong context) is an
-/// authentication failure that says no more, as for a single call (see [`Op::authenticated`]).
-fn item_error(p: &VaultProvider, op: &crate::errors::Op<'_>, error: &str) -> ProviderError {
-    if op.input_is_authenticated {
-        ProviderError::auth_failed(&p.name)
-    } else {
-        ProviderError::invalid(&p.name, format!("{} on {}: {error}", op.name, op.key))
+/// An item's own error, mapped as a single call's 400 answer with that text would be (an
+/// altered ciphertext is an authentication failure; a retired version a precondition).
+fn item_error(op: &crate::errors::Op<'_>, error: &str) -> ProviderError {
+    crate::errors::VaultFailure::Status {
+        status: 400,
+        errors: vec![error.to_string()],
     }
+    .into_provider_error(op)
 }
 
 pub(crate) async fn encrypt_batch(
@@ -166,15 +166,23 @@ pub(crate) async fn encrypt_batch(
     kit::require_purpose(&p.name, key, KeyPurpose::Encrypt, Op::Encrypt)?;
     let name = p.key_name(&key.uri)?;
     let op = p.op("encrypt", &key.uri);
+    // Transit reads the version of each batch item from the item (0, or none: its newest),
+    // never from the top level: each names keygate's version.
+    let version = p.version_of(key)?;
     let mut entries = Vec::with_capacity(items.len());
     for item in items {
         let mut entry = Map::new();
         batch_aad(p, key, item.aad, &mut entry)?;
-        entry.insert("plaintext".into(), Value::String(B64.encode(item.data)));
+        entry.insert("key_version".into(), json!(version));
         entries.push(Value::Object(entry));
     }
+    // Plaintexts go in last, once nothing can fail before the request and its wipe.
+    for (entry, item) in entries.iter_mut().zip(items) {
+        if let Value::Object(entry) = entry {
+            entry.insert("plaintext".into(), Value::String(B64.encode(item.data)));
+        }
+    }
     let mut body = json!({
-        "key_version": p.version_of(key)?,
         "batch_input": entries,
         "partial_failure_response_code": 200,
     });
@@ -188,6 +196,8 @@ pub(crate) async fn encrypt_batch(
                 entry
                     .get("ciphertext")
                     .and_then(Value::as_str)
+                    // Under the version keygate named, or it could never be opened.
+                    .filter(|c| c.starts_with(&format!("vault:v{version}:")))
                     .map(|c| c.as_bytes().to_vec())
                     .ok_or_else(|| {
                         ProviderError::internal(

@@ -123,8 +123,8 @@ pub(crate) async fn create_key(p: &VaultProvider, spec: &KeySpec) -> Result<Repl
     if spec.algorithm == Algorithm::HmacSha256 {
         body["key_size"] = json!(32);
     }
-    if spec.crypto_period >= MIN_AUTO_ROTATE {
-        body["auto_rotate_period"] = json!(format!("{}s", spec.crypto_period.as_secs()));
+    if let Some(period) = auto_rotate_period(spec.crypto_period) {
+        body["auto_rotate_period"] = json!(format!("{}s", period.as_secs()));
     }
     let created = p
         .send_keygen(&op, &format!("keys/{vault_name}"), Some(&body))
@@ -156,6 +156,15 @@ pub(crate) async fn rotate(p: &VaultProvider, key: &KeyUri) -> Result<Replied<Ke
     ))
 }
 
+/// Transit's `auto_rotate_period` for a crypto-period: a tenth shorter (at most an hour), so
+/// Transit's new version is there when keygate's due date comes and keygate adopts it (rule 3
+/// would stop the key protecting anything new in between); none below Transit's floor, and
+/// keygate rotates those keys itself.
+pub(crate) fn auto_rotate_period(crypto_period: Duration) -> Option<Duration> {
+    let lead = (crypto_period / 10).min(Duration::from_secs(3600));
+    Some(crypto_period - lead).filter(|p| *p >= MIN_AUTO_ROTATE)
+}
+
 /// Transit rotates a key by itself once its newest version is `auto_rotate_period` old.
 pub(crate) async fn own_rotation(
     p: &VaultProvider,
@@ -179,7 +188,10 @@ fn own_rotation_of(
     if period <= 0 {
         return OwnRotation::Never;
     }
-    let known: u32 = newest.provider_version.parse().unwrap_or(newest.number);
+    // keygate's and Transit's numbers differ for adopted keys: only Transit's counts.
+    let Ok(known) = newest.provider_version.parse::<u32>() else {
+        return OwnRotation::Never;
+    };
     match versions.last() {
         Some(latest) if latest.number > known => OwnRotation::Made(latest.clone()),
         _ => {
@@ -274,6 +286,11 @@ mod tests {
                 at_ms: Some(8_600_000)
             }
         );
+        assert_eq!(
+            auto_rotate_period(Duration::from_secs(7200)),
+            Some(Duration::from_secs(6480))
+        );
+        assert_eq!(auto_rotate_period(Duration::from_secs(3600)), None);
         let off = json!({"auto_rotate_period": 0, "keys": {"1": 1000}});
         assert_eq!(own_rotation_of(&off, &[v(1)], &v(1)), OwnRotation::Never);
     }

@@ -9,10 +9,14 @@ use super::crypto::{Sealing, check_aad, max_ciphertext, open_version, opening, s
 use crate::gateway::envelope;
 use crate::gateway::runner::{Admitted, Exec, Reads};
 use crate::gateway::{GatewayError, validate};
+use futures::StreamExt as _;
 use keygate_provider::{BatchItem, SecretBytes};
 use std::collections::BTreeMap;
 
 type ItemResult<T> = Result<T, GatewayError>;
+/// Items of a failed batch request in flight at once when sent one by one (as batches of a
+/// backend without batch requests are); the guard's breaker stops a dead backend early.
+const ONE_BY_ONE_IN_FLIGHT: usize = 32;
 /// Each item's result once known (`None`: still to come from the backend).
 type Pending<T> = Vec<Option<ItemResult<T>>>;
 
@@ -70,10 +74,20 @@ pub(super) async fn seal_all(
                         Some(blob.map(|b| (envelope::seal(&s.header, &b), s.version.version)));
                 }
             }
-            Err(_) => {
-                for (i, _) in chunk {
-                    let item = &items[*i];
-                    results[*i] = Some(seal(cx, key, item.plaintext, item.aad).await);
+            Err(e) => {
+                tracing::warn!(key = %key.name, error = %e, "a batch request failed whole; its items go one by one");
+                // By index: a closure over borrowed entries is not general enough for the
+                // call's future.
+                let indices: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
+                let one_by_one = futures::stream::iter(indices.into_iter().map(|i| {
+                    let item = &items[i];
+                    seal(cx, key, item.plaintext, item.aad)
+                }))
+                .buffered(ONE_BY_ONE_IN_FLIGHT)
+                .collect::<Vec<_>>()
+                .await;
+                for ((i, _), result) in chunk.iter().zip(one_by_one) {
+                    results[*i] = Some(result);
                 }
             }
         }
@@ -138,14 +152,19 @@ pub(super) async fn open_all(
                         results[*i] = Some(plaintext.map(|p| (p, *number)));
                     }
                 }
-                Err(_) => {
-                    for (i, _) in chunk {
-                        let item = &items[*i];
-                        results[*i] = Some(
-                            open_version(cx, key, *number, item.ciphertext, item.aad)
-                                .await
-                                .map(|p| (p, *number)),
-                        );
+                Err(e) => {
+                    tracing::warn!(key = %key.name, error = %e, "a batch request failed whole; its items go one by one");
+                    let indices: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
+                    let number = *number;
+                    let one_by_one = futures::stream::iter(indices.into_iter().map(|i| {
+                        let item = &items[i];
+                        open_version(cx, key, number, item.ciphertext, item.aad)
+                    }))
+                    .buffered(ONE_BY_ONE_IN_FLIGHT)
+                    .collect::<Vec<_>>()
+                    .await;
+                    for ((i, _), result) in chunk.iter().zip(one_by_one) {
+                        results[*i] = Some(result.map(|p| (p, number)));
                     }
                 }
             }

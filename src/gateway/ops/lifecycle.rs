@@ -117,7 +117,13 @@ impl Operation for RotateKey {
         if staged {
             cx.detail("staged", true);
         }
-        let rotated = match cx.own_rotation_in_backend().await? {
+        // A rotation asked for by hand (a suspected compromise, say) always makes new material;
+        // the scheduler's adopts what the backend made on its own schedule.
+        let own = match self.only_if_due_at_ms {
+            Some(_) => cx.own_rotation_in_backend().await?,
+            None => OwnRotation::Never,
+        };
+        let rotated = match own {
             // The backend rotated the key by itself: keygate adopts that version rather than
             // making another.
             OwnRotation::Made(made) => {

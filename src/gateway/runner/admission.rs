@@ -100,7 +100,7 @@ impl Gateway {
             provider: &key.provider,
             owner_kind: self.tokens.owner_kind(&key.owner).as_str(),
             crypto_period_seconds: i64::try_from(key.crypto_period.as_secs()).unwrap_or(i64::MAX),
-            rotation_overdue: self.rotation_overdue(key, crate::time::now_ms()),
+            rotation_overdue: key.rotation_due_at_ms <= crate::time::now_ms(),
             labels: &key.labels,
         }
     }

@@ -103,6 +103,10 @@ impl LocalStack {
             .env("SKIP_INFRA_DOWNLOADS", "1")
             .env("PERSISTENCE", "0")
             .env("LOCALSTACK_VOLUME_DIR", self.dir.join("volume"))
+            // Its own TLS certificate: inside a container LocalStack otherwise rewrites one
+            // shared file (/var/lib/localstack/cache/server.test.pem) at every start, and an
+            // instance starting alongside reads it half-written ("PEM routines: no start line").
+            .env("CUSTOM_SSL_CERT_PATH", self.dir.join("server.test.pem"))
             .env("FILESYSTEM_ROOT", self.dir.join("fs"));
         self.starts += 1;
         let log = self.dir.join(format!("localstack-{}.log", self.starts));
