@@ -122,6 +122,7 @@ fn import_request_for(name: &str, algorithm: &str, targets: &[&str]) -> pb::Byok
         source: "hsm".into(),
         targets: targets.iter().map(|t| t.to_string()).collect(),
         labels: Default::default(),
+        material_expiry: None,
     }
 }
 

@@ -38,6 +38,7 @@ fn import_request(name: &str, algorithm: &str, targets: &[&str]) -> pb::ByokImpo
         source: "hsm".into(),
         targets: targets.iter().map(|t| t.to_string()).collect(),
         labels: Default::default(),
+        material_expiry: None,
     }
 }
 

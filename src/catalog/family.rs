@@ -19,7 +19,14 @@ pub struct KeyCopy {
     pub ephemeral_left_hsm: bool,
     pub imported_at_ms: Option<i64>,
     pub imported_by: String,
+    /// When the target's import parameters stop being accepted (AWS `ParametersValidTo`).
     pub import_expires_at_ms: Option<i64>,
+    /// The material's lifetime asked for at import (AWS `ValidTo` is the import time plus
+    /// this); `None`: it does not expire. Retries and re-imports keep it.
+    pub material_validity_ms: Option<i64>,
+    /// When the target deletes the imported material; `None`: never. A re-import sets it
+    /// anew.
+    pub material_expires_at_ms: Option<i64>,
     /// Why the import failed, naming the target; empty once imported.
     pub error: String,
 }
@@ -64,8 +71,9 @@ async fn save(db: &SqlitePool, family: &KeyFamily) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT OR REPLACE INTO key_copies (family_key_id, provider, provider_kind, status,
                  copy_key_id, provider_uri, import_method, wrapping_key_id, ephemeral_left_hsm,
-                 imported_at_ms, imported_by, import_expires_at_ms, error)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 imported_at_ms, imported_by, import_expires_at_ms, material_validity_ms,
+                 material_expires_at_ms, error)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&family.key_id)
         .bind(&c.provider)
@@ -79,6 +87,8 @@ async fn save(db: &SqlitePool, family: &KeyFamily) -> Result<(), sqlx::Error> {
         .bind(c.imported_at_ms)
         .bind(&c.imported_by)
         .bind(c.import_expires_at_ms)
+        .bind(c.material_validity_ms)
+        .bind(c.material_expires_at_ms)
         .bind(&c.error)
         .execute(&mut *tx)
         .await?;
@@ -104,7 +114,7 @@ async fn load(db: &SqlitePool, key_id: &str) -> Result<Option<KeyFamily>, sqlx::
     for r in sqlx::query(
         "SELECT provider, provider_kind, status, copy_key_id, provider_uri, import_method,
                 wrapping_key_id, ephemeral_left_hsm, imported_at_ms, imported_by,
-                import_expires_at_ms, error
+                import_expires_at_ms, material_validity_ms, material_expires_at_ms, error
          FROM key_copies WHERE family_key_id = ? ORDER BY provider",
     )
     .bind(key_id)
@@ -123,6 +133,8 @@ async fn load(db: &SqlitePool, key_id: &str) -> Result<Option<KeyFamily>, sqlx::
             imported_at_ms: r.try_get("imported_at_ms")?,
             imported_by: r.try_get("imported_by")?,
             import_expires_at_ms: r.try_get("import_expires_at_ms")?,
+            material_validity_ms: r.try_get("material_validity_ms")?,
+            material_expires_at_ms: r.try_get("material_expires_at_ms")?,
             error: r.try_get("error")?,
         });
     }

@@ -34,9 +34,26 @@ pub enum ByokCommand {
         crypto_period: String,
         #[arg(long)]
         environment: Option<String>,
+        /// How long each copy's material lives in its target before the target deletes it
+        /// (AWS KMS ValidTo, at most 365d), e.g. 30d; unset: it does not expire.
+        #[arg(long)]
+        material_expires: Option<String>,
     },
     /// Import an incomplete family's key again into the targets that failed.
     Retry { key: String },
+    /// Import the same key again into copies that hold it (AWS KMS), after their material
+    /// expired or was deleted, or to give it a new lifetime. Exits 1 if a target failed.
+    Reimport {
+        key: String,
+        /// The targets whose copies get the material again, comma-separated; unset: every
+        /// imported copy in a target that can re-import.
+        #[arg(long = "to", value_delimiter = ',')]
+        targets: Vec<String>,
+        /// The material's new lifetime, e.g. 30d; unset: each copy's lifetime from its
+        /// import.
+        #[arg(long)]
+        material_expires: Option<String>,
+    },
     /// The key's family: the HSM original and each copy, how and when it was imported.
     Show { key: String },
     /// Schedule the destruction of the original and every copy, through the same pending
@@ -69,6 +86,7 @@ fn family_json(f: &pb::KeyFamily) -> serde_json::Value {
             "imported_at": c.imported_at,
             "imported_by": c.imported_by,
             "import_expires_at": c.import_expires_at,
+            "material_expires_at": c.material_expires_at,
             "error": c.error,
         })).collect::<Vec<_>>(),
     })
@@ -82,13 +100,21 @@ fn copy_line(c: &pb::KeyCopy) -> String {
         } else {
             format!(", parameters valid to {}", c.import_expires_at)
         };
+        let material = if c.material_expires_at.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n               material expires {}",
+                c.material_expires_at
+            )
+        };
         let hsm = if c.ephemeral_left_hsm {
             "ephemeral key wrapped in the gateway"
         } else {
             "wrapped wholly in the HSM"
         };
         format!(
-            "  {:<12} imported  {} ({}; {}; wrapping key {}{expiry})\n               {}",
+            "  {:<12} imported  {} ({}; {}; wrapping key {}{expiry})\n               {}{material}",
             c.provider, c.key_name, c.import_method, hsm, c.wrapping_key_id, c.provider_uri
         )
     } else {
@@ -113,6 +139,18 @@ fn print_family(fmt: Format, f: &pb::KeyFamily) {
     }
 }
 
+/// `--material-expires`, as the request's duration.
+fn lifetime(text: Option<&str>) -> Result<Option<prost_types::Duration>, String> {
+    text.map(|t| {
+        let d = crate::time::parse_duration(t).map_err(|e| format!("--material-expires: {e}"))?;
+        Ok(prost_types::Duration {
+            seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nanos: 0,
+        })
+    })
+    .transpose()
+}
+
 pub async fn run(conn: &Connection, fmt: Format, cmd: ByokCommand) -> CliResult {
     let mut keys = conn.keys().await?;
     let family = match cmd {
@@ -124,6 +162,7 @@ pub async fn run(conn: &Connection, fmt: Format, cmd: ByokCommand) -> CliResult 
             owner,
             crypto_period,
             environment,
+            material_expires,
         } => {
             if fmt.is_table() {
                 eprintln!(
@@ -145,6 +184,19 @@ pub async fn run(conn: &Connection, fmt: Format, cmd: ByokCommand) -> CliResult 
                 source,
                 targets,
                 labels: Default::default(),
+                material_expiry: lifetime(material_expires.as_deref())?,
+            })
+            .await
+        }
+        ByokCommand::Reimport {
+            key,
+            targets,
+            material_expires,
+        } => {
+            keys.reimport_byok(pb::ReimportByokRequest {
+                key,
+                targets,
+                material_expiry: lifetime(material_expires.as_deref())?,
             })
             .await
         }

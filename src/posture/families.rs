@@ -3,11 +3,11 @@
 //!
 //! A copy is lacking when its import failed (the family is incomplete until `byok retry`
 //! imports it), or when the key holding it is going away while the original stays: scheduled
-//! for destruction (it expires on that date), destroyed, or gone from the catalog. keygate
-//! imports every copy's material without an expiry (AWS `KEY_MATERIAL_DOES_NOT_EXPIRE`;
-//! Transit imports never expire), so there is no provider-side material expiry to watch;
-//! the import parameters' validity recorded with a failed copy is only named in the evidence,
-//! since a retry fetches new ones.
+//! for destruction (it expires on that date), destroyed, or gone from the catalog; or when
+//! its imported material expired in the target (AWS `ValidTo`, set by `byok import
+//! --material-expires`), which leaves the key unusable until `byok reimport` imports the
+//! same material again. The import parameters' validity recorded with a failed copy is only
+//! named in the evidence, since a retry fetches new ones.
 //!
 //! An original that is itself going away takes its copies with it: no finding then.
 
@@ -17,7 +17,11 @@ use crate::time::rfc3339;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub fn family_violations(families: &[KeyFamily], keys: &[Arc<KeyRecord>]) -> Vec<Violation> {
+pub fn family_violations(
+    families: &[KeyFamily],
+    keys: &[Arc<KeyRecord>],
+    now_ms: i64,
+) -> Vec<Violation> {
     let by_id: HashMap<&str, &KeyRecord> =
         keys.iter().map(|k| (k.id.as_str(), k.as_ref())).collect();
     let mut out = Vec::new();
@@ -69,7 +73,17 @@ pub fn family_violations(families: &[KeyFamily], keys: &[Arc<KeyRecord>]) -> Vec
                         .map(|at| format!(" at {}", rfc3339(at)))
                         .unwrap_or_default()
                 )),
-                Some(_) => {}
+                Some(k) => {
+                    if let Some(at) = copy.material_expires_at_ms.filter(|at| *at <= now_ms) {
+                        lacking.push(format!(
+                            "the copy into '{}' ('{}') lost its imported material at {} (expired); \
+                         `keygate byok reimport` imports it again",
+                            copy.provider,
+                            k.name,
+                            rfc3339(at)
+                        ));
+                    }
+                }
             }
         }
         if lacking.is_empty() {
@@ -113,6 +127,8 @@ mod tests {
             imported_at_ms: key.map(|_| 1),
             imported_by: "kim".into(),
             import_expires_at_ms: None,
+            material_validity_ms: None,
+            material_expires_at_ms: None,
             error: if key.is_some() {
                 String::new()
             } else {
@@ -145,7 +161,7 @@ mod tests {
     fn a_complete_family_breaks_nothing() {
         let keys = keys(&[("orig", KeyState::Enabled), ("c1", KeyState::Enabled)]);
         let f = family(vec![copy("aws", Some("c1"))]);
-        assert!(family_violations(&[f], &keys).is_empty());
+        assert!(family_violations(&[f], &keys, 10).is_empty());
     }
 
     #[test]
@@ -162,7 +178,7 @@ mod tests {
             failed,
             copy("gcp", Some("c2")),
         ]);
-        let found = family_violations(std::slice::from_ref(&f), &keys);
+        let found = family_violations(std::slice::from_ref(&f), &keys, 10);
         assert_eq!(found.len(), 1, "{found:?}");
         let v = &found[0];
         assert_eq!(
@@ -187,10 +203,27 @@ mod tests {
         // A copy gone from the catalog is lacking too.
         keys.retain(|k| k.id != "c1");
         let f = family(vec![copy("aws", Some("c1"))]);
-        let found = family_violations(&[f], &keys);
+        let found = family_violations(&[f], &keys, 10);
         assert!(
             found[0].evidence.contains("no longer in the catalog"),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_copy_whose_material_expired_is_lacking_until_reimported() {
+        let keys = keys(&[("orig", KeyState::Enabled), ("c1", KeyState::Enabled)]);
+        let mut expiring = copy("aws", Some("c1"));
+        expiring.material_expires_at_ms = Some(20);
+        let f = family(vec![expiring]);
+        assert!(family_violations(std::slice::from_ref(&f), &keys, 19).is_empty());
+        let found = family_violations(&[f], &keys, 20);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].evidence.contains("lost its imported material")
+                && found[0].evidence.contains("byok reimport"),
+            "{}",
+            found[0].evidence
         );
     }
 
@@ -201,6 +234,6 @@ mod tests {
             ("c1", KeyState::Destroyed),
         ]);
         let f = family(vec![copy("aws", Some("c1")), copy("vault", None)]);
-        assert!(family_violations(&[f], &keys).is_empty());
+        assert!(family_violations(&[f], &keys, 10).is_empty());
     }
 }

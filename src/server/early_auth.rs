@@ -22,7 +22,7 @@ pub fn action_of(path: &str) -> Option<Action> {
         ("KeyService", "BatchDecrypt") => A::Decrypt,
         ("KeyService", "BatchReEncrypt" | "ReEncryptStream") => A::ReEncrypt,
         ("KeyService", "GetPublicKeySet") => A::GetPublicKey,
-        ("KeyService", "RetryByokImport") => A::ByokImport,
+        ("KeyService", "RetryByokImport" | "ReimportByok") => A::ByokImport,
         ("KeyService", "GetKeyFamily") => A::GetKey,
         // RPCs named as their action; only these, so that a made-up method cannot put a
         // system action (DestroyKey, AuditStoreRecovered) into an anonymous audit event.

@@ -58,6 +58,13 @@ impl KeyService for KeyApi {
         rpc!(self, request, ops::RetryByokImport, |f| family_to_pb(&f))
     }
 
+    async fn reimport_byok(
+        &self,
+        request: Request<pb::ReimportByokRequest>,
+    ) -> Result<Response<pb::KeyFamily>, Status> {
+        rpc!(self, request, ops::ReimportByok, |f| family_to_pb(&f))
+    }
+
     async fn adopt_key(
         &self,
         request: Request<pb::AdoptKeyRequest>,

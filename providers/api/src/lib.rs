@@ -35,9 +35,9 @@ pub use secret::SecretBytes;
 pub use secret_ref::{SecretRef, SecretRefError};
 pub use spki::{der_tlv, spki_public_key_bits};
 pub use types::{
-    BatchItem, Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec,
-    KeyVersionInfo, ListedKey, Listing, MasterKeyRotation, NeededKey, OwnRotation, PageRequest,
-    ProviderKey, ProviderKeyState, PublicKeyInfo, Replied, SettingConflict, SignInput, VersionRef,
-    WrappedForImport, WrappedKey, WrappingAlgorithm,
+    BatchItem, Capabilities, DataKey, DataKeySpec, ImportOptions, ImportParams, ImportSpec,
+    KeySpec, KeyVersionInfo, ListedKey, Listing, MasterKeyRotation, NeededKey, OwnRotation,
+    PageRequest, ProviderKey, ProviderKeyState, PublicKeyInfo, Replied, SettingConflict, SignInput,
+    VersionRef, WrappedForImport, WrappedKey, WrappingAlgorithm,
 };
 pub use uri::KeyUri;

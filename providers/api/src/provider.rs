@@ -1,8 +1,8 @@
 use crate::{
-    BatchItem, Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeySpec, KeyUri,
-    KeyVersionInfo, Listing, MasterKeyRotation, NeededKey, OwnRotation, PageRequest, ProviderError,
-    ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SettingConflict, SignInput,
-    VersionRef, WrappedForImport, WrappedKey,
+    BatchItem, Capabilities, DataKey, DataKeySpec, ImportOptions, ImportParams, ImportSpec,
+    KeySpec, KeyUri, KeyVersionInfo, Listing, MasterKeyRotation, NeededKey, OwnRotation,
+    PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
+    SettingConflict, SignInput, VersionRef, WrappedForImport, WrappedKey,
 };
 use std::time::Duration;
 
@@ -221,6 +221,31 @@ pub trait KeyProvider: Send + Sync {
         _params: &ImportParams,
     ) -> Result<Replied<KeyVersionInfo>> {
         Err(ProviderError::unsupported(self.name(), "key import"))
+    }
+
+    /// Imports material wrapped under `params` into `key` as `options` say: with an expiry,
+    /// or again (the same material into the version that held it). A backend without either
+    /// takes only plain options, which is [`KeyProvider::import_key`].
+    async fn import_key_with(
+        &self,
+        key: &KeyUri,
+        wrapped: &WrappedKey,
+        params: &ImportParams,
+        options: &ImportOptions,
+    ) -> Result<Replied<KeyVersionInfo>> {
+        if options.reimport_version.is_some() {
+            return Err(ProviderError::unsupported(
+                self.name(),
+                "re-importing key material",
+            ));
+        }
+        if options.material_expires_at.is_some() {
+            return Err(ProviderError::unsupported(
+                self.name(),
+                "imported key material that expires",
+            ));
+        }
+        self.import_key(key, wrapped, params).await
     }
 
     /// Names (and, where the backend needs one first, creates) the key that will receive

@@ -322,6 +322,24 @@ pub struct ImportParams {
     pub expires_at: Option<std::time::SystemTime>,
 }
 
+/// How [`crate::KeyProvider::import_key_with`] imports: plainly (the default: material that
+/// does not expire, into a key that has none yet), with an expiry, or again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// When the target deletes the imported material (AWS `ValidTo`); `None`: never.
+    pub material_expires_at: Option<std::time::SystemTime>,
+    /// A re-import: the same material again into the key's version that held it (its
+    /// provider version), after it expired or was deleted; `None`: a first import.
+    pub reimport_version: Option<String>,
+}
+
+impl ImportOptions {
+    /// A first import of material that does not expire: what every import target takes.
+    pub fn is_plain(&self) -> bool {
+        self.material_expires_at.is_none() && self.reimport_version.is_none()
+    }
+}
+
 /// Key material wrapped for import. Wrapped bytes are not plaintext, but they are key
 /// material all the same: zeroized on drop, never printed.
 pub struct WrappedKey(SecretBytes);

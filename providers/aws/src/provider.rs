@@ -7,9 +7,9 @@ use crate::errors::Attempt;
 use crate::{algorithms, crypto, import, lifecycle, listing, settings, signing};
 use aws_sdk_kms::Client;
 use keygate_provider::{
-    Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec, KeyUri,
-    KeyVersionInfo, Listing, OwnRotation, PageRequest, ProviderKey, PublicKeyInfo, Replied, Result,
-    SecretBytes, SettingConflict, SignInput, VersionRef, WrappedKey,
+    Capabilities, DataKey, DataKeySpec, ImportOptions, ImportParams, ImportSpec, KeyProvider,
+    KeySpec, KeyUri, KeyVersionInfo, Listing, OwnRotation, PageRequest, ProviderKey, PublicKeyInfo,
+    Replied, Result, SecretBytes, SettingConflict, SignInput, VersionRef, WrappedKey,
 };
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
@@ -232,6 +232,16 @@ impl KeyProvider for AwsKmsProvider {
         wrapped: &WrappedKey,
         params: &ImportParams,
     ) -> Result<Replied<KeyVersionInfo>> {
-        import::import_key(self, key, wrapped, params).await
+        import::import_key(self, key, wrapped, params, &ImportOptions::default()).await
+    }
+
+    async fn import_key_with(
+        &self,
+        key: &KeyUri,
+        wrapped: &WrappedKey,
+        params: &ImportParams,
+        options: &ImportOptions,
+    ) -> Result<Replied<KeyVersionInfo>> {
+        import::import_key(self, key, wrapped, params, options).await
     }
 }

@@ -40,7 +40,7 @@ pub use batch::{
     BatchDecrypt, BatchEncrypt, BatchOpened, BatchReEncrypt, BatchReSealed, BatchSealed,
     DecryptItem, EncryptItem, ItemResult, MAX_BATCH_ITEMS, ReEncryptItem,
 };
-pub use byok::{ByokFamily, ByokImport, GetKeyFamily, RetryByokImport};
+pub use byok::{ByokFamily, ByokImport, GetKeyFamily, ReimportByok, RetryByokImport};
 pub use compliance::ComplianceReport;
 pub use console::{ConsoleSignIn, SignedIn};
 pub use crypto::{

@@ -163,7 +163,7 @@ async fn audit_and_family_violations(
     };
     let mut out = usage::bypass_violations(&window.bypasses, &inputs);
     out.extend(usage::environment_violations(&window.uses, &inputs));
-    out.extend(families::family_violations(&families, keys));
+    out.extend(families::family_violations(&families, keys, now_ms));
     cx.detail("bypass_records", window.bypasses.len());
     cx.detail("key_uses_read", window.uses.len());
     cx.detail("byok_families", families.len());

@@ -2,7 +2,9 @@
 
 use super::duration;
 use super::keys::key_to_pb;
-use crate::gateway::ops::{ByokFamily, ByokImport, CreateKey, GetKeyFamily, RetryByokImport};
+use crate::gateway::ops::{
+    ByokFamily, ByokImport, CreateKey, GetKeyFamily, ReimportByok, RetryByokImport,
+};
 use crate::pb;
 use crate::time::rfc3339;
 
@@ -22,6 +24,8 @@ impl From<pb::ByokImportRequest> for ByokImport {
                 draft: None,
             },
             targets: r.targets,
+            material_expiry: duration(r.material_expiry),
+            validity: None,
         }
     }
 }
@@ -29,6 +33,17 @@ impl From<pb::ByokImportRequest> for ByokImport {
 impl From<pb::RetryByokImportRequest> for RetryByokImport {
     fn from(r: pb::RetryByokImportRequest) -> Self {
         RetryByokImport { key: r.key }
+    }
+}
+
+impl From<pb::ReimportByokRequest> for ReimportByok {
+    fn from(r: pb::ReimportByokRequest) -> Self {
+        ReimportByok {
+            key: r.key,
+            targets: r.targets,
+            material_expiry: duration(r.material_expiry),
+            validity: None,
+        }
     }
 }
 
@@ -68,6 +83,11 @@ pub fn family_to_pb(f: &ByokFamily) -> pb::KeyFamily {
                 imported_by: c.imported_by.clone(),
                 import_expires_at: c.import_expires_at_ms.map(rfc3339).unwrap_or_default(),
                 error: c.error.clone(),
+                material_expires_at: c.material_expires_at_ms.map(rfc3339).unwrap_or_default(),
+                material_validity: c.material_validity_ms.map(|ms| prost_types::Duration {
+                    seconds: ms / 1000,
+                    nanos: 0,
+                }),
             })
             .collect(),
     }

@@ -20,10 +20,10 @@ use super::retry::{RetryBudget, backoff};
 use super::retry_after;
 use super::settings::{FaultKind, FaultSettings, GuardSettings, RetrySettings};
 use crate::{
-    BatchItem, Capabilities, DataKey, DataKeySpec, ImportParams, ImportSpec, KeyProvider, KeySpec,
-    KeyUri, KeyVersionInfo, Listing, MasterKeyRotation, OwnRotation, PageRequest, ProviderError,
-    ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes, SettingConflict, SignInput,
-    VersionRef, WrappedForImport, WrappedKey,
+    BatchItem, Capabilities, DataKey, DataKeySpec, ImportOptions, ImportParams, ImportSpec,
+    KeyProvider, KeySpec, KeyUri, KeyVersionInfo, Listing, MasterKeyRotation, OwnRotation,
+    PageRequest, ProviderError, ProviderKey, PublicKeyInfo, Replied, Result, SecretBytes,
+    SettingConflict, SignInput, VersionRef, WrappedForImport, WrappedKey,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -569,6 +569,19 @@ impl KeyProvider for Guarded {
     ) -> Result<Replied<KeyVersionInfo>> {
         self.run(Op::ImportKey, || {
             self.inner.import_key(key, wrapped, params)
+        })
+        .await
+    }
+
+    async fn import_key_with(
+        &self,
+        key: &KeyUri,
+        wrapped: &WrappedKey,
+        params: &ImportParams,
+        options: &ImportOptions,
+    ) -> Result<Replied<KeyVersionInfo>> {
+        self.run(Op::ImportKey, || {
+            self.inner.import_key_with(key, wrapped, params, options)
         })
         .await
     }

@@ -8,9 +8,12 @@
 //! import in one place of the chain, written before the answer leaves, like every other
 //! operation's; the steps' details are what separate events would have said.
 
+mod reimport;
 mod target;
 
-use super::keys::{CreateKey, supported};
+pub use reimport::ReimportByok;
+
+use super::keys::{CreateKey, DurationInput, supported};
 use crate::catalog::{KeyFamily, KeyRecord, KeyState, VersionRecord};
 use crate::gateway::runner::{Changes, Exec, Mode, Operation, Reads, Settings, Target};
 use crate::gateway::{GatewayError, validate};
@@ -19,12 +22,17 @@ use crate::time::now_ms;
 use keygate_provider::{Algorithm, KeySpec, WrappingAlgorithm};
 use serde_json::Value;
 use std::sync::Arc;
-use target::import_all;
+use std::time::Duration;
+use target::{import_all, validity_of};
 
 pub struct ByokImport {
     /// The HSM original as CreateKey would take it; `provider` is the source HSM.
     pub key: CreateKey,
     pub targets: Vec<String>,
+    /// How long the imported material lives in each target; `None`: it does not expire.
+    pub material_expiry: Option<DurationInput>,
+    /// Filled in by `check`.
+    pub validity: Option<Duration>,
 }
 
 /// The result: the original, its family, and the keys holding the copies.
@@ -74,6 +82,63 @@ pub fn wrapping_for(kind: &str, algorithm: Algorithm) -> Option<WrappingAlgorith
         "azure-keyvault" if algorithm == Algorithm::HmacSha256 => None,
         "azure-keyvault" => Some(WrappingAlgorithm::RsaAesKeyWrapSha1),
         _ => None,
+    }
+}
+
+/// The longest lifetime a target kind gives imported material, if it can make material
+/// expire at all (AWS KMS: `ValidTo` at most 365 days ahead). Transit, Cloud KMS and Key
+/// Vault keep imported material until the key is destroyed.
+pub fn material_expiry_limit(kind: &str) -> Option<Duration> {
+    match kind {
+        "aws-kms" => Some(Duration::from_secs(365 * 86_400)),
+        _ => None,
+    }
+}
+
+/// Whether keygate can import a copy's material again into the same key of a target kind
+/// (AWS KMS: ImportKeyMaterial onto the same EXTERNAL key, which takes only the material it
+/// had). Cloud KMS re-imports only into a destroyed version; Transit and Key Vault import new
+/// material as new versions or keys, not the same again.
+pub fn reimports(kind: &str) -> bool {
+    kind == "aws-kms"
+}
+
+/// A requested material lifetime, checked: positive, in whole seconds at least one minute.
+fn material_validity(d: Option<DurationInput>) -> Result<Option<Duration>, GatewayError> {
+    let Some(d) = d else {
+        return Ok(None);
+    };
+    match d.to_duration() {
+        Some(v) if v >= Duration::from_secs(60) => Ok(Some(v)),
+        _ => Err(GatewayError::invalid(
+            "material_expiry",
+            "the imported material's lifetime must be at least one minute",
+        )),
+    }
+}
+
+/// Refuses a material lifetime a target kind cannot give.
+fn check_validity(
+    target: &str,
+    kind: &str,
+    validity: Option<Duration>,
+) -> Result<(), GatewayError> {
+    let Some(validity) = validity else {
+        return Ok(());
+    };
+    match material_expiry_limit(kind) {
+        None => Err(GatewayError::invalid(
+            "material_expiry",
+            format!("target '{target}' ({kind}) keeps imported material without an expiry"),
+        )),
+        Some(limit) if validity > limit => Err(GatewayError::invalid(
+            "material_expiry",
+            format!(
+                "target '{target}' ({kind}) keeps imported material for at most {}",
+                crate::time::format_duration(limit)
+            ),
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -131,6 +196,7 @@ impl Operation for ByokImport {
             }
             validate::key_name("targets", &copy_name(&draft.name, target))?;
         }
+        self.validity = material_validity(self.material_expiry)?;
         self.key.draft = Some(draft);
         Ok(())
     }
@@ -171,6 +237,7 @@ impl Operation for ByokImport {
                     ),
                 ));
             }
+            check_validity(target, provider.kind(), self.validity)?;
             let name = copy_name(&draft.name, target);
             if cx.lookup_key(&name).is_some() {
                 return Err(GatewayError::KeyExists(name));
@@ -234,8 +301,16 @@ impl Operation for ByokImport {
             created_at_ms: now,
             copies: Vec::new(),
         };
+        if let Some(validity) = self.validity {
+            cx.detail("material_expiry", crate::time::format_duration(validity));
+        }
+        let targets: Vec<_> = self
+            .targets
+            .iter()
+            .map(|t| (t.clone(), self.validity))
+            .collect();
         let mut copies = Vec::new();
-        let steps = import_all(cx, &original, &mut family, &self.targets, &mut copies).await?;
+        let steps = import_all(cx, &original, &mut family, &targets, &mut copies).await?;
         cx.detail("targets", Value::Object(steps));
         cx.detail("family_state", family.state());
         Ok(ByokFamily {
@@ -269,11 +344,12 @@ impl Operation for RetryByokImport {
     async fn execute(self, cx: &mut Exec<'_, Changes>) -> Result<ByokFamily, GatewayError> {
         let original = cx.key()?.record().clone();
         let mut family = load_family(cx, &original).await?;
-        let failed: Vec<String> = family
+        // Each with the material lifetime its import asked for.
+        let failed: Vec<_> = family
             .copies
             .iter()
             .filter(|c| !c.imported)
-            .map(|c| c.provider.clone())
+            .map(|c| (c.provider.clone(), validity_of(c.material_validity_ms)))
             .collect();
         let mut copies = Vec::new();
         let steps = import_all(cx, &original, &mut family, &failed, &mut copies).await?;
@@ -283,7 +359,7 @@ impl Operation for RetryByokImport {
     }
 }
 
-async fn load_family<M: Mode>(
+pub(super) async fn load_family<M: Mode>(
     cx: &Exec<'_, M>,
     original: &KeyRecord,
 ) -> Result<KeyFamily, GatewayError> {
@@ -293,7 +369,7 @@ async fn load_family<M: Mode>(
 }
 
 /// The family with the keys that hold its copies.
-fn with_copies<M: Mode>(
+pub(super) fn with_copies<M: Mode>(
     cx: &Exec<'_, M>,
     original: Arc<KeyRecord>,
     family: KeyFamily,
