@@ -329,6 +329,85 @@ async fn a_short_lived_key_is_destroyed_when_its_ttl_ends_with_its_record() {
     assert!(!r.destroyed_at.is_empty());
 }
 
+/// Pattern 3 on Vault/OpenBao and AWS KMS (LocalStack): the TTL ends, the scheduler destroys
+/// the key in its backend (Transit deletes it; KMS schedules its deletion, KMS's shortest
+/// window being 7 days) and writes the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_lived_key_on_vault_and_aws_kms_is_destroyed_in_the_backend() {
+    let bao = common::backends::start_openbao().await;
+    let aws = common::backends::start_localstack().await;
+    let (providers, env) = common::backends::providers(None, Some(&bao), Some(&aws));
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_with_config(
+        dir.path(),
+        &format!("{providers}[lifecycle]\nmin_ttl = \"1s\"\nscan_interval = \"200ms\"\n"),
+        env,
+    );
+    let mut keys = server.root().await;
+    let mut made = Vec::new();
+    for provider in ["vault", "aws"] {
+        let mut request = create(&format!("job/{provider}"), "aes-256-gcm", "root");
+        request.provider = provider.into();
+        request.ttl = Some(prost_types::Duration {
+            seconds: 3,
+            nanos: 0,
+        });
+        made.push(keys.create_key(request).await.unwrap().into_inner());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for key in &made {
+        loop {
+            let k = keys
+                .get_key(pb::GetKeyRequest {
+                    key: key.name.clone(),
+                    usage: false,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if k.state == "destroyed" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not destroyed: {k:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Each backend's own view.
+    let transit_name = made[0].provider_uri.rsplit('/').next().unwrap();
+    let (status, text) = bao
+        .request("GET", &format!("/v1/transit/keys/{transit_name}"), None)
+        .expect("OpenBao request");
+    assert_eq!(status, 404, "Transit still has the key: {text}");
+    let kms_id = made[1].provider_uri.rsplit('/').next().unwrap();
+    let described = common::backends::kms_client(&aws.endpoint())
+        .describe_key()
+        .key_id(kms_id)
+        .send()
+        .await
+        .expect("DescribeKey");
+    assert_eq!(
+        described.key_metadata().and_then(|m| m.key_state()),
+        Some(&aws_sdk_kms::types::KeyState::PendingDeletion)
+    );
+    let mut admin = server.admin(common::ROOT_TOKEN).await;
+    for key in &made {
+        let records = admin
+            .list_destruction_records(pb::ListDestructionRecordsRequest {
+                key: key.name.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .records;
+        assert_eq!(records.len(), 1, "{}", key.name);
+        assert_eq!(
+            (records[0].state.as_str(), records[0].window_seconds),
+            ("destroyed", 0)
+        );
+        assert!(records[0].method.contains("TTL"), "{}", records[0].method);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_lists_every_check() {
     let dir = tempfile::tempdir().unwrap();

@@ -224,6 +224,13 @@ pub(crate) async fn schedule_destroy(
     window: Duration,
 ) -> Result<Replied<()>> {
     const OP: &str = "schedule destruction";
+    // No window: a short-lived key whose TTL ended (its destruction was decided when it was
+    // made). KMS deletes nothing sooner than its shortest window; the key is unusable at once.
+    let window = if window.is_zero() {
+        Duration::from_secs(DELETION_WINDOW_DAYS.start() * 86_400)
+    } else {
+        window
+    };
     let secs = window.as_secs();
     let days = secs / 86_400;
     if !secs.is_multiple_of(86_400)

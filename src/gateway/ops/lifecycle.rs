@@ -367,6 +367,10 @@ impl Operation for DestroyKey {
         // A short-lived key has no pending window: its record opens and closes here.
         let by_ttl = key.state != KeyState::PendingDestruction && ttl_ended(&key, self.now_ms);
         let destruction_at = if by_ttl {
+            // Backends that keep a deletion window of their own (AWS KMS, Cloud KMS, Key
+            // Vault) start it first, with no window of keygate's: their destroy needs it.
+            cx.schedule_destroy_in_backend(std::time::Duration::ZERO)
+                .await?;
             let at = key.expires_at_ms.unwrap_or(self.now_ms);
             cx.detail("ttl_ended_at", rfc3339(at));
             let checklist = vec![crate::lifecycle::destruction::Check::new(
