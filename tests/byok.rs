@@ -10,9 +10,10 @@
 mod common;
 
 use base64::Engine as _;
+use common::byok::{byok_import, copy};
 use common::hsm::TestHsm as Hsm;
 use common::posture::open_finding;
-use common::{ROOT_TOKEN, Server, ServerOptions, days, events_for, request_id};
+use common::{ROOT_TOKEN, Server, ServerOptions, events_for, request_id};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass, ObjectHandle};
@@ -109,29 +110,7 @@ credentials = {{ source = "env", access_key_id_env = "{AWS_KEY_ID_VAR}", secret_
 }
 
 fn import_request(name: &str, targets: &[&str]) -> pb::ByokImportRequest {
-    import_request_for(name, "aes-256-gcm", targets)
-}
-
-fn import_request_for(name: &str, algorithm: &str, targets: &[&str]) -> pb::ByokImportRequest {
-    pb::ByokImportRequest {
-        name: name.into(),
-        algorithm: algorithm.into(),
-        owner: "root".into(),
-        environment: "dev".into(),
-        crypto_period: days(90),
-        source: "hsm".into(),
-        targets: targets.iter().map(|t| t.to_string()).collect(),
-        labels: Default::default(),
-        material_expiry: None,
-    }
-}
-
-fn copy<'a>(family: &'a pb::KeyFamily, provider: &str) -> &'a pb::KeyCopy {
-    family
-        .copies
-        .iter()
-        .find(|c| c.provider == provider)
-        .unwrap_or_else(|| panic!("no copy for {provider} in {family:?}"))
+    byok_import(name, "aes-256-gcm", targets)
 }
 
 async fn round_trip(keys: &mut common::Keys, key: &str) -> Vec<u8> {
@@ -493,11 +472,7 @@ async fn public_key(keys: &mut common::Keys, key: &str) -> Vec<u8> {
 /// is the HSM's SubjectPublicKeyInfo, and each copy's signature verifies under the HSM key.
 async fn ec_signing_key_copies_share_the_hsm_public_key(keys: &mut common::Keys) {
     let family = keys
-        .byok_import(import_request_for(
-            "byok/signer",
-            "ecdsa-p256",
-            &["vault", "aws"],
-        ))
+        .byok_import(byok_import("byok/signer", "ecdsa-p256", &["vault", "aws"]))
         .await
         .expect("ByokImport of an EC key")
         .into_inner();
@@ -544,7 +519,7 @@ async fn ec_signing_key_copies_share_the_hsm_public_key(keys: &mut common::Keys)
 async fn bad_requests_are_refused_before_anything_is_made(keys: &mut common::Keys) {
     let cases = [
         (
-            import_request_for("byok/bad", "rsa-2048-oaep", &["vault"]),
+            byok_import("byok/bad", "rsa-2048-oaep", &["vault"]),
             "not supported yet",
         ),
         (import_request("byok/bad", &[]), "at least one provider"),

@@ -19,7 +19,8 @@ mod common;
 use aws_sdk_kms::types::KeyState as AwsKeyState;
 use clouds::{Clouds, azure_key_name};
 use common::backends::Backends;
-use common::{Server, ServerOptions, days, destruction_records};
+use common::byok::{byok_import, copy};
+use common::{Server, ServerOptions, destruction_records};
 use google_cloud_kms_v1::model::crypto_key_version::CryptoKeyVersionState as VState;
 use keygate::pb;
 use std::path::Path;
@@ -48,28 +49,6 @@ fn start_gateway(dir: &Path, b: &Backends, clouds: &Clouds) -> Server {
     )
 }
 
-fn import_request(name: &str, algorithm: &str, targets: &[&str]) -> pb::ByokImportRequest {
-    pb::ByokImportRequest {
-        name: name.into(),
-        algorithm: algorithm.into(),
-        owner: "root".into(),
-        environment: "dev".into(),
-        crypto_period: days(90),
-        source: "hsm".into(),
-        targets: targets.iter().map(|t| t.to_string()).collect(),
-        labels: Default::default(),
-        material_expiry: None,
-    }
-}
-
-fn copy<'a>(family: &'a pb::KeyFamily, provider: &str) -> &'a pb::KeyCopy {
-    family
-        .copies
-        .iter()
-        .find(|c| c.provider == provider)
-        .unwrap_or_else(|| panic!("no copy for {provider} in {family:?}"))
-}
-
 /// Imports `name` into `targets`; every copy imported, and each cloud's wholly in the HSM
 /// (Cloud KMS and Key Vault take SHA-1 OAEP).
 async fn import(
@@ -80,7 +59,7 @@ async fn import(
     targets: &[&str],
 ) -> pb::KeyFamily {
     let family = keys
-        .byok_import(import_request(name, algorithm, targets))
+        .byok_import(byok_import(name, algorithm, targets))
         .await
         .unwrap_or_else(|e| panic!("ByokImport {name}: {e}\n{}", server.output()))
         .into_inner();
@@ -182,7 +161,7 @@ async fn byok_into_gcp_and_azure_and_a_family_destroyed_as_a_whole() {
 async fn azure_is_refused_hmac_before_anything_is_made(keys: &mut common::Keys, clouds: &Clouds) {
     let before = clouds.azure_key_names().await;
     let status = keys
-        .byok_import(import_request("byok/mac-az", "hmac-sha256", &["azure"]))
+        .byok_import(byok_import("byok/mac-az", "hmac-sha256", &["azure"]))
         .await
         .expect_err("HMAC into Key Vault is refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");

@@ -11,7 +11,8 @@
 mod common;
 
 use common::backends::Backends;
-use common::{Server, ServerOptions, days};
+use common::byok::{byok_import, copy};
+use common::{Server, ServerOptions};
 use keygate::pb;
 use std::path::Path;
 
@@ -28,31 +29,9 @@ fn start_gateway(dir: &Path, b: &Backends) -> Server {
     )
 }
 
-fn import_request(name: &str, algorithm: &str, targets: &[&str]) -> pb::ByokImportRequest {
-    pb::ByokImportRequest {
-        name: name.into(),
-        algorithm: algorithm.into(),
-        owner: "root".into(),
-        environment: "dev".into(),
-        crypto_period: days(90),
-        source: "hsm".into(),
-        targets: targets.iter().map(|t| t.to_string()).collect(),
-        labels: Default::default(),
-        material_expiry: None,
-    }
-}
-
-fn copy<'a>(family: &'a pb::KeyFamily, provider: &str) -> &'a pb::KeyCopy {
-    family
-        .copies
-        .iter()
-        .find(|c| c.provider == provider)
-        .unwrap_or_else(|| panic!("no copy for {provider} in {family:?}"))
-}
-
 async fn import(keys: &mut common::Keys, server: &Server, name: &str, algorithm: &str) {
     let family = keys
-        .byok_import(import_request(name, algorithm, &["vault", "aws"]))
+        .byok_import(byok_import(name, algorithm, &["vault", "aws"]))
         .await
         .unwrap_or_else(|e| panic!("ByokImport {algorithm}: {e}\n{}", server.output()))
         .into_inner();
@@ -217,19 +196,19 @@ async fn rsa_copies_share_the_hsm_public_key(
 async fn what_no_target_takes_is_refused_up_front(keys: &mut common::Keys) {
     let cases = [
         (
-            import_request("byok/refused", "hmac-sha256", &["vault", "local"]),
+            byok_import("byok/refused", "hmac-sha256", &["vault", "local"]),
             "target 'local' (local) does not import hmac-sha256 keys",
         ),
         (
-            import_request("byok/refused", "rsa-2048-pss", &["local"]),
+            byok_import("byok/refused", "rsa-2048-pss", &["local"]),
             "target 'local' (local) does not import rsa-2048-pss keys",
         ),
         (
-            import_request("byok/refused", "rsa-4096-pss", &["vault", "aws"]),
+            byok_import("byok/refused", "rsa-4096-pss", &["vault", "aws"]),
             "rsa-4096-pss is not supported yet",
         ),
         (
-            import_request("byok/refused", "rsa-2048-pkcs1", &["aws"]),
+            byok_import("byok/refused", "rsa-2048-pkcs1", &["aws"]),
             "rsa-2048-pkcs1 is not supported yet",
         ),
     ];

@@ -12,7 +12,8 @@
 mod common;
 
 use common::backends::Backends;
-use common::{ROOT_TOKEN, Server, ServerOptions, days, events_for, request_id};
+use common::byok::byok_import;
+use common::{ROOT_TOKEN, Server, ServerOptions, events_for, request_id};
 use keygate::pb;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,15 +44,8 @@ fn import_request(
     material_expiry: Option<prost_types::Duration>,
 ) -> pb::ByokImportRequest {
     pb::ByokImportRequest {
-        name: name.into(),
-        algorithm: algorithm.into(),
-        owner: "root".into(),
-        environment: "dev".into(),
-        crypto_period: days(90),
-        source: "hsm".into(),
-        targets: targets.iter().map(|t| t.to_string()).collect(),
-        labels: Default::default(),
         material_expiry,
+        ..byok_import(name, algorithm, targets)
     }
 }
 

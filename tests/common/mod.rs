@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod backends;
+pub mod byok;
 pub mod hsm;
 pub mod pki;
 pub mod posture;
