@@ -25,8 +25,56 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 #[derive(Debug)]
 pub struct Reply {
     pub request_id: Option<String>,
-    /// The `data` object (`Value::Null` for 204 answers).
-    pub data: Value,
+    /// The `data` object (`Value::Null` for 204 answers), wiped when dropped.
+    pub data: Data,
+}
+
+/// A serialized request body, zeroized when dropped.
+struct WipedOnDrop(Vec<u8>);
+
+impl AsRef<[u8]> for WipedOnDrop {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for WipedOnDrop {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// Zeroizes every string in `value` (plaintexts and keys travel as base64 strings).
+pub(crate) fn wipe_strings(value: &mut Value) {
+    match value {
+        Value::String(text) => zeroize::Zeroize::zeroize(text),
+        Value::Array(items) => items.iter_mut().for_each(wipe_strings),
+        Value::Object(fields) => fields.values_mut().for_each(wipe_strings),
+        _ => {}
+    }
+}
+
+/// An answer's `data`, its strings zeroized when dropped.
+#[derive(Debug, Default)]
+pub struct Data(pub Value);
+
+impl std::ops::Deref for Data {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Data {
+    fn deref_mut(&mut self) -> &mut Value {
+        &mut self.0
+    }
+}
+
+impl Drop for Data {
+    fn drop(&mut self) {
+        wipe_strings(&mut self.0);
+    }
 }
 
 impl Reply {
@@ -207,9 +255,10 @@ impl VaultHttp {
         timeout: Option<Duration>,
     ) -> Result<Reply, VaultFailure> {
         let url = format!("{}{}", self.base, path);
-        // The body may hold base64 plaintext: keep the serialized copy in a zeroizing buffer.
+        // The body may hold base64 plaintext: reqwest gets the one serialized copy, wiped when
+        // it is done with it.
         let body = match body {
-            Some(v) => Some(Zeroizing::new(
+            Some(v) => Some(WipedOnDrop(
                 serde_json::to_vec(v).map_err(|e| VaultFailure::Malformed(e.to_string()))?,
             )),
             None => None,
@@ -230,29 +279,40 @@ impl VaultHttp {
         if let Some(traceparent) = keygate_provider::context::traceparent() {
             request = request.header(TRACEPARENT_HEADER, traceparent);
         }
-        if let Some(body) = &body {
+        if let Some(body) = body {
             request = request
                 .header("Content-Type", "application/json")
-                .body(body.to_vec());
+                .body(reqwest::Body::from(bytes::Bytes::from_owner(body)));
         }
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
-        let bytes = Zeroizing::new(response.bytes().await.map_err(transport)?.to_vec());
-        let json: Value = if bytes.is_empty() {
+        let raw = response.bytes().await.map_err(transport)?;
+        let mut json: Value = if raw.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+            serde_json::from_slice(&raw).unwrap_or(Value::Null)
         };
+        // The answer may hold base64 plaintext too: wipe it once parsed (when no one else
+        // holds the buffer, which is the case for a body read whole).
+        if let Ok(mut raw) = raw.try_into_mut() {
+            zeroize::Zeroize::zeroize(raw.as_mut());
+        }
         // A batch whose every item failed answers 400 with each item's error: the items'
         // results, not a failed request.
         let batch_answer = status == 400 && json.pointer("/data/batch_results").is_some();
         if (200..300).contains(&status) || batch_answer {
+            let request_id = json
+                .get("request_id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            // Moved, not copied: the only copy is the Reply's, wiped when it drops.
+            let data = json
+                .as_object_mut()
+                .and_then(|o| o.remove("data"))
+                .unwrap_or(Value::Null);
             return Ok(Reply {
-                request_id: json
-                    .get("request_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                data: json.get("data").cloned().unwrap_or(Value::Null),
+                request_id,
+                data: Data(data),
             });
         }
         let errors: Vec<String> = json
@@ -343,5 +403,28 @@ mod tests {
         let value = cell.get().expect("set");
         assert!(value.is_sensitive());
         assert!(!format!("{value:?}").contains("s.secret"));
+    }
+}
+
+#[cfg(test)]
+mod wipe_tests {
+    use super::*;
+
+    #[test]
+    fn every_string_of_an_answer_is_wiped() {
+        let mut data = serde_json::json!({
+            "plaintext": "c2VjcmV0",
+            "batch_results": [{"plaintext": "b25l", "reference": ""}, {"error": "x"}],
+            "n": 3
+        });
+        wipe_strings(&mut data);
+        assert_eq!(
+            data,
+            serde_json::json!({
+                "plaintext": "",
+                "batch_results": [{"plaintext": "", "reference": ""}, {"error": ""}],
+                "n": 3
+            })
+        );
     }
 }

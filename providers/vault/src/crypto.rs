@@ -1,6 +1,7 @@
 //! Encryption through Transit: encrypt, decrypt and data keys, each pinned to the version the
 //! gateway names.
 
+use crate::client::wipe_strings;
 use crate::provider::VaultProvider;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -10,7 +11,6 @@ use keygate_provider::{
     VersionRef,
 };
 use serde_json::{Map, Value, json};
-use zeroize::Zeroizing;
 
 /// Base fields every encrypt-like call sends.
 fn sealing_body(p: &VaultProvider, v: &VersionRef, aad: &[u8]) -> Result<Map<String, Value>> {
@@ -38,11 +38,14 @@ pub(crate) async fn encrypt(
     let name = p.key_name(&key.uri)?;
     let op = p.op("encrypt", &key.uri);
     let mut body = sealing_body(p, key, aad)?;
-    let encoded = Zeroizing::new(B64.encode(plaintext.expose()));
-    body.insert("plaintext".into(), Value::String(encoded.to_string()));
-    let reply = p
-        .post(&op, &format!("encrypt/{name}"), &Value::Object(body))
-        .await?;
+    body.insert(
+        "plaintext".into(),
+        Value::String(B64.encode(plaintext.expose())),
+    );
+    let mut body = Value::Object(body);
+    let reply = p.post(&op, &format!("encrypt/{name}"), &body).await;
+    wipe_strings(&mut body);
+    let reply = reply?;
     let blob = reply.text(&op, "ciphertext")?.as_bytes().to_vec();
     Ok(Replied::with_request_id(blob, reply.request_id))
 }
@@ -97,17 +100,6 @@ fn batch_aad(
     }
     entry.insert("associated_data".into(), json!(B64.encode(aad)));
     Ok(())
-}
-
-/// Zeroizes `field` (base64 plaintext) of every entry of the array at `pointer`.
-fn wipe(value: &mut Value, pointer: &str, field: &str) {
-    if let Some(entries) = value.pointer_mut(pointer).and_then(Value::as_array_mut) {
-        for entry in entries {
-            if let Some(Value::String(text)) = entry.get_mut(field) {
-                zeroize::Zeroize::zeroize(text);
-            }
-        }
-    }
 }
 
 /// Each item's entry of `batch_results`: its own error, or the entry.
@@ -187,7 +179,7 @@ pub(crate) async fn encrypt_batch(
         "partial_failure_response_code": 200,
     });
     let reply = p.post(&op, &format!("encrypt/{name}"), &body).await;
-    wipe(&mut body, "/batch_input", "plaintext");
+    wipe_strings(&mut body);
     let reply = reply?;
     let out = batch_results(p, &op, &reply, items.len())?
         .into_iter()
@@ -243,7 +235,7 @@ pub(crate) async fn decrypt_batch(
         Vec::new()
     } else {
         let body = json!({ "batch_input": entries, "partial_failure_response_code": 200 });
-        let mut reply = p.post(&op, &format!("decrypt/{name}"), &body).await?;
+        let reply = p.post(&op, &format!("decrypt/{name}"), &body).await?;
         request_id = reply.request_id.clone();
         let results: Vec<Result<SecretBytes>> = batch_results(p, &op, &reply, entries.len())?
             .into_iter()
@@ -270,7 +262,6 @@ pub(crate) async fn decrypt_batch(
                 })
             })
             .collect();
-        wipe(&mut reply.data, "/batch_results", "plaintext");
         results.into_iter().rev().collect::<Vec<_>>()
     };
     let out = sent
