@@ -10,7 +10,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::byok::{byok_import, copy};
+use common::byok::{byok_import, copy, public_key};
 use common::hsm::TestHsm as Hsm;
 use common::posture::open_finding;
 use common::{ROOT_TOKEN, Server, ServerOptions, events_for, request_id};
@@ -454,17 +454,6 @@ async fn byok_aes_and_ec_keys_from_softhsm_into_openbao_and_localstack() {
             .is_none()
     );
     println!("ok: a retry completes the family");
-}
-
-async fn public_key(keys: &mut common::Keys, key: &str) -> Vec<u8> {
-    keys.get_public_key(pb::GetPublicKeyRequest {
-        key: key.into(),
-        key_version: 0,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("GetPublicKey {key}: {e}"))
-    .into_inner()
-    .der
 }
 
 /// An EC P-256 key: its PKCS#8 wrapped in the HSM (for AWS, RSA_AES_KEY_WRAP_SHA_256: the

@@ -19,7 +19,7 @@ mod common;
 use aws_sdk_kms::types::KeyState as AwsKeyState;
 use clouds::{Clouds, azure_key_name};
 use common::backends::Backends;
-use common::byok::{byok_import, copy};
+use common::byok::{byok_import, copy, mac, public_key, signature_of};
 use common::{Server, ServerOptions, destruction_records};
 use google_cloud_kms_v1::model::crypto_key_version::CryptoKeyVersionState as VState;
 use keygate::pb;
@@ -94,39 +94,6 @@ async fn import(
         assert_eq!(copy(&family, "azure").provider_kind, "azure-keyvault");
     }
     family
-}
-
-async fn public_key(keys: &mut common::Keys, key: &str) -> Vec<u8> {
-    keys.get_public_key(pb::GetPublicKeyRequest {
-        key: key.into(),
-        key_version: 0,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("GetPublicKey {key}: {e}"))
-    .into_inner()
-    .der
-}
-
-async fn sign(keys: &mut common::Keys, key: &str, message: &[u8]) -> Vec<u8> {
-    keys.sign(pb::SignRequest {
-        key: key.into(),
-        input: Some(pb::sign_request::Input::Message(message.to_vec())),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("Sign with {key}: {e}"))
-    .into_inner()
-    .signature
-}
-
-async fn mac(keys: &mut common::Keys, key: &str, message: &[u8]) -> Vec<u8> {
-    keys.generate_mac(pb::GenerateMacRequest {
-        key: key.into(),
-        message: message.to_vec(),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("GenerateMac with {key}: {e}"))
-    .into_inner()
-    .mac
 }
 
 async fn state(keys: &mut common::Keys, key: &str) -> String {
@@ -211,7 +178,7 @@ async fn ec_copies_share_the_hsm_key(keys: &mut common::Keys, server: &Server) -
             hsm_spki,
             "{name}: the HSM's SPKI"
         );
-        let signature = sign(keys, &name, message).await;
+        let signature = signature_of(keys, &name, message).await;
         let valid = keys
             .verify(pb::VerifyRequest {
                 key: "byok/ec".into(),

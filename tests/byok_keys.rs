@@ -11,7 +11,7 @@
 mod common;
 
 use common::backends::Backends;
-use common::byok::{byok_import, copy};
+use common::byok::{byok_import, copy, mac, public_key, signature_of};
 use common::{Server, ServerOptions};
 use keygate::pb;
 use std::path::Path;
@@ -56,17 +56,6 @@ async fn import(keys: &mut common::Keys, server: &Server, name: &str, algorithm:
     }
 }
 
-async fn mac(keys: &mut common::Keys, key: &str, message: &[u8]) -> Vec<u8> {
-    keys.generate_mac(pb::GenerateMacRequest {
-        key: key.into(),
-        message: message.to_vec(),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("GenerateMac with {key}: {e}"))
-    .into_inner()
-    .mac
-}
-
 async fn mac_verifies(keys: &mut common::Keys, key: &str, message: &[u8], mac: &[u8]) -> bool {
     keys.verify_mac(pb::VerifyMacRequest {
         key: key.into(),
@@ -78,28 +67,6 @@ async fn mac_verifies(keys: &mut common::Keys, key: &str, message: &[u8], mac: &
     .unwrap_or_else(|e| panic!("VerifyMac with {key}: {e}"))
     .into_inner()
     .valid
-}
-
-async fn public_key(keys: &mut common::Keys, key: &str) -> Vec<u8> {
-    keys.get_public_key(pb::GetPublicKeyRequest {
-        key: key.into(),
-        key_version: 0,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("GetPublicKey {key}: {e}"))
-    .into_inner()
-    .der
-}
-
-async fn sign(keys: &mut common::Keys, key: &str, message: &[u8]) -> Vec<u8> {
-    keys.sign(pb::SignRequest {
-        key: key.into(),
-        input: Some(pb::sign_request::Input::Message(message.to_vec())),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("Sign with {key}: {e}"))
-    .into_inner()
-    .signature
 }
 
 async fn signature_verifies(
@@ -174,11 +141,11 @@ async fn rsa_copies_share_the_hsm_public_key(
     import(keys, server, name, algorithm).await;
     let message = b"bring your own signing key";
     let hsm_spki = public_key(keys, name).await;
-    let from_hsm = sign(keys, name, message).await;
+    let from_hsm = signature_of(keys, name, message).await;
     for target in ["vault", "aws"] {
         let copy = format!("{name}.{target}");
         assert_eq!(public_key(keys, &copy).await, hsm_spki, "{copy}");
-        let signature = sign(keys, &copy, message).await;
+        let signature = signature_of(keys, &copy, message).await;
         assert!(
             signature_verifies(keys, name, message, signature).await,
             "{copy}'s signature verifies under the HSM key"

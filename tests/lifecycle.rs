@@ -6,6 +6,8 @@ mod common;
 
 use common::{Keys, Server, ServerOptions, create, open, reason, rotate, seal};
 use keygate::pb;
+use keygate_test_backends::localstack::LocalStack;
+use keygate_test_backends::openbao::OpenBao;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
@@ -19,6 +21,22 @@ fn server_with(dir: &tempfile::TempDir, lifecycle: &str) -> Server {
             ..Default::default()
         },
     )
+}
+
+/// A gateway with `vault` (OpenBao) and `aws` (LocalStack) providers and these `[lifecycle]`
+/// settings. Bound in this order, the gateway (declared last) is dropped first, before its
+/// backends and its directory.
+async fn on_vault_and_aws(lifecycle: &str) -> (tempfile::TempDir, OpenBao, LocalStack, Server) {
+    let bao = common::backends::start_openbao().await;
+    let aws = common::backends::start_localstack().await;
+    let (providers, env) = common::backends::providers(None, Some(&bao), Some(&aws));
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_with_config(
+        dir.path(),
+        &format!("{providers}[lifecycle]\n{lifecycle}\n"),
+        env,
+    );
+    (dir, bao, aws, server)
 }
 
 async fn show(keys: &mut Keys, key: &str) -> pb::Key {
@@ -334,15 +352,8 @@ async fn a_short_lived_key_is_destroyed_when_its_ttl_ends_with_its_record() {
 /// window being 7 days) and writes the record.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_short_lived_key_on_vault_and_aws_kms_is_destroyed_in_the_backend() {
-    let bao = common::backends::start_openbao().await;
-    let aws = common::backends::start_localstack().await;
-    let (providers, env) = common::backends::providers(None, Some(&bao), Some(&aws));
-    let dir = tempfile::tempdir().unwrap();
-    let server = common::start_with_config(
-        dir.path(),
-        &format!("{providers}[lifecycle]\nmin_ttl = \"1s\"\nscan_interval = \"200ms\"\n"),
-        env,
-    );
+    let (_dir, bao, aws, server) =
+        on_vault_and_aws("min_ttl = \"1s\"\nscan_interval = \"200ms\"").await;
     let mut keys = server.root().await;
     let mut made = Vec::new();
     for provider in ["vault", "aws"] {
@@ -418,15 +429,7 @@ async fn the_destruction_checklist_refuses_a_key_read_lately_and_its_record_list
 /// The same on Vault/OpenBao and AWS KMS (LocalStack), side by side on one gateway.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_destruction_checklist_holds_on_vault_and_aws_kms() {
-    let bao = common::backends::start_openbao().await;
-    let aws = common::backends::start_localstack().await;
-    let (providers, env) = common::backends::providers(None, Some(&bao), Some(&aws));
-    let dir = tempfile::tempdir().unwrap();
-    let server = common::start_with_config(
-        dir.path(),
-        &format!("{providers}[lifecycle]\ndestruction_quiet_period = \"2s\"\n"),
-        env,
-    );
+    let (_dir, _bao, _aws, server) = on_vault_and_aws("destruction_quiet_period = \"2s\"").await;
     tokio::join!(checklist_on(&server, "vault"), checklist_on(&server, "aws"));
 }
 
