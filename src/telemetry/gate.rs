@@ -94,3 +94,59 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    /// Counts the spans the registry makes.
+    struct Made(Arc<AtomicUsize>);
+
+    impl<S: Subscriber> Layer<S> for Made {
+        fn on_new_span(&self, _: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn spans_are_made_only_below_a_traced_rpc() {
+        let made = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry()
+            .with(Made(made.clone()))
+            .with(TracedOnly::new(Some(LevelFilter::WARN)));
+        tracing::subscriber::with_default(subscriber, || {
+            // An untraced call: neither the runner's span nor the export's spans exist.
+            let call = tracing::info_span!(target: "keygate::gateway::runner", "call");
+            let policy = tracing::info_span!(target: "keygate_spans", "policy");
+            assert!(call.is_disabled() && policy.is_disabled());
+            assert_eq!(made.load(Ordering::Relaxed), 0);
+            // A traced one: the RPC's span, and everything below it.
+            let rpc = tracing::info_span!(target: "keygate_spans", "rpc");
+            rpc.in_scope(|| {
+                let call = tracing::info_span!(target: "keygate::gateway::runner", "call");
+                call.in_scope(|| {
+                    let audit = tracing::info_span!(target: "keygate_spans", "audit");
+                    assert!(!audit.is_disabled());
+                });
+            });
+            assert_eq!(made.load(Ordering::Relaxed), 3);
+            // Other spans are not the gate's business.
+            let _other = tracing::info_span!(target: "h2", "conn");
+            assert_eq!(made.load(Ordering::Relaxed), 4);
+        });
+    }
+
+    #[test]
+    fn a_log_that_shows_info_keeps_the_call_span() {
+        let gate = TracedOnly::new(Some(LevelFilter::INFO));
+        assert!(gate.log_wants_calls);
+        assert_eq!(gate.max_level, LevelFilter::INFO);
+        let gate = TracedOnly::new(Some(LevelFilter::ERROR));
+        assert!(!gate.log_wants_calls);
+        assert_eq!(gate.max_level, LevelFilter::INFO);
+        assert!(TracedOnly::new(None).log_wants_calls);
+    }
+}

@@ -43,7 +43,7 @@ impl<V> Series<V> {
         &self,
         labels: &[&str],
         make: impl FnOnce() -> V,
-        use_it: impl Fn(&V) -> R,
+        use_it: impl FnOnce(&V) -> R,
     ) -> R {
         let key = hash(labels);
         {
