@@ -342,6 +342,10 @@ fn init_tracing(log: &str, config: &Config) -> Result<Option<Otlp>, String> {
         .map_err(|e| format!("--log {log}: {e}"))?
         // The spans made for OpenTelemetry only stay out of the log.
         .add_directive(spans_off);
+    // The most verbose level the log shows (the gate below needs it).
+    let log_level = <EnvFilter as tracing_subscriber::layer::Filter<
+        tracing_subscriber::Registry,
+    >>::max_level_hint(&filter);
     let log_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colour codes only on a terminal: log files and collectors get plain text.
@@ -370,13 +374,17 @@ fn init_tracing(log: &str, config: &Config) -> Result<Option<Otlp>, String> {
                 .with_tracked_inactivity(false)
                 .with_context_activation(false)
                 .with_filter(keygate_spans);
-            (Some(otlp), Some(layer))
+            // Outermost: an untraced call's spans are refused before the registry makes them.
+            let gate = crate::telemetry::gate::TracedOnly::new(log_level);
+            (Some(otlp), Some((layer, gate)))
         }
         None => (None, None),
     };
+    let (otel_layer, gate) = otel_layer.unzip();
     tracing_subscriber::registry()
         .with(log_layer)
         .with(otel_layer)
+        .with(gate)
         .init();
     Ok(otlp)
 }

@@ -63,19 +63,22 @@ where
         if !otlp::tracing_on() {
             return Either::Left(self.inner.call(request));
         }
-        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.extract(&Headers(request.headers()))
-        });
         // The caller's decision when it sent one, else keygate's share of root traces. A
-        // call not traced gets no span at all, and so no child spans.
-        let caller = {
+        // call not traced gets no span at all, and so no child spans. Without a
+        // `traceparent` there is nothing to extract: the propagator (a global behind a lock)
+        // and its context are left alone.
+        let parent = request.headers().contains_key("traceparent").then(|| {
+            opentelemetry::global::get_text_map_propagator(|propagator| {
+                propagator.extract(&Headers(request.headers()))
+            })
+        });
+        let caller = parent.as_ref().map(|parent| {
             use opentelemetry::trace::TraceContextExt as _;
             parent.span().span_context().clone()
-        };
-        let traced = if caller.is_valid() {
-            caller.is_sampled()
-        } else {
-            otlp::sample_root()
+        });
+        let traced = match &caller {
+            Some(caller) if caller.is_valid() => caller.is_sampled(),
+            _ => otlp::sample_root(),
         };
         if !traced {
             return Either::Left(self.inner.call(request));
@@ -93,7 +96,9 @@ where
             rpc.grpc.status_code = tracing::field::Empty,
         );
         // A request without a (valid) traceparent starts a trace of its own.
-        let _ = span.set_parent(parent);
+        if let Some(parent) = parent {
+            let _ = span.set_parent(parent);
+        }
         let future = self.inner.call(request);
         let recorded = span.clone();
         Either::Right(Box::pin(

@@ -7,7 +7,9 @@
 
 mod audit;
 pub mod endpoint;
+pub mod gate;
 pub mod otlp;
+mod series;
 
 pub use audit::AuditWriterMetrics;
 
@@ -19,6 +21,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use series::Series;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -67,6 +70,27 @@ pub struct Telemetry {
     rate_wait_seconds: Family<ProviderLabels, Counter<f64, AtomicU64>>,
     rotation_due: Gauge,
     audit_writer: AuditWriterMetrics,
+    /// The handles `call` records into, by operation, provider and outcome.
+    call_handles: Series<CallHandles>,
+    /// The handles a provider call records into, by provider, operation and outcome.
+    provider_handles: Series<ProviderHandles>,
+}
+
+/// One gateway call's series: its counter, its operation's histogram, and the same labels as
+/// OpenTelemetry attributes (built once; the SDK still looks them up, without copies).
+struct CallHandles {
+    calls: Counter,
+    seconds: Histogram,
+    otel_labels: [KeyValue; 3],
+    otel_operation: [KeyValue; 1],
+}
+
+/// One provider call's series, as [`CallHandles`].
+struct ProviderHandles {
+    calls: Counter,
+    seconds: Histogram,
+    otel_labels: [KeyValue; 3],
+    otel_provider: [KeyValue; 1],
 }
 
 impl Default for Telemetry {
@@ -154,6 +178,8 @@ impl Telemetry {
             rate_waits,
             rate_wait_seconds,
             rotation_due,
+            call_handles: Series::default(),
+            provider_handles: Series::default(),
         }
     }
 
@@ -164,32 +190,38 @@ impl Telemetry {
 
     /// One gateway call, once its outcome is on record.
     pub fn call(&self, operation: &str, provider: &str, outcome: &str, elapsed: Duration) {
-        self.calls
-            .get_or_create(&CallLabels {
-                operation: operation.to_owned(),
-                provider: provider.to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
-        self.call_seconds
-            .get_or_create(&OperationLabels {
-                operation: operation.to_owned(),
-            })
-            .observe(elapsed.as_secs_f64());
-        if let Some(otel) = otlp::instruments() {
-            otel.calls.add(
-                1,
-                &[
-                    KeyValue::new("keygate.operation", operation.to_owned()),
-                    KeyValue::new("keygate.provider", provider.to_owned()),
-                    KeyValue::new("keygate.outcome", outcome.to_owned()),
-                ],
-            );
-            otel.call_duration.record(
-                elapsed.as_secs_f64(),
-                &[KeyValue::new("keygate.operation", operation.to_owned())],
-            );
-        }
+        let make = || CallHandles {
+            calls: self
+                .calls
+                .get_or_create(&CallLabels {
+                    operation: operation.to_owned(),
+                    provider: provider.to_owned(),
+                    outcome: outcome.to_owned(),
+                })
+                .clone(),
+            seconds: self
+                .call_seconds
+                .get_or_create(&OperationLabels {
+                    operation: operation.to_owned(),
+                })
+                .clone(),
+            otel_labels: [
+                KeyValue::new("keygate.operation", operation.to_owned()),
+                KeyValue::new("keygate.provider", provider.to_owned()),
+                KeyValue::new("keygate.outcome", outcome.to_owned()),
+            ],
+            otel_operation: [KeyValue::new("keygate.operation", operation.to_owned())],
+        };
+        let seconds = elapsed.as_secs_f64();
+        self.call_handles
+            .with(&[operation, provider, outcome], make, |handles| {
+                handles.calls.inc();
+                handles.seconds.observe(seconds);
+                if let Some(otel) = otlp::instruments() {
+                    otel.calls.add(1, &handles.otel_labels);
+                    otel.call_duration.record(seconds, &handles.otel_operation);
+                }
+            });
     }
 
     /// How many enabled keys are past their crypto-period and not rotated (the scheduler's
@@ -217,31 +249,40 @@ impl Metrics for Telemetry {
             Outcome::Ok => "ok",
             Outcome::Error(kind) => kind,
         };
-        self.provider_calls
-            .get_or_create(&ProviderCallLabels {
-                provider: event.provider.to_owned(),
-                operation: event.op.as_str().to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
-        self.provider_seconds
-            .get_or_create(&ProviderLabels {
-                provider: event.provider.to_owned(),
-            })
-            .observe(event.latency.as_secs_f64());
-        if let Some(otel) = otlp::instruments() {
-            let provider = KeyValue::new("keygate.provider", event.provider.to_owned());
-            otel.provider_calls.add(
-                1,
-                &[
-                    provider.clone(),
-                    KeyValue::new("keygate.operation", event.op.as_str()),
-                    KeyValue::new("keygate.outcome", outcome),
-                ],
-            );
-            otel.provider_call_duration
-                .record(event.latency.as_secs_f64(), &[provider]);
-        }
+        let operation = event.op.as_str();
+        let make = || ProviderHandles {
+            calls: self
+                .provider_calls
+                .get_or_create(&ProviderCallLabels {
+                    provider: event.provider.to_owned(),
+                    operation: operation.to_owned(),
+                    outcome: outcome.to_owned(),
+                })
+                .clone(),
+            seconds: self
+                .provider_seconds
+                .get_or_create(&ProviderLabels {
+                    provider: event.provider.to_owned(),
+                })
+                .clone(),
+            otel_labels: [
+                KeyValue::new("keygate.provider", event.provider.to_owned()),
+                KeyValue::new("keygate.operation", operation),
+                KeyValue::new("keygate.outcome", outcome.to_owned()),
+            ],
+            otel_provider: [KeyValue::new("keygate.provider", event.provider.to_owned())],
+        };
+        let seconds = event.latency.as_secs_f64();
+        self.provider_handles
+            .with(&[event.provider, operation, outcome], make, |handles| {
+                handles.calls.inc();
+                handles.seconds.observe(seconds);
+                if let Some(otel) = otlp::instruments() {
+                    otel.provider_calls.add(1, &handles.otel_labels);
+                    otel.provider_call_duration
+                        .record(seconds, &handles.otel_provider);
+                }
+            });
     }
 
     fn breaker(&self, provider: &str, state: BreakerState) {
