@@ -19,10 +19,8 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        // FULL: a commit is on disk when it returns. The audit writer's own connection commits
-        // with NORMAL and flushes the WAL itself before it acknowledges a batch
-        // (`audit::store::sqlite::wal_sync`): an acknowledged call survives a power loss
-        // either way.
+        // FULL: a commit is on disk before the audit append returns, so an acknowledged call
+        // survives a crash or power loss.
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         // No automatic checkpoints: they would run inside an audit commit and stall every call

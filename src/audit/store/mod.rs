@@ -182,23 +182,12 @@ pub trait AuditStore: Send + Sync {
     async fn first_sequence(&self) -> StoreResult<Option<u64>>;
 }
 
-/// Resolves once a committed batch would survive a power loss. The work it waits for has
-/// already started when [`StoreWriter::commit`] returns, so the writer can commit the next
-/// batch meanwhile; it covers every batch committed before it, too.
-pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send>>;
-
-/// A [`Durable`] for a store whose commits are durable when they return.
-pub fn durable_now() -> Durable {
-    Box::pin(std::future::ready(Ok(())))
-}
-
 /// The single writer's connection.
 #[async_trait::async_trait]
 pub trait StoreWriter: Send {
-    /// Appends `events` (already sealed, in sequence order) and `side`, all or nothing. When
-    /// it returns Ok the batch is committed (a crash of the process keeps it); once the
-    /// returned [`Durable`] resolves Ok it also survives a power loss.
-    async fn commit(&mut self, events: &[AuditEvent], side: &SideRows) -> StoreResult<Durable>;
+    /// Appends `events` (already sealed, in sequence order) and `side`, all or nothing, and
+    /// durably: when it returns Ok the batch survives a crash or power loss.
+    async fn commit(&mut self, events: &[AuditEvent], side: &SideRows) -> StoreResult<()>;
 
     /// Upkeep between two batches, after their replies went out.
     async fn between_batches(&mut self);

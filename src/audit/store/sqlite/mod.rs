@@ -1,13 +1,11 @@
-//! The audit log in SQLite (WAL; durable before acknowledged: see `crate::db` and
-//! [`wal_sync`]).
+//! The audit log in SQLite (WAL, `synchronous=FULL`; see `crate::db`).
 
 mod wal;
-mod wal_sync;
 mod write;
 
 use super::{
-    After, AuditStore, Checkpoint, CursorRow, Durable, FeedCounters, GatewayRef, SideRows,
-    StoreResult, StoreWriter, durable_now,
+    After, AuditStore, Checkpoint, CursorRow, FeedCounters, GatewayRef, SideRows, StoreResult,
+    StoreWriter,
 };
 use crate::audit::event::{AuditEvent, AuditRecord, Link};
 use crate::audit::filter::AuditFilter;
@@ -48,11 +46,11 @@ impl SqliteAuditStore {
 struct SqliteWriter {
     conn: SqliteConnection,
     catch_up: wal::CatchUp,
-    wal: Option<wal_sync::WalSync>,
 }
 
-impl SqliteWriter {
-    async fn write(&mut self, events: &[AuditEvent], side: &SideRows) -> StoreResult<()> {
+#[async_trait::async_trait]
+impl StoreWriter for SqliteWriter {
+    async fn commit(&mut self, events: &[AuditEvent], side: &SideRows) -> StoreResult<()> {
         // One multi-row INSERT for the whole batch: per-statement overhead, not rows, is what
         // limits SQLite here, so a batch costs about what one row does. Only batches with rows
         // beside the chain (or more rows than one INSERT takes) need a transaction.
@@ -65,17 +63,6 @@ impl SqliteWriter {
         }
         write::write_side(&mut tx, side).await?;
         tx.commit().await
-    }
-}
-
-#[async_trait::async_trait]
-impl StoreWriter for SqliteWriter {
-    async fn commit(&mut self, events: &[AuditEvent], side: &SideRows) -> StoreResult<Durable> {
-        self.write(events, side).await?;
-        match &mut self.wal {
-            Some(wal) => wal.start(),
-            None => Ok(durable_now()),
-        }
     }
 
     async fn between_batches(&mut self) {
@@ -255,15 +242,10 @@ impl AuditStore for SqliteAuditStore {
         sqlx::query("PRAGMA busy_timeout = 5000")
             .execute(&mut conn)
             .await?;
-        let wal = wal_sync::WalSync::attach(&mut conn).await?;
         let checkpoint_conn = self.db.acquire().await?.detach();
         let catch_up = wal::CatchUp::default();
         tokio::spawn(wal::run(checkpoint_conn, catch_up.clone()));
-        Ok(Box::new(SqliteWriter {
-            conn,
-            catch_up,
-            wal,
-        }))
+        Ok(Box::new(SqliteWriter { conn, catch_up }))
     }
 
     async fn head(&self) -> StoreResult<Option<(u64, String)>> {

@@ -1,30 +1,17 @@
-//! The single writer: batches queued appends into one INSERT, then acknowledges them once
-//! durable.
+//! The single writer: batches queued appends into one INSERT, then acknowledges them.
 //!
 //! Besides the calls' events ([`Job::Event`]), the writer takes [`Job::Batch`]es: records that
 //! commit together with rows beside the chain (an ingester's records with its cursor, a
 //! checkpoint, a retention step), all in one transaction. Every write to the audit tables goes
 //! through here, so nothing contends with the writer for the database.
 //!
-//! Committing and becoming durable are two steps ([`StoreWriter::commit`] returns a
-//! [`Durable`](super::store::Durable)): this task seals and commits batch after batch, and
-//! [`settle`] waits for each one's flush and then acknowledges it, so the next batch is written
-//! while the last one is still on its way to the disk. No call is acknowledged before its event
-//! is durable.
-//!
-//! When a batch cannot be committed (or flushed) the log is marked not writable ([`Health`]):
-//! the gateway then refuses new calls and reports NOT_SERVING. The writer keeps trying, with
-//! each batch and on its own every [`PROBE_INTERVAL`] while idle; the first batch that is
-//! committed and durable carries an `AuditStoreRecovered` event recording the gap, and the log
-//! is writable again.
+//! When a batch cannot be committed the log is marked not writable ([`Health`]): the gateway
+//! then refuses new calls and reports NOT_SERVING. The writer keeps trying, with each batch
+//! and on its own every [`PROBE_INTERVAL`] while idle; the first commit that succeeds carries
+//! an `AuditStoreRecovered` event recording the gap, and the log is writable again.
 
-mod outage;
-mod settle;
-
-use super::event::{AuditEvent, AuditRecord, GENESIS_HASH, Link};
+use super::event::{AuditEvent, AuditRecord, GENESIS_HASH, Link, Outcome};
 use super::store::{self, IngestedRow, SideRows, StoreWriter};
-use outage::Outage;
-use settle::{Committed, Waiting};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -65,6 +52,65 @@ pub struct Health {
     pub refused: Arc<AtomicU64>,
 }
 
+/// Events of failed batches kept for the recovery commit, at most this many; beyond it they
+/// are counted as lost in the recovery event.
+const MAX_LATE: usize = 100_000;
+
+/// What the writer knows of an outage in progress.
+struct Outage {
+    since_ms: i64,
+    failed_batches: u64,
+    last_error: String,
+    /// Events whose batch failed: calls that happened (or were refused) but whose callers got
+    /// AUDIT_UNAVAILABLE. They are committed, in order, right after the recovery event.
+    late: Vec<AuditRecord>,
+    lost: u64,
+}
+
+impl Outage {
+    fn keep(&mut self, records: impl Iterator<Item = AuditRecord>) {
+        for record in records {
+            if self.late.len() < MAX_LATE {
+                self.late.push(record);
+            } else {
+                self.lost += 1;
+            }
+        }
+    }
+
+    fn record(&self, refused_calls: u64) -> AuditRecord {
+        AuditRecord {
+            time_ms: crate::time::now_ms(),
+            source: "gateway".into(),
+            actor: "keygate:audit-writer".into(),
+            actor_kind: "system".into(),
+            action: crate::policy::Action::AuditStoreRecovered.as_str().into(),
+            outcome: Outcome::Ok.as_str().into(),
+            reason: format!(
+                "the audit store could not be written from {}; calls were refused meanwhile",
+                crate::time::rfc3339(self.since_ms)
+            ),
+            policy: "system: audit store recovery".into(),
+            details: serde_json::json!({
+                "unwritable_since": crate::time::rfc3339(self.since_ms),
+                "failed_batches": self.failed_batches,
+                "refused_calls": refused_calls,
+                "late_events": self.late.len(),
+                "lost_events": self.lost,
+                "last_error": self.last_error,
+            })
+            .to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Who waits for which of a batch's events.
+enum Waiting {
+    One(Ack),
+    Many(BatchAck, std::ops::Range<usize>),
+}
+
 pub async fn run(
     mut store: Box<dyn StoreWriter>,
     head: Option<(u64, String)>,
@@ -76,24 +122,17 @@ pub async fn run(
     let (mut sequence, mut previous) = head.unwrap_or((0, GENESIS_HASH.to_string()));
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut outage: Option<Outage> = None;
-    // Flushes that failed, from the settler: the writer begins an outage at once, since the
-    // gateway refuses calls from then on and no job may come to wake it.
-    let (failed, mut failures) = mpsc::unbounded_channel();
-    let (settle_tx, settle_rx) = mpsc::channel(settle::MAX_IN_FLIGHT);
-    let settler = tokio::spawn(settle::run(settle_rx, live, metrics.clone(), failed));
     loop {
-        let probing = outage.is_some();
-        let received = tokio::select! {
-            biased;
-            Some(reason) = failures.recv() => {
-                outage_begins(&mut outage, &health, reason, Vec::new(), true);
-                continue;
-            }
-            // Cancel safe: when the other branch wins, nothing was taken from the queue.
-            received = next_jobs(&mut rx, &mut jobs, probing) => received,
+        let received = if outage.is_some() {
+            // None when idle: probe with the recovery event alone.
+            tokio::time::timeout(PROBE_INTERVAL, rx.recv_many(&mut jobs, MAX_BATCH))
+                .await
+                .ok()
+        } else {
+            Some(rx.recv_many(&mut jobs, MAX_BATCH).await)
         };
         if received == Some(0) {
-            break; // every sender is gone: the gateway is shutting down
+            return; // every sender is gone: the gateway is shutting down
         }
         metrics.taken(rx.len());
         let mut events = Vec::with_capacity(jobs.len() + 1);
@@ -143,44 +182,48 @@ pub async fn run(
         }
         store::provider_request_id_rows(&events, &mut side.provider_request_ids);
         let started = std::time::Instant::now();
-        match store.commit(&events, &side).await {
-            Ok(durable) => {
-                // In the chain from now on, whatever becomes of the flush.
+        let committed = store.commit(&events, &side).await;
+        metrics.committed(events.len(), started.elapsed(), committed.is_ok());
+        match committed {
+            Ok(()) => {
                 sequence = seq;
                 previous = prev;
-                let mut batch = Committed::new(durable, started, events, waiting);
-                if outage.is_some() {
-                    // The outage ends only with a batch on the disk: wait for this one here.
-                    match batch.flushed().await {
-                        Ok(()) => {
-                            outage = None;
-                            tracing::warn!(
-                                late_events = late,
-                                "the audit store is writable again; accepting calls"
-                            );
-                            health.refused.fetch_sub(refused, Ordering::Relaxed);
-                            health.writable.send_replace(true);
+                if outage.take().is_some() {
+                    tracing::warn!(
+                        late_events = late,
+                        "the audit store is writable again; accepting calls"
+                    );
+                    health.refused.fetch_sub(refused, Ordering::Relaxed);
+                    health.writable.send_replace(true);
+                }
+                // Positions of the waiting jobs' events: after the recovery and late events.
+                let skip = events.len() - count(&waiting);
+                let mut at = skip;
+                for w in waiting {
+                    match w {
+                        Waiting::One(ack) => {
+                            let _ = ack.send(Ok(events[at].sequence));
+                            at += 1;
                         }
-                        Err(reason) => {
-                            // Its late events are in the chain now; the next recovery event
-                            // counts this failure.
-                            if let Some(o) = &mut outage {
-                                o.late.clear();
-                            }
-                            outage_begins(&mut outage, &health, reason, Vec::new(), true);
+                        Waiting::Many(ack, range) => {
+                            let _ = ack.send(Ok(events[range.clone()]
+                                .iter()
+                                .map(|e| e.sequence)
+                                .collect()));
+                            at += range.len();
                         }
                     }
                 }
-                if settle_tx.send(batch).await.is_err() {
-                    break; // the settler is gone: only at shutdown
+                for event in events {
+                    // No subscribers is normal; a lagging one skips ahead.
+                    let _ = live.send(Arc::new(event));
                 }
             }
             Err(e) => {
                 // Nothing was written: the chain continues from the old head. Calls' events
                 // wait for the recovery commit; batches are retried by whoever sent them.
                 let reason = e.to_string();
-                metrics.committed(events.len(), started.elapsed(), false);
-                let fresh = events.len() - settle::count(&waiting);
+                let fresh = events.len() - count(&waiting);
                 let mut events = events.into_iter().skip(fresh);
                 let mut calls = Vec::new();
                 let mut acks = Vec::new();
@@ -198,52 +241,51 @@ pub async fn run(
                         }
                     }
                 }
-                if outage.is_none() {
-                    tracing::error!(error = %e, rows = calls.len(), "audit append failed; refusing calls until the store is writable");
+                match &mut outage {
+                    Some(o) => {
+                        o.failed_batches += u64::from(!calls.is_empty());
+                        o.last_error = reason.clone();
+                        o.keep(calls.into_iter());
+                    }
+                    None => {
+                        tracing::error!(error = %e, rows = calls.len(), "audit append failed; refusing calls until the store is writable");
+                        let mut o = Outage {
+                            since_ms: crate::time::now_ms(),
+                            failed_batches: 1,
+                            last_error: reason.clone(),
+                            late: Vec::new(),
+                            lost: 0,
+                        };
+                        o.keep(calls.into_iter());
+                        outage = Some(o);
+                        health.writable.send_replace(false);
+                    }
                 }
-                let counted = outage.is_none() || !calls.is_empty();
-                outage_begins(&mut outage, &health, reason.clone(), calls, counted);
                 for w in acks {
-                    w.fail(&reason);
+                    match w {
+                        Waiting::One(ack) => {
+                            let _ = ack.send(Err(reason.clone()));
+                        }
+                        Waiting::Many(ack, _) => {
+                            let _ = ack.send(Err(reason.clone()));
+                        }
+                    }
                 }
             }
         }
         store.between_batches().await;
     }
-    // Every batch committed is acknowledged before the writer is done.
-    drop(settle_tx);
-    let _ = settler.await;
 }
 
-/// Waits for jobs; during an outage, for at most [`PROBE_INTERVAL`] (None when idle: the
-/// writer then probes with the recovery event alone).
-async fn next_jobs(
-    rx: &mut mpsc::Receiver<Job>,
-    jobs: &mut Vec<Job>,
-    probing: bool,
-) -> Option<usize> {
-    if probing {
-        tokio::time::timeout(PROBE_INTERVAL, rx.recv_many(jobs, MAX_BATCH))
-            .await
-            .ok()
-    } else {
-        Some(rx.recv_many(jobs, MAX_BATCH).await)
-    }
-}
-
-/// Records a failed batch in the outage, starting one (and refusing calls) if none is on.
-fn outage_begins(
-    outage: &mut Option<Outage>,
-    health: &Health,
-    reason: String,
-    late: Vec<AuditRecord>,
-    counted: bool,
-) {
-    let o = outage.get_or_insert_with(|| {
-        health.writable.send_replace(false);
-        Outage::new(reason.clone())
-    });
-    o.failed(reason, late, counted);
+/// Events the waiting jobs account for.
+fn count(waiting: &[Waiting]) -> usize {
+    waiting
+        .iter()
+        .map(|w| match w {
+            Waiting::One(_) => 1,
+            Waiting::Many(_, range) => range.len(),
+        })
+        .sum()
 }
 
 fn merge(into: &mut SideRows, from: SideRows) {
@@ -257,6 +299,3 @@ fn merge(into: &mut SideRows, from: SideRows) {
         into.prune = from.prune;
     }
 }
-
-#[cfg(test)]
-mod tests;
