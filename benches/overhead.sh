@@ -11,11 +11,13 @@
 # and the ratios: disk/bare, tmpfs/bare, vault/openbao, and keygate's own CPU per Vault call
 # against its CPU per local call.
 #
-#   benches/overhead.sh [OLD_KEYGATE]     with OLD_KEYGATE, its disk and tmpfs figures too
+#   benches/overhead.sh [OLD_KEYGATE]     with OLD_KEYGATE, its disk, tmpfs and Vault figures too
 #   RUNS=3 DURATION=8s CONCURRENCY=64 VAULT_C=32 ONLY="bare disk tmpfs vault openbao"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OLD="${1:-}"
 VAULT_C="${VAULT_C:-32}"
+# The old binary's servers join the run unless ONLY names what to drive.
+[ -n "${ONLY:-}" ] && only_given=1 || only_given=""
 ONLY="${ONLY:-bare disk tmpfs vault openbao}"
 BASELINE_DIR="${BASELINE_DIR:-$root/../shared/bench-baseline}"
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 2; }
@@ -58,7 +60,7 @@ serve_dev tmpfs "$KEYGATE" "$shm/data"
 if [ -n "$OLD" ]; then
   serve_dev old-disk "$OLD" "$work/old-disk"
   serve_dev old-tmpfs "$OLD" "$shm/old-data"
-  ONLY="$ONLY old-disk old-tmpfs"
+  [ -n "$only_given" ] || ONLY="$ONLY old-disk old-tmpfs"
 fi
 
 bao_port="$(free_port)"; vault="http://127.0.0.1:$bao_port"
@@ -83,12 +85,20 @@ address = "$vault"
 mount = "transit"
 auth = { method = "token", token = { env = "BENCH_VAULT_TOKEN" } }
 TOML
-port="$(free_port)"
-"$KEYGATE" serve --dev --dev-token "$KEYGATE_TOKEN" --data-dir "$work/vault-gw" --config "$work/vault.toml" --listen "127.0.0.1:$port" --log warn > "$work/vault.log" 2>&1 &
-PID[vault]=$!; pids+=($!); ENDPOINT[vault]="http://127.0.0.1:$port"
-wait_for "$work/vault.log" "listening on"
+serve_vault() { # LABEL BINARY
+  local port; port="$(free_port)"
+  "$2" serve --dev --dev-token "$KEYGATE_TOKEN" --data-dir "$work/$1-gw" --config "$work/vault.toml" \
+    --listen "127.0.0.1:$port" --log warn > "$work/$1.log" 2>&1 &
+  PID[$1]=$!; pids+=($!); ENDPOINT[$1]="http://127.0.0.1:$port"
+  wait_for "$work/$1.log" "listening on"
+}
+serve_vault vault "$KEYGATE"
+if [ -n "$OLD" ]; then
+  serve_vault old-vault "$OLD"
+  [ -n "$only_given" ] || ONLY="$ONLY old-vault"
+fi
 
-for label in disk tmpfs old-disk old-tmpfs vault; do
+for label in disk tmpfs old-disk old-tmpfs vault old-vault; do
   [ -n "${ENDPOINT[$label]:-}" ] || continue
   KEYGATE_ENDPOINT="${ENDPOINT[$label]}" "$KEYGATE" key create bench/dek --algorithm aes-256-gcm \
     --owner bench --crypto-period 365d > /dev/null
@@ -136,7 +146,7 @@ for i in $(seq "$RUNS"); do
   for label in $ONLY; do
     case "$label" in
       openbao) wrk_run ;;
-      vault) kg_run vault "$VAULT_C" ;;
+      vault|old-vault) kg_run "$label" "$VAULT_C" ;;
       *) kg_run "$label" "$CONCURRENCY" ;;
     esac
   done
@@ -160,6 +170,7 @@ ratio("tmpfs", "bare", "tmpfs / bare")
 ratio("old-disk", "bare", "old disk / bare")
 ratio("old-tmpfs", "bare", "old tmpfs / bare")
 ratio("vault", "openbao", "vault / openbao")
+ratio("old-vault", "openbao", "old vault / openbao")
 if "vault" in med and "disk" in med:
     print("keygate CPU per Vault call %.1f us = %.2fx its CPU per local call (disk)" % (med["vault"]["us_per_call"], med["vault"]["us_per_call"] / med["disk"]["us_per_call"]))
 PY
