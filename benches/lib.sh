@@ -62,3 +62,51 @@ print("%s: median %.0f ops/s, p50 %.2f ms, p99 %.2f ms (%d runs)" % (
     med(lambda r: r["latency_ms"]["p99"]), len(runs)))
 PY
 }
+
+# The scripts below run several servers at once: each one's PID goes into `pids` (the script's
+# EXIT trap stops them), and a gateway's into PID[LABEL] and ENDPOINT[LABEL].
+pids=()
+declare -A PID ENDPOINT
+
+# ticks PID: CPU time (user + system, in clock ticks) the process has used so far.
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# wait_for LOG TEXT: until LOG holds TEXT (15 s at most).
+wait_for() {
+  for _ in $(seq 150); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "did not start:" >&2; cat "$1" >&2; return 1
+}
+
+# serve_as LABEL BINARY DATA_DIR [ARGS...]: `BINARY serve --dev` on a free port, with
+# KEYGATE_TOKEN as its dev token; sets PID[LABEL] and ENDPOINT[LABEL].
+serve_as() {
+  local label="$1" binary="$2" data="$3" port; shift 3
+  port="$(free_port)"
+  "$binary" serve --dev --dev-token "$KEYGATE_TOKEN" --listen "127.0.0.1:$port" --data-dir "$data" \
+    --log warn "$@" > "$work/$label.log" 2>&1 &
+  PID[$label]=$!; pids+=($!); ENDPOINT[$label]="http://127.0.0.1:$port"
+  wait_for "$work/$label.log" "listening on"
+}
+
+# start_openbao: an OpenBao dev server (root token BENCH_VAULT_TOKEN) with Transit mounted, and
+# `$work/vault.toml`, a gateway configuration whose default provider is it. Sets `vault` (its
+# address) and PID[openbao].
+start_openbao() {
+  local bao port
+  bao="$("$root/tests/backends/install.sh" openbao | sed -n 's/^KEYGATE_BAO_BIN=//p')"
+  port="$(free_port)"; vault="http://127.0.0.1:$port"
+  "$bao" server -dev -dev-root-token-id="$BENCH_VAULT_TOKEN" -dev-listen-address="127.0.0.1:$port" \
+    > "$work/openbao.log" 2>&1 &
+  PID[openbao]=$!; pids+=($!)
+  for _ in $(seq 100); do curl -sf "$vault/v1/sys/health" >/dev/null && break; sleep 0.1; done
+  curl -sf -H "X-Vault-Token: $BENCH_VAULT_TOKEN" -X POST -d '{"type":"transit"}' "$vault/v1/sys/mounts/transit"
+  cat > "$work/vault.toml" <<TOML
+dev_only = true
+default_provider = "vault"
+[providers.vault]
+kind = "vault"
+address = "$vault"
+mount = "transit"
+auth = { method = "token", token = { env = "BENCH_VAULT_TOKEN" } }
+TOML
+}

@@ -31,44 +31,22 @@ mkdir -p "$basebuild"
 cp -r "$BASELINE_DIR"/Cargo.toml "$BASELINE_DIR"/Cargo.lock "$BASELINE_DIR"/build.rs \
   "$BASELINE_DIR"/src "$BASELINE_DIR"/proto "$basebuild"/
 (cd "$basebuild" && CARGO_TARGET_DIR="$basebuild/target" cargo build --release -q)
-bao="$("$root/tests/backends/install.sh" openbao | sed -n 's/^KEYGATE_BAO_BIN=//p')"
-
-pids=()
 shm="$(mktemp -d /dev/shm/keygate-bench-XXXXXX)"
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$shm"; cleanup' EXIT
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-wait_for() { # LOG
-  for _ in $(seq 150); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "did not start:" >&2; cat "$1" >&2; return 1
-}
-
 export KEYGATE_TOKEN=kg_bench_token_0123456789 BENCH_VAULT_TOKEN=bench-root
-declare -A ENDPOINT PID
-serve_dev() { # LABEL BINARY DATA_DIR
-  local port; port="$(free_port)"
-  "$2" serve --dev --dev-token "$KEYGATE_TOKEN" --listen "127.0.0.1:$port" --data-dir "$3" \
-    --log warn > "$work/$1.log" 2>&1 &
-  PID[$1]=$!; pids+=($!); ENDPOINT[$1]="http://127.0.0.1:$port"
-  wait_for "$work/$1.log" "listening on"
-}
 
 port="$(free_port)"
 "$basebuild/target/release/kg-baseline" "127.0.0.1:$port" > "$work/bare.log" 2>&1 &
 PID[bare]=$!; pids+=($!); ENDPOINT[bare]="http://127.0.0.1:$port"
-serve_dev disk "$KEYGATE" "$work/disk"
-serve_dev tmpfs "$KEYGATE" "$shm/data"
+serve_as disk "$KEYGATE" "$work/disk"
+serve_as tmpfs "$KEYGATE" "$shm/data"
 if [ -n "$OLD" ]; then
-  serve_dev old-disk "$OLD" "$work/old-disk"
-  serve_dev old-tmpfs "$OLD" "$shm/old-data"
+  serve_as old-disk "$OLD" "$work/old-disk"
+  serve_as old-tmpfs "$OLD" "$shm/old-data"
   [ -n "$only_given" ] || ONLY="$ONLY old-disk old-tmpfs"
 fi
 
-bao_port="$(free_port)"; vault="http://127.0.0.1:$bao_port"
-"$bao" server -dev -dev-root-token-id="$BENCH_VAULT_TOKEN" -dev-listen-address="127.0.0.1:$bao_port" \
-  > "$work/openbao.log" 2>&1 &
-PID[openbao]=$!; pids+=($!)
-for _ in $(seq 100); do curl -sf "$vault/v1/sys/health" >/dev/null && break; sleep 0.1; done
-curl -sf -H "X-Vault-Token: $BENCH_VAULT_TOKEN" -X POST -d '{"type":"transit"}' "$vault/v1/sys/mounts/transit"
+start_openbao
 curl -sf -H "X-Vault-Token: $BENCH_VAULT_TOKEN" -X POST -d '{"type":"aes256-gcm96"}' "$vault/v1/transit/keys/direct" > /dev/null
 cat > "$work/encrypt.lua" <<LUA
 wrk.method = "POST"
@@ -76,25 +54,9 @@ wrk.body = '{"plaintext":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Vault-Token"] = "$BENCH_VAULT_TOKEN"
 LUA
-cat > "$work/vault.toml" <<TOML
-dev_only = true
-default_provider = "vault"
-[providers.vault]
-kind = "vault"
-address = "$vault"
-mount = "transit"
-auth = { method = "token", token = { env = "BENCH_VAULT_TOKEN" } }
-TOML
-serve_vault() { # LABEL BINARY
-  local port; port="$(free_port)"
-  "$2" serve --dev --dev-token "$KEYGATE_TOKEN" --data-dir "$work/$1-gw" --config "$work/vault.toml" \
-    --listen "127.0.0.1:$port" --log warn > "$work/$1.log" 2>&1 &
-  PID[$1]=$!; pids+=($!); ENDPOINT[$1]="http://127.0.0.1:$port"
-  wait_for "$work/$1.log" "listening on"
-}
-serve_vault vault "$KEYGATE"
+serve_as vault "$KEYGATE" "$work/vault-gw" --config "$work/vault.toml"
 if [ -n "$OLD" ]; then
-  serve_vault old-vault "$OLD"
+  serve_as old-vault "$OLD" "$work/old-vault-gw" --config "$work/vault.toml"
   [ -n "$only_given" ] || ONLY="$ONLY old-vault"
 fi
 

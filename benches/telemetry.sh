@@ -12,14 +12,8 @@ build --example otlp_sink
 SINK="$CARGO_TARGET_DIR/release/examples/otlp_sink"
 seconds="${DURATION%s}"
 hz="$(getconf CLK_TCK)"
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-pids=()
 shm="$(mktemp -d /dev/shm/keygate-telemetry-XXXXXX)"
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$shm"; cleanup' EXIT
-wait_for() { # LOG TEXT
-  for _ in $(seq 150); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "did not start:" >&2; cat "$1" >&2; return 1
-}
 
 sink_port="$(free_port)"
 "$SINK" "127.0.0.1:$sink_port" > "$work/sink.log" 2>&1 &
@@ -27,15 +21,10 @@ SINK_PID=$!; pids+=($!)
 wait_for "$work/sink.log" "otlp sink on"
 
 export KEYGATE_TOKEN=kg_bench_token_0123456789
-declare -A ENDPOINT PID
 serve() { # LABEL [CONFIG]
-  local port; port="$(free_port)"
   local config=()
   [ -z "${2:-}" ] || config=(--config "$2")
-  "$KEYGATE" serve --dev --dev-token "$KEYGATE_TOKEN" --listen "127.0.0.1:$port" \
-    --data-dir "$shm/$1" --log warn "${config[@]}" > "$work/$1.log" 2>&1 &
-  PID[$1]=$!; pids+=($!); ENDPOINT[$1]="http://127.0.0.1:$port"
-  wait_for "$work/$1.log" "listening on"
+  serve_as "$1" "$KEYGATE" "$shm/$1" "${config[@]}"
   KEYGATE_ENDPOINT="${ENDPOINT[$1]}" "$KEYGATE" key create bench/dek --algorithm aes-256-gcm \
     --owner bench --crypto-period 365d > /dev/null
 }

@@ -14,41 +14,13 @@ NEW="${2:?usage: vault-batch.sh OLD_KEYGATE NEW_KEYGATE}"
 COUNT="${COUNT:-20000}"
 UNARY="${UNARY:-5000}"
 REWRAP_CONCURRENCY="${REWRAP_CONCURRENCY:-8}"
-bao="$("$root/tests/backends/install.sh" openbao | sed -n 's/^KEYGATE_BAO_BIN=//p')"
 
-pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; cleanup' EXIT
-wait_for() { # LOG TEXT
-  for _ in $(seq 150); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "did not start:" >&2; cat "$1" >&2; return 1
-}
-
 export KEYGATE_TOKEN=kg_bench_token_0123456789 BENCH_VAULT_TOKEN=bench-root
-bao_port="$(free_port)"; vault="http://127.0.0.1:$bao_port"
-"$bao" server -dev -dev-root-token-id="$BENCH_VAULT_TOKEN" -dev-listen-address="127.0.0.1:$bao_port" \
-  > "$work/openbao.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -sf "$vault/v1/sys/health" >/dev/null && break; sleep 0.1; done
-curl -sf -H "X-Vault-Token: $BENCH_VAULT_TOKEN" -X POST -d '{"type":"transit"}' "$vault/v1/sys/mounts/transit"
-cat > "$work/vault.toml" <<TOML
-dev_only = true
-default_provider = "vault"
-[providers.vault]
-kind = "vault"
-address = "$vault"
-mount = "transit"
-auth = { method = "token", token = { env = "BENCH_VAULT_TOKEN" } }
-TOML
+start_openbao
 
-declare -A ENDPOINT PID
-for label in old new; do
-  bin=$OLD; [ "$label" = new ] && bin=$NEW
-  port="$(free_port)"
-  "$bin" serve --dev --dev-token "$KEYGATE_TOKEN" --data-dir "$work/$label" --config "$work/vault.toml" \
-    --listen "127.0.0.1:$port" --log warn > "$work/$label.log" 2>&1 &
-  PID[$label]=$!; pids+=($!); ENDPOINT[$label]="http://127.0.0.1:$port"
-  wait_for "$work/$label.log" "listening on"
-done
+serve_as old "$OLD" "$work/old" --config "$work/vault.toml"
+serve_as new "$NEW" "$work/new" --config "$work/vault.toml"
 
 out="$work/runs.jsonl"
 for i in $(seq "$RUNS"); do
