@@ -4,11 +4,51 @@
 pub mod leader;
 pub mod postgres;
 
-use sqlx::SqlitePool;
+use sqlx::{PgPool, SqlitePool};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
+
+/// The database of the catalog, approval, destruction and posture stores: SQLite in the data
+/// directory, or PostgreSQL shared by replicas. Their queries are written once, in SQL both
+/// accept with `$1…` placeholders, and [`on_db!`](crate::on_db) runs each on whichever pool
+/// this holds.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+}
+
+impl From<SqlitePool> for Db {
+    fn from(pool: SqlitePool) -> Self {
+        Db::Sqlite(pool)
+    }
+}
+
+impl From<PgPool> for Db {
+    fn from(pool: PgPool) -> Self {
+        Db::Postgres(pool)
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the pool `$db` (a `&Db`) holds: the body is compiled
+/// once per database, so one query text serves both.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
