@@ -4,8 +4,8 @@
 pub mod leader;
 pub mod postgres;
 
-use sqlx::{PgPool, SqlitePool};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -46,6 +46,19 @@ macro_rules! on_db {
         match $db {
             $crate::db::Db::Sqlite($pool) => $body,
             $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+    // `$database` names the sqlx database type in the body (for a `QueryBuilder<$database>`).
+    ($db:expr, |$pool:ident, $database:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => {
+                type $database = ::sqlx::Sqlite;
+                $body
+            }
+            $crate::db::Db::Postgres($pool) => {
+                type $database = ::sqlx::Postgres;
+                $body
+            }
         }
     };
 }

@@ -9,7 +9,7 @@ mod common;
 
 use common::{ROOT_TOKEN, Server, ServerOptions, create, keygate_bin};
 use keygate::audit::store::AuditStore as _;
-use keygate::audit::store::sqlite::SqliteAuditStore;
+use keygate::audit::store::sql::SqlAuditStore;
 use keygate::pb;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -290,7 +290,7 @@ async fn a_chain_rewritten_with_recomputed_hashes_is_named() {
     .unwrap();
     // Edit event x and recompute every hash from it to the head, as an intruder who knows
     // the (unkeyed) hash function would.
-    let store = SqliteAuditStore::new(pool.clone());
+    let store = SqlAuditStore::new(pool.clone());
     let mut events = Vec::new();
     let mut after = x - 1;
     loop {

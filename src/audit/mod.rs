@@ -116,7 +116,7 @@ impl AuditLog {
     /// The log in a SQLite database with [`AuditOptions::default`].
     pub async fn start_sqlite(db: sqlx::SqlitePool) -> Result<Self, AuditError> {
         Self::start(
-            Arc::new(store::sqlite::SqliteAuditStore::new(db)),
+            Arc::new(store::sql::SqlAuditStore::new(db)),
             AuditOptions::default(),
         )
         .await

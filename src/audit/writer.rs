@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Jobs committed together at most (one INSERT for calls' events).
-const MAX_BATCH: usize = store::sqlite::MAX_ROWS;
+const MAX_BATCH: usize = store::sql::MAX_ROWS;
 
 /// How often an idle writer retries a store that failed.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
@@ -182,12 +182,16 @@ pub async fn run(
         }
         store::provider_request_id_rows(&events, &mut side.provider_request_ids);
         let started = std::time::Instant::now();
-        let committed = store.commit(&events, &side).await;
+        let committed = store.commit(&mut events, &mut side).await;
         metrics.committed(events.len(), started.elapsed(), committed.is_ok());
         match committed {
             Ok(()) => {
-                sequence = seq;
-                previous = prev;
+                // Where the store put them: after another replica's events, if it appended
+                // since (`store::reseal`).
+                if let Some(last) = events.last() {
+                    sequence = last.sequence;
+                    previous = last.hash.clone();
+                }
                 if outage.take().is_some() {
                     tracing::warn!(
                         late_events = late,

@@ -6,7 +6,7 @@ use crate::audit::anchor::AnchorSettings;
 use crate::audit::anchor::witness::{DirWitness, ObjectWitness, Witness};
 use crate::audit::flood::FloodSettings;
 use crate::audit::ingest::{IngestSettings, file::FileFeed, objects::ObjectFeed, sources};
-use crate::audit::store::sqlite::SqliteAuditStore;
+use crate::audit::store::sql::SqlAuditStore;
 use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::{DEV_ROOT_ROLE, Principal, TokenTable};
 use crate::catalog::Catalog;
@@ -138,7 +138,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         );
     }
     let audit = AuditLog::start(
-        Arc::new(SqliteAuditStore::new(db)),
+        Arc::new(SqlAuditStore::new(db)),
         AuditOptions {
             flood: audit_flood(config)?,
             witnesses: witnesses(config, &providers)?,

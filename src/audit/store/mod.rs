@@ -1,11 +1,13 @@
 //! Where the audit log lives, behind one narrow interface: [`AuditStore`] for everything that
 //! reads (and the background work that writes through the writer), [`StoreWriter`] for the
-//! single writer's commits. SQLite implements both today ([`sqlite`]); another database needs
-//! only these two traits, with the same tables (see `migrations/sqlite/0001`, `0002`, `0010`).
+//! writer's commits. [`sql`] implements both on SQLite (one process, one writer) and on
+//! PostgreSQL (one writer per replica, all appending to one chain).
 //!
 //! Nothing outside this module writes SQL for the audit tables.
 
-pub mod sqlite;
+mod postgres;
+pub mod sql;
+mod sqlite;
 
 use super::event::{AuditEvent, AuditRecord};
 use super::filter::AuditFilter;
@@ -182,15 +184,52 @@ pub trait AuditStore: Send + Sync {
     async fn first_sequence(&self) -> StoreResult<Option<u64>>;
 }
 
-/// The single writer's connection.
+/// A writer's connection.
 #[async_trait::async_trait]
 pub trait StoreWriter: Send {
-    /// Appends `events` (already sealed, in sequence order) and `side`, all or nothing, and
-    /// durably: when it returns Ok the batch survives a crash or power loss.
-    async fn commit(&mut self, events: &[AuditEvent], side: &SideRows) -> StoreResult<()>;
+    /// Appends `events` (sealed in sequence order after the head this writer last saw) and
+    /// `side`, all or nothing, and durably: when it returns Ok the batch survives a crash or
+    /// power loss. A store that other writers append to as well (replicas sharing PostgreSQL)
+    /// reseals the batch after the head it finds under its lock ([`reseal`]), so on Ok the
+    /// events and `side` hold the sequences they were stored at.
+    async fn commit(&mut self, events: &mut [AuditEvent], side: &mut SideRows) -> StoreResult<()>;
 
     /// Upkeep between two batches, after their replies went out.
     async fn between_batches(&mut self);
+}
+
+/// Seals `events` again after `head` (sequence, hash): another writer appended since they were
+/// sealed. The rows beside them that name their sequences move with them.
+pub fn reseal(events: &mut [AuditEvent], side: &mut SideRows, head: (u64, &str)) {
+    let Some(first) = events.first() else {
+        return;
+    };
+    let old_first = first.sequence;
+    let new_first = head.0 + 1;
+    if old_first == new_first && first.previous_hash == head.1 {
+        return;
+    }
+    let moved = |sequence: u64| sequence.wrapping_sub(old_first).wrapping_add(new_first);
+    let mut previous = head.1.to_string();
+    for (i, event) in events.iter_mut().enumerate() {
+        let link = event.link.take();
+        let record = std::mem::take(&mut event.record);
+        *event = AuditEvent::seal(new_first + i as u64, previous, record);
+        event.link = link;
+        previous = event.hash.clone();
+    }
+    let last_old = old_first + events.len() as u64 - 1;
+    let in_batch = |s: u64| (old_first..=last_old).contains(&s);
+    for (_, sequence) in &mut side.provider_request_ids {
+        if in_batch(*sequence) {
+            *sequence = moved(*sequence);
+        }
+    }
+    for (sequence, _) in &mut side.ingested {
+        if in_batch(*sequence) {
+            *sequence = moved(*sequence);
+        }
+    }
 }
 
 /// The rows a batch's gateway events add to the request id index.
@@ -206,5 +245,64 @@ pub fn provider_request_id_rows(events: &[AuditEvent], rows: &mut Vec<(String, u
                 rows.push((id.clone(), e.sequence));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::GENESIS_HASH;
+    use crate::audit::event::chain_hash;
+
+    fn sealed(from: u64, n: usize) -> Vec<AuditEvent> {
+        let mut previous = GENESIS_HASH.to_string();
+        (0..n)
+            .map(|i| {
+                let record = AuditRecord {
+                    request_id: format!("r{i}"),
+                    ..Default::default()
+                };
+                let e = AuditEvent::seal(from + i as u64, previous.clone(), record);
+                previous = e.hash.clone();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_resealed_batch_follows_the_head_and_its_side_rows_move_with_it() {
+        let mut events = sealed(5, 3);
+        let mut side = SideRows {
+            provider_request_ids: vec![("p".into(), 6)],
+            ingested: vec![(7, IngestedRow::default())],
+            ..Default::default()
+        };
+        reseal(&mut events, &mut side, (41, "head-hash"));
+        assert_eq!(
+            events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            [42, 43, 44]
+        );
+        assert_eq!(events[0].previous_hash, "head-hash");
+        for pair in events.windows(2) {
+            assert_eq!(pair[1].previous_hash, pair[0].hash);
+        }
+        for e in &events {
+            assert_eq!(
+                e.hash,
+                chain_hash(e.format, e.sequence, &e.previous_hash, &e.record)
+            );
+        }
+        assert_eq!(events[1].record.request_id, "r1");
+        assert_eq!(side.provider_request_ids, [("p".to_string(), 43)]);
+        assert_eq!(side.ingested[0].0, 44);
+    }
+
+    #[test]
+    fn a_batch_already_after_the_head_is_left_as_sealed() {
+        let mut events = sealed(1, 2);
+        let before: Vec<String> = events.iter().map(|e| e.hash.clone()).collect();
+        reseal(&mut events, &mut SideRows::default(), (0, GENESIS_HASH));
+        let after: Vec<String> = events.iter().map(|e| e.hash.clone()).collect();
+        assert_eq!(before, after);
     }
 }

@@ -6,7 +6,7 @@ use super::super::client::{Connection, describe};
 use super::verdict;
 use crate::audit::anchor::statement;
 use crate::audit::anchor::witness::{WITNESS_FILE, read_file};
-use crate::audit::store::sqlite::SqliteAuditStore;
+use crate::audit::store::sql::SqlAuditStore;
 use crate::audit::verify::{self, Mode, Trust};
 use crate::cli::output::Format;
 use crate::pb;
@@ -161,7 +161,7 @@ pub async fn offline(
     let db = crate::db::open_read_only(dir)
         .await
         .map_err(|e| format!("--offline {}: {e}", dir.display()))?;
-    let store = SqliteAuditStore::new(db);
+    let store = SqlAuditStore::new(db);
     let trust = Trust {
         keys,
         witnessed,
