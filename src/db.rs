@@ -4,8 +4,8 @@
 pub mod leader;
 pub mod postgres;
 
-use sqlx::{PgPool, SqlitePool};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
