@@ -76,7 +76,7 @@ impl KeyProvider for Gated {
 
 async fn gateway(data: &Path) -> (Arc<Gateway>, Arc<Gated>, sqlx::SqlitePool) {
     let db = keygate::db::open(data).await.unwrap();
-    let catalog = Catalog::load(db.clone()).await.unwrap();
+    let catalog = Catalog::load(db.clone().into()).await.unwrap();
     let audit = AuditLog::start_sqlite(db.clone()).await.unwrap();
     let mut tokens = TokenTable::default();
     tokens.insert(
@@ -107,11 +107,11 @@ async fn gateway(data: &Path) -> (Arc<Gateway>, Arc<Gated>, sqlx::SqlitePool) {
         tokens,
         limits: Limits::default(),
         lifecycle: LifecycleSettings::default(),
-        approvals: ApprovalStore::new(db.clone()),
+        approvals: ApprovalStore::new(db.clone().into()),
         approval_settings: ApprovalSettings::default(),
-        destructions: DestructionRecords::new(db.clone()),
+        destructions: DestructionRecords::new(db.clone().into()),
         posture: keygate::posture::Posture {
-            store: keygate::posture::PostureStore::new(db.clone()),
+            store: keygate::posture::PostureStore::new(db.clone().into()),
             settings: Default::default(),
             system_keys: Vec::new(),
         },

@@ -1,11 +1,13 @@
-//! Approval requests in SQLite. Every decision on a request is one conditional UPDATE
+//! Approval requests, in SQLite or PostgreSQL (one SQL text for both: see
+//! [`crate::db::Db`]). Every decision on a request is one conditional UPDATE
 //! (`WHERE state = 'pending' AND approvals = <what was read>`), retried on conflict, so two
 //! approvals racing for the last place of a quorum cannot both release the change, and this
 //! holds across gateway replicas sharing the database.
 
 use super::request::{Approval, ApprovalRequest, Grant, PendingChange, RequestState};
+use crate::db::Db;
+use crate::on_db;
 use crate::time::rfc3339;
-use sqlx::{Row, SqlitePool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApprovalError {
@@ -65,7 +67,7 @@ pub struct ListFilter {
 }
 
 pub struct ApprovalStore {
-    db: SqlitePool,
+    db: Db,
 }
 
 /// The columns [`decode`] reads, as a literal so queries stay static strings.
@@ -81,22 +83,25 @@ macro_rules! columns {
 const RETRIES: usize = 16;
 
 impl ApprovalStore {
-    pub fn new(db: SqlitePool) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 
     /// Closes requests whose execution was under way when the gateway stopped: the audit
     /// events of their execution call say how far it got. Called once at start-up.
     pub async fn close_interrupted(&self, now_ms: i64) -> Result<u64, ApprovalError> {
-        let done = sqlx::query(
-            "UPDATE approval_requests SET state = 'failed', closed_at_ms = ?,
-                outcome = 'interrupted: the gateway stopped while carrying it out; the audit events of its execution call say how far it got'
-             WHERE state = 'approved'",
-        )
-        .bind(now_ms)
-        .execute(&self.db)
-        .await?;
-        Ok(done.rows_affected())
+        let done = on_db!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE approval_requests SET state = 'failed', closed_at_ms = $1,
+                    outcome = 'interrupted: the gateway stopped while carrying it out; the audit events of its execution call say how far it got'
+                 WHERE state = 'approved'",
+            )
+            .bind(now_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done)
     }
 
     /// Stores `request`, unless an open request for the same change (same digest) exists:
@@ -110,59 +115,69 @@ impl ApprovalStore {
         now_ms: i64,
     ) -> Result<(ApprovalRequest, bool), ApprovalError> {
         let change = to_json(&request.change)?;
-        let existing = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM approval_requests
-              WHERE state = 'pending' AND expires_at_ms > ?1
-                AND (digest = ?2 OR (?3 AND action = ?4 AND change = ?5 AND requester = ?6))
-              ORDER BY id DESC LIMIT 1"
-        ))
-        .bind(now_ms)
-        .bind(&request.digest)
-        .bind(request.change.reserves_key_id())
-        .bind(request.action().as_str())
-        .bind(&change)
-        .bind(&request.requester)
-        .fetch_optional(&self.db)
-        .await?;
+        // 0/1 rather than a boolean: PostgreSQL and SQLite bind an integer alike.
+        let reserves_key_id = i64::from(request.change.reserves_key_id());
+        let existing: Option<ApprovalRow> = on_db!(&self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM approval_requests
+                  WHERE state = 'pending' AND expires_at_ms > $1
+                    AND (digest = $2
+                         OR ($3 = 1 AND action = $4 AND change = $5 AND requester = $6))
+                  ORDER BY id DESC LIMIT 1"
+            ))
+            .bind(now_ms)
+            .bind(&request.digest)
+            .bind(reserves_key_id)
+            .bind(request.action().as_str())
+            .bind(&change)
+            .bind(&request.requester)
+            .fetch_optional(pool)
+            .await?
+        });
         if let Some(row) = existing {
-            return Ok((decode(&row)?, false));
+            return Ok((decode(row)?, false));
         }
-        sqlx::query(
-            "INSERT INTO approval_requests (id, action, key_id, key_name, environment, change,
-                digest, requester, request_call_id, quorum, created_at_ms, expires_at_ms, state,
-                approvals)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', '[]')",
-        )
-        .bind(&request.id)
-        .bind(request.action().as_str())
-        .bind(&request.key_id)
-        .bind(&request.key_name)
-        .bind(&request.environment)
-        .bind(&change)
-        .bind(&request.digest)
-        .bind(&request.requester)
-        .bind(&request.request_call_id)
-        .bind(i64::from(request.quorum))
-        .bind(request.created_at_ms)
-        .bind(request.expires_at_ms)
-        .execute(&self.db)
-        .await?;
+        on_db!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO approval_requests (id, action, key_id, key_name, environment,
+                    change, digest, requester, request_call_id, quorum, created_at_ms,
+                    expires_at_ms, state, approvals)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', '[]')",
+            )
+            .bind(&request.id)
+            .bind(request.action().as_str())
+            .bind(&request.key_id)
+            .bind(&request.key_name)
+            .bind(&request.environment)
+            .bind(&change)
+            .bind(&request.digest)
+            .bind(&request.requester)
+            .bind(&request.request_call_id)
+            .bind(i64::from(request.quorum))
+            .bind(request.created_at_ms)
+            .bind(request.expires_at_ms)
+            .execute(pool)
+            .await?;
+        });
         Ok((self.get(&request.id).await?, true))
     }
 
     pub async fn get(&self, id: &str) -> Result<ApprovalRequest, ApprovalError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM approval_requests WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.db)
-        .await?
-        .ok_or_else(|| ApprovalError::NotFound(crate::gateway::validate::truncate(id, 80)))?;
-        decode(&row)
+        let row: Option<ApprovalRow> = on_db!(&self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM approval_requests WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        let row =
+            row.ok_or_else(|| ApprovalError::NotFound(crate::gateway::validate::truncate(id, 80)))?;
+        decode(row)
     }
 
     /// Newest first.
@@ -172,32 +187,35 @@ impl ApprovalStore {
         now_ms: i64,
     ) -> Result<Vec<ApprovalRequest>, ApprovalError> {
         // `expired` is a pending request past its expiry; `pending` one before it.
-        let (state, expiry) = match filter.state.as_str() {
+        let (state, expiry): (&str, i64) = match filter.state.as_str() {
             "expired" => ("pending", 2),
             "pending" => ("pending", 1),
             other => (other, 0),
         };
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM approval_requests
-              WHERE (?1 = '' OR state = ?1)
-                AND (?2 = 0 OR (?2 = 1 AND expires_at_ms > ?3) OR (?2 = 2 AND expires_at_ms <= ?3))
-                AND (?4 = '' OR key_id = ?4)
-                AND (?5 = '' OR id < ?5)
-                AND (?7 = '' OR (key_name = ?7 AND action = 'AdoptKey'))
-              ORDER BY id DESC LIMIT ?6"
-        ))
-        .bind(state)
-        .bind(expiry)
-        .bind(now_ms)
-        .bind(&filter.key_id)
-        .bind(&filter.before)
-        .bind(i64::from(filter.limit))
-        .bind(&filter.adopted_name)
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(decode).collect()
+        let rows: Vec<ApprovalRow> = on_db!(&self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM approval_requests
+                  WHERE ($1 = '' OR state = $1)
+                    AND ($2 = 0 OR ($2 = 1 AND expires_at_ms > $3)
+                         OR ($2 = 2 AND expires_at_ms <= $3))
+                    AND ($4 = '' OR key_id = $4)
+                    AND ($5 = '' OR id < $5)
+                    AND ($7 = '' OR (key_name = $7 AND action = 'AdoptKey'))
+                  ORDER BY id DESC LIMIT $6"
+            ))
+            .bind(state)
+            .bind(expiry)
+            .bind(now_ms)
+            .bind(&filter.key_id)
+            .bind(&filter.before)
+            .bind(i64::from(filter.limit))
+            .bind(&filter.adopted_name)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(decode).collect()
     }
 
     /// The open request `id`, checked against its digest.
@@ -274,22 +292,30 @@ impl ApprovalStore {
             } else {
                 (RequestState::Pending, None, None)
             };
-            let done = sqlx::query(
-                "UPDATE approval_requests
-                 SET approvals = ?, state = ?, closed_by = ?, closed_at_ms = ?, execution_call_id = ?
-                 WHERE id = ? AND state = 'pending' AND approvals = ? AND expires_at_ms > ?",
-            )
-            .bind(to_json(&request.approvals)?)
-            .bind(state.as_str())
-            .bind(closed_by)
-            .bind(closed_at)
-            .bind(&execution_call_id)
-            .bind(&request.id)
-            .bind(&before)
-            .bind(now_ms)
-            .execute(&self.db)
-            .await?;
-            if done.rows_affected() == 0 {
+            let after = to_json(&request.approvals)?;
+            // On PostgreSQL a racing UPDATE waits for this row's lock and then finds
+            // `approvals` changed, so it matches nothing, as on SQLite.
+            let done = on_db!(&self.db, |pool| {
+                sqlx::query(
+                    "UPDATE approval_requests
+                     SET approvals = $1, state = $2, closed_by = $3, closed_at_ms = $4,
+                         execution_call_id = $5
+                     WHERE id = $6 AND state = 'pending' AND approvals = $7
+                       AND expires_at_ms > $8",
+                )
+                .bind(&after)
+                .bind(state.as_str())
+                .bind(closed_by)
+                .bind(closed_at)
+                .bind(&execution_call_id)
+                .bind(&request.id)
+                .bind(&before)
+                .bind(now_ms)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            });
+            if done == 0 {
                 // Another decision landed between the read and the write: read it again.
                 continue;
             }
@@ -359,19 +385,22 @@ impl ApprovalStore {
         reason: &str,
         now_ms: i64,
     ) -> Result<ApprovalRequest, ApprovalError> {
-        let done = sqlx::query(
-            "UPDATE approval_requests SET state = ?, closed_by = ?, closed_at_ms = ?, outcome = ?
-             WHERE id = ? AND state = 'pending' AND expires_at_ms > ?",
-        )
-        .bind(state.as_str())
-        .bind(principal)
-        .bind(now_ms)
-        .bind(reason)
-        .bind(&request.id)
-        .bind(now_ms)
-        .execute(&self.db)
-        .await?;
-        if done.rows_affected() == 0 {
+        let done = on_db!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE approval_requests
+                 SET state = $1, closed_by = $2, closed_at_ms = $3, outcome = $4
+                 WHERE id = $5 AND state = 'pending' AND expires_at_ms > $3",
+            )
+            .bind(state.as_str())
+            .bind(principal)
+            .bind(now_ms)
+            .bind(reason)
+            .bind(&request.id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if done == 0 {
             // Decided (or expired) meanwhile: say what it is now.
             let now = self.get(&request.id).await?;
             return Err(ApprovalError::Closed {
@@ -394,14 +423,17 @@ impl ApprovalStore {
         } else {
             RequestState::Failed
         };
-        sqlx::query(
-            "UPDATE approval_requests SET state = ?, outcome = ? WHERE id = ? AND state = 'approved'",
-        )
-        .bind(state.as_str())
-        .bind(outcome)
-        .bind(id)
-        .execute(&self.db)
-        .await?;
+        on_db!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE approval_requests SET state = $1, outcome = $2
+                 WHERE id = $3 AND state = 'approved'",
+            )
+            .bind(state.as_str())
+            .bind(outcome)
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 }
@@ -410,33 +442,52 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ApprovalError> {
     serde_json::to_string(value).map_err(|e| ApprovalError::Corrupt(e.to_string()))
 }
 
-fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<ApprovalRequest, ApprovalError> {
+/// An `approval_requests` row as [`columns!`] selects it.
+#[derive(sqlx::FromRow)]
+struct ApprovalRow {
+    id: String,
+    key_id: String,
+    key_name: String,
+    environment: String,
+    change: String,
+    digest: String,
+    requester: String,
+    request_call_id: String,
+    quorum: i64,
+    created_at_ms: i64,
+    expires_at_ms: i64,
+    state: String,
+    approvals: String,
+    closed_by: Option<String>,
+    closed_at_ms: Option<i64>,
+    outcome: Option<String>,
+    execution_call_id: Option<String>,
+}
+
+fn decode(row: ApprovalRow) -> Result<ApprovalRequest, ApprovalError> {
     let corrupt = |e: String| ApprovalError::Corrupt(e);
-    let change: String = row.try_get("change")?;
     let change: PendingChange =
-        serde_json::from_str(&change).map_err(|e| corrupt(e.to_string()))?;
-    let approvals: String = row.try_get("approvals")?;
+        serde_json::from_str(&row.change).map_err(|e| corrupt(e.to_string()))?;
     let approvals: Vec<Approval> =
-        serde_json::from_str(&approvals).map_err(|e| corrupt(e.to_string()))?;
-    let state: String = row.try_get("state")?;
-    let quorum: i64 = row.try_get("quorum")?;
+        serde_json::from_str(&row.approvals).map_err(|e| corrupt(e.to_string()))?;
+    let state = &row.state;
     Ok(ApprovalRequest {
-        id: row.try_get("id")?,
-        key_id: row.try_get("key_id")?,
-        key_name: row.try_get("key_name")?,
-        environment: row.try_get("environment")?,
+        state: RequestState::parse(state).ok_or_else(|| corrupt(format!("state '{state}'")))?,
+        quorum: u32::try_from(row.quorum).map_err(|e| corrupt(e.to_string()))?,
+        id: row.id,
+        key_id: row.key_id,
+        key_name: row.key_name,
+        environment: row.environment,
         change,
-        digest: row.try_get("digest")?,
-        requester: row.try_get("requester")?,
-        request_call_id: row.try_get("request_call_id")?,
-        quorum: u32::try_from(quorum).map_err(|e| corrupt(e.to_string()))?,
-        created_at_ms: row.try_get("created_at_ms")?,
-        expires_at_ms: row.try_get("expires_at_ms")?,
-        state: RequestState::parse(&state).ok_or_else(|| corrupt(format!("state '{state}'")))?,
+        digest: row.digest,
+        requester: row.requester,
+        request_call_id: row.request_call_id,
+        created_at_ms: row.created_at_ms,
+        expires_at_ms: row.expires_at_ms,
         approvals,
-        closed_by: row.try_get("closed_by")?,
-        closed_at_ms: row.try_get("closed_at_ms")?,
-        outcome: row.try_get("outcome")?,
-        execution_call_id: row.try_get("execution_call_id")?,
+        closed_by: row.closed_by,
+        closed_at_ms: row.closed_at_ms,
+        outcome: row.outcome,
+        execution_call_id: row.execution_call_id,
     })
 }

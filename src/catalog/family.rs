@@ -2,7 +2,8 @@
 //! copy of a key can be found (the destruction checklist's "all copies identified").
 
 use super::{Catalog, CatalogError};
-use sqlx::{Row, SqlitePool};
+use crate::db::Db;
+use crate::on_db;
 
 /// One imported copy (or one failed attempt at it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,90 +56,132 @@ impl KeyFamily {
     }
 }
 
-async fn save(db: &SqlitePool, family: &KeyFamily) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query(
-        "INSERT INTO key_families (key_id, state, created_by, created_at_ms) VALUES (?, ?, ?, ?)
-         ON CONFLICT (key_id) DO UPDATE SET state = excluded.state",
-    )
-    .bind(&family.key_id)
-    .bind(family.state())
-    .bind(&family.created_by)
-    .bind(family.created_at_ms)
-    .execute(&mut *tx)
-    .await?;
-    for c in &family.copies {
-        sqlx::query(
-            "INSERT OR REPLACE INTO key_copies (family_key_id, provider, provider_kind, status,
-                 copy_key_id, provider_uri, import_method, wrapping_key_id, ephemeral_left_hsm,
-                 imported_at_ms, imported_by, import_expires_at_ms, material_validity_ms,
-                 material_expires_at_ms, error)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&family.key_id)
-        .bind(&c.provider)
-        .bind(&c.provider_kind)
-        .bind(if c.imported { "imported" } else { "failed" })
-        .bind(&c.copy_key_id)
-        .bind(&c.provider_uri)
-        .bind(&c.import_method)
-        .bind(&c.wrapping_key_id)
-        .bind(c.ephemeral_left_hsm)
-        .bind(c.imported_at_ms)
-        .bind(&c.imported_by)
-        .bind(c.import_expires_at_ms)
-        .bind(c.material_validity_ms)
-        .bind(c.material_expires_at_ms)
-        .bind(&c.error)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
+/// A `key_copies` row as stored: the 0/1 flag is a BIGINT on both databases.
+#[derive(sqlx::FromRow)]
+struct CopyRow {
+    provider: String,
+    provider_kind: String,
+    status: String,
+    copy_key_id: Option<String>,
+    provider_uri: String,
+    import_method: String,
+    wrapping_key_id: String,
+    ephemeral_left_hsm: i64,
+    imported_at_ms: Option<i64>,
+    imported_by: String,
+    import_expires_at_ms: Option<i64>,
+    material_validity_ms: Option<i64>,
+    material_expires_at_ms: Option<i64>,
+    error: String,
 }
 
-async fn load(db: &SqlitePool, key_id: &str) -> Result<Option<KeyFamily>, sqlx::Error> {
-    let Some(row) =
-        sqlx::query("SELECT created_by, created_at_ms FROM key_families WHERE key_id = ?")
-            .bind(key_id)
-            .fetch_optional(db)
-            .await?
-    else {
-        return Ok(None);
-    };
-    let mut family = KeyFamily {
-        key_id: key_id.to_string(),
-        created_by: row.try_get("created_by")?,
-        created_at_ms: row.try_get("created_at_ms")?,
-        copies: Vec::new(),
-    };
-    for r in sqlx::query(
-        "SELECT provider, provider_kind, status, copy_key_id, provider_uri, import_method,
-                wrapping_key_id, ephemeral_left_hsm, imported_at_ms, imported_by,
-                import_expires_at_ms, material_validity_ms, material_expires_at_ms, error
-         FROM key_copies WHERE family_key_id = ? ORDER BY provider",
-    )
-    .bind(key_id)
-    .fetch_all(db)
-    .await?
-    {
-        family.copies.push(KeyCopy {
-            provider: r.try_get("provider")?,
-            provider_kind: r.try_get("provider_kind")?,
-            imported: r.try_get::<String, _>("status")? == "imported",
-            copy_key_id: r.try_get("copy_key_id")?,
-            provider_uri: r.try_get("provider_uri")?,
-            import_method: r.try_get("import_method")?,
-            wrapping_key_id: r.try_get("wrapping_key_id")?,
-            ephemeral_left_hsm: r.try_get("ephemeral_left_hsm")?,
-            imported_at_ms: r.try_get("imported_at_ms")?,
-            imported_by: r.try_get("imported_by")?,
-            import_expires_at_ms: r.try_get("import_expires_at_ms")?,
-            material_validity_ms: r.try_get("material_validity_ms")?,
-            material_expires_at_ms: r.try_get("material_expires_at_ms")?,
-            error: r.try_get("error")?,
-        });
+impl From<CopyRow> for KeyCopy {
+    fn from(r: CopyRow) -> Self {
+        KeyCopy {
+            provider: r.provider,
+            provider_kind: r.provider_kind,
+            imported: r.status == "imported",
+            copy_key_id: r.copy_key_id,
+            provider_uri: r.provider_uri,
+            import_method: r.import_method,
+            wrapping_key_id: r.wrapping_key_id,
+            ephemeral_left_hsm: r.ephemeral_left_hsm != 0,
+            imported_at_ms: r.imported_at_ms,
+            imported_by: r.imported_by,
+            import_expires_at_ms: r.import_expires_at_ms,
+            material_validity_ms: r.material_validity_ms,
+            material_expires_at_ms: r.material_expires_at_ms,
+            error: r.error,
+        }
     }
-    Ok(Some(family))
+}
+
+async fn save(db: &Db, family: &KeyFamily) -> Result<(), sqlx::Error> {
+    on_db!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO key_families (key_id, state, created_by, created_at_ms)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key_id) DO UPDATE SET state = excluded.state",
+        )
+        .bind(&family.key_id)
+        .bind(family.state())
+        .bind(&family.created_by)
+        .bind(family.created_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        for c in &family.copies {
+            // A retry overwrites the copy's row whole.
+            sqlx::query(
+                "INSERT INTO key_copies (family_key_id, provider, provider_kind, status,
+                     copy_key_id, provider_uri, import_method, wrapping_key_id,
+                     ephemeral_left_hsm, imported_at_ms, imported_by, import_expires_at_ms,
+                     material_validity_ms, material_expires_at_ms, error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 ON CONFLICT (family_key_id, provider) DO UPDATE SET
+                     provider_kind = excluded.provider_kind,
+                     status = excluded.status,
+                     copy_key_id = excluded.copy_key_id,
+                     provider_uri = excluded.provider_uri,
+                     import_method = excluded.import_method,
+                     wrapping_key_id = excluded.wrapping_key_id,
+                     ephemeral_left_hsm = excluded.ephemeral_left_hsm,
+                     imported_at_ms = excluded.imported_at_ms,
+                     imported_by = excluded.imported_by,
+                     import_expires_at_ms = excluded.import_expires_at_ms,
+                     material_validity_ms = excluded.material_validity_ms,
+                     material_expires_at_ms = excluded.material_expires_at_ms,
+                     error = excluded.error",
+            )
+            .bind(&family.key_id)
+            .bind(&c.provider)
+            .bind(&c.provider_kind)
+            .bind(if c.imported { "imported" } else { "failed" })
+            .bind(&c.copy_key_id)
+            .bind(&c.provider_uri)
+            .bind(&c.import_method)
+            .bind(&c.wrapping_key_id)
+            .bind(i64::from(c.ephemeral_left_hsm))
+            .bind(c.imported_at_ms)
+            .bind(&c.imported_by)
+            .bind(c.import_expires_at_ms)
+            .bind(c.material_validity_ms)
+            .bind(c.material_expires_at_ms)
+            .bind(&c.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    })
+}
+
+async fn load(db: &Db, key_id: &str) -> Result<Option<KeyFamily>, sqlx::Error> {
+    on_db!(db, |pool| {
+        let Some((created_by, created_at_ms)) = sqlx::query_as::<_, (String, i64)>(
+            "SELECT created_by, created_at_ms FROM key_families WHERE key_id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let copies: Vec<CopyRow> = sqlx::query_as(
+            "SELECT provider, provider_kind, status, copy_key_id, provider_uri, import_method,
+                    wrapping_key_id, ephemeral_left_hsm, imported_at_ms, imported_by,
+                    import_expires_at_ms, material_validity_ms, material_expires_at_ms, error
+             FROM key_copies WHERE family_key_id = $1 ORDER BY provider",
+        )
+        .bind(key_id)
+        .fetch_all(pool)
+        .await?;
+        Ok(Some(KeyFamily {
+            key_id: key_id.to_string(),
+            created_by,
+            created_at_ms,
+            copies: copies.into_iter().map(KeyCopy::from).collect(),
+        }))
+    })
 }
 
 impl Catalog {
@@ -154,10 +197,11 @@ impl Catalog {
 
     /// Every family (for posture scans: there are as many as BYOK imports, not keys).
     pub async fn families(&self) -> Result<Vec<KeyFamily>, CatalogError> {
-        let ids: Vec<String> =
+        let ids: Vec<String> = on_db!(&self.db, |pool| {
             sqlx::query_scalar("SELECT key_id FROM key_families ORDER BY key_id")
-                .fetch_all(&self.db)
-                .await?;
+                .fetch_all(pool)
+                .await?
+        });
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(family) = load(&self.db, &id).await? {

@@ -12,7 +12,7 @@ mod store;
 pub use family::{KeyCopy, KeyFamily};
 pub use record::{KeyRecord, KeyState, VersionRecord};
 
-use sqlx::SqlitePool;
+use crate::db::Db;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -73,7 +73,7 @@ struct Index {
 }
 
 pub struct Catalog {
-    db: SqlitePool,
+    db: Db,
     index: RwLock<Index>,
     /// One mutex per key id, created on first use (keys are few; entries stay).
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -111,7 +111,7 @@ pub struct ListFilter {
 }
 
 impl Catalog {
-    pub async fn load(db: SqlitePool) -> Result<Self, sqlx::Error> {
+    pub async fn load(db: Db) -> Result<Self, sqlx::Error> {
         let records = store::load_all(&db).await?;
         let mut index = Index::default();
         for record in records {
@@ -441,7 +441,7 @@ mod tests {
     #[tokio::test]
     async fn one_provider_key_is_adopted_once() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::load(crate::db::open(dir.path()).await.unwrap())
+        let catalog = Catalog::load(crate::db::open(dir.path()).await.unwrap().into())
             .await
             .unwrap();
         let first = catalog.reserve_provider_key("p", "p://k").unwrap();

@@ -1,7 +1,8 @@
-//! SQL for the catalog tables.
+//! SQL for the catalog tables, one text for SQLite and PostgreSQL (see [`crate::db::Db`]).
 
 use super::{KeyRecord, KeyState, VersionRecord};
-use sqlx::{Row, SqlitePool};
+use crate::db::Db;
+use crate::on_db;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -9,71 +10,104 @@ fn corrupt(what: String) -> sqlx::Error {
     sqlx::Error::Decode(what.into())
 }
 
-pub async fn load_all(db: &SqlitePool) -> Result<Vec<KeyRecord>, sqlx::Error> {
+/// A `keys` row as stored: only types both databases decode alike.
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    name: String,
+    owner: String,
+    purpose: String,
+    environment: String,
+    algorithm: String,
+    provider: String,
+    provider_uri: String,
+    state: String,
+    crypto_period_secs: i64,
+    created_at_ms: i64,
+    rotation_due_at_ms: i64,
+    destruction_at_ms: Option<i64>,
+    labels: String,
+    retired_below: i64,
+    expires_at_ms: Option<i64>,
+    primary_version: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    key_id: String,
+    version: i64,
+    provider_version: String,
+    created_at_ms: i64,
+}
+
+/// A version number as stored (BIGINT) back to the `u32` keygate counts in.
+fn version_number(id: &str, what: &str, stored: i64) -> Result<u32, sqlx::Error> {
+    u32::try_from(stored).map_err(|_| corrupt(format!("key {id}: {what} {stored} out of range")))
+}
+
+pub async fn load_all(db: &Db) -> Result<Vec<KeyRecord>, sqlx::Error> {
+    let (version_rows, key_rows) = on_db!(db, |pool| {
+        let versions: Vec<VersionRow> = sqlx::query_as(
+            "SELECT key_id, version, provider_version, created_at_ms FROM key_versions
+             ORDER BY key_id, version",
+        )
+        .fetch_all(pool)
+        .await?;
+        let keys: Vec<KeyRow> = sqlx::query_as(
+            "SELECT id, name, owner, purpose, environment, algorithm, provider, provider_uri,
+                    state, crypto_period_secs, created_at_ms, rotation_due_at_ms,
+                    destruction_at_ms, labels, retired_below, expires_at_ms, primary_version
+             FROM keys",
+        )
+        .fetch_all(pool)
+        .await?;
+        (versions, keys)
+    });
     let mut versions: HashMap<String, Vec<VersionRecord>> = HashMap::new();
-    for row in sqlx::query(
-        "SELECT key_id, version, provider_version, created_at_ms FROM key_versions ORDER BY key_id, version",
-    )
-    .fetch_all(db)
-    .await?
-    {
-        versions
-            .entry(row.try_get("key_id")?)
-            .or_default()
-            .push(VersionRecord {
-                version: row.try_get::<i64, _>("version")? as u32,
-                provider_version: row.try_get("provider_version")?,
-                created_at_ms: row.try_get("created_at_ms")?,
-            });
+    for row in version_rows {
+        let version = version_number(&row.key_id, "version", row.version)?;
+        versions.entry(row.key_id).or_default().push(VersionRecord {
+            version,
+            provider_version: row.provider_version,
+            created_at_ms: row.created_at_ms,
+        });
     }
-    let rows = sqlx::query(
-        "SELECT id, name, owner, purpose, environment, algorithm, provider, provider_uri, state,
-                crypto_period_secs, created_at_ms, rotation_due_at_ms, destruction_at_ms, labels,
-                retired_below, expires_at_ms, primary_version
-         FROM keys",
-    )
-    .fetch_all(db)
-    .await?;
-    let mut records = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: String = row.try_get("id")?;
-        let algorithm: String = row.try_get("algorithm")?;
-        let purpose: String = row.try_get("purpose")?;
-        let state: String = row.try_get("state")?;
-        let labels: String = row.try_get("labels")?;
+    let mut records = Vec::with_capacity(key_rows.len());
+    for row in key_rows {
+        let id = row.id;
         let versions = versions.remove(&id).unwrap_or_default();
         if versions.is_empty() {
             return Err(corrupt(format!("key {id} has no versions")));
         }
+        let crypto_period_secs = u64::try_from(row.crypto_period_secs)
+            .map_err(|_| corrupt(format!("key {id}: negative crypto-period")))?;
         records.push(KeyRecord {
-            name: row.try_get("name")?,
-            owner: row.try_get("owner")?,
-            purpose: purpose
+            name: row.name,
+            owner: row.owner,
+            purpose: row
+                .purpose
                 .parse()
                 .map_err(|e: keygate_provider::UnknownAlgorithm| corrupt(e.0))?,
-            environment: row.try_get("environment")?,
-            algorithm: algorithm
+            environment: row.environment,
+            algorithm: row
+                .algorithm
                 .parse()
                 .map_err(|e: keygate_provider::UnknownAlgorithm| corrupt(e.0))?,
-            provider: row.try_get("provider")?,
-            provider_uri: keygate_provider::KeyUri::new(row.try_get::<String, _>("provider_uri")?),
-            state: state.parse().map_err(corrupt)?,
-            crypto_period: Duration::from_secs(row.try_get::<i64, _>("crypto_period_secs")? as u64),
-            created_at_ms: row.try_get("created_at_ms")?,
-            rotation_due_at_ms: row.try_get("rotation_due_at_ms")?,
-            destruction_at_ms: row.try_get("destruction_at_ms")?,
-            labels: serde_json::from_str(&labels)
+            provider: row.provider,
+            provider_uri: keygate_provider::KeyUri::new(row.provider_uri),
+            state: row.state.parse().map_err(corrupt)?,
+            crypto_period: Duration::from_secs(crypto_period_secs),
+            created_at_ms: row.created_at_ms,
+            rotation_due_at_ms: row.rotation_due_at_ms,
+            destruction_at_ms: row.destruction_at_ms,
+            labels: serde_json::from_str(&row.labels)
                 .map_err(|e| corrupt(format!("key {id} labels: {e}")))?,
             versions,
-            retired_below: u32::try_from(row.try_get::<i64, _>("retired_below")?)
-                .map_err(|_| corrupt(format!("key {id}: retired_below out of range")))?,
-            expires_at_ms: row.try_get("expires_at_ms")?,
+            retired_below: version_number(&id, "retired_below", row.retired_below)?,
+            expires_at_ms: row.expires_at_ms,
             primary_version: row
-                .try_get::<Option<i64>, _>("primary_version")?
-                .map(|v| {
-                    u32::try_from(v)
-                        .map_err(|_| corrupt(format!("key {id}: primary_version out of range")))
-                })
+                .primary_version
+                .map(|v| version_number(&id, "primary_version", v))
                 .transpose()?,
             id,
         });
@@ -81,131 +115,150 @@ pub async fn load_all(db: &SqlitePool) -> Result<Vec<KeyRecord>, sqlx::Error> {
     Ok(records)
 }
 
-pub async fn insert(db: &SqlitePool, r: &KeyRecord) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query(
-        "INSERT INTO keys (id, name, owner, purpose, environment, algorithm, provider, provider_uri,
-                           state, crypto_period_secs, created_at_ms, rotation_due_at_ms,
-                           destruction_at_ms, labels, retired_below, expires_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&r.id)
-    .bind(&r.name)
-    .bind(&r.owner)
-    .bind(r.purpose.as_str())
-    .bind(&r.environment)
-    .bind(r.algorithm.as_str())
-    .bind(&r.provider)
-    .bind(r.provider_uri.as_str())
-    .bind(r.state.as_str())
-    .bind(r.crypto_period.as_secs() as i64)
-    .bind(r.created_at_ms)
-    .bind(r.rotation_due_at_ms)
-    .bind(r.destruction_at_ms)
-    .bind(serde_json::to_string(&r.labels).unwrap_or_else(|_| "{}".into()))
-    .bind(i64::from(r.retired_below))
-    .bind(r.expires_at_ms)
-    .execute(&mut *tx)
-    .await?;
-    for v in &r.versions {
-        insert_version(&mut tx, &r.id, v).await?;
-    }
-    tx.commit().await
+/// Adds one `key_versions` row inside the transaction `$tx` (a macro: the transaction's type
+/// differs per database).
+macro_rules! insert_version {
+    ($tx:expr, $key_id:expr, $v:expr) => {
+        sqlx::query(
+            "INSERT INTO key_versions (key_id, version, provider_version, created_at_ms)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind($key_id)
+        .bind(i64::from($v.version))
+        .bind(&$v.provider_version)
+        .bind($v.created_at_ms)
+        .execute(&mut *$tx)
+        .await
+    };
 }
 
-async fn insert_version(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    key_id: &str,
-    v: &VersionRecord,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO key_versions (key_id, version, provider_version, created_at_ms) VALUES (?, ?, ?, ?)",
-    )
-    .bind(key_id)
-    .bind(i64::from(v.version))
-    .bind(&v.provider_version)
-    .bind(v.created_at_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+pub async fn insert(db: &Db, r: &KeyRecord) -> Result<(), sqlx::Error> {
+    let labels = serde_json::to_string(&r.labels).unwrap_or_else(|_| "{}".into());
+    let crypto_period_secs = i64::try_from(r.crypto_period.as_secs()).unwrap_or(i64::MAX);
+    on_db!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO keys (id, name, owner, purpose, environment, algorithm, provider,
+                               provider_uri, state, crypto_period_secs, created_at_ms,
+                               rotation_due_at_ms, destruction_at_ms, labels, retired_below,
+                               expires_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(&r.owner)
+        .bind(r.purpose.as_str())
+        .bind(&r.environment)
+        .bind(r.algorithm.as_str())
+        .bind(&r.provider)
+        .bind(r.provider_uri.as_str())
+        .bind(r.state.as_str())
+        .bind(crypto_period_secs)
+        .bind(r.created_at_ms)
+        .bind(r.rotation_due_at_ms)
+        .bind(r.destruction_at_ms)
+        .bind(&labels)
+        .bind(i64::from(r.retired_below))
+        .bind(r.expires_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        for v in &r.versions {
+            insert_version!(tx, &r.id, v)?;
+        }
+        tx.commit().await
+    })
 }
 
 pub async fn add_version(
-    db: &SqlitePool,
+    db: &Db,
     key_id: &str,
     v: &VersionRecord,
     rotation_due_at_ms: i64,
     primary_version: Option<u32>,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    insert_version(&mut tx, key_id, v).await?;
-    sqlx::query("UPDATE keys SET rotation_due_at_ms = ?, primary_version = ? WHERE id = ?")
-        .bind(rotation_due_at_ms)
-        .bind(primary_version.map(i64::from))
-        .bind(key_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+    on_db!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        insert_version!(tx, key_id, v)?;
+        sqlx::query("UPDATE keys SET rotation_due_at_ms = $1, primary_version = $2 WHERE id = $3")
+            .bind(rotation_due_at_ms)
+            .bind(primary_version.map(i64::from))
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    })
 }
 
 /// Sets the state if the stored one is `expected`; returns whether a row changed.
 pub async fn set_state(
-    db: &SqlitePool,
+    db: &Db,
     key_id: &str,
     expected: KeyState,
     state: KeyState,
     destruction_at_ms: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
-    let done =
-        sqlx::query("UPDATE keys SET state = ?, destruction_at_ms = ? WHERE id = ? AND state = ?")
-            .bind(state.as_str())
-            .bind(destruction_at_ms)
-            .bind(key_id)
-            .bind(expected.as_str())
-            .execute(db)
-            .await?;
-    Ok(done.rows_affected() == 1)
+    let done = on_db!(db, |pool| {
+        sqlx::query(
+            "UPDATE keys SET state = $1, destruction_at_ms = $2 WHERE id = $3 AND state = $4",
+        )
+        .bind(state.as_str())
+        .bind(destruction_at_ms)
+        .bind(key_id)
+        .bind(expected.as_str())
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
 }
 
 pub async fn set_owner(
-    db: &SqlitePool,
+    db: &Db,
     key_id: &str,
     expected: &str,
     owner: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE keys SET owner = ? WHERE id = ? AND owner = ?")
-        .bind(owner)
-        .bind(key_id)
-        .bind(expected)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    let done = on_db!(db, |pool| {
+        sqlx::query("UPDATE keys SET owner = $1 WHERE id = $2 AND owner = $3")
+            .bind(owner)
+            .bind(key_id)
+            .bind(expected)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
 }
 
 /// Makes the staged version the primary if `expected` still signs; returns whether a row
 /// changed.
-pub async fn promote(db: &SqlitePool, key_id: &str, expected: u32) -> Result<bool, sqlx::Error> {
-    let done =
-        sqlx::query("UPDATE keys SET primary_version = NULL WHERE id = ? AND primary_version = ?")
+pub async fn promote(db: &Db, key_id: &str, expected: u32) -> Result<bool, sqlx::Error> {
+    let done = on_db!(db, |pool| {
+        sqlx::query("UPDATE keys SET primary_version = NULL WHERE id = $1 AND primary_version = $2")
             .bind(key_id)
             .bind(i64::from(expected))
-            .execute(db)
-            .await?;
-    Ok(done.rows_affected() == 1)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
 }
 
 /// Raises the retirement floor if the stored one is `expected`; returns whether a row changed.
 pub async fn set_retired_below(
-    db: &SqlitePool,
+    db: &Db,
     key_id: &str,
     expected: u32,
     floor: u32,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE keys SET retired_below = ? WHERE id = ? AND retired_below = ?")
-        .bind(i64::from(floor))
-        .bind(key_id)
-        .bind(i64::from(expected))
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    let done = on_db!(db, |pool| {
+        sqlx::query("UPDATE keys SET retired_below = $1 WHERE id = $2 AND retired_below = $3")
+            .bind(i64::from(floor))
+            .bind(key_id)
+            .bind(i64::from(expected))
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
 }

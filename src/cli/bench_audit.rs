@@ -266,7 +266,7 @@ async fn append(a: AppendArgs) -> CliResult {
 async fn catalog_keys(dir: &Path, keys: u64) -> Result<(), String> {
     use crate::catalog::{Catalog, KeyRecord, KeyState, VersionRecord};
     let db = crate::db::open(dir).await.map_err(|e| e.to_string())?;
-    let catalog = Catalog::load(db).await.map_err(|e| e.to_string())?;
+    let catalog = Catalog::load(db.into()).await.map_err(|e| e.to_string())?;
     let now = crate::time::now_ms();
     for k in 0..keys {
         let name = format!("bench/key-{k:04}");

@@ -2,7 +2,8 @@
 //! who approved, the window) to its end (destroyed: when, which versions, how; or cancelled:
 //! by whom). Kept after the key material is gone, as the evidence of a deliberate destruction.
 
-use sqlx::{Row, SqlitePool};
+use crate::db::Db;
+use crate::on_db;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestructionRecord {
@@ -79,7 +80,7 @@ pub enum Ending<'a> {
 }
 
 pub struct DestructionRecords {
-    db: SqlitePool,
+    db: Db,
 }
 
 macro_rules! columns {
@@ -91,33 +92,40 @@ macro_rules! columns {
 }
 
 impl DestructionRecords {
-    pub fn new(db: SqlitePool) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 
     pub async fn scheduled(&self, record: &DestructionRecord) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO destruction_records (id, key_id, key_name, environment, provider,
-                provider_uri, requested_by, approval_id, approved_by, window_seconds,
-                scheduled_at_ms, destruction_at_ms, state, checklist, copies)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, ?)",
-        )
-        .bind(&record.id)
-        .bind(&record.key_id)
-        .bind(&record.key_name)
-        .bind(&record.environment)
-        .bind(&record.provider)
-        .bind(&record.provider_uri)
-        .bind(&record.requested_by)
-        .bind(&record.approval_id)
-        .bind(serde_json::to_string(&record.approved_by).unwrap_or_else(|_| "[]".into()))
-        .bind(i64::try_from(record.window_seconds).unwrap_or(i64::MAX))
-        .bind(record.scheduled_at_ms)
-        .bind(record.destruction_at_ms)
-        .bind(serde_json::to_string(&record.checklist).unwrap_or_else(|_| "[]".into()))
-        .bind(serde_json::to_string(&record.copies).unwrap_or_else(|_| "[]".into()))
-        .execute(&self.db)
-        .await?;
+        let approved_by =
+            serde_json::to_string(&record.approved_by).unwrap_or_else(|_| "[]".into());
+        let checklist = serde_json::to_string(&record.checklist).unwrap_or_else(|_| "[]".into());
+        let copies = serde_json::to_string(&record.copies).unwrap_or_else(|_| "[]".into());
+        on_db!(&self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO destruction_records (id, key_id, key_name, environment, provider,
+                    provider_uri, requested_by, approval_id, approved_by, window_seconds,
+                    scheduled_at_ms, destruction_at_ms, state, checklist, copies)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'scheduled', $13,
+                         $14)",
+            )
+            .bind(&record.id)
+            .bind(&record.key_id)
+            .bind(&record.key_name)
+            .bind(&record.environment)
+            .bind(&record.provider)
+            .bind(&record.provider_uri)
+            .bind(&record.requested_by)
+            .bind(&record.approval_id)
+            .bind(&approved_by)
+            .bind(i64::try_from(record.window_seconds).unwrap_or(i64::MAX))
+            .bind(record.scheduled_at_ms)
+            .bind(record.destruction_at_ms)
+            .bind(&checklist)
+            .bind(&copies)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
@@ -128,13 +136,15 @@ impl DestructionRecords {
         key: &crate::catalog::KeyRecord,
         ending: Ending<'_>,
     ) -> Result<(), sqlx::Error> {
-        let open: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM destruction_records WHERE key_id = ? AND state = 'scheduled'
-             ORDER BY scheduled_at_ms DESC, id DESC LIMIT 1",
-        )
-        .bind(&key.id)
-        .fetch_optional(&self.db)
-        .await?;
+        let open: Option<String> = on_db!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM destruction_records WHERE key_id = $1 AND state = 'scheduled'
+                 ORDER BY scheduled_at_ms DESC, id DESC LIMIT 1",
+            )
+            .bind(&key.id)
+            .fetch_optional(pool)
+            .await?
+        });
         let id = match open {
             Some(id) => id,
             None => {
@@ -167,34 +177,38 @@ impl DestructionRecords {
             }
         };
         match ending {
-            Ending::Cancelled { by, at_ms } => {
+            Ending::Cancelled { by, at_ms } => on_db!(&self.db, |pool| {
                 sqlx::query(
-                    "UPDATE destruction_records SET state = 'cancelled', cancelled_by = ?,
-                        cancelled_at_ms = ? WHERE id = ?",
+                    "UPDATE destruction_records SET state = 'cancelled', cancelled_by = $1,
+                        cancelled_at_ms = $2 WHERE id = $3",
                 )
                 .bind(by)
                 .bind(at_ms)
                 .bind(&id)
-                .execute(&self.db)
+                .execute(pool)
                 .await?;
-            }
+            }),
             Ending::Destroyed {
                 at_ms,
                 call_id,
                 versions,
                 method,
             } => {
-                sqlx::query(
-                    "UPDATE destruction_records SET state = 'destroyed', destroyed_at_ms = ?,
-                        destroy_call_id = ?, versions = ?, method = ? WHERE id = ?",
-                )
-                .bind(at_ms)
-                .bind(call_id)
-                .bind(serde_json::to_string(versions).unwrap_or_else(|_| "[]".into()))
-                .bind(method)
-                .bind(&id)
-                .execute(&self.db)
-                .await?;
+                let versions = serde_json::to_string(versions).unwrap_or_else(|_| "[]".into());
+                on_db!(&self.db, |pool| {
+                    sqlx::query(
+                        "UPDATE destruction_records SET state = 'destroyed',
+                            destroyed_at_ms = $1, destroy_call_id = $2, versions = $3,
+                            method = $4 WHERE id = $5",
+                    )
+                    .bind(at_ms)
+                    .bind(call_id)
+                    .bind(&versions)
+                    .bind(method)
+                    .bind(&id)
+                    .execute(pool)
+                    .await?;
+                })
             }
         }
         Ok(())
@@ -203,70 +217,93 @@ impl DestructionRecords {
     /// The newest `limit` records of every key, newest first (the compliance report's
     /// destruction evidence).
     pub async fn newest(&self, limit: u32) -> Result<Vec<DestructionRecord>, sqlx::Error> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM destruction_records ORDER BY scheduled_at_ms DESC, id DESC LIMIT ?"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(decode).collect()
+        let rows: Vec<DestructionRow> = on_db!(&self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM destruction_records ORDER BY scheduled_at_ms DESC, id DESC LIMIT $1"
+            ))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(decode).collect()
     }
 
     /// A key's records, newest first.
     pub async fn for_key(&self, key_id: &str) -> Result<Vec<DestructionRecord>, sqlx::Error> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM destruction_records WHERE key_id = ? ORDER BY scheduled_at_ms DESC, id DESC"
-        ))
-        .bind(key_id)
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(decode).collect()
+        let rows: Vec<DestructionRow> = on_db!(&self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM destruction_records WHERE key_id = $1
+                  ORDER BY scheduled_at_ms DESC, id DESC"
+            ))
+            .bind(key_id)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(decode).collect()
     }
 }
 
-fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<DestructionRecord, sqlx::Error> {
-    let json = |column: &str| -> Result<Option<String>, sqlx::Error> { row.try_get(column) };
-    let corrupt = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-    let approved_by =
-        serde_json::from_str(&json("approved_by")?.unwrap_or_default()).map_err(corrupt)?;
-    let versions = match json("versions")? {
-        Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
-        None => Vec::new(),
-    };
-    let checklist = match json("checklist")? {
-        Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
-        None => Vec::new(),
-    };
-    let copies = match json("copies")? {
-        Some(text) => serde_json::from_str(&text).map_err(corrupt)?,
-        None => Vec::new(),
-    };
-    let window: i64 = row.try_get("window_seconds")?;
+/// A `destruction_records` row as [`columns!`] selects it; the lists are JSON text, NULL in
+/// records kept before their column existed.
+#[derive(sqlx::FromRow)]
+struct DestructionRow {
+    id: String,
+    key_id: String,
+    key_name: String,
+    environment: String,
+    provider: String,
+    provider_uri: String,
+    requested_by: String,
+    approval_id: Option<String>,
+    approved_by: String,
+    window_seconds: i64,
+    scheduled_at_ms: i64,
+    destruction_at_ms: i64,
+    state: String,
+    cancelled_by: Option<String>,
+    cancelled_at_ms: Option<i64>,
+    destroyed_at_ms: Option<i64>,
+    destroy_call_id: Option<String>,
+    versions: Option<String>,
+    method: Option<String>,
+    checklist: Option<String>,
+    copies: Option<String>,
+}
+
+/// A JSON list column: empty when NULL.
+fn json_list<T: serde::de::DeserializeOwned>(text: Option<String>) -> Result<Vec<T>, sqlx::Error> {
+    match text {
+        Some(text) => serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e))),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn decode(row: DestructionRow) -> Result<DestructionRecord, sqlx::Error> {
     Ok(DestructionRecord {
-        id: row.try_get("id")?,
-        key_id: row.try_get("key_id")?,
-        key_name: row.try_get("key_name")?,
-        environment: row.try_get("environment")?,
-        provider: row.try_get("provider")?,
-        provider_uri: row.try_get("provider_uri")?,
-        requested_by: row.try_get("requested_by")?,
-        approval_id: row.try_get("approval_id")?,
-        approved_by,
-        window_seconds: u64::try_from(window).unwrap_or_default(),
-        scheduled_at_ms: row.try_get("scheduled_at_ms")?,
-        destruction_at_ms: row.try_get("destruction_at_ms")?,
-        state: row.try_get("state")?,
-        cancelled_by: row.try_get("cancelled_by")?,
-        cancelled_at_ms: row.try_get("cancelled_at_ms")?,
-        destroyed_at_ms: row.try_get("destroyed_at_ms")?,
-        destroy_call_id: row.try_get("destroy_call_id")?,
-        versions,
-        method: row.try_get("method")?,
-        checklist,
-        copies,
+        id: row.id,
+        key_id: row.key_id,
+        key_name: row.key_name,
+        environment: row.environment,
+        provider: row.provider,
+        provider_uri: row.provider_uri,
+        requested_by: row.requested_by,
+        approval_id: row.approval_id,
+        approved_by: json_list(Some(row.approved_by))?,
+        window_seconds: u64::try_from(row.window_seconds).unwrap_or_default(),
+        scheduled_at_ms: row.scheduled_at_ms,
+        destruction_at_ms: row.destruction_at_ms,
+        state: row.state,
+        cancelled_by: row.cancelled_by,
+        cancelled_at_ms: row.cancelled_at_ms,
+        destroyed_at_ms: row.destroyed_at_ms,
+        destroy_call_id: row.destroy_call_id,
+        versions: json_list(row.versions)?,
+        method: row.method,
+        checklist: json_list(row.checklist)?,
+        copies: json_list(row.copies)?,
     })
 }

@@ -132,8 +132,8 @@ pub struct Acknowledgement {
     pub reason: String,
 }
 
-/// One key a provider listed in a scan, joined with the catalog.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One key a provider listed in a scan, joined with the catalog (a `posture_inventory` row).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ScannedKey {
     pub provider: String,
     pub provider_uri: String,

@@ -1,8 +1,9 @@
-//! Every SQL statement of key posture (scans, their inventory, findings), so a PostgreSQL
-//! twin has one module to mirror.
+//! Every SQL statement of key posture (scans, their inventory, findings), one text for SQLite
+//! and PostgreSQL (see [`crate::db::Db`]).
 
 use super::{Acknowledgement, Finding, ProviderListing, ScanSummary, ScannedKey, Violation};
-use sqlx::{Row, SqlitePool};
+use crate::db::Db;
+use crate::on_db;
 use std::collections::{HashMap, HashSet};
 
 /// The SELECT list [`finding`] reads (a literal, so the statements stay static).
@@ -86,11 +87,11 @@ const KEEP_SCANS: i64 = 168;
 
 #[derive(Clone)]
 pub struct PostureStore {
-    db: SqlitePool,
+    db: Db,
 }
 
 impl PostureStore {
-    pub fn new(db: SqlitePool) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 
@@ -132,26 +133,28 @@ impl PostureStore {
         &self,
         provider: &str,
     ) -> Result<Option<HashMap<String, ScannedKey>>, PostureError> {
-        let scan: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(scan_id) FROM posture_listings WHERE provider = ? AND error = ''",
-        )
-        .bind(provider)
-        .fetch_one(&self.db)
-        .await?;
-        let Some(scan) = scan else {
-            return Ok(None);
-        };
-        let rows = sqlx::query(
-            "SELECT provider, provider_uri, algorithm, state, key_id, change FROM posture_inventory
-             WHERE scan_id = ? AND provider = ? AND change != 'vanished'",
-        )
-        .bind(scan)
-        .bind(provider)
-        .fetch_all(&self.db)
-        .await?;
+        let rows: Vec<ScannedKey> = on_db!(&self.db, |pool| {
+            let scan: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(scan_id) FROM posture_listings WHERE provider = $1 AND error = ''",
+            )
+            .bind(provider)
+            .fetch_one(pool)
+            .await?;
+            let Some(scan) = scan else {
+                return Ok(None);
+            };
+            sqlx::query_as(
+                "SELECT provider, provider_uri, algorithm, state, key_id, change
+                 FROM posture_inventory
+                 WHERE scan_id = $1 AND provider = $2 AND change != 'vanished'",
+            )
+            .bind(scan)
+            .bind(provider)
+            .fetch_all(pool)
+            .await?
+        });
         let mut keys = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let mut key = scanned_key(&row)?;
+        for mut key in rows {
             key.change.clear();
             keys.insert(key.provider_uri.clone(), key);
         }
@@ -171,124 +174,127 @@ impl PostureStore {
             .map(|l| l.provider.as_str())
             .collect();
         let present = || scan.keys.iter().filter(|k| k.change != "vanished");
-        let mut tx = self.db.begin().await?;
-        let scan_id: i64 = sqlx::query_scalar(
-            "INSERT INTO posture_scans (started_at_ms, finished_at_ms, started_by, keys, unmanaged)
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(scan.started_at_ms)
-        .bind(now)
-        .bind(scan.started_by)
-        .bind(present().count() as i64)
-        .bind(present().filter(|k| k.key_id.is_empty()).count() as i64)
-        .fetch_one(&mut *tx)
-        .await?;
-        for l in scan.listings {
-            sqlx::query(
-                "INSERT INTO posture_listings (scan_id, provider, keys, elapsed_ms, error)
-                 VALUES (?, ?, ?, ?, ?)",
+        let (scan_id, opened, closed) = on_db!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            let scan_id: i64 = sqlx::query_scalar(
+                "INSERT INTO posture_scans (started_at_ms, finished_at_ms, started_by, keys, unmanaged)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
-            .bind(scan_id)
-            .bind(&l.provider)
-            .bind(l.keys as i64)
-            .bind(l.elapsed_ms as i64)
-            .bind(&l.error)
-            .execute(&mut *tx)
+            .bind(scan.started_at_ms)
+            .bind(now)
+            .bind(scan.started_by)
+            .bind(present().count() as i64)
+            .bind(present().filter(|k| k.key_id.is_empty()).count() as i64)
+            .fetch_one(&mut *tx)
             .await?;
-        }
-        for k in scan.keys {
-            sqlx::query(
-                "INSERT INTO posture_inventory
-                     (scan_id, provider, provider_uri, algorithm, state, key_id, change)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(scan_id)
-            .bind(&k.provider)
-            .bind(&k.provider_uri)
-            .bind(&k.algorithm)
-            .bind(&k.state)
-            .bind(&k.key_id)
-            .bind(&k.change)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let open: Vec<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT id, rule, subject, provider FROM posture_findings WHERE closed_at_ms IS NULL",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let open_by: HashMap<(String, String), i64> = open
-            .iter()
-            .map(|(id, rule, subject, _)| ((rule.clone(), subject.clone()), *id))
-            .collect();
-        let mut seen = HashSet::new();
-        let mut opened = 0;
-        for v in scan.violations {
-            let subject = v.subject();
-            let rule = v.rule.as_str();
-            seen.insert((rule.to_string(), subject.clone()));
-            if let Some(id) = open_by.get(&(rule.to_string(), subject.clone())) {
+            for l in scan.listings {
                 sqlx::query(
-                    "UPDATE posture_findings SET last_seen_ms = ?, evidence = ?, key_name = ?
-                     WHERE id = ?",
+                    "INSERT INTO posture_listings (scan_id, provider, keys, elapsed_ms, error)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(scan_id)
+                .bind(&l.provider)
+                .bind(l.keys as i64)
+                .bind(l.elapsed_ms as i64)
+                .bind(&l.error)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for k in scan.keys {
+                sqlx::query(
+                    "INSERT INTO posture_inventory
+                         (scan_id, provider, provider_uri, algorithm, state, key_id, change)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(scan_id)
+                .bind(&k.provider)
+                .bind(&k.provider_uri)
+                .bind(&k.algorithm)
+                .bind(&k.state)
+                .bind(&k.key_id)
+                .bind(&k.change)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let open: Vec<(i64, String, String, String)> = sqlx::query_as(
+                "SELECT id, rule, subject, provider FROM posture_findings WHERE closed_at_ms IS NULL",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let open_by: HashMap<(String, String), i64> = open
+                .iter()
+                .map(|(id, rule, subject, _)| ((rule.clone(), subject.clone()), *id))
+                .collect();
+            let mut seen = HashSet::new();
+            let mut opened = 0;
+            for v in scan.violations {
+                let subject = v.subject();
+                let rule = v.rule.as_str();
+                seen.insert((rule.to_string(), subject.clone()));
+                if let Some(id) = open_by.get(&(rule.to_string(), subject.clone())) {
+                    sqlx::query(
+                        "UPDATE posture_findings SET last_seen_ms = $1, evidence = $2, key_name = $3
+                         WHERE id = $4",
+                    )
+                    .bind(now)
+                    .bind(&v.evidence)
+                    .bind(&v.key_name)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    continue;
+                }
+                sqlx::query(
+                    "INSERT INTO posture_findings (rule, severity, subject, provider, provider_uri,
+                         key_id, key_name, evidence, opened_at_ms, last_seen_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(rule)
+                .bind(v.severity.as_str())
+                .bind(&subject)
+                .bind(&v.provider)
+                .bind(&v.provider_uri)
+                .bind(&v.key_id)
+                .bind(&v.key_name)
+                .bind(&v.evidence)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                opened += 1;
+            }
+            let mut closed = 0;
+            let because = format!("no longer found by scan {scan_id}");
+            for (id, rule, subject, provider) in &open {
+                let pair = (rule.clone(), subject.clone());
+                if seen.contains(&pair)
+                    || scan.undecided.contains(&pair)
+                    || !listed.contains(provider.as_str())
+                {
+                    continue;
+                }
+                sqlx::query(
+                    "UPDATE posture_findings SET closed_at_ms = $1, closed_because = $2
+                     WHERE id = $3 AND closed_at_ms IS NULL",
                 )
                 .bind(now)
-                .bind(&v.evidence)
-                .bind(&v.key_name)
+                .bind(&because)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-                continue;
+                closed += 1;
             }
             sqlx::query(
-                "INSERT INTO posture_findings (rule, severity, subject, provider, provider_uri,
-                     key_id, key_name, evidence, opened_at_ms, last_seen_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "DELETE FROM posture_inventory WHERE scan_id <= $1
+                   AND scan_id NOT IN
+                     (SELECT MAX(scan_id) FROM posture_listings WHERE error = '' GROUP BY provider)",
             )
-            .bind(rule)
-            .bind(v.severity.as_str())
-            .bind(&subject)
-            .bind(&v.provider)
-            .bind(&v.provider_uri)
-            .bind(&v.key_id)
-            .bind(&v.key_name)
-            .bind(&v.evidence)
-            .bind(now)
-            .bind(now)
+            .bind(scan_id - KEEP_SCANS)
             .execute(&mut *tx)
             .await?;
-            opened += 1;
-        }
-        let mut closed = 0;
-        let because = format!("no longer found by scan {scan_id}");
-        for (id, rule, subject, provider) in &open {
-            let pair = (rule.clone(), subject.clone());
-            if seen.contains(&pair)
-                || scan.undecided.contains(&pair)
-                || !listed.contains(provider.as_str())
-            {
-                continue;
-            }
-            sqlx::query(
-                "UPDATE posture_findings SET closed_at_ms = ?, closed_because = ?
-                 WHERE id = ? AND closed_at_ms IS NULL",
-            )
-            .bind(now)
-            .bind(&because)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            closed += 1;
-        }
-        sqlx::query(
-            "DELETE FROM posture_inventory WHERE scan_id <= ?
-               AND scan_id NOT IN
-                 (SELECT MAX(scan_id) FROM posture_listings WHERE error = '' GROUP BY provider)",
-        )
-        .bind(scan_id - KEEP_SCANS)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+            tx.commit().await?;
+            (scan_id, opened, closed)
+        });
         Ok(ScanSummary {
             scan_id,
             started_at_ms: scan.started_at_ms,
@@ -305,11 +311,11 @@ impl PostureStore {
 
     /// The newest scan's id and time, if any scan ran.
     pub async fn latest_scan(&self) -> Result<Option<(i64, i64)>, PostureError> {
-        Ok(
+        Ok(on_db!(&self.db, |pool| {
             sqlx::query_as("SELECT id, finished_at_ms FROM posture_scans ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&self.db)
-                .await?,
-        )
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Keys of scan `scan_id` after `after` (provider, URI), in that order.
@@ -321,25 +327,28 @@ impl PostureStore {
         limit: u32,
     ) -> Result<Vec<ScannedKey>, PostureError> {
         let (after_provider, after_uri) = after.unwrap_or_default();
-        let rows = sqlx::query(
-            "SELECT provider, provider_uri, algorithm, state, key_id, change FROM posture_inventory
-             WHERE scan_id = ?1
-               AND (?2 = '' OR provider = ?2)
-               AND (?3 = 0 OR key_id = '')
-               AND (?4 = 0 OR change != '')
-               AND (provider > ?5 OR (provider = ?5 AND provider_uri > ?6))
-             ORDER BY provider, provider_uri LIMIT ?7",
-        )
-        .bind(scan_id)
-        .bind(&filter.provider)
-        .bind(filter.unmanaged_only)
-        .bind(filter.changed_only)
-        .bind(&after_provider)
-        .bind(&after_uri)
-        .bind(i64::from(limit))
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(scanned_key).collect()
+        // The flags as 0/1: PostgreSQL and SQLite bind an integer alike.
+        Ok(on_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT provider, provider_uri, algorithm, state, key_id, change
+                 FROM posture_inventory
+                 WHERE scan_id = $1
+                   AND ($2 = '' OR provider = $2)
+                   AND ($3 = 0 OR key_id = '')
+                   AND ($4 = 0 OR change != '')
+                   AND (provider > $5 OR (provider = $5 AND provider_uri > $6))
+                 ORDER BY provider, provider_uri LIMIT $7",
+            )
+            .bind(scan_id)
+            .bind(&filter.provider)
+            .bind(i64::from(filter.unmanaged_only))
+            .bind(i64::from(filter.changed_only))
+            .bind(&after_provider)
+            .bind(&after_uri)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     pub async fn findings(
@@ -348,41 +357,45 @@ impl PostureStore {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<Finding>, PostureError> {
-        let rows = sqlx::query(concat!(
-            finding_columns!(),
-            " FROM posture_findings
-             WHERE id > ?1
-               AND (?2 = 'all' OR (?2 = 'closed') = (closed_at_ms IS NOT NULL))
-               AND (?3 = '' OR rule = ?3)
-               AND (?4 = '' OR severity = ?4)
-               AND (?5 = '' OR key_id = ?5 OR provider_uri = ?5)
-             ORDER BY id LIMIT ?6"
-        ))
-        .bind(after_id)
-        .bind(if filter.state.is_empty() {
+        let state = if filter.state.is_empty() {
             "open"
         } else {
             filter.state.as_str()
-        })
-        .bind(&filter.rule)
-        .bind(&filter.severity)
-        .bind(&filter.key)
-        .bind(i64::from(limit))
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(finding).collect()
+        };
+        let rows: Vec<FindingRow> = on_db!(&self.db, |pool| {
+            sqlx::query_as(concat!(
+                finding_columns!(),
+                " FROM posture_findings
+                 WHERE id > $1
+                   AND ($2 = 'all' OR ($2 = 'closed') = (closed_at_ms IS NOT NULL))
+                   AND ($3 = '' OR rule = $3)
+                   AND ($4 = '' OR severity = $4)
+                   AND ($5 = '' OR key_id = $5 OR provider_uri = $5)
+                 ORDER BY id LIMIT $6"
+            ))
+            .bind(after_id)
+            .bind(state)
+            .bind(&filter.rule)
+            .bind(&filter.severity)
+            .bind(&filter.key)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(Finding::from).collect())
     }
 
     pub async fn finding(&self, id: i64) -> Result<Finding, PostureError> {
-        let row = sqlx::query(concat!(
-            finding_columns!(),
-            " FROM posture_findings WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.db)
-        .await?
-        .ok_or(PostureError::NotFound(id))?;
-        finding(&row)
+        let row: Option<FindingRow> = on_db!(&self.db, |pool| {
+            sqlx::query_as(concat!(
+                finding_columns!(),
+                " FROM posture_findings WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(Finding::from).ok_or(PostureError::NotFound(id))
     }
 
     /// Acknowledges an open finding (again, if it was: the newest acknowledgement stands).
@@ -391,18 +404,21 @@ impl PostureStore {
         id: i64,
         ack: &Acknowledgement,
     ) -> Result<Finding, PostureError> {
-        let done = sqlx::query(
-            "UPDATE posture_findings SET acked_by = ?, acked_at_ms = ?, ack_reason = ?
-             WHERE id = ? AND closed_at_ms IS NULL",
-        )
-        .bind(&ack.by)
-        .bind(ack.at_ms)
-        .bind(&ack.reason)
-        .bind(id)
-        .execute(&self.db)
-        .await?;
+        let done = on_db!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE posture_findings SET acked_by = $1, acked_at_ms = $2, ack_reason = $3
+                 WHERE id = $4 AND closed_at_ms IS NULL",
+            )
+            .bind(&ack.by)
+            .bind(ack.at_ms)
+            .bind(&ack.reason)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
         let finding = self.finding(id).await?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Err(PostureError::Closed(id));
         }
         Ok(finding)
@@ -416,54 +432,65 @@ impl PostureStore {
         key_name: &str,
         now_ms: i64,
     ) -> Result<u64, PostureError> {
-        let done = sqlx::query(
-            "UPDATE posture_findings SET closed_at_ms = ?, closed_because = ?
-             WHERE rule = 'unmanaged-key' AND subject = ? AND closed_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(format!("adopted as key '{key_name}'"))
-        .bind(format!("{provider}|{uri}"))
-        .execute(&self.db)
-        .await?;
-        Ok(done.rows_affected())
+        let because = format!("adopted as key '{key_name}'");
+        let subject = format!("{provider}|{uri}");
+        Ok(on_db!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE posture_findings SET closed_at_ms = $1, closed_because = $2
+                 WHERE rule = 'unmanaged-key' AND subject = $3 AND closed_at_ms IS NULL",
+            )
+            .bind(now_ms)
+            .bind(&because)
+            .bind(&subject)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
     }
 }
 
-fn scanned_key(row: &sqlx::sqlite::SqliteRow) -> Result<ScannedKey, PostureError> {
-    Ok(ScannedKey {
-        provider: row.try_get("provider")?,
-        provider_uri: row.try_get("provider_uri")?,
-        algorithm: row.try_get("algorithm")?,
-        state: row.try_get("state")?,
-        key_id: row.try_get("key_id")?,
-        change: row.try_get("change")?,
-    })
+/// A `posture_findings` row as [`finding_columns!`] selects it.
+#[derive(sqlx::FromRow)]
+struct FindingRow {
+    id: i64,
+    rule: String,
+    severity: String,
+    provider: String,
+    provider_uri: String,
+    key_id: String,
+    key_name: String,
+    evidence: String,
+    opened_at_ms: i64,
+    last_seen_ms: i64,
+    closed_at_ms: Option<i64>,
+    closed_because: String,
+    acked_by: String,
+    acked_at_ms: Option<i64>,
+    ack_reason: String,
 }
 
-fn finding(row: &sqlx::sqlite::SqliteRow) -> Result<Finding, PostureError> {
-    let acked_at: Option<i64> = row.try_get("acked_at_ms")?;
-    Ok(Finding {
-        id: row.try_get("id")?,
-        rule: row.try_get("rule")?,
-        severity: row.try_get("severity")?,
-        provider: row.try_get("provider")?,
-        provider_uri: row.try_get("provider_uri")?,
-        key_id: row.try_get("key_id")?,
-        key_name: row.try_get("key_name")?,
-        evidence: row.try_get("evidence")?,
-        opened_at_ms: row.try_get("opened_at_ms")?,
-        last_seen_ms: row.try_get("last_seen_ms")?,
-        closed_at_ms: row.try_get("closed_at_ms")?,
-        closed_because: row.try_get("closed_because")?,
-        acknowledgement: match acked_at {
-            Some(at_ms) => Some(Acknowledgement {
-                by: row.try_get("acked_by")?,
+impl From<FindingRow> for Finding {
+    fn from(row: FindingRow) -> Self {
+        Finding {
+            id: row.id,
+            rule: row.rule,
+            severity: row.severity,
+            provider: row.provider,
+            provider_uri: row.provider_uri,
+            key_id: row.key_id,
+            key_name: row.key_name,
+            evidence: row.evidence,
+            opened_at_ms: row.opened_at_ms,
+            last_seen_ms: row.last_seen_ms,
+            closed_at_ms: row.closed_at_ms,
+            closed_because: row.closed_because,
+            acknowledgement: row.acked_at_ms.map(|at_ms| Acknowledgement {
+                by: row.acked_by,
                 at_ms,
-                reason: row.try_get("ack_reason")?,
+                reason: row.ack_reason,
             }),
-            None => None,
-        },
-    })
+        }
+    }
 }
 
 #[cfg(test)]

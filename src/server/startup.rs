@@ -108,12 +108,12 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         crate::db::postgres::check_schema(&pool).await?;
         pool.close().await;
         return Err(StartupError::Invalid(
-            "storage.kind = \"postgres\": the schema is in place, but this version serves from SQLite only (the catalog, approval and audit stores do not run on PostgreSQL yet)".into(),
+            "storage.kind = \"postgres\": the schema is in place, but this version serves from SQLite only (the audit store does not run on PostgreSQL yet)".into(),
         ));
     }
     let db = crate::db::open(&config.storage.data_dir).await?;
-    let catalog = Catalog::load(db.clone()).await?;
-    let approvals = ApprovalStore::new(db.clone());
+    let catalog = Catalog::load(db.clone().into()).await?;
+    let approvals = ApprovalStore::new(db.clone().into());
     let interrupted = approvals.close_interrupted(crate::time::now_ms()).await?;
     if interrupted > 0 {
         tracing::warn!(
@@ -121,9 +121,9 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
             "approved changes were under way when the gateway stopped; their requests are closed as failed (see their execution calls' audit events)"
         );
     }
-    let destructions = DestructionRecords::new(db.clone());
+    let destructions = DestructionRecords::new(db.clone().into());
     let posture = crate::posture::Posture {
-        store: crate::posture::PostureStore::new(db.clone()),
+        store: crate::posture::PostureStore::new(db.clone().into()),
         settings: config.posture_settings()?,
         system_keys: vec![config.audit.checkpoints.signing_key.clone()],
     };

@@ -70,7 +70,7 @@ async fn scan(
 #[tokio::test]
 async fn findings_open_refresh_and_close_with_the_scans() {
     let dir = tempfile::tempdir().unwrap();
-    let store = PostureStore::new(crate::db::open(dir.path()).await.unwrap());
+    let store = PostureStore::new(crate::db::open(dir.path()).await.unwrap().into());
     let (first, _) = scan(&store, 1, &["a", "b"], "").await;
     // The first listing is the baseline: nothing appeared.
     assert_eq!((first.appeared, first.vanished, first.opened), (0, 0, 2));
@@ -132,7 +132,7 @@ async fn findings_open_refresh_and_close_with_the_scans() {
 #[tokio::test]
 async fn old_inventories_go_but_each_providers_newest_listing_stays() {
     let dir = tempfile::tempdir().unwrap();
-    let store = PostureStore::new(crate::db::open(dir.path()).await.unwrap());
+    let store = PostureStore::new(crate::db::open(dir.path()).await.unwrap().into());
     let (first, _) = scan(&store, 1, &["a"], "").await;
     // Then only failed listings, past the number of scans kept.
     for at in 0..KEEP_SCANS + 1 {
@@ -162,7 +162,7 @@ async fn old_inventories_go_but_each_providers_newest_listing_stays() {
 #[tokio::test]
 async fn an_undecided_finding_stays_open_and_closes_once_decided() {
     let dir = tempfile::tempdir().unwrap();
-    let store = PostureStore::new(crate::db::open(dir.path()).await.unwrap());
+    let store = PostureStore::new(crate::db::open(dir.path()).await.unwrap().into());
     scan(&store, 1, &["a"], "").await;
     let listings = [ProviderListing {
         provider: "p".into(),
