@@ -113,12 +113,12 @@ fn postgres_schema_is_migrated_only_by_migrate_and_unknown_schemas_are_refused()
         assert_eq!(n.trim(), "0");
     }
 
-    // The schema is known now: serve gets past the check, and says it cannot serve from
-    // PostgreSQL in this version (rather than silently using SQLite).
+    // The schema is known now: serve gets past the check, and asks for the audit HMAC key
+    // every replica must share (rather than generating one of its own, or using SQLite).
     let ran = keygate(dir.path(), &serve, &password);
     assert!(!ran.status.success());
     assert!(
-        ran.stderr.contains("serves from SQLite only") && !ran.stderr.contains("keygate migrate"),
+        ran.stderr.contains("audit.hmac_key") && !ran.stderr.contains("keygate migrate"),
         "{}",
         ran.stderr
     );

@@ -8,6 +8,7 @@
 mod family;
 mod record;
 mod store;
+pub mod sync;
 
 pub use family::{KeyCopy, KeyFamily};
 pub use record::{KeyRecord, KeyState, VersionRecord};
@@ -256,7 +257,15 @@ impl Catalog {
         if record.name != reservation.name {
             return Err(CatalogError::NameTaken(record.name));
         }
-        store::insert(&self.db, &record).await?;
+        if let Err(e) = store::insert(&self.db, &record).await {
+            // Another replica made a key of this name since this one's memory last heard.
+            if e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation())
+            {
+                return Err(CatalogError::NameTaken(record.name));
+            }
+            return Err(e.into());
+        }
         let record = Arc::new(record);
         let mut index = self.write();
         index
@@ -285,7 +294,21 @@ impl Catalog {
         // A staged version waits: the current primary keeps signing until promotion.
         let primary_version = staged.then(|| current.primary().version);
         // The (key, version) primary key refuses a version another writer already added.
-        store::add_version(&self.db, &current.id, &version, due, primary_version).await?;
+        if let Err(e) =
+            store::add_version(&self.db, &current.id, &version, due, primary_version).await
+        {
+            if e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation())
+            {
+                self.reload_held(&current.id).await?;
+                return Err(CatalogError::Conflict {
+                    key: current.name.clone(),
+                    expected: format!("newest version {}", version.version - 1),
+                    found: "a version added by another writer".into(),
+                });
+            }
+            return Err(e.into());
+        }
         let mut updated = (*current).clone();
         updated.versions.push(version);
         updated.rotation_due_at_ms = due;
@@ -313,6 +336,7 @@ impl Catalog {
             )));
         }
         if !store::promote(&self.db, &current.id, expected).await? {
+            self.reload_held(&current.id).await?;
             return Err(conflict("changed by another writer".into()));
         }
         let mut updated = (*current).clone();
@@ -339,6 +363,7 @@ impl Catalog {
             return Err(conflict(current.state.to_string()));
         }
         if !store::set_state(&self.db, &current.id, expected, state, destruction_at_ms).await? {
+            self.reload_held(&current.id).await?;
             return Err(conflict("changed by another writer".into()));
         }
         let mut updated = (*current).clone();
@@ -364,6 +389,7 @@ impl Catalog {
             return Err(conflict(format!("owner {}", current.owner)));
         }
         if !store::set_owner(&self.db, &current.id, expected, owner).await? {
+            self.reload_held(&current.id).await?;
             return Err(conflict("changed by another writer".into()));
         }
         let mut updated = (*current).clone();
@@ -392,11 +418,70 @@ impl Catalog {
             )));
         }
         if !store::set_retired_below(&self.db, &current.id, expected, floor).await? {
+            self.reload_held(&current.id).await?;
             return Err(conflict("changed by another writer".into()));
         }
         let mut updated = (*current).clone();
         updated.retired_below = floor;
         Ok(self.replace(updated))
+    }
+
+    /// Reloads key `id` from the database, after another replica changed it. Under the key's
+    /// lock, so it never lands between a local change's commit and its memory update.
+    pub async fn reload(&self, id: &str) -> Result<(), CatalogError> {
+        let _lock = self.lock(id).await;
+        self.reload_held(id).await
+    }
+
+    /// [`Catalog::reload`] for the holder of the key's lock.
+    async fn reload_held(&self, id: &str) -> Result<(), CatalogError> {
+        let stored = store::load_one(&self.db, id).await?;
+        let mut index = self.write();
+        match stored {
+            Some(record) => {
+                index
+                    .id_by_name
+                    .insert(record.name.clone(), record.id.clone());
+                index.by_id.insert(record.id.clone(), Arc::new(record));
+            }
+            None => {
+                if let Some(gone) = index.by_id.remove(id) {
+                    index.id_by_name.remove(&gone.name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares memory with the database and reloads every key that differs (changed, added
+    /// or removed elsewhere while no notification came); returns how many.
+    pub async fn resync(&self) -> Result<usize, CatalogError> {
+        let stored = store::load_all(&self.db).await?;
+        let stale: Vec<String> = {
+            let index = self.read();
+            let ids: HashSet<&str> = stored.iter().map(|r| r.id.as_str()).collect();
+            stored
+                .iter()
+                .filter(|r| {
+                    index
+                        .by_id
+                        .get(&r.id)
+                        .is_none_or(|held| held.as_ref() != *r)
+                })
+                .map(|r| r.id.clone())
+                .chain(
+                    index
+                        .by_id
+                        .keys()
+                        .filter(|id| !ids.contains(id.as_str()))
+                        .cloned(),
+                )
+                .collect()
+        };
+        for id in &stale {
+            self.reload(id).await?;
+        }
+        Ok(stale.len())
     }
 
     fn replace(&self, record: KeyRecord) -> Arc<KeyRecord> {

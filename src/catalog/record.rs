@@ -51,7 +51,7 @@ pub struct VersionRecord {
 }
 
 /// Everything keygate knows about one key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyRecord {
     pub id: String,
     pub name: String,

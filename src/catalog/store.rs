@@ -46,21 +46,43 @@ fn version_number(id: &str, what: &str, stored: i64) -> Result<u32, sqlx::Error>
 }
 
 pub async fn load_all(db: &Db) -> Result<Vec<KeyRecord>, sqlx::Error> {
+    load(db, None).await
+}
+
+/// One key as stored now; `None` if it is not in the database.
+pub async fn load_one(db: &Db, id: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
+    Ok(load(db, Some(id)).await?.pop())
+}
+
+/// Every key, or only `only`. Both tables are read in one transaction, so a key and its
+/// versions come from one moment even while other replicas write (PostgreSQL's default
+/// isolation would give each statement its own snapshot; SQLite's read transaction is one).
+async fn load(db: &Db, only: Option<&str>) -> Result<Vec<KeyRecord>, sqlx::Error> {
+    let postgres = db.is_postgres();
     let (version_rows, key_rows) = on_db!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        if postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
         let versions: Vec<VersionRow> = sqlx::query_as(
             "SELECT key_id, version, provider_version, created_at_ms FROM key_versions
-             ORDER BY key_id, version",
+             WHERE $1 IS NULL OR key_id = $1 ORDER BY key_id, version",
         )
-        .fetch_all(pool)
+        .bind(only)
+        .fetch_all(&mut *tx)
         .await?;
         let keys: Vec<KeyRow> = sqlx::query_as(
             "SELECT id, name, owner, purpose, environment, algorithm, provider, provider_uri,
                     state, crypto_period_secs, created_at_ms, rotation_due_at_ms,
                     destruction_at_ms, labels, retired_below, expires_at_ms, primary_version
-             FROM keys",
+             FROM keys WHERE $1 IS NULL OR id = $1",
         )
-        .fetch_all(pool)
+        .bind(only)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         (versions, keys)
     });
     let mut versions: HashMap<String, Vec<VersionRecord>> = HashMap::new();

@@ -10,6 +10,7 @@
 //! pool_size = 16
 //! tls = "verify-full"                                     # disable | require | verify-ca | verify-full
 //! tls_ca_file = "/etc/keygate/db-ca.pem"
+//! catalog_resync = "10s"    # the latest a replica sees another's key change if a notification is lost
 //! ```
 
 use super::{Config, ConfigError, SecretRef};
@@ -60,6 +61,9 @@ pub struct StorageConfig {
     pub tls: PgTlsMode,
     /// PostgreSQL: PEM file of the CA that signs the database's certificate.
     pub tls_ca_file: Option<PathBuf>,
+    /// PostgreSQL: how often a replica compares its in-memory catalog with the database, in
+    /// case a change notification was lost (default 10s). Notified changes arrive sooner.
+    pub catalog_resync: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -72,6 +76,7 @@ impl Default for StorageConfig {
             pool_size: None,
             tls: PgTlsMode::default(),
             tls_ca_file: None,
+            catalog_resync: None,
         }
     }
 }
@@ -82,9 +87,26 @@ fn default_data_dir() -> PathBuf {
 
 pub const DEFAULT_POOL_SIZE: u32 = 16;
 
+pub const DEFAULT_CATALOG_RESYNC: &str = "10s";
+
 impl StorageConfig {
     pub fn pool_size(&self) -> u32 {
         self.pool_size.unwrap_or(DEFAULT_POOL_SIZE)
+    }
+
+    pub fn catalog_resync(&self) -> Result<std::time::Duration, ConfigError> {
+        let value = self
+            .catalog_resync
+            .as_deref()
+            .unwrap_or(DEFAULT_CATALOG_RESYNC);
+        match crate::time::parse_duration(value) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(Config::invalid(
+                "storage.catalog_resync",
+                "must be longer than zero",
+            )),
+            Err(e) => Err(Config::invalid("storage.catalog_resync", e)),
+        }
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -93,6 +115,7 @@ impl StorageConfig {
             ("storage.password", self.password.is_some()),
             ("storage.pool_size", self.pool_size.is_some()),
             ("storage.tls_ca_file", self.tls_ca_file.is_some()),
+            ("storage.catalog_resync", self.catalog_resync.is_some()),
         ];
         match self.kind {
             StorageKind::Sqlite => {
@@ -114,6 +137,7 @@ impl StorageConfig {
                 if self.pool_size == Some(0) {
                     return Err(Config::invalid("storage.pool_size", "must be at least 1"));
                 }
+                self.catalog_resync()?;
             }
         }
         Ok(())

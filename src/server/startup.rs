@@ -11,6 +11,7 @@ use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::{DEV_ROOT_ROLE, Principal, TokenTable};
 use crate::catalog::Catalog;
 use crate::config::{Config, PrincipalKind, StorageKind};
+use crate::db::Db;
 use crate::db::leader::Leadership;
 use crate::gateway::audit_services::{AuditServices, ServiceSettings, SigningKeySettings};
 use crate::gateway::runner::GatewayParts;
@@ -20,6 +21,7 @@ use crate::lifecycle::destruction::DestructionRecords;
 use crate::policy::{PolicySource, PolicyStore};
 use crate::providers::ProviderRegistry;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// The principal dev mode's root token stands for (role `dev-root`: see
 /// policies/00-grants.cedar).
@@ -101,29 +103,23 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
                 .into(),
         ));
     }
-    if config.storage.kind == StorageKind::Postgres {
-        // The schema is checked first, so a database that needs `keygate migrate` (or belongs
-        // to a newer keygate) is named as such.
-        let pool = crate::db::postgres::connect(&config.storage).await?;
-        crate::db::postgres::check_schema(&pool).await?;
-        pool.close().await;
-        return Err(StartupError::Invalid(
-            "storage.kind = \"postgres\": the schema is in place, but this version serves from SQLite only (the audit store does not run on PostgreSQL yet)".into(),
-        ));
+    let db = open_storage(config).await?;
+    let catalog = Catalog::load(db.clone()).await?;
+    let approvals = ApprovalStore::new(db.clone());
+    // On PostgreSQL another replica may be carrying out an approved change right now: closing
+    // requests "under way" is only right for a single process that just restarted.
+    if !db.is_postgres() {
+        let interrupted = approvals.close_interrupted(crate::time::now_ms()).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                requests = interrupted,
+                "approved changes were under way when the gateway stopped; their requests are closed as failed (see their execution calls' audit events)"
+            );
+        }
     }
-    let db = crate::db::open(&config.storage.data_dir).await?;
-    let catalog = Catalog::load(db.clone().into()).await?;
-    let approvals = ApprovalStore::new(db.clone().into());
-    let interrupted = approvals.close_interrupted(crate::time::now_ms()).await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            requests = interrupted,
-            "approved changes were under way when the gateway stopped; their requests are closed as failed (see their execution calls' audit events)"
-        );
-    }
-    let destructions = DestructionRecords::new(db.clone().into());
+    let destructions = DestructionRecords::new(db.clone());
     let posture = crate::posture::Posture {
-        store: crate::posture::PostureStore::new(db.clone().into()),
+        store: crate::posture::PostureStore::new(db.clone()),
         settings: config.posture_settings()?,
         system_keys: vec![config.audit.checkpoints.signing_key.clone()],
     };
@@ -138,7 +134,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         );
     }
     let audit = AuditLog::start(
-        Arc::new(SqlAuditStore::new(db)),
+        Arc::new(SqlAuditStore::new(db.clone())),
         AuditOptions {
             flood: audit_flood(config)?,
             witnesses: witnesses(config, &providers)?,
@@ -195,7 +191,16 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
             .max(lifecycle.min_destruction_window),
         ..lifecycle
     };
-    let services = service_settings(config, &providers, limits.call_timeout)?;
+    let mut services = service_settings(config, &providers, limits.call_timeout)?;
+    if db.is_postgres() {
+        shared_signing_key(&services, &providers)?;
+        services.leadership = Leadership::campaign(
+            crate::db::postgres::connect_options(&config.storage)?
+                .application_name(&format!("keygate-{}", std::process::id())),
+            LEADER_CHECK,
+            CancellationToken::new(),
+        );
+    }
     let gateway = Arc::new(Gateway::new(GatewayParts {
         catalog,
         providers,
@@ -210,6 +215,14 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         posture,
         telemetry,
     }));
+    if let Db::Postgres(pool) = &db {
+        tokio::spawn(crate::catalog::sync::run(
+            gateway.shared_catalog(),
+            pool.clone(),
+            config.storage.catalog_resync()?,
+            CancellationToken::new(),
+        ));
+    }
     let leadership = services.leadership.clone();
     let audit = AuditServices::start(&gateway, audit, services)
         .await
@@ -219,6 +232,51 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         leadership,
         audit,
     })
+}
+
+/// How often a replica on PostgreSQL tries for the leader lock, and the leader checks it still
+/// holds it: a dead leader's jobs resume elsewhere within about this long.
+const LEADER_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The database `[storage]` names: SQLite in the data directory (migrated here), or
+/// PostgreSQL, whose schema only `keygate migrate` changes and which must be one this keygate
+/// knows.
+async fn open_storage(config: &Config) -> Result<Db, StartupError> {
+    match config.storage.kind {
+        StorageKind::Sqlite => Ok(crate::db::open(&config.storage.data_dir).await?.into()),
+        StorageKind::Postgres => {
+            let pool = crate::db::postgres::connect(&config.storage).await?;
+            crate::db::postgres::check_schema(&pool).await?;
+            if config.audit.hmac_key.is_none() {
+                return Err(StartupError::Invalid(
+                    "storage.kind = \"postgres\": set audit.hmac_key = { file = \"…\" } (the same key on every replica), so sensitive values are hashed alike whichever replica logs them".into(),
+                ));
+            }
+            Ok(pool.into())
+        }
+    }
+}
+
+/// Replicas sign checkpoints in turn (whichever leads) and each verifies all of them, so the
+/// signing key must be one every replica reaches: not the local provider's, whose keys live in
+/// one replica's data directory.
+fn shared_signing_key(
+    services: &ServiceSettings,
+    providers: &ProviderRegistry,
+) -> Result<(), StartupError> {
+    let Some(s) = &services.checkpoints else {
+        return Ok(());
+    };
+    if providers
+        .get(&s.provider)
+        .is_some_and(|p| p.kind() == "local")
+    {
+        return Err(StartupError::Invalid(format!(
+            "storage.kind = \"postgres\": audit.checkpoints.provider is '{}', a local provider, whose keys only one replica holds; name a provider every replica reaches (vault, aws-kms, gcp-kms, azure-keyvault, pkcs11)",
+            s.provider
+        )));
+    }
+    Ok(())
 }
 
 /// Says so at start-up when fewer principals hold the approver role than a quorum needs:

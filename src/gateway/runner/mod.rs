@@ -75,7 +75,8 @@ pub struct GatewayParts {
 }
 
 pub struct Gateway {
-    catalog: Catalog,
+    /// Shared with the catalog's sync task on PostgreSQL ([`crate::catalog::sync`]).
+    catalog: Arc<Catalog>,
     providers: ProviderRegistry,
     policy: Arc<PolicyStore>,
     audit: AuditLog,
@@ -104,6 +105,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The catalog, for a task that outlives a borrow of the gateway.
+    pub fn shared_catalog(&self) -> Arc<Catalog> {
+        self.catalog.clone()
+    }
+
     pub fn new(parts: GatewayParts) -> Self {
         let GatewayParts {
             catalog,
@@ -125,7 +131,7 @@ impl Gateway {
             detached: TaskTracker::new(),
             closing: std::sync::atomic::AtomicBool::new(false),
             rotation_waits: Default::default(),
-            catalog,
+            catalog: Arc::new(catalog),
             providers,
             policy,
             audit,
