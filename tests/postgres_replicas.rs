@@ -26,11 +26,16 @@ struct Cluster {
     env: Vec<(String, String)>,
     dir: tempfile::TempDir,
     _bao: OpenBao,
-    _pg: Postgres,
+    pg: Postgres,
 }
 
 impl Cluster {
     fn start(replicas: usize) -> Cluster {
+        Self::start_with(replicas, "")
+    }
+
+    /// `extra`: more configuration (whole sections).
+    fn start_with(replicas: usize, extra: &str) -> Cluster {
         let pg = Postgres::start().expect("start postgres");
         pg.create_database("kg_replicas").expect("create database");
         let bao = OpenBao::start().expect("start openbao");
@@ -46,7 +51,7 @@ impl Cluster {
                  [audit]\nhmac_key = {{ file = \"{hmac}\" }}\n\n\
                  [audit.checkpoints]\nprovider = \"vault\"\n\n\
                  [providers.vault]\nkind = \"vault\"\naddress = \"{addr}\"\nmount = \"transit\"\n\
-                 auth = {{ method = \"token\", token = {{ env = \"{VAULT_TOKEN_ENV}\" }} }}\n",
+                 auth = {{ method = \"token\", token = {{ env = \"{VAULT_TOKEN_ENV}\" }} }}\n\n{extra}\n",
                 url = pg.url_without_password("kg_replicas"),
                 resync = RESYNC.as_secs(),
                 hmac = hmac.display(),
@@ -65,7 +70,7 @@ impl Cluster {
             env,
             dir,
             _bao: bao,
-            _pg: pg,
+            pg,
         };
         for i in 0..replicas {
             let server = cluster.start_replica(i);
@@ -87,6 +92,31 @@ impl Cluster {
 
     async fn keys(&self, i: usize) -> common::Keys {
         self.replicas[i].keys(ROOT_TOKEN).await
+    }
+
+    /// The replica holding the leader lock, if one does (by its session's
+    /// `application_name`, `keygate-PID`).
+    fn leader(&self) -> Option<usize> {
+        let holder = self
+            .pg
+            .psql(
+                "kg_replicas",
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'keygate-%'",
+            )
+            .expect("psql");
+        let pid: u32 = holder.trim().strip_prefix("keygate-")?.parse().ok()?;
+        self.replicas.iter().position(|r| r.child.id() == Some(pid))
+    }
+
+    /// A number from the database.
+    fn count(&self, sql: &str) -> u64 {
+        self.pg
+            .psql("kg_replicas", sql)
+            .expect("psql")
+            .trim()
+            .parse()
+            .expect("a number")
     }
 }
 
@@ -217,4 +247,288 @@ async fn a_key_made_on_one_replica_serves_on_all_and_a_disable_reaches_every_rep
     let mut audit2 = cluster.replicas[1].audit(ROOT_TOKEN).await;
     let report = verify_full(&mut audit2).await;
     assert!(report.ok, "{report:?}\n{}", cluster.replicas[1].output());
+}
+
+/// Runs `keygate bench` against `server` (a fixed number of calls), writing the ids of the
+/// calls that returned OK to `record`.
+fn bench(server: &Server, key: &str, requests: u64, record: &Path) -> std::process::Child {
+    server
+        .cli()
+        .args([
+            "bench",
+            "--op",
+            "encrypt",
+            "--key",
+            key,
+            "--concurrency",
+            "8",
+        ])
+        .args(["--channels", "2", "--requests", &requests.to_string()])
+        .arg("--record-ok")
+        .arg(record)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn keygate bench")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_no_acknowledged_call_and_the_others_keep_serving() {
+    let mut cluster = Cluster::start(3);
+    let mut r1 = cluster.keys(0).await;
+    r1.create_key(on_vault("load/orders"))
+        .await
+        .expect("create");
+    for i in 1..3 {
+        let mut keys = cluster.keys(i).await;
+        within(RESYNC * 2, "the key on every replica", || {
+            let mut k = keys.clone();
+            async move {
+                k.get_key(pb::GetKeyRequest {
+                    key: "load/orders".into(),
+                    usage: false,
+                })
+                .await
+                .is_ok()
+            }
+        })
+        .await;
+        let _ = seal(&mut keys, "load/orders", b"warm").await;
+    }
+    let before = cluster.count("SELECT count(*) FROM audit_events");
+    let records: Vec<PathBuf> = (0..3)
+        .map(|i| cluster.dir.path().join(format!("ok-{i}.txt")))
+        .collect();
+    let mut benches: Vec<_> = (0..3)
+        .map(|i| bench(&cluster.replicas[i], "load/orders", 1500, &records[i]))
+        .collect();
+    // kill -9 replica 2 once the load is well under way.
+    let started = Instant::now();
+    while cluster.count("SELECT count(*) FROM audit_events") < before + 600 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the load did not get going"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.replicas[1].kill9();
+    for b in &mut benches {
+        b.wait().expect("bench ends");
+    }
+
+    // Every call any replica acknowledged, the killed one's included, has its event.
+    let audited: std::collections::HashSet<String> = cluster
+        .pg
+        .psql(
+            "kg_replicas",
+            "SELECT request_id FROM audit_events WHERE action = 'Encrypt' AND outcome = 'ok'",
+        )
+        .expect("psql")
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    let mut acknowledged = 0;
+    for (i, record) in records.iter().enumerate() {
+        let ids = std::fs::read_to_string(record).unwrap_or_default();
+        for id in ids.lines().filter(|l| !l.is_empty()) {
+            acknowledged += 1;
+            assert!(
+                audited.contains(id),
+                "replica {} acknowledged call {id}, which has no audit event",
+                i + 1
+            );
+        }
+    }
+    assert!(acknowledged >= 3000, "only {acknowledged} calls succeeded");
+    println!("{acknowledged} acknowledged calls, each audited");
+
+    // The survivors still serve, and the merged chain verifies.
+    for i in [0, 2] {
+        let mut keys = cluster.keys(i).await;
+        seal(&mut keys, "load/orders", b"after the kill").await;
+    }
+    let mut audit = cluster.replicas[2].audit(ROOT_TOKEN).await;
+    let report = verify_full(&mut audit).await;
+    assert!(report.ok, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leader_dies_another_replica_leads_and_a_due_rotation_happens_once() {
+    let mut cluster = Cluster::start_with(
+        3,
+        "[lifecycle]\nmin_crypto_period = \"1s\"\nscan_interval = \"300ms\"\n\n[posture]\nscan_interval = \"0s\"\n",
+    );
+    within(Duration::from_secs(30), "a leader", || {
+        let led = cluster.leader().is_some();
+        async move { led }
+    })
+    .await;
+    let leader = cluster.leader().expect("a leader");
+    // Due 15 s from now: after the leader is gone.
+    let mut keys = cluster.keys((leader + 1) % 3).await;
+    let mut req = on_vault("sched/rotating");
+    req.crypto_period = Some(prost_types::Duration {
+        seconds: 15,
+        nanos: 0,
+    });
+    keys.create_key(req).await.expect("create");
+    cluster.replicas[leader].kill9();
+    let took = within(Duration::from_secs(30), "a new leader", || {
+        let now = cluster.leader();
+        async move { now.is_some_and(|l| l != leader) }
+    })
+    .await;
+    println!("a new leader took over {took:?} after the old one died");
+
+    let versions = || {
+        cluster.count(
+            "SELECT count(*) FROM key_versions v JOIN keys k ON k.id = v.key_id \
+             WHERE k.name = 'sched/rotating'",
+        )
+    };
+    within(Duration::from_secs(60), "the due rotation", || {
+        let rotated = versions() >= 2;
+        async move { rotated }
+    })
+    .await;
+    // Several scans later, still one rotation: no second replica ran it too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(versions(), 2);
+    let rotations = cluster.count(
+        "SELECT count(*) FROM audit_events WHERE key_name = 'sched/rotating' \
+         AND action = 'RotateKey' AND outcome = 'ok'",
+    );
+    assert_eq!(rotations, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_unavailable_while_postgres_is_down_and_recover_without_a_restart() {
+    let mut cluster = Cluster::start(2);
+    let mut r1 = cluster.keys(0).await;
+    r1.create_key(on_vault("outage/orders"))
+        .await
+        .expect("create");
+    seal(&mut r1, "outage/orders", b"before").await;
+
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(cluster.replicas[1].channel().await);
+    cluster.pg.stop();
+    // Replica 2 takes no call meanwhile: it finds out by itself, and says so.
+    within(
+        Duration::from_secs(30),
+        "replica 2 reporting NOT_SERVING",
+        || {
+            let mut h = health.clone();
+            async move {
+                h.check(tonic_health::pb::HealthCheckRequest::default())
+                    .await
+                    .is_ok_and(|r| {
+                        r.into_inner().status()
+                            == tonic_health::pb::health_check_response::ServingStatus::NotServing
+                    })
+            }
+        },
+    )
+    .await;
+    let refused = r1
+        .encrypt(pb::EncryptRequest {
+            key: "outage/orders".into(),
+            plaintext: b"during".to_vec(),
+            associated_data: vec![],
+        })
+        .await
+        .expect_err("a call with nowhere to audit it");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::Unavailable,
+        "{refused:?}\n{}",
+        cluster.replicas[0].output()
+    );
+
+    cluster.pg.restart().expect("restart postgres");
+    // Both replicas serve again by themselves, each within its recovery probe.
+    for i in 0..2 {
+        let keys = cluster.keys(i).await;
+        let took = within(Duration::from_secs(60), "service after the restart", || {
+            let mut k = keys.clone();
+            async move {
+                k.encrypt(pb::EncryptRequest {
+                    key: "outage/orders".into(),
+                    plaintext: b"after".to_vec(),
+                    associated_data: vec![],
+                })
+                .await
+                .is_ok()
+            }
+        })
+        .await;
+        println!(
+            "replica {} served again {took:?} after PostgreSQL came back",
+            i + 1
+        );
+    }
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(
+        serving.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    // The refused call is in the log, recorded once the store was back.
+    let mut audit = cluster.replicas[0].audit(ROOT_TOKEN).await;
+    let events = common::events_for(&mut audit, &common::status_request_id(&refused)).await;
+    assert!(events.iter().any(|e| e.action == "Encrypt"), "{events:?}");
+    let report = verify_full(&mut audit).await;
+    assert!(report.ok, "{report:?}");
+}
+
+/// The provider conformance suite (every operation, rotation, re-encryption, refusals)
+/// through a replica on PostgreSQL, while a second replica shares its database; then the
+/// second replica sees every key the suite made, in the state the suite left it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_suite_passes_on_postgres() {
+    let cluster = Cluster::start(2);
+    let mut keys = cluster.keys(0).await;
+    common::suite::run(
+        &mut keys,
+        "vault",
+        "pg",
+        &[
+            "aes-256-gcm",
+            "ecdsa-p256",
+            "ed25519",
+            "hmac-sha256",
+            "rsa-2048-oaep",
+        ],
+    )
+    .await;
+    let listed = |k: &mut common::Keys| {
+        let mut k = k.clone();
+        async move {
+            let mut all: Vec<(String, String, u32)> = k
+                .list_keys(pb::ListKeysRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .await
+                .expect("list")
+                .into_inner()
+                .keys
+                .into_iter()
+                .map(|key| (key.name, key.state, key.primary_version))
+                .collect();
+            all.sort();
+            all
+        }
+    };
+    let here = listed(&mut keys).await;
+    let mut other = cluster.keys(1).await;
+    within(RESYNC * 2, "the suite's keys on replica 2", || {
+        let here = here.clone();
+        let list = listed(&mut other);
+        async move { list.await == here }
+    })
+    .await;
 }

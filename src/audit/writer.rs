@@ -20,6 +20,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 /// Jobs committed together at most (one INSERT for calls' events).
 const MAX_BATCH: usize = store::sql::MAX_ROWS;
 
+/// How long the writer waits idle before checking that the store is still there.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+
 /// How often an idle writer retries a store that failed.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -68,6 +71,16 @@ struct Outage {
 }
 
 impl Outage {
+    fn begin(reason: String) -> Self {
+        Self {
+            since_ms: crate::time::now_ms(),
+            failed_batches: 0,
+            last_error: reason,
+            late: Vec::new(),
+            lost: 0,
+        }
+    }
+
     fn keep(&mut self, records: impl Iterator<Item = AuditRecord>) {
         for record in records {
             if self.late.len() < MAX_LATE {
@@ -129,7 +142,19 @@ pub async fn run(
                 .await
                 .ok()
         } else {
-            Some(rx.recv_many(&mut jobs, MAX_BATCH).await)
+            match tokio::time::timeout(IDLE_CHECK, rx.recv_many(&mut jobs, MAX_BATCH)).await {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    // Idle: a store that can be lost without a write noticing (a database
+                    // server) is checked, so health says NOT_SERVING before a call fails.
+                    if let Err(e) = store.check().await {
+                        tracing::error!(error = %e, "the audit store cannot be reached; refusing calls until it can");
+                        outage = Some(Outage::begin(e.to_string()));
+                        health.writable.send_replace(false);
+                    }
+                    continue;
+                }
+            }
         };
         if received == Some(0) {
             return; // every sender is gone: the gateway is shutting down
@@ -253,13 +278,8 @@ pub async fn run(
                     }
                     None => {
                         tracing::error!(error = %e, rows = calls.len(), "audit append failed; refusing calls until the store is writable");
-                        let mut o = Outage {
-                            since_ms: crate::time::now_ms(),
-                            failed_batches: 1,
-                            last_error: reason.clone(),
-                            late: Vec::new(),
-                            lost: 0,
-                        };
+                        let mut o = Outage::begin(reason.clone());
+                        o.failed_batches = 1;
                         o.keep(calls.into_iter());
                         outage = Some(o);
                         health.writable.send_replace(false);

@@ -40,8 +40,15 @@ pub enum BenchAudit {
 
 #[derive(Args, Debug)]
 pub struct AppendArgs {
+    #[arg(long, required_unless_present = "postgres")]
+    pub data_dir: Option<PathBuf>,
+    /// Append to this migrated PostgreSQL database instead (`postgres://USER@HOST:PORT/DB`;
+    /// a password from PGPASSWORD), as a replica's writer does.
     #[arg(long)]
-    pub data_dir: PathBuf,
+    pub postgres: Option<String>,
+    /// With --postgres: writers appending at once to the one chain, as that many replicas.
+    #[arg(long, default_value_t = 1)]
+    pub writers: usize,
     /// Tasks appending at once, each waiting for its event to be durable.
     #[arg(long, default_value_t = 256)]
     pub producers: usize,
@@ -224,13 +231,36 @@ async fn checkpoint(
 
 async fn append(a: AppendArgs) -> CliResult {
     let duration = crate::time::parse_duration(&a.duration)?;
-    let (log, _) = open(&a.data_dir).await?;
+    let mut logs = Vec::new();
+    match &a.postgres {
+        Some(url) => {
+            for _ in 0..a.writers.max(1) {
+                let pool = sqlx::PgPool::connect(url)
+                    .await
+                    .map_err(|e| format!("--postgres: {e}"))?;
+                let store = crate::audit::store::sql::SqlAuditStore::new(pool);
+                logs.push(
+                    AuditLog::start(Arc::new(store), Default::default())
+                        .await
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+        }
+        None => {
+            let dir = a
+                .data_dir
+                .as_deref()
+                .ok_or("--data-dir or --postgres is required")?;
+            logs.push(open(dir).await?.0)
+        }
+    }
     let done = Arc::new(AtomicU64::new(0));
     let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = Instant::now() + Duration::from_secs(1) + duration;
     let mut tasks = Vec::new();
     for p in 0..a.producers {
-        let (log, done, measuring) = (log.clone(), done.clone(), measuring.clone());
+        let log = logs[p % logs.len()].clone();
+        let (done, measuring) = (done.clone(), measuring.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = p as u64;
             while Instant::now() < stop {
@@ -256,6 +286,7 @@ async fn append(a: AppendArgs) -> CliResult {
     let events = done.load(Ordering::Relaxed);
     print(json!({
         "producers": a.producers,
+        "writers": logs.len(),
         "events": events,
         "seconds": seconds,
         "events_per_second": events as f64 / seconds,

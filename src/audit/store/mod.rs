@@ -196,6 +196,12 @@ pub trait StoreWriter: Send {
 
     /// Upkeep between two batches, after their replies went out.
     async fn between_batches(&mut self);
+
+    /// Whether the store can still be written, asked while the writer is idle. A store in a
+    /// local file has nothing to check; a database server may have gone away.
+    async fn check(&mut self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// Seals `events` again after `head` (sequence, hash): another writer appended since they were

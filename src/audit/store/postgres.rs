@@ -11,7 +11,12 @@ use super::sql::write::postgres::{insert_events, write_side};
 use super::{SideRows, StoreResult, StoreWriter, reseal};
 use crate::audit::GENESIS_HASH;
 use crate::audit::event::AuditEvent;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
+use std::time::Duration;
+
+/// How long a batch waits for a connection before the log counts as not writable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) async fn writer(pool: &PgPool) -> StoreResult<Box<dyn StoreWriter>> {
     // The head row, made once by whichever replica starts first: after the last event if the
@@ -39,10 +44,22 @@ struct PgWriter {
     pool: PgPool,
 }
 
+impl PgWriter {
+    /// A pooled connection. The pool retries a database that refuses connections until its
+    /// own timeout; calls waiting on a batch should hear sooner that the log cannot be
+    /// written.
+    async fn connection(&self) -> StoreResult<PoolConnection<Postgres>> {
+        tokio::time::timeout(CONNECT_TIMEOUT, self.pool.acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+}
+
 #[async_trait::async_trait]
 impl StoreWriter for PgWriter {
     async fn commit(&mut self, events: &mut [AuditEvent], side: &mut SideRows) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.connection().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let (sequence, hash): (i64, String) =
             sqlx::query_as("SELECT sequence, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE")
                 .fetch_one(&mut *tx)
@@ -64,4 +81,10 @@ impl StoreWriter for PgWriter {
     }
 
     async fn between_batches(&mut self) {}
+
+    async fn check(&mut self) -> StoreResult<()> {
+        let mut conn = self.connection().await?;
+        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        Ok(())
+    }
 }
