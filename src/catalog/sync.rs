@@ -28,10 +28,25 @@ pub async fn run(
     resync_every: Duration,
     stop: CancellationToken,
 ) {
+    // Resyncs run on their own, so a key held by a long change delays neither them nor the
+    // notifications of other keys.
+    tokio::spawn({
+        let (catalog, stop) = (catalog.clone(), stop.clone());
+        async move {
+            let mut tick = tokio::time::interval(resync_every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => resync(&catalog).await,
+                }
+            }
+        }
+    });
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            () = follow(&catalog, &pool, resync_every) => {}
+            () = follow(&catalog, &pool) => {}
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -41,7 +56,7 @@ pub async fn run(
 }
 
 /// Listens on one connection until it is lost.
-async fn follow(catalog: &Catalog, pool: &PgPool, resync_every: Duration) {
+async fn follow(catalog: &Arc<Catalog>, pool: &PgPool) {
     let mut listener = match PgListener::connect_with(pool).await {
         Ok(l) => l,
         Err(e) => {
@@ -55,27 +70,30 @@ async fn follow(catalog: &Catalog, pool: &PgPool, resync_every: Duration) {
     }
     // Subscribed first, compared second: a change committed in between is both notified and
     // seen by the comparison, never neither.
-    resync(catalog).await;
-    let mut tick = tokio::time::interval(resync_every);
-    tick.tick().await;
+    tokio::spawn({
+        let catalog = catalog.clone();
+        async move { resync(&catalog).await }
+    });
     loop {
-        tokio::select! {
-            received = listener.try_recv() => match received {
-                Ok(Some(n)) => {
-                    if let Err(e) = catalog.reload(n.payload()).await {
-                        tracing::warn!(key = n.payload(), error = %e, "catalog reload failed; the next resync retries");
+        match listener.try_recv().await {
+            Ok(Some(n)) => {
+                // Each key in a task of its own: its reload waits for the key's lock, which a
+                // change in progress on this replica may hold for a while.
+                let (catalog, id) = (catalog.clone(), n.payload().to_string());
+                tokio::spawn(async move {
+                    if let Err(e) = catalog.reload(&id).await {
+                        tracing::warn!(key = %id, error = %e, "catalog reload failed; the next resync retries");
                     }
-                }
-                Ok(None) => {
-                    tracing::warn!("catalog sync lost its connection; resubscribing");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "catalog sync failed; resubscribing");
-                    return;
-                }
-            },
-            _ = tick.tick() => resync(catalog).await,
+                });
+            }
+            Ok(None) => {
+                tracing::warn!("catalog sync lost its connection; resubscribing");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "catalog sync failed; resubscribing");
+                return;
+            }
         }
     }
 }

@@ -68,7 +68,14 @@ pub fn connect_options(config: &StorageConfig) -> Result<PgConnectOptions, PgSto
     if let Some(ca) = &config.tls_ca_file {
         options = options.ssl_root_cert(ca);
     }
-    Ok(options.application_name("keygate"))
+    Ok(options.application_name("keygate").options([
+        // A replica that stops mid-transaction (its network gone) must not hold a row (the
+        // audit chain's head, a key) for hours until TCP notices: PostgreSQL ends the session.
+        ("idle_in_transaction_session_timeout", "10s"),
+        // A statement waits at most this long for a row lock, then fails: calls see
+        // UNAVAILABLE rather than queueing behind a stuck replica until their deadline.
+        ("lock_timeout", "5s"),
+    ]))
 }
 
 /// A pool of `storage.pool_size` connections. Connects lazily: a replica starts (and reports

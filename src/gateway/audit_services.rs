@@ -8,6 +8,7 @@ use crate::audit::anchor::{Anchor, AnchorSettings, CheckpointSigner};
 use crate::audit::ingest::{IngestSettings, Ingester, KeyDirectory, ManagedKey};
 use crate::audit::store::Checkpoint;
 use crate::audit::{AuditLog, retention};
+use crate::catalog::CatalogError;
 use crate::db::leader::{Leadership, while_leader};
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -116,6 +117,21 @@ impl Gateway {
         self: &Arc<Self>,
         s: &SigningKeySettings,
     ) -> Result<(), GatewayError> {
+        match self.ensure_audit_signing_key_once(s).await {
+            // Another replica made it first: take that one.
+            Err(GatewayError::KeyExists(_))
+            | Err(GatewayError::Catalog(CatalogError::NameTaken(_))) => {
+                self.shared_catalog().resync().await?;
+                self.ensure_audit_signing_key_once(s).await
+            }
+            other => other,
+        }
+    }
+
+    async fn ensure_audit_signing_key_once(
+        self: &Arc<Self>,
+        s: &SigningKeySettings,
+    ) -> Result<(), GatewayError> {
         if let Some(key) = self.keys_snapshot().into_iter().find(|k| k.name == s.name) {
             let algorithm = key.algorithm.as_str();
             if !crate::audit::anchor::statement::SIGNING_ALGORITHMS.contains(&algorithm) {
@@ -162,6 +178,7 @@ pub struct AuditServices {
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     anchor: Option<Arc<Anchor>>,
+    leadership: Leadership,
 }
 
 impl AuditServices {
@@ -212,17 +229,22 @@ impl AuditServices {
                 },
             )));
         }
-        let upkeep_log = log.clone();
-        tasks.push(tokio::spawn(while_leader(
-            settings.leadership.clone(),
-            stop.clone(),
-            move |term| upkeep(upkeep_log.clone(), settings.retention, term),
-        )));
+        // Every replica records its own calls' flood counts; only the leader prunes.
+        tasks.push(tokio::spawn(flush_floods(log.clone(), stop.clone())));
+        if let Some(retention) = settings.retention {
+            let prune_log = log.clone();
+            tasks.push(tokio::spawn(while_leader(
+                settings.leadership.clone(),
+                stop.clone(),
+                move |term| prune(prune_log.clone(), retention, term),
+            )));
+        }
         Ok(Self {
             log,
             stop,
             tasks,
             anchor,
+            leadership: settings.leadership,
         })
     }
 
@@ -236,7 +258,8 @@ impl AuditServices {
         if let Err(e) = self.log.flush_floods(true).await {
             tracing::error!(error = %e, "cannot record the flood aggregates at shutdown");
         }
-        if let Some(anchor) = self.anchor {
+        // Only the leader signs: a follower's checkpoint would race the leader's.
+        if let Some(anchor) = self.anchor.filter(|_| self.leadership.is_leader()) {
             match anchor.checkpoint(true).await {
                 Ok(Some(sequence)) => tracing::info!(sequence, "final audit checkpoint signed"),
                 Ok(None) => {}
@@ -246,11 +269,10 @@ impl AuditServices {
     }
 }
 
-/// Flushes ended flood windows every second; prunes past the retention period.
-async fn upkeep(log: AuditLog, retention: Option<(Duration, Duration)>, stop: CancellationToken) {
+/// Flushes ended flood windows every second.
+async fn flush_floods(log: AuditLog, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut next_prune = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -259,15 +281,22 @@ async fn upkeep(log: AuditLog, retention: Option<(Duration, Duration)>, stop: Ca
         if let Err(e) = log.flush_floods(false).await {
             tracing::warn!(error = %e, "cannot record flood aggregates; retrying");
         }
-        if let Some((period, every)) = retention
-            && tokio::time::Instant::now() >= next_prune
-        {
-            next_prune = tokio::time::Instant::now() + every;
-            match retention::prune(&log, period, crate::time::now_ms()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(events = n, "audit retention pruned old events"),
-                Err(e) => tracing::warn!(error = %e, "audit retention failed; retrying"),
-            }
+    }
+}
+
+/// Prunes events past the retention `period`, every `every`.
+async fn prune(log: AuditLog, (period, every): (Duration, Duration), stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        match retention::prune(&log, period, crate::time::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "audit retention pruned old events"),
+            Err(e) => tracing::warn!(error = %e, "audit retention failed; retrying"),
         }
     }
 }

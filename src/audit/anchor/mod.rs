@@ -129,6 +129,19 @@ impl Anchor {
         }))
     }
 
+    /// Takes the newest checkpoint in the store as the one to link to.
+    async fn refresh_last(&self) -> Result<(), AuditError> {
+        let newest = self.store.checkpoints().await?.pop();
+        let mut last = self.last.lock().await;
+        if newest.as_ref().map(|c| c.sequence) != last.checkpoint.as_ref().map(|c| c.sequence) {
+            last.covered_through = last
+                .covered_through
+                .max(newest.as_ref().map_or(0, |c| c.sequence));
+            last.checkpoint = newest;
+        }
+        Ok(())
+    }
+
     /// Loads the signing key's public keys from its provider, for verification.
     pub async fn load_trusted_keys(&self) -> Result<usize, String> {
         let keys = self.signer.public_keys().await?;
@@ -253,6 +266,11 @@ impl Anchor {
     /// Checkpoints as they fall due, until `stop`. While the signing key's public keys could
     /// not be read (its provider was down at start-up), it tries again every minute.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        // Leadership may have been elsewhere since this replica last signed: the next
+        // checkpoint links to the newest one in the store, whoever signed it.
+        if let Err(e) = self.refresh_last().await {
+            tracing::warn!(error = %e, "cannot read the newest audit checkpoint; the next one may not link to it");
+        }
         let mut tick = tokio::time::interval(Duration::from_secs(1).min(self.settings.every));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_key_read = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -84,7 +84,9 @@ impl StoreWriter for PgWriter {
 
     async fn check(&mut self) -> StoreResult<()> {
         let mut conn = self.connection().await?;
-        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        tokio::time::timeout(CONNECT_TIMEOUT, sqlx::query("SELECT 1").execute(&mut *conn))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
         Ok(())
     }
 }

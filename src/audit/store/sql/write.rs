@@ -76,6 +76,9 @@ pub async fn write_side(conn: &mut $conn, side: &SideRows) -> StoreResult<()> {
                 .push_bind(row.gateway_sequence.map(|s| s as i64))
                 .push_bind(i64::from(row.bypass));
         });
+        // A record a former leader ingested during a hand-over is not a reason to fail the
+        // calls committed beside it.
+        q.push(" ON CONFLICT DO NOTHING");
         q.build().execute(&mut *conn).await?;
     }
     for c in &side.cursors {
@@ -105,7 +108,8 @@ pub async fn write_side(conn: &mut $conn, side: &SideRows) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO audit_checkpoints (sequence, head_hash, time_ms, previous_digest, key_id, \
              key_name, key_version, algorithm, public_key, signature) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (sequence) DO NOTHING",
         )
         .bind(c.sequence as i64)
         .bind(&c.head_hash)
