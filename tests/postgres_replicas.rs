@@ -412,10 +412,14 @@ async fn when_the_leader_dies_another_replica_leads_and_a_due_rotation_happens_o
     let survivor = (leader + 1) % 3;
     let checkpoints = || cluster.count("SELECT count(*) FROM audit_checkpoints");
     let before = checkpoints();
-    within(Duration::from_secs(60), "a checkpoint by the new leader", || {
-        let more = checkpoints() > before;
-        async move { more }
-    })
+    within(
+        Duration::from_secs(60),
+        "a checkpoint by the new leader",
+        || {
+            let more = checkpoints() > before;
+            async move { more }
+        },
+    )
     .await;
     let mut audit = cluster.replicas[survivor].audit(ROOT_TOKEN).await;
     let report = verify_full(&mut audit).await;

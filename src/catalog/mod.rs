@@ -104,6 +104,14 @@ impl Drop for ProviderKeyReservation<'_> {
     }
 }
 
+/// `Some(constraint)` when `e` is a unique violation (the constraint's name where the database
+/// gives one: PostgreSQL does, SQLite does not).
+fn unique_violation(e: &sqlx::Error) -> Option<Option<&str>> {
+    e.as_database_error()
+        .filter(|d| d.is_unique_violation())
+        .map(|d| d.constraint())
+}
+
 /// Filters for [`Catalog::list`].
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
@@ -258,13 +266,16 @@ impl Catalog {
             return Err(CatalogError::NameTaken(record.name));
         }
         if let Err(e) = store::insert(&self.db, &record).await {
-            // Another replica made a key of this name since this one's memory last heard.
-            if e.as_database_error()
-                .is_some_and(|d| d.is_unique_violation())
-            {
-                return Err(CatalogError::NameTaken(record.name));
-            }
-            return Err(e.into());
+            // Another replica made a key of this name, or adopted this provider key, since
+            // this one's memory last heard.
+            return Err(match unique_violation(&e) {
+                Some(Some("keys_by_provider_uri")) => CatalogError::ProviderKeyTaken {
+                    uri: record.provider_uri.as_str().to_string(),
+                    key: "(adopted on another replica)".into(),
+                },
+                Some(_) => CatalogError::NameTaken(record.name),
+                None => e.into(),
+            });
         }
         let record = Arc::new(record);
         let mut index = self.write();
@@ -297,9 +308,7 @@ impl Catalog {
         if let Err(e) =
             store::add_version(&self.db, &current.id, &version, due, primary_version).await
         {
-            if e.as_database_error()
-                .is_some_and(|d| d.is_unique_violation())
-            {
+            if unique_violation(&e).is_some() {
                 self.reload_held(&current.id).await?;
                 return Err(CatalogError::Conflict {
                     key: current.name.clone(),
