@@ -212,6 +212,43 @@ async fn a_key_made_on_one_replica_serves_on_all_and_a_disable_reaches_every_rep
         "{a:?} {b:?}"
     );
 
+    // A Tail on replica 3 sees a call answered by replica 1.
+    let mut tail = cluster.replicas[2]
+        .audit(ROOT_TOKEN)
+        .await
+        .tail(pb::AuditTailRequest {
+            key: "shared/orders".into(),
+            action: "Encrypt".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("tail on replica 3")
+        .into_inner();
+    let sealed_on_1 = r1
+        .encrypt(pb::EncryptRequest {
+            key: "shared/orders".into(),
+            plaintext: b"order 2".to_vec(),
+            associated_data: vec![],
+        })
+        .await
+        .expect("encrypt on replica 1");
+    let wanted = common::request_id(&sealed_on_1);
+    let tailed = tokio::time::timeout(NOTIFIED, async {
+        loop {
+            let event = tail
+                .message()
+                .await
+                .expect("tail stream")
+                .expect("tail open");
+            if event.request_id == wanted {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("replica 1's call on replica 3's tail");
+    assert_eq!(tailed.outcome, "ok");
+
     // Disabled on replica 3: refused on 1 and 2 within the bound.
     r3.disable_key(pb::DisableKeyRequest {
         key: "shared/orders".into(),

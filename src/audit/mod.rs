@@ -19,6 +19,7 @@ mod event;
 mod export;
 pub mod filter;
 pub mod flood;
+mod follow;
 pub mod hmac;
 pub mod ingest;
 mod jobs;
@@ -164,11 +165,23 @@ impl AuditLog {
         let (health, writable) = watch::channel(true);
         let refused = Arc::new(AtomicU64::new(0));
         let conn = store.writer().await?;
+        let feed = if store.shared() {
+            let wake = Arc::new(tokio::sync::Notify::new());
+            tokio::spawn(follow::run(
+                store.clone(),
+                start.as_ref().map_or(0, |(s, _)| *s),
+                wake.clone(),
+                live.clone(),
+            ));
+            writer::Live::Wake(wake)
+        } else {
+            writer::Live::Direct(live.clone())
+        };
         tokio::spawn(writer::run(
             conn,
             start,
             rx,
-            live.clone(),
+            feed,
             writer::Health {
                 writable: health,
                 refused: refused.clone(),

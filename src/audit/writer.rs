@@ -118,6 +118,15 @@ impl Outage {
     }
 }
 
+/// Where committed events go for the live feed (`Tail`).
+pub enum Live {
+    /// Straight to the subscribers: this writer is the log's only one.
+    Direct(broadcast::Sender<Arc<AuditEvent>>),
+    /// Replicas share the log: the follower ([`super::follow`]) reads every replica's events
+    /// back in chain order; this writer only wakes it after each commit.
+    Wake(Arc<tokio::sync::Notify>),
+}
+
 /// Who waits for which of a batch's events.
 enum Waiting {
     One(Ack),
@@ -128,7 +137,7 @@ pub async fn run(
     mut store: Box<dyn StoreWriter>,
     head: Option<(u64, String)>,
     mut rx: mpsc::Receiver<Job>,
-    live: broadcast::Sender<Arc<AuditEvent>>,
+    live: Live,
     health: Health,
     metrics: crate::telemetry::AuditWriterMetrics,
 ) {
@@ -243,9 +252,14 @@ pub async fn run(
                         }
                     }
                 }
-                for event in events {
-                    // No subscribers is normal; a lagging one skips ahead.
-                    let _ = live.send(Arc::new(event));
+                match &live {
+                    Live::Direct(subscribers) => {
+                        for event in events {
+                            // No subscribers is normal; a lagging one skips ahead.
+                            let _ = subscribers.send(Arc::new(event));
+                        }
+                    }
+                    Live::Wake(follower) => follower.notify_one(),
                 }
             }
             Err(e) => {

@@ -182,6 +182,11 @@ pub trait AuditStore: Send + Sync {
 
     /// The oldest stored event's sequence.
     async fn first_sequence(&self) -> StoreResult<Option<u64>>;
+
+    /// Whether other processes append to this log too (replicas sharing a database).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// A writer's connection.

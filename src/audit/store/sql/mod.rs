@@ -122,6 +122,10 @@ where
 
 #[async_trait::async_trait]
 impl AuditStore for SqlAuditStore {
+    fn shared(&self) -> bool {
+        self.db.is_postgres()
+    }
+
     async fn writer(&self) -> StoreResult<Box<dyn StoreWriter>> {
         match &self.db {
             Db::Sqlite(pool) => super::sqlite::writer(pool).await,
