@@ -462,6 +462,44 @@ async fn when_the_leader_dies_another_replica_leads_and_a_due_rotation_happens_o
     let report = verify_full(&mut audit).await;
     assert!(report.ok, "{report:?}");
     assert!(report.checkpoints_checked >= 2, "{report:?}");
+
+    // The audit signing key rotated on the follower: the leader signs with the new version,
+    // and the follower, which did not sign, still verifies those checkpoints.
+    let new_leader = cluster.leader().expect("a leader");
+    let follower = (0..3)
+        .find(|&i| i != leader && i != new_leader)
+        .expect("a follower");
+    let mut follower_keys = cluster.keys(follower).await;
+    common::rotate(&mut follower_keys, "keygate/audit-checkpoints").await;
+    within(
+        Duration::from_secs(60),
+        "a checkpoint signed with version 2",
+        || {
+            let signed =
+                cluster.count("SELECT count(*) FROM audit_checkpoints WHERE key_version = 2") > 0;
+            async move { signed }
+        },
+    )
+    .await;
+    let mut audit = cluster.replicas[follower].audit(ROOT_TOKEN).await;
+    let started = Instant::now();
+    loop {
+        let report = verify_full(&mut audit).await;
+        if report.ok {
+            break;
+        }
+        // The follower reloads the key's public keys within seconds of hearing of the
+        // rotation; until then it cannot check the new checkpoints.
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the follower cannot verify: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(
+        "the follower verified the new version's checkpoints after {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -208,6 +208,12 @@ impl AuditServices {
                     tracing::error!(error = %e, "cannot read the audit signing key's public keys; verification cannot check checkpoints until it can")
                 }
             }
+            tasks.push(tokio::spawn(follow_signing_key(
+                Arc::downgrade(gateway),
+                a.clone(),
+                s.name.clone(),
+                stop.clone(),
+            )));
             let job = a.clone();
             tasks.push(tokio::spawn(while_leader(
                 settings.leadership.clone(),
@@ -266,6 +272,42 @@ impl AuditServices {
                 Err(e) => tracing::error!(error = %e, "the final audit checkpoint failed"),
             }
         }
+    }
+}
+
+/// Reloads the signing key's public keys when its catalog record gains a version, so this
+/// replica verifies checkpoints signed after a rotation, whichever replica (the leader) signed
+/// them. The record is in memory; the provider is asked only when it changed.
+async fn follow_signing_key(
+    gateway: Weak<Gateway>,
+    anchor: Arc<Anchor>,
+    key: String,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let Some(versions) = gateway
+            .upgrade()
+            .map(|g| g.key_record(&key).map_or(0, |k| k.versions.len()))
+        else {
+            return;
+        };
+        if seen.is_some_and(|n| n != versions) {
+            match anchor.load_trusted_keys().await {
+                Ok(n) => tracing::debug!(versions = n, "audit signing public keys reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reload the audit signing key's public keys; retrying");
+                    continue;
+                }
+            }
+        }
+        seen = Some(versions);
     }
 }
 
