@@ -11,7 +11,7 @@ use common::{Bearer, ROOT_TOKEN, Server, create, start_with_config as start};
 use futures::FutureExt as _;
 use keygate::pb;
 use keygate::pb::key_service_client::KeyServiceClient;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -244,17 +244,13 @@ async fn check(channel: Channel) -> bool {
         .is_ok()
 }
 
-/// Polls `condition` until it holds, for at most a minute (machines under load are slow).
-async fn eventually<F, Fut>(what: &str, mut condition: F)
+/// Polls `condition` until it holds, for at most a minute.
+async fn eventually<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::within(Duration::from_secs(60), what, condition).await;
 }
 
 const REVOKED: u64 = 0x1001;

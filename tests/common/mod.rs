@@ -412,6 +412,26 @@ pub fn status_request_id(s: &tonic::Status) -> String {
         .to_string()
 }
 
+/// Polls `attempt` until it returns true and returns how long that took; fails the test past
+/// `bound` (give it room: machines under load are slow).
+pub async fn within<F, Fut>(bound: Duration, what: &str, mut attempt: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if attempt().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < bound,
+            "{what}: not seen within {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A full verification: started as a background job on the gateway, polled to its end.
 pub async fn verify_full(audit: &mut Audit) -> keygate::pb::AuditVerifyResponse {
     let job = audit
