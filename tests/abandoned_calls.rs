@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::storage::stored_key;
 use common::{ROOT_TOKEN, Server, ServerOptions, create, status_request_id};
 use keygate::pb;
 use std::path::{Path, PathBuf};
@@ -70,29 +71,6 @@ async fn wait_for(
     }
 }
 
-/// The key's state and versions as SQLite holds them.
-async fn stored(data: &Path, key_id: &str) -> (String, Vec<i64>) {
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}?mode=ro",
-        data.join("keygate.db").display()
-    ))
-    .await
-    .unwrap();
-    let state: String = sqlx::query_scalar("SELECT state FROM keys WHERE id = ?")
-        .bind(key_id)
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    let versions: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM key_versions WHERE key_id = ? ORDER BY version")
-            .bind(key_id)
-            .fetch_all(&db)
-            .await
-            .unwrap();
-    db.close().await;
-    (state, versions)
-}
-
 fn by_key(key: &str, action: &str) -> pb::AuditQueryRequest {
     pb::AuditQueryRequest {
         key: key.into(),
@@ -137,7 +115,10 @@ async fn a_passed_deadline_does_not_stop_an_admitted_change() {
         .unwrap()
         .into_inner();
     assert_eq!(key.id, found[1].key_id);
-    assert_eq!(stored(&data, &key.id).await, ("enabled".into(), vec![1]));
+    assert_eq!(
+        stored_key(&data, &key.id).await,
+        ("enabled".into(), vec![1])
+    );
 }
 
 /// A client that drops its call (the stream is reset) mid-rotation: the rotation completes,
@@ -188,7 +169,10 @@ async fn a_reset_stream_does_not_stop_an_admitted_change() {
         .unwrap()
         .into_inner();
     assert_eq!(now.primary_version, 2);
-    assert_eq!(stored(&data, &key.id).await, ("enabled".into(), vec![1, 2]));
+    assert_eq!(
+        stored_key(&data, &key.id).await,
+        ("enabled".into(), vec![1, 2])
+    );
 }
 
 /// RotateKey ∥ DisableKey: the disable waits for the rotation holding the key and applies to
@@ -238,7 +222,7 @@ async fn rotate_racing_disable_ends_disabled_with_the_new_version() {
         .into_inner();
     assert_eq!((now.state.as_str(), now.primary_version), ("disabled", 2));
     assert_eq!(
-        stored(&data, &key.id).await,
+        stored_key(&data, &key.id).await,
         ("disabled".into(), vec![1, 2])
     );
 }
@@ -303,7 +287,7 @@ async fn a_cancel_during_a_scheduler_scan_keeps_the_key() {
         .unwrap()
         .into_inner();
     assert_eq!(now.state, "disabled");
-    assert_eq!(stored(&data, &key.id).await.0, "disabled");
+    assert_eq!(stored_key(&data, &key.id).await.0, "disabled");
 }
 
 /// A backend slower than the provider deadline answers UNAVAILABLE (before the client's own
@@ -410,7 +394,7 @@ async fn a_change_answered_after_its_deadline_has_an_unknown_outcome_and_breaks_
     assert_eq!(outcomes, ["intent", "error"], "{found:?}");
     assert_eq!(found[1].error_reason, "PROVIDER_OUTCOME_UNKNOWN");
     let key_id = created.id;
-    assert_eq!(stored(&data, &key_id).await.1, vec![1]);
+    assert_eq!(stored_key(&data, &key_id).await.1, vec![1]);
     // The key stays usable at the version the catalog knows.
     let sealed = keys
         .encrypt(pb::EncryptRequest {

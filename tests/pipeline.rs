@@ -5,9 +5,9 @@
 
 mod common;
 
+use common::storage::stored_key;
 use common::{ROOT_TOKEN, Server, create, status_request_id};
 use keygate::pb;
-use std::path::Path;
 use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -44,29 +44,6 @@ async fn wait_for_events(
         assert!(Instant::now() < deadline, "events never arrived: {found:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The key's state and version numbers as SQLite holds them.
-async fn stored(data: &Path, key_id: &str) -> (String, Vec<i64>) {
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}?mode=ro",
-        data.join("keygate.db").display()
-    ))
-    .await
-    .unwrap();
-    let state: String = sqlx::query_scalar("SELECT state FROM keys WHERE id = ?")
-        .bind(key_id)
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    let versions: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM key_versions WHERE key_id = ? ORDER BY version")
-            .bind(key_id)
-            .fetch_all(&db)
-            .await
-            .unwrap();
-    db.close().await;
-    (state, versions)
 }
 
 /// The experiment that once left no trace: RSA-4096 keys created with a 50 ms client
@@ -127,7 +104,10 @@ async fn calls_whose_client_gave_up_are_completed_and_audited() {
             .unwrap()
             .into_inner();
         assert_eq!(key.id, outcome.key_id);
-        assert_eq!(stored(&data, &key.id).await, ("enabled".into(), vec![1]));
+        assert_eq!(
+            stored_key(&data, &key.id).await,
+            ("enabled".into(), vec![1])
+        );
     }
 }
 
@@ -171,7 +151,7 @@ async fn concurrent_rotations_give_distinct_versions() {
         .unwrap()
         .into_inner();
     let in_memory: Vec<i64> = now.versions.iter().map(|v| i64::from(v.version)).collect();
-    let (state, in_sqlite) = stored(&data, &key.id).await;
+    let (state, in_sqlite) = stored_key(&data, &key.id).await;
     assert_eq!(state, "enabled");
     assert_eq!(in_memory, (1..=11).collect::<Vec<i64>>());
     assert_eq!(in_sqlite, in_memory);

@@ -2,10 +2,13 @@
 # The test command: builds, installs the backends the selected tests need (idempotently), then
 # runs them.
 #
-#   tests/run.sh            everything
+#   tests/run.sh            everything, then the gateway's gRPC suite again on PostgreSQL
 #   tests/run.sh FILTER     only tests, test binaries or packages whose name contains FILTER
 #                           (e.g. policy, audit, aws, vault, pkcs11, emulators, postgres), installing
 #                           only the backends those tests need
+#   KEYGATE_TEST_STORAGE=postgres tests/run.sh [FILTER]
+#                           only the PostgreSQL pass: every test server keeps its catalog and
+#                           audit log in a database of its own on one private PostgreSQL cluster
 #
 # Backends are installed into $KEYGATE_BACKENDS_CACHE (default ~/.cache/keygate-backends),
 # outside the clone, and started by the tests themselves on free loopback ports.
@@ -86,12 +89,50 @@ args=(--workspace --locked)
 if [ -n "$filter" ]; then
   args+=(-E "$(filterset "$filter")")
 fi
-# The binaries that hold a selected test decide which backends to install.
-selected=$(cargo nextest list "${args[@]}" --message-format oneline | awk '{print $1}' | sort -u)
-for backend in $backends; do
-  # shellcheck disable=SC2086 # one word per binary id
-  if needs "$backend" $selected; then install_backend "$backend"; fi
-done
+# The PostgreSQL pass runs the gateway's test binaries, but not those that are about PostgreSQL
+# already (they start their own clusters), nor the tests about the SQLite file itself: its
+# tampering (audit_anchor, altered rows), its WAL, and it becoming unwritable (on PostgreSQL,
+# postgres_replicas stops the database instead); nor the one production server whose only
+# provider is local, which PostgreSQL refuses as the checkpoint signer by design.
+sqlite_only='binary(~postgres) | binary(=audit_anchor) | test(=a_forged_hash_format_is_named) | test(=chain_verifies_and_a_altered_row_is_named) | test(=the_wal_starts_over_under_sustained_load) | test(=an_unwritable_audit_store_stops_service_until_it_recovers) | test(=a_tampered_master_json_is_refused_before_deriving)'
+pg_args=(-p keygate --locked -E "kind(test) & not ($sqlite_only)${filter:+ & ($(filterset "$filter"))}")
 
-echo "== testing"
-cargo nextest run "${args[@]}" --no-fail-fast
+storage="${KEYGATE_TEST_STORAGE:-}"
+if [ -z "$storage" ] && [ -n "$filter" ]; then storage=sqlite; fi
+
+# Installs the backends the binaries selected by ARGS need.
+install_for() {
+  local selected
+  selected=$(cargo nextest list "$@" --message-format oneline | awk '{print $1}' | sort -u)
+  for backend in $backends; do
+    # shellcheck disable=SC2086 # one word per binary id
+    if needs "$backend" $selected; then install_backend "$backend"; fi
+  done
+}
+
+if [ "$storage" != postgres ]; then
+  install_for "${args[@]}"
+  echo "== testing"
+  cargo nextest run "${args[@]}" --no-fail-fast
+fi
+
+if [ "$storage" != sqlite ]; then
+  install_for "${pg_args[@]}"
+  install_backend postgres
+  echo "== testing on PostgreSQL"
+  # One cluster for the pass; it stops when its standard input (our end of the pipe) closes.
+  coproc CLUSTER { "$CARGO_TARGET_DIR/debug/keygate-test-postgres"; }
+  while IFS= read -r line <&"${CLUSTER[0]}"; do
+    case "$line" in
+      ready) break ;;
+      KEYGATE_TEST_PG_*=*) export "${line?}" ;;
+    esac
+  done
+  [ -n "${KEYGATE_TEST_PG_URL:-}" ] || { echo "the PostgreSQL cluster did not start" >&2; exit 1; }
+  status=0
+  cargo nextest run "${pg_args[@]}" --no-fail-fast || status=$?
+  cluster_pid=$CLUSTER_PID
+  exec {CLUSTER[1]}>&-
+  wait "$cluster_pid" || true
+  exit "$status"
+fi

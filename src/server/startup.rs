@@ -103,7 +103,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
                 .into(),
         ));
     }
-    let db = open_storage(config).await?;
+    let db = open_storage(config, dev).await?;
     let catalog = Catalog::load(db.clone()).await?;
     let approvals = ApprovalStore::new(db.clone());
     // On PostgreSQL another replica may be carrying out an approved change right now: closing
@@ -193,7 +193,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
     };
     let mut services = service_settings(config, &providers, limits.call_timeout)?;
     if db.is_postgres() {
-        shared_signing_key(&services, &providers)?;
+        shared_signing_key(&services, &providers, dev)?;
         services.leadership = Leadership::campaign(
             crate::db::postgres::connect_options(&config.storage)?
                 .application_name(&format!("keygate-{}", std::process::id())),
@@ -240,14 +240,14 @@ const LEADER_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The database `[storage]` names: SQLite in the data directory (migrated here), or
 /// PostgreSQL, whose schema only `keygate migrate` changes and which must be one this keygate
-/// knows.
-async fn open_storage(config: &Config) -> Result<Db, StartupError> {
+/// knows. `dev`: one process by definition, so what only replicas need is not required.
+async fn open_storage(config: &Config, dev: bool) -> Result<Db, StartupError> {
     match config.storage.kind {
         StorageKind::Sqlite => Ok(crate::db::open(&config.storage.data_dir).await?.into()),
         StorageKind::Postgres => {
             let pool = crate::db::postgres::connect(&config.storage).await?;
             crate::db::postgres::check_schema(&pool).await?;
-            if config.audit.hmac_key.is_none() {
+            if config.audit.hmac_key.is_none() && !dev {
                 return Err(StartupError::Invalid(
                     "storage.kind = \"postgres\": set audit.hmac_key = { file = \"…\" } (the same key on every replica), so sensitive values are hashed alike whichever replica logs them".into(),
                 ));
@@ -260,9 +260,11 @@ async fn open_storage(config: &Config) -> Result<Db, StartupError> {
 /// Replicas sign checkpoints in turn (whichever leads) and each verifies all of them, so the
 /// signing key must be one every replica reaches: not the local provider's, whose keys live in
 /// one replica's data directory.
+/// Dev mode runs one process, so it only warns.
 fn shared_signing_key(
     services: &ServiceSettings,
     providers: &ProviderRegistry,
+    dev: bool,
 ) -> Result<(), StartupError> {
     let Some(s) = &services.checkpoints else {
         return Ok(());
@@ -271,10 +273,14 @@ fn shared_signing_key(
         .get(&s.provider)
         .is_some_and(|p| p.kind() == "local")
     {
-        return Err(StartupError::Invalid(format!(
+        let message = format!(
             "storage.kind = \"postgres\": audit.checkpoints.provider is '{}', a local provider, whose keys only one replica holds; name a provider every replica reaches (vault, aws-kms, gcp-kms, azure-keyvault, pkcs11)",
             s.provider
-        )));
+        );
+        if !dev {
+            return Err(StartupError::Invalid(message));
+        }
+        tracing::warn!("{message} (allowed in dev mode: one process)");
     }
     Ok(())
 }

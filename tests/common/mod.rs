@@ -7,6 +7,7 @@ pub mod byok;
 pub mod hsm;
 pub mod pki;
 pub mod posture;
+pub mod storage;
 pub mod suite;
 pub mod team;
 pub mod vault;
@@ -119,7 +120,10 @@ impl Server {
         if let Some(config) = &options.config {
             cmd.arg("--config").arg(dev_only_copy(config, options.dev));
         }
-        for (k, v) in &options.env {
+        for (k, v) in storage::server_env(data_dir, options.dev)
+            .iter()
+            .chain(&options.env)
+        {
             cmd.env(k, v);
         }
         let mut child = ChildGuard::spawn(cmd, &log).expect("spawn keygate");

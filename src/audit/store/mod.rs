@@ -142,7 +142,8 @@ pub trait AuditStore: Send + Sync {
     /// The provider records linked to these gateway events.
     async fn linked_to(&self, gateway_sequences: &[u64]) -> StoreResult<Vec<AuditEvent>>;
 
-    /// Events in sequence order after `after`, at most `limit` (the chain walk).
+    /// Events in sequence order after `after`, at most `limit`, with their links (the chain
+    /// walk, and the live feed of a shared log, whose filters look at links).
     async fn page(&self, after: u64, limit: u32) -> StoreResult<Vec<AuditEvent>>;
 
     /// The stored hashes of these events (missing ones are absent).

@@ -213,7 +213,9 @@ impl AuditStore for SqlAuditStore {
         on_db!(&self.db, |pool| {
             // COLUMNS is a constant: nothing from outside enters the SQL text.
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM audit_events WHERE sequence > $1 ORDER BY sequence LIMIT $2"
+                "SELECT {LINKED_COLUMNS} FROM audit_events e \
+                 LEFT JOIN audit_ingested i ON i.sequence = e.sequence \
+                 WHERE e.sequence > $1 ORDER BY e.sequence LIMIT $2"
             )))
             .bind(after as i64)
             .bind(i64::from(limit))
