@@ -54,6 +54,10 @@ pub struct Started {
     pub gateway: Arc<Gateway>,
     /// Whether this replica runs the background jobs (the rotation scheduler too).
     pub leadership: Leadership,
+    /// Cancelled at shutdown, after the last checkpoint: ends the campaign for the leader lock
+    /// and releases it (then [`Leadership::released`] returns), so another replica leads at
+    /// once.
+    pub resign: CancellationToken,
     /// Stopped after the gateway drained ([`AuditServices::shutdown`]).
     pub audit: AuditServices,
 }
@@ -192,13 +196,14 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         ..lifecycle
     };
     let mut services = service_settings(config, &providers, limits.call_timeout)?;
+    let resign = CancellationToken::new();
     if db.is_postgres() {
         shared_signing_key(&services, &providers)?;
         services.leadership = Leadership::campaign(
             crate::db::postgres::connect_options(&config.storage)?
                 .application_name(&format!("keygate-{}", std::process::id())),
             LEADER_CHECK,
-            CancellationToken::new(),
+            resign.clone(),
         );
     }
     let gateway = Arc::new(Gateway::new(GatewayParts {
@@ -230,6 +235,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
     Ok(Started {
         gateway,
         leadership,
+        resign,
         audit,
     })
 }
