@@ -1,12 +1,63 @@
 //! Replicas on one PostgreSQL doing the same thing at once, or stopping: a leader stopped
-//! gracefully hands over at once. Runs on private PostgreSQL and OpenBao servers
-//! (`tests/run.sh postgres`).
+//! gracefully hands over at once; two replicas asked for one critical change open one
+//! approval request; an approved change a stopped replica left unfinished is closed by the
+//! leader. Runs on private PostgreSQL and OpenBao servers (`tests/run.sh postgres`).
 
 mod common;
 
-use common::cluster::Cluster;
+use common::cluster::{Cluster, NOTIFIED};
+use common::team::{create_in, opened};
 use common::within;
+use keygate::pb;
 use std::time::{Duration, Instant};
+
+/// A prod key in Vault, owned by `svc-pay`, that `henry` may ask to destroy.
+fn prod_key(name: &str) -> pb::CreateKeyRequest {
+    let mut req = create_in(name, "aes-256-gcm", "svc-pay", "prod");
+    req.provider = "vault".into();
+    req
+}
+
+fn schedule(key: &str) -> pb::ScheduleKeyDestructionRequest {
+    pb::ScheduleKeyDestructionRequest {
+        family: false,
+        key: key.into(),
+        pending_window: Some(prost_types::Duration {
+            seconds: 30 * 86_400,
+            nanos: 0,
+        }),
+    }
+}
+
+/// Creates `names` on replica `i` as alice and waits until every replica knows them.
+async fn prod_keys(cluster: &Cluster, i: usize, names: &[String]) {
+    let mut alice = cluster.replicas[i].keys_as("alice").await;
+    for name in names {
+        alice.create_key(prod_key(name)).await.expect("create");
+    }
+    for replica in &cluster.replicas {
+        let keys = replica.keys_as("alice").await;
+        within(NOTIFIED, "the keys on every replica", || {
+            let mut keys = keys.clone();
+            let names = names.to_vec();
+            async move {
+                for name in names {
+                    let found = keys
+                        .get_key(pb::GetKeyRequest {
+                            key: name,
+                            usage: false,
+                        })
+                        .await;
+                    if found.is_err() {
+                        return false;
+                    }
+                }
+                true
+            }
+        })
+        .await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_stopped_gracefully_hands_over_at_once() {
@@ -38,4 +89,95 @@ async fn a_leader_stopped_gracefully_hands_over_at_once() {
     let mut audit = cluster.replicas[survivor].audit(common::ROOT_TOKEN).await;
     let report = common::verify_full(&mut audit).await;
     assert!(report.ok, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_asked_for_one_change_at_once_open_one_request() {
+    let cluster = Cluster::start(2);
+    let names: Vec<String> = (0..12).map(|i| format!("prod/race-{i}")).collect();
+    prod_keys(&cluster, 0, &names).await;
+    let h1 = cluster.replicas[0].keys_as("henry").await;
+    let h2 = cluster.replicas[1].keys_as("henry").await;
+    for name in &names {
+        let (mut a, mut b) = (h1.clone(), h2.clone());
+        let (x, y) = tokio::join!(
+            a.schedule_key_destruction(schedule(name)),
+            b.schedule_key_destruction(schedule(name))
+        );
+        let x = opened(x.expect_err("an approval request"));
+        let y = opened(y.expect_err("an approval request"));
+        assert_eq!(x, y, "two requests for one change of {name}");
+    }
+    let pending = cluster.count(
+        "SELECT count(*) FROM approval_requests WHERE state = 'pending' AND key_name LIKE 'prod/race-%'",
+    );
+    assert_eq!(pending, names.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_change_left_unfinished_is_closed_by_the_leader() {
+    let cluster = Cluster::start_with(
+        2,
+        "[lifecycle]\nscan_interval = \"300ms\"\n\n[posture]\nscan_interval = \"0s\"\n",
+    );
+    let names = ["prod/abandoned".to_string(), "prod/under-way".to_string()];
+    prod_keys(&cluster, 0, &names).await;
+    let mut henry = cluster.replicas[0].keys_as("henry").await;
+    let mut ids = Vec::new();
+    for name in &names {
+        ids.push(opened(
+            henry
+                .schedule_key_destruction(schedule(name))
+                .await
+                .expect_err("an approval request"),
+        ));
+    }
+    // As a replica killed while carrying them out leaves them: approved, never finished. One
+    // an hour ago, one a minute ago (a replica may still be at it).
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis(),
+    )
+    .expect("ms");
+    for (id, ago_ms) in ids.iter().zip([3_600_000, 60_000]) {
+        cluster
+            .pg
+            .psql(
+                "kg_replicas",
+                &format!(
+                    "UPDATE approval_requests SET state = 'approved', closed_by = 'erin', \
+                     closed_at_ms = {}, execution_call_id = 'exec-{id}' WHERE id = '{id}'",
+                    now_ms - ago_ms
+                ),
+            )
+            .expect("psql");
+    }
+    let erin = cluster.replicas[1].approvals_as("erin").await;
+    let get = |id: &str| {
+        let mut erin = erin.clone();
+        let id = id.to_string();
+        async move {
+            erin.get_approval(pb::GetApprovalRequest { id })
+                .await
+                .expect("get approval")
+                .into_inner()
+        }
+    };
+    let took = within(
+        Duration::from_secs(30),
+        "the abandoned request closed",
+        || {
+            let request = get(&ids[0]);
+            async move { request.await.state == "failed" }
+        },
+    )
+    .await;
+    println!("the leader closed the abandoned request {took:?} after it was left");
+    let closed = get(&ids[0]).await;
+    assert!(closed.outcome.contains("interrupted"), "{closed:?}");
+    // Several scheduler rounds later the recent one is still left to whoever carries it out.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(get(&ids[1]).await.state, "approved");
 }

@@ -111,7 +111,8 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
     let catalog = Catalog::load(db.clone()).await?;
     let approvals = ApprovalStore::new(db.clone());
     // On PostgreSQL another replica may be carrying out an approved change right now: closing
-    // requests "under way" is only right for a single process that just restarted.
+    // requests "under way" is only right for a single process that just restarted. There the
+    // leader closes them once stale (`lifecycle::scheduler`).
     if !db.is_postgres() {
         let interrupted = approvals.close_interrupted(crate::time::now_ms()).await?;
         if interrupted > 0 {
