@@ -1,12 +1,13 @@
 //! Replicas on one PostgreSQL doing the same thing at once, or stopping: a leader stopped
 //! gracefully hands over at once; two replicas asked for one critical change open one
 //! approval request; an approved change a stopped replica left unfinished is closed by the
-//! leader. Runs on private PostgreSQL and OpenBao servers (`tests/run.sh postgres`).
+//! leader; scans on two replicas at once both succeed. Runs on private PostgreSQL and OpenBao
+//! servers (`tests/run.sh postgres`).
 
 mod common;
 
 use common::cluster::{Cluster, NOTIFIED};
-use common::team::{create_in, opened};
+use common::team::{self, create_in, opened};
 use common::within;
 use keygate::pb;
 use std::time::{Duration, Instant};
@@ -180,4 +181,60 @@ async fn an_approved_change_left_unfinished_is_closed_by_the_leader() {
     // Several scheduler rounds later the recent one is still left to whoever carries it out.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(get(&ids[1]).await.state, "approved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_on_two_replicas_at_once_all_succeed_without_duplicate_findings() {
+    let cluster = Cluster::start_with(2, "[posture]\nscan_interval = \"0s\"\n");
+    // Keys in Vault that keygate does not manage: each an open finding. Many, so that each
+    // scan's record (a row per key) takes long enough for the two to overlap.
+    let stray = |name: String| {
+        common::backends::bao(
+            &cluster.bao,
+            "POST",
+            &format!("/v1/transit/keys/{name}"),
+            Some(r#"{"type":"aes256-gcm96"}"#),
+        )
+    };
+    for i in 0..20 {
+        stray(format!("stray-{i}"));
+    }
+    let p1 = cluster.replicas[0].posture(&team::token("sam")).await;
+    let p2 = cluster.replicas[1].posture(&team::token("sam")).await;
+    let rounds = 8;
+    for round in 0..rounds {
+        // New strays each round: both scans find them, and each would open their findings.
+        for i in 0..2 {
+            stray(format!("stray-new-{round}-{i}"));
+        }
+        let (mut a, mut b) = (p1.clone(), p2.clone());
+        let (x, y) = tokio::join!(
+            a.run_scan(pb::RunScanRequest {}),
+            b.run_scan(pb::RunScanRequest {})
+        );
+        for scan in [x, y] {
+            let scan = scan.unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+            assert!(
+                scan.get_ref().listings.iter().all(|l| l.error.is_empty()),
+                "{scan:?}"
+            );
+        }
+    }
+    let strays = 20 + 2 * rounds;
+    let mut sam = p1.clone();
+    let unmanaged = common::posture::findings(&mut sam, "open", "unmanaged-key").await;
+    let found = unmanaged
+        .iter()
+        .filter(|f| f.provider_uri.contains("stray-"))
+        .count();
+    assert_eq!(found, strays, "{unmanaged:?}");
+    // Every scan recorded, no finding twice.
+    assert_eq!(
+        cluster.count("SELECT count(*) FROM posture_scans"),
+        2 * rounds as u64
+    );
+    assert_eq!(
+        cluster.count("SELECT count(*) FROM posture_findings WHERE provider_uri LIKE '%stray-%'"),
+        strays as u64
+    );
 }
