@@ -1,15 +1,17 @@
 //! Replicas on one PostgreSQL doing the same thing at once, or stopping: a leader stopped
 //! gracefully hands over at once; two replicas asked for one critical change open one
 //! approval request; an approved change a stopped replica left unfinished is closed by the
-//! leader; scans on two replicas at once both succeed. Runs on private PostgreSQL and OpenBao
-//! servers (`tests/run.sh postgres`).
+//! leader; scans on two replicas at once both succeed; `serve` refuses a witness in each
+//! replica's data directory. Runs on private PostgreSQL and OpenBao servers
+//! (`tests/run.sh postgres`).
 
 mod common;
 
 use common::cluster::{Cluster, NOTIFIED};
 use common::team::{self, create_in, opened};
-use common::within;
+use common::{Server, ServerOptions, within};
 use keygate::pb;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A prod key in Vault, owned by `svc-pay`, that `henry` may ask to destroy.
@@ -237,4 +239,42 @@ async fn scans_on_two_replicas_at_once_all_succeed_without_duplicate_findings() 
         cluster.count("SELECT count(*) FROM posture_findings WHERE provider_uri LIKE '%stray-%'"),
         strays as u64
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_refuses_a_witness_in_each_replicas_data_directory() {
+    let cluster = Cluster::start(0);
+    let shared = std::fs::read_to_string(&cluster.config).expect("read config");
+    let section = Cluster::witness_section(cluster.dir.path());
+    assert!(shared.contains(&section));
+    let own = cluster.dir.path().join("own-witness.toml");
+    std::fs::write(&own, shared.replace(&section, "")).expect("write config");
+
+    let data = cluster.dir.path().join("refused");
+    let mut cmd = Command::new(common::keygate_bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--config")
+        .arg(&own)
+        .env_remove("KEYGATE_CONFIG")
+        .envs(cluster.env.iter().cloned());
+    let ran = common::run_to_exit(cmd, cluster.dir.path(), Duration::from_secs(120));
+    assert!(!ran.status.success(), "{}", ran.stdout);
+    assert!(
+        ran.stderr.contains("audit.witness.dir") && ran.stderr.contains("audit.witness.objects"),
+        "{}",
+        ran.stderr
+    );
+
+    // The same replica starts with the shared witness; and in dev mode without one.
+    let options = |config: &std::path::Path, dev: bool| ServerOptions {
+        dev,
+        config: Some(config.to_path_buf()),
+        env: cluster.env.clone(),
+        ..Default::default()
+    };
+    let mut started = Server::start_with(&data, options(&cluster.config, false));
+    started.stop_gracefully();
+    let mut dev = Server::start_with(&data, options(&own, true));
+    dev.stop_gracefully();
 }

@@ -108,6 +108,9 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         ));
     }
     let db = open_storage(config).await?;
+    if db.is_postgres() && !dev {
+        shared_witness(config)?;
+    }
     let catalog = Catalog::load(db.clone()).await?;
     let approvals = ApprovalStore::new(db.clone());
     // On PostgreSQL another replica may be carrying out an approved change right now: closing
@@ -281,6 +284,20 @@ fn shared_signing_key(
         return Err(StartupError::Invalid(format!(
             "storage.kind = \"postgres\": audit.checkpoints.provider is '{}', a local provider, whose keys only one replica holds; name a provider every replica reaches (vault, aws-kms, gcp-kms, azure-keyvault, pkcs11)",
             s.provider
+        )));
+    }
+    Ok(())
+}
+
+/// Replicas take turns checkpointing (whichever leads), so a witness in each replica's data
+/// directory (the default) holds only the checkpoints made while that replica led, and no
+/// witness holds them all. Dev mode lets a throwaway cluster start as it is.
+fn shared_witness(config: &Config) -> Result<(), StartupError> {
+    let w = &config.audit.witness;
+    if config.audit.checkpoints.enabled && w.dir.is_none() && w.objects.is_none() {
+        return Err(StartupError::Invalid(format!(
+            "storage.kind = \"postgres\": audit checkpoints would be witnessed in each replica's own data directory ({}), so no witness would hold them all; set audit.witness.dir to a directory every replica reaches (the same path on each), or audit.witness.objects to a bucket",
+            config.storage.data_dir.join("audit-witness").display()
         )));
     }
     Ok(())
