@@ -23,7 +23,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/keygate-target}"
 serves() {
   case "$1" in
     localstack) echo 'keygate::aws_kms keygate::lifecycle keygate::byok_clouds keygate-provider-aws::* keygate::audit_ingest keygate::byok keygate::byok_keys keygate::byok_reimport keygate::posture_inventory keygate::posture_drift keygate::compliance_report' ;;
-    openbao) echo 'keygate::vault keygate::byok_clouds keygate::otlp keygate::resilience keygate-provider-vault::* keygate::audit_ingest keygate::byok keygate::byok_keys keygate::byok_reimport keygate::posture_inventory keygate::posture_drift keygate::posture_audit keygate::compliance_report keygate::approvals_adoption keygate::native_rotation keygate::vault_batch keygate::staged_signing keygate::lifecycle keygate::postgres_replicas' ;;
+    openbao) echo 'keygate::vault keygate::byok_clouds keygate::otlp keygate::resilience keygate-provider-vault::* keygate::audit_ingest keygate::byok keygate::byok_keys keygate::byok_reimport keygate::posture_inventory keygate::posture_drift keygate::posture_audit keygate::compliance_report keygate::approvals_adoption keygate::native_rotation keygate::vault_batch keygate::staged_signing keygate::lifecycle keygate::postgres_replicas keygate::postgres_failover' ;;
     softhsm) echo 'keygate::pkcs11 keygate::pkcs11_retire keygate::byok_clouds keygate-provider-pkcs11 keygate-provider-pkcs11::* keygate::byok keygate::byok_keys keygate::byok_reimport keygate::posture_inventory keygate::compliance_report' ;;
     poppler) echo 'keygate::compliance_report' ;;
     python-grpc) echo 'keygate::python_client' ;;

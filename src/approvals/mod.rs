@@ -23,6 +23,7 @@
 //! names it by the name asked for, and is decided on the key as the adoption would create it.
 
 mod request;
+mod row;
 mod settings;
 mod store;
 

@@ -4,7 +4,8 @@
 //! approvals racing for the last place of a quorum cannot both release the change, and this
 //! holds across gateway replicas sharing the database.
 
-use super::request::{Approval, ApprovalRequest, Grant, PendingChange, RequestState};
+use super::request::{Approval, ApprovalRequest, Grant, RequestState};
+use super::row::{ApprovalRow, decode, to_json};
 use crate::db::Db;
 use crate::on_db;
 use crate::time::rfc3339;
@@ -104,16 +105,90 @@ impl ApprovalStore {
         Ok(done)
     }
 
+    /// Closes requests approved before `approved_before_ms` and still not carried out: the
+    /// replica carrying one out stopped (on PostgreSQL, where [`Self::close_interrupted`]
+    /// cannot run at start-up: another replica may be carrying one out). Returns their ids.
+    pub async fn close_stale(
+        &self,
+        approved_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<String>, ApprovalError> {
+        let closed = on_db!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "UPDATE approval_requests SET state = 'failed', closed_at_ms = $1,
+                    outcome = 'interrupted: still not carried out long after its approval (the gateway carrying it out stopped); the audit events of its execution call say how far it got'
+                 WHERE state = 'approved' AND closed_at_ms < $2
+                 RETURNING id",
+            )
+            .bind(now_ms)
+            .bind(approved_before_ms)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(closed)
+    }
+
     /// Stores `request`, unless an open request for the same change (same digest) exists:
     /// then that one is returned, so a retried call does not open a second request.
     /// A change that reserves its key id (an adoption) matches on its action, change and
     /// requester instead, since each call reserves another id. Returns the request in force
-    /// and whether it is new.
+    /// and whether it is new. Two replicas opening one change at once: the database's unique
+    /// index on pending digests refuses the second insert, which then returns the first's.
     pub async fn open(
         &self,
         request: &ApprovalRequest,
         now_ms: i64,
     ) -> Result<(ApprovalRequest, bool), ApprovalError> {
+        let change = to_json(&request.change)?;
+        // Twice: a request that expired between the two steps below leaves the index on the
+        // second round.
+        for _ in 0..2 {
+            self.retire_expired(&request.digest, now_ms).await?;
+            if let Some(existing) = self.open_for(request, now_ms).await? {
+                return Ok((existing, false));
+            }
+            match self.insert(request, &change).await {
+                Ok(()) => return Ok((self.get(&request.id).await?, true)),
+                // Another replica opened it between our look and our insert: theirs is the
+                // request, as if we had found it (the next round finds it).
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.open_for(request, now_ms).await?.map_or_else(
+            || {
+                Err(ApprovalError::Store(sqlx::Error::Protocol(format!(
+                    "no request for change {} could be opened or found",
+                    request.digest
+                ))))
+            },
+            |existing| Ok((existing, false)),
+        )
+    }
+
+    /// A pending request for this change past its expiry leaves the unique index (it still
+    /// reads as expired: a pending request past its expiry), so the change may be asked again.
+    async fn retire_expired(&self, digest: &str, now_ms: i64) -> Result<(), ApprovalError> {
+        on_db!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE approval_requests SET closed_at_ms = expires_at_ms
+                 WHERE digest = $1 AND state = 'pending' AND closed_at_ms IS NULL
+                   AND expires_at_ms <= $2",
+            )
+            .bind(digest)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The open request for the same change as `request`, if any (see [`Self::open`]).
+    async fn open_for(
+        &self,
+        request: &ApprovalRequest,
+        now_ms: i64,
+    ) -> Result<Option<ApprovalRequest>, ApprovalError> {
         let change = to_json(&request.change)?;
         // 0/1 rather than a boolean: PostgreSQL and SQLite bind an integer alike.
         let reserves_key_id = i64::from(request.change.reserves_key_id());
@@ -136,9 +211,10 @@ impl ApprovalStore {
             .fetch_optional(pool)
             .await?
         });
-        if let Some(row) = existing {
-            return Ok((decode(row)?, false));
-        }
+        existing.map(decode).transpose()
+    }
+
+    async fn insert(&self, request: &ApprovalRequest, change: &str) -> Result<(), sqlx::Error> {
         on_db!(&self.db, |pool| {
             sqlx::query(
                 "INSERT INTO approval_requests (id, action, key_id, key_name, environment,
@@ -151,7 +227,7 @@ impl ApprovalStore {
             .bind(&request.key_id)
             .bind(&request.key_name)
             .bind(&request.environment)
-            .bind(&change)
+            .bind(change)
             .bind(&request.digest)
             .bind(&request.requester)
             .bind(&request.request_call_id)
@@ -161,7 +237,7 @@ impl ApprovalStore {
             .execute(pool)
             .await?;
         });
-        Ok((self.get(&request.id).await?, true))
+        Ok(())
     }
 
     pub async fn get(&self, id: &str) -> Result<ApprovalRequest, ApprovalError> {
@@ -436,58 +512,4 @@ impl ApprovalStore {
         });
         Ok(())
     }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ApprovalError> {
-    serde_json::to_string(value).map_err(|e| ApprovalError::Corrupt(e.to_string()))
-}
-
-/// An `approval_requests` row as [`columns!`] selects it.
-#[derive(sqlx::FromRow)]
-struct ApprovalRow {
-    id: String,
-    key_id: String,
-    key_name: String,
-    environment: String,
-    change: String,
-    digest: String,
-    requester: String,
-    request_call_id: String,
-    quorum: i64,
-    created_at_ms: i64,
-    expires_at_ms: i64,
-    state: String,
-    approvals: String,
-    closed_by: Option<String>,
-    closed_at_ms: Option<i64>,
-    outcome: Option<String>,
-    execution_call_id: Option<String>,
-}
-
-fn decode(row: ApprovalRow) -> Result<ApprovalRequest, ApprovalError> {
-    let corrupt = |e: String| ApprovalError::Corrupt(e);
-    let change: PendingChange =
-        serde_json::from_str(&row.change).map_err(|e| corrupt(e.to_string()))?;
-    let approvals: Vec<Approval> =
-        serde_json::from_str(&row.approvals).map_err(|e| corrupt(e.to_string()))?;
-    let state = &row.state;
-    Ok(ApprovalRequest {
-        state: RequestState::parse(state).ok_or_else(|| corrupt(format!("state '{state}'")))?,
-        quorum: u32::try_from(row.quorum).map_err(|e| corrupt(e.to_string()))?,
-        id: row.id,
-        key_id: row.key_id,
-        key_name: row.key_name,
-        environment: row.environment,
-        change,
-        digest: row.digest,
-        requester: row.requester,
-        request_call_id: row.request_call_id,
-        created_at_ms: row.created_at_ms,
-        expires_at_ms: row.expires_at_ms,
-        approvals,
-        closed_by: row.closed_by,
-        closed_at_ms: row.closed_at_ms,
-        outcome: row.outcome,
-        execution_call_id: row.execution_call_id,
-    })
 }

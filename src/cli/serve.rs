@@ -320,6 +320,16 @@ pub async fn run(args: ServeArgs) -> CliResult {
             "the audit feed's last work (final checkpoint, flood counts) did not finish within server.shutdown_grace"
         );
     }
+    // Only now, after the final checkpoint, may another replica lead: close the lock's
+    // session rather than leave PostgreSQL to notice the process is gone.
+    started.resign.cancel();
+    let mut leadership = started.leadership;
+    if tokio::time::timeout(left(), leadership.released())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the leader lock's session did not close within server.shutdown_grace");
+    }
     stop_metrics.cancel();
     if let Some(otlp) = otlp {
         otlp.shutdown(left()).await;

@@ -4,11 +4,19 @@
 //!
 //! The leader holds a session-level advisory lock on a connection of its own, outside the
 //! pool: PostgreSQL releases it the moment that session ends, so a replica that dies (or loses
-//! the database) hands leadership over without any lease to expire. The holder pings its
-//! connection every `interval`; when a ping fails it stops calling itself leader, so two
-//! replicas can both believe they lead for at most about one interval after a network split.
-//! Jobs therefore keep writing with compare-and-set updates (`catalog::store::set_state`),
-//! which make a job that ran twice in that window change nothing the second time.
+//! the database) hands leadership over without any lease to expire. Followers wait for the
+//! lock in a session of their own (`pg_advisory_lock`, a wait of one `interval` at a time), so
+//! one of them holds it the moment it is free: at once after a leader's graceful stop, which
+//! closes its session after its last checkpoint ([`Leadership::released`]), or its crash.
+//!
+//! The holder pings its connection every `interval`, each ping bounded by `interval`: when one
+//! fails or does not answer in time it stops calling itself leader (its jobs stop) and drops
+//! the connection, so two replicas can both believe they lead for at most about two intervals
+//! after a network split. The lock's session asks PostgreSQL for short TCP keepalives, so the
+//! server ends a partitioned leader's session, and frees the lock, within about 11 s rather
+//! than the system default of hours. Jobs still write with compare-and-set updates
+//! (`catalog::store::set_state`), which make a job that ran twice in that window change
+//! nothing the second time.
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
@@ -19,6 +27,17 @@ use tokio_util::sync::CancellationToken;
 /// The advisory lock key: "keygate\0" as a big-endian integer, unlikely to meet another
 /// application's key in a shared database.
 pub const LEADER_LOCK_KEY: i64 = 0x6b65_7967_6174_6500;
+
+/// The server-side TCP keepalive of the campaign's sessions (PostgreSQL 12 or newer): idle
+/// seconds, probe interval, probes. A leader cut off from the database loses the lock after
+/// about 5 + 2 × 3 = 11 s, when PostgreSQL gives up on its connection.
+const SERVER_KEEPALIVE: [(&str, &str); 4] = [
+    ("tcp_keepalives_idle", "5"),
+    ("tcp_keepalives_interval", "2"),
+    ("tcp_keepalives_count", "3"),
+    // Unacknowledged data (a reply the partitioned client never gets) counts too.
+    ("tcp_user_timeout", "11000"),
+];
 
 /// Whether this replica is the leader now, kept current by the election task.
 #[derive(Clone, Debug)]
@@ -50,36 +69,75 @@ impl Leadership {
         }
     }
 
-    /// Campaigns for the lock on PostgreSQL until `stop`: tries to take it every `interval`
-    /// while another replica holds it, and checks it still holds it every `interval` once it
-    /// does. `options` should name this replica (`application_name`), so operators can see in
-    /// `pg_stat_activity` which one leads.
+    /// Waits until the campaign has ended and its session is closed (the lock released), once
+    /// its `stop` was cancelled; at once for [`Leadership::always`].
+    pub async fn released(&mut self) {
+        // The campaign drops its sender only after closing the session.
+        while self.0.changed().await.is_ok() {}
+    }
+
+    /// Campaigns for the lock on PostgreSQL until `stop`: waits for it (in one session,
+    /// `interval` at a time) while another replica holds it, and checks it still holds it
+    /// every `interval` once it does (a check that takes longer than `interval` counts as
+    /// lost). `options` should name this replica (`application_name`), so operators can see
+    /// in `pg_stat_activity` which one leads.
     pub fn campaign(
         options: PgConnectOptions,
         interval: Duration,
         stop: CancellationToken,
     ) -> Self {
+        let options = options.options(SERVER_KEEPALIVE);
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
-            let mut held: Option<PgConnection> = None;
+            let mut session = Session::None;
             loop {
-                held = match held.take() {
-                    Some(conn) => keep(conn).await,
-                    None => take(&options).await,
-                };
-                tx.send_replace(held.is_some());
-                tokio::select! {
+                let was = std::mem::replace(&mut session, Session::None);
+                // A step cut short by the stop drops its connection, and the lock with it.
+                session = tokio::select! {
+                    next = step(was, &options, interval) => next,
                     () = stop.cancelled() => break,
-                    () = tokio::time::sleep(interval) => {}
+                };
+                tx.send_replace(matches!(session, Session::Leading(_)));
+                // A waiting follower's wait paces the loop; otherwise pause for `interval`.
+                if !matches!(session, Session::Waiting(_)) {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(interval) => {}
+                    }
                 }
             }
             tx.send_replace(false);
-            if let Some(conn) = held {
-                // Closing the session releases the lock at once, for a quick hand-over.
-                let _ = conn.close().await;
+            if let Session::Leading(conn) | Session::Waiting(conn) = session {
+                // Closing the session releases the lock at once, for a quick hand-over (an
+                // unanswered goodbye is dropped with the connection: the server ends it).
+                let _ = tokio::time::timeout(interval, conn.close()).await;
             }
         });
         Self(rx)
+    }
+}
+
+/// Where a replica stands in the campaign.
+enum Session {
+    /// No session (not yet, or it failed).
+    None,
+    /// A follower's session, waiting for the lock.
+    Waiting(PgConnection),
+    /// The session holding the lock.
+    Leading(PgConnection),
+}
+
+/// One step of the campaign from `session`.
+async fn step(session: Session, options: &PgConnectOptions, interval: Duration) -> Session {
+    match session {
+        Session::Leading(conn) => keep(conn, interval)
+            .await
+            .map_or(Session::None, Session::Leading),
+        Session::Waiting(conn) => wait(conn, interval).await,
+        Session::None => match connect(options, interval).await {
+            Some(conn) => wait(conn, interval).await,
+            None => Session::None,
+        },
     }
 }
 
@@ -119,43 +177,93 @@ where
     }
 }
 
-/// Connects and tries the lock; the connection if the lock is ours.
-async fn take(options: &PgConnectOptions) -> Option<PgConnection> {
-    let mut conn = match options.connect().await {
-        Ok(conn) => conn,
-        Err(e) => {
+/// A session for the campaign, within `bound` (an unreachable database must not hold the
+/// campaign for a TCP timeout), whose lock waits last one `bound` each.
+async fn connect(options: &PgConnectOptions, bound: Duration) -> Option<PgConnection> {
+    let connected = tokio::time::timeout(bound, async {
+        let mut conn = options.connect().await?;
+        sqlx::query("SELECT set_config('lock_timeout', $1, false)")
+            .bind(format!("{}ms", bound.as_millis().max(1)))
+            .execute(&mut conn)
+            .await?;
+        Ok::<_, sqlx::Error>(conn)
+    })
+    .await;
+    match connected {
+        Ok(Ok(conn)) => Some(conn),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "leader election: cannot reach the database");
-            return None;
-        }
-    };
-    match sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-        .bind(LEADER_LOCK_KEY)
-        .fetch_one(&mut conn)
-        .await
-    {
-        Ok(true) => {
-            tracing::info!("leader election: this replica leads the background jobs");
-            Some(conn)
-        }
-        Ok(false) => {
-            let _ = conn.close().await;
             None
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "leader election: taking the lock failed");
+        Err(_) => {
+            tracing::warn!(
+                ?bound,
+                "leader election: the database did not answer in time"
+            );
             None
         }
     }
 }
 
+/// Waits up to `bound` (the session's lock_timeout) for the lock: leading once it is ours,
+/// still waiting if another replica kept it.
+async fn wait(mut conn: PgConnection, bound: Duration) -> Session {
+    // The server ends the wait after `bound`; this is for a server that does not answer.
+    let waited = tokio::time::timeout(
+        bound * 2 + Duration::from_secs(1),
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(LEADER_LOCK_KEY)
+            .execute(&mut conn),
+    )
+    .await;
+    match waited {
+        Ok(Ok(_)) => {
+            tracing::info!("leader election: this replica leads the background jobs");
+            Session::Leading(conn)
+        }
+        // lock_not_available: the leader still holds it.
+        Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("55P03") => {
+            Session::Waiting(conn)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "leader election: waiting for the lock failed");
+            Session::None
+        }
+        // Unanswered: the connection is dropped, and the lock, if it was granted, with it.
+        Err(_) => {
+            tracing::warn!(
+                ?bound,
+                "leader election: waiting for the lock did not answer in time"
+            );
+            Session::None
+        }
+    }
+}
+
 /// Checks that the session holding the lock is alive; `None` once it is not (the lock went
-/// with it).
-async fn keep(mut conn: PgConnection) -> Option<PgConnection> {
-    match conn.ping().await {
-        Ok(()) => Some(conn),
-        Err(e) => {
+/// with it) or does not answer within `bound` (a partition: the connection is dropped, and the
+/// server ends the session when its keepalives go unanswered).
+async fn keep(mut conn: PgConnection, bound: Duration) -> Option<PgConnection> {
+    alive(conn.ping(), bound).await.then_some(conn)
+}
+
+/// Whether `ping` succeeded within `bound`.
+async fn alive<F>(ping: F, bound: Duration) -> bool
+where
+    F: Future<Output = Result<(), sqlx::Error>>,
+{
+    match tokio::time::timeout(bound, ping).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "leader election: lost the database session holding the lock; no longer leader");
-            None
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                ?bound,
+                "leader election: the database session holding the lock did not answer in time; no longer leader"
+            );
+            false
         }
     }
 }
@@ -208,6 +316,30 @@ mod tests {
         );
         stop.cancel();
         task.await.expect("ends on stop");
+    }
+
+    #[tokio::test]
+    async fn a_ping_that_does_not_answer_in_time_loses_leadership() {
+        let bound = Duration::from_millis(100);
+        assert!(alive(async { Ok(()) }, bound).await);
+        assert!(!alive(async { Err(sqlx::Error::PoolClosed) }, bound).await);
+        let started = std::time::Instant::now();
+        assert!(!alive(std::future::pending(), bound).await);
+        let took = started.elapsed();
+        assert!(took >= bound && took < bound * 20, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn released_returns_once_the_campaign_has_ended() {
+        let (tx, rx) = watch::channel(true);
+        let mut leadership = Leadership(rx);
+        let ended = tokio::spawn(async move { leadership.released().await });
+        settle().await;
+        assert!(!ended.is_finished(), "returned while the campaign runs");
+        tx.send_replace(false);
+        drop(tx);
+        ended.await.expect("returns once the sender is gone");
+        Leadership::always().released().await;
     }
 
     #[tokio::test]

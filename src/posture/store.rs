@@ -85,6 +85,10 @@ pub struct ScanRecord<'a> {
 /// Scan summaries and findings are kept.
 const KEEP_SCANS: i64 = 168;
 
+/// The advisory lock serialising scan records on PostgreSQL: "kgscan\0\0" as a big-endian
+/// integer (beside the leader's "keygate\0").
+const SCAN_LOCK_KEY: i64 = 0x6b67_7363_616e_0000;
+
 #[derive(Clone)]
 pub struct PostureStore {
     db: Db,
@@ -174,8 +178,23 @@ impl PostureStore {
             .map(|l| l.provider.as_str())
             .collect();
         let present = || scan.keys.iter().filter(|k| k.change != "vanished");
+        let postgres = self.db.is_postgres();
         let (scan_id, opened, closed) = on_db!(&self.db, |pool| {
             let mut tx = pool.begin().await?;
+            if postgres {
+                // Scans on two replicas at once would each read the open findings before the
+                // other's commit and open the same one twice (the open-findings unique index
+                // then fails one scan). Replicas record scans one at a time instead, each
+                // reading what the previous one committed. Released at commit or rollback.
+                // A long scan may hold it past the session's lock_timeout: wait longer here.
+                sqlx::query("SET LOCAL lock_timeout = '60s'")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(SCAN_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let scan_id: i64 = sqlx::query_scalar(
                 "INSERT INTO posture_scans (started_at_ms, finished_at_ms, started_by, keys, unmanaged)
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",

@@ -54,6 +54,10 @@ pub struct Started {
     pub gateway: Arc<Gateway>,
     /// Whether this replica runs the background jobs (the rotation scheduler too).
     pub leadership: Leadership,
+    /// Cancelled at shutdown, after the last checkpoint: ends the campaign for the leader lock
+    /// and releases it (then [`Leadership::released`] returns), so another replica leads at
+    /// once.
+    pub resign: CancellationToken,
     /// Stopped after the gateway drained ([`AuditServices::shutdown`]).
     pub audit: AuditServices,
 }
@@ -104,10 +108,14 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         ));
     }
     let db = open_storage(config, dev).await?;
+    if db.is_postgres() && !dev {
+        shared_witness(config)?;
+    }
     let catalog = Catalog::load(db.clone()).await?;
     let approvals = ApprovalStore::new(db.clone());
     // On PostgreSQL another replica may be carrying out an approved change right now: closing
-    // requests "under way" is only right for a single process that just restarted.
+    // requests "under way" is only right for a single process that just restarted. There the
+    // leader closes them once stale (`lifecycle::scheduler`).
     if !db.is_postgres() {
         let interrupted = approvals.close_interrupted(crate::time::now_ms()).await?;
         if interrupted > 0 {
@@ -192,13 +200,14 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
         ..lifecycle
     };
     let mut services = service_settings(config, &providers, limits.call_timeout)?;
+    let resign = CancellationToken::new();
     if db.is_postgres() {
         shared_signing_key(&services, &providers, dev)?;
         services.leadership = Leadership::campaign(
             crate::db::postgres::connect_options(&config.storage)?
                 .application_name(&format!("keygate-{}", std::process::id())),
             LEADER_CHECK,
-            CancellationToken::new(),
+            resign.clone(),
         );
     }
     let gateway = Arc::new(Gateway::new(GatewayParts {
@@ -230,6 +239,7 @@ pub async fn build(config: &Config, dev_token: Option<&str>) -> Result<Started, 
     Ok(Started {
         gateway,
         leadership,
+        resign,
         audit,
     })
 }
@@ -281,6 +291,20 @@ fn shared_signing_key(
             return Err(StartupError::Invalid(message));
         }
         tracing::warn!("{message} (allowed in dev mode: one process)");
+    }
+    Ok(())
+}
+
+/// Replicas take turns checkpointing (whichever leads), so a witness in each replica's data
+/// directory (the default) holds only the checkpoints made while that replica led, and no
+/// witness holds them all. Dev mode lets a throwaway cluster start as it is.
+fn shared_witness(config: &Config) -> Result<(), StartupError> {
+    let w = &config.audit.witness;
+    if config.audit.checkpoints.enabled && w.dir.is_none() && w.objects.is_none() {
+        return Err(StartupError::Invalid(format!(
+            "storage.kind = \"postgres\": audit checkpoints would be witnessed in each replica's own data directory ({}), so no witness would hold them all; set audit.witness.dir to a directory every replica reaches (the same path on each), or audit.witness.objects to a bucket",
+            config.storage.data_dir.join("audit-witness").display()
+        )));
     }
     Ok(())
 }

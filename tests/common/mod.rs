@@ -4,6 +4,7 @@
 
 pub mod backends;
 pub mod byok;
+pub mod cluster;
 pub mod hsm;
 pub mod pki;
 pub mod posture;

@@ -196,6 +196,11 @@ impl Gateway {
         &self.approvals
     }
 
+    /// How long an admitted call may work (`limits.request_timeout`).
+    pub(crate) fn call_timeout(&self) -> std::time::Duration {
+        self.limits.call_timeout
+    }
+
     /// The tracker of calls (and approved changes) that run to their end in tasks of their
     /// own.
     pub(crate) fn detached(&self) -> &TaskTracker {
