@@ -80,7 +80,10 @@ fn key_record(name: &str, uri: &str) -> KeyRecord {
 }
 
 async fn insert(catalog: &Catalog, record: KeyRecord) {
-    let name = catalog.reserve_name(&record.name).expect("reserve name");
+    let name = catalog
+        .reserve_name(&record.name)
+        .await
+        .expect("reserve name");
     catalog.insert(&name, record).await.expect("insert key");
 }
 

@@ -5,6 +5,7 @@
 //! across an await. Writes go to the database first and then replace the in-memory record, so
 //! memory never runs ahead of what is durable.
 
+mod claims;
 mod family;
 mod record;
 mod store;
@@ -50,10 +51,13 @@ pub struct KeyLock {
     _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
-/// A key name held for a creation in progress; released when dropped.
+/// A key name held for a creation in progress; released when dropped. On PostgreSQL it is
+/// also claimed in the database, so no other replica makes a backend key under the name.
 pub struct NameReservation<'c> {
     name: String,
     catalog: &'c Catalog,
+    /// The database claim's holder id, once claimed.
+    claim: Option<String>,
 }
 
 impl Drop for NameReservation<'_> {
@@ -64,6 +68,9 @@ impl Drop for NameReservation<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         names.remove(&self.name);
+        if let Some(holder) = self.claim.take() {
+            claims::release_name_soon(&self.catalog.db, std::mem::take(&mut self.name), holder);
+        }
     }
 }
 
@@ -214,16 +221,29 @@ impl Catalog {
             .ok_or_else(|| CatalogError::Missing(lock.id.clone()))
     }
 
-    /// Holds `name` for a creation: refused if a key has it or another creation holds it.
-    pub fn reserve_name(&self, name: &str) -> Result<NameReservation<'_>, CatalogError> {
-        let mut names = self.creating.lock().unwrap_or_else(|p| p.into_inner());
-        if self.contains_name(name) || !names.insert(name.to_string()) {
-            return Err(CatalogError::NameTaken(name.to_string()));
+    /// Holds `name` for a creation: refused if a key has it or another creation holds it,
+    /// on this replica or (PostgreSQL) on another.
+    pub async fn reserve_name(&self, name: &str) -> Result<NameReservation<'_>, CatalogError> {
+        let mut reservation = {
+            let mut names = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+            if self.contains_name(name) || !names.insert(name.to_string()) {
+                return Err(CatalogError::NameTaken(name.to_string()));
+            }
+            NameReservation {
+                name: name.to_string(),
+                catalog: self,
+                claim: None,
+            }
+        };
+        if self.db.is_postgres() {
+            // Dropping the reservation on an error gives the name back in memory.
+            let holder = uuid::Uuid::new_v4().to_string();
+            if !claims::claim_name(&self.db, name, &holder, crate::time::now_ms()).await? {
+                return Err(CatalogError::NameTaken(name.to_string()));
+            }
+            reservation.claim = Some(holder);
         }
-        Ok(NameReservation {
-            name: name.to_string(),
-            catalog: self,
-        })
+        Ok(reservation)
     }
 
     /// Holds provider key `uri` of `provider` for an adoption: refused if a catalog key
@@ -547,7 +567,7 @@ mod tests {
         ));
         // The same URI in another provider instance is another key.
         drop(catalog.reserve_provider_key("q", "p://k").unwrap());
-        let name = catalog.reserve_name("app/one").unwrap();
+        let name = catalog.reserve_name("app/one").await.unwrap();
         catalog
             .insert(&name, record("app/one", "p://k"))
             .await

@@ -301,7 +301,7 @@ async fn catalog_keys(dir: &Path, keys: u64) -> Result<(), String> {
     let now = crate::time::now_ms();
     for k in 0..keys {
         let name = format!("bench/key-{k:04}");
-        let Ok(reservation) = catalog.reserve_name(&name) else {
+        let Ok(reservation) = catalog.reserve_name(&name).await else {
             continue;
         };
         let record = KeyRecord {

@@ -122,6 +122,17 @@ impl Cluster {
         self.replicas.iter().position(|r| r.child.id() == Some(pid))
     }
 
+    /// How many keys Vault's transit engine holds.
+    pub fn transit_keys(&self) -> usize {
+        let (status, body) = self
+            .bao
+            .request("LIST", "/v1/transit/keys", None)
+            .expect("list transit keys");
+        assert_eq!(status, 200, "{body}");
+        let listed: serde_json::Value = serde_json::from_str(&body).expect("a JSON listing");
+        listed["data"]["keys"].as_array().map_or(0, Vec::len)
+    }
+
     /// A number from the database.
     pub fn count(&self, sql: &str) -> u64 {
         self.pg

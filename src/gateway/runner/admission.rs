@@ -456,14 +456,12 @@ impl Gateway {
                         configured: self.providers.names().join(", "),
                     }
                 })?;
-                held.name = Some(
-                    self.catalog
-                        .reserve_name(&draft.name)
-                        .map_err(|e| match e {
-                            CatalogError::NameTaken(name) => GatewayError::KeyExists(name),
-                            other => other.into(),
-                        })?,
-                );
+                held.name = Some(self.catalog.reserve_name(&draft.name).await.map_err(
+                    |e| match e {
+                        CatalogError::NameTaken(name) => GatewayError::KeyExists(name),
+                        other => other.into(),
+                    },
+                )?);
                 Subject::NewKey {
                     draft: draft.clone(),
                     provider,

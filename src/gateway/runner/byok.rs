@@ -62,7 +62,7 @@ impl Exec<'_, Changes> {
 
     /// Registers an imported copy as a keygate key of its own.
     pub async fn insert_copy(&mut self, record: KeyRecord) -> Result<Arc<KeyRecord>, GatewayError> {
-        let reservation = self.gateway.catalog.reserve_name(&record.name)?;
+        let reservation = self.gateway.catalog.reserve_name(&record.name).await?;
         Ok(self.gateway.catalog.insert(&reservation, record).await?)
     }
 
