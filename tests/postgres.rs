@@ -273,13 +273,11 @@ async fn postgres_one_leader_and_failover_when_it_dies() {
 async fn postgres_a_partitioned_leader_steps_down() {
     use keygate::db::leader::Leadership;
     use sqlx::postgres::PgConnectOptions;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use tokio_util::sync::CancellationToken;
 
     let pg = Postgres::start().expect("start postgres");
-    let partitioned = Arc::new(AtomicBool::new(false));
-    let port = partition_proxy(pg.port(), partitioned.clone()).await;
+    let proxy = common::pg_proxy::PgProxy::start(pg.port()).await;
+    let port = proxy.port;
     let options = PgConnectOptions::new()
         .host("127.0.0.1")
         .port(port)
@@ -295,7 +293,7 @@ async fn postgres_a_partitioned_leader_steps_down() {
         assert!(Instant::now() < deadline, "never led");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    partitioned.store(true, Ordering::SeqCst);
+    proxy.partition();
     let cut = Instant::now();
     while leader.is_leader() {
         assert!(
@@ -310,48 +308,6 @@ async fn postgres_a_partitioned_leader_steps_down() {
     );
     assert!(cut.elapsed() < interval * 5, "{:?}", cut.elapsed());
     stop.cancel();
-}
-
-/// A TCP proxy to `upstream` on loopback; once `partitioned` is set, bytes in either direction
-/// vanish while both connections stay open (a network partition, as the client sees it).
-async fn partition_proxy(
-    upstream: u16,
-    partitioned: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> u16 {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the proxy");
-    let port = listener.local_addr().expect("proxy address").port();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
-                continue;
-            };
-            let (client_read, client_write) = client.into_split();
-            let (server_read, server_write) = server.into_split();
-            for (mut from, mut to) in [(client_read, server_write), (server_read, client_write)] {
-                let partitioned = partitioned.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    loop {
-                        let n = match from.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        if partitioned.load(std::sync::atomic::Ordering::SeqCst) {
-                            // Keep both ends open and forward nothing, ever.
-                            std::future::pending::<()>().await;
-                        }
-                        if to.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        }
-    });
-    port
 }
 
 /// TLS is `verify-full` unless the configuration says otherwise, and a server that offers no

@@ -95,7 +95,8 @@ fi
 # postgres_replicas stops the database instead); nor the one production server whose only
 # provider is local, which PostgreSQL refuses as the checkpoint signer by design.
 sqlite_only='binary(~postgres) | binary(=audit_anchor) | test(=a_forged_hash_format_is_named) | test(=chain_verifies_and_a_altered_row_is_named) | test(=the_wal_starts_over_under_sustained_load) | test(=an_unwritable_audit_store_stops_service_until_it_recovers) | test(=a_tampered_master_json_is_refused_before_deriving)'
-pg_args=(-p keygate --locked -E "kind(test) & not ($sqlite_only)${filter:+ & ($(filterset "$filter"))}")
+# --workspace, not -p keygate: the same features as the first pass, so the same build.
+pg_args=(--workspace --locked -E "package(=keygate) & kind(test) & not ($sqlite_only)${filter:+ & ($(filterset "$filter"))}")
 
 storage="${KEYGATE_TEST_STORAGE:-}"
 if [ -z "$storage" ] && [ -n "$filter" ]; then storage=sqlite; fi

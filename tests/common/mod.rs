@@ -6,6 +6,7 @@ pub mod backends;
 pub mod byok;
 pub mod cluster;
 pub mod hsm;
+pub mod pg_proxy;
 pub mod pki;
 pub mod posture;
 pub mod storage;

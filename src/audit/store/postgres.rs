@@ -13,10 +13,13 @@ use crate::audit::GENESIS_HASH;
 use crate::audit::event::AuditEvent;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a batch waits for a connection before the log counts as not writable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a batch whose COMMIT got no answer keeps trying to learn whether it was written.
+const SETTLE_WITHIN: Duration = Duration::from_secs(10);
 
 pub(super) async fn writer(pool: &PgPool) -> StoreResult<Box<dyn StoreWriter>> {
     // The head row, made once by whichever replica starts first: after the last event if the
@@ -55,6 +58,54 @@ impl PgWriter {
     }
 }
 
+impl PgWriter {
+    /// Whether the batch ending in `last` (sequence, hash) was written after all, once its
+    /// transaction has ended; `error` (COMMIT's) if not, or if that cannot be learnt within
+    /// [`SETTLE_WITHIN`].
+    async fn settle(&self, last: &(i64, String), error: sqlx::Error) -> StoreResult<()> {
+        let deadline = Instant::now() + SETTLE_WITHIN;
+        loop {
+            match self.written(last).await {
+                Ok(true) => {
+                    tracing::warn!(
+                        sequence = last.0,
+                        "an audit batch's COMMIT got no answer, but the batch was written"
+                    );
+                    return Ok(());
+                }
+                Ok(false) => return Err(error),
+                Err(e) if Instant::now() >= deadline => {
+                    tracing::error!(
+                        error = %e,
+                        sequence = last.0,
+                        "an audit batch's COMMIT got no answer and the database cannot say whether it was written; if it was, its calls' events will be recorded twice"
+                    );
+                    return Err(error);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Looks for the batch's last event (its hash names its content and place in the chain)
+    /// after taking the head row, which the batch's transaction holds until it ends.
+    async fn written(&self, last: &(i64, String)) -> StoreResult<bool> {
+        let mut conn = self.connection().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::query("SELECT 1 FROM audit_chain_head WHERE id = 1 FOR SHARE")
+            .execute(&mut *tx)
+            .await?;
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM audit_events WHERE sequence = $1 AND hash = $2")
+                .bind(last.0)
+                .bind(&last.1)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.rollback().await?;
+        Ok(found.is_some())
+    }
+}
+
 #[async_trait::async_trait]
 impl StoreWriter for PgWriter {
     async fn commit(&mut self, events: &mut [AuditEvent], side: &mut SideRows) -> StoreResult<()> {
@@ -69,15 +120,24 @@ impl StoreWriter for PgWriter {
             insert_events(&mut tx, chunk).await?;
         }
         write_side(&mut tx, side).await?;
-        if let Some(last) = events.last() {
-            sqlx::query("UPDATE audit_chain_head SET sequence = $1, hash = $2 WHERE id = 1")
-                .bind(last.sequence as i64)
-                .bind(&last.hash)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let Some(last) = events.last() else {
+            return tx.commit().await;
+        };
+        let last = (last.sequence as i64, last.hash.clone());
+        sqlx::query("UPDATE audit_chain_head SET sequence = $1, hash = $2 WHERE id = 1")
+            .bind(last.0)
+            .bind(&last.1)
+            .execute(&mut *tx)
+            .await?;
         // synchronous_commit (on by default) makes the commit durable before it returns.
-        tx.commit().await
+        let committed = tx.commit().await;
+        drop(conn);
+        match committed {
+            Ok(()) => Ok(()),
+            // The connection failed during COMMIT: the batch may be written even so, and
+            // writing its calls' events again as late ones would record them twice.
+            Err(e) => self.settle(&last, e).await,
+        }
     }
 
     async fn between_batches(&mut self) {}
