@@ -54,7 +54,8 @@ pub struct StorageConfig {
     pub url: Option<String>,
     /// PostgreSQL: the password, as a reference.
     pub password: Option<SecretRef>,
-    /// PostgreSQL: connections per replica (default 16).
+    /// PostgreSQL: connections per replica for queries and the catalog listener (default
+    /// 16); the audit writer (2) and the leader lock (1) have their own.
     pub pool_size: Option<u32>,
     /// PostgreSQL: TLS to the database (default `verify-full`).
     #[serde(default)]

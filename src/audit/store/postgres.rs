@@ -12,8 +12,13 @@ use super::{SideRows, StoreResult, StoreWriter, reseal};
 use crate::audit::GENESIS_HASH;
 use crate::audit::event::AuditEvent;
 use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
 use std::time::{Duration, Instant};
+
+/// The writer's connections: one commits, and a second can settle a commit whose answer was
+/// lost while the first is being replaced.
+const WRITER_CONNECTIONS: u32 = 2;
 
 /// How long a batch waits for a connection before the log counts as not writable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -38,11 +43,18 @@ pub(super) async fn writer(pool: &PgPool) -> StoreResult<Box<dyn StoreWriter>> {
     .bind(GENESIS_HASH)
     .execute(pool)
     .await?;
-    Ok(Box::new(PgWriter { pool: pool.clone() }))
+    // Connections of its own, apart from the pool that serves reads, so queries, exports and
+    // the live feed cannot keep a batch waiting for a connection. Made as needed: a replica
+    // that loses the database gets them back when it returns.
+    let own = PgPoolOptions::new()
+        .max_connections(WRITER_CONNECTIONS)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect_lazy_with((*pool.connect_options()).clone());
+    Ok(Box::new(PgWriter { pool: own }))
 }
 
-/// Commits on pooled connections, so a connection PostgreSQL dropped (a restart) is replaced
-/// and the writer recovers with the pool.
+/// Commits on connections of its own pool, so a connection PostgreSQL dropped (a restart) is
+/// replaced and the writer recovers with the pool.
 struct PgWriter {
     pool: PgPool,
 }
