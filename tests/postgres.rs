@@ -310,6 +310,76 @@ async fn postgres_a_partitioned_leader_steps_down() {
     stop.cancel();
 }
 
+/// A leader that stops leading (here: its check went unanswered) keeps the lock until its
+/// leader-only jobs have stopped, so the next leader's jobs never overlap its own: a job that
+/// takes a while to wind down ends before the other replica leads.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_a_stepping_down_leader_keeps_the_lock_until_its_jobs_stop() {
+    use keygate::db::leader::{Leadership, while_leader};
+    use sqlx::postgres::PgConnectOptions;
+    use std::sync::{Arc, Mutex};
+    use tokio_util::sync::CancellationToken;
+
+    const WIND_DOWN: Duration = Duration::from_millis(1500);
+    let pg = Postgres::start().expect("start postgres");
+    let proxy = common::pg_proxy::PgProxy::start(pg.port()).await;
+    let options = |port: u16, name: &str| {
+        PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(port)
+            .username(Postgres::USER)
+            .password(pg.password())
+            .database("postgres")
+            .application_name(name)
+    };
+    let interval = Duration::from_millis(200);
+    let stop = CancellationToken::new();
+    let a = Leadership::campaign(options(proxy.port, "kg-a"), interval, stop.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !a.is_leader() {
+        assert!(Instant::now() < deadline, "a never led");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A's job winds down for a while once told to stop, and says when it has.
+    let stopped_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let job_stopped = stopped_at.clone();
+    tokio::spawn(while_leader(a.clone(), stop.clone(), move |term| {
+        let job_stopped = job_stopped.clone();
+        async move {
+            term.cancelled().await;
+            tokio::time::sleep(WIND_DOWN).await;
+            *job_stopped.lock().expect("lock") = Some(Instant::now());
+        }
+    }));
+    tokio::time::sleep(interval * 2).await;
+    let b = Leadership::campaign(options(pg.port(), "kg-b"), interval, stop.clone());
+    tokio::time::sleep(interval * 3).await;
+    assert!(!b.is_leader(), "two leaders");
+
+    // A's check goes unanswered: it steps down. The partition then heals, so a session A
+    // closes is closed at the server at once (a real partition leaves that to keepalives).
+    proxy.partition();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while a.is_leader() {
+        assert!(Instant::now() < deadline, "a still leads in the partition");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    proxy.heal();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !b.is_leader() {
+        assert!(Instant::now() < deadline, "b never led");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let b_led_at = Instant::now();
+    let job_stopped_at = stopped_at
+        .lock()
+        .expect("lock")
+        .expect("a's job had not stopped when b began to lead");
+    assert!(job_stopped_at <= b_led_at);
+    assert!(!a.is_leader());
+    stop.cancel();
+}
+
 /// TLS is `verify-full` unless the configuration says otherwise, and a server that offers no
 /// TLS is refused rather than spoken to in plaintext.
 #[test]

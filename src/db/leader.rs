@@ -20,6 +20,7 @@
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -39,24 +40,48 @@ const SERVER_KEEPALIVE: [(&str, &str); 4] = [
     ("tcp_user_timeout", "11000"),
 ];
 
-/// Whether this replica is the leader now, kept current by the election task.
+/// How long a replica that stops leading keeps the lock while its jobs wind down (an
+/// in-flight provider call ends by `limits.provider_timeout`); past it the lock goes anyway.
+const JOBS_STOP_BOUND: Duration = Duration::from_secs(60);
+
+/// Whether this replica is the leader now, kept current by the election task, and how many
+/// leader-only jobs ([`while_leader`]) are running here.
 #[derive(Clone, Debug)]
-pub struct Leadership(watch::Receiver<bool>);
+pub struct Leadership {
+    state: watch::Receiver<bool>,
+    jobs: Arc<watch::Sender<usize>>,
+}
 
 impl Leadership {
     /// The single process on SQLite: leader for good.
     pub fn always() -> Self {
         let (_, rx) = watch::channel(true);
-        Self(rx)
+        Self::new(rx)
+    }
+
+    fn new(state: watch::Receiver<bool>) -> Self {
+        Self {
+            state,
+            jobs: Arc::new(watch::Sender::new(0)),
+        }
     }
 
     pub fn is_leader(&self) -> bool {
-        *self.0.borrow()
+        *self.state.borrow()
+    }
+
+    /// Waits until no leader-only job runs here.
+    async fn jobs_stopped(&self) {
+        let _ = self
+            .jobs
+            .subscribe()
+            .wait_for(|running| *running == 0)
+            .await;
     }
 
     /// Waits until this replica is the leader; forever if the election has ended without it.
     pub async fn wait_until_leader(&mut self) {
-        if self.0.wait_for(|leader| *leader).await.is_err() {
+        if self.state.wait_for(|leader| *leader).await.is_err() {
             std::future::pending::<()>().await;
         }
     }
@@ -64,7 +89,7 @@ impl Leadership {
     /// Waits until this replica is no longer the leader; forever if that cannot change
     /// ([`Leadership::always`]).
     pub async fn wait_until_follower(&mut self) {
-        if self.0.wait_for(|leader| !*leader).await.is_err() && self.is_leader() {
+        if self.state.wait_for(|leader| !*leader).await.is_err() && self.is_leader() {
             std::future::pending::<()>().await;
         }
     }
@@ -73,7 +98,7 @@ impl Leadership {
     /// its `stop` was cancelled; at once for [`Leadership::always`].
     pub async fn released(&mut self) {
         // The campaign drops its sender only after closing the session.
-        while self.0.changed().await.is_ok() {}
+        while self.state.changed().await.is_ok() {}
     }
 
     /// Campaigns for the lock on PostgreSQL until `stop`: waits for it (in one session,
@@ -88,6 +113,8 @@ impl Leadership {
     ) -> Self {
         let options = options.options(SERVER_KEEPALIVE);
         let (tx, rx) = watch::channel(false);
+        let leadership = Self::new(rx);
+        let jobs = leadership.clone();
         tokio::spawn(async move {
             let mut session = Session::None;
             loop {
@@ -98,6 +125,17 @@ impl Leadership {
                     () = stop.cancelled() => break,
                 };
                 tx.send_replace(matches!(session, Session::Leading(_)));
+                if let Session::SteppingDown(conn) = session {
+                    // The lock goes only after this replica's jobs have stopped, so another
+                    // replica's never overlap them (a rotation half done here, begun again
+                    // there). A dead session has lost the lock already; holding it costs nothing.
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        _ = tokio::time::timeout(JOBS_STOP_BOUND, jobs.jobs_stopped()) => {}
+                    }
+                    drop(conn);
+                    session = Session::None;
+                }
                 // A waiting follower's wait paces the loop; otherwise pause for `interval`.
                 if !matches!(session, Session::Waiting(_)) {
                     tokio::select! {
@@ -113,7 +151,7 @@ impl Leadership {
                 let _ = tokio::time::timeout(interval, conn.close()).await;
             }
         });
-        Self(rx)
+        leadership
     }
 }
 
@@ -125,14 +163,19 @@ enum Session {
     Waiting(PgConnection),
     /// The session holding the lock.
     Leading(PgConnection),
+    /// The session that held the lock and failed its check: kept until the jobs stop.
+    SteppingDown(PgConnection),
 }
 
 /// One step of the campaign from `session`.
 async fn step(session: Session, options: &PgConnectOptions, interval: Duration) -> Session {
     match session {
-        Session::Leading(conn) => keep(conn, interval)
-            .await
-            .map_or(Session::None, Session::Leading),
+        Session::Leading(conn) => match keep(conn, interval).await {
+            Ok(conn) => Session::Leading(conn),
+            Err(conn) => Session::SteppingDown(conn),
+        },
+        // Not reached: the campaign ends a step-down before the next step.
+        Session::SteppingDown(_) => Session::None,
         Session::Waiting(conn) => wait(conn, interval).await,
         Session::None => match connect(options, interval).await {
             Some(conn) => wait(conn, interval).await,
@@ -155,10 +198,13 @@ where
             () = stop.cancelled() => return,
         }
         let term = stop.child_token();
+        // Counted down when the job ends, also if this task is dropped mid-job.
+        let running = JobRunning::start(leadership.jobs.clone());
         let run = job(term.clone());
         tokio::pin!(run);
         tokio::select! {
             () = &mut run => {
+                drop(running);
                 // The job ended by itself (it is turned off, or it stopped): running it again
                 // at once would spin. It starts again only after leadership is lost and won.
                 tokio::select! {
@@ -169,11 +215,29 @@ where
             () = leadership.wait_until_follower() => {
                 term.cancel();
                 run.await;
+                drop(running);
             }
         }
         if stop.is_cancelled() {
             return;
         }
+    }
+}
+
+/// One running job in [`Leadership`]'s count, for as long as it lives.
+struct JobRunning(Arc<watch::Sender<usize>>);
+
+impl JobRunning {
+    fn start(jobs: Arc<watch::Sender<usize>>) -> Self {
+        jobs.send_modify(|running| *running += 1);
+        Self(jobs)
+    }
+}
+
+impl Drop for JobRunning {
+    fn drop(&mut self) {
+        self.0
+            .send_modify(|running| *running = running.saturating_sub(1));
     }
 }
 
@@ -240,11 +304,15 @@ async fn wait(mut conn: PgConnection, bound: Duration) -> Session {
     }
 }
 
-/// Checks that the session holding the lock is alive; `None` once it is not (the lock went
-/// with it) or does not answer within `bound` (a partition: the connection is dropped, and the
-/// server ends the session when its keepalives go unanswered).
-async fn keep(mut conn: PgConnection, bound: Duration) -> Option<PgConnection> {
-    alive(conn.ping(), bound).await.then_some(conn)
+/// Checks that the session holding the lock is alive; `Err` with it once it is not (the lock
+/// went with it) or does not answer within `bound` (a partition: the server ends the session
+/// when its keepalives go unanswered).
+async fn keep(mut conn: PgConnection, bound: Duration) -> Result<PgConnection, PgConnection> {
+    if alive(conn.ping(), bound).await {
+        Ok(conn)
+    } else {
+        Err(conn)
+    }
 }
 
 /// Whether `ping` succeeded within `bound`.
@@ -296,7 +364,7 @@ mod tests {
         let starts = Arc::new(AtomicUsize::new(0));
         let stop = CancellationToken::new();
         let task = tokio::spawn(while_leader(
-            Leadership(rx),
+            Leadership::new(rx),
             stop.clone(),
             counting_job(starts.clone()),
         ));
@@ -332,7 +400,7 @@ mod tests {
     #[tokio::test]
     async fn released_returns_once_the_campaign_has_ended() {
         let (tx, rx) = watch::channel(true);
-        let mut leadership = Leadership(rx);
+        let mut leadership = Leadership::new(rx);
         let ended = tokio::spawn(async move { leadership.released().await });
         settle().await;
         assert!(!ended.is_finished(), "returned while the campaign runs");

@@ -42,8 +42,8 @@ impl PgProxy {
         proxy
     }
 
-    /// From now on bytes in either direction vanish while both connections stay open (a
-    /// network partition, as the client sees it).
+    /// From now on bytes in either direction are held while both connections stay open (a
+    /// network partition, as the client sees it), until [`PgProxy::heal`].
     pub fn partition(&self) {
         self.partitioned.store(true, Ordering::SeqCst);
     }
@@ -122,10 +122,15 @@ impl PgProxy {
         });
     }
 
+    /// Ends the partition: what was held is forwarded, and connections closed meanwhile close.
+    pub fn heal(&self) {
+        self.partitioned.store(false, Ordering::SeqCst);
+    }
+
     async fn hold_if_partitioned(&self) {
-        if self.partitioned.load(Ordering::SeqCst) {
-            // Keep both ends open and forward nothing, ever.
-            std::future::pending::<()>().await;
+        // Both ends stay open and nothing is forwarded until the partition heals.
+        while self.partitioned.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
