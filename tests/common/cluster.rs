@@ -114,8 +114,11 @@ impl Cluster {
             .pg
             .psql(
                 "kg_replicas",
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                 WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'keygate-%'",
+                // The leader key only: other advisory locks (a posture scan's) are not it.
+                &format!("SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'keygate-%' \
+                 AND l.objsubid = 1 AND l.classid::bigint * 4294967296 + l.objid::bigint = {}",
+                keygate::db::leader::LEADER_LOCK_KEY),
             )
             .expect("psql");
         let pid: u32 = holder.trim().strip_prefix("keygate-")?.parse().ok()?;

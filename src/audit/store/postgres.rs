@@ -77,7 +77,12 @@ impl PgWriter {
     async fn settle(&self, last: &(i64, String), error: sqlx::Error) -> StoreResult<()> {
         let deadline = Instant::now() + SETTLE_WITHIN;
         loop {
-            match self.written(last).await {
+            // Each attempt is bounded too: a connection that hangs must not hold the writer.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(left, self.written(last))
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+            match attempt {
                 Ok(true) => {
                     tracing::warn!(
                         sequence = last.0,
