@@ -287,7 +287,14 @@ impl Anchor {
                     tracing::warn!(error = %e, "cannot read the audit signing key's public keys; retrying in a minute");
                 }
             }
-            match self.checkpoint(false).await {
+            // A checkpoint under way when this replica stops leading (it may wait long on a
+            // database that is down) is dropped, not finished: the next leader links its own
+            // to the newest stored, and a late one from here would fork the line.
+            let signed = tokio::select! {
+                signed = self.checkpoint(false) => signed,
+                _ = stop.cancelled() => return,
+            };
+            match signed {
                 Ok(Some(sequence)) => tracing::debug!(sequence, "audit checkpoint signed"),
                 Ok(None) => self.witness_pending().await,
                 Err(e) => tracing::error!(error = %e, "audit checkpoint failed; retrying"),
