@@ -181,6 +181,85 @@ fn bench(server: &Server, key: &str, requests: u64, record: &Path) -> std::proce
         .expect("spawn keygate bench")
 }
 
+/// `keygate bench` on every replica of a cluster at once, each with its record of the calls
+/// that returned OK.
+struct Load {
+    records: Vec<PathBuf>,
+    benches: Vec<std::process::Child>,
+}
+
+impl Load {
+    /// Starts `requests` encrypts with `key` on each replica; returns once `events` more audit
+    /// events are stored (the load is well under way), the benches still running.
+    async fn start(cluster: &Cluster, key: &str, requests: u64, events: u64) -> Load {
+        let before = cluster.count("SELECT count(*) FROM audit_events");
+        let records: Vec<PathBuf> = (0..cluster.replicas.len())
+            .map(|i| cluster.dir.path().join(format!("ok-{i}.txt")))
+            .collect();
+        let benches = cluster
+            .replicas
+            .iter()
+            .zip(&records)
+            .map(|(replica, record)| bench(replica, key, requests, record))
+            .collect();
+        let started = Instant::now();
+        while cluster.count("SELECT count(*) FROM audit_events") < before + events {
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "the load did not get going"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Load { records, benches }
+    }
+
+    /// Waits for every bench to end.
+    fn finish(&mut self) {
+        for b in &mut self.benches {
+            b.wait().expect("bench ends");
+        }
+    }
+
+    /// The ids of the calls that returned OK, by replica index.
+    fn acknowledged(&self) -> Vec<(usize, String)> {
+        let mut ids = Vec::new();
+        for (i, record) in self.records.iter().enumerate() {
+            let text = std::fs::read_to_string(record).unwrap_or_default();
+            ids.extend(
+                text.lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| (i, l.to_string())),
+            );
+        }
+        ids
+    }
+
+    /// What the benches printed.
+    fn reports(&self) -> String {
+        self.records
+            .iter()
+            .map(|r| std::fs::read_to_string(r.with_extension("out")).unwrap_or_default())
+            .collect()
+    }
+}
+
+/// How many Encrypt events that succeeded each request id has.
+fn ok_encrypt_events(cluster: &Cluster) -> std::collections::HashMap<String, u32> {
+    let mut events = std::collections::HashMap::new();
+    for id in cluster
+        .pg
+        .psql(
+            "kg_replicas",
+            "SELECT request_id FROM audit_events WHERE action = 'Encrypt' AND outcome = 'ok'",
+        )
+        .expect("psql")
+        .lines()
+    {
+        *events.entry(id.trim().to_string()).or_insert(0) += 1;
+    }
+    events
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_under_load_loses_no_acknowledged_call_and_the_others_keep_serving() {
     let mut cluster = Cluster::start(3);
@@ -204,49 +283,21 @@ async fn a_replica_killed_under_load_loses_no_acknowledged_call_and_the_others_k
         .await;
         let _ = seal(&mut keys, "load/orders", b"warm").await;
     }
-    let before = cluster.count("SELECT count(*) FROM audit_events");
-    let records: Vec<PathBuf> = (0..3)
-        .map(|i| cluster.dir.path().join(format!("ok-{i}.txt")))
-        .collect();
-    let mut benches: Vec<_> = (0..3)
-        .map(|i| bench(&cluster.replicas[i], "load/orders", 1500, &records[i]))
-        .collect();
     // kill -9 replica 2 once the load is well under way.
-    let started = Instant::now();
-    while cluster.count("SELECT count(*) FROM audit_events") < before + 600 {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the load did not get going"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut load = Load::start(&cluster, "load/orders", 1500, 600).await;
     cluster.replicas[1].kill9();
-    for b in &mut benches {
-        b.wait().expect("bench ends");
-    }
+    load.finish();
 
     // Every call any replica acknowledged, the killed one's included, has its event.
-    let audited: std::collections::HashSet<String> = cluster
-        .pg
-        .psql(
-            "kg_replicas",
-            "SELECT request_id FROM audit_events WHERE action = 'Encrypt' AND outcome = 'ok'",
-        )
-        .expect("psql")
-        .lines()
-        .map(|l| l.trim().to_string())
-        .collect();
+    let audited = ok_encrypt_events(&cluster);
     let mut acknowledged = 0;
-    for (i, record) in records.iter().enumerate() {
-        let ids = std::fs::read_to_string(record).unwrap_or_default();
-        for id in ids.lines().filter(|l| !l.is_empty()) {
-            acknowledged += 1;
-            assert!(
-                audited.contains(id),
-                "replica {} acknowledged call {id}, which has no audit event",
-                i + 1
-            );
-        }
+    for (i, id) in load.acknowledged() {
+        acknowledged += 1;
+        assert!(
+            audited.contains_key(&id),
+            "replica {} acknowledged call {id}, which has no audit event",
+            i + 1
+        );
     }
     assert!(acknowledged >= 3000, "only {acknowledged} calls succeeded");
     println!("{acknowledged} acknowledged calls, each audited");
@@ -486,33 +537,14 @@ async fn postgres_restarted_under_load_loses_and_doubles_no_acknowledged_call() 
         async move { seal_ok(&mut k, "restart/orders").await }
     })
     .await;
-    let before = cluster.count("SELECT count(*) FROM audit_events");
-    let records: Vec<PathBuf> = (0..2)
-        .map(|i| cluster.dir.path().join(format!("restart-ok-{i}.txt")))
-        .collect();
-    let mut benches: Vec<_> = (0..2)
-        .map(|i| bench(&cluster.replicas[i], "restart/orders", 3000, &records[i]))
-        .collect();
-    let started = Instant::now();
-    while cluster.count("SELECT count(*) FROM audit_events") < before + 400 {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the load did not get going"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut load = Load::start(&cluster, "restart/orders", 3000, 400).await;
     // Down for longer than a batch waits for a connection (2 s), so calls are refused; a
     // shorter outage only delays them.
     cluster.pg.stop();
     tokio::time::sleep(Duration::from_secs(5)).await;
     cluster.pg.restart().expect("restart postgres");
-    for b in &mut benches {
-        b.wait().expect("bench ends");
-    }
-    let reports: String = records
-        .iter()
-        .map(|r| std::fs::read_to_string(r.with_extension("out")).unwrap_or_default())
-        .collect();
+    load.finish();
+    let reports = load.reports();
     assert!(
         reports.contains("Unavailable"),
         "no call was refused:\n{reports}"
@@ -528,29 +560,15 @@ async fn postgres_restarted_under_load_loses_and_doubles_no_acknowledged_call() 
         .await;
     }
     // Every acknowledged call has exactly one event.
-    let mut audited: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
-    for id in cluster
-        .pg
-        .psql(
-            "kg_replicas",
-            "SELECT request_id FROM audit_events WHERE action = 'Encrypt' AND outcome = 'ok'",
-        )
-        .expect("psql")
-        .lines()
-    {
-        *audited.entry(id.trim().to_string()).or_default() += 1;
-    }
+    let audited = ok_encrypt_events(&cluster);
     let mut acknowledged = 0;
-    for record in &records {
-        let ids = std::fs::read_to_string(record).unwrap_or_default();
-        for id in ids.lines().filter(|l| !l.is_empty()) {
-            acknowledged += 1;
-            assert_eq!(
-                audited.get(id).copied().unwrap_or(0),
-                1,
-                "acknowledged call {id} has not exactly one audit event"
-            );
-        }
+    for (_, id) in load.acknowledged() {
+        acknowledged += 1;
+        assert_eq!(
+            audited.get(&id).copied().unwrap_or(0),
+            1,
+            "acknowledged call {id} has not exactly one audit event"
+        );
     }
     assert!(acknowledged >= 400, "only {acknowledged} calls succeeded");
     println!("{acknowledged} acknowledged calls across the restart, each audited once");
