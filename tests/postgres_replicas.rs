@@ -26,14 +26,7 @@ async fn a_key_made_on_one_replica_serves_on_all_and_a_disable_reaches_every_rep
     let create_request = common::request_id(&created);
     let seen = within(bound, "the new key on replica 2", || {
         let mut r2 = r2.clone();
-        async move {
-            r2.get_key(pb::GetKeyRequest {
-                key: "shared/orders".into(),
-                usage: false,
-            })
-            .await
-            .is_ok()
-        }
+        async move { knows_key(&mut r2, "shared/orders").await }
     })
     .await;
     println!("a key created on replica 1 was usable on replica 2 after {seen:?}");
@@ -271,14 +264,7 @@ async fn a_replica_killed_under_load_loses_no_acknowledged_call_and_the_others_k
         let mut keys = cluster.keys(i).await;
         within(NOTIFIED, "the key on every replica", || {
             let mut k = keys.clone();
-            async move {
-                k.get_key(pb::GetKeyRequest {
-                    key: "load/orders".into(),
-                    usage: false,
-                })
-                .await
-                .is_ok()
-            }
+            async move { knows_key(&mut k, "load/orders").await }
         })
         .await;
         let _ = seal(&mut keys, "load/orders", b"warm").await;
@@ -576,6 +562,16 @@ async fn postgres_restarted_under_load_loses_and_doubles_no_acknowledged_call() 
     let mut audit = cluster.replicas[1].audit(ROOT_TOKEN).await;
     let report = verify_full(&mut audit).await;
     assert!(report.ok, "{report:?}");
+}
+
+/// Whether the replica behind `keys` knows `key`.
+async fn knows_key(keys: &mut common::Keys, key: &str) -> bool {
+    keys.get_key(pb::GetKeyRequest {
+        key: key.into(),
+        usage: false,
+    })
+    .await
+    .is_ok()
 }
 
 /// Whether an encrypt with `key` succeeds.
