@@ -68,6 +68,8 @@ pub enum AuditError {
     Unwritable,
     #[error("the audit log cannot be read: {0}")]
     Read(#[from] sqlx::Error),
+    #[error("the audit log cannot be opened for writing: {0}")]
+    Open(#[from] store::WriteError),
 }
 
 /// What the log is started with beside its store.
@@ -177,7 +179,7 @@ impl AuditLog {
         } else {
             writer::Live::Direct(live.clone())
         };
-        tokio::spawn(writer::run(
+        writer::spawn(
             conn,
             start,
             rx,
@@ -187,7 +189,7 @@ impl AuditLog {
                 refused: refused.clone(),
             },
             options.metrics,
-        ));
+        )?;
         let anchor = Arc::new(AnchorState::default());
         anchor.set_witnesses(options.witnesses);
         let log = Self {

@@ -11,7 +11,7 @@
 //! an `AuditStoreRecovered` event recording the gap, and the log is writable again.
 
 use super::event::{AuditEvent, AuditRecord, GENESIS_HASH, Link, Outcome};
-use super::store::{self, IngestedRow, SideRows, StoreWriter};
+use super::store::{self, IngestedRow, SideRows, StoreWriter, WriteResult};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -131,6 +131,32 @@ pub enum Live {
 enum Waiting {
     One(Ack),
     Many(BatchAck, std::ops::Range<usize>),
+}
+
+/// Starts the writer: as a task, or on a thread of its own when its store's commits block
+/// ([`StoreWriter::blocking`]), so a commit's fsync never holds one of the runtime's workers
+/// while calls wait to be polled.
+pub fn spawn(
+    store: Box<dyn StoreWriter>,
+    head: Option<(u64, String)>,
+    rx: mpsc::Receiver<Job>,
+    live: Live,
+    health: Health,
+    metrics: crate::telemetry::AuditWriterMetrics,
+) -> WriteResult<()> {
+    if !store.blocking() {
+        tokio::spawn(run(store, head, rx, live, health, metrics));
+        return Ok(());
+    }
+    // A runtime of its own on the thread: for the timers and the channels, which work across
+    // runtimes; the calls it acknowledges are woken on theirs.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("keygate-audit-writer".into())
+        .spawn(move || runtime.block_on(run(store, head, rx, live, health, metrics)))?;
+    Ok(())
 }
 
 pub async fn run(

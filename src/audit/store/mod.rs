@@ -15,6 +15,20 @@ use std::collections::{HashMap, HashSet};
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
+/// What a writer can fail with: a query's error, or that of the SQLite writer's own
+/// connection (`sqlite`).
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot start the audit writer's thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+pub type WriteResult<T> = Result<T, WriteError>;
+
 /// A signed checkpoint: the chain up to `sequence` ends in `head_hash`, as of `time_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -125,7 +139,7 @@ pub struct GatewayRef {
 pub trait AuditStore: Send + Sync {
     /// A connection for the single writer, with whatever upkeep the database needs between
     /// batches started beside it.
-    async fn writer(&self) -> StoreResult<Box<dyn StoreWriter>>;
+    async fn writer(&self) -> WriteResult<Box<dyn StoreWriter>>;
 
     /// The last event's sequence and hash.
     async fn head(&self) -> StoreResult<Option<(u64, String)>>;
@@ -198,15 +212,21 @@ pub trait StoreWriter: Send {
     /// power loss. A store that other writers append to as well (replicas sharing PostgreSQL)
     /// reseals the batch after the head it finds under its lock ([`reseal`]), so on Ok the
     /// events and `side` hold the sequences they were stored at.
-    async fn commit(&mut self, events: &mut [AuditEvent], side: &mut SideRows) -> StoreResult<()>;
+    async fn commit(&mut self, events: &mut [AuditEvent], side: &mut SideRows) -> WriteResult<()>;
 
     /// Upkeep between two batches, after their replies went out.
     async fn between_batches(&mut self);
 
     /// Whether the store can still be written, asked while the writer is idle. A store in a
     /// local file has nothing to check; a database server may have gone away.
-    async fn check(&mut self) -> StoreResult<()> {
+    async fn check(&mut self) -> WriteResult<()> {
         Ok(())
+    }
+
+    /// Whether `commit` blocks its thread (SQLite's own connection, fsync included) rather
+    /// than awaiting a database: the writer then runs on a thread of its own.
+    fn blocking(&self) -> bool {
+        false
     }
 }
 

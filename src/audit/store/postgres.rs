@@ -8,7 +8,7 @@
 
 use super::sql::MAX_ROWS;
 use super::sql::write::postgres::{insert_events, write_side};
-use super::{SideRows, StoreResult, StoreWriter, reseal};
+use super::{SideRows, StoreResult, StoreWriter, WriteResult, reseal};
 use crate::audit::GENESIS_HASH;
 use crate::audit::event::AuditEvent;
 use sqlx::pool::PoolConnection;
@@ -26,7 +26,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a batch whose COMMIT got no answer keeps trying to learn whether it was written.
 const SETTLE_WITHIN: Duration = Duration::from_secs(10);
 
-pub(super) async fn writer(pool: &PgPool) -> StoreResult<Box<dyn StoreWriter>> {
+pub(super) async fn writer(pool: &PgPool) -> WriteResult<Box<dyn StoreWriter>> {
     // The head row, made once by whichever replica starts first: after the last event if the
     // log has any, the genesis otherwise.
     sqlx::query(
@@ -125,7 +125,27 @@ impl PgWriter {
 
 #[async_trait::async_trait]
 impl StoreWriter for PgWriter {
-    async fn commit(&mut self, events: &mut [AuditEvent], side: &mut SideRows) -> StoreResult<()> {
+    async fn commit(&mut self, events: &mut [AuditEvent], side: &mut SideRows) -> WriteResult<()> {
+        Ok(self.commit_batch(events, side).await?)
+    }
+
+    async fn between_batches(&mut self) {}
+
+    async fn check(&mut self) -> WriteResult<()> {
+        let mut conn = self.connection().await?;
+        tokio::time::timeout(CONNECT_TIMEOUT, sqlx::query("SELECT 1").execute(&mut *conn))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        Ok(())
+    }
+}
+
+impl PgWriter {
+    async fn commit_batch(
+        &mut self,
+        events: &mut [AuditEvent],
+        side: &mut SideRows,
+    ) -> StoreResult<()> {
         let mut conn = self.connection().await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let (sequence, hash): (i64, String) =
@@ -155,15 +175,5 @@ impl StoreWriter for PgWriter {
             // writing its calls' events again as late ones would record them twice.
             Err(e) => self.settle(&last, e).await,
         }
-    }
-
-    async fn between_batches(&mut self) {}
-
-    async fn check(&mut self) -> StoreResult<()> {
-        let mut conn = self.connection().await?;
-        tokio::time::timeout(CONNECT_TIMEOUT, sqlx::query("SELECT 1").execute(&mut *conn))
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
-        Ok(())
     }
 }

@@ -5,7 +5,9 @@
 mod rows;
 pub(super) mod write;
 
-use super::{After, AuditStore, Checkpoint, CursorRow, GatewayRef, StoreResult, StoreWriter};
+use super::{
+    After, AuditStore, Checkpoint, CursorRow, GatewayRef, StoreResult, StoreWriter, WriteResult,
+};
 use crate::audit::event::AuditEvent;
 use crate::audit::filter::AuditFilter;
 use crate::db::Db;
@@ -126,7 +128,7 @@ impl AuditStore for SqlAuditStore {
         self.db.is_postgres()
     }
 
-    async fn writer(&self) -> StoreResult<Box<dyn StoreWriter>> {
+    async fn writer(&self) -> WriteResult<Box<dyn StoreWriter>> {
         match &self.db {
             Db::Sqlite(pool) => super::sqlite::writer(pool).await,
             Db::Postgres(pool) => super::postgres::writer(pool).await,

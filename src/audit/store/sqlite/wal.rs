@@ -48,6 +48,11 @@ pub async fn passive(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
         .try_get(1)
 }
 
+/// [`passive`] on the writer's own connection, on its thread.
+pub fn passive_here(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+}
+
 /// The background half; runs until the process ends.
 pub async fn run(mut conn: SqliteConnection, catch_up: CatchUp) {
     let mut tick = tokio::time::interval(INTERVAL);
