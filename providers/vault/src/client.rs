@@ -9,8 +9,10 @@ use crate::errors::{Op, VaultFailure};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use keygate_provider::{ProviderError, SecretBytes};
-use reqwest::Method;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::RwLock;
 use std::time::Duration;
@@ -21,6 +23,13 @@ pub const REQUEST_ID_HEADER: &str = "X-Keygate-Request-Id";
 /// W3C trace context, sent when keygate exports traces.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
+// The same names, made once: a name given as text is parsed (and lowercased into a new
+// buffer) on every request.
+const TOKEN: HeaderName = HeaderName::from_static("x-vault-token");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-keygate-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
 /// Vault's answer to one request.
 #[derive(Debug)]
 pub struct Reply {
@@ -30,7 +39,18 @@ pub struct Reply {
 }
 
 /// A serialized request body, zeroized when dropped.
-struct WipedOnDrop(Vec<u8>);
+pub(crate) struct WipedOnDrop(Vec<u8>);
+
+impl WipedOnDrop {
+    /// `body` as JSON in a buffer of `capacity` bytes. Given room for the whole body, the
+    /// serializer never grows the buffer, so no copy of a plaintext is freed unwiped.
+    pub(crate) fn json<B: Serialize>(body: &B, capacity: usize) -> Result<Self, VaultFailure> {
+        let mut out = Self(Vec::with_capacity(capacity));
+        serde_json::to_writer(&mut out.0, body)
+            .map_err(|e| VaultFailure::Malformed(e.to_string()))?;
+        Ok(out)
+    }
+}
 
 impl AsRef<[u8]> for WipedOnDrop {
     fn as_ref(&self) -> &[u8] {
@@ -163,8 +183,28 @@ pub struct VaultHttp {
     http: reqwest::Client,
     /// `https://host:port/v1/`.
     base: String,
+    /// `base`, parsed once: a request's URL is a copy with its path set, so the host is not
+    /// parsed again for every request.
+    base_url: Option<Url>,
     keygen_timeout: Duration,
     pub token: TokenCell,
+}
+
+/// An answer read into `T` (the `data` of a 2xx answer), or, when it is not one `T` reads
+/// (an error status, a `data` without the expected fields), the generic [`Reply`], so such
+/// answers are judged exactly as [`VaultHttp::call`] judges them.
+pub enum Answer<T> {
+    Typed { request_id: Option<String>, data: T },
+    Other(Reply),
+}
+
+/// The fields of Vault's envelope a typed answer reads; the others are skipped unread. `T`
+/// must wipe what it holds if that can be secret: this is the answer's only parsed copy.
+#[derive(serde::Deserialize)]
+struct Envelope<T> {
+    #[serde(default)]
+    request_id: Option<String>,
+    data: T,
 }
 
 impl VaultHttp {
@@ -186,6 +226,12 @@ impl VaultHttp {
         }
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
+            // Vault does not compress its answers; other crates of the build turn reqwest's
+            // decoders on, which would only add `Accept-Encoding` and a check to each request.
+            .no_gzip()
+            .no_deflate()
+            .no_brotli()
+            .no_zstd()
             .connect_timeout(config.connect_timeout())
             .timeout(config.request_timeout());
         if address.starts_with("http://") {
@@ -210,12 +256,26 @@ impl VaultHttp {
         let http = builder.build().map_err(|e| {
             ProviderError::internal(provider, format!("cannot build the HTTP client: {e}"))
         })?;
+        let base = format!("{address}/v1/");
         Ok(Self {
             http,
-            base: format!("{address}/v1/"),
+            base_url: Url::parse(&base).ok(),
+            base,
             keygen_timeout: config.keygen_timeout(),
             token,
         })
+    }
+
+    /// The URL of `path` (relative to `/v1/`): the parsed base with its path set, the same URL
+    /// parsing `base + path` gives for the paths keygate sends (no query, no fragment).
+    fn url(&self, path: &str) -> Option<Url> {
+        if path.contains(['?', '#']) {
+            return None;
+        }
+        let mut url = self.base_url.clone()?;
+        let full = format!("{}{path}", url.path());
+        url.set_path(&full);
+        Some(url)
     }
 
     /// One Vault request. `path` is relative to `/v1/`. Nothing is retried here: a 429 is
@@ -247,6 +307,34 @@ impl VaultHttp {
             .map_err(|f| f.into_provider_error(op))
     }
 
+    /// A request whose 2xx answer's `data` reads as `T` (typed serde, no `Value` tree): the
+    /// hot path of encrypt. `body` is the serialized request, wiped once reqwest is done
+    /// with it. Any other answer comes back as the [`Reply`] [`VaultHttp::call`] would give.
+    pub async fn call_typed<T: DeserializeOwned>(
+        &self,
+        op: &Op<'_>,
+        method: Method,
+        path: &str,
+        body: WipedOnDrop,
+    ) -> Result<Answer<T>, ProviderError> {
+        let (status, raw) = self
+            .exchange(method, path, Some(body), None)
+            .await
+            .map_err(|f| f.into_provider_error(op))?;
+        if (200..300).contains(&status)
+            && let Ok(envelope) = serde_json::from_slice::<Envelope<T>>(&raw)
+        {
+            wipe_bytes(raw);
+            return Ok(Answer::Typed {
+                request_id: envelope.request_id,
+                data: envelope.data,
+            });
+        }
+        reply_from(status, raw)
+            .map(Answer::Other)
+            .map_err(|f| f.into_provider_error(op))
+    }
+
     async fn call_raw(
         &self,
         method: Method,
@@ -254,7 +342,6 @@ impl VaultHttp {
         body: Option<&Value>,
         timeout: Option<Duration>,
     ) -> Result<Reply, VaultFailure> {
-        let url = format!("{}{}", self.base, path);
         // The body may hold base64 plaintext: reqwest gets the one serialized copy, wiped when
         // it is done with it.
         let body = match body {
@@ -263,72 +350,97 @@ impl VaultHttp {
             )),
             None => None,
         };
-        let mut request = self.http.request(method, &url);
+        let (status, raw) = self.exchange(method, path, body, timeout).await?;
+        reply_from(status, raw)
+    }
+
+    /// Sends one request; its answer's status and body.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<WipedOnDrop>,
+        timeout: Option<Duration>,
+    ) -> Result<(u16, bytes::Bytes), VaultFailure> {
+        let mut request = match self.url(path) {
+            Some(url) => self.http.request(method, url),
+            None => self.http.request(method, format!("{}{}", self.base, path)),
+        };
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }
         if let Some(token) = self.token.get() {
-            request = request.header("X-Vault-Token", token);
+            request = request.header(TOKEN, token);
         }
         // keygate's request id, which Vault's audit log records once the header is audited
         // (`register_audit_header`), so its records join the call's event.
         if let Some(id) = keygate_provider::context::request_id() {
-            request = request.header(REQUEST_ID_HEADER, id.as_ref());
+            request = request.header(REQUEST_ID, id.as_ref());
         }
         // The caller's trace continues into Vault (its audit log records the header).
         if let Some(traceparent) = keygate_provider::context::traceparent() {
-            request = request.header(TRACEPARENT_HEADER, traceparent);
+            request = request.header(TRACEPARENT, traceparent);
         }
         if let Some(body) = body {
             request = request
-                .header("Content-Type", "application/json")
+                .header(CONTENT_TYPE, JSON)
                 .body(reqwest::Body::from(bytes::Bytes::from_owner(body)));
         }
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let raw = response.bytes().await.map_err(transport)?;
-        let mut json: Value = if raw.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&raw).unwrap_or(Value::Null)
-        };
-        // The answer may hold base64 plaintext too: wipe it once parsed (when no one else
-        // holds the buffer, which is the case for a body read whole).
-        if let Ok(mut raw) = raw.try_into_mut() {
-            zeroize::Zeroize::zeroize(raw.as_mut());
-        }
-        // A batch whose every item failed answers 400 with each item's error: the items'
-        // results, not a failed request.
-        let batch_answer = status == 400 && json.pointer("/data/batch_results").is_some();
-        if (200..300).contains(&status) || batch_answer {
-            let request_id = json
-                .get("request_id")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            // Moved, not copied: the only copy is the Reply's, wiped when it drops.
-            let data = json
-                .as_object_mut()
-                .and_then(|o| o.remove("data"))
-                .unwrap_or(Value::Null);
-            return Ok(Reply {
-                request_id,
-                data: Data(data),
-            });
-        }
-        let errors: Vec<String> = json
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if status == 429 {
-            return Err(VaultFailure::Throttled { errors });
-        }
-        Err(VaultFailure::Status { status, errors })
+        Ok((status, raw))
     }
+}
+
+/// Zeroizes an answer's body once parsed (when no one else holds the buffer, which is the
+/// case for a body read whole): it may hold base64 plaintext.
+fn wipe_bytes(raw: bytes::Bytes) {
+    if let Ok(mut raw) = raw.try_into_mut() {
+        zeroize::Zeroize::zeroize(raw.as_mut());
+    }
+}
+
+/// Vault's answer as a [`Reply`] (2xx, or a batch whose every item failed), or its failure.
+fn reply_from(status: u16, raw: bytes::Bytes) -> Result<Reply, VaultFailure> {
+    let mut json: Value = if raw.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&raw).unwrap_or(Value::Null)
+    };
+    // The answer may hold base64 plaintext too: wipe it once parsed.
+    wipe_bytes(raw);
+    // A batch whose every item failed answers 400 with each item's error: the items'
+    // results, not a failed request.
+    let batch_answer = status == 400 && json.pointer("/data/batch_results").is_some();
+    if (200..300).contains(&status) || batch_answer {
+        let request_id = json
+            .get("request_id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        // Moved, not copied: the only copy is the Reply's, wiped when it drops.
+        let data = json
+            .as_object_mut()
+            .and_then(|o| o.remove("data"))
+            .unwrap_or(Value::Null);
+        return Ok(Reply {
+            request_id,
+            data: Data(data),
+        });
+    }
+    let errors: Vec<String> = json
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if status == 429 {
+        return Err(VaultFailure::Throttled { errors });
+    }
+    Err(VaultFailure::Status { status, errors })
 }
 
 impl VaultHttp {
@@ -395,6 +507,49 @@ mod tests {
         );
         assert!(check_address("v", "vault:8200").is_err());
         assert!(check_address("v", "http://[bad").is_err());
+    }
+
+    #[test]
+    fn request_urls_are_those_of_the_whole_address() {
+        use crate::config::{SecretRef, VaultConfig};
+        for address in [
+            "http://127.0.0.1:8200",
+            "https://vault.example:8200/prefix/",
+        ] {
+            let config = VaultConfig::with_token(address, SecretRef::Env("UNUSED".into()));
+            let cell = TokenCell::new(&SecretBytes::copy_from(b"t")).expect("valid token");
+            let http = VaultHttp::new("v", &config, cell).expect("client");
+            for path in [
+                "transit/encrypt/payments.card-dek.kg.aes-256-gcm.0190",
+                "transit/keys/a_b-c.d/rotate",
+                "sys/config/auditing/request-headers/X-Keygate-Request-Id",
+                "my transit/keys",
+            ] {
+                let whole = Url::parse(&format!("{}{path}", http.base)).expect("url");
+                assert_eq!(http.url(path).as_ref(), Some(&whole), "{path}");
+            }
+            assert_eq!(http.url("transit/keys?list=true"), None);
+        }
+    }
+
+    #[test]
+    fn a_body_given_room_is_never_moved() {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            key_version: u32,
+            associated_data: Option<&'a str>,
+            plaintext: &'a str,
+        }
+        let plaintext = "A".repeat(4096);
+        let body = Body {
+            key_version: u32::MAX,
+            associated_data: Some("YWFk"),
+            plaintext: &plaintext,
+        };
+        let room = plaintext.len() + 4 + 96;
+        let out = WipedOnDrop::json(&body, room).expect("serializes");
+        assert_eq!(out.0.capacity(), room, "the buffer grew (and was copied)");
+        assert!(out.0.len() <= room);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Encryption through Transit: encrypt, decrypt and data keys, each pinned to the version the
 //! gateway names.
 
-use crate::client::wipe_strings;
+use crate::client::{Answer, WipedOnDrop, wipe_strings};
 use crate::provider::VaultProvider;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -10,22 +10,47 @@ use keygate_provider::{
     BatchItem, DataKey, DataKeySpec, KeyPurpose, ProviderError, Replied, Result, SecretBytes,
     VersionRef,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use zeroize::Zeroizing;
 
 /// Base fields every encrypt-like call sends.
 fn sealing_body(p: &VaultProvider, v: &VersionRef, aad: &[u8]) -> Result<Map<String, Value>> {
     let mut body = Map::new();
     body.insert("key_version".into(), json!(p.version_of(v)?));
-    if !aad.is_empty() {
-        if v.algorithm.rsa_bits().is_some() {
-            return Err(ProviderError::invalid(
-                &p.name,
-                format!("{}: RSA-OAEP in Transit takes no associated data", v.uri),
-            ));
-        }
-        body.insert("associated_data".into(), json!(B64.encode(aad)));
+    if let Some(aad) = sealing_aad(p, v, aad)? {
+        body.insert("associated_data".into(), json!(aad));
     }
     Ok(body)
+}
+
+/// The associated data as Transit takes it (base64), if any; RSA-OAEP takes none.
+fn sealing_aad(p: &VaultProvider, v: &VersionRef, aad: &[u8]) -> Result<Option<String>> {
+    if aad.is_empty() {
+        return Ok(None);
+    }
+    if v.algorithm.rsa_bits().is_some() {
+        return Err(ProviderError::invalid(
+            &p.name,
+            format!("{}: RSA-OAEP in Transit takes no associated data", v.uri),
+        ));
+    }
+    Ok(Some(B64.encode(aad)))
+}
+
+/// An encrypt request's body, serialized straight from its fields.
+#[derive(Serialize)]
+struct EncryptBody<'a> {
+    key_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    associated_data: Option<&'a str>,
+    plaintext: &'a str,
+}
+
+/// The `data` of an encrypt answer that keygate reads (the rest is skipped unread).
+#[derive(Deserialize)]
+struct Encrypted {
+    ciphertext: String,
 }
 
 pub(crate) async fn encrypt(
@@ -37,17 +62,35 @@ pub(crate) async fn encrypt(
     kit::require_purpose(&p.name, key, KeyPurpose::Encrypt, Op::Encrypt)?;
     let name = p.key_name(&key.uri)?;
     let op = p.op("encrypt", &key.uri);
-    let mut body = sealing_body(p, key, aad)?;
-    body.insert(
-        "plaintext".into(),
-        Value::String(B64.encode(plaintext.expose())),
-    );
-    let mut body = Value::Object(body);
-    let reply = p.post(&op, &format!("encrypt/{name}"), &body).await;
-    wipe_strings(&mut body);
-    let reply = reply?;
-    let blob = reply.text(&op, "ciphertext")?.as_bytes().to_vec();
-    Ok(Replied::with_request_id(blob, reply.request_id))
+    let key_version = p.version_of(key)?;
+    let aad = sealing_aad(p, key, aad)?;
+    let body = {
+        let plaintext = Zeroizing::new(B64.encode(plaintext.expose()));
+        let aad = aad.as_deref();
+        // Room for the fields' names and the version: the buffer is never grown (and so never
+        // copied) while it takes the plaintext.
+        let room = plaintext.len() + aad.map_or(0, str::len) + 96;
+        let body = EncryptBody {
+            key_version,
+            associated_data: aad,
+            plaintext: &plaintext,
+        };
+        WipedOnDrop::json(&body, room).map_err(|f| f.into_provider_error(&op))?
+    };
+    match p
+        .post_typed::<Encrypted>(&op, &format!("encrypt/{name}"), body)
+        .await?
+    {
+        Answer::Typed { request_id, data } => Ok(Replied::with_request_id(
+            data.ciphertext.into_bytes(),
+            request_id,
+        )),
+        // Not the answer expected: said as the generic reading says it.
+        Answer::Other(reply) => {
+            let blob = reply.text(&op, "ciphertext")?.as_bytes().to_vec();
+            Ok(Replied::with_request_id(blob, reply.request_id))
+        }
+    }
 }
 
 pub(crate) async fn decrypt(

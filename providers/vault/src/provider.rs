@@ -3,7 +3,7 @@
 
 use crate::algorithms::SUPPORTED;
 use crate::auth::{self, AppRoleLogin};
-use crate::client::{self, Reply, TokenCell, VaultHttp};
+use crate::client::{self, Answer, Reply, TokenCell, VaultHttp, WipedOnDrop};
 use crate::config::{VaultConfig, VaultCredentials};
 use crate::errors::Op;
 use crate::{crypto, import, keys, listing, settings, signing};
@@ -145,6 +145,18 @@ impl VaultProvider {
     /// A POST to `MOUNT/tail` with a JSON body.
     pub(crate) async fn post(&self, op: &Op<'_>, tail: &str, body: &Value) -> Result<Reply> {
         self.send(op, Method::POST, tail, Some(body)).await
+    }
+
+    /// A POST to `MOUNT/tail` with a serialized body, its answer read as `T` (see
+    /// [`VaultHttp::call_typed`]).
+    pub(crate) async fn post_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &Op<'_>,
+        tail: &str,
+        body: WipedOnDrop,
+    ) -> Result<Answer<T>> {
+        let path = format!("{}/{tail}", self.mount);
+        self.http.call_typed(op, Method::POST, &path, body).await
     }
 
     /// [`VaultProvider::send`] for requests that generate key material (longer timeout).
