@@ -279,6 +279,8 @@ pub async fn run(
                     }
                 }
                 match &live {
+                    // Nobody tails the log most of the time: then no event is shared.
+                    Live::Direct(subscribers) if subscribers.receiver_count() == 0 => {}
                     Live::Direct(subscribers) => {
                         for event in events {
                             // No subscribers is normal; a lagging one skips ahead.
