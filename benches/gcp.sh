@@ -6,6 +6,7 @@
 # Each run also drives the same gateway's local provider, the gateway's own ceiling at that
 # moment (policy, audit commit, gRPC), so a slow run of the machine shows as such.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck disable=SC2119 # build takes extra cargo arguments, none here
 build
 (cd "$root" && cargo build --release --locked -q -p keygate-provider-gcp --example gcp_direct_encrypt \
   && cargo build --release --locked -q -p keygate-emulators --bin keygate-emulators)
@@ -18,16 +19,14 @@ trap 'kill "$emulator_pid" 2>/dev/null || true; cleanup' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$work/emulator.log" 2>/dev/null && break; sleep 0.1; done
 emulator="http://127.0.0.1:$emulator_port"
 
+# Dev mode (its root token, which the owner and separation-of-duties rules exempt) with the two
+# providers, as benches/aws.sh runs its gateway; the bench keys are made up front.
 export KEYGATE_TOKEN=kg_bench_token_0123456789 BENCH_PASSPHRASE=bench-passphrase
 cat > "$work/keygate.toml" <<TOML
+dev_only = true
 default_provider = "gcp"
 [storage]
 data_dir = "$work/data"
-[[tokens]]
-principal = "bench"
-kind = "user"
-roles = ["key-admin", "key-user"]
-token = { env = "KEYGATE_TOKEN" }
 [providers.local]
 kind = "local"
 passphrase = { env = "BENCH_PASSPHRASE" }
@@ -39,7 +38,13 @@ key_ring = "keygate"
 endpoint = "$emulator"
 credentials = { source = "anonymous" }
 TOML
-start_gateway --config "$work/keygate.toml"
+start_gateway --dev --dev-token "$KEYGATE_TOKEN" --config "$work/keygate.toml"
+# shellcheck disable=SC2128 # start_gateway sets ENDPOINT as a plain value (lib.sh also declares ENDPOINT[LABEL])
+endpoint="$ENDPOINT"
+for provider in gcp local; do
+  KEYGATE_ENDPOINT="$endpoint" "$KEYGATE" key create "bench/$provider-dek" --provider "$provider" \
+    --algorithm aes-256-gcm --owner bench --crypto-period 365d > /dev/null
+done
 
 direct="$work/direct.jsonl"; gateway="$work/gateway.jsonl"; local_="$work/local.jsonl"
 summary() {
@@ -48,9 +53,9 @@ summary() {
 for i in $(seq "$RUNS"); do
   echo "== run $i"
   "$CARGO_TARGET_DIR/release/examples/gcp_direct_encrypt" "$emulator" "$CONCURRENCY" "$seconds" | tee -a "$direct" | summary direct
-  KEYGATE_ENDPOINT="$ENDPOINT" "$KEYGATE" bench --json --op encrypt --provider gcp --key bench/gcp-dek \
+  KEYGATE_ENDPOINT="$endpoint" "$KEYGATE" bench --json --op encrypt --provider gcp --key bench/gcp-dek \
     --duration "$DURATION" --concurrency "$CONCURRENCY" 2>/dev/null | tee -a "$gateway" | summary gateway
-  KEYGATE_ENDPOINT="$ENDPOINT" "$KEYGATE" bench --json --op encrypt --provider local --key bench/local-dek \
+  KEYGATE_ENDPOINT="$endpoint" "$KEYGATE" bench --json --op encrypt --provider local --key bench/local-dek \
     --duration "$DURATION" --concurrency "$CONCURRENCY" 2>/dev/null | tee -a "$local_" | summary local
 done
 python3 - "$direct" "$gateway" "$RUNS" "$CONCURRENCY" "$local_" <<'PY'

@@ -29,6 +29,8 @@ free_port() {
 # start_gateway ARGS...: `keygate serve ARGS` in the background; sets ENDPOINT.
 start_gateway() {
   local port; port="$(free_port)"
+  # Emptied before the server starts: a log left by the previous gateway says "listening on".
+  : > "$work/serve.log"
   "$KEYGATE" serve --listen "127.0.0.1:$port" --log warn "$@" > "$work/serve.log" 2>&1 &
   server_pid=$!
   ENDPOINT="http://127.0.0.1:$port"
