@@ -102,9 +102,10 @@ pub struct SideRows {
 }
 
 impl SideRows {
-    pub fn is_empty(&self) -> bool {
-        self.provider_request_ids.is_empty()
-            && self.ingested.is_empty()
+    /// Whether the calls' backend request ids are all there is (if anything): the rows a
+    /// batch of calls' events brings, as against an ingester's, a checkpoint's or retention's.
+    pub fn only_request_ids(&self) -> bool {
+        self.ingested.is_empty()
             && self.cursors.is_empty()
             && self.checkpoints.is_empty()
             && self.witnessed.is_empty()

@@ -140,21 +140,11 @@ impl SqliteWriter {
     }
 }
 
-/// Whether `side` holds only what the calls' events bring (their backend request ids).
-fn calls_only(side: &SideRows) -> bool {
-    side.ingested.is_empty()
-        && side.cursors.is_empty()
-        && side.checkpoints.is_empty()
-        && side.witnessed.is_empty()
-        && side.state.is_empty()
-        && side.prune.is_none()
-}
-
 #[async_trait::async_trait]
 impl StoreWriter for SqliteWriter {
     /// The only writer of its database: the batch goes where it was sealed.
     async fn commit(&mut self, events: &mut [AuditEvent], side: &mut SideRows) -> WriteResult<()> {
-        if calls_only(side) {
+        if side.only_request_ids() {
             return Ok(self.append(events, side)?);
         }
         Ok(self.append_with_side(events, side).await?)
