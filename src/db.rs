@@ -65,6 +65,9 @@ macro_rules! on_db {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// A WAL that grew during a stall is truncated back to this size (bytes) once checkpointed.
+pub const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 /// Opens (creating if needed) `DIR/keygate.db` and applies migrations.
 pub async fn open(data_dir: &Path) -> Result<SqlitePool, sqlx::Error> {
     std::fs::create_dir_all(data_dir).map_err(sqlx::Error::Io)?;
@@ -79,8 +82,7 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePool, sqlx::Error> {
         // No automatic checkpoints: they would run inside an audit commit and stall every call
         // waiting on it. The audit log checkpoints off the commit path (`audit::checkpoint`).
         .pragma("wal_autocheckpoint", "0")
-        // A WAL that grew during a stall is truncated back to this size once checkpointed.
-        .pragma("journal_size_limit", "67108864")
+        .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
         .busy_timeout(Duration::from_secs(10));
     let pool = SqlitePoolOptions::new()
         .max_connections(4)

@@ -51,7 +51,7 @@ pub(super) async fn writer(db: &SqlitePool) -> WriteResult<Box<dyn StoreWriter>>
     events.pragma_update(None, "synchronous", "FULL")?;
     events.pragma_update(None, "foreign_keys", "ON")?;
     events.pragma_update(None, "wal_autocheckpoint", 0)?;
-    events.pragma_update(None, "journal_size_limit", 67_108_864)?;
+    events.pragma_update(None, "journal_size_limit", crate::db::WAL_SIZE_LIMIT)?;
     events.busy_timeout(BUSY_TIMEOUT)?;
     let insert_event = insert_event_sql();
     // Prepared once here, so a schema that does not match fails at start-up, not at a call.
