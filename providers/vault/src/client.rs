@@ -18,15 +18,12 @@ use std::sync::RwLock;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// The header carrying keygate's request id on every request.
-pub const REQUEST_ID_HEADER: &str = "X-Keygate-Request-Id";
-/// W3C trace context, sent when keygate exports traces.
-pub const TRACEPARENT_HEADER: &str = "traceparent";
-
-// The same names, made once: a name given as text is parsed (and lowercased into a new
-// buffer) on every request.
+// Header names made once: a name given as text is parsed (and lowercased into a new buffer)
+// on every request.
 const TOKEN: HeaderName = HeaderName::from_static("x-vault-token");
+/// The header carrying keygate's request id on every request.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-keygate-request-id");
+/// W3C trace context, sent when keygate exports traces.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
@@ -444,11 +441,12 @@ fn reply_from(status: u16, raw: bytes::Bytes) -> Result<Reply, VaultFailure> {
 }
 
 impl VaultHttp {
-    /// Asks Vault to record [`REQUEST_ID_HEADER`] and [`TRACEPARENT_HEADER`] in its audit
+    /// Asks Vault to record [`REQUEST_ID`] and [`TRACEPARENT`] in its audit
     /// devices, unhashed. Best effort: a refusal (the token lacks `sudo` on the path) is
     /// logged with what to run instead.
     pub async fn register_audit_header(&self, provider: &str) {
-        for header in [REQUEST_ID_HEADER, TRACEPARENT_HEADER] {
+        // Vault keeps audited header names lowercased, as they are here.
+        for header in [REQUEST_ID.as_str(), TRACEPARENT.as_str()] {
             self.register_one_audit_header(provider, header).await;
         }
     }
