@@ -5,6 +5,8 @@
 #   disk     keygate, local provider, audit on the local disk (synchronous=FULL)
 #   tmpfs    the same with the data directory in /dev/shm
 #   vault    keygate's vault provider in front of an OpenBao dev server (concurrency VAULT_C)
+#   vault-alone  the same binary with shared batch requests off (`coalesce = { in_flight = 0 }`):
+#            every call its own Transit request, as before sharing
 #   openbao  wrk posting the same Transit encrypt straight to that OpenBao (VAULT_C connections)
 # Each run drives all five in turn, RUNS times; every figure is printed with the server's CPU
 # per call (utime+stime of the serving process over the calls it answered), then the medians
@@ -12,13 +14,14 @@
 # against its CPU per local call.
 #
 #   benches/overhead.sh [OLD_KEYGATE]     with OLD_KEYGATE, its disk, tmpfs and Vault figures too
-#   RUNS=3 DURATION=8s CONCURRENCY=64 VAULT_C=32 ONLY="bare disk tmpfs vault openbao"
+#   RUNS=3 DURATION=8s CONCURRENCY=64 VAULT_C=32
+#   ONLY="bare disk tmpfs vault vault-alone openbao"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OLD="${1:-}"
 VAULT_C="${VAULT_C:-32}"
 # The old binary's servers join the run unless ONLY names what to drive.
 [ -n "${ONLY:-}" ] && only_given=1 || only_given=""
-ONLY="${ONLY:-bare disk tmpfs vault openbao}"
+ONLY="${ONLY:-bare disk tmpfs vault vault-alone openbao}"
 BASELINE_DIR="${BASELINE_DIR:-$root/../shared/bench-baseline}"
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 2; }
 build
@@ -55,12 +58,15 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Vault-Token"] = "$BENCH_VAULT_TOKEN"
 LUA
 serve_as vault "$KEYGATE" "$work/vault-gw" --config "$work/vault.toml"
+{ cat "$work/vault.toml"; printf '[providers.vault.guard]\ncoalesce = { in_flight = 0 }\n'; } \
+  > "$work/vault-alone.toml"
+serve_as vault-alone "$KEYGATE" "$work/vault-alone-gw" --config "$work/vault-alone.toml"
 if [ -n "$OLD" ]; then
   serve_as old-vault "$OLD" "$work/old-vault-gw" --config "$work/vault.toml"
   [ -n "$only_given" ] || ONLY="$ONLY old-vault"
 fi
 
-for label in disk tmpfs old-disk old-tmpfs vault old-vault; do
+for label in disk tmpfs old-disk old-tmpfs vault vault-alone old-vault; do
   [ -n "${ENDPOINT[$label]:-}" ] || continue
   KEYGATE_ENDPOINT="${ENDPOINT[$label]}" "$KEYGATE" key create bench/dek --algorithm aes-256-gcm \
     --owner bench --crypto-period 365d > /dev/null
@@ -108,7 +114,7 @@ for i in $(seq "$RUNS"); do
   for label in $ONLY; do
     case "$label" in
       openbao) wrk_run ;;
-      vault|old-vault) kg_run "$label" "$VAULT_C" ;;
+      vault|vault-alone|old-vault) kg_run "$label" "$VAULT_C" ;;
       *) kg_run "$label" "$CONCURRENCY" ;;
     esac
   done
@@ -132,6 +138,7 @@ ratio("tmpfs", "bare", "tmpfs / bare")
 ratio("old-disk", "bare", "old disk / bare")
 ratio("old-tmpfs", "bare", "old tmpfs / bare")
 ratio("vault", "openbao", "vault / openbao")
+ratio("vault-alone", "openbao", "vault, unshared / openbao")
 ratio("old-vault", "openbao", "old vault / openbao")
 if "vault" in med and "disk" in med:
     print("keygate CPU per Vault call %.1f us = %.2fx its CPU per local call (disk)" % (med["vault"]["us_per_call"], med["vault"]["us_per_call"] / med["disk"]["us_per_call"]))

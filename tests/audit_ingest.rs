@@ -896,3 +896,43 @@ fn azure_sdk(
     };
     KeyClient::new(&emu.url(), Arc::new(OtherApp), Some(options)).expect("SDK client")
 }
+
+/// Calls that went to OpenBao in one shared Transit request (the guard's `coalesce`) each show
+/// OpenBao's record of that request in a merged query, not only the call it was linked to.
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_that_shared_a_transit_request_each_show_its_record() {
+    let bao = OpenBao::start().unwrap_or_else(|e| panic!("cannot start OpenBao: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    // One request out per key version before calls share; each Transit encrypt is held 1 s
+    // (dev-mode fault injection), so the calls sent meanwhile wait and go together.
+    let feeds = format!(
+        "[[audit.ingest]]\nname = \"openbao\"\nformat = \"vault\"\nfile = \"{}\"\npoll = \"200ms\"\n\
+         [providers.vault.guard]\ncoalesce = {{ in_flight = 1 }}\n\
+         [providers.vault.guard.faults]\ndelay = \"1s\"\nops = [\"encrypt\", \"encrypt_batch\"]\n",
+        bao.audit_log_path().display()
+    );
+    let server = start_with_vault(dir.path(), vault_config(dir.path(), &bao, &feeds), &bao);
+    let mut keys = server.root().await;
+    create_on(&mut keys, "ingest/shared", "aes-256-gcm", "vault").await;
+    let calls = (0..4).map(|_| {
+        let mut keys = keys.clone();
+        async move { encrypt_through_keygate(&mut keys, "ingest/shared").await }
+    });
+    let ids = futures::future::join_all(calls).await;
+
+    let mut requests = std::collections::HashSet::new();
+    for id in &ids {
+        let (call, record) = wait_for("OpenBao's record linked to every call", || {
+            merged(&server, id, "vault")
+        })
+        .await;
+        assert_eq!(record["provider_request_id"], call["provider_request_id"]);
+        requests.insert(record["provider_request_id"].to_string());
+    }
+    assert!(
+        requests.len() < ids.len(),
+        "{} calls went in {} Transit requests: some shared one",
+        ids.len(),
+        requests.len()
+    );
+}

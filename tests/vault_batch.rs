@@ -1,12 +1,13 @@
 //! Batch RPCs on the Vault provider go to Transit as `batch_input` requests (up to 190 items
 //! each), counted in OpenBao's own audit log, with the same per-item results as the single
 //! calls: bad items fail alone, a batch whose every item fails still answers per item, and
-//! re-encryption through the stream moves every ciphertext. Against a real OpenBao dev server.
+//! re-encryption through the stream moves every ciphertext; unary calls that arrive while a
+//! Transit request for their key is out share the next one. Against a real OpenBao dev server.
 
 mod common;
 
-use common::vault::{on_vault, start};
-use common::{create, rotate};
+use common::vault::{on_vault, start, start_with_guard};
+use common::{create, events_for, request_id, rotate};
 use keygate::pb;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -286,4 +287,79 @@ async fn batches_reach_transit_as_batch_input_with_per_item_results() {
             (plaintexts[i].as_slice(), 2)
         );
     }
+}
+
+/// Unary encrypts that arrive while a Transit request for their key is out wait and go
+/// together in the next one, as one `batch_input` request; each call still gets its own
+/// ciphertext and its own audit event, naming the Transit request it went in.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_unary_encrypts_share_transit_requests_each_audited_on_its_own() {
+    // One request out per key version before calls share; each Transit encrypt is held 1 s
+    // (dev-mode fault injection), so the calls sent meanwhile all wait for the first.
+    let stack = start_with_guard(
+        "[providers.vault.guard]\n\
+         coalesce = { in_flight = 1 }\n\
+         [providers.vault.guard.faults]\n\
+         delay = \"1s\"\n\
+         ops = [\"encrypt\", \"encrypt_batch\"]\n",
+    );
+    let mut keys = stack.server.root().await;
+    let key = keys
+        .create_key(on_vault("vc/dek", "aes-256-gcm"))
+        .await
+        .expect("create")
+        .into_inner();
+    let transit_name = key.provider_uri.rsplit('/').next().expect("name");
+    const CALLS: usize = 12;
+    let calls = (0..CALLS).map(|i| {
+        let mut keys = keys.clone();
+        async move {
+            let plaintext = format!("secret {i}").into_bytes();
+            let reply = keys
+                .encrypt(pb::EncryptRequest {
+                    key: "vc/dek".into(),
+                    plaintext: plaintext.clone(),
+                    associated_data: format!("call {i}").into_bytes(),
+                })
+                .await
+                .expect("encrypt");
+            (plaintext, request_id(&reply), reply.into_inner().ciphertext)
+        }
+    });
+    let sealed = futures::future::join_all(calls).await;
+
+    let requests = transit_requests(&stack.bao, &format!("transit/encrypt/{transit_name}")).await;
+    assert!(
+        (2..CALLS).contains(&requests),
+        "{CALLS} calls went to Transit in {requests} requests: the first alone, the rest shared"
+    );
+    let mut audit = stack.server.audit(common::ROOT_TOKEN).await;
+    let mut backend_ids = std::collections::HashSet::new();
+    for (i, (plaintext, request_id, ciphertext)) in sealed.iter().enumerate() {
+        let opened = keys
+            .decrypt(pb::DecryptRequest {
+                ciphertext: ciphertext.clone(),
+                associated_data: format!("call {i}").into_bytes(),
+            })
+            .await
+            .expect("decrypt")
+            .into_inner();
+        assert_eq!(
+            &opened.plaintext, plaintext,
+            "call {i} opens to its own plaintext"
+        );
+        let events = events_for(&mut audit, request_id).await;
+        assert_eq!(events.len(), 1, "call {i} has its own event: {events:?}");
+        assert_eq!(events[0].action, "Encrypt");
+        assert!(
+            !events[0].provider_request_id.is_empty(),
+            "call {i}'s event names its Transit request"
+        );
+        backend_ids.insert(events[0].provider_request_id.clone());
+    }
+    assert_eq!(
+        backend_ids.len(),
+        requests,
+        "the events name exactly the Transit requests OpenBao answered"
+    );
 }

@@ -394,9 +394,18 @@ impl AuditReader<'_> {
         Ok(self.0.store.query(filter, after, limit).await?)
     }
 
-    /// The provider records linked to these gateway events.
-    pub async fn linked_to(&self, gateway: &[u64]) -> Result<Vec<AuditEvent>, AuditError> {
-        Ok(self.0.store.linked_to(gateway).await?)
+    /// The provider records linked to these gateway events, and those of the backend
+    /// requests with these ids (see [`store::AuditStore::linked_to`]).
+    pub async fn linked_to(
+        &self,
+        gateway: &[u64],
+        provider_request_ids: &[String],
+    ) -> Result<Vec<AuditEvent>, AuditError> {
+        Ok(self
+            .0
+            .store
+            .linked_to(gateway, provider_request_ids)
+            .await?)
     }
 
     /// Incremental verification (see [`verify`]).

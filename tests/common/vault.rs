@@ -18,6 +18,12 @@ pub struct Stack {
 }
 
 pub fn start() -> Stack {
+    start_with_guard("")
+}
+
+/// As [`start`], with `guard` (TOML: a `[providers.vault.guard]` table and its parts) after
+/// the provider's section.
+pub fn start_with_guard(guard: &str) -> Stack {
     let bao = OpenBao::start().unwrap_or_else(|e| {
         panic!(
             "cannot start OpenBao: {e}\n\
@@ -33,7 +39,8 @@ pub fn start() -> Stack {
              kind = \"vault\"\n\
              address = \"{}\"\n\
              mount = \"transit\"\n\
-             auth = {{ method = \"token\", token = {{ env = \"{TOKEN_ENV}\" }} }}\n",
+             auth = {{ method = \"token\", token = {{ env = \"{TOKEN_ENV}\" }} }}\n\
+             {guard}",
             bao.addr()
         ),
     )

@@ -56,6 +56,20 @@ impl CallScope {
 
 tokio::task_local! {
     static SCOPE: CallScope;
+    /// Set around work whose backend requests must each go alone.
+    static ONE_REQUEST_EACH: ();
+}
+
+/// Runs `work` with each of its encrypts and decrypts sent as a request of its own, never
+/// sharing one with other calls (the guard's `coalesce`): for the one-by-one retry of items
+/// whose batch request failed as a whole, which batching them again would only repeat.
+pub async fn one_request_each<F: Future>(work: F) -> F::Output {
+    ONE_REQUEST_EACH.scope((), work).await
+}
+
+/// Whether the work being run may share backend requests (not inside [`one_request_each`]).
+pub fn may_share_requests() -> bool {
+    ONE_REQUEST_EACH.try_with(|_| ()).is_err()
 }
 
 /// Runs `work` inside `scope`.

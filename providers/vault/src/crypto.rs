@@ -1,7 +1,7 @@
 //! Encryption through Transit: encrypt, decrypt and data keys, each pinned to the version the
 //! gateway names.
 
-use crate::client::{Answer, WipedOnDrop, wipe_strings};
+use crate::client::{Answer, WipedOnDrop};
 use crate::provider::VaultProvider;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -125,23 +125,17 @@ pub(crate) async fn decrypt(
 /// item is up to five (three names, two values): 190 items stay under it with room.
 pub(crate) const BATCH_LIMIT: usize = 190;
 
-/// One `batch_input` entry's associated data, where the key takes it.
+/// One `batch_input` entry's associated data, where the key takes it; an item the key cannot
+/// take (associated data for RSA-OAEP) is refused alone, as its single call would be.
 fn batch_aad(
     p: &VaultProvider,
     v: &VersionRef,
     aad: &[u8],
     entry: &mut Map<String, Value>,
 ) -> Result<()> {
-    if aad.is_empty() {
-        return Ok(());
+    if let Some(aad) = sealing_aad(p, v, aad)? {
+        entry.insert("associated_data".into(), json!(aad));
     }
-    if v.algorithm.rsa_bits().is_some() {
-        return Err(ProviderError::invalid(
-            &p.name,
-            format!("{}: RSA-OAEP in Transit takes no associated data", v.uri),
-        ));
-    }
-    entry.insert("associated_data".into(), json!(B64.encode(aad)));
     Ok(())
 }
 
@@ -193,6 +187,35 @@ fn item_error(op: &crate::errors::Op<'_>, error: &str) -> ProviderError {
     .into_provider_error(op)
 }
 
+/// One `batch_input` item of an encrypt, serialized straight from its fields.
+#[derive(Serialize)]
+struct SealItem<'a> {
+    key_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    associated_data: Option<&'a str>,
+    plaintext: &'a str,
+}
+
+#[derive(Serialize)]
+struct SealBatch<'a> {
+    batch_input: Vec<SealItem<'a>>,
+    partial_failure_response_code: u16,
+}
+
+/// The `data` of a batch encrypt answer: per item, its ciphertext or its own error.
+#[derive(Deserialize)]
+struct SealedBatch {
+    batch_results: Vec<SealedItem>,
+}
+
+#[derive(Deserialize)]
+struct SealedItem {
+    #[serde(default)]
+    ciphertext: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
 pub(crate) async fn encrypt_batch(
     p: &VaultProvider,
     key: &VersionRef,
@@ -204,49 +227,130 @@ pub(crate) async fn encrypt_batch(
     // Transit reads the version of each batch item from the item (0, or none: its newest),
     // never from the top level: each names keygate's version.
     let version = p.version_of(key)?;
-    let mut entries = Vec::with_capacity(items.len());
-    for item in items {
-        let mut entry = Map::new();
-        batch_aad(p, key, item.aad, &mut entry)?;
-        entry.insert("key_version".into(), json!(version));
-        entries.push(Value::Object(entry));
-    }
-    // Plaintexts go in last, once nothing can fail before the request and its wipe.
-    for (entry, item) in entries.iter_mut().zip(items) {
-        if let Value::Object(entry) = entry {
-            entry.insert("plaintext".into(), Value::String(B64.encode(item.data)));
-        }
-    }
-    let mut body = json!({
-        "batch_input": entries,
-        "partial_failure_response_code": 200,
-    });
-    let reply = p.post(&op, &format!("encrypt/{name}"), &body).await;
-    wipe_strings(&mut body);
-    let reply = reply?;
-    let out = batch_results(p, &op, &reply, items.len())?
+    // Per item: its associated data as Transit takes it, or why it is refused unsent.
+    let checked: Vec<Result<Option<String>>> = items
+        .iter()
+        .map(|item| sealing_aad(p, key, item.aad))
+        .collect();
+    let sent: Vec<(&BatchItem<'_>, Option<&str>)> = items
+        .iter()
+        .zip(&checked)
+        .filter_map(|(item, aad)| aad.as_ref().ok().map(|aad| (item, aad.as_deref())))
+        .collect();
+    let (sealed, request_id) = if sent.is_empty() {
+        (Vec::new(), None)
+    } else {
+        seal_batch(p, &op, name, version, &sent).await?
+    };
+    // Back in the items' order: refused items with their reason, sent ones with their result.
+    let mut results = sealed.into_iter();
+    let out = checked
         .into_iter()
-        .map(|r| {
-            r.and_then(|entry| {
-                entry
-                    .get("ciphertext")
-                    .and_then(Value::as_str)
-                    // Under the version keygate named, or it could never be opened.
-                    .filter(|c| c.starts_with(&format!("vault:v{version}:")))
-                    .map(|c| c.as_bytes().to_vec())
-                    .ok_or_else(|| {
-                        ProviderError::internal(
-                            &p.name,
-                            format!(
-                                "{} on {}: a batch result has no ciphertext",
-                                op.name, op.key
-                            ),
-                        )
-                    })
-            })
+        .map(|aad| match aad {
+            Err(refused) => Err(refused),
+            Ok(_) => results.next().unwrap_or_else(|| {
+                Err(ProviderError::internal(
+                    &p.name,
+                    format!("{} on {}: a batch result is missing", op.name, op.key),
+                ))
+            }),
         })
         .collect();
-    Ok(Replied::with_request_id(out, reply.request_id))
+    Ok(Replied::with_request_id(out, request_id))
+}
+
+/// One Transit batch encrypt of `sent` (each with its associated data, already checked): each
+/// item's result in order, and the request id.
+async fn seal_batch(
+    p: &VaultProvider,
+    op: &crate::errors::Op<'_>,
+    name: &str,
+    version: u32,
+    sent: &[(&BatchItem<'_>, Option<&str>)],
+) -> Result<(Vec<Result<Vec<u8>>>, Option<String>)> {
+    let body = {
+        let plaintexts: Vec<Zeroizing<String>> = sent
+            .iter()
+            .map(|(item, _)| Zeroizing::new(B64.encode(item.data)))
+            .collect();
+        // Room for every field: the buffer is never grown (and so never copied) while it
+        // takes the plaintexts.
+        let room = sent
+            .iter()
+            .zip(&plaintexts)
+            .map(|((_, aad), pt)| pt.len() + aad.map_or(0, str::len) + 96)
+            .sum::<usize>()
+            + 96;
+        let body = SealBatch {
+            batch_input: sent
+                .iter()
+                .zip(&plaintexts)
+                .map(|((_, aad), pt)| SealItem {
+                    key_version: version,
+                    associated_data: *aad,
+                    plaintext: pt,
+                })
+                .collect(),
+            partial_failure_response_code: 200,
+        };
+        WipedOnDrop::json(&body, room).map_err(|f| f.into_provider_error(op))?
+    };
+    let prefix = format!("vault:v{version}:");
+    let missing = || {
+        ProviderError::internal(
+            &p.name,
+            format!(
+                "{} on {}: a batch result has no ciphertext",
+                op.name, op.key
+            ),
+        )
+    };
+    match p
+        .post_typed::<SealedBatch>(op, &format!("encrypt/{name}"), body)
+        .await?
+    {
+        Answer::Typed { request_id, data } => {
+            if data.batch_results.len() != sent.len() {
+                return Err(ProviderError::internal(
+                    &p.name,
+                    format!(
+                        "{} on {}: the answer does not hold one batch result per item ({})",
+                        op.name,
+                        op.key,
+                        sent.len()
+                    ),
+                ));
+            }
+            let results = data
+                .batch_results
+                .into_iter()
+                .map(|r| match (r.error, r.ciphertext) {
+                    (Some(e), _) if !e.is_empty() => Err(item_error(op, &e)),
+                    // Under the version keygate named, or it could never be opened.
+                    (_, Some(c)) if c.starts_with(&prefix) => Ok(c.into_bytes()),
+                    _ => Err(missing()),
+                })
+                .collect();
+            Ok((results, request_id))
+        }
+        // Not the answer expected: said as the generic reading says it.
+        Answer::Other(reply) => {
+            let results = batch_results(p, op, &reply, sent.len())?
+                .into_iter()
+                .map(|r| {
+                    r.and_then(|entry| {
+                        entry
+                            .get("ciphertext")
+                            .and_then(Value::as_str)
+                            .filter(|c| c.starts_with(&prefix))
+                            .map(|c| c.as_bytes().to_vec())
+                            .ok_or_else(missing)
+                    })
+                })
+                .collect();
+            Ok((results, reply.request_id))
+        }
+    }
 }
 
 pub(crate) async fn decrypt_batch(
@@ -258,19 +362,24 @@ pub(crate) async fn decrypt_batch(
     let name = p.key_name(&key.uri)?;
     let op = p.op("decrypt", &key.uri).authenticated();
     let prefix = format!("vault:v{}:", p.version_of(key)?);
-    // Blobs that are not Transit's of this version never leave: they fail on their own.
-    let mut sent = Vec::with_capacity(items.len());
+    // Blobs that are not Transit's of this version, and associated data the key cannot take,
+    // never leave: those items fail on their own.
+    let mut sent: Vec<Result<()>> = Vec::with_capacity(items.len());
     let mut entries = Vec::with_capacity(items.len());
     for item in items {
         match std::str::from_utf8(item.data) {
             Ok(c) if c.starts_with(&prefix) => {
                 let mut entry = Map::new();
-                batch_aad(p, key, item.aad, &mut entry)?;
-                entry.insert("ciphertext".into(), json!(c));
-                entries.push(Value::Object(entry));
-                sent.push(true);
+                match batch_aad(p, key, item.aad, &mut entry) {
+                    Ok(()) => {
+                        entry.insert("ciphertext".into(), json!(c));
+                        entries.push(Value::Object(entry));
+                        sent.push(Ok(()));
+                    }
+                    Err(refused) => sent.push(Err(refused)),
+                }
             }
-            _ => sent.push(false),
+            _ => sent.push(Err(ProviderError::auth_failed(&p.name))),
         }
     }
     let mut request_id = None;
@@ -310,10 +419,10 @@ pub(crate) async fn decrypt_batch(
     let out = sent
         .into_iter()
         .map(|was_sent| match was_sent {
-            true => opened
+            Ok(()) => opened
                 .pop()
                 .unwrap_or_else(|| Err(ProviderError::auth_failed(&p.name))),
-            false => Err(ProviderError::auth_failed(&p.name)),
+            Err(refused) => Err(refused),
         })
         .collect();
     Ok(Replied::with_request_id(out, request_id))

@@ -5,8 +5,8 @@
 
 use keygate_provider::conformance::{self, Options};
 use keygate_provider::{
-    Algorithm, KeyProvider, KeySpec, KeyUri, PageRequest, ProviderError, ProviderKey, SecretBytes,
-    VersionRef,
+    Algorithm, BatchItem, KeyProvider, KeySpec, KeyUri, PageRequest, ProviderError, ProviderKey,
+    SecretBytes, VersionRef,
 };
 use keygate_provider_vault::{SecretRef, VaultConfig, VaultCredentials, VaultProvider};
 use keygate_test_backends::openbao::OpenBao;
@@ -544,4 +544,67 @@ async fn precomputed_digests_sign_like_messages() {
             .expect_err("short digest");
         assert_eq!(err.kind(), "invalid_input", "{algorithm}: {err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_item_the_key_cannot_take_fails_alone_and_the_others_go() {
+    let bao = start_bao();
+    let provider = provider(&bao).await;
+    let key = provider
+        .create_key(&spec("batch/rsa", Algorithm::Rsa2048Oaep))
+        .await
+        .expect("create")
+        .value;
+    let v1 = version(&key, 1);
+    // RSA-OAEP in Transit takes no associated data: the middle item is refused unsent.
+    let items = [
+        BatchItem {
+            data: b"first",
+            aad: b"",
+        },
+        BatchItem {
+            data: b"second",
+            aad: b"context",
+        },
+        BatchItem {
+            data: b"third",
+            aad: b"",
+        },
+    ];
+    let sealed = provider
+        .encrypt_batch(&v1, &items)
+        .await
+        .expect("the batch is answered per item");
+    assert!(sealed.request_id.is_some(), "one Transit request was made");
+    let [first, second, third] = <[_; 3]>::try_from(sealed.value).expect("three results");
+    let err = second.expect_err("associated data on an RSA key");
+    assert!(
+        matches!(err, ProviderError::InvalidInput { .. }) && err.to_string().contains("RSA-OAEP"),
+        "{err}"
+    );
+    let (first, third) = (first.expect("first"), third.expect("third"));
+    assert!(first.starts_with(b"vault:v1:") && third.starts_with(b"vault:v1:"));
+
+    let blobs = [
+        BatchItem {
+            data: &first,
+            aad: b"",
+        },
+        BatchItem {
+            data: &third,
+            aad: b"context",
+        },
+        BatchItem {
+            data: &third,
+            aad: b"",
+        },
+    ];
+    let opened = provider
+        .decrypt_batch(&v1, &blobs)
+        .await
+        .expect("the batch is answered per item")
+        .value;
+    assert_eq!(opened[0].as_ref().expect("first").expose(), b"first");
+    assert!(matches!(opened[1], Err(ProviderError::InvalidInput { .. })));
+    assert_eq!(opened[2].as_ref().expect("third").expose(), b"third");
 }

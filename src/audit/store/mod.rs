@@ -154,8 +154,13 @@ pub trait AuditStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>>;
 
-    /// The provider records linked to these gateway events.
-    async fn linked_to(&self, gateway_sequences: &[u64]) -> StoreResult<Vec<AuditEvent>>;
+    /// The provider records linked to these gateway events, and those linked to any gateway
+    /// event whose backend request had one of these ids (a request several calls shared).
+    async fn linked_to(
+        &self,
+        gateway_sequences: &[u64],
+        provider_request_ids: &[String],
+    ) -> StoreResult<Vec<AuditEvent>>;
 
     /// Events in sequence order after `after`, at most `limit`, with their links (the chain
     /// walk, and the live feed of a shared log, whose filters look at links).

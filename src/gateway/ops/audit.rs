@@ -104,14 +104,29 @@ impl Operation for AuditQuery {
         };
         let mut linked: HashMap<u64, Vec<AuditEvent>> = HashMap::new();
         if self.with_linked {
-            let gateway: Vec<u64> = events
+            // Each gateway event with the backend request ids of its call.
+            let gateway: Vec<(u64, Vec<String>)> = events
                 .iter()
                 .filter(|e| e.record.source == "gateway")
-                .map(|e| e.sequence)
+                .map(|e| (e.sequence, backend_request_ids(e)))
                 .collect();
-            for e in cx.audit_log().linked_to(&gateway).await? {
-                if let Some(g) = e.link.as_ref().and_then(|l| l.gateway_sequence) {
-                    linked.entry(g).or_default().push(e);
+            let sequences: Vec<u64> = gateway.iter().map(|(s, _)| *s).collect();
+            let ids: Vec<String> = gateway.iter().flat_map(|(_, ids)| ids.clone()).collect();
+            for e in cx.audit_log().linked_to(&sequences, &ids).await? {
+                let stored = e.link.as_ref().and_then(|l| l.gateway_sequence);
+                // The call the record was linked to, and every other call of the page that
+                // went in the same backend request.
+                let calls: Vec<u64> = gateway
+                    .iter()
+                    .filter(|(s, ids)| {
+                        Some(*s) == stored
+                            || (!e.record.provider_request_id.is_empty()
+                                && ids.contains(&e.record.provider_request_id))
+                    })
+                    .map(|(s, _)| *s)
+                    .collect();
+                for s in calls {
+                    linked.entry(s).or_default().push(e.clone());
                 }
             }
         }
@@ -393,4 +408,25 @@ impl Operation for ListIngesters {
     ) -> Result<Vec<crate::audit::ingest::FeedStatus>, GatewayError> {
         Ok(cx.audit_log().feeds().await?)
     }
+}
+
+/// The backend request ids a gateway event names: its provider request id, and the others
+/// of a call that made several (kept in its details).
+fn backend_request_ids(e: &AuditEvent) -> Vec<String> {
+    let mut ids = Vec::new();
+    if !e.record.provider_request_id.is_empty() {
+        ids.push(e.record.provider_request_id.clone());
+    }
+    if let Ok(details) = serde_json::from_str::<serde_json::Value>(&e.record.details)
+        && let Some(more) = details
+            .get("provider_request_ids")
+            .and_then(|v| v.as_array())
+    {
+        for id in more.iter().filter_map(|v| v.as_str()) {
+            if !ids.iter().any(|known| known == id) {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    ids
 }

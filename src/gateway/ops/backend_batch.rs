@@ -3,13 +3,15 @@
 //! allows. Every item is checked exactly as a single call checks it first (a refused item never
 //! reaches the backend), and the results come back in the items' order with the same meaning
 //! as the single calls'. A request that fails as a whole (the backend unreachable) is not
-//! taken as every item's answer: its items are sent one by one, so each gets its own status.
+//! taken as every item's answer: its items are sent one by one, so each gets its own status
+//! (each in a request of its own: never shared again by the guard's `coalesce`).
 
 use super::crypto::{Sealing, check_aad, max_ciphertext, open_version, opening, seal, sealing};
 use crate::gateway::envelope;
 use crate::gateway::runner::{Admitted, Exec, Reads};
 use crate::gateway::{GatewayError, validate};
 use futures::StreamExt as _;
+use keygate_provider::context::one_request_each;
 use keygate_provider::{BatchItem, SecretBytes};
 use std::collections::BTreeMap;
 
@@ -84,8 +86,8 @@ pub(super) async fn seal_all(
                     seal(cx, key, item.plaintext, item.aad)
                 }))
                 .buffered(ONE_BY_ONE_IN_FLIGHT)
-                .collect::<Vec<_>>()
-                .await;
+                .collect::<Vec<_>>();
+                let one_by_one = one_request_each(one_by_one).await;
                 for ((i, _), result) in chunk.iter().zip(one_by_one) {
                     results[*i] = Some(result);
                 }
@@ -161,8 +163,8 @@ pub(super) async fn open_all(
                         open_version(cx, key, number, item.ciphertext, item.aad)
                     }))
                     .buffered(ONE_BY_ONE_IN_FLIGHT)
-                    .collect::<Vec<_>>()
-                    .await;
+                    .collect::<Vec<_>>();
+                    let one_by_one = one_request_each(one_by_one).await;
                     for ((i, _), result) in chunk.iter().zip(one_by_one) {
                         results[*i] = Some(result.map(|p| (p, number)));
                     }

@@ -8,9 +8,14 @@
 //! retry budget and the deadline allow. The call's outcome goes to the breaker. The deadline
 //! bounds all of it.
 //!
+//! Concurrent encrypts and decrypts of one key version may share a batch request
+//! ([`coalesce`], `coalesce.in_flight`); each call keeps its own deadline, result and audit.
+//!
 //! Retries happen here and only here: the provider crates turn their SDKs' own retries off, so
 //! attempts do not multiply, every attempt is seen by the breaker and the bucket, and no
 //! operation that creates or destroys is ever repeated.
+
+mod coalesce;
 
 use super::Op;
 use super::breaker::{Admission, Breaker, BreakerState};
@@ -42,6 +47,8 @@ pub struct Guarded {
     rate: Option<(f64, u32)>,
     faults: Option<FaultSettings>,
     metrics: Arc<dyn Metrics>,
+    /// `None`: every call is its own request.
+    coalescer: Option<coalesce::Coalescer>,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -88,7 +95,6 @@ impl Guarded {
         metrics: Arc<dyn Metrics>,
     ) -> Self {
         Self {
-            inner,
             deadline: settings.deadline.unwrap_or(default_deadline),
             retry: settings.retry.clone(),
             budget: RetryBudget::new(settings.retry.budget_ratio),
@@ -97,6 +103,8 @@ impl Guarded {
             rate: settings.rate.as_ref().map(|r| (r.per_second, r.burst())),
             faults: settings.faults.clone(),
             metrics,
+            coalescer: coalesce::Coalescer::new(settings.coalesce.in_flight, inner.batch_limit()),
+            inner,
         }
     }
 
@@ -107,6 +115,21 @@ impl Guarded {
 
     pub fn deadline(&self) -> Duration {
         self.deadline
+    }
+
+    /// The lanes calls may share requests in: none when sharing is off, and none for work
+    /// that sends one request per item on purpose ([`crate::context::one_request_each`]).
+    fn sharing(&self) -> Option<&coalesce::Coalescer> {
+        self.coalescer
+            .as_ref()
+            .filter(|_| crate::context::may_share_requests())
+    }
+
+    /// Calls now waiting to share a batch request with others of their key version.
+    pub fn calls_waiting_to_share(&self) -> usize {
+        self.coalescer
+            .as_ref()
+            .map_or(0, coalesce::Coalescer::waiting)
     }
 
     pub fn breaker_state(&self) -> BreakerState {
@@ -140,13 +163,16 @@ impl Guarded {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Replied<T>>>,
     {
-        let started = Instant::now();
-        let own = started + self.deadline;
-        let deadline = crate::context::deadline().map_or(own, |call_ends| call_ends.min(own));
-        let window = Window {
-            ends: deadline,
-            length: deadline.saturating_duration_since(started),
-        };
+        self.run_within(op, self.window(), call).await
+    }
+
+    /// [`Guarded::run`] within a window that began earlier (a call that waited to share a
+    /// request has only what is left of its own).
+    async fn run_within<T, F, Fut>(&self, op: Op, window: Window, call: F) -> Result<Replied<T>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Replied<T>>>,
+    {
         let mut attempts = 0;
         // For OpenTelemetry (the gateway's `keygate_spans` target; never in the log).
         let span = tracing::info_span!(
@@ -183,10 +209,23 @@ impl Guarded {
                 Ok(_) => Outcome::Ok,
                 Err(e) => Outcome::Error(e.kind()),
             },
-            latency: started.elapsed(),
+            latency: window.started.elapsed(),
             attempts,
         });
         result
+    }
+
+    /// The instance's deadline or the call's ([`crate::context::deadline`]), whichever comes
+    /// first, from now.
+    fn window(&self) -> Window {
+        let started = Instant::now();
+        let own = started + self.deadline;
+        let ends = crate::context::deadline().map_or(own, |call_ends| call_ends.min(own));
+        Window {
+            started,
+            ends,
+            length: ends.saturating_duration_since(started),
+        }
     }
 
     async fn attempts<T, F, Fut>(
@@ -357,6 +396,7 @@ impl Guarded {
 /// When a call must be done, and how long it was given (for messages).
 #[derive(Debug, Clone, Copy)]
 struct Window {
+    started: Instant,
     ends: Instant,
     length: Duration,
 }
@@ -421,8 +461,21 @@ impl KeyProvider for Guarded {
         plaintext: &SecretBytes,
         aad: &[u8],
     ) -> Result<Replied<Vec<u8>>> {
-        self.run(Op::Encrypt, || self.inner.encrypt(key, plaintext, aad))
-            .await
+        let single = |window| {
+            self.run_within(Op::Encrypt, window, || {
+                self.inner.encrypt(key, plaintext, aad)
+            })
+        };
+        match self.sharing() {
+            Some(c) => {
+                let item = BatchItem {
+                    data: plaintext.expose(),
+                    aad,
+                };
+                self.shared(c, Op::Encrypt, key, item, single).await
+            }
+            None => single(self.window()).await,
+        }
     }
 
     async fn decrypt(
@@ -431,8 +484,15 @@ impl KeyProvider for Guarded {
         blob: &[u8],
         aad: &[u8],
     ) -> Result<Replied<SecretBytes>> {
-        self.run(Op::Decrypt, || self.inner.decrypt(key, blob, aad))
-            .await
+        let single =
+            |window| self.run_within(Op::Decrypt, window, || self.inner.decrypt(key, blob, aad));
+        match self.sharing() {
+            Some(c) => {
+                let item = BatchItem { data: blob, aad };
+                self.shared(c, Op::Decrypt, key, item, single).await
+            }
+            None => single(self.window()).await,
+        }
     }
 
     async fn generate_data_key(

@@ -3,8 +3,8 @@
 //! - [`ProviderFactory`]: each provider crate's entry point, from its configuration section
 //!   to a provider and, for clouds with object storage, an [`AuditFeed`] ([`ObjectStore`]).
 //! - [`Guarded`]: the decorator the registry puts around every instance: deadline, retries
-//!   with a budget, circuit breaker, token bucket, metrics and (dev mode) fault injection,
-//!   configured by [`GuardSettings`] from `[providers.NAME.guard]`.
+//!   with a budget, circuit breaker, token bucket, metrics, shared batch requests for
+//!   backends that have them, and (dev mode) fault injection, configured by [`GuardSettings`] from `[providers.NAME.guard]`.
 //! - Helpers the providers share: [`require_purpose`], page tokens ([`page_after`],
 //!   [`encode_token`], [`decode_token`]), [`error_chain`], [`generate_data_key`] and
 //!   [`prehash`].
@@ -45,6 +45,6 @@ pub use pages::{DEFAULT_PAGE_SIZE, decode_token, encode_token, page_after, page_
 pub use purpose::require_purpose;
 pub use retry_after::backend_asked_to_wait;
 pub use settings::{
-    BreakerSettings, DEFAULT_DEADLINE, FaultKind, FaultSettings, GuardSettings, GuardSettingsError,
-    RateSettings, RetrySettings,
+    BreakerSettings, CoalesceSettings, DEFAULT_DEADLINE, FaultKind, FaultSettings, GuardSettings,
+    GuardSettingsError, RateSettings, RetrySettings,
 };

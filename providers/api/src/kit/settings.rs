@@ -6,6 +6,7 @@
 //! retry = { max_attempts = 3, base_backoff = "50ms", max_backoff = "2s", budget_ratio = 0.2 }
 //! breaker = { failures = 5, open_for = "5s" }
 //! rate = { per_second = 10000, burst = 10000 }   # default: no limit
+//! coalesce = { in_flight = 2 }    # backends with batch requests (Vault): see CoalesceSettings
 //!
 //! [providers.aws.guard.faults]    # dev mode only: a deliberately slow or failing backend
 //! delay = "2s"                    # before each attempt; `delay_after`: after the backend answered
@@ -36,6 +37,8 @@ pub struct GuardSettings {
     /// `None`: no limit.
     #[serde(default)]
     pub rate: Option<RateSettings>,
+    #[serde(default)]
+    pub coalesce: CoalesceSettings,
     /// Test-only fault injection; refused outside dev mode.
     #[serde(default)]
     pub faults: Option<FaultSettings>,
@@ -88,6 +91,27 @@ impl RateSettings {
         self.burst
             .unwrap_or_else(|| self.per_second.ceil().min(f64::from(u32::MAX)) as u32)
             .max(1)
+    }
+}
+
+/// Shared batch requests, for backends that take many items in one request (Vault
+/// Transit's `batch_input`; other backends ignore this). Once `in_flight` encrypt (or
+/// decrypt) requests for one key version are out, further calls for it wait for the next
+/// request and go together in it, each with its own result, deadline and audit event. A
+/// call never waits while fewer are out, so a quiet gateway sends every call alone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoalesceSettings {
+    /// Requests out per key version and operation before calls share; 0 turns sharing off.
+    #[serde(default = "default_coalesce_in_flight")]
+    pub in_flight: usize,
+}
+
+impl Default for CoalesceSettings {
+    fn default() -> Self {
+        Self {
+            in_flight: default_coalesce_in_flight(),
+        }
     }
 }
 
@@ -153,6 +177,9 @@ fn default_max_backoff() -> Duration {
 }
 fn default_budget_ratio() -> f64 {
     0.2
+}
+fn default_coalesce_in_flight() -> usize {
+    2
 }
 fn default_failures() -> u32 {
     5

@@ -191,9 +191,13 @@ impl AuditStore for SqlAuditStore {
         })
     }
 
-    async fn linked_to(&self, gateway_sequences: &[u64]) -> StoreResult<Vec<AuditEvent>> {
+    async fn linked_to(
+        &self,
+        gateway_sequences: &[u64],
+        provider_request_ids: &[String],
+    ) -> StoreResult<Vec<AuditEvent>> {
         on_db!(&self.db, |pool, D| {
-            let mut out = Vec::new();
+            let mut out: Vec<AuditEvent> = Vec::new();
             for chunk in gateway_sequences.chunks(MAX_IN) {
                 let mut q: QueryBuilder<D> = QueryBuilder::new(format!(
                     "SELECT {LINKED_COLUMNS} FROM audit_ingested i \
@@ -202,11 +206,27 @@ impl AuditStore for SqlAuditStore {
                 q.push_tuples(chunk, |mut b, s| {
                     b.push_bind(*s as i64);
                 });
-                q.push(" ORDER BY e.sequence");
                 for row in q.build().fetch_all(pool).await? {
                     out.push(rows::event(&row)?);
                 }
             }
+            // Records of requests several calls shared (a batch request of the guard's
+            // coalescing): linked to one call, found by the request id for the others.
+            for chunk in provider_request_ids.chunks(MAX_IN) {
+                let mut q: QueryBuilder<D> = QueryBuilder::new(format!(
+                    "SELECT {LINKED_COLUMNS} FROM audit_ingested i \
+                     JOIN audit_events e ON e.sequence = i.sequence \
+                     WHERE i.gateway_sequence IS NOT NULL AND i.provider_request_id IN "
+                ));
+                q.push_tuples(chunk, |mut b, id| {
+                    b.push_bind(id.clone());
+                });
+                for row in q.build().fetch_all(pool).await? {
+                    out.push(rows::event(&row)?);
+                }
+            }
+            out.sort_by_key(|e| e.sequence);
+            out.dedup_by_key(|e| e.sequence);
             Ok(out)
         })
     }
