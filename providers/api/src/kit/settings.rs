@@ -178,6 +178,9 @@ fn default_max_backoff() -> Duration {
 fn default_budget_ratio() -> f64 {
     0.2
 }
+/// Two requests out per key version: one slow request (a stalled connection) then does not
+/// hold up every call of its key. On a 2-core machine with OpenBao beside keygate, 1 served
+/// about 5% more calls at 32 concurrent callers, 4 about 15% fewer than 2.
 fn default_coalesce_in_flight() -> usize {
     2
 }
