@@ -124,6 +124,12 @@ fn write_config(dir: &Path, token: &str, module: &Path) -> PathBuf {
 min_destruction_window = "1s"
 scan_interval = "200ms"
 
+# SoftHSM2 makes RSA-4096 keys in software: a prime search that can outlast the default 8 s
+# on a busy machine. The tests are about what keygate does, not how fast the token is.
+[limits]
+request_timeout = "90s"
+provider_timeout = "80s"
+
 [providers.hsm]
 kind = "pkcs11"
 module = "{module}"

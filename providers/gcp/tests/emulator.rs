@@ -468,9 +468,17 @@ async fn throttling_and_outages_are_typed_for_the_guard() {
 
 #[tokio::test]
 async fn the_call_request_id_reaches_cloud_audit_logs_in_the_user_agent() {
-    let dir = std::env::temp_dir().join(format!("kg-gcp-ua-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let log = dir.join("audit.jsonl");
+    /// Removed when the test ends, passed or failed.
+    struct TempDir(std::path::PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("kg-gcp-ua-{}", uuid::Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&dir.0).expect("dir");
+    let log = dir.0.join("audit.jsonl");
     let emu = gcp::spawn_with(
         "127.0.0.1:0",
         GcpOptions {
