@@ -38,7 +38,7 @@ fn sealing_aad(p: &VaultProvider, v: &VersionRef, aad: &[u8]) -> Result<Option<S
     Ok(Some(B64.encode(aad)))
 }
 
-/// An encrypt request's body, serialized straight from its fields.
+/// An encrypt request's body (or one `batch_input` item), serialized straight from its fields.
 #[derive(Serialize)]
 struct EncryptBody<'a> {
     key_version: u32,
@@ -187,18 +187,10 @@ fn item_error(op: &crate::errors::Op<'_>, error: &str) -> ProviderError {
     .into_provider_error(op)
 }
 
-/// One `batch_input` item of an encrypt, serialized straight from its fields.
-#[derive(Serialize)]
-struct SealItem<'a> {
-    key_version: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    associated_data: Option<&'a str>,
-    plaintext: &'a str,
-}
-
+/// A batch encrypt request's body: each item as a single encrypt's body.
 #[derive(Serialize)]
 struct SealBatch<'a> {
-    batch_input: Vec<SealItem<'a>>,
+    batch_input: Vec<EncryptBody<'a>>,
     partial_failure_response_code: u16,
 }
 
@@ -285,7 +277,7 @@ async fn seal_batch(
             batch_input: sent
                 .iter()
                 .zip(&plaintexts)
-                .map(|((_, aad), pt)| SealItem {
+                .map(|((_, aad), pt)| EncryptBody {
                     key_version: version,
                     associated_data: *aad,
                     plaintext: pt,
