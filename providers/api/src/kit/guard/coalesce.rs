@@ -124,21 +124,15 @@ impl Guarded {
                         if let Some(id) = &request_id {
                             crate::context::note_backend_request_id(id);
                         }
-                        self.shared_call(op, window, &result);
+                        self.count_call(op, window, &result, 1);
                         return result.map(|value| Replied::with_request_id(value, request_id));
                     }
                     // The batch failed as a whole, or its leader went away mid-request.
                     Ok(Woken::Alone) => return single(window).await,
                     Err(_) => {
-                        let error = self.deadline_missed(op, window.length);
-                        self.metrics.call(&CallEvent {
-                            provider: self.inner.name(),
-                            op,
-                            outcome: Outcome::Error(error.kind()),
-                            latency: window.started.elapsed(),
-                            attempts: 0,
-                        });
-                        return Err(error);
+                        let missed = Err(self.deadline_missed(op, window.length));
+                        self.count_call(op, window, &missed, 0);
+                        return missed;
                     }
                 }
             }
@@ -168,7 +162,7 @@ impl Guarded {
                 }
                 match own {
                     Some(own) => {
-                        self.shared_call(op, window, &own);
+                        self.count_call(op, window, &own, 1);
                         own.map(|value| Replied::with_request_id(value, request_id))
                     }
                     None => single(window).await,
@@ -189,9 +183,9 @@ impl Guarded {
         }
     }
 
-    /// A call answered from a shared request counts as a call of its own operation (the
-    /// request itself counted once, as a batch).
-    fn shared_call<T>(&self, op: Op, window: Window, result: &Result<T>) {
+    /// A call answered from a shared request (`attempts` 1), or that gave up waiting for one
+    /// (0), counts as a call of its own operation; the request itself counts once, as a batch.
+    fn count_call<T>(&self, op: Op, window: Window, result: &Result<T>, attempts: u32) {
         self.metrics.call(&CallEvent {
             provider: self.inner.name(),
             op,
@@ -200,7 +194,7 @@ impl Guarded {
                 Err(e) => Outcome::Error(e.kind()),
             },
             latency: window.started.elapsed(),
-            attempts: 1,
+            attempts,
         });
     }
 }
