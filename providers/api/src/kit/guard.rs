@@ -202,17 +202,24 @@ impl Guarded {
         {
             crate::context::note_backend_request_id(id);
         }
+        self.count_call(op, window, &result, attempts);
+        result
+    }
+
+    /// A call's outcome in the metrics: one through [`Guarded::run_within`], or one answered
+    /// from a shared request (1 attempt) or that gave up waiting for one (0); a shared request
+    /// itself counts once, as a batch.
+    fn count_call<T>(&self, op: Op, window: Window, result: &Result<T>, attempts: u32) {
         self.metrics.call(&CallEvent {
             provider: self.inner.name(),
             op,
-            outcome: match &result {
+            outcome: match result {
                 Ok(_) => Outcome::Ok,
                 Err(e) => Outcome::Error(e.kind()),
             },
             latency: window.started.elapsed(),
             attempts,
         });
-        result
     }
 
     /// The instance's deadline or the call's ([`crate::context::deadline`]), whichever comes

@@ -18,7 +18,6 @@
 
 use super::{Guarded, Window};
 use crate::kit::Op;
-use crate::kit::metrics::{CallEvent, Outcome};
 use crate::{BatchItem, KeyProvider, Replied, Result, SecretBytes, VersionRef};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -181,21 +180,6 @@ impl Guarded {
                 }
             }
         }
-    }
-
-    /// A call answered from a shared request (`attempts` 1), or that gave up waiting for one
-    /// (0), counts as a call of its own operation; the request itself counts once, as a batch.
-    fn count_call<T>(&self, op: Op, window: Window, result: &Result<T>, attempts: u32) {
-        self.metrics.call(&CallEvent {
-            provider: self.inner.name(),
-            op,
-            outcome: match result {
-                Ok(_) => Outcome::Ok,
-                Err(e) => Outcome::Error(e.kind()),
-            },
-            latency: window.started.elapsed(),
-            attempts,
-        });
     }
 }
 
