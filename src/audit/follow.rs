@@ -28,11 +28,18 @@ pub async fn run(
             () = tokio::time::sleep(POLL) => {}
         }
         if live.receiver_count() == 0 {
-            // Nobody listens: keep the place without reading the events.
-            if let Ok(Some((head, _))) = store.head().await {
+            // Nobody listens: keep the place without reading the events. A subscriber that
+            // came while the head was read may be owed events in it (committed after it
+            // subscribed): the place moves only if still nobody listens.
+            if let Ok(Some((head, _))) = store.head().await
+                && live.receiver_count() == 0
+            {
                 after = head;
+                continue;
             }
-            continue;
+            if live.receiver_count() == 0 {
+                continue;
+            }
         }
         loop {
             let events = match store.page(after, PAGE).await {
